@@ -1,0 +1,49 @@
+# Makefile for kappa (PGXS)
+#
+#   make                  build the extension and the kappa-broker program
+#   make install          install both into the PostgreSQL found by pg_config
+#   make installcheck     pg_regress (sql/ + expected/) and the TAP tests
+#                         (test/t/) against an installed server; see
+#                         scripts/test, which sets up a throwaway cluster and
+#                         broker and runs every layer including pgTAP.
+
+EXTENSION = kappa
+MODULE_big = kappa
+OBJS = \
+	src/kappa.o \
+	src/guc.o \
+	src/shmem.o \
+	src/launcher.o \
+	src/worker.o \
+	src/columns.o \
+	src/connection.o \
+	src/stream.o \
+	src/kafka.o \
+	src/produce.o
+
+DATA = sql/kappa--0.1.sql
+
+# Regression tests: an explicit list, because sql/ also holds install scripts.
+REGRESS = setup streams stream_errors eventhubs produce
+REGRESS_OPTS = --use-existing --dbname=$(KAPPA_REGRESS_DB)
+KAPPA_REGRESS_DB ?= kappa_regress
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I $(srcdir)/test/lib
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers
+SHLIB_LINK = -lrdkafka
+
+# The embedded broker: librdkafka's mock cluster as a stand-alone program.
+SCRIPTS_built = tools/kappa-broker
+EXTRA_CLEAN = tools/kappa-broker
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+tools/kappa-broker: tools/kappa-broker.c
+	$(CC) -std=gnu99 -O2 -g -Wall -Wextra -o $@ $< -lrdkafka -lpthread
