@@ -1,0 +1,96 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  Definition of kappa's configuration settings.
+ *
+ * Every kappa.* setting is defined here, once, from _PG_init.  Settings
+ * that size shared memory or choose the launcher's database are
+ * PGC_POSTMASTER; the ones the launcher and workers re-read on SIGHUP are
+ * PGC_SIGHUP; kappa.broker_timeout bounds SQL calls that talk to a broker
+ * and may be set per session.  docs/reference.md describes each one; keep
+ * the two in step.
+ *
+ * src/guc.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "guc.h"
+
+char	   *kappa_database = NULL;
+bool		kappa_enabled = true;
+int			kappa_launcher_naptime = 10000;
+int			kappa_max_streams = 32;
+int			kappa_restart_backoff_max = 300;
+int			kappa_broker_timeout = 10000;
+
+/* Register every kappa.* setting; called once from _PG_init. */
+void
+kappa_guc_define(void)
+{
+	DefineCustomStringVariable("kappa.database",
+							   "Database in which the kappa launcher runs.",
+							   "Streams and views are read from this database; "
+							   "the kappa extension must be created there.",
+							   &kappa_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("kappa.enabled",
+							 "Whether kappa's background workers consume streams.",
+							 "When off, the launcher stops every stream worker "
+							 "and starts none until it is turned on again.",
+							 &kappa_enabled,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.launcher_naptime",
+							"Longest time the launcher sleeps between checks of the stream catalog.",
+							"Creating or dropping a stream wakes the launcher at "
+							"once; this is the safety net.",
+							&kappa_launcher_naptime,
+							10000, 100, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.max_streams",
+							"Maximum number of streams with a running worker.",
+							"Sizes kappa's shared memory; each running stream "
+							"also needs a background worker slot "
+							"(max_worker_processes).",
+							&kappa_max_streams,
+							32, 1, 1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.restart_backoff_max",
+							"Longest delay before a failed stream worker is restarted.",
+							"A worker that fails is restarted after 1 s, then "
+							"2 s, 4 s, ... up to this many seconds.",
+							&kappa_restart_backoff_max,
+							300, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.broker_timeout",
+							"Time limit for SQL calls that talk to a broker.",
+							"kappa_produce and kappa_peek fail with an error "
+							"when the broker does not answer within this time.",
+							&kappa_broker_timeout,
+							10000, 100, 600 * 1000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("kappa");
+}

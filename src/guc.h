@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.h
+ *	  Configuration settings of kappa (the kappa.* GUCs).
+ *
+ * src/guc.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KAPPA_GUC_H
+#define KAPPA_GUC_H
+
+extern char *kappa_database;
+extern bool kappa_enabled;
+extern int	kappa_launcher_naptime;
+extern int	kappa_max_streams;
+extern int	kappa_restart_backoff_max;
+extern int	kappa_broker_timeout;
+
+extern void kappa_guc_define(void);
+
+#endif							/* KAPPA_GUC_H */

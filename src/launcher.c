@@ -1,0 +1,452 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The kappa launcher: one background worker that starts, stops and
+ *	  restarts a worker per stream.
+ *
+ * The launcher is a static background worker, registered by _PG_init while
+ * the library is preloaded, connected to kappa.database.  It keeps the set
+ * of running stream workers equal to the set of streams in the catalog:
+ * it reads kappa.streams when a backend that created or dropped a stream
+ * wakes it (its latch is in shared memory), or at the latest every
+ * kappa.launcher_naptime, and starts or stops workers to match.  It only
+ * starts once recovery has finished, so nothing kappa does writes on a
+ * hot standby; a promoted standby starts it.
+ *
+ * Restart discipline: stream workers are dynamic background workers that
+ * the postmaster never restarts itself (BGW_NEVER_RESTART); when one exits,
+ * the launcher restarts it after 1 s, 2 s, 4 s, ... up to
+ * kappa.restart_backoff_max, resetting the delay once a worker has run for
+ * a minute.  A worker that keeps failing therefore costs one attempt every
+ * few minutes, and its last error stays visible in kappa_workers.  The
+ * launcher itself is restarted by the postmaster after 10 s if it dies.
+ *
+ * Locking: the launcher is the only process that allocates or frees worker
+ * slots; see shmem.c.  On SIGTERM it exits, stopping its workers first.
+ *
+ * src/launcher.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "launcher.h"
+#include "shmem.h"
+#include "worker.h"
+
+/* A worker that ran this long before exiting starts its backoff afresh. */
+#define LAUNCHER_HEALTHY_RUN_MS (60 * 1000)
+#define LAUNCHER_RESTART_SECONDS 10
+
+/* A stream the launcher supervises. */
+typedef struct SupervisedStream
+{
+	int32		stream_id;
+	char		name[NAMEDATALEN];
+	int			slot;
+	BackgroundWorkerHandle *handle; /* NULL when not running */
+	bool		in_catalog;		/* seen by the latest catalog read */
+} SupervisedStream;
+
+static List *supervised = NIL;	/* SupervisedStream *, in TopMemoryContext */
+static bool slots_exhausted_reported = false;
+static bool catalog_read_once = false;
+
+static void launcher_reset_slots(void);
+static void launcher_read_catalog(void);
+static void launcher_add_stream(int32 stream_id, const char *name);
+static void launcher_remove_stream(SupervisedStream *ss);
+static long launcher_supervise(void);
+static void launcher_start_worker(SupervisedStream *ss);
+static void launcher_stop_worker(SupervisedStream *ss);
+static void launcher_note_exit(SupervisedStream *ss);
+static void launcher_schedule_restart(SupervisedStream *ss);
+static void launcher_shutdown(int code, Datum arg);
+
+/* Register the launcher; called from _PG_init while preloading. */
+void
+kappa_launcher_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = LAUNCHER_RESTART_SECONDS;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "kappa");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "kappa_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "kappa launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "kappa launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Entry point of the launcher. */
+void
+kappa_launcher_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	kappa_launcher_attach();
+	launcher_reset_slots();
+	before_shmem_exit(launcher_shutdown, (Datum) 0);
+
+	BackgroundWorkerInitializeConnection(kappa_database, NULL, 0);
+	pgstat_report_appname("kappa launcher");
+	ereport(LOG,
+			(errmsg("kappa launcher started in database \"%s\"", kappa_database)));
+
+	for (;;)
+	{
+		long		timeout;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			bool		was_enabled = kappa_enabled;
+
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			if (was_enabled != kappa_enabled)
+				ereport(LOG,
+						(errmsg("kappa is now %s", kappa_enabled ? "enabled" : "disabled")));
+		}
+
+		launcher_read_catalog();
+		timeout = launcher_supervise();
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * Free every slot: a new launcher owns none of what an earlier one left
+ * (which stopped its workers as it exited).
+ */
+static void
+launcher_reset_slots(void)
+{
+	for (int i = 0; i < kappa_shared->nslots; i++)
+	{
+		KappaWorkerSlot *slot = kappa_slot(i);
+
+		SpinLockAcquire(&slot->mutex);
+		slot->in_use = false;
+		SpinLockRelease(&slot->mutex);
+	}
+}
+
+/* Read the stream catalog and start supervising or stop as it says. */
+static void
+launcher_read_catalog(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, supervised)
+		((SupervisedStream *) lfirst(lc))->in_catalog = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "reading the kappa stream catalog");
+
+	/* before CREATE EXTENSION there is nothing to read, and nothing to run */
+	if (OidIsValid(get_extension_oid("kappa", true)))
+	{
+		if (SPI_execute("SELECT stream_id, name FROM kappa.streams ORDER BY stream_id",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read kappa.streams");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+			bool		known = false;
+
+			foreach(lc, supervised)
+			{
+				SupervisedStream *ss = lfirst(lc);
+
+				if (ss->stream_id == id)
+				{
+					ss->in_catalog = known = true;
+					break;
+				}
+			}
+			if (!known)
+				launcher_add_stream(id, name);
+		}
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	catalog_read_once = true;
+
+	foreach(lc, supervised)
+	{
+		SupervisedStream *ss = lfirst(lc);
+
+		if (!ss->in_catalog)
+		{
+			launcher_remove_stream(ss);
+			supervised = foreach_delete_current(supervised, lc);
+		}
+	}
+}
+
+/* Start supervising a stream that appeared in the catalog. */
+static void
+launcher_add_stream(int32 stream_id, const char *name)
+{
+	MemoryContext old;
+	SupervisedStream *ss;
+	int			free_slot = -1;
+
+	for (int i = 0; i < kappa_shared->nslots && free_slot < 0; i++)
+	{
+		KappaWorkerSlot *slot = kappa_slot(i);
+
+		SpinLockAcquire(&slot->mutex);
+		if (!slot->in_use)
+		{
+			free_slot = i;
+			memset((char *) slot + sizeof(slock_t), 0, sizeof(*slot) - sizeof(slock_t));
+			slot->in_use = true;
+			slot->stream_id = stream_id;
+			strlcpy(slot->stream_name, name, NAMEDATALEN);
+			slot->state = KAPPA_WORKER_STARTING;
+		}
+		SpinLockRelease(&slot->mutex);
+	}
+	if (free_slot < 0)
+	{
+		/* tried again at every catalog read; say so once */
+		if (!slots_exhausted_reported)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("kappa cannot run stream \"%s\": all %d stream slots are in use",
+							name, kappa_shared->nslots),
+					 errhint("Increase kappa.max_streams and restart the server.")));
+		slots_exhausted_reported = true;
+		return;
+	}
+
+	if (catalog_read_once)
+		ereport(LOG,
+				(errmsg("kappa launcher: stream \"%s\" created, starting its worker", name)));
+	else
+		ereport(LOG,
+				(errmsg("kappa launcher: starting the worker of stream \"%s\"", name)));
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ss = palloc0(sizeof(SupervisedStream));
+	ss->stream_id = stream_id;
+	strlcpy(ss->name, name, NAMEDATALEN);
+	ss->slot = free_slot;
+	ss->in_catalog = true;
+	supervised = lappend(supervised, ss);
+	MemoryContextSwitchTo(old);
+}
+
+/* Stop supervising a stream that left the catalog, freeing its slot. */
+static void
+launcher_remove_stream(SupervisedStream *ss)
+{
+	KappaWorkerSlot *slot = kappa_slot(ss->slot);
+
+	ereport(LOG,
+			(errmsg("kappa launcher: stream \"%s\" dropped, stopping its worker", ss->name)));
+	launcher_stop_worker(ss);
+	SpinLockAcquire(&slot->mutex);
+	slot->in_use = false;
+	SpinLockRelease(&slot->mutex);
+	slots_exhausted_reported = false;
+	pfree(ss);
+}
+
+/*
+ * Start, stop or restart workers as kappa.enabled and their backoff say.
+ * Returns how long the launcher may sleep, in milliseconds.
+ */
+static long
+launcher_supervise(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		timeout = kappa_launcher_naptime;
+	ListCell   *lc;
+
+	foreach(lc, supervised)
+	{
+		SupervisedStream *ss = lfirst(lc);
+		KappaWorkerSlot *slot = kappa_slot(ss->slot);
+		TimestampTz next_start;
+		pid_t		pid;
+
+		if (!kappa_enabled)
+		{
+			launcher_stop_worker(ss);
+			SpinLockAcquire(&slot->mutex);
+			slot->state = KAPPA_WORKER_DISABLED;
+			slot->failures = 0;
+			SpinLockRelease(&slot->mutex);
+			continue;
+		}
+
+		if (ss->handle != NULL)
+		{
+			switch (GetBackgroundWorkerPid(ss->handle, &pid))
+			{
+				case BGWH_STARTED:
+				case BGWH_NOT_YET_STARTED:
+					continue;
+				case BGWH_POSTMASTER_DIED:
+					proc_exit(1);
+					break;
+				case BGWH_STOPPED:
+					launcher_note_exit(ss);
+					break;
+			}
+		}
+
+		SpinLockAcquire(&slot->mutex);
+		next_start = slot->state == KAPPA_WORKER_BACKOFF ? slot->next_start_at : now;
+		SpinLockRelease(&slot->mutex);
+		if (next_start <= now)
+			launcher_start_worker(ss);
+		else
+			timeout = Min(timeout, TimestampDifferenceMilliseconds(now, next_start) + 1);
+	}
+	return timeout;
+}
+
+/* Account for a worker that exited. */
+static void
+launcher_note_exit(SupervisedStream *ss)
+{
+	pfree(ss->handle);
+	ss->handle = NULL;
+	launcher_schedule_restart(ss);
+}
+
+/*
+ * Schedule a stream's next start after a failure: 1 s, 2 s, 4 s, ... up to
+ * kappa.restart_backoff_max, afresh after a run of a minute or more.
+ */
+static void
+launcher_schedule_restart(SupervisedStream *ss)
+{
+	KappaWorkerSlot *slot = kappa_slot(ss->slot);
+	TimestampTz now = GetCurrentTimestamp();
+	int			delay_s;
+	int			failures;
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->started_at != 0 &&
+		TimestampDifferenceExceeds(slot->started_at, now, LAUNCHER_HEALTHY_RUN_MS))
+		slot->failures = 0;
+	failures = ++slot->failures;
+	delay_s = kappa_restart_backoff_max;
+	if (failures <= 20)
+		delay_s = Min(1 << (failures - 1), kappa_restart_backoff_max);
+	slot->state = KAPPA_WORKER_BACKOFF;
+	slot->next_start_at = TimestampTzPlusMilliseconds(now, delay_s * 1000);
+	slot->pid = 0;
+	SpinLockRelease(&slot->mutex);
+
+	ereport(LOG,
+			(errmsg("kappa worker for stream \"%s\" exited; restarting it in %d s (attempt %d)",
+					ss->name, delay_s, failures + 1)));
+}
+
+/* Register a dynamic background worker for a stream. */
+static void
+launcher_start_worker(SupervisedStream *ss)
+{
+	BackgroundWorker worker;
+	KappaWorkerArgs args;
+	KappaWorkerSlot *slot = kappa_slot(ss->slot);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "kappa");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "kappa_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "kappa worker for stream %s", ss->name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "kappa worker");
+	worker.bgw_main_arg = Int32GetDatum(ss->slot);
+	worker.bgw_notify_pid = MyProcPid;
+	args.database = MyDatabaseId;
+	args.stream_id = ss->stream_id;
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+
+	SpinLockAcquire(&slot->mutex);
+	slot->state = KAPPA_WORKER_STARTING;
+	slot->started_at = GetCurrentTimestamp();
+	SpinLockRelease(&slot->mutex);
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &ss->handle))
+	{
+		ss->handle = NULL;
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start a kappa worker for stream \"%s\"", ss->name),
+				 errdetail("No background worker slot is free."),
+				 errhint("You may need to increase max_worker_processes.")));
+		kappa_slot_set_error(ss->slot, "no background worker slot is free (max_worker_processes)");
+		/* a missing slot is a failure like any other: back off */
+		SpinLockAcquire(&slot->mutex);
+		slot->started_at = 0;
+		SpinLockRelease(&slot->mutex);
+		launcher_schedule_restart(ss);
+	}
+}
+
+/* Stop a stream's worker, if it runs, and wait until it is gone. */
+static void
+launcher_stop_worker(SupervisedStream *ss)
+{
+	if (ss->handle == NULL)
+		return;
+	TerminateBackgroundWorker(ss->handle);
+	(void) WaitForBackgroundWorkerShutdown(ss->handle);
+	pfree(ss->handle);
+	ss->handle = NULL;
+}
+
+/* On exit, stop every worker, so that no stream runs unsupervised. */
+static void
+launcher_shutdown(int code, Datum arg)
+{
+	ListCell   *lc;
+
+	foreach(lc, supervised)
+	{
+		SupervisedStream *ss = lfirst(lc);
+
+		if (ss->handle != NULL)
+			TerminateBackgroundWorker(ss->handle);
+	}
+}

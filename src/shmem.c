@@ -1,0 +1,251 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Shared memory of kappa, and the SQL view of the worker slots.
+ *
+ * kappa's shared state is small: the launcher's PID and latch, so that a
+ * backend that creates or drops a stream can wake it, and an array of
+ * kappa.max_streams worker slots through which the launcher and the stream
+ * workers tell each other, and the kappa_workers view, what they are doing.
+ *
+ * Locking: the header fields are protected by KappaSharedState.mutex and
+ * each slot by its own spinlock.  Nothing is held for more than a few
+ * instructions: readers copy a slot out under the lock and format it after
+ * releasing it, as pg_stat_statements does with its entries.  Only the
+ * launcher allocates or frees a slot, so two writers never race for one.
+ *
+ * src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "shmem.h"
+
+KappaSharedState *kappa_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+PG_FUNCTION_INFO_V1(kappa_worker_status);
+
+static Size kappa_shmem_size(void);
+static void kappa_shmem_request(void);
+static void kappa_shmem_startup(void);
+static void kappa_launcher_detach(int code, Datum arg);
+
+/* Bytes of shared memory kappa needs. */
+static Size
+kappa_shmem_size(void)
+{
+	return add_size(offsetof(KappaSharedState, slots),
+					mul_size(kappa_max_streams, sizeof(KappaWorkerSlot)));
+}
+
+/* Install the shared memory hooks; only called while preloading. */
+void
+kappa_shmem_install_hooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = kappa_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = kappa_shmem_startup;
+}
+
+static void
+kappa_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(kappa_shmem_size());
+}
+
+/* Create or attach to kappa's shared state. */
+static void
+kappa_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	kappa_shared = ShmemInitStruct("kappa", kappa_shmem_size(), &found);
+	if (!found)
+	{
+		memset(kappa_shared, 0, kappa_shmem_size());
+		SpinLockInit(&kappa_shared->mutex);
+		kappa_shared->nslots = kappa_max_streams;
+		for (int i = 0; i < kappa_shared->nslots; i++)
+			SpinLockInit(&kappa_shared->slots[i].mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Fail clearly when the library was not preloaded: without it there is no
+ * shared state and no launcher, so nothing kappa does would take effect.
+ */
+void
+kappa_require_preload(void)
+{
+	if (kappa_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kappa must be loaded via \"shared_preload_libraries\""),
+				 errhint("Add kappa to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* Publish the calling process as the launcher, until it exits. */
+void
+kappa_launcher_attach(void)
+{
+	SpinLockAcquire(&kappa_shared->mutex);
+	kappa_shared->launcher_pid = MyProcPid;
+	kappa_shared->launcher_latch = MyLatch;
+	SpinLockRelease(&kappa_shared->mutex);
+	before_shmem_exit(kappa_launcher_detach, (Datum) 0);
+}
+
+static void
+kappa_launcher_detach(int code, Datum arg)
+{
+	SpinLockAcquire(&kappa_shared->mutex);
+	if (kappa_shared->launcher_pid == MyProcPid)
+	{
+		kappa_shared->launcher_pid = 0;
+		kappa_shared->launcher_latch = NULL;
+	}
+	SpinLockRelease(&kappa_shared->mutex);
+}
+
+/* Ask the launcher to look at the catalog now rather than at its next nap. */
+void
+kappa_wake_launcher(void)
+{
+	Latch	   *latch;
+
+	if (kappa_shared == NULL)
+		return;
+	SpinLockAcquire(&kappa_shared->mutex);
+	latch = kappa_shared->launcher_latch;
+	SpinLockRelease(&kappa_shared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* The worker slot at index, which must be valid. */
+KappaWorkerSlot *
+kappa_slot(int index)
+{
+	Assert(index >= 0 && index < kappa_shared->nslots);
+	return &kappa_shared->slots[index];
+}
+
+/* Called by a worker to publish its state. */
+void
+kappa_slot_set_state(int index, KappaWorkerState state, int partitions)
+{
+	KappaWorkerSlot *slot = kappa_slot(index);
+
+	SpinLockAcquire(&slot->mutex);
+	slot->state = state;
+	slot->partitions = partitions;
+	SpinLockRelease(&slot->mutex);
+}
+
+/*
+ * Called by a worker to record why it is about to fail.  The text is an
+ * error message of kappa's or librdkafka's; neither ever contains a secret.
+ */
+void
+kappa_slot_set_error(int index, const char *message)
+{
+	KappaWorkerSlot *slot = kappa_slot(index);
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&slot->mutex);
+	strlcpy(slot->last_error, message, sizeof(slot->last_error));
+	slot->last_error_at = now;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* Name of a worker state as shown in kappa_workers. */
+const char *
+kappa_worker_state_name(KappaWorkerState state)
+{
+	switch (state)
+	{
+		case KAPPA_WORKER_STARTING:
+			return "starting";
+		case KAPPA_WORKER_CONNECTING:
+			return "connecting";
+		case KAPPA_WORKER_RUNNING:
+			return "running";
+		case KAPPA_WORKER_BACKOFF:
+			return "backoff";
+		case KAPPA_WORKER_DISABLED:
+			return "disabled";
+	}
+	return "unknown";
+}
+
+/*
+ * kappa_worker_status() returns one row per supervised stream: the data
+ * behind the kappa_workers view.
+ */
+Datum
+kappa_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	kappa_require_preload();
+	InitMaterializedSRF(fcinfo, 0);
+
+	for (int i = 0; i < kappa_shared->nslots; i++)
+	{
+		KappaWorkerSlot copy;
+		KappaWorkerSlot *slot = &kappa_shared->slots[i];
+		Datum		values[10];
+		bool		nulls[10] = {0};
+
+		SpinLockAcquire(&slot->mutex);
+		memcpy(&copy, slot, sizeof(copy));
+		SpinLockRelease(&slot->mutex);
+
+		if (!copy.in_use)
+			continue;
+
+		values[0] = Int32GetDatum(copy.stream_id);
+		values[1] = CStringGetTextDatum(copy.stream_name);
+		values[2] = CStringGetTextDatum(kappa_worker_state_name(copy.state));
+		values[3] = Int32GetDatum(copy.pid);
+		nulls[3] = (copy.pid == 0);
+		values[4] = Int32GetDatum(copy.partitions);
+		nulls[4] = (copy.state != KAPPA_WORKER_RUNNING);
+		values[5] = Int32GetDatum(copy.failures);
+		values[6] = TimestampTzGetDatum(copy.started_at);
+		nulls[6] = (copy.started_at == 0);
+		values[7] = CStringGetTextDatum(copy.last_error);
+		nulls[7] = (copy.last_error[0] == '\0');
+		values[8] = TimestampTzGetDatum(copy.last_error_at);
+		nulls[8] = (copy.last_error_at == 0);
+		values[9] = TimestampTzGetDatum(copy.next_start_at);
+		nulls[9] = (copy.state != KAPPA_WORKER_BACKOFF);
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,72 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *	  Shared memory of kappa: the launcher's latch and one slot per stream
+ *	  worker.
+ *
+ * src/shmem.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KAPPA_SHMEM_H
+#define KAPPA_SHMEM_H
+
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+#include "storage/spin.h"
+
+#define KAPPA_ERROR_LEN 256
+
+typedef enum KappaWorkerState
+{
+	KAPPA_WORKER_STARTING,		/* registered, process not yet attached */
+	KAPPA_WORKER_CONNECTING,	/* attached, reaching the broker */
+	KAPPA_WORKER_RUNNING,		/* connected to the topic */
+	KAPPA_WORKER_BACKOFF,		/* failed; launcher restarts it later */
+	KAPPA_WORKER_DISABLED		/* kappa.enabled is off */
+} KappaWorkerState;
+
+/*
+ * One slot per stream the launcher supervises.  The launcher allocates and
+ * frees slots and owns the restart bookkeeping; the worker writes only its
+ * own state, partition count and last error.  Every field is read and
+ * written under the slot's spinlock.
+ */
+typedef struct KappaWorkerSlot
+{
+	slock_t		mutex;
+	bool		in_use;
+	int32		stream_id;
+	char		stream_name[NAMEDATALEN];
+	pid_t		pid;
+	KappaWorkerState state;
+	int32		partitions;
+	int32		failures;		/* consecutive failed runs */
+	TimestampTz started_at;
+	TimestampTz next_start_at;	/* when in backoff */
+	TimestampTz last_error_at;
+	char		last_error[KAPPA_ERROR_LEN];
+} KappaWorkerSlot;
+
+typedef struct KappaSharedState
+{
+	slock_t		mutex;			/* protects launcher_pid and launcher_latch */
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	int			nslots;
+	KappaWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} KappaSharedState;
+
+extern KappaSharedState *kappa_shared;
+
+extern void kappa_shmem_install_hooks(void);
+extern void kappa_require_preload(void);
+extern void kappa_launcher_attach(void);
+extern void kappa_wake_launcher(void);
+extern KappaWorkerSlot *kappa_slot(int index);
+extern void kappa_slot_set_state(int index, KappaWorkerState state,
+								 int partitions);
+extern void kappa_slot_set_error(int index, const char *message);
+extern const char *kappa_worker_state_name(KappaWorkerState state);
+
+#endif							/* KAPPA_SHMEM_H */

@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *	  A stream worker: the background worker that serves one stream.
+ *
+ * src/worker.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KAPPA_WORKER_H
+#define KAPPA_WORKER_H
+
+#include "fmgr.h"
+
+/* What the launcher passes a stream worker in bgw_extra. */
+typedef struct KappaWorkerArgs
+{
+	Oid			database;
+	int32		stream_id;
+} KappaWorkerArgs;
+
+extern PGDLLEXPORT void kappa_worker_main(Datum main_arg);
+
+#endif							/* KAPPA_WORKER_H */
