@@ -1,0 +1,194 @@
+/* kappa--0.1.sql: stream-backed materialized views, first version */
+
+\echo Use "CREATE EXTENSION kappa" to load this file. \quit
+
+-- Fail at once, with a hint, on a server that did not preload the library.
+CREATE FUNCTION kappa_assert_preloaded() RETURNS void
+	LANGUAGE C VOLATILE STRICT
+	AS 'MODULE_PATHNAME', 'kappa_assert_preloaded';
+SELECT kappa_assert_preloaded();
+DROP FUNCTION kappa_assert_preloaded();
+
+-- Who may define streams: a stream opens network connections and, with an
+-- archive, writes files, so this is not for every role.  Roles are shared
+-- by all databases, so the role may exist already.
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'kappa_admin') THEN
+		CREATE ROLE kappa_admin NOLOGIN;
+	END IF;
+END
+$$;
+
+CREATE SCHEMA kappa;
+REVOKE ALL ON SCHEMA kappa FROM PUBLIC;
+GRANT USAGE ON SCHEMA kappa TO PUBLIC;
+
+-- One row per stream.  Secret librdkafka settings are masked in options;
+-- their values are in kappa.stream_secrets.
+CREATE TABLE kappa.streams (
+	stream_id serial PRIMARY KEY,
+	name text NOT NULL UNIQUE,
+	owner oid NOT NULL,
+	topic text NOT NULL,
+	brokers text NOT NULL,
+	eventhubs text,
+	event_time name,
+	time_unit text NOT NULL CHECK (time_unit IN ('s', 'ms', 'us')),
+	watermark interval NOT NULL,
+	idle_timeout interval NOT NULL,
+	dedup_key name,
+	archive text,
+	options jsonb NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE kappa.streams IS 'kappa streams; use the kappa_streams view';
+
+CREATE TABLE kappa.stream_columns (
+	stream_id int NOT NULL REFERENCES kappa.streams ON DELETE CASCADE,
+	attnum int2 NOT NULL,
+	name name NOT NULL,
+	type regtype NOT NULL,
+	typmod int4 NOT NULL,
+	paths text[] NOT NULL,
+	PRIMARY KEY (stream_id, attnum),
+	UNIQUE (stream_id, name)
+);
+COMMENT ON TABLE kappa.stream_columns IS 'columns of kappa streams and the JSON paths they read';
+
+-- Secret settings (SASL passwords, the Event Hubs connection string):
+-- readable only by the stream's owner (and superusers).
+CREATE TABLE kappa.stream_secrets (
+	stream_id int PRIMARY KEY REFERENCES kappa.streams ON DELETE CASCADE,
+	owner oid NOT NULL,
+	settings jsonb NOT NULL
+);
+COMMENT ON TABLE kappa.stream_secrets IS 'secret librdkafka settings of kappa streams, readable by each stream''s owner';
+ALTER TABLE kappa.stream_secrets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY stream_owner ON kappa.stream_secrets
+	USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+
+REVOKE ALL ON kappa.streams, kappa.stream_columns, kappa.stream_secrets FROM PUBLIC;
+GRANT SELECT ON kappa.streams, kappa.stream_columns TO PUBLIC;
+GRANT SELECT ON kappa.stream_secrets TO kappa_admin;
+
+-- pg_dump keeps the definitions (it runs as a role that can read them).
+SELECT pg_catalog.pg_extension_config_dump('kappa.streams', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.streams_stream_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.stream_columns', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.stream_secrets', '');
+
+CREATE FUNCTION kappa_create_stream(
+	name text,
+	topic text DEFAULT NULL,
+	brokers text DEFAULT NULL,
+	columns text DEFAULT NULL,
+	paths jsonb DEFAULT NULL,
+	event_time text DEFAULT NULL,
+	watermark interval DEFAULT '1 minute',
+	dedup_key text DEFAULT NULL,
+	archive text DEFAULT NULL,
+	options jsonb DEFAULT '{}',
+	eventhubs text DEFAULT NULL,
+	time_unit text DEFAULT 'ms',
+	idle_timeout interval DEFAULT '30 seconds')
+RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_create_stream';
+COMMENT ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval)
+	IS 'define a stream: where its events come from and what they look like';
+
+CREATE FUNCTION kappa_drop_stream(name text, "cascade" boolean DEFAULT false)
+RETURNS void
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_drop_stream';
+COMMENT ON FUNCTION kappa_drop_stream(text, boolean)
+	IS 'remove a stream (and, with cascade, its views)';
+
+CREATE FUNCTION kappa_stream_settings(stream text,
+	OUT setting text, OUT value text)
+RETURNS SETOF record
+	LANGUAGE C STABLE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_stream_settings';
+COMMENT ON FUNCTION kappa_stream_settings(text)
+	IS 'librdkafka settings a stream''s workers use, secrets masked';
+
+CREATE FUNCTION kappa_produce(stream text, payload text, key text DEFAULT NULL,
+	OUT partition int, OUT "offset" bigint)
+RETURNS record
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_produce';
+COMMENT ON FUNCTION kappa_produce(text, text, text)
+	IS 'append one event to a stream''s topic; returns its partition and offset';
+
+CREATE FUNCTION kappa_produce(stream text, payload bytea, key bytea DEFAULT NULL,
+	OUT partition int, OUT "offset" bigint)
+RETURNS record
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_produce_bytea';
+COMMENT ON FUNCTION kappa_produce(text, bytea, bytea)
+	IS 'append one event of arbitrary bytes to a stream''s topic; returns its partition and offset';
+
+CREATE FUNCTION kappa_peek(stream text, n int DEFAULT 10,
+	OUT partition int, OUT "offset" bigint, OUT "timestamp" timestamptz,
+	OUT key text, OUT payload text, OUT raw bytea)
+RETURNS SETOF record
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_peek';
+COMMENT ON FUNCTION kappa_peek(text, int)
+	IS 'the newest n messages of a stream''s topic, oldest first';
+
+CREATE FUNCTION kappa_worker_status(
+	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
+	OUT partitions int, OUT failures int, OUT started_at timestamptz,
+	OUT last_error text, OUT last_error_at timestamptz,
+	OUT next_start_at timestamptz)
+RETURNS SETOF record
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_worker_status';
+COMMENT ON FUNCTION kappa_worker_status()
+	IS 'state of each stream''s worker, from shared memory';
+
+REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval),
+	kappa_drop_stream(text, boolean),
+	kappa_produce(text, text, text),
+	kappa_produce(text, bytea, bytea),
+	kappa_peek(text, int)
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval),
+	kappa_drop_stream(text, boolean),
+	kappa_produce(text, text, text),
+	kappa_produce(text, bytea, bytea),
+	kappa_peek(text, int)
+	TO kappa_admin;
+
+-- What streams there are; secrets masked, so every role may look.
+CREATE VIEW kappa_streams AS
+SELECT s.name,
+	s.owner::regrole AS owner,
+	s.topic,
+	s.brokers,
+	s.eventhubs,
+	(SELECT string_agg(format('%I %s', c.name, format_type(c.type, c.typmod)), ', '
+			ORDER BY c.attnum)
+		FROM kappa.stream_columns c WHERE c.stream_id = s.stream_id) AS columns,
+	(SELECT jsonb_object_agg(c.name, to_jsonb(c.paths))
+		FROM kappa.stream_columns c WHERE c.stream_id = s.stream_id) AS paths,
+	s.event_time,
+	s.time_unit,
+	s.watermark,
+	s.idle_timeout,
+	s.dedup_key,
+	s.archive,
+	s.options,
+	s.created_at
+FROM kappa.streams s;
+COMMENT ON VIEW kappa_streams IS 'kappa streams, secrets masked';
+GRANT SELECT ON kappa_streams TO PUBLIC;
+
+CREATE VIEW kappa_workers AS
+SELECT stream, state, pid, partitions, failures, started_at,
+	last_error, last_error_at, next_start_at
+FROM kappa_worker_status();
+COMMENT ON VIEW kappa_workers IS 'state of each stream''s background worker';
+GRANT SELECT ON kappa_workers TO PUBLIC;

@@ -1,0 +1,397 @@
+/*-------------------------------------------------------------------------
+ *
+ * connection.c
+ *	  Validation of where a stream's events come from.
+ *
+ * A stream reads either from Kafka brokers, given as "host:port,..." , or
+ * from Azure Event Hubs, given as the connection string the Azure portal
+ * shows.  Event Hubs speaks Kafka on port 9093 with SASL PLAIN over TLS,
+ * the user name "$ConnectionString" and the whole connection string as
+ * password; kappa_parse_eventhubs turns the string into exactly those
+ * librdkafka settings.
+ *
+ * The connection string and some librdkafka settings are secrets.  Error
+ * messages here never quote them: a malformed connection string is
+ * described by the part that is missing or wrong, never by its text.  And
+ * since Postgres writes the text of a failing statement to the server log,
+ * which would carry a connection string given as a literal, an
+ * emit_log_hook hides the statement of any error raised while a call that
+ * was given secrets is running (kappa_statement_has_secrets).
+ *
+ * src/connection.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "access/xact.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "connection.h"
+
+#define KAFKA_TOPIC_MAX 249
+#define EVENTHUBS_KAFKA_PORT "9093"
+
+/* librdkafka settings that kappa sets itself. */
+static const char *const kappa_managed_settings[] = {
+	"bootstrap.servers", "metadata.broker.list", "enable.auto.commit",
+	"enable.auto.offset.store", "enable.partition.eof", "log.queue",
+	NULL
+};
+
+/* librdkafka settings that would run code or commands inside the server. */
+static const char *const kappa_unsafe_settings[] = {
+	"plugin.library.paths", "ssl.engine.location", "sasl.kerberos.kinit.cmd",
+	NULL
+};
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
+static bool statement_has_secrets = false;
+
+static void hide_secret_statement(ErrorData *edata);
+static void secrets_xact_callback(XactEvent event, void *arg);
+static bool valid_host(const char *host, size_t len);
+static bool valid_port(const char *port, size_t len);
+static void broker_error(const char *entry);
+static char *connstr_part(List *parts, const char *key);
+
+/* A host name or IPv4 address: letters, digits, '.', '-' and '_'. */
+static bool
+valid_host(const char *host, size_t len)
+{
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(isalnum((unsigned char) host[i]) || host[i] == '.' ||
+			  host[i] == '-' || host[i] == '_'))
+			return false;
+	return true;
+}
+
+/* A port number between 1 and 65535. */
+static bool
+valid_port(const char *port, size_t len)
+{
+	int			n = 0;
+
+	if (len == 0 || len > 5)
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		if (!isdigit((unsigned char) port[i]))
+			return false;
+		n = n * 10 + (port[i] - '0');
+	}
+	return n >= 1 && n <= 65535;
+}
+
+static void
+broker_error(const char *entry)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid broker address \"%s\"", entry),
+			 errdetail("Brokers are host:port pairs separated by commas, such as \"kafka1:9092,kafka2:9092\"; an IPv6 address is written in brackets, as \"[::1]:9092\"."),
+			 errhint("For Azure Event Hubs, give the connection string as eventhubs instead.")));
+}
+
+/*
+ * Check a broker list, "host:port[,host:port...]".  librdkafka would accept
+ * almost anything and fail later at connect time; a stream definition
+ * should fail now, with the entry that is wrong.
+ */
+void
+kappa_check_brokers(const char *brokers)
+{
+	const char *p = brokers;
+
+	if (*brokers == '\0')
+		broker_error(brokers);
+	for (;;)
+	{
+		const char *end = strchr(p, ',');
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+		char	   *entry = pnstrdup(p, len);
+		char	   *colon;
+		bool		ok;
+
+		if (entry[0] == '[')
+		{
+			char	   *close = strchr(entry, ']');
+
+			ok = close != NULL && close > entry + 1 && close[1] == ':' &&
+				valid_port(close + 2, strlen(close + 2));
+			for (char *h = entry + 1; ok && h < close; h++)
+				ok = isxdigit((unsigned char) *h) || *h == ':' || *h == '.';
+		}
+		else
+		{
+			colon = strchr(entry, ':');
+			ok = colon != NULL &&
+				valid_host(entry, colon - entry) &&
+				valid_port(colon + 1, strlen(colon + 1));
+		}
+		if (!ok)
+			broker_error(entry);
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+}
+
+/*
+ * Check a topic name by Kafka's rules (which Event Hubs' hub names also
+ * satisfy), so a typo is an error now rather than a worker failing later.
+ */
+void
+kappa_check_topic(const char *topic)
+{
+	size_t		len = strlen(topic);
+	bool		ok = len > 0 && len <= KAFKA_TOPIC_MAX &&
+		strcmp(topic, ".") != 0 && strcmp(topic, "..") != 0;
+
+	for (size_t i = 0; ok && i < len; i++)
+		ok = isalnum((unsigned char) topic[i]) || topic[i] == '.' ||
+			topic[i] == '_' || topic[i] == '-';
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid topic name \"%s\"", topic),
+				 errdetail("Topic names are 1 to %d characters among letters, digits, '.', '_' and '-'.",
+						   KAFKA_TOPIC_MAX)));
+}
+
+/* The value of key in a parsed connection string (case-insensitive), or NULL. */
+static char *
+connstr_part(List *parts, const char *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, parts)
+	{
+		KappaSetting *part = lfirst(lc);
+
+		if (pg_strcasecmp(part->name, key) == 0)
+			return part->value;
+	}
+	return NULL;
+}
+
+/*
+ * Parse an Event Hubs connection string,
+ * "Endpoint=sb://NS.servicebus.windows.net/;SharedAccessKeyName=N;
+ * SharedAccessKey=K[;EntityPath=HUB]", into the Kafka settings Event Hubs
+ * documents for its Kafka endpoint.
+ */
+KappaEventHubs *
+kappa_parse_eventhubs(const char *connstr)
+{
+	KappaEventHubs *eh = palloc0(sizeof(KappaEventHubs));
+	List	   *parts = NIL;
+	char	   *copy = pstrdup(connstr);
+	char	   *endpoint;
+	char	   *key_name;
+	const char *host;
+	size_t		host_len;
+	StringInfoData buf;
+	static const char *const required[] = {"Endpoint", "SharedAccessKeyName", "SharedAccessKey"};
+
+	/* key=value pairs separated by ';'; a value may itself contain '=' */
+	for (char *tok = strtok(copy, ";"); tok; tok = strtok(NULL, ";"))
+	{
+		char	   *eq;
+
+		while (isspace((unsigned char) *tok))
+			tok++;
+		if (*tok == '\0')
+			continue;
+		eq = strchr(tok, '=');
+		if (eq == NULL || eq == tok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("malformed Event Hubs connection string"),
+					 errdetail("Each part must be Key=Value, separated by semicolons."),
+					 errhint("Copy the connection string from the Event Hubs namespace's \"Shared access policies\" in the Azure portal.")));
+		*eq = '\0';
+		parts = lappend(parts, kappa_make_setting(tok, eq + 1));
+	}
+
+	for (int i = 0; i < lengthof(required); i++)
+	{
+		char	   *value = connstr_part(parts, required[i]);
+
+		if (value == NULL || *value == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("malformed Event Hubs connection string"),
+					 errdetail("The connection string has no %s part.", required[i]),
+					 errhint("Copy the connection string from the Event Hubs namespace's \"Shared access policies\" in the Azure portal.")));
+	}
+
+	endpoint = connstr_part(parts, "Endpoint");
+	if (pg_strncasecmp(endpoint, "sb://", 5) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("malformed Event Hubs connection string"),
+				 errdetail("The Endpoint part must start with \"sb://\", as in \"Endpoint=sb://NAMESPACE.servicebus.windows.net/\".")));
+	host = endpoint + 5;
+	host_len = strcspn(host, "/:");
+	if (!valid_host(host, host_len) || (host[host_len] != '\0' && strcmp(host + host_len, "/") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("malformed Event Hubs connection string"),
+				 errdetail("The Endpoint part must name a host, as in \"Endpoint=sb://NAMESPACE.servicebus.windows.net/\".")));
+
+	eh->bootstrap = psprintf("%.*s:%s", (int) host_len, host, EVENTHUBS_KAFKA_PORT);
+	eh->entity_path = connstr_part(parts, "EntityPath");
+	if (eh->entity_path && *eh->entity_path == '\0')
+		eh->entity_path = NULL;
+
+	key_name = connstr_part(parts, "SharedAccessKeyName");
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "Endpoint=sb://%.*s/;SharedAccessKeyName=%s;SharedAccessKey=%s",
+					 (int) host_len, host, key_name, KAPPA_SECRET_MASK);
+	if (eh->entity_path)
+		appendStringInfo(&buf, ";EntityPath=%s", eh->entity_path);
+	eh->masked = buf.data;
+
+	eh->settings = list_make4(kappa_make_setting("security.protocol", "SASL_SSL"),
+							  kappa_make_setting("sasl.mechanisms", "PLAIN"),
+							  kappa_make_setting("sasl.username", "$ConnectionString"),
+							  kappa_make_setting("sasl.password", connstr));
+	return eh;
+}
+
+/*
+ * Whether a librdkafka setting holds a secret: passwords, client secrets,
+ * private keys and OAUTHBEARER configuration.  Such values are stored apart
+ * from the stream, readable only by its owner, and shown masked.
+ */
+bool
+kappa_setting_is_secret(const char *name)
+{
+	return strstr(name, "password") != NULL ||
+		strstr(name, "secret") != NULL ||
+		strcmp(name, "ssl.key.pem") == 0 ||
+		strcmp(name, "ssl_key") == 0 ||
+		strcmp(name, "sasl.oauthbearer.config") == 0;
+}
+
+/* Reject a librdkafka setting that kappa manages or that could run code. */
+void
+kappa_check_setting_allowed(const char *name)
+{
+	for (int i = 0; kappa_managed_settings[i]; i++)
+		if (strcmp(name, kappa_managed_settings[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("librdkafka setting \"%s\" cannot be set in options", name),
+					 errdetail("kappa sets it itself."),
+					 strstr(name, "broker") ?
+					 errhint("Give the brokers as the brokers argument.") : 0));
+	for (int i = 0; kappa_unsafe_settings[i]; i++)
+		if (strcmp(name, kappa_unsafe_settings[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("librdkafka setting \"%s\" cannot be set in options", name),
+					 errdetail("It would let a stream definition load code or run commands inside the database server.")));
+	if (strlen(name) > 3 && strcmp(name + strlen(name) - 3, "_cb") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("librdkafka setting \"%s\" cannot be set in options", name),
+				 errdetail("Callbacks are kappa's own.")));
+}
+
+/* A new setting, classified as secret or not by its name. */
+KappaSetting *
+kappa_make_setting(const char *name, const char *value)
+{
+	KappaSetting *s = palloc(sizeof(KappaSetting));
+
+	s->name = pstrdup(name);
+	s->value = pstrdup(value);
+	s->secret = kappa_setting_is_secret(name);
+	return s;
+}
+
+/*
+ * The settings stored for a stream: the public object, in which secret
+ * values are masked, with each secret value taken from the secret object.
+ */
+List *
+kappa_settings_from_jsonb(Jsonb *public_settings, Jsonb *secret_settings)
+{
+	List	   *settings = NIL;
+	JsonbIterator *it = JsonbIteratorInit(&public_settings->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		KappaSetting *setting;
+		char	   *name;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		tok = JsonbIteratorNext(&it, &v, true);
+		setting = kappa_make_setting(name, pnstrdup(v.val.string.val, v.val.string.len));
+		if (setting->secret)
+		{
+			JsonbValue *secret = NULL;
+
+			if (secret_settings != NULL)
+				secret = getKeyJsonValueFromContainer(&secret_settings->root,
+													  name, strlen(name), NULL);
+			if (secret == NULL || secret->type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("cannot read the secret setting \"%s\" of the stream", name),
+						 errdetail("Secret settings are readable only by the stream's owner.")));
+			setting->value = pnstrdup(secret->val.string.val, secret->val.string.len);
+		}
+		settings = lappend(settings, setting);
+	}
+	return settings;
+}
+
+/* Install the hook that keeps secret-bearing statements out of the log. */
+void
+kappa_secrets_install_log_hook(void)
+{
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = hide_secret_statement;
+	RegisterXactCallback(secrets_xact_callback, NULL);
+}
+
+/*
+ * Say whether the running statement was given secrets; until the
+ * transaction ends, its errors are logged without the statement text.
+ */
+void
+kappa_statement_has_secrets(bool has)
+{
+	statement_has_secrets = has;
+}
+
+static void
+hide_secret_statement(ErrorData *edata)
+{
+	if (statement_has_secrets)
+		edata->hide_stmt = true;
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/* Errors are reported before the abort, so the flag can end with it. */
+static void
+secrets_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		statement_has_secrets = false;
+}

@@ -1,0 +1,45 @@
+/*-------------------------------------------------------------------------
+ *
+ * stream.h
+ *	  The stream catalog: definition, validation and loading of streams.
+ *
+ * src/stream.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KAPPA_STREAM_H
+#define KAPPA_STREAM_H
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+
+/* Event times given as JSON numbers count these units since the epoch. */
+typedef enum KappaTimeUnit
+{
+	KAPPA_TIME_S,
+	KAPPA_TIME_MS,
+	KAPPA_TIME_US
+} KappaTimeUnit;
+
+/* A stream, as loaded from the catalog, secrets included. */
+typedef struct KappaStream
+{
+	int32		id;
+	char	   *name;
+	Oid			owner;
+	char	   *topic;
+	char	   *brokers;		/* bootstrap.servers */
+	List	   *columns;		/* KappaColumn */
+	char	   *event_time;		/* column name, or NULL for broker time */
+	KappaTimeUnit time_unit;
+	int64		watermark_us;	/* allowed lateness */
+	int64		idle_timeout_us;
+	char	   *dedup_key;		/* column name, or NULL */
+	char	   *archive;		/* directory, or NULL */
+	List	   *settings;		/* KappaSetting, librdkafka settings */
+} KappaStream;
+
+extern KappaStream *kappa_stream_load(const char *name);
+extern KappaStream *kappa_stream_load_by_id(int32 id);
+
+#endif							/* KAPPA_STREAM_H */
