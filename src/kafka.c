@@ -1,0 +1,679 @@
+/*-------------------------------------------------------------------------
+ *
+ * kafka.c
+ *	  kappa's Kafka client: librdkafka behind functions that speak Postgres.
+ *
+ * This is the only file that includes rdkafka.h.  librdkafka runs threads
+ * inside the Postgres process, so three rules hold everywhere here:
+ *
+ *	- Every handle is created with all signals blocked (kafka_new), so its
+ *	  threads inherit a full mask and Postgres's signal handlers only ever
+ *	  run in the main thread.
+ *	- No librdkafka thread calls Postgres.  Logs go to a queue (log.queue)
+ *	  and, like errors and delivery reports, are served by rd_kafka_poll in
+ *	  the main thread; the callbacks only copy into static memory, and the
+ *	  copies are reported with ereport after the poll returns, so an error
+ *	  never longjmps through librdkafka's frames.
+ *	- Waits are loops of short polls with CHECK_FOR_INTERRUPTS, bounded by
+ *	  kappa.broker_timeout, so a dead broker is an error and never a hang.
+ *
+ * Secrets: error and log texts from librdkafka may quote a setting's value;
+ * kafka_mask replaces every secret value of the stream before anything is
+ * reported.
+ *
+ * A backend keeps one producer per stream for kappa_produce, in
+ * TopMemoryContext; it is dropped after any failure, so that the next call
+ * starts from a fresh connection.
+ *
+ * src/kafka.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "connection.h"
+#include "guc.h"
+#include "kafka.h"
+
+#define KAFKA_ERRSTR_LEN 512
+#define KAFKA_LOG_RING 32
+#define KAFKA_POLL_MS 50
+
+/* A log line of librdkafka's, copied by the log callback. */
+typedef struct KafkaLogLine
+{
+	int			level;
+	char		text[KAFKA_ERRSTR_LEN];
+} KafkaLogLine;
+
+/* A librdkafka handle and what its callbacks reported. */
+typedef struct KappaKafka
+{
+	rd_kafka_t *rk;
+	int32		stream_id;
+	List	   *secrets;		/* char *, values to mask */
+	bool		all_brokers_down;
+	bool		topic_checked;	/* producer: the topic is known to exist */
+	char		last_error[KAFKA_ERRSTR_LEN];
+} KappaKafka;
+
+/* The delivery report of the one message kappa_produce waits for. */
+typedef struct KafkaDelivery
+{
+	uint64		seq;
+	bool		done;
+	rd_kafka_resp_err_t err;
+	int32		partition;
+	int64		offset;
+} KafkaDelivery;
+
+static KafkaLogLine log_ring[KAFKA_LOG_RING];
+static int	log_ring_used = 0;
+static int	log_ring_dropped = 0;
+static KafkaDelivery delivery;
+static List *producers = NIL;	/* KappaKafka *, in TopMemoryContext */
+
+static rd_kafka_conf_t *kafka_conf(const char *brokers, List *settings, KappaKafka *kk);
+static KappaKafka *kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra);
+static void kafka_destroy(KappaKafka *kk);
+static void kafka_poll(KappaKafka *kk, int timeout_ms);
+static void kafka_flush_logs(KappaKafka *kk);
+static char *kafka_mask(KappaKafka *kk, const char *text);
+static int	remaining_ms(TimestampTz deadline);
+static int	kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline);
+static void kafka_broker_error(KappaKafka *kk, KappaStream *stream, const char *what);
+static KappaKafka *get_producer(KappaStream *stream);
+static void drop_producer(KappaKafka *kk);
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+static int	peek_cmp(const ListCell *a, const ListCell *b);
+
+/* The librdkafka version this server runs, for logs and diagnostics. */
+const char *
+kappa_kafka_version(void)
+{
+	return rd_kafka_version_str();
+}
+
+/*
+ * Ask librdkafka whether it accepts a stream's settings, quoting its message
+ * (secrets masked) when it does not.  Each setting is checked on its own by
+ * rd_kafka_conf_set, and their combination by creating a consumer, which is
+ * destroyed before it has done anything but start connecting.
+ */
+void
+kappa_kafka_check_settings(KappaStream *stream)
+{
+	kafka_destroy(kafka_new(stream, RD_KAFKA_CONSUMER,
+							list_make1(kappa_make_setting("group.id", stream->name))));
+}
+
+/*
+ * A configuration with the stream's settings and kappa's callbacks.  The
+ * opaque pointer is the KappaKafka the callbacks report to.
+ */
+static rd_kafka_conf_t *
+kafka_conf(const char *brokers, List *settings, KappaKafka *kk)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char		errstr[KAFKA_ERRSTR_LEN];
+	ListCell   *lc;
+
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("librdkafka rejected the broker list"),
+				 errdetail("%s", errstr)));
+	}
+	foreach(lc, settings)
+	{
+		KappaSetting *s = lfirst(lc);
+
+		if (rd_kafka_conf_set(conf, s->name, s->value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		{
+			rd_kafka_conf_destroy(conf);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid librdkafka setting \"%s\"", s->name),
+					 errdetail("%s", kafka_mask(kk, errstr)),
+					 errhint("See the librdkafka CONFIGURATION page for version %s.",
+							 rd_kafka_version_str())));
+		}
+	}
+
+	/* kappa's own: logs through the main thread, callbacks, no autocommit */
+	if (rd_kafka_conf_set(conf, "log.queue", "true", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		elog(ERROR, "could not set log.queue: %s", errstr);
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	rd_kafka_conf_set_opaque(conf, kk);
+	return conf;
+}
+
+/*
+ * Create a handle for a stream, with extra settings (KappaSetting) on top
+ * of its own.  Signals are blocked while librdkafka starts its threads.
+ */
+static KappaKafka *
+kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra)
+{
+	KappaKafka *kk = palloc0(sizeof(KappaKafka));
+	rd_kafka_conf_t *conf;
+	char		errstr[KAFKA_ERRSTR_LEN];
+	sigset_t	all;
+	sigset_t	saved;
+	ListCell   *lc;
+
+	kk->stream_id = stream->id;
+	foreach(lc, stream->settings)
+	{
+		KappaSetting *s = lfirst(lc);
+
+		if (s->secret)
+			kk->secrets = lappend(kk->secrets, pstrdup(s->value));
+	}
+	conf = kafka_conf(stream->brokers, list_concat_copy(stream->settings, extra), kk);
+	if (type == RD_KAFKA_PRODUCER)
+		rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	kk->rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+
+	if (kk->rk == NULL)
+	{
+		/* rd_kafka_new destroys conf only on success */
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("librdkafka rejected the settings of stream \"%s\"", stream->name),
+				 errdetail("%s", kafka_mask(kk, errstr))));
+	}
+	rd_kafka_set_log_queue(kk->rk, NULL);
+	return kk;
+}
+
+/* Destroy a handle without waiting for anything it still had queued. */
+static void
+kafka_destroy(KappaKafka *kk)
+{
+	if (kk->rk == NULL)
+		return;
+	rd_kafka_purge(kk->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_destroy_flags(kk->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	kk->rk = NULL;
+}
+
+/* Serve callbacks for up to timeout_ms, then report what they logged. */
+static void
+kafka_poll(KappaKafka *kk, int timeout_ms)
+{
+	rd_kafka_poll(kk->rk, timeout_ms);
+	kafka_flush_logs(kk);
+}
+
+/* Report the log lines the log callback copied, secrets masked. */
+static void
+kafka_flush_logs(KappaKafka *kk)
+{
+	for (int i = 0; i < log_ring_used; i++)
+	{
+		int			level = log_ring[i].level <= 4 ? LOG :
+			log_ring[i].level <= 6 ? DEBUG1 : DEBUG2;
+
+		/* a stream's settings serve producers and consumers alike */
+		if (strncmp(log_ring[i].text, "CONFWARN:", 9) == 0)
+			level = DEBUG1;
+
+		ereport(level,
+				(errmsg_internal("kappa: librdkafka: %s", kafka_mask(kk, log_ring[i].text))));
+	}
+	if (log_ring_dropped > 0)
+		ereport(LOG,
+				(errmsg("kappa: %d librdkafka log lines were dropped", log_ring_dropped)));
+	log_ring_used = 0;
+	log_ring_dropped = 0;
+}
+
+/* text with every secret value of the handle's stream replaced. */
+static char *
+kafka_mask(KappaKafka *kk, const char *text)
+{
+	char	   *result = pstrdup(text);
+	ListCell   *lc;
+
+	foreach(lc, kk->secrets)
+	{
+		const char *secret = lfirst(lc);
+		size_t		len = strlen(secret);
+		StringInfoData buf;
+		const char *p = result;
+		const char *hit;
+
+		if (len == 0)
+			continue;
+		initStringInfo(&buf);
+		while ((hit = strstr(p, secret)) != NULL)
+		{
+			appendBinaryStringInfo(&buf, p, hit - p);
+			appendStringInfoString(&buf, KAPPA_SECRET_MASK);
+			p = hit + len;
+		}
+		appendStringInfoString(&buf, p);
+		result = buf.data;
+	}
+	return result;
+}
+
+/* Milliseconds left until deadline, at least 0. */
+static int
+remaining_ms(TimestampTz deadline)
+{
+	long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+	return (int) Min(ms, INT_MAX);
+}
+
+/* Report a failure to reach the brokers, with what librdkafka said. */
+static void
+kafka_broker_error(KappaKafka *kk, KappaStream *stream, const char *what)
+{
+	char	   *detail = kk->last_error[0] ? kafka_mask(kk, kk->last_error) : NULL;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("could not %s for stream \"%s\"", what, stream->name),
+			 detail ? errdetail("%s", detail) : 0,
+			 errhint("Check that a broker of \"%s\" is reachable; kappa.broker_timeout is %d ms.",
+					 stream->brokers, kappa_broker_timeout)));
+}
+
+/*
+ * The number of partitions of topic, asked of the brokers until deadline.
+ * An error if the topic does not exist or no broker answers.
+ */
+static int
+kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(kk->rk, topic, NULL);
+	int			result = -1;
+
+	if (rkt == NULL)
+		elog(ERROR, "could not create a topic handle: %s",
+			 rd_kafka_err2str(rd_kafka_last_error()));
+
+	while (result < 0)
+	{
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_resp_err_t err;
+		int			wait = Min(remaining_ms(deadline), 500);
+
+		CHECK_FOR_INTERRUPTS();
+		err = rd_kafka_metadata(kk->rk, 0, rkt, &md, Max(wait, 1));
+		kafka_poll(kk, 0);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+		{
+			rd_kafka_resp_err_t terr = md->topics[0].err;
+
+			if (terr == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0)
+				result = md->topics[0].partition_cnt;
+			else if (terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+					 terr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+			{
+				rd_kafka_metadata_destroy(md);
+				rd_kafka_topic_destroy(rkt);
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("topic \"%s\" does not exist on the brokers", topic),
+						 errdetail("%s", rd_kafka_err2str(terr)),
+						 errhint("Create the topic on the Kafka cluster (or the event hub in its namespace), or check the stream's credentials.")));
+			}
+		}
+		else if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			strlcpy(kk->last_error, rd_kafka_err2str(err), sizeof(kk->last_error));
+		if (md)
+			rd_kafka_metadata_destroy(md);
+		/* every broker refused: waiting longer would only delay the error */
+		if (result < 0 && (kk->all_brokers_down || remaining_ms(deadline) <= 0))
+		{
+			rd_kafka_topic_destroy(rkt);
+			return -1;
+		}
+	}
+	rd_kafka_topic_destroy(rkt);
+	return result;
+}
+
+/* The cached producer of a stream, created on first use. */
+static KappaKafka *
+get_producer(KappaStream *stream)
+{
+	MemoryContext old;
+	KappaKafka *kk;
+	ListCell   *lc;
+	List	   *extra;
+	char		timeout[32];
+
+	foreach(lc, producers)
+	{
+		kk = lfirst(lc);
+		if (kk->stream_id == stream->id)
+			return kk;
+	}
+
+	snprintf(timeout, sizeof(timeout), "%d", kappa_broker_timeout);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	/* a typo in a topic name must be an error, not a new topic */
+	extra = list_make3(kappa_make_setting("message.timeout.ms", timeout),
+					   kappa_make_setting("linger.ms", "0"),
+					   kappa_make_setting("allow.auto.create.topics", "false"));
+	kk = kafka_new(stream, RD_KAFKA_PRODUCER, extra);
+	producers = lappend(producers, kk);
+	MemoryContextSwitchTo(old);
+	return kk;
+}
+
+/* Forget a producer after a failure; the next call makes a new one. */
+static void
+drop_producer(KappaKafka *kk)
+{
+	producers = list_delete_ptr(producers, kk);
+	kafka_destroy(kk);
+}
+
+/*
+ * Append one message to the stream's topic and wait for the broker to
+ * acknowledge it, returning its partition and offset.
+ */
+void
+kappa_kafka_produce(KappaStream *stream, const char *payload, size_t payload_len,
+					const char *key, size_t key_len,
+					int32 *partition, int64 *offset)
+{
+	KappaKafka *kk = get_producer(stream);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   kappa_broker_timeout);
+	rd_kafka_resp_err_t err;
+
+	/* the topic must exist: fail with a clear error, not a timeout */
+	kk->all_brokers_down = false;
+	kk->last_error[0] = '\0';
+	if (!kk->topic_checked)
+	{
+		if (kafka_partitions(kk, stream->topic, deadline) < 0)
+		{
+			drop_producer(kk);
+			kafka_broker_error(kk, stream, "reach the brokers");
+		}
+		kk->topic_checked = true;
+	}
+
+	delivery.seq++;
+	delivery.done = false;
+	err = rd_kafka_producev(kk->rk,
+							RD_KAFKA_V_TOPIC(stream->topic),
+							RD_KAFKA_V_VALUE((void *) payload, payload_len),
+							RD_KAFKA_V_KEY((void *) key, key_len),
+							RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+							RD_KAFKA_V_OPAQUE((void *) (uintptr_t) delivery.seq),
+							RD_KAFKA_V_END);
+	if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("message of %zu bytes is too large for stream \"%s\"",
+						payload_len + key_len, stream->name),
+				 errhint("Raise message.max.bytes in the stream's options, within what the broker accepts.")));
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		drop_producer(kk);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not produce to stream \"%s\"", stream->name),
+				 errdetail("%s", rd_kafka_err2str(err))));
+	}
+
+	while (!delivery.done)
+	{
+		CHECK_FOR_INTERRUPTS();
+		kafka_poll(kk, KAFKA_POLL_MS);
+		if (!delivery.done && (kk->all_brokers_down || remaining_ms(deadline) <= 0))
+		{
+			drop_producer(kk);
+			kafka_broker_error(kk, stream, "deliver the message");
+		}
+	}
+	if (delivery.err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		drop_producer(kk);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("the brokers did not accept the message for stream \"%s\"", stream->name),
+				 errdetail("%s", rd_kafka_err2str(delivery.err))));
+	}
+	*partition = delivery.partition;
+	*offset = delivery.offset;
+}
+
+/* Order peeked messages newest first. */
+static int
+peek_cmp(const ListCell *a, const ListCell *b)
+{
+	const KappaPeekMessage *ma = lfirst(a);
+	const KappaPeekMessage *mb = lfirst(b);
+
+	if (ma->timestamp_ms != mb->timestamp_ms)
+		return ma->timestamp_ms > mb->timestamp_ms ? -1 : 1;
+	if (ma->partition != mb->partition)
+		return ma->partition > mb->partition ? -1 : 1;
+	if (ma->offset != mb->offset)
+		return ma->offset > mb->offset ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Read the newest n messages of the stream's topic: the last n of every
+ * partition, then the n newest of those by timestamp, newest first.
+ */
+List *
+kappa_kafka_peek(KappaStream *stream, int n)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   kappa_broker_timeout);
+	List	   *extra = list_make3(kappa_make_setting("group.id", "kappa-peek"),
+								   kappa_make_setting("enable.auto.commit", "false"),
+								   kappa_make_setting("enable.partition.eof", "true"));
+	KappaKafka *volatile kk = NULL;
+	List	   *messages = NIL;
+
+	PG_TRY();
+	{
+		int			nparts;
+		int			pending = 0;
+		int64	   *high;
+		rd_kafka_topic_partition_list_t *assignment;
+
+		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra);
+		nparts = kafka_partitions(kk, stream->topic, deadline);
+		if (nparts < 0)
+			kafka_broker_error(kk, stream, "reach the brokers");
+
+		/* where each partition ends, and where its last n messages start */
+		high = palloc(sizeof(int64) * nparts);
+		assignment = rd_kafka_topic_partition_list_new(nparts);
+		for (int p = 0; p < nparts; p++)
+		{
+			int64		lo;
+			rd_kafka_resp_err_t err;
+
+			err = rd_kafka_query_watermark_offsets(kk->rk, stream->topic, p, &lo, &high[p],
+												   Max(remaining_ms(deadline), 1));
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				rd_kafka_topic_partition_list_destroy(assignment);
+				strlcpy(kk->last_error, rd_kafka_err2str(err), sizeof(kk->last_error));
+				kafka_broker_error(kk, stream, "read the offsets of the topic");
+			}
+			if (high[p] > lo)
+			{
+				rd_kafka_topic_partition_list_add(assignment, stream->topic, p)->offset =
+					Max(lo, high[p] - n);
+				pending++;
+			}
+		}
+		if (pending > 0)
+		{
+			rd_kafka_resp_err_t err = rd_kafka_assign(kk->rk, assignment);
+
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				elog(ERROR, "could not assign partitions: %s", rd_kafka_err2str(err));
+		}
+		rd_kafka_topic_partition_list_destroy(assignment);
+
+		while (pending > 0)
+		{
+			rd_kafka_message_t *msg;
+
+			CHECK_FOR_INTERRUPTS();
+			msg = rd_kafka_consumer_poll(kk->rk, KAFKA_POLL_MS);
+			kafka_flush_logs(kk);
+			if (msg == NULL)
+			{
+				if (remaining_ms(deadline) <= 0)
+					kafka_broker_error(kk, stream, "read the topic in time");
+				continue;
+			}
+			if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				;				/* the loop below sees the offset */
+			else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				strlcpy(kk->last_error, rd_kafka_message_errstr(msg), sizeof(kk->last_error));
+				rd_kafka_message_destroy(msg);
+				kafka_broker_error(kk, stream, "read the topic");
+			}
+			else
+			{
+				KappaPeekMessage *m = palloc0(sizeof(KappaPeekMessage));
+
+				m->partition = msg->partition;
+				m->offset = msg->offset;
+				m->timestamp_ms = rd_kafka_message_timestamp(msg, NULL);
+				if (msg->key)
+				{
+					m->key = pnstrdup(msg->key, msg->key_len);
+					m->key_len = msg->key_len;
+				}
+				if (msg->payload)
+				{
+					m->payload = palloc(msg->len + 1);
+					memcpy(m->payload, msg->payload, msg->len);
+					m->payload[msg->len] = '\0';
+					m->payload_len = msg->len;
+				}
+				messages = lappend(messages, m);
+			}
+			/* a partition is done once the offset before its end is read */
+			if (msg->partition >= 0 && msg->partition < nparts &&
+				((msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->offset == high[msg->partition] - 1) ||
+				 (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && high[msg->partition] >= 0)))
+			{
+				high[msg->partition] = -1;
+				pending--;
+			}
+			rd_kafka_message_destroy(msg);
+		}
+	}
+	PG_FINALLY();
+	{
+		if (kk)
+			kafka_destroy(kk);
+	}
+	PG_END_TRY();
+
+	list_sort(messages, peek_cmp);
+	return list_truncate(messages, n);
+}
+
+/*
+ * Ask the brokers how many partitions the stream's topic has, within
+ * kappa.broker_timeout: what a stream worker checks when it starts.
+ */
+int
+kappa_kafka_topic_partitions(KappaStream *stream)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   kappa_broker_timeout);
+	List	   *extra = list_make1(kappa_make_setting("group.id", stream->name));
+	KappaKafka *volatile kk = NULL;
+	int			nparts = -1;
+
+	PG_TRY();
+	{
+		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra);
+		nparts = kafka_partitions(kk, stream->topic, deadline);
+		if (nparts < 0)
+			kafka_broker_error(kk, stream, "reach the brokers");
+	}
+	PG_FINALLY();
+	{
+		if (kk)
+			kafka_destroy(kk);
+	}
+	PG_END_TRY();
+	return nparts;
+}
+
+/*
+ * librdkafka's log callback.  It runs inside rd_kafka_poll in the main
+ * thread (log.queue), yet must not call Postgres: an ereport that failed
+ * there would longjmp through librdkafka.  It only copies the line.
+ */
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	if (log_ring_used >= KAFKA_LOG_RING)
+	{
+		log_ring_dropped++;
+		return;
+	}
+	log_ring[log_ring_used].level = level;
+	snprintf(log_ring[log_ring_used].text, KAFKA_ERRSTR_LEN, "%s: %s", fac, buf);
+	log_ring_used++;
+}
+
+/* librdkafka's error callback; runs inside rd_kafka_poll, copies only. */
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	KappaKafka *kk = opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		kk->all_brokers_down = true;
+	snprintf(kk->last_error, sizeof(kk->last_error), "%s", reason);
+}
+
+/* Delivery report; records the outcome of the message being waited for. */
+static void
+dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	if ((uint64) (uintptr_t) msg->_private != delivery.seq)
+		return;					/* a message an earlier call gave up on */
+	delivery.done = true;
+	delivery.err = msg->err;
+	delivery.partition = msg->partition;
+	delivery.offset = msg->offset;
+}

@@ -1,0 +1,161 @@
+/*-------------------------------------------------------------------------
+ *
+ * produce.c
+ *	  SQL functions that talk to a stream's brokers: kappa_produce and
+ *	  kappa_peek.
+ *
+ * kappa_produce appends an event to a stream's topic, for demos, tests and
+ * producers that live in SQL; kappa_peek reads the newest messages back,
+ * for a look at what a topic holds.  Both are thin: kafka.c does the
+ * talking and bounds every wait by kappa.broker_timeout.  Reaching the
+ * brokers may need the stream's secret settings, which stream.c loads for
+ * them and which they never show; both are granted to kappa_admin only.
+ *
+ * src/produce.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "kafka.h"
+#include "produce.h"
+#include "shmem.h"
+#include "stream.h"
+
+PG_FUNCTION_INFO_V1(kappa_produce);
+PG_FUNCTION_INFO_V1(kappa_produce_bytea);
+PG_FUNCTION_INFO_V1(kappa_peek);
+
+static Datum produce_common(FunctionCallInfo fcinfo, bool binary);
+static Datum text_if_valid(const char *data, size_t len, bool *isnull);
+
+/* kappa_produce(stream text, payload text, key text) */
+Datum
+kappa_produce(PG_FUNCTION_ARGS)
+{
+	return produce_common(fcinfo, false);
+}
+
+/* kappa_produce(stream text, payload bytea, key bytea): any bytes at all */
+Datum
+kappa_produce_bytea(PG_FUNCTION_ARGS)
+{
+	return produce_common(fcinfo, true);
+}
+
+/* Produce one message and return (partition, offset). */
+static Datum
+produce_common(FunctionCallInfo fcinfo, bool binary)
+{
+	KappaStream *stream;
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	int32		partition;
+	int64		offset;
+	const char *payload = NULL;
+	size_t		payload_len = 0;
+	const char *key = NULL;
+	size_t		key_len = 0;
+
+	kappa_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream must not be null")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	/* a null payload is a tombstone, as in Kafka */
+	if (!PG_ARGISNULL(1))
+	{
+		struct varlena *v = PG_GETARG_VARLENA_PP(1);
+
+		payload = VARDATA_ANY(v);
+		payload_len = VARSIZE_ANY_EXHDR(v);
+	}
+	if (!PG_ARGISNULL(2))
+	{
+		struct varlena *v = PG_GETARG_VARLENA_PP(2);
+
+		key = VARDATA_ANY(v);
+		key_len = VARSIZE_ANY_EXHDR(v);
+	}
+
+	stream = kappa_stream_load(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	kappa_kafka_produce(stream, payload, payload_len, key, key_len,
+						&partition, &offset);
+
+	values[0] = Int32GetDatum(partition);
+	values[1] = Int64GetDatum(offset);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/* data as text if it is valid in the server encoding, else null. */
+static Datum
+text_if_valid(const char *data, size_t len, bool *isnull)
+{
+	*isnull = (data == NULL || memchr(data, '\0', len) != NULL ||
+			   !pg_verify_mbstr(GetDatabaseEncoding(), data, len, true));
+	return *isnull ? (Datum) 0 : PointerGetDatum(cstring_to_text_with_len(data, len));
+}
+
+/*
+ * kappa_peek(stream text, n int) returns the newest n messages of the
+ * stream's topic, oldest first: partition, offset, timestamp, key, payload
+ * (null where the bytes are not valid text) and the raw payload.
+ */
+Datum
+kappa_peek(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int32		n = PG_GETARG_INT32(1);
+	KappaStream *stream;
+	List	   *messages;
+
+	kappa_require_preload();
+	if (n < 1 || n > KAPPA_PEEK_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("n must be between 1 and %d", KAPPA_PEEK_MAX)));
+	stream = kappa_stream_load(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	messages = kappa_kafka_peek(stream, n);
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* kappa_kafka_peek returns newest first; show them as a log reads */
+	for (int i = list_length(messages) - 1; i >= 0; i--)
+	{
+		KappaPeekMessage *m = list_nth(messages, i);
+		Datum		values[6];
+		bool		nulls[6] = {0};
+
+		values[0] = Int32GetDatum(m->partition);
+		values[1] = Int64GetDatum(m->offset);
+		if (m->timestamp_ms >= 0)
+			values[2] = TimestampTzGetDatum(time_t_to_timestamptz(0) +
+											m->timestamp_ms * INT64CONST(1000));
+		else
+			nulls[2] = true;
+		values[3] = text_if_valid(m->key, m->key_len, &nulls[3]);
+		values[4] = text_if_valid(m->payload, m->payload_len, &nulls[4]);
+		if (m->payload)
+		{
+			bytea	   *raw = palloc(VARHDRSZ + m->payload_len);
+
+			SET_VARSIZE(raw, VARHDRSZ + m->payload_len);
+			memcpy(VARDATA(raw), m->payload, m->payload_len);
+			values[5] = PointerGetDatum(raw);
+		}
+		else
+			nulls[5] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
