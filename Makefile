@@ -25,12 +25,10 @@ DATA = sql/kappa--0.1.sql
 
 # Regression tests: an explicit list, because sql/ also holds install scripts.
 REGRESS = setup streams stream_errors eventhubs produce
-REGRESS_OPTS = --use-existing --dbname=$(KAPPA_REGRESS_DB)
-KAPPA_REGRESS_DB ?= kappa_regress
+REGRESS_OPTS = --use-existing
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
-PROVE_FLAGS = -I $(srcdir)/test/lib
 
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
@@ -44,6 +42,12 @@ EXTRA_CLEAN = tools/kappa-broker
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS sets these two itself, so they must come after it: the regression
+# database (the launcher's kappa.database, which pg_regress must not drop)
+# and the TAP tests' own library.
+CONTRIB_TESTDB = kappa_regress
+PROVE_FLAGS = -I $(srcdir)/test/lib
 
 tools/kappa-broker: tools/kappa-broker.c
 	$(CC) -std=gnu99 -O2 -g -Wall -Wextra -o $@ $< -lrdkafka -lpthread
