@@ -1,0 +1,92 @@
+# test/lib/KappaTest.pm
+#
+# Helpers for kappa's TAP tests: a PostgreSQL::Test::Cluster node with
+# kappa preloaded, a private kappa-broker (so that a test may stop it, or
+# use a topic nobody else writes), and bounded waits on real conditions.
+
+package KappaTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+our @EXPORT = qw(kappa_node start_broker stop_broker wait_until log_contains);
+
+# A new node with kappa preloaded and its launcher in database postgres.
+# Options: conf => extra postgresql.conf lines, preload => 0 to leave kappa
+# out, extension => 0 to skip CREATE EXTENSION.
+sub kappa_node
+{
+	my ($name, %opts) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	my $preload = $opts{preload} // 1;
+
+	$node->init;
+	$node->append_conf('postgresql.conf',
+		($preload ? "shared_preload_libraries = 'kappa'\n" : '')
+		  . "kappa.database = 'postgres'\n"
+		  . "max_worker_processes = 16\n"
+		  . ($opts{conf} // ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION kappa')
+	  if $preload && ($opts{extension} // 1);
+	return $node;
+}
+
+# Start a private kappa-broker with the given topics ("name:partitions");
+# returns a handle whose {bootstrap} is the broker list.
+sub start_broker
+{
+	my (@topics) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	my $port_file = "$dir/broker.addr";
+	my @cmd = ('kappa-broker', (map { ('--topic', $_) } @topics),
+		'--port-file', $port_file, '--quiet');
+	my $h = IPC::Run::start(\@cmd, '>', "$dir/broker.out", '2>', "$dir/broker.err");
+
+	wait_until(sub { -s $port_file || !$h->pumpable }, 20)
+	  or die "kappa-broker did not start";
+	die "kappa-broker exited: " . slurp_file("$dir/broker.err") unless -s $port_file;
+	my $bootstrap = slurp_file($port_file);
+	chomp $bootstrap;
+	return { handle => $h, bootstrap => $bootstrap, dir => $dir };
+}
+
+# Stop a broker started by start_broker.
+sub stop_broker
+{
+	my ($broker) = @_;
+	$broker->{handle}->signal('TERM');
+	$broker->{handle}->finish;
+	return;
+}
+
+# Poll a condition every 50 ms until it holds or timeout seconds pass;
+# returns whether it held.
+sub wait_until
+{
+	my ($condition, $timeout) = @_;
+	my $deadline = time() + $timeout;
+	while (time() < $deadline)
+	{
+		return 1 if $condition->();
+		usleep(50_000);
+	}
+	return $condition->() ? 1 : 0;
+}
+
+# Whether the node's server log, from byte offset on, matches the pattern.
+sub log_contains
+{
+	my ($node, $pattern, $offset) = @_;
+	my $log = slurp_file($node->logfile, $offset // 0);
+	return $log =~ $pattern;
+}
+
+1;

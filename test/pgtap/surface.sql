@@ -1,0 +1,47 @@
+-- The SQL surface: every function is documented and declares what it
+-- does; catalog tables are dumped by pg_dump; the views are readable.
+BEGIN;
+SELECT plan(12);
+
+SELECT has_schema('kappa');
+SELECT has_table('kappa', 'streams', 'kappa.streams exists');
+SELECT has_table('kappa', 'stream_columns', 'kappa.stream_columns exists');
+SELECT has_table('kappa', 'stream_secrets', 'kappa.stream_secrets exists');
+SELECT has_view('kappa_streams');
+SELECT has_view('kappa_workers');
+SELECT has_role('kappa_admin');
+
+SELECT is_empty($$
+	SELECT p.oid::regprocedure::text FROM pg_proc p
+	JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'kappa'
+	WHERE obj_description(p.oid, 'pg_proc') IS NULL$$,
+	'every function of the extension has a comment');
+
+SELECT is_empty($$
+	SELECT p.oid::regprocedure::text FROM pg_proc p
+	JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'kappa'
+	WHERE p.proname IN ('kappa_create_stream', 'kappa_drop_stream', 'kappa_produce', 'kappa_peek')
+	  AND p.provolatile <> 'v'$$,
+	'functions with side effects are VOLATILE');
+
+SELECT is_empty($$
+	SELECT p.oid::regprocedure::text FROM pg_proc p
+	JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'kappa'
+	WHERE p.prosecdef AND NOT EXISTS (
+		SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')$$,
+	'any SECURITY DEFINER function pins its search_path');
+
+SELECT set_eq($$
+	SELECT c.relname::text FROM pg_extension e, unnest(e.extconfig) t(oid)
+	JOIN pg_class c ON c.oid = t.oid WHERE e.extname = 'kappa'$$,
+	ARRAY['streams', 'streams_stream_id_seq', 'stream_columns', 'stream_secrets'],
+	'pg_dump keeps the stream catalog');
+
+SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'kappa.stream_secrets'::regclass),
+		  'row level security guards the secrets');
+
+SELECT * FROM finish();
+ROLLBACK;
