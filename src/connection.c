@@ -12,11 +12,17 @@
  *
  * The connection string and some librdkafka settings are secrets.  Error
  * messages here never quote them: a malformed connection string is
- * described by the part that is missing or wrong, never by its text.  And
- * since Postgres writes the text of a failing statement to the server log,
- * which would carry a connection string given as a literal, an
- * emit_log_hook hides the statement of any error raised while a call that
- * was given secrets is running (kappa_statement_has_secrets).
+ * described by the part that is missing or wrong, never by its text.
+ *
+ * Statements that define streams carry secrets as literals, and Postgres
+ * writes statement texts to the server log (log_statement, the STATEMENT
+ * line of an error, bind parameters in a DETAIL).  kappa's emit_log_hook
+ * therefore redacts, from every message and detail it sees, what it can
+ * recognise as a secret: the value after "SharedAccessKey=" and the string
+ * value of a secret librdkafka setting in JSON ("sasl.password": "...").
+ * It also hides the statement of any error raised while a call that was
+ * given secrets is running (kappa_statement_has_secrets), since those are
+ * not always recognisable.
  *
  * src/connection.c
  *
@@ -53,6 +59,7 @@ static emit_log_hook_type prev_emit_log_hook = NULL;
 static bool statement_has_secrets = false;
 
 static void hide_secret_statement(ErrorData *edata);
+static char *redact_secrets(const char *text);
 static void secrets_xact_callback(XactEvent event, void *arg);
 static bool valid_host(const char *host, size_t len);
 static bool valid_port(const char *port, size_t len);
@@ -383,8 +390,86 @@ hide_secret_statement(ErrorData *edata)
 {
 	if (statement_has_secrets)
 		edata->hide_stmt = true;
+	if (edata->message)
+		edata->message = redact_secrets(edata->message);
+	if (edata->detail)
+		edata->detail = redact_secrets(edata->detail);
+	if (edata->detail_log)
+		edata->detail_log = redact_secrets(edata->detail_log);
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
+}
+
+/*
+ * text with every recognisable secret replaced by the mask, or text itself
+ * when there is none.  Runs for every log message, so it first checks
+ * cheaply whether there can be anything to do.
+ */
+static char *
+redact_secrets(const char *text)
+{
+	StringInfoData buf;
+	const char *p = text;
+	bool		changed = false;
+
+	if (strcasestr(text, "SharedAccessKey=") == NULL &&
+		strstr(text, "password") == NULL && strstr(text, "secret") == NULL &&
+		strstr(text, "ssl.key.pem") == NULL && strstr(text, "ssl_key") == NULL &&
+		strstr(text, "oauthbearer.config") == NULL)
+		return (char *) text;
+
+	initStringInfo(&buf);
+	while (*p)
+	{
+		const char *value = NULL;
+
+		/* Event Hubs: SharedAccessKey=VALUE, up to ';' or a quote */
+		if (pg_strncasecmp(p, "SharedAccessKey=", 16) == 0)
+			value = p + 16;
+		/* JSON: "secret.setting" : "VALUE" */
+		else if (*p == '"')
+		{
+			const char *close = strchr(p + 1, '"');
+
+			if (close != NULL)
+			{
+				char	   *name = pnstrdup(p + 1, close - p - 1);
+				const char *q = close + 1;
+
+				while (*q == ' ' || *q == '\t' || *q == '\n')
+					q++;
+				if (*q == ':' && kappa_setting_is_secret(name))
+				{
+					q++;
+					while (*q == ' ' || *q == '\t' || *q == '\n')
+						q++;
+					if (*q == '"')
+					{
+						appendBinaryStringInfo(&buf, p, q + 1 - p);
+						p = q + 1;
+						while (*p && *p != '"')
+							p += (*p == '\\' && p[1]) ? 2 : 1;
+						appendStringInfoString(&buf, KAPPA_SECRET_MASK);
+						changed = true;
+						continue;
+					}
+				}
+				pfree(name);
+			}
+		}
+		if (value != NULL)
+		{
+			appendBinaryStringInfo(&buf, p, value - p);
+			p = value;
+			while (*p && *p != ';' && *p != '\'' && *p != '"' && !isspace((unsigned char) *p))
+				p++;
+			appendStringInfoString(&buf, KAPPA_SECRET_MASK);
+			changed = true;
+			continue;
+		}
+		appendStringInfoChar(&buf, *p++);
+	}
+	return changed ? buf.data : (char *) text;
 }
 
 /* Errors are reported before the abort, so the flag can end with it. */

@@ -4,12 +4,13 @@
  *	  Entry point of the kappa extension: stream-backed materialized views.
  *
  * kappa must be loaded through shared_preload_libraries: _PG_init then
- * defines the settings, reserves shared memory and registers the launcher,
- * a static background worker that starts one worker per stream.  Loaded any
- * other way (CREATE EXTENSION in a server that did not preload it), only the
- * settings are defined, and every function that needs the shared state
- * fails with a hint to preload the library; CREATE EXTENSION itself fails
- * the same way, so the mistake shows up at once.
+ * defines the settings, installs the log hook that keeps secrets out of the
+ * server log, reserves shared memory and registers the launcher, a static
+ * background worker that starts one worker per stream.  Loaded any other
+ * way (CREATE EXTENSION in a server that did not preload it), it does
+ * nothing at all, and every function fails with a hint to preload the
+ * library; CREATE EXTENSION itself fails the same way, so the mistake shows
+ * up at once.
  *
  * src/kappa.c
  *
@@ -35,12 +36,16 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	kappa_guc_define();
-	kappa_secrets_install_log_hook();
-
+	/*
+	 * Loaded later, by CREATE EXTENSION in a server that did not preload
+	 * it, the library must not even define its settings: some can only be
+	 * defined by the postmaster.
+	 */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
+	kappa_guc_define();
+	kappa_secrets_install_log_hook();
 	kappa_shmem_install_hooks();
 	kappa_launcher_register();
 }
