@@ -1,0 +1,57 @@
+-- demo/telemetry.sql: the demo's stream and its simulated IoT producer.
+--
+-- The events follow the seed document's schema: eventId, deviceId, userId,
+-- eventType, eventTimestamp, temperature, humidity, pressure, metadata.
+-- Readings are nested under "data", as many devices send them, and older
+-- firmware says "temp": the stream's paths read both.
+--
+-- psql variable: broker (the bootstrap address).
+
+CREATE EXTENSION IF NOT EXISTS kappa;
+
+SELECT kappa_create_stream(
+	name       => 'telemetry',
+	topic      => 'telemetry',
+	brokers    => :'broker',
+	columns    => 'eventId text, deviceId text, userId text, eventType text,
+	               eventTimestamp timestamptz, temperature float8,
+	               humidity float8, pressure float8, metadata jsonb',
+	paths      => '{"temperature": ["data.temperature", "data.temp"],
+	                "humidity": "data.humidity", "pressure": "data.pressure"}',
+	event_time => 'eventTimestamp',
+	watermark  => '10 minutes',
+	dedup_key  => 'eventId'
+);
+
+-- Produce n simulated events from 500 devices and 100 users, keyed by
+-- device (so each device's events stay in order in one partition), with
+-- event times up to a few seconds out of order.  Returns how many events
+-- went to each partition.
+CREATE FUNCTION demo_produce(n int)
+RETURNS TABLE (partition int, events bigint)
+LANGUAGE sql AS $$
+	WITH events AS (
+		SELECT format('device_%s', lpad((random() * 499)::int::text, 3, '0')) AS device,
+			g
+		FROM generate_series(1, n) g
+	)
+	SELECT p.partition, count(*)
+	FROM events e,
+		LATERAL (SELECT jsonb_build_object(
+			'eventId', gen_random_uuid(),
+			'deviceId', e.device,
+			'userId', format('user_%s', lpad((random() * 99)::int::text, 3, '0')),
+			'eventType', (ARRAY['reading', 'reading', 'reading', 'alert', 'heartbeat'])[1 + (random() * 4)::int],
+			'eventTimestamp', to_char((clock_timestamp() - random() * interval '5 seconds') AT TIME ZONE 'UTC',
+									  'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+			'data', CASE WHEN random() < 0.1
+				THEN jsonb_build_object('temp', round((15 + random() * 15)::numeric, 2))
+				ELSE jsonb_build_object('temperature', round((15 + random() * 15)::numeric, 2),
+										'humidity', round((30 + random() * 40)::numeric, 1),
+										'pressure', round((990 + random() * 40)::numeric, 1))
+				END,
+			'metadata', jsonb_build_object('firmware', '1.' || (random() * 3)::int)) AS payload) j,
+		LATERAL kappa_produce('telemetry', j.payload::text, e.device) p
+	GROUP BY p.partition
+	ORDER BY p.partition
+$$;
