@@ -33,6 +33,9 @@
 
 #include "columns.h"
 
+/* A stream is a relation of its columns plus the four metadata columns. */
+#define KAPPA_MAX_COLUMNS (MaxHeapAttributeNumber - 4)
+
 /* Names a stream column may not have: the metadata columns of every stream. */
 static const char *const kappa_reserved_columns[] = {
 	"kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_key", NULL
@@ -260,11 +263,11 @@ kappa_parse_columns(const char *spec)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_COLUMN),
 					 errmsg("column \"%s\" specified more than once", col->name)));
-		if (position > MaxTupleAttributeNumber - 8)
+		if (position > KAPPA_MAX_COLUMNS)
 			ereport(ERROR,
 					(errcode(ERRCODE_TOO_MANY_COLUMNS),
 					 errmsg("streams can have at most %d columns",
-							MaxTupleAttributeNumber - 8)));
+							KAPPA_MAX_COLUMNS)));
 		col->paths = list_make1(col->json_key);
 		columns = lappend(columns, col);
 	}
