@@ -125,7 +125,7 @@ CREATE FUNCTION kappa_produce(stream text, payload bytea, key bytea DEFAULT NULL
 	OUT partition int, OUT "offset" bigint)
 RETURNS record
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
-	AS 'MODULE_PATHNAME', 'kappa_produce_bytea';
+	AS 'MODULE_PATHNAME', 'kappa_produce';
 COMMENT ON FUNCTION kappa_produce(text, bytea, bytea)
 	IS 'append one event of arbitrary bytes to a stream''s topic; returns its partition and offset';
 

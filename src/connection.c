@@ -227,7 +227,7 @@ kappa_parse_eventhubs(const char *connstr)
 		parts = lappend(parts, kappa_make_setting(tok, eq + 1));
 	}
 
-	for (int i = 0; i < lengthof(required); i++)
+	for (size_t i = 0; i < lengthof(required); i++)
 	{
 		char	   *value = connstr_part(parts, required[i]);
 

@@ -30,29 +30,17 @@
 #include "stream.h"
 
 PG_FUNCTION_INFO_V1(kappa_produce);
-PG_FUNCTION_INFO_V1(kappa_produce_bytea);
 PG_FUNCTION_INFO_V1(kappa_peek);
 
-static Datum produce_common(FunctionCallInfo fcinfo, bool binary);
 static Datum text_if_valid(const char *data, size_t len, bool *isnull);
 
-/* kappa_produce(stream text, payload text, key text) */
+/*
+ * kappa_produce(stream, payload, key) appends one message and returns its
+ * (partition, offset).  It serves both SQL forms, (text, text, text) and
+ * (text, bytea, bytea): either way payload and key are bytes to send.
+ */
 Datum
 kappa_produce(PG_FUNCTION_ARGS)
-{
-	return produce_common(fcinfo, false);
-}
-
-/* kappa_produce(stream text, payload bytea, key bytea): any bytes at all */
-Datum
-kappa_produce_bytea(PG_FUNCTION_ARGS)
-{
-	return produce_common(fcinfo, true);
-}
-
-/* Produce one message and return (partition, offset). */
-static Datum
-produce_common(FunctionCallInfo fcinfo, bool binary)
 {
 	KappaStream *stream;
 	TupleDesc	tupdesc;

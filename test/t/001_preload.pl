@@ -40,6 +40,24 @@ ok( $node->poll_query_until('postgres',
 ok(log_contains($node, qr/kappa launcher started in database "postgres"/),
 	'and says so in the log');
 
+# Installed, then the preload is taken away: every function refuses, with
+# the same hint, rather than act without its launcher.
+$node->append_conf('postgresql.conf', "shared_preload_libraries = ''\n");
+$node->restart;
+foreach my $call (
+	"SELECT kappa_create_stream('s', brokers => '127.0.0.1:9092', columns => 'a int')",
+	"SELECT kappa_drop_stream('s')",
+	"SELECT kappa_produce('s', 'x')",
+	"SELECT * FROM kappa_peek('s', 1)",
+	"SELECT * FROM kappa_workers")
+{
+	($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$call");
+	like($err, qr/ERROR:  55000: kappa must be loaded via "shared_preload_libraries".*HINT:  Add kappa/s,
+		"without the preload, '$call' fails with the hint");
+}
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'kappa'\n");
+$node->restart;
+
 # The launcher waits for a database that does not exist yet, restarting
 # at the postmaster's pace rather than in a tight loop.
 my $other = kappa_node('missing_db', conf => "kappa.database = 'later'\n", extension => 0);
