@@ -24,7 +24,7 @@ OBJS = \
 DATA = sql/kappa--0.1.sql
 
 # Regression tests: an explicit list, because sql/ also holds install scripts.
-REGRESS = setup streams stream_errors eventhubs produce
+REGRESS = setup streams stream_errors eventhubs produce redaction
 REGRESS_OPTS = --use-existing
 
 TAP_TESTS = 1

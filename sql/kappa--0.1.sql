@@ -138,6 +138,12 @@ RETURNS SETOF record
 COMMENT ON FUNCTION kappa_peek(text, int)
 	IS 'the newest n messages of a stream''s topic, oldest first';
 
+CREATE FUNCTION kappa.redact(text) RETURNS text
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_redact';
+COMMENT ON FUNCTION kappa.redact(text)
+	IS 'the text with every secret kappa recognises masked, as kappa writes it to the server log';
+
 CREATE FUNCTION kappa_worker_status(
 	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
 	OUT partitions int, OUT failures int, OUT started_at timestamptz,

@@ -17,12 +17,15 @@
  * Statements that define streams carry secrets as literals, and Postgres
  * writes statement texts to the server log (log_statement, the STATEMENT
  * line of an error, bind parameters in a DETAIL).  kappa's emit_log_hook
- * therefore redacts, from every message and detail it sees, what it can
- * recognise as a secret: the value after "SharedAccessKey=" and the string
- * value of a secret librdkafka setting in JSON ("sasl.password": "...").
- * It also hides the statement of any error raised while a call that was
- * given secrets is running (kappa_statement_has_secrets), since those are
- * not always recognisable.
+ * therefore redacts, from every part of every report it sees, what it can
+ * recognise as a secret: the value after "SharedAccessKey=" or "sig=", and
+ * the quoted value that follows the quoted name of a secret librdkafka
+ * setting, as in JSON ("sasl.password": "..."), escaped JSON, or a
+ * jsonb_build_object call ('sasl.password', '...').  It hides the STATEMENT
+ * line of an error when the statement holds such a secret, and of any
+ * error raised while a call that was given secrets runs, until its
+ * transaction ends (kappa_statement_has_secrets): secrets in forms it does
+ * not recognise stay out of the log that way too.
  *
  * src/connection.c
  *
@@ -33,8 +36,11 @@
 #include <ctype.h>
 
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 
 #include "connection.h"
@@ -49,17 +55,34 @@ static const char *const kappa_managed_settings[] = {
 	NULL
 };
 
-/* librdkafka settings that would run code or commands inside the server. */
-static const char *const kappa_unsafe_settings[] = {
-	"plugin.library.paths", "ssl.engine.location", "sasl.kerberos.kinit.cmd",
-	NULL
+/*
+ * Settings no stream may set, whoever defines it: "internal." settings
+ * change the whole server process (internal.termination.signal installs
+ * librdkafka's own signal handler over Postgres's).
+ */
+static const char *const kappa_forbidden_prefixes[] = {"internal.", NULL};
+
+/*
+ * Settings that load code or run commands in the server: plugins, OpenSSL
+ * engines and providers, and Kerberos, whose kinit command line is built
+ * from sasl.kerberos.principal and sasl.kerberos.keytab.  Superusers only,
+ * who could run commands anyway.
+ */
+static const char *const kappa_superuser_prefixes[] = {
+	"plugin.", "ssl.engine.", "ssl.providers", "sasl.kerberos.", NULL
 };
+
+PG_FUNCTION_INFO_V1(kappa_redact);
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 static bool statement_has_secrets = false;
 
 static void hide_secret_statement(ErrorData *edata);
+static bool contains_ci(const char *text, const char *word);
+static const char *quoted_start(const char *p, const char **quote);
+static const char *quoted_end(const char *p, const char *quote);
 static char *redact_secrets(const char *text);
+static bool has_prefix(const char *name, const char *const *prefixes);
 static void secrets_xact_callback(XactEvent event, void *arg);
 static bool valid_host(const char *host, size_t len);
 static bool valid_port(const char *port, size_t len);
@@ -288,10 +311,26 @@ kappa_setting_is_secret(const char *name)
 		strcmp(name, "sasl.oauthbearer.config") == 0;
 }
 
-/* Reject a librdkafka setting that kappa manages or that could run code. */
+/* Whether name starts with one of the prefixes. */
+static bool
+has_prefix(const char *name, const char *const *prefixes)
+{
+	for (int i = 0; prefixes[i]; i++)
+		if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Reject a librdkafka setting that kappa manages, or that the calling role
+ * may not set: the stream's workers run with the server's rights, so a
+ * setting that runs code or reads server files needs those rights already.
+ */
 void
 kappa_check_setting_allowed(const char *name)
 {
+	size_t		len = strlen(name);
+
 	for (int i = 0; kappa_managed_settings[i]; i++)
 		if (strcmp(name, kappa_managed_settings[i]) == 0)
 			ereport(ERROR,
@@ -300,17 +339,27 @@ kappa_check_setting_allowed(const char *name)
 					 errdetail("kappa sets it itself."),
 					 strstr(name, "broker") ?
 					 errhint("Give the brokers as the brokers argument.") : 0));
-	for (int i = 0; kappa_unsafe_settings[i]; i++)
-		if (strcmp(name, kappa_unsafe_settings[i]) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("librdkafka setting \"%s\" cannot be set in options", name),
-					 errdetail("It would let a stream definition load code or run commands inside the database server.")));
-	if (strlen(name) > 3 && strcmp(name + strlen(name) - 3, "_cb") == 0)
+	if (len > 3 && strcmp(name + len - 3, "_cb") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("librdkafka setting \"%s\" cannot be set in options", name),
 				 errdetail("Callbacks are kappa's own.")));
+	if (has_prefix(name, kappa_forbidden_prefixes))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("librdkafka setting \"%s\" cannot be set in options", name),
+				 errdetail("It would change how the whole database server process behaves.")));
+	if (has_prefix(name, kappa_superuser_prefixes) && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be superuser to set librdkafka setting \"%s\"", name),
+				 errdetail("It can load code or run commands inside the database server.")));
+	if (len > 9 && strcmp(name + len - 9, ".location") == 0 &&
+		!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be superuser or a member of pg_read_server_files to set librdkafka setting \"%s\"", name),
+				 errdetail("It names a file that the database server would read.")));
 }
 
 /* A new setting, classified as secret or not by its name. */
@@ -388,7 +437,9 @@ kappa_statement_has_secrets(bool has)
 static void
 hide_secret_statement(ErrorData *edata)
 {
-	if (statement_has_secrets)
+	if (statement_has_secrets ||
+		(debug_query_string != NULL &&
+		 redact_secrets(debug_query_string) != debug_query_string))
 		edata->hide_stmt = true;
 	if (edata->message)
 		edata->message = redact_secrets(edata->message);
@@ -396,14 +447,63 @@ hide_secret_statement(ErrorData *edata)
 		edata->detail = redact_secrets(edata->detail);
 	if (edata->detail_log)
 		edata->detail_log = redact_secrets(edata->detail_log);
+	if (edata->hint)
+		edata->hint = redact_secrets(edata->hint);
+	if (edata->context)
+		edata->context = redact_secrets(edata->context);
+	if (edata->internalquery)
+		edata->internalquery = redact_secrets(edata->internalquery);
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
 }
 
+/* Whether text contains word, ignoring case. */
+static bool
+contains_ci(const char *text, const char *word)
+{
+	size_t		len = strlen(word);
+
+	for (const char *p = text; *p; p++)
+		if (pg_strncasecmp(p, word, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * If p starts a quoted string ("...", '...' or \"...\"), the position of
+ * its first character, with its closing quote in *quote; else NULL.
+ */
+static const char *
+quoted_start(const char *p, const char **quote)
+{
+	if (*p == '"' || *p == '\'')
+	{
+		*quote = *p == '"' ? "\"" : "'";
+		return p + 1;
+	}
+	if (p[0] == '\\' && p[1] == '"')
+	{
+		*quote = "\\\"";
+		return p + 2;
+	}
+	return NULL;
+}
+
+/* The end of a quoted string's content, at its closing quote or at NUL. */
+static const char *
+quoted_end(const char *p, const char *quote)
+{
+	size_t		qlen = strlen(quote);
+
+	while (*p && strncmp(p, quote, qlen) != 0)
+		p += (*p == '\\' && p[1] && qlen == 1) ? 2 : 1;
+	return p;
+}
+
 /*
  * text with every recognisable secret replaced by the mask, or text itself
- * when there is none.  Runs for every log message, so it first checks
- * cheaply whether there can be anything to do.
+ * when there is none.  Runs for every report, so it first checks cheaply
+ * whether there can be anything to do.
  */
 static char *
 redact_secrets(const char *text)
@@ -412,7 +512,7 @@ redact_secrets(const char *text)
 	const char *p = text;
 	bool		changed = false;
 
-	if (strcasestr(text, "SharedAccessKey=") == NULL &&
+	if (!contains_ci(text, "SharedAccess") && !contains_ci(text, "sig=") &&
 		strstr(text, "password") == NULL && strstr(text, "secret") == NULL &&
 		strstr(text, "ssl.key.pem") == NULL && strstr(text, "ssl_key") == NULL &&
 		strstr(text, "oauthbearer.config") == NULL)
@@ -422,54 +522,81 @@ redact_secrets(const char *text)
 	while (*p)
 	{
 		const char *value = NULL;
+		const char *quote;
+		const char *name;
 
-		/* Event Hubs: SharedAccessKey=VALUE, up to ';' or a quote */
+		/* Event Hubs keys and SAS signatures: up to ';', '&', a quote or space */
 		if (pg_strncasecmp(p, "SharedAccessKey=", 16) == 0)
 			value = p + 16;
-		/* JSON: "secret.setting" : "VALUE" */
-		else if (*p == '"')
-		{
-			const char *close = strchr(p + 1, '"');
-
-			if (close != NULL)
-			{
-				char	   *name = pnstrdup(p + 1, close - p - 1);
-				const char *q = close + 1;
-
-				while (*q == ' ' || *q == '\t' || *q == '\n')
-					q++;
-				if (*q == ':' && kappa_setting_is_secret(name))
-				{
-					q++;
-					while (*q == ' ' || *q == '\t' || *q == '\n')
-						q++;
-					if (*q == '"')
-					{
-						appendBinaryStringInfo(&buf, p, q + 1 - p);
-						p = q + 1;
-						while (*p && *p != '"')
-							p += (*p == '\\' && p[1]) ? 2 : 1;
-						appendStringInfoString(&buf, KAPPA_SECRET_MASK);
-						changed = true;
-						continue;
-					}
-				}
-				pfree(name);
-			}
-		}
+		else if (pg_strncasecmp(p, "sig=", 4) == 0)
+			value = p + 4;
 		if (value != NULL)
 		{
 			appendBinaryStringInfo(&buf, p, value - p);
 			p = value;
-			while (*p && *p != ';' && *p != '\'' && *p != '"' && !isspace((unsigned char) *p))
+			while (*p && *p != ';' && *p != '&' && *p != '\'' && *p != '"' &&
+				   *p != '\\' && !isspace((unsigned char) *p))
 				p++;
 			appendStringInfoString(&buf, KAPPA_SECRET_MASK);
 			changed = true;
 			continue;
 		}
+
+		/* "secret.setting" : "VALUE", or 'secret.setting', 'VALUE' */
+		if ((name = quoted_start(p, &quote)) != NULL)
+		{
+			const char *close = quoted_end(name, quote);
+			const char *q = close + strlen(quote);
+			const char *vquote;
+			const char *vstart;
+			char	   *setting;
+			bool		secret;
+
+			if (*close == '\0')
+			{
+				appendStringInfoString(&buf, p);
+				break;
+			}
+			setting = pnstrdup(name, close - name);
+			secret = kappa_setting_is_secret(setting);
+			pfree(setting);
+			while (isspace((unsigned char) *q))
+				q++;
+			if (secret && (*q == ':' || *q == ','))
+			{
+				q++;
+				while (isspace((unsigned char) *q))
+					q++;
+				if ((vstart = quoted_start(q, &vquote)) != NULL)
+				{
+					appendBinaryStringInfo(&buf, p, vstart - p);
+					appendStringInfoString(&buf, KAPPA_SECRET_MASK);
+					p = quoted_end(vstart, vquote);
+					changed = true;
+					continue;
+				}
+			}
+			/*
+			 * Not a secret's name: copy the opening quote only and scan on
+			 * inside, where a connection string may hold a key.
+			 */
+			appendBinaryStringInfo(&buf, p, name - p);
+			p = name;
+			continue;
+		}
 		appendStringInfoChar(&buf, *p++);
 	}
 	return changed ? buf.data : (char *) text;
+}
+
+/*
+ * kappa.redact(text) shows what the log hook makes of a text: for tests,
+ * and for anyone who wants to log a statement the way kappa would.
+ */
+Datum
+kappa_redact(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(redact_secrets(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
 }
 
 /* Errors are reported before the abort, so the flag can end with it. */

@@ -9,7 +9,8 @@
  * for a look at what a topic holds.  Both are thin: kafka.c does the
  * talking and bounds every wait by kappa.broker_timeout.  Reaching the
  * brokers may need the stream's secret settings, which stream.c loads for
- * them and which they never show; both are granted to kappa_admin only.
+ * them and which they never show; so both are granted to kappa_admin only,
+ * and act only on streams the caller owns.
  *
  * src/produce.c
  *
@@ -77,7 +78,7 @@ kappa_produce(PG_FUNCTION_ARGS)
 		key_len = VARSIZE_ANY_EXHDR(v);
 	}
 
-	stream = kappa_stream_load(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	stream = kappa_stream_load_owned(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	kappa_kafka_produce(stream, payload, payload_len, key, key_len,
 						&partition, &offset);
 
@@ -113,7 +114,7 @@ kappa_peek(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("n must be between 1 and %d", KAPPA_PEEK_MAX)));
-	stream = kappa_stream_load(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	stream = kappa_stream_load_owned(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	messages = kappa_kafka_peek(stream, n);
 	InitMaterializedSRF(fcinfo, 0);
 

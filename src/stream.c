@@ -29,6 +29,7 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -153,7 +154,11 @@ interval_to_us(Interval *iv, const char *what, bool allow_zero)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be given in months or years", what),
 				 errhint("Use days, hours, minutes or seconds.")));
-	us = iv->time + (int64) iv->day * USECS_PER_DAY;
+	if (pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, &us) ||
+		pg_add_s64_overflow(us, iv->time, &us))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERVAL_FIELD_OVERFLOW),
+				 errmsg("%s is out of range", what)));
 	if (us < 0 || (us == 0 && !allow_zero))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -321,6 +326,12 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("archive directory must be an absolute path")));
+		/* the worker writes the archive with the server's rights */
+		if (!has_privs_of_role(GetUserId(), ROLE_PG_WRITE_SERVER_FILES))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be superuser or a member of pg_write_server_files to archive a stream"),
+					 errdetail("The stream's worker writes the archive's files as the database server.")));
 	}
 
 	/* how to reach them: derived settings first, so options may refine them */
@@ -329,7 +340,6 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 
 	insert_stream(s, eventhubs_masked, watermark, idle_timeout);
 	wake_launcher_on_commit();
-	kappa_statement_has_secrets(false);
 	PG_RETURN_VOID();
 }
 
@@ -471,11 +481,7 @@ kappa_drop_stream(PG_FUNCTION_ARGS)
 	CatalogAccess access;
 
 	kappa_require_preload();
-	s = kappa_stream_load(name);
-	if (!has_privs_of_role(GetUserId(), s->owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of stream \"%s\"", name)));
+	s = kappa_stream_load_owned(name);
 
 	values[0] = Int32GetDatum(s->id);
 	catalog_enter(&access);
@@ -499,6 +505,23 @@ kappa_stream_load(const char *name)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("stream \"%s\" does not exist", name),
 				 errhint("The kappa_streams view lists the streams.")));
+	return s;
+}
+
+/*
+ * Load a stream by name for a call that acts with its credentials: only its
+ * owner (or a member of the owning role) and superusers may.
+ */
+KappaStream *
+kappa_stream_load_owned(const char *name)
+{
+	KappaStream *s = kappa_stream_load(name);
+
+	if (!has_privs_of_role(GetUserId(), s->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of stream \"%s\"", name),
+				 errdetail("Reaching a stream's brokers uses its owner's credentials.")));
 	return s;
 }
 

@@ -40,6 +40,7 @@ typedef struct KappaStream
 } KappaStream;
 
 extern KappaStream *kappa_stream_load(const char *name);
+extern KappaStream *kappa_stream_load_owned(const char *name);
 extern KappaStream *kappa_stream_load_by_id(int32 id);
 
 #endif							/* KAPPA_STREAM_H */

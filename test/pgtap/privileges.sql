@@ -1,7 +1,7 @@
 -- Who may do what: kappa_admin defines streams, owners drop them, nobody
 -- else reads secrets, and every admin function is closed to PUBLIC.
 BEGIN;
-SELECT plan(25);
+SELECT plan(33);
 
 CREATE ROLE kappa_tap_alice LOGIN;
 CREATE ROLE kappa_tap_bob LOGIN;
@@ -49,6 +49,36 @@ SELECT is((SELECT value FROM kappa_stream_settings('alice_s') WHERE setting = 's
 SELECT throws_ok($$SELECT kappa_drop_stream('alice_s')$$,
 	'42501', 'must be owner of stream "alice_s"',
 	'another admin cannot drop the stream');
+SELECT throws_ok($$SELECT kappa_produce('alice_s', 'x')$$,
+	'42501', 'must be owner of stream "alice_s"',
+	'another admin cannot produce with the owner''s credentials');
+SELECT throws_ok($$SELECT * FROM kappa_peek('alice_s', 1)$$,
+	'42501', 'must be owner of stream "alice_s"',
+	'another admin cannot read the topic with the owner''s credentials');
+
+-- Settings that run code or read server files, and archives, need the
+-- rights the stream's worker would use them with.
+SELECT throws_ok($$SELECT kappa_create_stream('bad', brokers => '127.0.0.1:9092', columns => 'a text',
+	options => '{"security.protocol": "sasl_plaintext", "sasl.mechanisms": "GSSAPI", "sasl.kerberos.principal": "x; id > /tmp/pwned #"}')$$,
+	'42501', 'must be superuser to set librdkafka setting "sasl.kerberos.principal"',
+	'a non-superuser cannot set Kerberos settings (kinit runs a command line built from them)');
+SELECT throws_ok($$SELECT kappa_create_stream('bad', brokers => '127.0.0.1:9092', columns => 'a text',
+	options => '{"plugin.library.paths": "/tmp/evil.so"}')$$,
+	'42501', 'must be superuser to set librdkafka setting "plugin.library.paths"',
+	'a non-superuser cannot load plugins');
+SELECT throws_ok($$SELECT kappa_create_stream('bad', brokers => '127.0.0.1:9092', columns => 'a text',
+	options => '{"ssl.engine.location": "/tmp/evil.so"}')$$,
+	'42501', 'must be superuser to set librdkafka setting "ssl.engine.location"',
+	'a non-superuser cannot load OpenSSL engines');
+SELECT throws_ok($$SELECT kappa_create_stream('bad', brokers => '127.0.0.1:9092', columns => 'a text',
+	options => '{"ssl.ca.location": "/etc/shadow"}')$$,
+	'42501', 'must be superuser or a member of pg_read_server_files to set librdkafka setting "ssl.ca.location"',
+	'a non-superuser cannot make the server read its files');
+SELECT throws_ok($$SELECT kappa_create_stream('bad', brokers => '127.0.0.1:9092', columns => 'a text',
+	archive => '/tmp/anywhere')$$,
+	'42501', 'must be superuser or a member of pg_write_server_files to archive a stream',
+	'a non-superuser cannot make the server write files');
+SELECT is((SELECT count(*) FROM kappa_streams WHERE name = 'bad')::int, 0, 'none of those was created');
 SELECT throws_ok($$DELETE FROM kappa.streams$$, '42501', NULL,
 	'the catalog cannot be written directly');
 SELECT throws_ok($$INSERT INTO kappa.stream_secrets VALUES (1, 1, '{}')$$, '42501', NULL,
