@@ -65,6 +65,8 @@ typedef struct KappaKafka
 	List	   *secrets;		/* char *, values to mask */
 	bool		all_brokers_down;
 	bool		topic_checked;	/* producer: the topic is known to exist */
+	int			timeout_ms;		/* producer: its message.timeout.ms */
+	MemoryContext context;		/* producer: holds this struct */
 	char		last_error[KAFKA_ERRSTR_LEN];
 } KappaKafka;
 
@@ -74,6 +76,7 @@ typedef struct KafkaDelivery
 	uint64		seq;
 	bool		done;
 	rd_kafka_resp_err_t err;
+	rd_kafka_msg_status_t status;
 	int32		partition;
 	int64		offset;
 } KafkaDelivery;
@@ -92,7 +95,8 @@ static void kafka_flush_logs(KappaKafka *kk);
 static char *kafka_mask(KappaKafka *kk, const char *text);
 static int	remaining_ms(TimestampTz deadline);
 static int	kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline);
-static void kafka_broker_error(KappaKafka *kk, KappaStream *stream, const char *what);
+static void kafka_broker_error(const char *reason, KappaStream *stream, const char *what);
+static char *kafka_reason(KappaKafka *kk);
 static KappaKafka *get_producer(KappaStream *stream);
 static void drop_producer(KappaKafka *kk);
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
@@ -204,17 +208,22 @@ kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra)
 				 errmsg("librdkafka rejected the settings of stream \"%s\"", stream->name),
 				 errdetail("%s", kafka_mask(kk, errstr))));
 	}
-	rd_kafka_set_log_queue(kk->rk, NULL);
+	if (rd_kafka_set_log_queue(kk->rk, NULL) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		elog(ERROR, "could not route librdkafka's log to the main queue");
 	return kk;
 }
 
-/* Destroy a handle without waiting for anything it still had queued. */
+/*
+ * Destroy a handle without waiting for anything it still had queued: a
+ * producer's unsent messages are purged (consumers have none).
+ */
 static void
 kafka_destroy(KappaKafka *kk)
 {
 	if (kk->rk == NULL)
 		return;
-	rd_kafka_purge(kk->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	if (rd_kafka_type(kk->rk) == RD_KAFKA_PRODUCER)
+		(void) rd_kafka_purge(kk->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_destroy_flags(kk->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	kk->rk = NULL;
 }
@@ -289,16 +298,24 @@ remaining_ms(TimestampTz deadline)
 	return (int) Min(ms, INT_MAX);
 }
 
-/* Report a failure to reach the brokers, with what librdkafka said. */
-static void
-kafka_broker_error(KappaKafka *kk, KappaStream *stream, const char *what)
+/* What librdkafka said last about a handle, masked, in the caller's context. */
+static char *
+kafka_reason(KappaKafka *kk)
 {
-	char	   *detail = kk->last_error[0] ? kafka_mask(kk, kk->last_error) : NULL;
+	return kafka_mask(kk, kk->last_error);
+}
 
+/*
+ * Report a failure to reach the brokers, with what librdkafka said last
+ * (already masked; see kafka_reason).
+ */
+static void
+kafka_broker_error(const char *reason, KappaStream *stream, const char *what)
+{
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("could not %s for stream \"%s\"", what, stream->name),
-			 detail ? errdetail("%s", detail) : 0,
+			 reason[0] ? errdetail("%s", reason) : 0,
 			 errhint("Check that a broker of \"%s\" is reachable; kappa.broker_timeout is %d ms.",
 					 stream->brokers, kappa_broker_timeout)));
 }
@@ -311,78 +328,110 @@ static int
 kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline)
 {
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(kk->rk, topic, NULL);
-	int			result = -1;
+	volatile int result = -1;
+	volatile rd_kafka_resp_err_t unknown = RD_KAFKA_RESP_ERR_NO_ERROR;
 
 	if (rkt == NULL)
 		elog(ERROR, "could not create a topic handle: %s",
 			 rd_kafka_err2str(rd_kafka_last_error()));
 
-	while (result < 0)
+	/* the topic handle must go before the client, even on an interrupt */
+	PG_TRY();
 	{
-		const struct rd_kafka_metadata *md = NULL;
-		rd_kafka_resp_err_t err;
-		int			wait = Min(remaining_ms(deadline), 500);
-
-		CHECK_FOR_INTERRUPTS();
-		err = rd_kafka_metadata(kk->rk, 0, rkt, &md, Max(wait, 1));
-		kafka_poll(kk, 0);
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+		while (result < 0 && unknown == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
-			rd_kafka_resp_err_t terr = md->topics[0].err;
+			const struct rd_kafka_metadata *md = NULL;
+			rd_kafka_resp_err_t err;
+			int			wait = Min(remaining_ms(deadline), 500);
 
-			if (terr == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0)
-				result = md->topics[0].partition_cnt;
-			else if (terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-					 terr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+			CHECK_FOR_INTERRUPTS();
+			err = rd_kafka_metadata(kk->rk, 0, rkt, &md, Max(wait, 1));
+			kafka_poll(kk, 0);
+			if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
 			{
-				rd_kafka_metadata_destroy(md);
-				rd_kafka_topic_destroy(rkt);
-				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_OBJECT),
-						 errmsg("topic \"%s\" does not exist on the brokers", topic),
-						 errdetail("%s", rd_kafka_err2str(terr)),
-						 errhint("Create the topic on the Kafka cluster (or the event hub in its namespace), or check the stream's credentials.")));
+				rd_kafka_resp_err_t terr = md->topics[0].err;
+
+				if (terr == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0)
+					result = md->topics[0].partition_cnt;
+				else if (terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+						 terr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+					unknown = terr;
 			}
-		}
-		else if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			strlcpy(kk->last_error, rd_kafka_err2str(err), sizeof(kk->last_error));
-		if (md)
-			rd_kafka_metadata_destroy(md);
-		/* every broker refused: waiting longer would only delay the error */
-		if (result < 0 && (kk->all_brokers_down || remaining_ms(deadline) <= 0))
-		{
-			rd_kafka_topic_destroy(rkt);
-			return -1;
+			else if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				strlcpy(kk->last_error, rd_kafka_err2str(err), sizeof(kk->last_error));
+			if (md)
+				rd_kafka_metadata_destroy(md);
+			/* every broker refused: waiting longer would only delay the error */
+			if (result < 0 && (kk->all_brokers_down || remaining_ms(deadline) <= 0))
+				break;
 		}
 	}
-	rd_kafka_topic_destroy(rkt);
+	PG_FINALLY();
+	{
+		rd_kafka_topic_destroy(rkt);
+	}
+	PG_END_TRY();
+
+	if (unknown != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("topic \"%s\" does not exist on the brokers", topic),
+				 errdetail("%s", rd_kafka_err2str(unknown)),
+				 errhint("Create the topic on the Kafka cluster (or the event hub in its namespace), or check the stream's credentials.")));
 	return result;
 }
 
-/* The cached producer of a stream, created on first use. */
+/*
+ * The cached producer of a stream, created on first use, or anew when
+ * kappa.broker_timeout (its message timeout) has changed.
+ */
 static KappaKafka *
 get_producer(KappaStream *stream)
 {
+	MemoryContext context;
 	MemoryContext old;
-	KappaKafka *kk;
+	KappaKafka *volatile kk = NULL;
 	ListCell   *lc;
-	List	   *extra;
 	char		timeout[32];
 
 	foreach(lc, producers)
 	{
 		kk = lfirst(lc);
 		if (kk->stream_id == stream->id)
-			return kk;
+		{
+			if (kk->timeout_ms == kappa_broker_timeout)
+				return kk;
+			drop_producer(kk);
+			break;
+		}
 	}
 
+	/*
+	 * A producer lives in a context of its own, which goes with it: the
+	 * handle's callbacks point into it, and a failed creation frees it.
+	 */
+	context = AllocSetContextCreate(TopMemoryContext, "kappa producer",
+									ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(context);
 	snprintf(timeout, sizeof(timeout), "%d", kappa_broker_timeout);
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	/* a typo in a topic name must be an error, not a new topic */
-	extra = list_make3(kappa_make_setting("message.timeout.ms", timeout),
-					   kappa_make_setting("linger.ms", "0"),
-					   kappa_make_setting("allow.auto.create.topics", "false"));
-	kk = kafka_new(stream, RD_KAFKA_PRODUCER, extra);
+	PG_TRY();
+	{
+		/* a typo in a topic name must be an error, not a new topic */
+		kk = kafka_new(stream, RD_KAFKA_PRODUCER,
+					   list_make3(kappa_make_setting("message.timeout.ms", timeout),
+								  kappa_make_setting("linger.ms", "0"),
+								  kappa_make_setting("allow.auto.create.topics", "false")));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(context);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	kk->timeout_ms = kappa_broker_timeout;
+	kk->context = context;
+	MemoryContextSwitchTo(TopMemoryContext);
 	producers = lappend(producers, kk);
 	MemoryContextSwitchTo(old);
 	return kk;
@@ -394,11 +443,15 @@ drop_producer(KappaKafka *kk)
 {
 	producers = list_delete_ptr(producers, kk);
 	kafka_destroy(kk);
+	MemoryContextDelete(kk->context);
 }
 
 /*
  * Append one message to the stream's topic and wait for the broker to
- * acknowledge it, returning its partition and offset.
+ * acknowledge it, returning its partition and offset.  Once librdkafka has
+ * the message, only its delivery report decides: it comes within the
+ * producer's message.timeout.ms, and says whether a failed message may
+ * still have been written, so that a caller knows whether to retry.
  */
 void
 kappa_kafka_produce(KappaStream *stream, const char *payload, size_t payload_len,
@@ -410,15 +463,23 @@ kappa_kafka_produce(KappaStream *stream, const char *payload, size_t payload_len
 													   kappa_broker_timeout);
 	rd_kafka_resp_err_t err;
 
+	/*
+	 * Serve what happened since the last call.  An "all brokers down" from
+	 * an idle spell cannot fail this call: only a fresh producer, in its
+	 * topic check, heeds it; after that only the delivery report counts.
+	 */
+	kafka_poll(kk, 0);
+
 	/* the topic must exist: fail with a clear error, not a timeout */
-	kk->all_brokers_down = false;
-	kk->last_error[0] = '\0';
 	if (!kk->topic_checked)
 	{
 		if (kafka_partitions(kk, stream->topic, deadline) < 0)
 		{
+			char	   *reason = kafka_reason(kk);
+
+			/* a fresh producer next time notices a dead broker at once */
 			drop_producer(kk);
-			kafka_broker_error(kk, stream, "reach the brokers");
+			kafka_broker_error(reason, stream, "reach the brokers");
 		}
 		kk->topic_checked = true;
 	}
@@ -439,31 +500,43 @@ kappa_kafka_produce(KappaStream *stream, const char *payload, size_t payload_len
 						payload_len + key_len, stream->name),
 				 errhint("Raise message.max.bytes in the stream's options, within what the broker accepts.")));
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		drop_producer(kk);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not produce to stream \"%s\"", stream->name),
 				 errdetail("%s", rd_kafka_err2str(err))));
-	}
 
+	/*
+	 * librdkafka reports within message.timeout.ms; the deadline, a second
+	 * later, only guards against a report that never comes.
+	 */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kk->timeout_ms + 1000);
 	while (!delivery.done)
 	{
 		CHECK_FOR_INTERRUPTS();
 		kafka_poll(kk, KAFKA_POLL_MS);
-		if (!delivery.done && (kk->all_brokers_down || remaining_ms(deadline) <= 0))
+		if (!delivery.done && remaining_ms(deadline) <= 0)
 		{
 			drop_producer(kk);
-			kafka_broker_error(kk, stream, "deliver the message");
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("no delivery report for the message to stream \"%s\"", stream->name),
+					 errdetail("The message may or may not have been written.")));
 		}
 	}
 	if (delivery.err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
-		drop_producer(kk);
+		char	   *reason = kafka_reason(kk);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("the brokers did not accept the message for stream \"%s\"", stream->name),
-				 errdetail("%s", rd_kafka_err2str(delivery.err))));
+				 errdetail("%s%s%s", rd_kafka_err2str(delivery.err),
+						   delivery.status == RD_KAFKA_MSG_STATUS_NOT_PERSISTED ?
+						   "; the message was not written" :
+						   "; the message may have been written",
+						   reason[0] ? psprintf(" (%s)", reason) : ""),
+				 errhint("Check that a broker of \"%s\" is reachable; kappa.broker_timeout is %d ms.",
+						 stream->brokers, kk->timeout_ms)));
 	}
 	*partition = delivery.partition;
 	*offset = delivery.offset;
@@ -510,7 +583,7 @@ kappa_kafka_peek(KappaStream *stream, int n)
 		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra);
 		nparts = kafka_partitions(kk, stream->topic, deadline);
 		if (nparts < 0)
-			kafka_broker_error(kk, stream, "reach the brokers");
+			kafka_broker_error(kafka_reason(kk), stream, "reach the brokers");
 
 		/* where each partition ends, and where its last n messages start */
 		high = palloc(sizeof(int64) * nparts);
@@ -526,7 +599,7 @@ kappa_kafka_peek(KappaStream *stream, int n)
 			{
 				rd_kafka_topic_partition_list_destroy(assignment);
 				strlcpy(kk->last_error, rd_kafka_err2str(err), sizeof(kk->last_error));
-				kafka_broker_error(kk, stream, "read the offsets of the topic");
+				kafka_broker_error(kafka_reason(kk), stream, "read the offsets of the topic");
 			}
 			if (high[p] > lo)
 			{
@@ -540,7 +613,10 @@ kappa_kafka_peek(KappaStream *stream, int n)
 			rd_kafka_resp_err_t err = rd_kafka_assign(kk->rk, assignment);
 
 			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				rd_kafka_topic_partition_list_destroy(assignment);
 				elog(ERROR, "could not assign partitions: %s", rd_kafka_err2str(err));
+			}
 		}
 		rd_kafka_topic_partition_list_destroy(assignment);
 
@@ -550,11 +626,12 @@ kappa_kafka_peek(KappaStream *stream, int n)
 
 			CHECK_FOR_INTERRUPTS();
 			msg = rd_kafka_consumer_poll(kk->rk, KAFKA_POLL_MS);
-			kafka_flush_logs(kk);
+			/* errors and logs are on the main queue, not the consumer's */
+			kafka_poll(kk, 0);
 			if (msg == NULL)
 			{
 				if (remaining_ms(deadline) <= 0)
-					kafka_broker_error(kk, stream, "read the topic in time");
+					kafka_broker_error(kafka_reason(kk), stream, "read the topic in time");
 				continue;
 			}
 			if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -563,7 +640,7 @@ kappa_kafka_peek(KappaStream *stream, int n)
 			{
 				strlcpy(kk->last_error, rd_kafka_message_errstr(msg), sizeof(kk->last_error));
 				rd_kafka_message_destroy(msg);
-				kafka_broker_error(kk, stream, "read the topic");
+				kafka_broker_error(kafka_reason(kk), stream, "read the topic");
 			}
 			else
 			{
@@ -574,7 +651,9 @@ kappa_kafka_peek(KappaStream *stream, int n)
 				m->timestamp_ms = rd_kafka_message_timestamp(msg, NULL);
 				if (msg->key)
 				{
-					m->key = pnstrdup(msg->key, msg->key_len);
+					m->key = palloc(msg->key_len + 1);
+					memcpy(m->key, msg->key, msg->key_len);
+					m->key[msg->key_len] = '\0';
 					m->key_len = msg->key_len;
 				}
 				if (msg->payload)
@@ -626,7 +705,7 @@ kappa_kafka_topic_partitions(KappaStream *stream)
 		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra);
 		nparts = kafka_partitions(kk, stream->topic, deadline);
 		if (nparts < 0)
-			kafka_broker_error(kk, stream, "reach the brokers");
+			kafka_broker_error(kafka_reason(kk), stream, "reach the brokers");
 	}
 	PG_FINALLY();
 	{
@@ -674,6 +753,7 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 		return;					/* a message an earlier call gave up on */
 	delivery.done = true;
 	delivery.err = msg->err;
+	delivery.status = rd_kafka_message_status(msg);
 	delivery.partition = msg->partition;
 	delivery.offset = msg->offset;
 }
