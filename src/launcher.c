@@ -30,6 +30,8 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -53,6 +55,8 @@
 /* A worker that ran this long before exiting starts its backoff afresh. */
 #define LAUNCHER_HEALTHY_RUN_MS (60 * 1000)
 #define LAUNCHER_RESTART_SECONDS 10
+/* How long a new launcher waits for an old launcher's workers to exit. */
+#define LAUNCHER_ORPHAN_WAIT_MS (30 * 1000)
 
 /* A stream the launcher supervises. */
 typedef struct SupervisedStream
@@ -78,6 +82,27 @@ static void launcher_stop_worker(SupervisedStream *ss);
 static void launcher_note_exit(SupervisedStream *ss);
 static void launcher_schedule_restart(SupervisedStream *ss);
 static void launcher_shutdown(int code, Datum arg);
+static void describe_worker(BackgroundWorker *worker, const char *function,
+							const char *type, int restart_time);
+
+/*
+ * Fill in what kappa's background workers have in common: they use a
+ * database connection and run only once recovery has finished, so nothing
+ * of kappa's ever writes on a hot standby.
+ */
+static void
+describe_worker(BackgroundWorker *worker, const char *function,
+				const char *type, int restart_time)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = restart_time;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "kappa");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker->bgw_name, BGW_MAXLEN, "%s", type);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", type);
+}
 
 /* Register the launcher; called from _PG_init while preloading. */
 void
@@ -85,14 +110,8 @@ kappa_launcher_register(void)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = LAUNCHER_RESTART_SECONDS;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "kappa");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "kappa_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "kappa launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "kappa launcher");
+	describe_worker(&worker, "kappa_launcher_main", "kappa launcher",
+					LAUNCHER_RESTART_SECONDS);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -139,19 +158,44 @@ kappa_launcher_main(Datum main_arg)
 }
 
 /*
- * Free every slot: a new launcher owns none of what an earlier one left
- * (which stopped its workers as it exited).
+ * Free every slot: a new launcher owns none of what an earlier one left.
+ * That launcher told its workers to stop as it exited; wait until they
+ * have (a worker clears its pid as it exits), so that no stream ever has
+ * two workers and no worker writes into a slot given to another.  A worker
+ * still there after LAUNCHER_ORPHAN_WAIT_MS keeps its slot.
  */
 static void
 launcher_reset_slots(void)
 {
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   LAUNCHER_ORPHAN_WAIT_MS);
+
 	for (int i = 0; i < kappa_shared->nslots; i++)
 	{
 		KappaWorkerSlot *slot = kappa_slot(i);
+		pid_t		pid;
 
-		SpinLockAcquire(&slot->mutex);
-		slot->in_use = false;
-		SpinLockRelease(&slot->mutex);
+		for (;;)
+		{
+			SpinLockAcquire(&slot->mutex);
+			pid = slot->pid;
+			if (pid == 0)
+				slot->in_use = false;
+			SpinLockRelease(&slot->mutex);
+			if (pid == 0)
+				break;
+			if (GetCurrentTimestamp() >= deadline)
+			{
+				ereport(WARNING,
+						(errmsg("kappa worker with PID %d did not exit; its slot stays reserved", (int) pid)));
+				break;
+			}
+			(void) kill(pid, SIGTERM);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 100, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
 	}
 }
 
@@ -316,18 +360,9 @@ launcher_supervise(void)
 
 		if (ss->handle != NULL)
 		{
-			switch (GetBackgroundWorkerPid(ss->handle, &pid))
-			{
-				case BGWH_STARTED:
-				case BGWH_NOT_YET_STARTED:
-					continue;
-				case BGWH_POSTMASTER_DIED:
-					proc_exit(1);
-					break;
-				case BGWH_STOPPED:
-					launcher_note_exit(ss);
-					break;
-			}
+			if (GetBackgroundWorkerPid(ss->handle, &pid) != BGWH_STOPPED)
+				continue;
+			launcher_note_exit(ss);
 		}
 
 		SpinLockAcquire(&slot->mutex);
@@ -387,15 +422,12 @@ launcher_start_worker(SupervisedStream *ss)
 	BackgroundWorker worker;
 	KappaWorkerArgs args;
 	KappaWorkerSlot *slot = kappa_slot(ss->slot);
+	MemoryContext old;
+	bool		registered;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "kappa");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "kappa_worker_main");
+	/* the launcher restarts stream workers itself, with a backoff */
+	describe_worker(&worker, "kappa_worker_main", "kappa worker", BGW_NEVER_RESTART);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "kappa worker for stream %s", ss->name);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "kappa worker");
 	worker.bgw_main_arg = Int32GetDatum(ss->slot);
 	worker.bgw_notify_pid = MyProcPid;
 	args.database = MyDatabaseId;
@@ -407,7 +439,11 @@ launcher_start_worker(SupervisedStream *ss)
 	slot->started_at = GetCurrentTimestamp();
 	SpinLockRelease(&slot->mutex);
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &ss->handle))
+	/* the handle outlives this loop; the postmaster notifies us of exits */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&worker, &ss->handle);
+	MemoryContextSwitchTo(old);
+	if (!registered)
 	{
 		ss->handle = NULL;
 		ereport(WARNING,

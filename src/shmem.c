@@ -154,31 +154,44 @@ kappa_slot(int index)
 	return &kappa_shared->slots[index];
 }
 
-/* Called by a worker to publish its state. */
+/*
+ * Called by a worker to publish its state, as long as the slot is still its
+ * own (a launcher that restarted may have given it to another worker).
+ */
 void
 kappa_slot_set_state(int index, KappaWorkerState state, int partitions)
 {
 	KappaWorkerSlot *slot = kappa_slot(index);
 
 	SpinLockAcquire(&slot->mutex);
-	slot->state = state;
-	slot->partitions = partitions;
+	if (slot->pid == MyProcPid)
+	{
+		slot->state = state;
+		slot->partitions = partitions;
+	}
 	SpinLockRelease(&slot->mutex);
 }
 
 /*
- * Called by a worker to record why it is about to fail.  The text is an
- * error message of kappa's or librdkafka's; neither ever contains a secret.
+ * Record why a stream's worker failed: called by the worker itself, or by
+ * the launcher when it could not start one.  The text is an error message
+ * of kappa's or librdkafka's; neither ever contains a secret.
  */
 void
 kappa_slot_set_error(int index, const char *message)
 {
 	KappaWorkerSlot *slot = kappa_slot(index);
 	TimestampTz now = GetCurrentTimestamp();
+	char		copy[KAPPA_ERROR_LEN];
 
+	/* no strlen of a long message under the spinlock */
+	strlcpy(copy, message, sizeof(copy));
 	SpinLockAcquire(&slot->mutex);
-	strlcpy(slot->last_error, message, sizeof(slot->last_error));
-	slot->last_error_at = now;
+	if (slot->pid == MyProcPid || slot->pid == 0)
+	{
+		memcpy(slot->last_error, copy, sizeof(copy));
+		slot->last_error_at = now;
+	}
 	SpinLockRelease(&slot->mutex);
 }
 

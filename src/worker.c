@@ -5,16 +5,18 @@
  *
  * The launcher starts one worker per stream, passing the slot index as
  * bgw_main_arg and the database and stream id in bgw_extra.  The worker
- * loads its stream, reaches the brokers and checks the topic, publishes
- * its state in its slot, and then waits on its latch until it is told to
- * stop.  Consuming the partitions comes on top of this skeleton.
+ * claims its slot (if the slot still belongs to its stream), loads its
+ * stream, reaches the brokers and checks the topic, publishes its state in
+ * its slot, and then waits on its latch until it is told to stop.
+ * Consuming the partitions comes on top of this skeleton.
  *
  * Failure: any error ends the worker (an ERROR in a background worker is
  * FATAL); before that, its message is copied into the slot, where
  * kappa_workers shows it, and the launcher restarts the worker after a
  * backoff.  A worker whose stream was dropped exits quietly.
  *
- * Locking: the worker writes only its own slot, under the slot's spinlock.
+ * Locking: the worker writes only its own slot, under the slot's spinlock,
+ * and only while the slot's pid is its own.
  *
  * src/worker.c
  *
@@ -41,8 +43,8 @@
 
 static int	worker_slot = -1;
 
+static void worker_start(int32 stream_id);
 static KappaStream *worker_load_stream(int32 stream_id);
-static void worker_connect(KappaStream *stream);
 static void worker_detach(int code, Datum arg);
 
 /* Entry point of a stream worker. */
@@ -51,7 +53,7 @@ kappa_worker_main(Datum main_arg)
 {
 	KappaWorkerArgs args;
 	KappaWorkerSlot *slot;
-	KappaStream *stream;
+	bool		claimed;
 
 	worker_slot = DatumGetInt32(main_arg);
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
@@ -60,24 +62,30 @@ kappa_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	/*
+	 * Claim the slot, unless it no longer belongs to this stream: a
+	 * launcher that restarted meanwhile has given it to another.
+	 */
 	slot = kappa_slot(worker_slot);
 	SpinLockAcquire(&slot->mutex);
-	slot->pid = MyProcPid;
-	slot->state = KAPPA_WORKER_CONNECTING;
+	claimed = slot->in_use && slot->stream_id == args.stream_id && slot->pid == 0;
+	if (claimed)
+	{
+		slot->pid = MyProcPid;
+		slot->state = KAPPA_WORKER_CONNECTING;
+	}
 	SpinLockRelease(&slot->mutex);
+	if (!claimed)
+	{
+		ereport(LOG,
+				(errmsg("kappa worker for stream %d: its slot was given away, exiting",
+						args.stream_id)));
+		proc_exit(0);
+	}
 	before_shmem_exit(worker_detach, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(args.database, InvalidOid, 0);
-
-	stream = worker_load_stream(args.stream_id);
-	if (stream == NULL)
-	{
-		ereport(LOG,
-				(errmsg("kappa worker: stream %d no longer exists", args.stream_id)));
-		proc_exit(0);
-	}
-	pgstat_report_appname(psprintf("kappa worker %s", stream->name));
-	worker_connect(stream);
+	worker_start(args.stream_id);
 
 	for (;;)
 	{
@@ -93,35 +101,28 @@ kappa_worker_main(Datum main_arg)
 	}
 }
 
-/* The worker's stream, read in a transaction of its own; NULL if dropped. */
-static KappaStream *
-worker_load_stream(int32 stream_id)
-{
-	KappaStream *stream;
-	MemoryContext old;
-
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	stream = kappa_stream_load_by_id(stream_id);
-	MemoryContextSwitchTo(old);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	return stream;
-}
-
 /*
- * Reach the stream's brokers and check its topic.  On failure, record the
- * error in the slot before it ends the worker.
+ * Load the stream, reach its brokers and check its topic.  Any error is
+ * copied into the slot, where kappa_workers shows it, before it ends the
+ * worker.
  */
 static void
-worker_connect(KappaStream *stream)
+worker_start(int32 stream_id)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	KappaStream *stream;
 	int			partitions;
 
 	PG_TRY();
 	{
+		stream = worker_load_stream(stream_id);
+		if (stream == NULL)
+		{
+			ereport(LOG,
+					(errmsg("kappa worker: stream %d no longer exists", stream_id)));
+			proc_exit(0);
+		}
+		pgstat_report_appname(psprintf("kappa worker %s", stream->name));
 		partitions = kappa_kafka_topic_partitions(stream);
 	}
 	PG_CATCH();
@@ -139,6 +140,23 @@ worker_connect(KappaStream *stream)
 	ereport(LOG,
 			(errmsg("kappa worker for stream \"%s\" reached topic \"%s\" (%d partitions)",
 					stream->name, stream->topic, partitions)));
+}
+
+/* The worker's stream, read in a transaction of its own; NULL if dropped. */
+static KappaStream *
+worker_load_stream(int32 stream_id)
+{
+	KappaStream *stream;
+	MemoryContext old;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	stream = kappa_stream_load_by_id(stream_id);
+	MemoryContextSwitchTo(old);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return stream;
 }
 
 /* Leave the slot: the launcher sees the exit through the worker handle. */
