@@ -50,6 +50,7 @@ CREATE TABLE kappa.stream_columns (
 	name name NOT NULL,
 	type regtype NOT NULL,
 	typmod int4 NOT NULL,
+	not_null boolean NOT NULL,
 	paths text[] NOT NULL,
 	PRIMARY KEY (stream_id, attnum),
 	UNIQUE (stream_id, name)
@@ -144,6 +145,14 @@ CREATE FUNCTION kappa.redact(text) RETURNS text
 COMMENT ON FUNCTION kappa.redact(text)
 	IS 'the text with every secret kappa recognises masked, as kappa writes it to the server log';
 
+CREATE FUNCTION kappa.decode(stream text, payload bytea,
+	OUT ok boolean, OUT reason text, OUT "values" jsonb)
+RETURNS record
+	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_decode_payload';
+COMMENT ON FUNCTION kappa.decode(text, bytea)
+	IS 'what a stream''s worker makes of a payload: its columns, or why it would be dead-lettered';
+
 CREATE FUNCTION kappa_worker_status(
 	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
 	OUT partitions int, OUT failures int, OUT started_at timestamptz,
@@ -175,7 +184,8 @@ SELECT s.name,
 	s.topic,
 	s.brokers,
 	s.eventhubs,
-	(SELECT string_agg(format('%I %s', c.name, format_type(c.type, c.typmod)), ', '
+	(SELECT string_agg(format('%I %s%s', c.name, format_type(c.type, c.typmod),
+				CASE WHEN c.not_null THEN ' NOT NULL' ELSE '' END), ', '
 			ORDER BY c.attnum)
 		FROM kappa.stream_columns c WHERE c.stream_id = s.stream_id) AS columns,
 	(SELECT jsonb_object_agg(c.name, to_jsonb(c.paths))

@@ -43,6 +43,8 @@ static const char *const kappa_reserved_columns[] = {
 
 static List *split_top_level(const char *spec);
 static void column_error_context(void *arg);
+static void trim_trailing_space(char *s);
+static bool strip_not_null(char *type);
 static const char *scan_identifier(const char *p, char **name, char **as_written,
 								   const char *what);
 static void check_column_name(const char *name, bool quoted, const char *what);
@@ -200,6 +202,42 @@ check_column_type(KappaColumn *col)
 				 errhint("Declare the column as jsonb to keep a nested value whole.")));
 }
 
+/* Remove the white space at the end of s, as in "a text , b int". */
+static void
+trim_trailing_space(char *s)
+{
+	for (char *end = s + strlen(s) - 1; end >= s && scanner_isspace(*end); end--)
+		*end = '\0';
+}
+
+/*
+ * Remove a trailing NOT NULL from a column's type, as CREATE TABLE allows
+ * it there, and say whether there was one.
+ */
+static bool
+strip_not_null(char *type)
+{
+	size_t		len = strlen(type);
+	char	   *not;
+
+	if (len < 8 || pg_strcasecmp(type + len - 4, "null") != 0 ||
+		!scanner_isspace(type[len - 5]))
+		return false;
+	type[len - 5] = '\0';
+	trim_trailing_space(type);
+	len = strlen(type);
+	not = type + len - 3;
+	if (len < 4 || pg_strcasecmp(not, "not") != 0 || !scanner_isspace(not[-1]))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("malformed column list"),
+				 errdetail("A column's type may be followed by NOT NULL and nothing else."),
+				 errhint("Columns are written as in CREATE TABLE: \"name type [NOT NULL], ...\".")));
+	*not = '\0';
+	trim_trailing_space(type);
+	return true;
+}
+
 /* Say which column's type an error of Postgres's type parser is about. */
 static void
 column_error_context(void *arg)
@@ -243,9 +281,8 @@ kappa_parse_columns(const char *spec)
 					 errdetail("Column \"%s\" has no type.", col->name),
 					 errhint("Columns are written as in CREATE TABLE: \"name type, name type, ...\".")));
 		type = pstrdup(p);
-		/* trim trailing white space, left over from "a text , b int" */
-		for (char *end = type + strlen(type) - 1; end >= type && scanner_isspace(*end); end--)
-			*end = '\0';
+		trim_trailing_space(type);
+		col->not_null = strip_not_null(type);
 
 		{
 			ErrorContextCallback errcallback;

@@ -20,6 +20,7 @@ typedef struct KappaColumn
 	char	   *json_key;		/* default path: the name as written */
 	Oid			typid;
 	int32		typmod;
+	bool		not_null;		/* a message without it is a dead letter */
 	List	   *paths;			/* char * dotted paths, alternatives in order */
 } KappaColumn;
 

@@ -431,8 +431,8 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 	foreach(lc, s->columns)
 	{
 		KappaColumn *col = lfirst(lc);
-		Oid			coltypes[6] = {INT4OID, INT2OID, NAMEOID, OIDOID, INT4OID, TEXTARRAYOID};
-		Datum		colvalues[6];
+		Oid			coltypes[7] = {INT4OID, INT2OID, NAMEOID, OIDOID, INT4OID, BOOLOID, TEXTARRAYOID};
+		Datum		colvalues[7];
 		Datum	   *paths = palloc(sizeof(Datum) * list_length(col->paths));
 		ListCell   *pc;
 		int			n = 0;
@@ -444,10 +444,11 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 		colvalues[2] = DirectFunctionCall1(namein, CStringGetDatum(col->name));
 		colvalues[3] = ObjectIdGetDatum(col->typid);
 		colvalues[4] = Int32GetDatum(col->typmod);
-		colvalues[5] = PointerGetDatum(construct_array(paths, n, TEXTOID, -1, false, TYPALIGN_INT));
-		if (SPI_execute_with_args("INSERT INTO kappa.stream_columns (stream_id, attnum, name, type, typmod, paths) "
-								  "VALUES ($1, $2, $3, $4, $5, $6)",
-								  6, coltypes, colvalues, NULL, false, 0) != SPI_OK_INSERT)
+		colvalues[5] = BoolGetDatum(col->not_null);
+		colvalues[6] = PointerGetDatum(construct_array(paths, n, TEXTOID, -1, false, TYPALIGN_INT));
+		if (SPI_execute_with_args("INSERT INTO kappa.stream_columns (stream_id, attnum, name, type, typmod, not_null, paths) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+								  7, coltypes, colvalues, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert column \"%s\"", col->name);
 	}
 
@@ -605,7 +606,7 @@ load_stream(const char *where_name, int32 where_id)
 
 	/* columns, in order */
 	values[1] = Int32GetDatum(s->id);
-	if (SPI_execute_with_args("SELECT name::text, type, typmod, paths FROM kappa.stream_columns "
+	if (SPI_execute_with_args("SELECT name::text, type, typmod, paths, not_null FROM kappa.stream_columns "
 							  "WHERE stream_id = $2 ORDER BY attnum",
 							  2, types, values, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the columns of stream \"%s\"", s->name);
@@ -625,6 +626,7 @@ load_stream(const char *where_name, int32 where_id)
 		col->json_key = col->name;
 		col->typid = DatumGetObjectId(SPI_getbinval(crow, SPI_tuptable->tupdesc, 2, &isnull));
 		col->typmod = DatumGetInt32(SPI_getbinval(crow, SPI_tuptable->tupdesc, 3, &isnull));
+		col->not_null = DatumGetBool(SPI_getbinval(crow, SPI_tuptable->tupdesc, 5, &isnull));
 		for (int j = 0; j < nelems; j++)
 			col->paths = lappend(col->paths, TextDatumGetCString(elems[j]));
 		s->columns = lappend(s->columns, col);
