@@ -1,0 +1,86 @@
+--
+-- views: defining and dropping views, and every shape a view may not
+-- have, refused at create time with the construct named.
+--
+SELECT kappa_create_stream('vs', brokers => '127.0.0.1:9092',
+	columns => 'dev text, usr text, kind text, ts timestamptz NOT NULL, v numeric, f float8',
+	event_time => 'ts');
+
+-- A view is a relation: its columns are the select list's, with its types.
+SELECT kappa_create_view('vs_metrics', $$
+	SELECT dev, w.window_start, w.window_end, count(*) AS n, avg(v) AS a, max(f) AS hi
+	FROM vs, kappa_tumble(ts, '5 minutes') w
+	WHERE kind <> 'heartbeat'
+	GROUP BY dev, w.window_start, w.window_end $$);
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+WHERE attrelid = 'vs_metrics'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT name, stream, options FROM kappa_views;
+SELECT count(*) AS rows_yet FROM vs_metrics;
+
+-- Schema-qualified names and options.
+CREATE SCHEMA dash;
+SELECT kappa_create_view('dash.per_user', $$ SELECT usr, count(*) AS n FROM vs GROUP BY usr $$,
+	'{"start": "latest"}');
+SELECT name, options FROM kappa_views ORDER BY name;
+
+-- The same query runs as batch SQL over a table of the same columns.
+CREATE SCHEMA batch;
+CREATE TABLE batch.vs (dev text, usr text, kind text, ts timestamptz, v numeric, f float8);
+INSERT INTO batch.vs VALUES ('d1', 'u1', 'reading', '2026-01-01 00:01:00+00', 1, 1),
+	('d1', 'u1', 'reading', '2026-01-01 00:07:00+00', 3, 5), ('d2', 'u2', 'heartbeat', '2026-01-01 00:02:00+00', 9, 9);
+SET search_path = batch, public;
+SELECT dev, w.window_start, w.window_end, count(*) AS n, avg(v) AS a, max(f) AS hi
+	FROM vs, kappa_tumble(ts, '5 minutes') w
+	WHERE kind <> 'heartbeat'
+	GROUP BY dev, w.window_start, w.window_end ORDER BY 1, 2;
+SELECT w.* FROM kappa_hop('2026-01-01 00:07:00+00', '10 minutes', '5 minutes') w;
+RESET search_path;
+
+\x on
+-- Shapes a view cannot have.
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev ORDER BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev LIMIT 5')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT vs.dev, count(*) AS n FROM vs JOIN pg_class c ON true GROUP BY vs.dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT vs.dev, count(*) AS n FROM vs, pg_class c GROUP BY vs.dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM (SELECT * FROM vs) s GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs WHERE dev IN (SELECT relname FROM pg_class) GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n, rank() OVER () AS r FROM vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev HAVING count(*) > 2')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT DISTINCT dev FROM vs')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev FROM vs')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'WITH x AS (SELECT 1) SELECT dev, count(*) AS n FROM vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev UNION SELECT dev, 1 FROM vs')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT (random() * 10)::int AS k, count(*) AS n FROM vs GROUP BY 1')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs WHERE random() < 0.5 GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, string_agg(usr, '','') AS s FROM vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS p FROM vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(DISTINCT usr) AS u FROM vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) FROM vs GROUP BY dev, 2')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT count(*) AS n FROM vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs, kappa_tumble(ts, ''5 minutes'') w GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, w.window_start, count(*) AS n FROM vs, kappa_tumble(ts, now() - now()) w GROUP BY dev, w.window_start')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, w.window_start, count(*) AS n FROM vs, kappa_tumble(ts, ''1 month'') w GROUP BY dev, w.window_start')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, w.window_start, count(*) AS n FROM vs, kappa_hop(ts, ''1 day'', ''1 second'') w GROUP BY dev, w.window_start')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, w.g, count(*) AS n FROM vs, generate_series(1, 2) w(g) GROUP BY dev, w.g')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM nosuch GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM public.vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT nosuch, count(*) AS n FROM vs GROUP BY nosuch')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev; DROP TABLE batch.vs')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'DELETE FROM batch.vs')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('vs_metrics', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev', '{"start": "yesterday"}')$$);
+SELECT * FROM expect_error($$SELECT kappa_drop_view('batch.vs')$$);
+SELECT * FROM expect_error($$SELECT kappa_drop_view('nosuch')$$);
+SELECT * FROM expect_error($$SELECT kappa_drop_stream('vs')$$);
+SELECT * FROM expect_error($$SELECT kappa_session('2026-01-01', '5 minutes')$$);
+\x off
+
+-- Nothing was left behind by the errors; the injected DROP never ran.
+SELECT count(*) AS views FROM kappa.views;
+SELECT count(*) AS batch_rows FROM batch.vs;
+
+SELECT kappa_drop_view('dash.per_user');
+SELECT kappa_drop_stream('vs', cascade => true);
+SELECT count(*) AS views_left FROM kappa.views;
+SELECT count(*) AS tables_left FROM pg_class WHERE relnamespace = 'kappa'::regnamespace AND relname ~ '^(view|stream)_[0-9]';
+DROP SCHEMA dash, batch CASCADE;

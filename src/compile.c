@@ -1,0 +1,534 @@
+/*-------------------------------------------------------------------------
+ *
+ * compile.c
+ *	  From a view's SELECT to what its worker runs.
+ *
+ * A view is one SELECT over one stream.  Postgres itself parses and
+ * analyses it: every stream has a relation of its columns,
+ * kappa.stream_<id>, which is empty and never written, and the stream's
+ * name in FROM is pointed at it before analysis, with the stream's name as
+ * alias.  So names, types, operators, functions and aggregates resolve as
+ * in any query, with Postgres's own errors, and the same SELECT over a
+ * table of the same events is the batch equivalent of the view.
+ *
+ * kappa_compile_view then checks the analysed Query's shape, naming any
+ * construct a view cannot have, and takes it apart into a KappaViewSpec:
+ * the WHERE clause, the window, the GROUP BY keys, the aggregates, and the
+ * select list rewritten over a "group row" (keys, window bounds, aggregate
+ * results).  The analysed Query is what kappa.views stores (as a node
+ * string, as Postgres stores its own views), so the worker runs exactly
+ * what was checked, bound to the same objects.
+ *
+ * src/compile.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+#include "compile.h"
+#include "stream.h"
+
+/* What the select-list rewrite needs to know. */
+typedef struct GroupRowContext
+{
+	List	   *keys;			/* Expr */
+	List	   *aggrefs;		/* Aggref */
+	Index		window_rti;
+	int			nkeys;
+} GroupRowContext;
+
+static void point_at_stream(SelectStmt *select, KappaStream **stream);
+static void check_shape(Query *query);
+static void unsupported(const char *construct, const char *hint);
+static KappaWindowKind window_kind(Oid funcid);
+static void compile_window(KappaViewSpec *spec, RangeTblEntry *rte);
+static int64 const_interval_us(Node *arg, const char *what);
+static bool collect_aggrefs(Node *node, List **aggrefs);
+static void check_aggregate(Aggref *aggref);
+static Node *to_group_row(Node *node, GroupRowContext *context);
+static void check_not_volatile(Node *node, const char *clause);
+
+/* The relation that stands for a stream in its views' queries. */
+char *
+kappa_stream_relation_name(int32 stream_id)
+{
+	return psprintf("stream_%d", stream_id);
+}
+
+/*
+ * Parse and analyse a view's query, whose FROM names a stream; return the
+ * Query and the stream.
+ */
+Query *
+kappa_analyze_view(const char *query_text, KappaStream **stream)
+{
+	List	   *raw = raw_parser(query_text, RAW_PARSE_DEFAULT);
+	RawStmt    *stmt;
+
+	if (list_length(raw) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("a kappa view is defined by exactly one SELECT statement")));
+	stmt = linitial_node(RawStmt, raw);
+	if (!IsA(stmt->stmt, SelectStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("a kappa view is defined by a SELECT statement")));
+	point_at_stream((SelectStmt *) stmt->stmt, stream);
+	return parse_analyze_fixedparams(stmt, query_text, NULL, 0, NULL);
+}
+
+/*
+ * Find the stream in FROM and point it at the stream's relation, keeping
+ * the stream's name as alias so that "telemetry.deviceId" still resolves.
+ */
+static void
+point_at_stream(SelectStmt *select, KappaStream **stream)
+{
+	ListCell   *lc;
+	RangeVar   *found = NULL;
+
+	if (select->op != SETOP_NONE)
+		unsupported("UNION, INTERSECT and EXCEPT", NULL);
+	if (select->withClause)
+		unsupported("WITH", NULL);
+	if (select->valuesLists)
+		unsupported("VALUES", NULL);
+	foreach(lc, select->fromClause)
+	{
+		Node	   *item = lfirst(lc);
+
+		if (IsA(item, JoinExpr))
+			unsupported("joins", "A view reads one stream; join the view with other tables when you query it.");
+		if (IsA(item, RangeSubselect))
+			unsupported("subqueries in FROM", NULL);
+		if (IsA(item, RangeVar))
+		{
+			if (found)
+				unsupported("joins", "A view reads one stream; join the view with other tables when you query it.");
+			found = (RangeVar *) item;
+		}
+	}
+	if (found == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("a kappa view must read a stream in FROM"),
+				 errhint("Write FROM stream_name, kappa_tumble(event_time, '5 minutes') w.")));
+	if (found->schemaname != NULL || found->catalogname != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("stream names are not schema-qualified"),
+				 errhint("Write the stream's name alone: FROM %s.", found->relname)));
+
+	*stream = kappa_stream_load(found->relname);
+	if (found->alias == NULL)
+		found->alias = makeAlias(found->relname, NIL);
+	found->schemaname = "kappa";
+	found->relname = kappa_stream_relation_name((*stream)->id);
+	found->inh = false;
+}
+
+/* Refuse a construct a view cannot have, by name. */
+static void
+unsupported(const char *construct, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s cannot be used in a kappa view", construct),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/* Check what an analysed view query contains, naming what it may not. */
+static void
+check_shape(Query *query)
+{
+	if (query->commandType != CMD_SELECT || query->utilityStmt)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("a kappa view is defined by a SELECT statement")));
+	if (query->hasWindowFuncs)
+		unsupported("window functions (OVER)", "Use kappa_tumble, kappa_hop or kappa_session in FROM for time windows.");
+	if (query->hasSubLinks)
+		unsupported("subqueries", NULL);
+	if (query->hasTargetSRFs)
+		unsupported("set-returning functions in the select list", NULL);
+	if (query->sortClause)
+		unsupported("ORDER BY", "Order the rows when you query the view.");
+	if (query->limitCount || query->limitOffset)
+		unsupported("LIMIT and OFFSET", "Limit the rows when you query the view.");
+	if (query->distinctClause)
+		unsupported("SELECT DISTINCT", "GROUP BY the columns instead.");
+	if (query->groupingSets)
+		unsupported("GROUPING SETS, ROLLUP and CUBE", NULL);
+	if (query->havingQual)
+		unsupported("HAVING", "Filter the rows when you query the view.");
+	if (query->rowMarks)
+		unsupported("FOR UPDATE and FOR SHARE", NULL);
+	if (!query->hasAggs && query->groupClause == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("a kappa view must aggregate"),
+				 errdetail("A view keeps one row per group; a SELECT without GROUP BY or aggregates would keep every event."),
+				 errhint("Add GROUP BY and aggregates such as count(*).")));
+}
+
+/*
+ * Which of kappa's window functions funcid is, if any: known by the C
+ * function behind it, whatever schema the extension is in.
+ */
+static KappaWindowKind
+window_kind(Oid funcid)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	KappaWindowKind kind = KAPPA_WINDOW_NONE;
+	Form_pg_proc proc;
+	bool		isnull;
+	Datum		probin;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for function %u", funcid);
+	proc = (Form_pg_proc) GETSTRUCT(tuple);
+	probin = SysCacheGetAttr(PROCOID, tuple, Anum_pg_proc_probin, &isnull);
+	if (proc->prolang == ClanguageId && !isnull &&
+		strcmp(TextDatumGetCString(probin), "$libdir/kappa") == 0)
+	{
+		char	   *prosrc = TextDatumGetCString(SysCacheGetAttr(PROCOID, tuple,
+																  Anum_pg_proc_prosrc, &isnull));
+
+		if (strcmp(prosrc, "kappa_tumble") == 0)
+			kind = KAPPA_WINDOW_TUMBLE;
+		else if (strcmp(prosrc, "kappa_hop") == 0)
+			kind = KAPPA_WINDOW_HOP;
+		else if (strcmp(prosrc, "kappa_session") == 0)
+			kind = KAPPA_WINDOW_SESSION;
+	}
+	ReleaseSysCache(tuple);
+	return kind;
+}
+
+/* A window size argument: a constant, positive interval. */
+static int64
+const_interval_us(Node *arg, const char *what)
+{
+	Node	   *value = eval_const_expressions(NULL, arg);
+
+	if (!IsA(value, Const) || ((Const *) value)->constisnull ||
+		((Const *) value)->consttype != INTERVALOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the window %s must be a constant interval", what),
+				 errhint("Write it as a literal, such as '5 minutes'.")));
+	return kappa_window_interval_us(DatumGetIntervalP(((Const *) value)->constvalue), what);
+}
+
+/* Read the window function in FROM into the spec. */
+static void
+compile_window(KappaViewSpec *spec, RangeTblEntry *rte)
+{
+	RangeTblFunction *rtfunc;
+	FuncExpr   *func;
+
+	if (list_length(rte->functions) != 1)
+		unsupported("ROWS FROM", NULL);
+	rtfunc = linitial_node(RangeTblFunction, rte->functions);
+	func = (FuncExpr *) rtfunc->funcexpr;
+	if (!IsA(func, FuncExpr) ||
+		(spec->window.kind = window_kind(func->funcid)) == KAPPA_WINDOW_NONE)
+		unsupported("functions in FROM other than kappa_tumble, kappa_hop and kappa_session", NULL);
+	if (rte->funcordinality)
+		unsupported("WITH ORDINALITY", NULL);
+
+	spec->window_ts = (Expr *) linitial(func->args);
+	switch (spec->window.kind)
+	{
+		case KAPPA_WINDOW_TUMBLE:
+			spec->window.size = const_interval_us(lsecond(func->args), "size");
+			break;
+		case KAPPA_WINDOW_HOP:
+			spec->window.size = const_interval_us(lsecond(func->args), "size");
+			spec->window.slide = const_interval_us(lthird(func->args), "slide");
+			if (spec->window.size / spec->window.slide >= KAPPA_MAX_HOPS)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("a hopping window's size may be at most %d times its slide",
+								KAPPA_MAX_HOPS - 1)));
+			break;
+		case KAPPA_WINDOW_SESSION:
+			spec->window.gap = const_interval_us(lsecond(func->args), "gap");
+			break;
+		case KAPPA_WINDOW_NONE:
+			break;
+	}
+	check_not_volatile((Node *) spec->window_ts, "the window's time argument");
+}
+
+/* Collect the Aggrefs of an expression, each once. */
+static bool
+collect_aggrefs(Node *node, List **aggrefs)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Aggref))
+	{
+		*aggrefs = list_append_unique(*aggrefs, node);
+		return false;			/* aggregates do not nest */
+	}
+	return expression_tree_walker(node, collect_aggrefs, aggrefs);
+}
+
+/*
+ * Check that an aggregate can run in a view: its partial states must be
+ * combinable (sessions merge, partitions' partials merge), storable, and
+ * finalizable again and again (the view row is refreshed at every flush).
+ */
+static void
+check_aggregate(Aggref *aggref)
+{
+	HeapTuple	tuple;
+	Form_pg_aggregate agg;
+	char	   *name = format_procedure(aggref->aggfnoid);
+
+	if (aggref->aggkind != AGGKIND_NORMAL)
+		unsupported(psprintf("ordered-set aggregate %s", name), NULL);
+	if (aggref->aggorder != NIL)
+		unsupported(psprintf("ORDER BY inside aggregate %s", name),
+					"kappa_first and kappa_last order by event time.");
+	if (aggref->aggdistinct != NIL)
+		unsupported(psprintf("DISTINCT inside aggregate %s", name), NULL);
+	if (aggref->agglevelsup != 0)
+		unsupported("outer-level aggregates", NULL);
+
+	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for aggregate %u", aggref->aggfnoid);
+	agg = (Form_pg_aggregate) GETSTRUCT(tuple);
+	if (!OidIsValid(agg->aggcombinefn))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("aggregate %s cannot be used in a kappa view", name),
+				 errdetail("It has no combine function, and kappa merges partial aggregates: when sessions merge, and across partitions.")));
+	if (agg->aggtranstype == INTERNALOID &&
+		(!OidIsValid(agg->aggserialfn) || !OidIsValid(agg->aggdeserialfn)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("aggregate %s cannot be used in a kappa view", name),
+				 errdetail("Its state has no serialization functions, so it cannot be stored between flushes.")));
+	if (agg->aggfinalmodify == AGGMODIFY_READ_WRITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("aggregate %s cannot be used in a kappa view", name),
+				 errdetail("Its final function modifies its state, and a view row is finalized again at every flush.")));
+	ReleaseSysCache(tuple);
+}
+
+/* Refuse volatile functions where they would make a view irreproducible. */
+static void
+check_not_volatile(Node *node, const char *clause)
+{
+	if (contain_volatile_functions(node))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("volatile functions cannot be used in %s of a kappa view", clause),
+				 errdetail("A replay must reach the same view, so keys, filters and aggregate arguments must depend on the event alone.")));
+}
+
+/*
+ * Rewrite a select-list expression over the group row: GROUP BY
+ * expressions become the key attributes, the window's columns the window
+ * bounds, aggregates their results.
+ */
+static Node *
+to_group_row(Node *node, GroupRowContext *context)
+{
+	int			i = 0;
+	ListCell   *lc;
+
+	if (node == NULL)
+		return NULL;
+	foreach(lc, context->keys)
+	{
+		i++;
+		if (equal(node, lfirst(lc)))
+			return (Node *) makeVar(1, i, exprType(node), exprTypmod(node),
+									exprCollation(node), 0);
+	}
+	if (IsA(node, Var) && (Index) ((Var *) node)->varno == context->window_rti)
+		return (Node *) makeVar(1, context->nkeys + ((Var *) node)->varattno,
+								TIMESTAMPTZOID, -1, InvalidOid, 0);
+	if (IsA(node, Aggref))
+	{
+		foreach(lc, context->aggrefs)
+		{
+			if (equal(node, lfirst(lc)))
+				return (Node *) makeVar(1, context->nkeys + 3 + foreach_current_index(lc),
+										exprType(node), exprTypmod(node),
+										exprCollation(node), 0);
+		}
+		elog(ERROR, "aggregate not found in the view's aggregates");
+	}
+	/* parse analysis has refused ungrouped columns outside aggregates */
+	if (IsA(node, Var))
+		elog(ERROR, "ungrouped column in a kappa view's select list");
+	return expression_tree_mutator(node, to_group_row, context);
+}
+
+/* Take an analysed view query apart; see KappaViewSpec. */
+KappaViewSpec *
+kappa_compile_view(Query *query)
+{
+	KappaViewSpec *spec = palloc0(sizeof(KappaViewSpec));
+	GroupRowContext context = {0};
+	Index		window_rti = 0;
+	bool		window_start_grouped = false;
+	ListCell   *lc;
+	int			attno = 0;
+
+	check_shape(query);
+	spec->query = query;
+
+	/* FROM: the stream, and perhaps one window function */
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (foreach_current_index(lc) == 0)
+		{
+			if (rte->rtekind != RTE_RELATION)
+				unsupported("anything but a stream first in FROM", NULL);
+			continue;
+		}
+		if (rte->rtekind != RTE_FUNCTION || window_rti != 0)
+			unsupported("joins", "A view reads one stream; join the view with other tables when you query it.");
+		window_rti = foreach_current_index(lc) + 1;
+		compile_window(spec, rte);
+	}
+	foreach(lc, query->jointree->fromlist)
+	{
+		if (!IsA(lfirst(lc), RangeTblRef))
+			unsupported("joins", "A view reads one stream; join the view with other tables when you query it.");
+	}
+
+	/* WHERE */
+	if (query->jointree->quals)
+	{
+		check_not_volatile(query->jointree->quals, "WHERE");
+		spec->where = (Expr *) query->jointree->quals;
+	}
+
+	/* GROUP BY: the keys, and the window's start */
+	foreach(lc, query->groupClause)
+	{
+		SortGroupClause *sgc = lfirst(lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, query->targetList);
+		Node	   *expr = (Node *) tle->expr;
+
+		if (tle->resjunk)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("every GROUP BY expression of a kappa view must be in its select list"),
+					 errdetail("The view's rows are identified by their GROUP BY columns.")));
+		if (IsA(expr, Var) && (Index) ((Var *) expr)->varno == window_rti)
+		{
+			if (((Var *) expr)->varattno == 1)
+				window_start_grouped = true;
+			spec->unique_columns = lappend(spec->unique_columns, tle->resname);
+			continue;
+		}
+		if (!OidIsValid(sgc->eqop) || !op_hashjoinable(sgc->eqop, exprType(expr)))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("GROUP BY expression of type %s cannot be used in a kappa view",
+							format_type_be(exprType(expr))),
+					 errdetail("Its type has no hashable equality.")));
+		check_not_volatile(expr, "GROUP BY");
+		spec->keys = lappend(spec->keys, expr);
+		spec->key_eqops = lappend_oid(spec->key_eqops, sgc->eqop);
+		spec->unique_columns = lappend(spec->unique_columns, tle->resname);
+	}
+	if (window_rti != 0 && !window_start_grouped)
+		ereport(ERROR,
+				(errcode(ERRCODE_GROUPING_ERROR),
+				 errmsg("a windowed kappa view must GROUP BY the window's window_start"),
+				 errhint("Add w.window_start (and w.window_end) to the select list and to GROUP BY.")));
+
+	/* the aggregates, and the select list over the group row */
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		if (strcmp(tle->resname, "?column?") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
+					 errmsg("column %d of the view has no name", tle->resno),
+					 errhint("Name it with AS.")));
+		(void) collect_aggrefs((Node *) tle->expr, &spec->aggrefs);
+	}
+	foreach(lc, spec->aggrefs)
+	{
+		Aggref	   *aggref = lfirst(lc);
+
+		check_aggregate(aggref);
+		check_not_volatile((Node *) aggref->args, "aggregate arguments");
+		check_not_volatile((Node *) aggref->aggfilter, "aggregate filters");
+	}
+
+	context.keys = spec->keys;
+	context.aggrefs = spec->aggrefs;
+	context.window_rti = window_rti;
+	context.nkeys = list_length(spec->keys);
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		spec->output = lappend(spec->output,
+							   makeTargetEntry((Expr *) to_group_row((Node *) tle->expr, &context),
+											   list_length(spec->output) + 1,
+											   tle->resname, false));
+	}
+
+	/* the group row: keys, window bounds, aggregate results */
+	spec->group_desc = CreateTemplateTupleDesc(context.nkeys + 2 + list_length(spec->aggrefs));
+	foreach(lc, spec->keys)
+		TupleDescInitEntry(spec->group_desc, ++attno, NULL,
+						   exprType(lfirst(lc)), exprTypmod(lfirst(lc)), 0);
+	TupleDescInitEntry(spec->group_desc, ++attno, "window_start", TIMESTAMPTZOID, -1, 0);
+	TupleDescInitEntry(spec->group_desc, ++attno, "window_end", TIMESTAMPTZOID, -1, 0);
+	foreach(lc, spec->aggrefs)
+		TupleDescInitEntry(spec->group_desc, ++attno, NULL,
+						   exprType(lfirst(lc)), exprTypmod(lfirst(lc)), 0);
+
+	/* plan the expressions the worker evaluates per event */
+	if (spec->where)
+		spec->where = expression_planner(spec->where);
+	if (spec->window_ts)
+		spec->window_ts = expression_planner(spec->window_ts);
+	foreach(lc, spec->keys)
+		lfirst(lc) = expression_planner(lfirst(lc));
+	foreach(lc, spec->output)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		tle->expr = expression_planner(tle->expr);
+	}
+	return spec;
+}

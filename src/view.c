@@ -1,0 +1,293 @@
+/*-------------------------------------------------------------------------
+ *
+ * view.c
+ *	  The view catalog: kappa_create_view and kappa_drop_view.
+ *
+ * A view is three things: a row in kappa.views (its query, and the
+ * analysed Query its worker runs), an ordinary table kappa.view_<id> that
+ * holds its rows, with a unique index on the columns that identify a row,
+ * and the user-facing name, a Postgres view over that table owned by the
+ * role that created it.  Users query, join, index-scan and GRANT on the
+ * user-facing view like on any relation; the worker upserts the table.
+ *
+ * Like the stream catalog, kappa's tables are written as the bootstrap
+ * superuser between kappa_catalog_enter and kappa_catalog_leave, with SQL
+ * built only from constants, $n parameters and quoted identifiers; the
+ * user-facing view is created and dropped as the caller, with the
+ * caller's rights.
+ *
+ * The stream's worker notices new and dropped views at its next flush:
+ * it locks its views' catalog rows (FOR KEY SHARE) before writing, and
+ * kappa_drop_view deletes the row first, so a flush never writes into a
+ * view that is being dropped.
+ *
+ * src/view.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+
+#include "compile.h"
+#include "shmem.h"
+#include "stream.h"
+#include "view.h"
+
+PG_FUNCTION_INFO_V1(kappa_create_view);
+PG_FUNCTION_INFO_V1(kappa_drop_view);
+
+static char *check_start_option(Jsonb *options);
+static char *rows_table_name(int32 view_id);
+
+/* The table that holds a view's rows, unqualified (it is in schema kappa). */
+static char *
+rows_table_name(int32 view_id)
+{
+	return psprintf("view_%d", view_id);
+}
+
+/* Check the options of a view and return its start: earliest or latest. */
+static char *
+check_start_option(Jsonb *options)
+{
+	JsonbValue *start;
+
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("view options must be a JSON object")));
+	start = getKeyJsonValueFromContainer(&options->root, "start", 5, NULL);
+	if (start == NULL)
+		return "earliest";
+	if (start->type == jbvString)
+	{
+		char	   *value = pnstrdup(start->val.string.val, start->val.string.len);
+
+		if (strcmp(value, "earliest") == 0 || strcmp(value, "latest") == 0)
+			return value;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid start option of a view"),
+			 errdetail("A view starts from the \"earliest\" message the brokers keep, or from the \"latest\".")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * kappa_create_view(name, query, options) defines a view: one SELECT over
+ * one stream.
+ */
+Datum
+kappa_create_view(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *query_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Jsonb	   *options = PG_GETARG_JSONB_P(2);
+	RangeVar   *rv;
+	Oid			nspid;
+	char	   *schema;
+	KappaStream *stream;
+	Query	   *query;
+	KappaViewSpec *spec;
+	KappaCatalogAccess access;
+	int32		view_id;
+	StringInfoData sql;
+	ListCell   *lc;
+	bool		isnull;
+	Oid			types[7] = {INT4OID, NAMEOID, NAMEOID, OIDOID, TEXTOID, TEXTOID, JSONBOID};
+	Datum		values[7];
+
+	kappa_require_preload();
+	(void) check_start_option(options);
+
+	/* the name: like CREATE VIEW's, in the caller's creation schema */
+	rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	nspid = RangeVarGetCreationNamespace(rv);
+	if (pg_namespace_aclcheck(nspid, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for schema %s", get_namespace_name(nspid))));
+	schema = get_namespace_name(nspid);
+	if (OidIsValid(get_relname_relid(rv->relname, nspid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation \"%s\" already exists", rv->relname)));
+
+	/* the query: analysed by Postgres, checked and taken apart by kappa */
+	query = kappa_analyze_view(query_text, &stream);
+	if (!has_privs_of_role(GetUserId(), stream->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of stream \"%s\" to create a view over it", stream->name)));
+	spec = kappa_compile_view(copyObject(query));
+
+	kappa_catalog_enter(&access);
+	values[0] = Int32GetDatum(stream->id);
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	values[2] = DirectFunctionCall1(namein, CStringGetDatum(rv->relname));
+	values[3] = ObjectIdGetDatum(GetUserId());
+	values[4] = CStringGetTextDatum(query_text);
+	values[5] = CStringGetTextDatum(nodeToString(query));
+	values[6] = JsonbPGetDatum(options);
+	if (SPI_execute_with_args("INSERT INTO kappa.views (stream_id, schema_name, view_name, owner, query, plan, options) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING view_id",
+							  7, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not insert view \"%s\"", name);
+	view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	/* the rows table, its unique index, and the marker of its state */
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TABLE kappa.%s (", quote_identifier(rows_table_name(view_id)));
+	foreach(lc, spec->output)
+	{
+		TargetEntry *tle = lfirst(lc);
+		Node	   *original = (Node *) list_nth_node(TargetEntry, query->targetList,
+													   tle->resno - 1)->expr;
+
+		appendStringInfo(&sql, "%s%s %s", foreach_current_index(lc) > 0 ? ", " : "",
+						 quote_identifier(tle->resname),
+						 format_type_extended(exprType(original), exprTypmod(original),
+											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+	}
+	appendStringInfoChar(&sql, ')');
+	kappa_catalog_exec(sql.data, SPI_OK_UTILITY);
+
+	if (spec->unique_columns != NIL)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE UNIQUE INDEX ON kappa.%s (",
+						 quote_identifier(rows_table_name(view_id)));
+		foreach(lc, spec->unique_columns)
+			appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+							 quote_identifier(lfirst(lc)));
+		appendStringInfoString(&sql, ") NULLS NOT DISTINCT");
+		kappa_catalog_exec(sql.data, SPI_OK_UTILITY);
+	}
+	kappa_catalog_exec(psprintf("GRANT SELECT ON kappa.%s TO %s",
+								quote_identifier(rows_table_name(view_id)),
+								quote_identifier(GetUserNameFromId(GetUserId(), false))),
+					   SPI_OK_UTILITY);
+	kappa_catalog_exec(psprintf("INSERT INTO kappa.view_state_marker VALUES (%d)", view_id),
+					   SPI_OK_INSERT);
+	kappa_catalog_leave(&access);
+
+	/* the user-facing name, created as the caller */
+	SPI_connect();
+	if (SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM kappa.%s",
+							 quote_qualified_identifier(schema, rv->relname),
+							 quote_identifier(rows_table_name(view_id))),
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create view \"%s\"", name);
+	SPI_finish();
+
+	PG_RETURN_VOID();
+}
+
+/* The qualified names of a stream's views. */
+List *
+kappa_stream_view_names(int32 stream_id)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	KappaCatalogAccess access;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(stream_id)};
+	List	   *names = NIL;
+
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT format('%I.%I', schema_name, view_name) FROM kappa.views "
+							  "WHERE stream_id = $1 ORDER BY view_id",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		MemoryContextSwitchTo(spi);
+	}
+	kappa_catalog_leave(&access);
+	return names;
+}
+
+/*
+ * Drop a view by its (possibly qualified) name: its catalog rows, state,
+ * rows table, and user-facing view.  Only its owner or a superuser may.
+ */
+void
+kappa_drop_view_by_name(const char *name)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+	KappaCatalogAccess access;
+	Oid			types[2] = {NAMEOID, NAMEOID};
+	Datum		values[2];
+	int32		view_id;
+	Oid			owner;
+	bool		isnull;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("kappa view \"%s\" does not exist", name)));
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(get_namespace_name(get_rel_namespace(relid))));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(get_rel_name(relid)));
+
+	kappa_catalog_enter(&access);
+	/* deleting the row first keeps the worker's next flush away from it */
+	if (SPI_execute_with_args("DELETE FROM kappa.views WHERE schema_name = $1 AND view_name = $2 "
+							  "RETURNING view_id, owner",
+							  2, types, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "could not delete view \"%s\"", name);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a kappa view", name),
+				 errhint("Drop other relations with DROP VIEW or DROP TABLE.")));
+	view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	kappa_catalog_leave(&access);
+
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of view %s", name)));
+
+	SPI_connect();
+	if (SPI_execute(psprintf("DROP VIEW %s",
+							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+														get_rel_name(relid))),
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not drop view \"%s\"", name);
+	SPI_finish();
+
+	kappa_catalog_enter(&access);
+	kappa_catalog_exec(psprintf("DROP TABLE kappa.%s", quote_identifier(rows_table_name(view_id))),
+					   SPI_OK_UTILITY);
+	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state WHERE view_id = %d", view_id),
+					   SPI_OK_DELETE);
+	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state_marker WHERE view_id = %d", view_id),
+					   SPI_OK_DELETE);
+	kappa_catalog_leave(&access);
+}
+
+/* kappa_drop_view(name) removes a view. */
+Datum
+kappa_drop_view(PG_FUNCTION_ARGS)
+{
+	kappa_require_preload();
+	kappa_drop_view_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
