@@ -19,12 +19,20 @@ OBJS = \
 	src/connection.o \
 	src/stream.o \
 	src/kafka.o \
-	src/produce.o
+	src/produce.o \
+	src/decode.o \
+	src/json_scan.o \
+	src/window.o \
+	src/compile.o \
+	src/view.o \
+	src/aggregate.o \
+	src/state.o \
+	src/engine.o
 
 DATA = sql/kappa--0.1.sql
 
 # Regression tests: an explicit list, because sql/ also holds install scripts.
-REGRESS = setup streams stream_errors eventhubs produce redaction
+REGRESS = setup streams stream_errors eventhubs produce redaction decode views
 REGRESS_OPTS = --use-existing
 
 TAP_TESTS = 1

@@ -69,7 +69,82 @@ ALTER TABLE kappa.stream_secrets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY stream_owner ON kappa.stream_secrets
 	USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 
+-- Where each stream's worker is, per partition: the next offset to read
+-- and what it has counted.  Written in the same transaction as the views.
+CREATE TABLE kappa.partitions (
+	stream_id int NOT NULL REFERENCES kappa.streams ON DELETE CASCADE,
+	partition int NOT NULL,
+	next_offset bigint NOT NULL,
+	end_offset bigint,
+	consumed bigint NOT NULL DEFAULT 0,
+	dead_lettered bigint NOT NULL DEFAULT 0,
+	last_event_at timestamptz,
+	flushed_at timestamptz,
+	flush_ms float8,
+	events_per_s float8,
+	PRIMARY KEY (stream_id, partition)
+);
+
+-- Messages that could not be decoded, with their bytes and the reason.
+CREATE TABLE kappa.dead_letters (
+	stream_id int NOT NULL REFERENCES kappa.streams ON DELETE CASCADE,
+	partition int NOT NULL,
+	"offset" bigint NOT NULL,
+	broker_time timestamptz,
+	key bytea,
+	payload bytea,
+	reason text NOT NULL,
+	PRIMARY KEY (stream_id, partition, "offset")
+);
+
+-- One row per view; its rows live in kappa.view_<view_id>, and the
+-- user-facing name is a view over that table.
+CREATE TABLE kappa.views (
+	view_id serial PRIMARY KEY,
+	stream_id int NOT NULL REFERENCES kappa.streams,
+	schema_name name NOT NULL,
+	view_name name NOT NULL,
+	owner oid NOT NULL,
+	query text NOT NULL,
+	plan text NOT NULL,
+	options jsonb NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (schema_name, view_name)
+);
+
+-- Each view's own position and watermark per partition, and its counts.
+CREATE TABLE kappa.view_partitions (
+	view_id int NOT NULL REFERENCES kappa.views ON DELETE CASCADE,
+	partition int NOT NULL,
+	next_offset bigint NOT NULL,
+	max_event_time timestamptz,
+	filtered bigint NOT NULL DEFAULT 0,
+	duplicate bigint NOT NULL DEFAULT 0,
+	delivered bigint NOT NULL DEFAULT 0,
+	applied bigint NOT NULL DEFAULT 0,
+	late bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (view_id, partition)
+);
+
+-- The partial aggregates of every open group, as of the last flush.
+-- Unlogged: fast, and emptied by crash recovery, which the marker shows.
+CREATE UNLOGGED TABLE kappa.view_state (
+	view_id int NOT NULL,
+	group_key bytea NOT NULL,
+	window_start timestamptz NOT NULL,
+	window_end timestamptz NOT NULL,
+	states bytea[] NOT NULL,
+	PRIMARY KEY (view_id, group_key, window_start)
+);
+CREATE UNLOGGED TABLE kappa.view_state_marker (
+	view_id int PRIMARY KEY
+);
+
 REVOKE ALL ON kappa.streams, kappa.stream_columns, kappa.stream_secrets FROM PUBLIC;
+REVOKE ALL ON kappa.partitions, kappa.dead_letters, kappa.views, kappa.view_partitions,
+	kappa.view_state, kappa.view_state_marker FROM PUBLIC;
+GRANT SELECT ON kappa.partitions, kappa.views, kappa.view_partitions TO PUBLIC;
+GRANT SELECT ON kappa.dead_letters TO kappa_admin;
 GRANT SELECT ON kappa.streams, kappa.stream_columns TO PUBLIC;
 GRANT SELECT ON kappa.stream_secrets TO kappa_admin;
 
@@ -78,6 +153,8 @@ SELECT pg_catalog.pg_extension_config_dump('kappa.streams', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.streams_stream_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.stream_columns', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.stream_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.views', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.views_view_id_seq', '');
 
 CREATE FUNCTION kappa_create_stream(
 	name text,
@@ -139,6 +216,46 @@ RETURNS SETOF record
 COMMENT ON FUNCTION kappa_peek(text, int)
 	IS 'the newest n messages of a stream''s topic, oldest first';
 
+-- Windows, used laterally in a view's FROM.  Tumble and hop also work in
+-- batch SQL, so that a view's query doubles as its batch equivalent.
+CREATE FUNCTION kappa_tumble(ts timestamptz, size interval,
+	OUT window_start timestamptz, OUT window_end timestamptz)
+RETURNS SETOF record
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1
+	AS 'MODULE_PATHNAME', 'kappa_tumble';
+COMMENT ON FUNCTION kappa_tumble(timestamptz, interval)
+	IS 'the tumbling window, aligned to the Unix epoch, that holds ts';
+
+CREATE FUNCTION kappa_hop(ts timestamptz, size interval, slide interval,
+	OUT window_start timestamptz, OUT window_end timestamptz)
+RETURNS SETOF record
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 2
+	AS 'MODULE_PATHNAME', 'kappa_hop';
+COMMENT ON FUNCTION kappa_hop(timestamptz, interval, interval)
+	IS 'every hopping window of the given size, starting every slide, that holds ts';
+
+CREATE FUNCTION kappa_session(ts timestamptz, gap interval,
+	OUT window_start timestamptz, OUT window_end timestamptz)
+RETURNS SETOF record
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1
+	AS 'MODULE_PATHNAME', 'kappa_session';
+COMMENT ON FUNCTION kappa_session(timestamptz, interval)
+	IS 'session windows per key, closed by a gap of inactivity; only in kappa views';
+
+CREATE FUNCTION kappa_create_view(name text, query text, options jsonb DEFAULT '{}')
+RETURNS void
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_create_view';
+COMMENT ON FUNCTION kappa_create_view(text, text, jsonb)
+	IS 'define a view: one SELECT over one stream, kept current by the stream''s worker';
+
+CREATE FUNCTION kappa_drop_view(name text)
+RETURNS void
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_drop_view';
+COMMENT ON FUNCTION kappa_drop_view(text)
+	IS 'remove a view';
+
 CREATE FUNCTION kappa.redact(text) RETURNS text
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'kappa_redact';
@@ -153,6 +270,13 @@ RETURNS record
 COMMENT ON FUNCTION kappa.decode(text, bytea)
 	IS 'what a stream''s worker makes of a payload: its columns, or why it would be dead-lettered';
 
+CREATE FUNCTION kappa_wait(stream text, timeout interval DEFAULT '30 seconds')
+RETURNS boolean
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_wait';
+COMMENT ON FUNCTION kappa_wait(text, interval)
+	IS 'wait until the stream and its views have committed every message its topic held at the call; false on timeout';
+
 CREATE FUNCTION kappa_worker_status(
 	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
 	OUT partitions int, OUT failures int, OUT started_at timestamptz,
@@ -166,15 +290,21 @@ COMMENT ON FUNCTION kappa_worker_status()
 
 REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval),
 	kappa_drop_stream(text, boolean),
+	kappa_create_view(text, text, jsonb),
+	kappa_drop_view(text),
 	kappa_produce(text, text, text),
 	kappa_produce(text, bytea, bytea),
-	kappa_peek(text, int)
+	kappa_peek(text, int),
+	kappa_wait(text, interval)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval),
 	kappa_drop_stream(text, boolean),
+	kappa_create_view(text, text, jsonb),
+	kappa_drop_view(text),
 	kappa_produce(text, text, text),
 	kappa_produce(text, bytea, bytea),
-	kappa_peek(text, int)
+	kappa_peek(text, int),
+	kappa_wait(text, interval)
 	TO kappa_admin;
 
 -- What streams there are; secrets masked, so every role may look.
@@ -201,6 +331,73 @@ SELECT s.name,
 FROM kappa.streams s;
 COMMENT ON VIEW kappa_streams IS 'kappa streams, secrets masked';
 GRANT SELECT ON kappa_streams TO PUBLIC;
+
+CREATE VIEW kappa_views AS
+SELECT format('%I.%I', v.schema_name, v.view_name) AS name,
+	s.name AS stream,
+	v.owner::regrole AS owner,
+	v.query,
+	v.options,
+	v.created_at
+FROM kappa.views v JOIN kappa.streams s USING (stream_id);
+COMMENT ON VIEW kappa_views IS 'kappa views and the streams they read';
+GRANT SELECT ON kappa_views TO PUBLIC;
+
+-- Live figures per stream and partition (view is null), and per view and
+-- partition.  Consumed = ok + dead_lettered for a stream; for a view,
+-- what it read = duplicate + filtered + delivered, and delivered =
+-- applied + late.
+CREATE VIEW kappa_stats AS
+SELECT s.name AS stream,
+	NULL::text AS view,
+	k.partition,
+	k.next_offset AS committed_offset,
+	k.end_offset,
+	greatest(k.end_offset - k.next_offset, 0) AS lag,
+	CASE WHEN k.end_offset > k.next_offset
+		THEN extract(epoch FROM now() - k.last_event_at) ELSE 0 END AS lag_seconds,
+	k.events_per_s,
+	k.consumed,
+	k.dead_lettered,
+	NULL::bigint AS duplicate,
+	NULL::bigint AS filtered,
+	NULL::bigint AS delivered,
+	NULL::bigint AS applied,
+	NULL::bigint AS late,
+	k.flushed_at AS last_flush_at,
+	k.flush_ms AS last_flush_ms,
+	NULL::bigint AS state_rows,
+	NULL::bigint AS state_bytes
+FROM kappa.partitions k JOIN kappa.streams s USING (stream_id)
+UNION ALL
+SELECT s.name,
+	format('%I.%I', v.schema_name, v.view_name),
+	vp.partition,
+	vp.next_offset,
+	k.end_offset,
+	greatest(k.end_offset - vp.next_offset, 0),
+	NULL,
+	NULL,
+	NULL,
+	NULL,
+	vp.duplicate,
+	vp.filtered,
+	vp.delivered,
+	vp.applied,
+	vp.late,
+	k.flushed_at,
+	k.flush_ms,
+	st.rows,
+	st.bytes
+FROM kappa.view_partitions vp
+JOIN kappa.views v USING (view_id)
+JOIN kappa.streams s USING (stream_id)
+LEFT JOIN kappa.partitions k ON k.stream_id = v.stream_id AND k.partition = vp.partition
+LEFT JOIN LATERAL (SELECT count(*) AS rows,
+		sum(pg_column_size(x.group_key) + pg_column_size(x.states)) AS bytes
+	FROM kappa.view_state x WHERE x.view_id = v.view_id) st ON true;
+COMMENT ON VIEW kappa_stats IS 'kappa''s live figures per stream, view and partition';
+GRANT SELECT ON kappa_stats TO PUBLIC;
 
 CREATE VIEW kappa_workers AS
 SELECT stream, state, pid, partitions, failures, started_at,

@@ -16,6 +16,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "guc.h"
@@ -26,6 +28,8 @@ int			kappa_launcher_naptime = 10000;
 int			kappa_max_streams = 32;
 int			kappa_restart_backoff_max = 300;
 int			kappa_broker_timeout = 10000;
+int			kappa_flush_interval = 1000;
+int			kappa_flush_events = 100000;
 
 /* Register every kappa.* setting; called once from _PG_init. */
 void
@@ -90,6 +94,24 @@ kappa_guc_define(void)
 							10000, 100, 600 * 1000,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.flush_interval",
+							"Longest time a stream worker keeps events before writing them to its views.",
+							"Views are at most this far behind the consumed events.",
+							&kappa_flush_interval,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.flush_events",
+							"Most events a stream worker processes before writing them to its views.",
+							NULL,
+							&kappa_flush_events,
+							100000, 1, INT_MAX,
+							PGC_SIGHUP,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("kappa");

@@ -16,6 +16,8 @@ extern int	kappa_launcher_naptime;
 extern int	kappa_max_streams;
 extern int	kappa_restart_backoff_max;
 extern int	kappa_broker_timeout;
+extern int	kappa_flush_interval;
+extern int	kappa_flush_events;
 
 extern void kappa_guc_define(void);
 

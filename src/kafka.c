@@ -688,35 +688,6 @@ kappa_kafka_peek(KappaStream *stream, int n)
 }
 
 /*
- * Ask the brokers how many partitions the stream's topic has, within
- * kappa.broker_timeout: what a stream worker checks when it starts.
- */
-int
-kappa_kafka_topic_partitions(KappaStream *stream)
-{
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   kappa_broker_timeout);
-	List	   *extra = list_make1(kappa_make_setting("group.id", stream->name));
-	KappaKafka *volatile kk = NULL;
-	int			nparts = -1;
-
-	PG_TRY();
-	{
-		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra);
-		nparts = kafka_partitions(kk, stream->topic, deadline);
-		if (nparts < 0)
-			kafka_broker_error(kafka_reason(kk), stream, "reach the brokers");
-	}
-	PG_FINALLY();
-	{
-		if (kk)
-			kafka_destroy(kk);
-	}
-	PG_END_TRY();
-	return nparts;
-}
-
-/*
  * librdkafka's log callback.  It runs inside rd_kafka_poll in the main
  * thread (log.queue), yet must not call Postgres: an ereport that failed
  * there would longjmp through librdkafka.  It only copies the line.
@@ -756,4 +727,216 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	delivery.status = rd_kafka_message_status(msg);
 	delivery.partition = msg->partition;
 	delivery.offset = msg->offset;
+}
+
+/*
+ * The low and high watermark of every partition of the stream's topic,
+ * asked of the brokers within kappa.broker_timeout: what kappa_wait waits
+ * for.  Arrays allocated in the current memory context.
+ */
+void
+kappa_kafka_watermarks(KappaStream *stream, int *nparts, int64 **low, int64 **high)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   kappa_broker_timeout);
+	List	   *extra = list_make1(kappa_make_setting("group.id", "kappa-wait"));
+	KappaKafka *volatile kk = NULL;
+
+	PG_TRY();
+	{
+		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra);
+		*nparts = kafka_partitions(kk, stream->topic, deadline);
+		if (*nparts < 0)
+			kafka_broker_error(kafka_reason(kk), stream, "reach the brokers");
+		*low = palloc(sizeof(int64) * *nparts);
+		*high = palloc(sizeof(int64) * *nparts);
+		for (int p = 0; p < *nparts; p++)
+		{
+			rd_kafka_resp_err_t err;
+
+			CHECK_FOR_INTERRUPTS();
+			err = rd_kafka_query_watermark_offsets(kk->rk, stream->topic, p, &(*low)[p], &(*high)[p],
+												   Max(remaining_ms(deadline), 1));
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				strlcpy(kk->last_error, rd_kafka_err2str(err), sizeof(kk->last_error));
+				kafka_broker_error(kafka_reason(kk), stream, "read the offsets of the topic");
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		if (kk)
+			kafka_destroy(kk);
+	}
+	PG_END_TRY();
+}
+
+/* A stream worker's consumer: assigned partitions, batches of messages. */
+struct KappaConsumer
+{
+	MemoryContext cxt;			/* where it was opened: it outlives transactions */
+	KappaKafka *kk;
+	KappaStream *stream;
+	rd_kafka_queue_t *queue;
+	int			nparts;
+	rd_kafka_message_t **batch;
+	int			batch_size;
+	int			batch_used;
+};
+
+/*
+ * Open a stream's consumer and learn its topic's partition count.  The
+ * consumer is in the stream's consumer group (kappa-<stream>), but is
+ * assigned partitions directly: one worker owns them all, and positions
+ * come from Postgres, never from Kafka's committed offsets.
+ */
+KappaConsumer *
+kappa_consumer_open(KappaStream *stream, int *nparts)
+{
+	KappaConsumer *consumer = palloc0(sizeof(KappaConsumer));
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   kappa_broker_timeout);
+
+	consumer->cxt = CurrentMemoryContext;
+	consumer->stream = stream;
+	consumer->kk = kafka_new(stream, RD_KAFKA_CONSUMER,
+							 list_make5(kappa_make_setting("group.id", psprintf("kappa-%s", stream->name)),
+										kappa_make_setting("enable.auto.commit", "false"),
+										kappa_make_setting("enable.auto.offset.store", "false"),
+										kappa_make_setting("auto.offset.reset", "earliest"),
+										kappa_make_setting("fetch.wait.max.ms", "100")));
+	consumer->nparts = kafka_partitions(consumer->kk, stream->topic, deadline);
+	if (consumer->nparts < 0)
+		kafka_broker_error(kafka_reason(consumer->kk), stream, "reach the brokers");
+	consumer->queue = rd_kafka_queue_get_consumer(consumer->kk->rk);
+	if (consumer->queue == NULL)
+		elog(ERROR, "could not get the consumer queue of stream \"%s\"", stream->name);
+	*nparts = consumer->nparts;
+	return consumer;
+}
+
+/*
+ * Read each partition from the given offset (KAPPA_OFFSET_BEGINNING and
+ * KAPPA_OFFSET_END are librdkafka's own logical offsets).
+ */
+void
+kappa_consumer_assign(KappaConsumer *consumer, int nparts, const int64 *offsets)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(nparts);
+	rd_kafka_resp_err_t err;
+
+	for (int p = 0; p < nparts; p++)
+		rd_kafka_topic_partition_list_add(list, consumer->stream->topic, p)->offset = offsets[p];
+	err = rd_kafka_assign(consumer->kk->rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not assign the partitions of stream \"%s\"", consumer->stream->name),
+				 errdetail("%s", rd_kafka_err2str(err))));
+}
+
+/*
+ * Wait up to timeout_ms for messages and return up to max of them, valid
+ * until kappa_consumer_release.  Errors of partitions are remembered (see
+ * kappa_consumer_error) and logged, not raised: librdkafka retries them.
+ */
+int
+kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms, KappaMessage *messages, int max)
+{
+	ssize_t		n;
+	int			kept = 0;
+
+	/* in the consumer's own memory: polls happen inside transactions */
+	if (consumer->batch_size < max)
+	{
+		consumer->batch = consumer->batch ?
+			repalloc(consumer->batch, sizeof(rd_kafka_message_t *) * max) :
+			MemoryContextAlloc(consumer->cxt, sizeof(rd_kafka_message_t *) * max);
+		consumer->batch_size = max;
+	}
+	n = rd_kafka_consume_batch_queue(consumer->queue, timeout_ms, consumer->batch, max);
+	kafka_poll(consumer->kk, 0);
+	consumer->batch_used = n > 0 ? (int) n : 0;
+	for (int i = 0; i < consumer->batch_used; i++)
+	{
+		rd_kafka_message_t *msg = consumer->batch[i];
+
+		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			continue;
+		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			snprintf(consumer->kk->last_error, sizeof(consumer->kk->last_error), "%s",
+					 rd_kafka_message_errstr(msg));
+			continue;
+		}
+		consumer->kk->last_error[0] = '\0';
+		messages[kept].partition = msg->partition;
+		messages[kept].offset = msg->offset;
+		messages[kept].timestamp_ms = rd_kafka_message_timestamp(msg, NULL);
+		messages[kept].key = msg->key;
+		messages[kept].key_len = msg->key_len;
+		messages[kept].payload = msg->payload;
+		messages[kept].len = msg->len;
+		kept++;
+	}
+	return kept;
+}
+
+/* Give the last batch's messages back to librdkafka. */
+void
+kappa_consumer_release(KappaConsumer *consumer)
+{
+	for (int i = 0; i < consumer->batch_used; i++)
+		rd_kafka_message_destroy(consumer->batch[i]);
+	consumer->batch_used = 0;
+}
+
+/* A partition's end offset as the last fetch saw it, without asking; -1. */
+int64
+kappa_consumer_end(KappaConsumer *consumer, int32 partition)
+{
+	int64		low;
+	int64		high;
+
+	if (rd_kafka_get_watermark_offsets(consumer->kk->rk, consumer->stream->topic, partition,
+									   &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	return high;
+}
+
+/* A partition's end offset, asked of the brokers. */
+int64
+kappa_consumer_query_end(KappaConsumer *consumer, int32 partition)
+{
+	int64		low;
+	int64		high;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_query_watermark_offsets(consumer->kk->rk, consumer->stream->topic, partition,
+										   &low, &high, kappa_broker_timeout);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		strlcpy(consumer->kk->last_error, rd_kafka_err2str(err), sizeof(consumer->kk->last_error));
+		kafka_broker_error(kafka_reason(consumer->kk), consumer->stream, "read the offsets of the topic");
+	}
+	return high;
+}
+
+/* What went wrong last while consuming, or "" (masked). */
+const char *
+kappa_consumer_error(KappaConsumer *consumer)
+{
+	return kafka_reason(consumer->kk);
+}
+
+/* Close a consumer, giving back what it holds. */
+void
+kappa_consumer_close(KappaConsumer *consumer)
+{
+	kappa_consumer_release(consumer);
+	if (consumer->queue)
+		rd_kafka_queue_destroy(consumer->queue);
+	kafka_destroy(consumer->kk);
 }

@@ -15,7 +15,10 @@
 
 #include "nodes/pg_list.h"
 
+#include "engine.h"
 #include "stream.h"
+
+typedef struct KappaConsumer KappaConsumer;
 
 /* One message read back by kappa_kafka_peek. */
 typedef struct KappaPeekMessage
@@ -35,7 +38,18 @@ extern void kappa_kafka_produce(KappaStream *stream,
 								const char *key, size_t key_len,
 								int32 *partition, int64 *offset);
 extern List *kappa_kafka_peek(KappaStream *stream, int n);
-extern int	kappa_kafka_topic_partitions(KappaStream *stream);
 extern const char *kappa_kafka_version(void);
+extern void kappa_kafka_watermarks(KappaStream *stream, int *nparts,
+								   int64 **low, int64 **high);
+
+extern KappaConsumer *kappa_consumer_open(KappaStream *stream, int *nparts);
+extern void kappa_consumer_assign(KappaConsumer *consumer, int nparts, const int64 *offsets);
+extern int	kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms,
+								KappaMessage *messages, int max);
+extern void kappa_consumer_release(KappaConsumer *consumer);
+extern int64 kappa_consumer_end(KappaConsumer *consumer, int32 partition);
+extern int64 kappa_consumer_query_end(KappaConsumer *consumer, int32 partition);
+extern const char *kappa_consumer_error(KappaConsumer *consumer);
+extern void kappa_consumer_close(KappaConsumer *consumer);
 
 #endif							/* KAPPA_KAFKA_H */

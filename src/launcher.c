@@ -470,6 +470,8 @@ launcher_stop_worker(SupervisedStream *ss)
 	(void) WaitForBackgroundWorkerShutdown(ss->handle);
 	pfree(ss->handle);
 	ss->handle = NULL;
+	/* that wait used (and reset) our latch: look at the catalog again */
+	SetLatch(MyLatch);
 }
 
 /* On exit, stop every worker, so that no stream runs unsupervised. */

@@ -6,7 +6,8 @@
  *
  * kappa_produce appends an event to a stream's topic, for demos, tests and
  * producers that live in SQL; kappa_peek reads the newest messages back,
- * for a look at what a topic holds.  Both are thin: kafka.c does the
+ * for a look at what a topic holds; kappa_wait waits until the stream's
+ * worker has committed everything the topic held when it was called.  Both are thin: kafka.c does the
  * talking and bounds every wait by kappa.broker_timeout.  Reaching the
  * brokers may need the stream's secret settings, which stream.c loads for
  * them and which they never show; so both are granted to kappa_admin only,
@@ -22,6 +23,12 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -32,6 +39,7 @@
 
 PG_FUNCTION_INFO_V1(kappa_produce);
 PG_FUNCTION_INFO_V1(kappa_peek);
+PG_FUNCTION_INFO_V1(kappa_wait);
 
 static Datum text_if_valid(const char *data, size_t len, bool *isnull);
 
@@ -147,4 +155,73 @@ kappa_peek(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * kappa_wait(stream, timeout) waits until the stream and every view of it
+ * have committed positions at or past each partition's end as it was when
+ * called; true, or false when the timeout passes first.
+ */
+Datum
+kappa_wait(PG_FUNCTION_ARGS)
+{
+	KappaStream *stream;
+	Interval   *timeout = PG_GETARG_INTERVAL_P(1);
+	TimestampTz deadline;
+	int			nparts;
+	int64	   *low;
+	int64	   *high;
+	Datum	   *parts;
+	Datum	   *ends;
+	int			nwait = 0;
+	Oid			types[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
+	Datum		values[3];
+	bool		done = false;
+
+	kappa_require_preload();
+	stream = kappa_stream_load_owned(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   (timeout->time + (int64) timeout->day * USECS_PER_DAY) / 1000);
+	kappa_kafka_watermarks(stream, &nparts, &low, &high);
+
+	/* only partitions that hold something to consume */
+	parts = palloc(sizeof(Datum) * Max(nparts, 1));
+	ends = palloc(sizeof(Datum) * Max(nparts, 1));
+	for (int p = 0; p < nparts; p++)
+	{
+		if (high[p] > low[p])
+		{
+			parts[nwait] = Int32GetDatum(p);
+			ends[nwait++] = Int64GetDatum(high[p]);
+		}
+	}
+	values[0] = Int32GetDatum(stream->id);
+	values[1] = PointerGetDatum(construct_array(parts, nwait, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(ends, nwait, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	SPI_connect();
+	for (;;)
+	{
+		bool		isnull;
+
+		/* a fresh snapshot each time: read committed sees the worker's commits */
+		if (SPI_execute_with_args("SELECT coalesce(bool_and("
+								  "  coalesce((SELECT next_offset FROM kappa.partitions k "
+								  "            WHERE k.stream_id = $1 AND k.partition = e.p), 0) >= e.e "
+								  "  AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 "
+								  "    AND coalesce((SELECT next_offset FROM kappa.view_partitions vp "
+								  "                  WHERE vp.view_id = v.view_id AND vp.partition = e.p), 0) < e.e)"
+								  "), true) FROM unnest($2, $3) AS e(p, e)",
+								  3, types, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the positions of stream \"%s\"", stream->name);
+		done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (done || GetCurrentTimestamp() >= deadline)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 50, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(done);
 }

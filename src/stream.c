@@ -37,16 +37,19 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/ruleutils.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "columns.h"
+#include "compile.h"
 #include "connection.h"
 #include "kafka.h"
 #include "shmem.h"
 #include "stream.h"
+#include "view.h"
 
 #define STREAM_NAME_HINT "Stream names are lower-case SQL identifiers: letters, digits and underscores, starting with a letter or underscore, at most 63 characters."
 
@@ -54,19 +57,11 @@ PG_FUNCTION_INFO_V1(kappa_create_stream);
 PG_FUNCTION_INFO_V1(kappa_drop_stream);
 PG_FUNCTION_INFO_V1(kappa_stream_settings);
 
-/* What catalog_enter changed, for catalog_leave to restore. */
-typedef struct CatalogAccess
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} CatalogAccess;
-
 static bool wake_launcher_at_commit = false;
 static bool xact_callback_registered = false;
 
-static void catalog_enter(CatalogAccess *access);
-static void catalog_leave(CatalogAccess *access);
+static void create_stream_relation(KappaStream *s);
+static void drop_stream_views(KappaStream *s, bool cascade);
 static void check_stream_name(const char *name);
 static KappaTimeUnit parse_time_unit(const char *unit);
 static int64 interval_to_us(Interval *iv, const char *what, bool allow_zero);
@@ -74,7 +69,6 @@ static List *options_to_settings(Jsonb *options);
 static void insert_stream(KappaStream *s, const char *eventhubs_masked,
 						  Interval *watermark, Interval *idle_timeout);
 static KappaStream *load_stream(const char *where_name, int32 where_id);
-static void wake_launcher_on_commit(void);
 static void launcher_xact_callback(XactEvent event, void *arg);
 
 /*
@@ -82,8 +76,8 @@ static void launcher_xact_callback(XactEvent event, void *arg);
  * a search_path no caller can change, inside SPI.  An error in between
  * needs no cleanup: transaction abort restores the user and the settings.
  */
-static void
-catalog_enter(CatalogAccess *access)
+void
+kappa_catalog_enter(KappaCatalogAccess *access)
 {
 	GetUserIdAndSecContext(&access->save_userid, &access->save_sec_context);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
@@ -98,12 +92,53 @@ catalog_enter(CatalogAccess *access)
 }
 
 /* Stop accessing the catalog, restoring the caller's user and settings. */
-static void
-catalog_leave(CatalogAccess *access)
+void
+kappa_catalog_leave(KappaCatalogAccess *access)
 {
 	SPI_finish();
 	AtEOXact_GUC(false, access->save_nestlevel);
 	SetUserIdAndSecContext(access->save_userid, access->save_sec_context);
+}
+
+/*
+ * Run one statement of kappa's own, built from constants and quoted
+ * identifiers only, between kappa_catalog_enter and kappa_catalog_leave.
+ */
+void
+kappa_catalog_exec(const char *sql, int expected)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "kappa statement failed (%s): %s", SPI_result_code_string(rc), sql);
+}
+
+/*
+ * Create the relation that stands for the stream in its views' queries:
+ * the stream's columns and the metadata columns every stream has.  It is
+ * empty and never written; Postgres's parser resolves view queries
+ * against it.  Called between kappa_catalog_enter and kappa_catalog_leave.
+ */
+static void
+create_stream_relation(KappaStream *s)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TABLE kappa.%s (",
+					 quote_identifier(kappa_stream_relation_name(s->id)));
+	foreach(lc, s->columns)
+	{
+		KappaColumn *col = lfirst(lc);
+
+		appendStringInfo(&sql, "%s %s, ", quote_identifier(col->name),
+						 format_type_extended(col->typid, col->typmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+	}
+	appendStringInfoString(&sql, "kafka_partition int4, kafka_offset int8, "
+						   "kafka_timestamp timestamptz, kafka_key text)");
+	kappa_catalog_exec(sql.data, SPI_OK_UTILITY);
 }
 
 /* Stream names are plain lower-case identifiers; see STREAM_NAME_HINT. */
@@ -339,7 +374,7 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 	kappa_kafka_check_settings(s);
 
 	insert_stream(s, eventhubs_masked, watermark, idle_timeout);
-	wake_launcher_on_commit();
+	kappa_wake_launcher_on_commit();
 	PG_RETURN_VOID();
 }
 
@@ -359,7 +394,7 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 	JsonbValue *sec;
 	bool		has_secrets = false;
 	bool		isnull;
-	CatalogAccess access;
+	KappaCatalogAccess access;
 	int			attnum = 0;
 	ListCell   *lc;
 
@@ -410,7 +445,7 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 	nulls[10] = s->archive ? ' ' : 'n';
 	values[11] = JsonbPGetDatum(JsonbValueToJsonb(pub));
 
-	catalog_enter(&access);
+	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT 1 FROM kappa.streams WHERE name = $1",
 							  1, types, values, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up stream \"%s\"", s->name);
@@ -465,7 +500,8 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 								  3, sectypes, secvalues, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert secrets of stream \"%s\"", s->name);
 	}
-	catalog_leave(&access);
+	create_stream_relation(s);
+	kappa_catalog_leave(&access);
 }
 
 /*
@@ -479,20 +515,44 @@ kappa_drop_stream(PG_FUNCTION_ARGS)
 	KappaStream *s;
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
-	CatalogAccess access;
+	KappaCatalogAccess access;
 
 	kappa_require_preload();
 	s = kappa_stream_load_owned(name);
 
+	drop_stream_views(s, PG_GETARG_BOOL(1));
 	values[0] = Int32GetDatum(s->id);
-	catalog_enter(&access);
+	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("DELETE FROM kappa.streams WHERE stream_id = $1",
 							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete stream \"%s\"", name);
-	catalog_leave(&access);
+	kappa_catalog_exec(psprintf("DROP TABLE IF EXISTS kappa.%s",
+								quote_identifier(kappa_stream_relation_name(s->id))),
+					   SPI_OK_UTILITY);
+	kappa_catalog_leave(&access);
 
-	wake_launcher_on_commit();
+	kappa_wake_launcher_on_commit();
 	PG_RETURN_VOID();
+}
+
+/*
+ * Drop the views of a stream that is being dropped, or refuse when there
+ * are views and cascade is false.
+ */
+static void
+drop_stream_views(KappaStream *s, bool cascade)
+{
+	List	   *views = kappa_stream_view_names(s->id);
+	ListCell   *lc;
+
+	if (views != NIL && !cascade)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop stream \"%s\" because views depend on it", s->name),
+				 errdetail("View %s reads the stream.", (char *) linitial(views)),
+				 errhint("Drop the views first, or use kappa_drop_stream(name, cascade => true).")));
+	foreach(lc, views)
+		kappa_drop_view_by_name(lfirst(lc));
 }
 
 /* Load a stream by name; an error if there is none. */
@@ -551,14 +611,14 @@ load_stream(const char *where_name, int32 where_id)
 	bool		isnull;
 	Jsonb	   *public_settings;
 	Jsonb	   *secret_settings = NULL;
-	CatalogAccess access;
+	KappaCatalogAccess access;
 
 	values[0] = where_name ? CStringGetTextDatum(where_name) : (Datum) 0;
 	nulls[0] = where_name ? ' ' : 'n';
 	values[1] = Int32GetDatum(where_id);
 	nulls[1] = where_name ? 'n' : ' ';
 
-	catalog_enter(&access);
+	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT s.stream_id, s.name, s.owner, s.topic, s.brokers, "
 							  "s.event_time::text, s.time_unit, "
 							  "(extract(epoch FROM s.watermark) * 1000000)::int8, "
@@ -571,7 +631,7 @@ load_stream(const char *where_name, int32 where_id)
 		elog(ERROR, "could not read the stream catalog");
 	if (SPI_processed == 0)
 	{
-		catalog_leave(&access);
+		kappa_catalog_leave(&access);
 		return NULL;
 	}
 
@@ -604,8 +664,9 @@ load_stream(const char *where_name, int32 where_id)
 		MemoryContextSwitchTo(spi_cxt);
 	}
 
-	/* columns, in order */
+	/* columns, in order: by the id just read, whichever way it was found */
 	values[1] = Int32GetDatum(s->id);
+	nulls[1] = ' ';
 	if (SPI_execute_with_args("SELECT name::text, type, typmod, paths, not_null FROM kappa.stream_columns "
 							  "WHERE stream_id = $2 ORDER BY attnum",
 							  2, types, values, nulls, true, 0) != SPI_OK_SELECT)
@@ -632,7 +693,7 @@ load_stream(const char *where_name, int32 where_id)
 		s->columns = lappend(s->columns, col);
 		MemoryContextSwitchTo(spi_cxt);
 	}
-	catalog_leave(&access);
+	kappa_catalog_leave(&access);
 
 	/* settings: the public ones, with secret values from stream_secrets */
 	s->settings = kappa_settings_from_jsonb(public_settings, secret_settings);
@@ -672,8 +733,8 @@ kappa_stream_settings(PG_FUNCTION_ARGS)
 }
 
 /* Have the launcher look at the catalog once this transaction commits. */
-static void
-wake_launcher_on_commit(void)
+void
+kappa_wake_launcher_on_commit(void)
 {
 	if (!xact_callback_registered)
 	{

@@ -39,6 +39,18 @@ typedef struct KappaStream
 	List	   *settings;		/* KappaSetting, librdkafka settings */
 } KappaStream;
 
+/* What kappa_catalog_enter changed, for kappa_catalog_leave to restore. */
+typedef struct KappaCatalogAccess
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} KappaCatalogAccess;
+
+extern void kappa_catalog_enter(KappaCatalogAccess *access);
+extern void kappa_catalog_leave(KappaCatalogAccess *access);
+extern void kappa_catalog_exec(const char *sql, int expected);
+extern void kappa_wake_launcher_on_commit(void);
 extern KappaStream *kappa_stream_load(const char *name);
 extern KappaStream *kappa_stream_load_owned(const char *name);
 extern KappaStream *kappa_stream_load_by_id(int32 id);

@@ -6,9 +6,14 @@
  * The launcher starts one worker per stream, passing the slot index as
  * bgw_main_arg and the database and stream id in bgw_extra.  The worker
  * claims its slot (if the slot still belongs to its stream), loads its
- * stream, reaches the brokers and checks the topic, publishes its state in
- * its slot, and then waits on its latch until it is told to stop.
- * Consuming the partitions comes on top of this skeleton.
+ * stream, opens its consumer and builds the engine of its views
+ * (engine.c), points the consumer at the positions stored in Postgres, and
+ * consumes until told to stop.  Messages are processed inside a
+ * transaction (functions may read the catalog); every kappa.flush_interval
+ * (or kappa.flush_events) the engine writes everything since the last
+ * flush and the transaction commits: view rows, states, positions and
+ * counts, all or nothing.  New and dropped views are noticed at each
+ * flush.
  *
  * Failure: any error ends the worker (an ERROR in a background worker is
  * FATAL); before that, its message is copied into the slot, where
@@ -32,18 +37,27 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/snapmgr.h"
 
 #include "guc.h"
+#include "engine.h"
 #include "kafka.h"
 #include "shmem.h"
 #include "stream.h"
 #include "worker.h"
 
+/* Messages taken from the consumer at a time, and the longest wait. */
+#define WORKER_BATCH 10000
+#define WORKER_POLL_MS 100
+
 static int	worker_slot = -1;
 
-static void worker_start(int32 stream_id);
+static void worker_run(int32 stream_id);
+static void worker_consume(int32 stream_id);
+static void worker_assign(KappaConsumer *consumer, KappaEngine *engine, int nparts);
 static KappaStream *worker_load_stream(int32 stream_id);
 static void worker_detach(int code, Datum arg);
 
@@ -85,45 +99,24 @@ kappa_worker_main(Datum main_arg)
 	before_shmem_exit(worker_detach, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(args.database, InvalidOid, 0);
-	worker_start(args.stream_id);
-
-	for (;;)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 kappa_launcher_naptime, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
+	/* kappa's own SQL is qualified; operators resolve in pg_catalog only */
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+	worker_run(args.stream_id);
+	proc_exit(0);
 }
 
 /*
- * Load the stream, reach its brokers and check its topic.  Any error is
- * copied into the slot, where kappa_workers shows it, before it ends the
- * worker.
+ * Consume the stream until told to stop, recording any error in the slot
+ * (where kappa_workers shows it) before it ends the worker.
  */
 static void
-worker_start(int32 stream_id)
+worker_run(int32 stream_id)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	KappaStream *stream;
-	int			partitions;
 
 	PG_TRY();
 	{
-		stream = worker_load_stream(stream_id);
-		if (stream == NULL)
-		{
-			ereport(LOG,
-					(errmsg("kappa worker: stream %d no longer exists", stream_id)));
-			proc_exit(0);
-		}
-		pgstat_report_appname(psprintf("kappa worker %s", stream->name));
-		partitions = kappa_kafka_topic_partitions(stream);
+		worker_consume(stream_id);
 	}
 	PG_CATCH();
 	{
@@ -135,11 +128,116 @@ worker_start(int32 stream_id)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+}
 
-	kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, partitions);
+/*
+ * Point the consumer at where the stream and its views are; views that
+ * start at "latest" start at each partition's end as of now.
+ */
+static void
+worker_assign(KappaConsumer *consumer, KappaEngine *engine, int nparts)
+{
+	int64	   *offsets = palloc(sizeof(int64) * nparts);
+
+	for (int p = 0; p < nparts; p++)
+	{
+		offsets[p] = kappa_engine_start_offset(engine, p);
+		if (offsets[p] == KAPPA_OFFSET_END)
+		{
+			kappa_engine_resolve_latest(engine, p, kappa_consumer_query_end(consumer, p));
+			offsets[p] = kappa_engine_start_offset(engine, p);
+		}
+	}
+	kappa_consumer_assign(consumer, nparts, offsets);
+	pfree(offsets);
+}
+
+/*
+ * The worker's life: load the stream, open its consumer, build the engine
+ * of its views, then consume, flushing as kappa.flush_interval and
+ * kappa.flush_events say.
+ */
+static void
+worker_consume(int32 stream_id)
+{
+	MemoryContext engine_cxt = AllocSetContextCreate(TopMemoryContext, "kappa engine",
+													 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+	KappaStream *stream;
+	KappaConsumer *consumer;
+	KappaEngine *engine;
+	KappaMessage *batch;
+	TimestampTz last_flush;
+	int			nparts;
+
+	stream = worker_load_stream(stream_id);
+	if (stream == NULL)
+	{
+		ereport(LOG,
+				(errmsg("kappa worker: stream %d no longer exists", stream_id)));
+		proc_exit(0);
+	}
+	pgstat_report_appname(psprintf("kappa worker %s", stream->name));
+
+	old = MemoryContextSwitchTo(engine_cxt);
+	batch = palloc(sizeof(KappaMessage) * WORKER_BATCH);
+	consumer = kappa_consumer_open(stream, &nparts);
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(engine_cxt);
+	engine = kappa_engine_create(stream, nparts);
+	worker_assign(consumer, engine, nparts);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(old);
+
+	kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, nparts);
 	ereport(LOG,
-			(errmsg("kappa worker for stream \"%s\" reached topic \"%s\" (%d partitions)",
-					stream->name, stream->topic, partitions)));
+			(errmsg("kappa worker for stream \"%s\" consuming topic \"%s\" (%d partitions)",
+					stream->name, stream->topic, nparts)));
+
+	last_flush = GetCurrentTimestamp();
+	for (;;)
+	{
+		int			n;
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (!IsTransactionState())
+		{
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+		}
+		n = kappa_consumer_poll(consumer, WORKER_POLL_MS, batch, WORKER_BATCH);
+		for (int i = 0; i < n; i++)
+			kappa_engine_process(engine, &batch[i]);
+		kappa_consumer_release(consumer);
+
+		now = GetCurrentTimestamp();
+		if (kappa_engine_pending(engine) >= kappa_flush_events ||
+			TimestampDifferenceExceeds(last_flush, now, kappa_flush_interval))
+		{
+			bool		added;
+
+			for (int p = 0; p < nparts; p++)
+				kappa_engine_note_end(engine, p, kappa_consumer_end(consumer, p));
+			old = MemoryContextSwitchTo(engine_cxt);
+			added = kappa_engine_sync_views(engine);
+			kappa_engine_flush(engine);
+			if (added)
+				worker_assign(consumer, engine, nparts);
+			MemoryContextSwitchTo(old);
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+			last_flush = now;
+		}
+	}
 }
 
 /* The worker's stream, read in a transaction of its own; NULL if dropped. */

@@ -37,7 +37,8 @@ SELECT is_empty($$
 SELECT set_eq($$
 	SELECT c.relname::text FROM pg_extension e, unnest(e.extconfig) t(oid)
 	JOIN pg_class c ON c.oid = t.oid WHERE e.extname = 'kappa'$$,
-	ARRAY['streams', 'streams_stream_id_seq', 'stream_columns', 'stream_secrets'],
+	ARRAY['streams', 'streams_stream_id_seq', 'stream_columns', 'stream_secrets',
+		  'views', 'views_view_id_seq'],
 	'pg_dump keeps the stream catalog');
 
 SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'kappa.stream_secrets'::regclass),

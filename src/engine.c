@@ -1,0 +1,1298 @@
+/*-------------------------------------------------------------------------
+ *
+ * engine.c
+ *	  A stream's events through its views: decode, route, aggregate, flush.
+ *
+ * The engine is what a stream's worker runs between the consumer and the
+ * database, and what replay will run between the archive and a new view.
+ * For each message it decodes the payload once (or records a dead
+ * letter), then, for every view whose position in the message's partition
+ * it has not passed: drops duplicates (dedup_key), applies the WHERE
+ * clause, decides lateness against the view's watermark of that partition,
+ * and advances the aggregates of the group (or groups: hopping windows;
+ * merged sessions) the event belongs to.
+ *
+ * Per-partition watermarks (DESIGN §1b): a view's watermark of a
+ * partition is the largest event time it has consumed from that partition
+ * minus the stream's watermark delay; an event is late iff every window it
+ * falls in ended at or before that watermark (for sessions: its time plus
+ * the gap), or in a window already finalized.  A window is finalized when
+ * every partition's watermark has passed its end (for sessions, its end
+ * plus the gap, since a later event up to a gap before the end could still
+ * merge into it); partitions idle longer than idle_timeout do not hold it
+ * back.  Finalizing frees the window's state; its row stays.
+ *
+ * Each view keeps its own position per partition, so a view created on a
+ * running stream reads from its own start while the others go on.
+ *
+ * kappa_engine_flush writes everything since the last flush in the
+ * caller's transaction: view rows (upserted), the states of open groups
+ * (kappa.view_state, unlogged), the positions and counts, and dead
+ * letters.  One COMMIT makes them all durable together, so every message
+ * counts once.  After a crash the unlogged state is gone while the
+ * positions say the messages were consumed; the marker row in
+ * kappa.view_state_marker is gone too, which is how loading notices, and
+ * then the view is rebuilt from the log's start.
+ *
+ * Memory: everything long-lived is in the engine's context; per-message
+ * work in the ExprContext's per-tuple memory, reset for each message;
+ * per-flush work in a context reset after each flush.
+ *
+ * src/engine.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "columns.h"
+#include "compile.h"
+#include "decode.h"
+#include "engine.h"
+#include "state.h"
+
+#define ENGINE_MAX_PAYLOAD (10 * 1024 * 1024)
+
+/* A key seen for deduplication, with the event time it came with. */
+typedef struct DedupEntry
+{
+	char	   *key;
+	uint32		hash;
+	char		status;
+	TimestampTz time;
+} DedupEntry;
+
+#define SH_PREFIX deduptab
+#define SH_ELEMENT_TYPE DedupEntry
+#define SH_KEY_TYPE char *
+#define SH_KEY key
+#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key), strlen(key))
+#define SH_EQUAL(tb, a, b) (strcmp(a, b) == 0)
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_STORE_HASH
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* The stream's own position and counts in one partition. */
+typedef struct StreamPartition
+{
+	int64		next;			/* first offset not consumed; or KAPPA_OFFSET_* */
+	int64		end;			/* log end last seen, -1 unknown */
+	int64		consumed;		/* since the last flush */
+	int64		dead;
+	TimestampTz last_event_at;	/* broker time of the last message */
+	TimestampTz last_seen;		/* wall clock of the last message */
+	bool		changed;
+} StreamPartition;
+
+/* A view's position, watermark, counts and dedup keys in one partition. */
+typedef struct ViewPartition
+{
+	int64		next;
+	TimestampTz max_time;		/* DT_NOBEGIN before the first event */
+	int64		filtered;
+	int64		duplicate;
+	int64		delivered;
+	int64		applied;
+	int64		late;
+	bool		changed;
+	deduptab_hash *dedup;
+} ViewPartition;
+
+/* A view, ready to run. */
+typedef struct ViewRuntime
+{
+	int32		view_id;
+	char	   *rows_table;		/* quoted, qualified */
+	bool		start_latest;
+	KappaViewSpec *spec;
+	KappaStateSpec sspec;
+	KappaGroupTable *groups;
+	ExprState  *where;
+	ExprState  *window_ts;
+	ExprState **keys;
+	int			nkeys;
+	Datum	   *key_values;
+	bool	   *key_nulls;
+	ViewPartition *parts;
+	TimestampTz finalized_upto;
+	TupleTableSlot *group_slot;
+	ExprContext *out_econtext;
+	ProjectionInfo *project;
+	int			nout;
+	Oid		   *out_types;
+	int		   *unique_cols;	/* output column indexes (0-based) */
+	int			nunique;
+	SPIPlanPtr	upsert_plan;
+	SPIPlanPtr	delete_plan;
+	MemoryContext cxt;
+} ViewRuntime;
+
+/* A view found in kappa.views that the engine does not run yet. */
+typedef struct NewView
+{
+	int32		view_id;
+	char	   *plan;
+	char	   *start;
+} NewView;
+
+/* A message that could not be decoded, waiting for the next flush. */
+typedef struct DeadLetter
+{
+	int32		partition;
+	int64		offset;
+	TimestampTz broker_time;
+	bytea	   *key;
+	bytea	   *payload;
+	char	   *reason;
+} DeadLetter;
+
+struct KappaEngine
+{
+	KappaStream *stream;
+	int			nparts;
+	StreamPartition *parts;
+	List	   *views;			/* ViewRuntime */
+	KappaDecoder *decoder;
+	int			event_time_col; /* -1: broker time */
+	int			dedup_col;		/* -1: no dedup */
+	int			ncols;
+	TupleDesc	event_desc;
+	TupleTableSlot *event_slot;
+	ExprContext *econtext;
+	List	   *dead_letters;
+	int64		pending;
+	TimestampTz started;
+	TimestampTz last_flush;
+	MemoryContext cxt;
+	MemoryContext flush_cxt;
+};
+
+static void load_stream_positions(KappaEngine *engine);
+static ViewRuntime *load_view(KappaEngine *engine, int32 view_id, const char *plan,
+							  const char *start);
+static void prepare_view_sql(ViewRuntime *view);
+static void restore_view_state(KappaEngine *engine, ViewRuntime *view);
+static void drop_view_runtime(ViewRuntime *view);
+static void process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
+						 TimestampTz event_time, bool event_time_null);
+static void advance_group(KappaEngine *engine, ViewRuntime *view, KappaGroup *group);
+static bool is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time);
+static TimestampTz global_watermark(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
+static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start,
+						  TimestampTz end, bool with_aggs, Datum *values, char *nulls);
+static void write_group(ViewRuntime *view, KappaGroup *group);
+static void delete_stored(ViewRuntime *view, KappaGroup *group);
+static void flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
+static void flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms);
+static void flush_dead_letters(KappaEngine *engine);
+static bytea *bytes_to_bytea(const char *data, size_t len);
+
+/* A bytea copy of raw bytes, or NULL for NULL. */
+static bytea *
+bytes_to_bytea(const char *data, size_t len)
+{
+	bytea	   *b;
+
+	if (data == NULL)
+		return NULL;
+	b = palloc(VARHDRSZ + len);
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), data, len);
+	return b;
+}
+
+/*
+ * The engine of a stream with nparts partitions: its decoder, its views,
+ * their positions and their stored state.  Runs SPI; call it in a
+ * transaction.  Allocated in the current memory context.
+ */
+KappaEngine *
+kappa_engine_create(KappaStream *stream, int nparts)
+{
+	KappaEngine *engine = palloc0(sizeof(KappaEngine));
+	ListCell   *lc;
+	int			attno = 0;
+
+	engine->cxt = CurrentMemoryContext;
+	engine->flush_cxt = AllocSetContextCreate(engine->cxt, "kappa flush",
+											  ALLOCSET_DEFAULT_SIZES);
+	engine->stream = stream;
+	engine->nparts = nparts;
+	engine->parts = palloc0(sizeof(StreamPartition) * nparts);
+	engine->decoder = kappa_decoder_create(stream, ENGINE_MAX_PAYLOAD);
+	engine->ncols = list_length(stream->columns);
+	engine->event_time_col = -1;
+	engine->dedup_col = -1;
+	engine->started = GetCurrentTimestamp();
+	engine->last_flush = engine->started;
+
+	/* the event row: the stream's columns, then its metadata columns */
+	engine->event_desc = CreateTemplateTupleDesc(engine->ncols + 4);
+	foreach(lc, stream->columns)
+	{
+		KappaColumn *col = lfirst(lc);
+
+		TupleDescInitEntry(engine->event_desc, ++attno, col->name, col->typid, col->typmod, 0);
+		if (stream->event_time && strcmp(col->name, stream->event_time) == 0)
+			engine->event_time_col = attno - 1;
+		if (stream->dedup_key && strcmp(col->name, stream->dedup_key) == 0)
+			engine->dedup_col = attno - 1;
+	}
+	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_partition", INT4OID, -1, 0);
+	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_offset", INT8OID, -1, 0);
+	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_timestamp", TIMESTAMPTZOID, -1, 0);
+	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_key", TEXTOID, -1, 0);
+	engine->event_slot = MakeSingleTupleTableSlot(engine->event_desc, &TTSOpsVirtual);
+	engine->econtext = CreateStandaloneExprContext();
+	engine->econtext->ecxt_scantuple = engine->event_slot;
+
+	load_stream_positions(engine);
+	(void) kappa_engine_sync_views(engine);
+	return engine;
+}
+
+/* Read the stream's positions per partition; none yet means its start. */
+static void
+load_stream_positions(KappaEngine *engine)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(engine->stream->id)};
+
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		engine->parts[p].next = KAPPA_OFFSET_BEGINNING;
+		engine->parts[p].end = -1;
+	}
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT partition, next_offset FROM kappa.partitions WHERE stream_id = $1",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.partitions");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (p >= 0 && p < engine->nparts)
+			engine->parts[p].next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+																 SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_finish();
+}
+
+/*
+ * Bring the engine's views in line with kappa.views: load new ones, forget
+ * dropped ones.  Locks the stream's view rows (FOR KEY SHARE) for the rest
+ * of the transaction, so that no view is dropped under a flush.  Returns
+ * whether a view was added (its start may need the consumer to seek).
+ */
+bool
+kappa_engine_sync_views(KappaEngine *engine)
+{
+	MemoryContext old;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(engine->stream->id)};
+	List	   *live = NIL;
+	List	   *added = NIL;
+	ListCell   *lc;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest') "
+							  "FROM kappa.views WHERE stream_id = $1 ORDER BY view_id FOR KEY SHARE",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	old = MemoryContextSwitchTo(engine->cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		bool		known = false;
+
+		live = lappend_int(live, id);
+		foreach(lc, engine->views)
+			known |= (((ViewRuntime *) lfirst(lc))->view_id == id);
+		if (!known)
+		{
+			NewView    *nv = palloc(sizeof(NewView));
+
+			nv->view_id = id;
+			nv->plan = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+			nv->start = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+			added = lappend(added, nv);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+
+	foreach(lc, engine->views)
+	{
+		ViewRuntime *view = lfirst(lc);
+
+		if (!list_member_int(live, view->view_id))
+		{
+			engine->views = foreach_delete_current(engine->views, lc);
+			drop_view_runtime(view);
+		}
+	}
+	foreach(lc, added)
+	{
+		NewView    *nv = lfirst(lc);
+		ViewRuntime *view = load_view(engine, nv->view_id, nv->plan, nv->start);
+
+		old = MemoryContextSwitchTo(engine->cxt);
+		engine->views = lappend(engine->views, view);
+		MemoryContextSwitchTo(old);
+	}
+	return added != NIL;
+}
+
+/*
+ * Load a view: compile its stored plan, prepare its expressions,
+ * aggregates and statements, read its positions and restore its state
+ * (or, when a crash took the state, start it over).
+ */
+static ViewRuntime *
+load_view(KappaEngine *engine, int32 view_id, const char *plan, const char *start)
+{
+	MemoryContext cxt = AllocSetContextCreate(engine->cxt, "kappa view", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	ViewRuntime *view = palloc0(sizeof(ViewRuntime));
+	KappaViewSpec *spec;
+	ListCell   *lc;
+	int			i;
+
+	view->cxt = cxt;
+	view->view_id = view_id;
+	view->rows_table = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", view_id)));
+	view->start_latest = (strcmp(start, "latest") == 0);
+	view->spec = spec = kappa_compile_view((Query *) stringToNode(plan));
+	view->finalized_upto = DT_NOBEGIN;
+
+	/* expressions over the event row */
+	if (spec->where)
+		view->where = ExecInitExpr(spec->where, NULL);
+	if (spec->window_ts)
+		view->window_ts = ExecInitExpr(spec->window_ts, NULL);
+	view->nkeys = list_length(spec->keys);
+	view->keys = palloc0(sizeof(ExprState *) * Max(view->nkeys, 1));
+	view->key_values = palloc0(sizeof(Datum) * Max(view->nkeys, 1));
+	view->key_nulls = palloc0(sizeof(bool) * Max(view->nkeys, 1));
+	i = 0;
+	foreach(lc, spec->keys)
+		view->keys[i++] = ExecInitExpr(lfirst(lc), NULL);
+
+	/* aggregates and groups */
+	view->sspec.spec = spec;
+	view->sspec.naggs = list_length(spec->aggrefs);
+	view->sspec.aggs = palloc0(sizeof(KappaAgg) * Max(view->sspec.naggs, 1));
+	view->sspec.aggcx = kappa_agg_context_create();
+	i = 0;
+	foreach(lc, spec->aggrefs)
+		kappa_agg_init(&view->sspec.aggs[i++], lfirst(lc), view->sspec.aggcx);
+	view->groups = kappa_groups_create(&view->sspec, cxt);
+
+	/* the output: the select list over the group row */
+	view->group_slot = MakeSingleTupleTableSlot(spec->group_desc, &TTSOpsVirtual);
+	view->out_econtext = CreateStandaloneExprContext();
+	view->out_econtext->ecxt_scantuple = view->group_slot;
+	view->nout = list_length(spec->output);
+	view->project = ExecBuildProjectionInfo(spec->output, view->out_econtext,
+											MakeSingleTupleTableSlot(ExecTypeFromTL(spec->output),
+																	 &TTSOpsVirtual),
+											NULL, spec->group_desc);
+	view->out_types = palloc(sizeof(Oid) * view->nout);
+	view->unique_cols = palloc(sizeof(int) * Max(view->nout, 1));
+	foreach(lc, spec->output)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		view->out_types[foreach_current_index(lc)] = exprType((Node *) tle->expr);
+	}
+	foreach(lc, spec->unique_columns)
+	{
+		ListCell   *oc;
+
+		foreach(oc, spec->output)
+		{
+			if (strcmp(((TargetEntry *) lfirst(oc))->resname, lfirst(lc)) == 0)
+				view->unique_cols[view->nunique++] = foreach_current_index(oc);
+		}
+	}
+
+	/* positions: stored, or the view's start */
+	view->parts = palloc0(sizeof(ViewPartition) * engine->nparts);
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		view->parts[p].next = view->start_latest ? KAPPA_OFFSET_END : KAPPA_OFFSET_BEGINNING;
+		view->parts[p].max_time = DT_NOBEGIN;
+		if (engine->dedup_col >= 0)
+			view->parts[p].dedup = deduptab_create(cxt, 1024, NULL);
+	}
+	MemoryContextSwitchTo(old);
+
+	prepare_view_sql(view);
+	restore_view_state(engine, view);
+	return view;
+}
+
+/* The statements a view's flush runs, prepared once and kept. */
+static void
+prepare_view_sql(ViewRuntime *view)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+	Oid		   *delete_types = palloc(sizeof(Oid) * Max(view->nunique, 1));
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s VALUES (", view->rows_table);
+	for (int i = 0; i < view->nout; i++)
+		appendStringInfo(&sql, "%s$%d", i ? ", " : "", i + 1);
+	appendStringInfoChar(&sql, ')');
+	if (view->nunique > 0)
+	{
+		bool		first = true;
+
+		appendStringInfoString(&sql, " ON CONFLICT (");
+		for (int i = 0; i < view->nunique; i++)
+			appendStringInfo(&sql, "%s%s", i ? ", " : "",
+							 quote_identifier(list_nth_node(TargetEntry, view->spec->output,
+															view->unique_cols[i])->resname));
+		appendStringInfoString(&sql, ") DO ");
+		foreach(lc, view->spec->output)
+		{
+			char	   *name = ((TargetEntry *) lfirst(lc))->resname;
+			bool		unique = false;
+
+			for (int i = 0; i < view->nunique; i++)
+				unique |= (view->unique_cols[i] == foreach_current_index(lc));
+			if (unique)
+				continue;
+			appendStringInfo(&sql, "%s%s = EXCLUDED.%s", first ? "UPDATE SET " : ", ",
+							 quote_identifier(name), quote_identifier(name));
+			first = false;
+		}
+		if (first)
+			appendStringInfoString(&sql, "NOTHING");
+	}
+
+	SPI_connect();
+	view->upsert_plan = SPI_prepare(sql.data, view->nout, view->out_types);
+	if (view->upsert_plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	SPI_keepplan(view->upsert_plan);
+
+	/* a row by its unique columns; with none, the one row there is */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "DELETE FROM %s", view->rows_table);
+	for (int i = 0; i < view->nunique; i++)
+	{
+		int			col = view->unique_cols[i];
+
+		appendStringInfo(&sql, "%s%s IS NOT DISTINCT FROM $%d", i ? " AND " : " WHERE ",
+						 quote_identifier(list_nth_node(TargetEntry, view->spec->output, col)->resname),
+						 i + 1);
+		delete_types[i] = view->out_types[col];
+	}
+	view->delete_plan = SPI_prepare(sql.data, view->nunique, delete_types);
+	if (view->delete_plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	SPI_keepplan(view->delete_plan);
+	SPI_finish();
+}
+
+/*
+ * Read a view's positions and stored states.  If its state marker is gone
+ * (crash recovery empties unlogged tables) while it has positions, the
+ * states it needs are lost: start the view over from the log's start, so
+ * that it never goes on with wrong numbers.
+ */
+static void
+restore_view_state(KappaEngine *engine, ViewRuntime *view)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(view->view_id)};
+	bool		marker;
+	bool		isnull;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM kappa.view_state_marker WHERE view_id = $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.view_state_marker");
+	marker = (SPI_processed > 0);
+	if (!marker)
+	{
+		if (SPI_execute_with_args("DELETE FROM kappa.view_partitions WHERE view_id = $1",
+								  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not reset view positions");
+		if (SPI_processed > 0)
+			ereport(WARNING,
+					(errmsg("kappa view %d lost its state in a crash; rebuilding it from the start of the log",
+							view->view_id)));
+		if (SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE ||
+			SPI_execute_with_args("INSERT INTO kappa.view_state_marker VALUES ($1)",
+								  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not reset view %d", view->view_id);
+		for (int p = 0; p < engine->nparts; p++)
+			view->parts[p].next = KAPPA_OFFSET_BEGINNING;
+		SPI_finish();
+		return;
+	}
+
+	if (SPI_execute_with_args("SELECT partition, next_offset, max_event_time FROM kappa.view_partitions "
+							  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.view_partitions");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		maxt;
+
+		if (p < 0 || p >= engine->nparts)
+			continue;
+		view->parts[p].next = DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull));
+		maxt = SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull);
+		view->parts[p].max_time = isnull ? DT_NOBEGIN : DatumGetTimestampTz(maxt);
+	}
+
+	if (SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
+							  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.view_state");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		KappaGroup *group;
+		Datum	   *elems;
+		bool	   *elem_nulls;
+		int			n;
+
+		group = kappa_groups_restore(view->groups,
+									 DatumGetByteaPP(SPI_getbinval(row, desc, 1, &isnull)),
+									 DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull)),
+									 DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull)));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(row, desc, 4, &isnull)),
+						  BYTEAOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
+		for (int a = 0; a < n && a < view->sspec.naggs; a++)
+			kappa_agg_deserialize(&view->sspec.aggs[a], view->sspec.aggcx, group->cxt,
+								  elem_nulls[a] ? NULL : DatumGetByteaPP(elems[a]),
+								  &group->states[a], &group->state_nulls[a]);
+	}
+	SPI_finish();
+	view->finalized_upto = global_watermark(engine, view, GetCurrentTimestamp());
+}
+
+/* Forget a dropped view. */
+static void
+drop_view_runtime(ViewRuntime *view)
+{
+	SPI_freeplan(view->upsert_plan);
+	SPI_freeplan(view->delete_plan);
+	FreeExprContext(view->out_econtext, true);
+	MemoryContextDelete(view->cxt);
+}
+
+/*
+ * Where a partition must be read from: the smallest position of the
+ * stream and its views (KAPPA_OFFSET_BEGINNING if any is at the start).
+ */
+int64
+kappa_engine_start_offset(KappaEngine *engine, int32 partition)
+{
+	int64		start = PG_INT64_MAX;
+	ListCell   *lc;
+
+	foreach(lc, engine->views)
+	{
+		int64		next = ((ViewRuntime *) lfirst(lc))->parts[partition].next;
+
+		if (next == KAPPA_OFFSET_BEGINNING)
+			return KAPPA_OFFSET_BEGINNING;
+		if (next >= 0)
+			start = Min(start, next);
+	}
+	if (engine->parts[partition].next == KAPPA_OFFSET_BEGINNING)
+	{
+		if (start == PG_INT64_MAX)
+			return KAPPA_OFFSET_BEGINNING;
+		/* a stream with views only at "latest" starts where they do */
+		engine->parts[partition].next = start;
+		return start;
+	}
+	return Min(start, engine->parts[partition].next);
+}
+
+/* Resolve views that start at the latest message: at the log's end now. */
+void
+kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end)
+{
+	ListCell   *lc;
+
+	foreach(lc, engine->views)
+	{
+		ViewPartition *vp = &((ViewRuntime *) lfirst(lc))->parts[partition];
+
+		if (vp->next == KAPPA_OFFSET_END)
+		{
+			vp->next = end;
+			vp->changed = true;
+		}
+	}
+	engine->parts[partition].end = Max(engine->parts[partition].end, end);
+}
+
+/* Note the log's end of a partition, as the consumer last saw it. */
+void
+kappa_engine_note_end(KappaEngine *engine, int32 partition, int64 end)
+{
+	if (partition >= 0 && partition < engine->nparts &&
+		end != engine->parts[partition].end)
+	{
+		engine->parts[partition].end = end;
+		engine->parts[partition].changed = true;
+	}
+}
+
+/* Events processed since the last flush. */
+int64
+kappa_engine_pending(KappaEngine *engine)
+{
+	return engine->pending;
+}
+
+/*
+ * Run one message through the stream and its views.  Never fails on the
+ * message's content: what cannot be decoded becomes a dead letter.
+ */
+void
+kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
+{
+	StreamPartition *sp;
+	TupleTableSlot *slot = engine->event_slot;
+	const char *reason = NULL;
+	bool		first;
+	bool		needed;
+	bool		ok;
+	TimestampTz broker_time;
+	TimestampTz event_time = 0;
+	bool		event_time_null = false;
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (message->partition < 0 || message->partition >= engine->nparts)
+		return;					/* a partition added after the start: next run */
+	sp = &engine->parts[message->partition];
+	first = (sp->next < 0 || message->offset >= sp->next);
+	needed = first;
+	foreach(lc, engine->views)
+	{
+		int64		next = ((ViewRuntime *) lfirst(lc))->parts[message->partition].next;
+
+		needed |= (next < 0 || message->offset >= next);
+	}
+	if (!needed)
+		return;					/* read again only for a view catching up */
+
+	/* everything temporary lives in per-event memory */
+	ResetExprContext(engine->econtext);
+	old = MemoryContextSwitchTo(engine->econtext->ecxt_per_tuple_memory);
+	ExecClearTuple(slot);
+	broker_time = message->timestamp_ms >= 0 ?
+		time_t_to_timestamptz(0) + message->timestamp_ms * INT64CONST(1000) : 0;
+
+	if (message->payload == NULL)
+	{
+		ok = false;
+		reason = "message has no payload (a tombstone)";
+	}
+	else
+		ok = kappa_decode(engine->decoder, message->payload, message->len,
+						  slot->tts_values, slot->tts_isnull, &reason);
+	if (ok && engine->event_time_col >= 0 && slot->tts_isnull[engine->event_time_col])
+	{
+		ok = false;
+		reason = "the event time is null";
+	}
+
+	if (first)
+	{
+		sp->next = message->offset + 1;
+		sp->consumed++;
+		sp->last_event_at = broker_time;
+		sp->last_seen = GetCurrentTimestamp();
+		sp->changed = true;
+		if (!ok)
+		{
+			MemoryContext cur = MemoryContextSwitchTo(engine->flush_cxt);
+			DeadLetter *dl = palloc(sizeof(DeadLetter));
+
+			dl->partition = message->partition;
+			dl->offset = message->offset;
+			dl->broker_time = broker_time;
+			dl->key = bytes_to_bytea(message->key, message->key_len);
+			dl->payload = bytes_to_bytea(message->payload, message->len);
+			dl->reason = pstrdup(reason);
+			engine->dead_letters = lappend(engine->dead_letters, dl);
+			sp->dead++;
+			MemoryContextSwitchTo(cur);
+		}
+	}
+	engine->pending++;
+
+	if (ok)
+	{
+		int			n = engine->ncols;
+
+		slot->tts_values[n] = Int32GetDatum(message->partition);
+		slot->tts_isnull[n] = false;
+		slot->tts_values[n + 1] = Int64GetDatum(message->offset);
+		slot->tts_isnull[n + 1] = false;
+		slot->tts_values[n + 2] = TimestampTzGetDatum(broker_time);
+		slot->tts_isnull[n + 2] = (message->timestamp_ms < 0);
+		slot->tts_isnull[n + 3] = (message->key == NULL);
+		if (message->key)
+			slot->tts_values[n + 3] = PointerGetDatum(cstring_to_text_with_len(message->key,
+																			   message->key_len));
+		ExecStoreVirtualTuple(slot);
+		if (engine->event_time_col >= 0)
+			event_time = DatumGetTimestampTz(slot->tts_values[engine->event_time_col]);
+		else
+		{
+			event_time = broker_time;
+			event_time_null = (message->timestamp_ms < 0);
+		}
+	}
+
+	foreach(lc, engine->views)
+	{
+		ViewRuntime *view = lfirst(lc);
+		ViewPartition *vp = &view->parts[message->partition];
+
+		if (vp->next >= 0 && message->offset < vp->next)
+			continue;
+		vp->next = message->offset + 1;
+		vp->changed = true;
+		if (ok)
+			process_view(engine, view, vp, event_time, event_time_null);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Whether the event in the slot repeats a dedup key this view has seen in
+ * this partition within the watermark horizon; if not, remember the key.
+ */
+static bool
+is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time)
+{
+	TupleTableSlot *slot = engine->event_slot;
+	Form_pg_attribute att = TupleDescAttr(engine->event_desc, engine->dedup_col);
+	Datum		value = slot->tts_values[engine->dedup_col];
+	char	   *key;
+	DedupEntry *entry;
+	bool		found;
+
+	if (slot->tts_isnull[engine->dedup_col])
+		return false;
+	if (att->atttypid == TEXTOID || att->atttypid == VARCHAROID)
+		key = text_to_cstring(DatumGetTextPP(value));
+	else
+	{
+		Oid			output;
+		bool		varlena;
+
+		getTypeOutputInfo(att->atttypid, &output, &varlena);
+		key = OidOutputFunctionCall(output, value);
+	}
+	entry = deduptab_lookup(vp->dedup, key);
+	if (entry != NULL)
+		return true;
+	entry = deduptab_insert(vp->dedup, MemoryContextStrdup(GetMemoryChunkContext(vp->dedup), key),
+							&found);
+	entry->time = event_time;
+	return false;
+}
+
+/* Advance every aggregate of a group by the event in the slot. */
+static void
+advance_group(KappaEngine *engine, ViewRuntime *view, KappaGroup *group)
+{
+	for (int i = 0; i < view->sspec.naggs; i++)
+		kappa_agg_advance(&view->sspec.aggs[i], view->sspec.aggcx, group->cxt,
+						  engine->econtext, &group->states[i], &group->state_nulls[i]);
+}
+
+/* Run the event in the slot through one view. */
+static void
+process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
+			 TimestampTz event_time, bool event_time_null)
+{
+	ExprContext *econtext = engine->econtext;
+	KappaWindow *window = &view->spec->window;
+	TimestampTz watermark = DT_NOBEGIN;
+	TimestampTz ts = 0;
+	bool		isnull;
+
+	if (vp->max_time != DT_NOBEGIN)
+		watermark = vp->max_time - engine->stream->watermark_us;
+	if (!event_time_null && (vp->max_time == DT_NOBEGIN || event_time > vp->max_time))
+		vp->max_time = event_time;
+
+	if (vp->dedup && is_duplicate(engine, vp, event_time))
+	{
+		vp->duplicate++;
+		return;
+	}
+	if (view->where)
+	{
+		Datum		pass = ExecEvalExprSwitchContext(view->where, econtext, &isnull);
+
+		if (isnull || !DatumGetBool(pass))
+		{
+			vp->filtered++;
+			return;
+		}
+	}
+	if (view->window_ts)
+	{
+		ts = DatumGetTimestampTz(ExecEvalExprSwitchContext(view->window_ts, econtext, &isnull));
+		if (isnull)
+		{
+			vp->filtered++;		/* an event without a time has no window */
+			return;
+		}
+	}
+	vp->delivered++;
+	for (int i = 0; i < view->nkeys; i++)
+		view->key_values[i] = ExecEvalExprSwitchContext(view->keys[i], econtext,
+														&view->key_nulls[i]);
+
+	switch (window->kind)
+	{
+		case KAPPA_WINDOW_NONE:
+			advance_group(engine, view,
+						  kappa_groups_lookup(view->groups, view->key_values, view->key_nulls,
+											  DT_NOBEGIN, DT_NOEND));
+			vp->applied++;
+			break;
+		case KAPPA_WINDOW_TUMBLE:
+		case KAPPA_WINDOW_HOP:
+			{
+				TimestampTz starts[KAPPA_MAX_HOPS];
+				int			n = kappa_window_assign(window, ts, starts);
+				bool		applied = false;
+
+				for (int i = 0; i < n; i++)
+				{
+					TimestampTz end = starts[i] + window->size;
+
+					if (end <= watermark || end <= view->finalized_upto)
+						continue;
+					advance_group(engine, view,
+								  kappa_groups_lookup(view->groups, view->key_values,
+													  view->key_nulls, starts[i], end));
+					applied = true;
+				}
+				if (applied)
+					vp->applied++;
+				else
+					vp->late++;
+				break;
+			}
+		case KAPPA_WINDOW_SESSION:
+			if (ts + window->gap <= watermark || ts + window->gap <= view->finalized_upto)
+				vp->late++;
+			else
+			{
+				advance_group(engine, view,
+							  kappa_groups_session(view->groups, view->key_values,
+												   view->key_nulls, ts, window->gap));
+				vp->applied++;
+			}
+			break;
+	}
+}
+
+/*
+ * The watermark every partition has passed, for finalizing windows: the
+ * smallest of the view's partition watermarks, leaving out partitions idle
+ * longer than the stream's idle_timeout (or, if all are idle, the
+ * largest).  DT_NOBEGIN while nothing can be finalized.
+ */
+static TimestampTz
+global_watermark(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
+{
+	TimestampTz active_min = DT_NOEND;
+	TimestampTz any_max = DT_NOBEGIN;
+	bool		any_active = false;
+
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		ViewPartition *vp = &view->parts[p];
+		TimestampTz last = engine->parts[p].last_seen ? engine->parts[p].last_seen : engine->started;
+		bool		idle = (now - last) > engine->stream->idle_timeout_us;
+		TimestampTz wm;
+
+		if (vp->max_time == DT_NOBEGIN)
+		{
+			if (!idle)
+				return DT_NOBEGIN;	/* a partition yet to speak holds back */
+			continue;
+		}
+		wm = vp->max_time - engine->stream->watermark_us;
+		any_max = Max(any_max, wm);
+		if (!idle)
+		{
+			any_active = true;
+			active_min = Min(active_min, wm);
+		}
+	}
+	return any_active ? active_min : any_max;
+}
+
+/*
+ * A group's output row, as values[] and nulls[] ('n'/' ') for SPI, with
+ * the given window bounds; its aggregates finalized, or null.
+ */
+static void
+project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start, TimestampTz end,
+			  bool with_aggs, Datum *values, char *nulls)
+{
+	TupleTableSlot *gslot = view->group_slot;
+	TupleTableSlot *out;
+	int			nkeys = view->nkeys;
+
+	ExecClearTuple(gslot);
+	for (int i = 0; i < nkeys; i++)
+	{
+		gslot->tts_values[i] = group->keys[i];
+		gslot->tts_isnull[i] = group->key_nulls[i];
+	}
+	gslot->tts_values[nkeys] = TimestampTzGetDatum(start);
+	gslot->tts_isnull[nkeys] = (view->spec->window.kind == KAPPA_WINDOW_NONE);
+	gslot->tts_values[nkeys + 1] = TimestampTzGetDatum(end);
+	gslot->tts_isnull[nkeys + 1] = (view->spec->window.kind == KAPPA_WINDOW_NONE);
+	for (int i = 0; i < view->sspec.naggs; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(view->out_econtext->ecxt_per_tuple_memory);
+
+		if (with_aggs)
+			gslot->tts_values[nkeys + 2 + i] =
+				kappa_agg_final(&view->sspec.aggs[i], view->sspec.aggcx, group->cxt,
+								group->states[i], group->state_nulls[i],
+								&gslot->tts_isnull[nkeys + 2 + i]);
+		else
+			gslot->tts_isnull[nkeys + 2 + i] = true;
+		MemoryContextSwitchTo(old);
+	}
+	ExecStoreVirtualTuple(gslot);
+	out = ExecProject(view->project);
+	slot_getallattrs(out);
+	for (int i = 0; i < view->nout; i++)
+	{
+		values[i] = out->tts_values[i];
+		nulls[i] = out->tts_isnull[i] ? 'n' : ' ';
+	}
+}
+
+/* Delete the row and the stored state a group was last stored with. */
+static void
+delete_stored(ViewRuntime *view, KappaGroup *group)
+{
+	Datum	   *values = palloc(sizeof(Datum) * view->nout);
+	char	   *nulls = palloc(view->nout);
+	Datum	   *keyvals = palloc(sizeof(Datum) * Max(view->nunique, 1));
+	char	   *keynulls = palloc(Max(view->nunique, 1));
+	Oid			types[3] = {INT4OID, BYTEAOID, TIMESTAMPTZOID};
+	Datum		svalues[3];
+
+	project_group(view, group, group->stored_start, group->stored_end, false, values, nulls);
+	for (int i = 0; i < view->nunique; i++)
+	{
+		keyvals[i] = values[view->unique_cols[i]];
+		keynulls[i] = nulls[view->unique_cols[i]];
+	}
+	if (SPI_execute_plan(view->delete_plan, keyvals, keynulls, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete a row of kappa view %d", view->view_id);
+
+	svalues[0] = Int32GetDatum(view->view_id);
+	svalues[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
+	svalues[2] = TimestampTzGetDatum(group->stored_start);
+	if (SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1 AND group_key = $2 "
+							  "AND window_start = $3", 3, types, svalues, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the state of kappa view %d", view->view_id);
+	group->stored = false;
+}
+
+/* Write a group's row (finalized now) and its state. */
+static void
+write_group(ViewRuntime *view, KappaGroup *group)
+{
+	Datum	   *values = palloc(sizeof(Datum) * view->nout);
+	char	   *nulls = palloc(view->nout);
+	int			naggs = view->sspec.naggs;
+	Datum	   *states = palloc(sizeof(Datum) * Max(naggs, 1));
+	bool	   *state_nulls = palloc(sizeof(bool) * Max(naggs, 1));
+	int			dims[1] = {naggs};
+	int			lbs[1] = {1};
+	Oid			types[5] = {INT4OID, BYTEAOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BYTEAARRAYOID};
+	Datum		svalues[5];
+
+	/* a session whose bounds moved has a row under its old bounds */
+	if (group->stored && (group->stored_start != group->start || group->stored_end != group->end))
+		delete_stored(view, group);
+	if (view->nunique == 0)
+	{
+		if (SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not clear kappa view %d", view->view_id);
+	}
+
+	project_group(view, group, group->start, group->end, true, values, nulls);
+	if (SPI_execute_plan(view->upsert_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write a row of kappa view %d", view->view_id);
+	ResetExprContext(view->out_econtext);
+
+	for (int i = 0; i < naggs; i++)
+	{
+		bytea	   *b = kappa_agg_serialize(&view->sspec.aggs[i], view->sspec.aggcx, group->cxt,
+											group->states[i], group->state_nulls[i]);
+
+		states[i] = PointerGetDatum(b);
+		state_nulls[i] = (b == NULL);
+	}
+	svalues[0] = Int32GetDatum(view->view_id);
+	svalues[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
+	svalues[2] = TimestampTzGetDatum(group->start);
+	svalues[3] = TimestampTzGetDatum(group->end);
+	svalues[4] = PointerGetDatum(construct_md_array(states, state_nulls, naggs > 0 ? 1 : 0,
+													dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args("INSERT INTO kappa.view_state VALUES ($1, $2, $3, $4, $5) "
+							  "ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
+							  "SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
+							  5, types, svalues, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the state of kappa view %d", view->view_id);
+	group->stored = true;
+	group->stored_start = group->start;
+	group->stored_end = group->end;
+}
+
+/*
+ * Flush one view: delete merged-away sessions, write changed groups, then
+ * finalize the windows every partition has passed.
+ */
+static void
+flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
+{
+	List	   *retired = kappa_groups_take_retired(view->groups);
+	List	   *dirty = kappa_groups_take_dirty(view->groups);
+	KappaWindow *window = &view->spec->window;
+	ListCell   *lc;
+
+	foreach(lc, retired)
+	{
+		KappaGroup *group = lfirst(lc);
+
+		if (group->stored)
+			delete_stored(view, group);
+		kappa_groups_remove(view->groups, group);
+	}
+	foreach(lc, dirty)
+		write_group(view, lfirst(lc));
+	list_free(retired);
+	list_free(dirty);
+
+	if (window->kind != KAPPA_WINDOW_NONE)
+	{
+		TimestampTz mark = global_watermark(engine, view, now);
+		int64		margin = (window->kind == KAPPA_WINDOW_SESSION) ? window->gap : 0;
+
+		if (mark != DT_NOBEGIN && mark > view->finalized_upto)
+			view->finalized_upto = mark;
+		if (view->finalized_upto != DT_NOBEGIN)
+		{
+			foreach(lc, kappa_groups_all(view->groups))
+			{
+				KappaGroup *group = lfirst(lc);
+				Oid			types[3] = {INT4OID, BYTEAOID, TIMESTAMPTZOID};
+				Datum		values[3];
+
+				if (group->end + margin > view->finalized_upto)
+					continue;
+				/* final: its row stays as it is, its state goes */
+				values[0] = Int32GetDatum(view->view_id);
+				values[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
+				values[2] = TimestampTzGetDatum(group->stored_start);
+				if (group->stored &&
+					SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1 "
+										  "AND group_key = $2 AND window_start = $3",
+										  3, types, values, NULL, false, 0) != SPI_OK_DELETE)
+					elog(ERROR, "could not delete the state of kappa view %d", view->view_id);
+				kappa_groups_remove(view->groups, group);
+			}
+		}
+	}
+
+	/* positions and counts; dedup keys older than the horizon go */
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		ViewPartition *vp = &view->parts[p];
+		Oid			types[9] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
+		INT8OID, INT8OID, INT8OID, INT8OID};
+		Datum		values[9];
+		char		nulls[9] = "         ";
+
+		if (vp->dedup && vp->max_time != DT_NOBEGIN)
+		{
+			TimestampTz horizon = vp->max_time - engine->stream->watermark_us;
+			deduptab_iterator it;
+			DedupEntry *entry;
+
+			deduptab_start_iterate(vp->dedup, &it);
+			while ((entry = deduptab_iterate(vp->dedup, &it)) != NULL)
+			{
+				if (entry->time < horizon)
+				{
+					char	   *key = entry->key;
+
+					deduptab_delete_item(vp->dedup, entry);
+					pfree(key);
+				}
+			}
+		}
+		if (!vp->changed || vp->next < 0)
+			continue;
+		values[0] = Int32GetDatum(view->view_id);
+		values[1] = Int32GetDatum(p);
+		values[2] = Int64GetDatum(vp->next);
+		values[3] = TimestampTzGetDatum(vp->max_time);
+		nulls[3] = (vp->max_time == DT_NOBEGIN) ? 'n' : ' ';
+		values[4] = Int64GetDatum(vp->filtered);
+		values[5] = Int64GetDatum(vp->duplicate);
+		values[6] = Int64GetDatum(vp->delivered);
+		values[7] = Int64GetDatum(vp->applied);
+		values[8] = Int64GetDatum(vp->late);
+		if (SPI_execute_with_args("INSERT INTO kappa.view_partitions AS v VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+								  "ON CONFLICT (view_id, partition) DO UPDATE SET "
+								  "next_offset = EXCLUDED.next_offset, max_event_time = EXCLUDED.max_event_time, "
+								  "filtered = v.filtered + EXCLUDED.filtered, duplicate = v.duplicate + EXCLUDED.duplicate, "
+								  "delivered = v.delivered + EXCLUDED.delivered, applied = v.applied + EXCLUDED.applied, "
+								  "late = v.late + EXCLUDED.late",
+								  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the positions of kappa view %d", view->view_id);
+		vp->filtered = vp->duplicate = vp->delivered = vp->applied = vp->late = 0;
+		vp->changed = false;
+	}
+}
+
+/* Write the stream's positions and counts. */
+static void
+flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
+{
+	double		seconds = (double) (now - engine->last_flush) / USECS_PER_SEC;
+
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		StreamPartition *sp = &engine->parts[p];
+		Oid			types[9] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
+		TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID};
+		Datum		values[9];
+		char		nulls[9] = "         ";
+
+		if (!sp->changed || sp->next < 0)
+			continue;
+		values[0] = Int32GetDatum(engine->stream->id);
+		values[1] = Int32GetDatum(p);
+		values[2] = Int64GetDatum(sp->next);
+		values[3] = Int64GetDatum(sp->end);
+		nulls[3] = (sp->end < 0) ? 'n' : ' ';
+		values[4] = Int64GetDatum(sp->consumed);
+		values[5] = Int64GetDatum(sp->dead);
+		values[6] = TimestampTzGetDatum(sp->last_event_at);
+		nulls[6] = sp->last_event_at ? ' ' : 'n';
+		values[7] = Float8GetDatum(seconds > 0 ? sp->consumed / seconds : 0);
+		values[8] = Float8GetDatum(flush_ms);
+		if (SPI_execute_with_args("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, end_offset, "
+								  "consumed, dead_lettered, last_event_at, events_per_s, flush_ms, flushed_at) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) "
+								  "ON CONFLICT (stream_id, partition) DO UPDATE SET "
+								  "next_offset = EXCLUDED.next_offset, end_offset = EXCLUDED.end_offset, "
+								  "consumed = k.consumed + EXCLUDED.consumed, "
+								  "dead_lettered = k.dead_lettered + EXCLUDED.dead_lettered, "
+								  "last_event_at = coalesce(EXCLUDED.last_event_at, k.last_event_at), "
+								  "events_per_s = EXCLUDED.events_per_s, flushed_at = now(), "
+								  "flush_ms = EXCLUDED.flush_ms",
+								  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the positions of stream \"%s\"", engine->stream->name);
+		sp->consumed = sp->dead = 0;
+		sp->changed = false;
+	}
+}
+
+/* Insert the dead letters since the last flush (again after a crash: no-op). */
+static void
+flush_dead_letters(KappaEngine *engine)
+{
+	ListCell   *lc;
+
+	foreach(lc, engine->dead_letters)
+	{
+		DeadLetter *dl = lfirst(lc);
+		Oid			types[7] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, BYTEAOID, BYTEAOID, TEXTOID};
+		Datum		values[7];
+		char		nulls[7] = "       ";
+
+		values[0] = Int32GetDatum(engine->stream->id);
+		values[1] = Int32GetDatum(dl->partition);
+		values[2] = Int64GetDatum(dl->offset);
+		values[3] = TimestampTzGetDatum(dl->broker_time);
+		nulls[3] = dl->broker_time ? ' ' : 'n';
+		values[4] = PointerGetDatum(dl->key);
+		nulls[4] = dl->key ? ' ' : 'n';
+		values[5] = PointerGetDatum(dl->payload);
+		nulls[5] = dl->payload ? ' ' : 'n';
+		values[6] = CStringGetTextDatum(dl->reason);
+		if (SPI_execute_with_args("INSERT INTO kappa.dead_letters VALUES ($1, $2, $3, $4, $5, $6, $7) "
+								  "ON CONFLICT DO NOTHING",
+								  7, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write a dead letter of stream \"%s\"", engine->stream->name);
+	}
+	engine->dead_letters = NIL;
+}
+
+/*
+ * Write everything since the last flush, in the caller's transaction:
+ * views first (after syncing the view list, which locks it), then dead
+ * letters and positions.  The caller commits.
+ */
+void
+kappa_engine_flush(KappaEngine *engine)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext old = MemoryContextSwitchTo(engine->flush_cxt);
+	ListCell   *lc;
+
+	SPI_connect();
+	foreach(lc, engine->views)
+		flush_view(engine, lfirst(lc), now);
+	flush_dead_letters(engine);
+	flush_positions(engine, now,
+					(double) (GetCurrentTimestamp() - now) / 1000.0);
+	SPI_finish();
+
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(engine->flush_cxt);
+	engine->pending = 0;
+	engine->last_flush = now;
+}

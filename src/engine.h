@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * engine.h
+ *	  A stream's events through its views: decode, route, aggregate, flush.
+ *
+ * src/engine.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KAPPA_ENGINE_H
+#define KAPPA_ENGINE_H
+
+#include "stream.h"
+
+/* One message from the log, as the engine sees it. */
+typedef struct KappaMessage
+{
+	int32		partition;
+	int64		offset;
+	int64		timestamp_ms;	/* broker timestamp, -1 if none */
+	const char *key;
+	size_t		key_len;
+	const char *payload;		/* NULL for a tombstone */
+	size_t		len;
+} KappaMessage;
+
+/* Where to start reading a partition that has no stored position. */
+#define KAPPA_OFFSET_BEGINNING (-2)
+#define KAPPA_OFFSET_END (-1)
+
+typedef struct KappaEngine KappaEngine;
+
+extern KappaEngine *kappa_engine_create(KappaStream *stream, int nparts);
+extern bool kappa_engine_sync_views(KappaEngine *engine);
+extern int64 kappa_engine_start_offset(KappaEngine *engine, int32 partition);
+extern void kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end);
+extern void kappa_engine_process(KappaEngine *engine, const KappaMessage *message);
+extern void kappa_engine_note_end(KappaEngine *engine, int32 partition, int64 end);
+extern void kappa_engine_flush(KappaEngine *engine);
+extern int64 kappa_engine_pending(KappaEngine *engine);
+
+#endif							/* KAPPA_ENGINE_H */
