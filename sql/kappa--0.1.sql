@@ -367,8 +367,11 @@ SELECT s.name AS stream,
 	k.flushed_at AS last_flush_at,
 	k.flush_ms AS last_flush_ms,
 	NULL::bigint AS state_rows,
-	NULL::bigint AS state_bytes
+	NULL::bigint AS state_bytes,
+	ws.state AS worker_state,
+	ws.last_error
 FROM kappa.partitions k JOIN kappa.streams s USING (stream_id)
+LEFT JOIN kappa_worker_status() ws ON ws.stream_id = k.stream_id
 UNION ALL
 SELECT s.name,
 	format('%I.%I', v.schema_name, v.view_name),
@@ -388,7 +391,9 @@ SELECT s.name,
 	k.flushed_at,
 	k.flush_ms,
 	st.rows,
-	st.bytes
+	st.bytes,
+	NULL,
+	NULL
 FROM kappa.view_partitions vp
 JOIN kappa.views v USING (view_id)
 JOIN kappa.streams s USING (stream_id)

@@ -38,6 +38,7 @@
 #include "executor/executor.h"
 #include "lib/stringinfo.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_agg.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/expandeddatum.h"
@@ -47,7 +48,8 @@
 
 #include "aggregate.h"
 
-static FunctionCallInfo make_call(Oid fnoid, int nargs, KappaAggContext *cx);
+static FunctionCallInfo make_call(Oid fnoid, int nargs, Expr *expr, Oid collation,
+								  KappaAggContext *cx);
 static void keep_new_state(KappaAgg *agg, MemoryContext cxt, Datum *state,
 						   bool *state_null, Datum result, bool result_null);
 static void enter_group(KappaAggContext *cx, KappaAgg *agg, MemoryContext cxt);
@@ -79,15 +81,20 @@ enter_group(KappaAggContext *cx, KappaAgg *agg, MemoryContext cxt)
 	cx->pertrans.aggref = agg->aggref;
 }
 
-/* A call frame for a support function, with the aggregate context. */
+/*
+ * A call frame for a support function, with the aggregate context, the
+ * aggregate's input collation, and an expression describing the call, from
+ * which polymorphic functions learn their actual argument types.
+ */
 static FunctionCallInfo
-make_call(Oid fnoid, int nargs, KappaAggContext *cx)
+make_call(Oid fnoid, int nargs, Expr *expr, Oid collation, KappaAggContext *cx)
 {
 	FunctionCallInfo fcinfo = palloc0(SizeForFunctionCallInfo(nargs));
 	FmgrInfo   *flinfo = palloc0(sizeof(FmgrInfo));
 
 	fmgr_info(fnoid, flinfo);
-	InitFunctionCallInfoData(*fcinfo, flinfo, nargs, InvalidOid,
+	fmgr_info_set_expr((Node *) expr, flinfo);
+	InitFunctionCallInfoData(*fcinfo, flinfo, nargs, collation,
 							 (Node *) cx->aggstate, NULL);
 	return fcinfo;
 }
@@ -105,6 +112,10 @@ kappa_agg_init(KappaAgg *agg, Aggref *aggref, KappaAggContext *cx)
 	bool		isnull;
 	ListCell   *lc;
 	int			i = 0;
+	Oid			input_types[FUNC_MAX_ARGS];
+	int			ninputs;
+	Expr	   *expr;
+	Expr	   *unused;
 
 	memset(agg, 0, sizeof(KappaAgg));
 	agg->aggref = aggref;
@@ -120,24 +131,41 @@ kappa_agg_init(KappaAgg *agg, Aggref *aggref, KappaAggContext *cx)
 		elog(ERROR, "cache lookup failed for aggregate %u", aggref->aggfnoid);
 	form = (Form_pg_aggregate) GETSTRUCT(tuple);
 
-	agg->transtype = form->aggtranstype;
+	/* the actual argument and state types, as nodeAgg.c resolves them */
+	ninputs = get_aggregate_argtypes(aggref, input_types);
+	agg->transtype = resolve_aggregate_transtype(aggref->aggfnoid, form->aggtranstype,
+												 input_types, ninputs);
 	get_typlenbyval(agg->transtype, &agg->translen, &agg->transbyval);
 	agg->internal = (agg->transtype == INTERNALOID);
 	agg->trans_strict = func_strict(form->aggtransfn);
 	agg->combine_strict = func_strict(form->aggcombinefn);
-	agg->trans_call = make_call(form->aggtransfn, agg->nargs + 1, cx);
-	agg->combine_call = make_call(form->aggcombinefn, 2, cx);
+
+	build_aggregate_transfn_expr(input_types, ninputs, 0, aggref->aggvariadic,
+								 agg->transtype, aggref->inputcollid,
+								 form->aggtransfn, InvalidOid, &expr, &unused);
+	agg->trans_call = make_call(form->aggtransfn, agg->nargs + 1, expr, aggref->inputcollid, cx);
+	/* a combine function is a transition function whose input is a state */
+	build_aggregate_transfn_expr(&agg->transtype, 1, 0, false, agg->transtype,
+								 aggref->inputcollid, form->aggcombinefn, InvalidOid,
+								 &expr, &unused);
+	agg->combine_call = make_call(form->aggcombinefn, 2, expr, aggref->inputcollid, cx);
 	if (OidIsValid(form->aggfinalfn))
 	{
 		agg->has_final = true;
 		agg->final_strict = func_strict(form->aggfinalfn);
 		agg->final_nargs = form->aggfinalextra ? agg->nargs + 1 : 1;
-		agg->final_call = make_call(form->aggfinalfn, agg->final_nargs, cx);
+		build_aggregate_finalfn_expr(input_types, agg->final_nargs, agg->transtype,
+									 aggref->aggtype, aggref->inputcollid,
+									 form->aggfinalfn, &expr);
+		agg->final_call = make_call(form->aggfinalfn, agg->final_nargs, expr,
+									aggref->inputcollid, cx);
 	}
 	if (agg->internal)
 	{
-		agg->serial_call = make_call(form->aggserialfn, 1, cx);
-		agg->deserial_call = make_call(form->aggdeserialfn, 2, cx);
+		build_aggregate_serialfn_expr(form->aggserialfn, &expr);
+		agg->serial_call = make_call(form->aggserialfn, 1, expr, InvalidOid, cx);
+		build_aggregate_deserialfn_expr(form->aggdeserialfn, &expr);
+		agg->deserial_call = make_call(form->aggdeserialfn, 2, expr, InvalidOid, cx);
 	}
 	else
 	{

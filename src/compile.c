@@ -25,18 +25,24 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
@@ -63,6 +69,8 @@ static bool collect_aggrefs(Node *node, List **aggrefs);
 static void check_aggregate(Aggref *aggref);
 static Node *to_group_row(Node *node, GroupRowContext *context);
 static void check_not_volatile(Node *node, const char *clause);
+static Oid	kappa_function(const char *name);
+static bool rewrite_aggregates(Node *node, void *context);
 
 /* The relation that stands for a stream in its views' queries. */
 char *
@@ -80,6 +88,7 @@ kappa_analyze_view(const char *query_text, KappaStream **stream)
 {
 	List	   *raw = raw_parser(query_text, RAW_PARSE_DEFAULT);
 	RawStmt    *stmt;
+	Query	   *query;
 
 	if (list_length(raw) != 1)
 		ereport(ERROR,
@@ -91,7 +100,81 @@ kappa_analyze_view(const char *query_text, KappaStream **stream)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("a kappa view is defined by a SELECT statement")));
 	point_at_stream((SelectStmt *) stmt->stmt, stream);
-	return parse_analyze_fixedparams(stmt, query_text, NULL, 0, NULL);
+	query = parse_analyze_fixedparams(stmt, query_text, NULL, 0, NULL);
+	(void) rewrite_aggregates((Node *) query->targetList, NULL);
+	return query;
+}
+
+/*
+ * The schema kappa is installed in (get_extension_schema is not exported
+ * by Postgres 15).
+ */
+static Oid
+extension_schema(void)
+{
+	Oid			extoid = get_extension_oid("kappa", false);
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			nspid = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		nspid = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nspid;
+}
+
+/* One of kappa's one-argument aggregates by name, or InvalidOid. */
+static Oid
+kappa_function(const char *name)
+{
+	Oid			argtypes[1] = {ANYELEMENTOID};
+
+	return LookupFuncName(list_make2(makeString(get_namespace_name(extension_schema())),
+									 makeString(pstrdup(name))),
+						  1, argtypes, true);
+}
+
+/*
+ * Replace aggregates Postgres 15 cannot combine by kappa's equivalents,
+ * which can: count(DISTINCT x) by kappa_count_distinct(x), array_agg(
+ * DISTINCT x) by kappa_collect_set(x) and array_agg(x) by
+ * kappa_collect_list(x).  Their results have the same types.  Done before
+ * the query is stored, so workers run the replacements.
+ */
+static bool
+rewrite_aggregates(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Aggref))
+	{
+		Aggref	   *aggref = (Aggref *) node;
+		const char *replacement = NULL;
+
+		if (aggref->aggfnoid == F_COUNT_ANY && aggref->aggdistinct != NIL)
+			replacement = "kappa_count_distinct";
+		else if (aggref->aggfnoid == F_ARRAY_AGG_ANYNONARRAY && aggref->aggorder == NIL)
+			replacement = aggref->aggdistinct ? "kappa_collect_set" : "kappa_collect_list";
+		if (replacement)
+		{
+			Oid			oid = kappa_function(replacement);
+
+			if (OidIsValid(oid))
+			{
+				aggref->aggfnoid = oid;
+				aggref->aggdistinct = NIL;
+			}
+		}
+		return false;
+	}
+	return expression_tree_walker(node, rewrite_aggregates, context);
 }
 
 /*
