@@ -141,6 +141,10 @@ typedef struct ViewRuntime
 	MemoryContext cxt;
 } ViewRuntime;
 
+/* kappa.view_state's statements, prepared once per backend. */
+static SPIPlanPtr state_upsert_plan = NULL;
+static SPIPlanPtr state_delete_plan = NULL;
+
 /* A view found in kappa.views that the engine does not run yet. */
 typedef struct NewView
 {
@@ -194,8 +198,9 @@ static bool is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz eve
 static TimestampTz global_watermark(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start,
 						  TimestampTz end, bool with_aggs, Datum *values, char *nulls);
-static void write_group(ViewRuntime *view, KappaGroup *group);
+static void write_group(ViewRuntime *view, KappaGroup *group, bool keep_state);
 static void delete_stored(ViewRuntime *view, KappaGroup *group);
+static void delete_stored_state(ViewRuntime *view, KappaGroup *group);
 static void flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 static void flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms);
 static void flush_dead_letters(KappaEngine *engine);
@@ -510,6 +515,24 @@ prepare_view_sql(ViewRuntime *view)
 	if (view->delete_plan == NULL)
 		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
 	SPI_keepplan(view->delete_plan);
+
+	if (state_upsert_plan == NULL)
+	{
+		Oid			upsert_types[5] = {INT4OID, BYTEAOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BYTEAARRAYOID};
+
+		state_upsert_plan = SPI_prepare("INSERT INTO kappa.view_state VALUES ($1, $2, $3, $4, $5) "
+										"ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
+										"SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
+										5, upsert_types);
+		state_delete_plan = SPI_prepare("DELETE FROM kappa.view_state WHERE view_id = $1 "
+										"AND group_key = $2 AND window_start = $3",
+										3, upsert_types);
+		if (state_upsert_plan == NULL || state_delete_plan == NULL)
+			elog(ERROR, "could not prepare kappa.view_state statements: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(state_upsert_plan);
+		SPI_keepplan(state_delete_plan);
+	}
 	SPI_finish();
 }
 
@@ -1015,8 +1038,6 @@ delete_stored(ViewRuntime *view, KappaGroup *group)
 	char	   *nulls = palloc(view->nout);
 	Datum	   *keyvals = palloc(sizeof(Datum) * Max(view->nunique, 1));
 	char	   *keynulls = palloc(Max(view->nunique, 1));
-	Oid			types[3] = {INT4OID, BYTEAOID, TIMESTAMPTZOID};
-	Datum		svalues[3];
 
 	project_group(view, group, group->stored_start, group->stored_end, false, values, nulls);
 	for (int i = 0; i < view->nunique; i++)
@@ -1027,18 +1048,29 @@ delete_stored(ViewRuntime *view, KappaGroup *group)
 	if (SPI_execute_plan(view->delete_plan, keyvals, keynulls, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete a row of kappa view %d", view->view_id);
 
-	svalues[0] = Int32GetDatum(view->view_id);
-	svalues[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
-	svalues[2] = TimestampTzGetDatum(group->stored_start);
-	if (SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1 AND group_key = $2 "
-							  "AND window_start = $3", 3, types, svalues, NULL, false, 0) != SPI_OK_DELETE)
+	delete_stored_state(view, group);
+}
+
+/* Delete the state a group was last stored with. */
+static void
+delete_stored_state(ViewRuntime *view, KappaGroup *group)
+{
+	Datum		values[3];
+
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
+	values[2] = TimestampTzGetDatum(group->stored_start);
+	if (SPI_execute_plan(state_delete_plan, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the state of kappa view %d", view->view_id);
 	group->stored = false;
 }
 
-/* Write a group's row (finalized now) and its state. */
+/*
+ * Write a group's row (finalized now), and its state unless the group is
+ * final (then a state stored earlier is deleted instead).
+ */
 static void
-write_group(ViewRuntime *view, KappaGroup *group)
+write_group(ViewRuntime *view, KappaGroup *group, bool keep_state)
 {
 	Datum	   *values = palloc(sizeof(Datum) * view->nout);
 	char	   *nulls = palloc(view->nout);
@@ -1047,7 +1079,6 @@ write_group(ViewRuntime *view, KappaGroup *group)
 	bool	   *state_nulls = palloc(sizeof(bool) * Max(naggs, 1));
 	int			dims[1] = {naggs};
 	int			lbs[1] = {1};
-	Oid			types[5] = {INT4OID, BYTEAOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BYTEAARRAYOID};
 	Datum		svalues[5];
 
 	/* a session whose bounds moved has a row under its old bounds */
@@ -1063,6 +1094,12 @@ write_group(ViewRuntime *view, KappaGroup *group)
 	if (SPI_execute_plan(view->upsert_plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write a row of kappa view %d", view->view_id);
 	ResetExprContext(view->out_econtext);
+	if (!keep_state)
+	{
+		if (group->stored)
+			delete_stored_state(view, group);
+		return;
+	}
 
 	for (int i = 0; i < naggs; i++)
 	{
@@ -1078,10 +1115,7 @@ write_group(ViewRuntime *view, KappaGroup *group)
 	svalues[3] = TimestampTzGetDatum(group->end);
 	svalues[4] = PointerGetDatum(construct_md_array(states, state_nulls, naggs > 0 ? 1 : 0,
 													dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_with_args("INSERT INTO kappa.view_state VALUES ($1, $2, $3, $4, $5) "
-							  "ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
-							  "SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
-							  5, types, svalues, NULL, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(state_upsert_plan, svalues, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the state of kappa view %d", view->view_id);
 	group->stored = true;
 	group->stored_start = group->start;
@@ -1098,7 +1132,17 @@ flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	List	   *retired = kappa_groups_take_retired(view->groups);
 	List	   *dirty = kappa_groups_take_dirty(view->groups);
 	KappaWindow *window = &view->spec->window;
+	int64		margin = (window->kind == KAPPA_WINDOW_SESSION) ? window->gap : 0;
 	ListCell   *lc;
+
+	/* what every partition has passed, before writing anything */
+	if (window->kind != KAPPA_WINDOW_NONE)
+	{
+		TimestampTz mark = global_watermark(engine, view, now);
+
+		if (mark != DT_NOBEGIN && mark > view->finalized_upto)
+			view->finalized_upto = mark;
+	}
 
 	foreach(lc, retired)
 	{
@@ -1108,39 +1152,35 @@ flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 			delete_stored(view, group);
 		kappa_groups_remove(view->groups, group);
 	}
+
+	/* changed groups: their rows, and the states of those still open */
 	foreach(lc, dirty)
-		write_group(view, lfirst(lc));
+	{
+		KappaGroup *group = lfirst(lc);
+		bool		final = (window->kind != KAPPA_WINDOW_NONE &&
+							 view->finalized_upto != DT_NOBEGIN &&
+							 group->end + margin <= view->finalized_upto);
+
+		write_group(view, group, !final);
+		if (final)
+			kappa_groups_remove(view->groups, group);
+	}
 	list_free(retired);
 	list_free(dirty);
 
-	if (window->kind != KAPPA_WINDOW_NONE)
+	/* unchanged groups whose windows every partition has now passed */
+	if (window->kind != KAPPA_WINDOW_NONE && view->finalized_upto != DT_NOBEGIN)
 	{
-		TimestampTz mark = global_watermark(engine, view, now);
-		int64		margin = (window->kind == KAPPA_WINDOW_SESSION) ? window->gap : 0;
-
-		if (mark != DT_NOBEGIN && mark > view->finalized_upto)
-			view->finalized_upto = mark;
-		if (view->finalized_upto != DT_NOBEGIN)
+		foreach(lc, kappa_groups_all(view->groups))
 		{
-			foreach(lc, kappa_groups_all(view->groups))
-			{
-				KappaGroup *group = lfirst(lc);
-				Oid			types[3] = {INT4OID, BYTEAOID, TIMESTAMPTZOID};
-				Datum		values[3];
+			KappaGroup *group = lfirst(lc);
 
-				if (group->end + margin > view->finalized_upto)
-					continue;
-				/* final: its row stays as it is, its state goes */
-				values[0] = Int32GetDatum(view->view_id);
-				values[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
-				values[2] = TimestampTzGetDatum(group->stored_start);
-				if (group->stored &&
-					SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1 "
-										  "AND group_key = $2 AND window_start = $3",
-										  3, types, values, NULL, false, 0) != SPI_OK_DELETE)
-					elog(ERROR, "could not delete the state of kappa view %d", view->view_id);
-				kappa_groups_remove(view->groups, group);
-			}
+			if (group->end + margin > view->finalized_upto)
+				continue;
+			/* final: its row stays as it is, its state goes */
+			if (group->stored)
+				delete_stored_state(view, group);
+			kappa_groups_remove(view->groups, group);
 		}
 	}
 

@@ -924,6 +924,30 @@ kappa_consumer_query_end(KappaConsumer *consumer, int32 partition)
 	return high;
 }
 
+/*
+ * Tell the brokers the stream's positions (offsets < 0 are skipped),
+ * asynchronously.  Only for lag tools such as kafka-consumer-groups: kappa
+ * reads its positions from Postgres, never from these.
+ */
+void
+kappa_consumer_commit(KappaConsumer *consumer, int nparts, const int64 *offsets)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(nparts);
+	rd_kafka_resp_err_t err;
+
+	for (int p = 0; p < nparts; p++)
+	{
+		if (offsets[p] >= 0)
+			rd_kafka_topic_partition_list_add(list, consumer->stream->topic, p)->offset = offsets[p];
+	}
+	err = list->cnt > 0 ? rd_kafka_commit(consumer->kk->rk, list, 1) : RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(DEBUG1,
+				(errmsg_internal("kappa: could not commit offsets of stream \"%s\" to the brokers: %s",
+								 consumer->stream->name, rd_kafka_err2str(err))));
+}
+
 /* What went wrong last while consuming, or "" (masked). */
 const char *
 kappa_consumer_error(KappaConsumer *consumer)

@@ -168,6 +168,7 @@ worker_consume(int32 stream_id)
 	KappaEngine *engine;
 	KappaMessage *batch;
 	TimestampTz last_flush;
+	int64	   *committed;
 	int			nparts;
 
 	stream = worker_load_stream(stream_id);
@@ -191,6 +192,7 @@ worker_consume(int32 stream_id)
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(old);
 
+	committed = MemoryContextAlloc(engine_cxt, sizeof(int64) * nparts);
 	kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, nparts);
 	ereport(LOG,
 			(errmsg("kappa worker for stream \"%s\" consuming topic \"%s\" (%d partitions)",
@@ -236,6 +238,11 @@ worker_consume(int32 stream_id)
 			PopActiveSnapshot();
 			CommitTransactionCommand();
 			last_flush = now;
+
+			/* committed in Postgres: now tell the brokers, for lag tools */
+			for (int p = 0; p < nparts; p++)
+				committed[p] = kappa_engine_start_offset(engine, p);
+			kappa_consumer_commit(consumer, nparts, committed);
 		}
 	}
 }
