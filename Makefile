@@ -26,13 +26,14 @@ OBJS = \
 	src/compile.o \
 	src/view.o \
 	src/aggregate.o \
+	src/aggfuncs.o \
 	src/state.o \
 	src/engine.o
 
 DATA = sql/kappa--0.1.sql
 
 # Regression tests: an explicit list, because sql/ also holds install scripts.
-REGRESS = setup streams stream_errors eventhubs produce redaction decode views
+REGRESS = setup streams stream_errors eventhubs produce redaction decode aggfuncs views
 REGRESS_OPTS = --use-existing
 
 TAP_TESTS = 1

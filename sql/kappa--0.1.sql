@@ -410,3 +410,206 @@ SELECT stream, state, pid, partitions, failures, started_at,
 FROM kappa_worker_status();
 COMMENT ON VIEW kappa_workers IS 'state of each stream''s background worker';
 GRANT SELECT ON kappa_workers TO PUBLIC;
+
+-- BEGIN kappa aggregates
+-- Aggregates Postgres 15 cannot combine, as combinable aggregates (C code in
+-- src/aggfuncs.c).  Each result depends only on the multiset of inputs, never
+-- on their order or on how partial states were split and merged, so a view
+-- equals the same query run as batch SQL, serial or parallel.  States are
+-- internal, serialized to bytea with the element type's send function; the
+-- final functions leave the state as it was (kappa calls them at every flush).
+-- Support functions live in schema kappa; the aggregates in the extension's.
+
+CREATE FUNCTION kappa.count_distinct_trans(internal, anyelement) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_count_distinct_trans';
+COMMENT ON FUNCTION kappa.count_distinct_trans(internal, anyelement) IS
+	'transition function of kappa_count_distinct: adds a non-null value to the set';
+
+CREATE FUNCTION kappa.count_distinct_final(internal) RETURNS bigint
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_count_distinct_final';
+COMMENT ON FUNCTION kappa.count_distinct_final(internal) IS
+	'final function of kappa_count_distinct: the size of the set';
+
+CREATE FUNCTION kappa.collect_set_trans(internal, anyelement) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_collect_set_trans';
+COMMENT ON FUNCTION kappa.collect_set_trans(internal, anyelement) IS
+	'transition function of kappa_collect_set: adds a non-null value to the set';
+
+CREATE FUNCTION kappa.collect_set_final(internal, anyelement) RETURNS anyarray
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_collect_set_final';
+COMMENT ON FUNCTION kappa.collect_set_final(internal, anyelement) IS
+	'final function of kappa_collect_set: the set as a sorted array';
+
+CREATE FUNCTION kappa.set_combine(internal, internal) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_set_combine';
+COMMENT ON FUNCTION kappa.set_combine(internal, internal) IS
+	'combine function of kappa_count_distinct and kappa_collect_set: the union of two sets';
+
+CREATE FUNCTION kappa.set_serialize(internal) RETURNS bytea
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_set_serialize';
+COMMENT ON FUNCTION kappa.set_serialize(internal) IS
+	'serialize function of kappa_count_distinct and kappa_collect_set';
+
+CREATE FUNCTION kappa.set_deserialize(bytea, internal) RETURNS internal
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_set_deserialize';
+COMMENT ON FUNCTION kappa.set_deserialize(bytea, internal) IS
+	'deserialize function of kappa_count_distinct and kappa_collect_set';
+
+CREATE FUNCTION kappa.collect_list_trans(internal, anyelement) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_collect_list_trans';
+COMMENT ON FUNCTION kappa.collect_list_trans(internal, anyelement) IS
+	'transition function of kappa_collect_list: appends a value or null';
+
+CREATE FUNCTION kappa.collect_list_combine(internal, internal) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_collect_list_combine';
+COMMENT ON FUNCTION kappa.collect_list_combine(internal, internal) IS
+	'combine function of kappa_collect_list: both lists of values';
+
+CREATE FUNCTION kappa.collect_list_serialize(internal) RETURNS bytea
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_collect_list_serialize';
+COMMENT ON FUNCTION kappa.collect_list_serialize(internal) IS
+	'serialize function of kappa_collect_list';
+
+CREATE FUNCTION kappa.collect_list_deserialize(bytea, internal) RETURNS internal
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_collect_list_deserialize';
+COMMENT ON FUNCTION kappa.collect_list_deserialize(bytea, internal) IS
+	'deserialize function of kappa_collect_list';
+
+CREATE FUNCTION kappa.collect_list_final(internal, anyelement) RETURNS anyarray
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_collect_list_final';
+COMMENT ON FUNCTION kappa.collect_list_final(internal, anyelement) IS
+	'final function of kappa_collect_list: every value, sorted, nulls last';
+
+CREATE FUNCTION kappa.first_trans(internal, anyelement, timestamptz) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_first_trans';
+COMMENT ON FUNCTION kappa.first_trans(internal, anyelement, timestamptz) IS
+	'transition function of kappa_first: keeps the value with the smallest time';
+
+CREATE FUNCTION kappa.last_trans(internal, anyelement, timestamptz) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_last_trans';
+COMMENT ON FUNCTION kappa.last_trans(internal, anyelement, timestamptz) IS
+	'transition function of kappa_last: keeps the value with the largest time';
+
+CREATE FUNCTION kappa.pick_combine(internal, internal) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_pick_combine';
+COMMENT ON FUNCTION kappa.pick_combine(internal, internal) IS
+	'combine function of kappa_first and kappa_last: the better of two candidates';
+
+CREATE FUNCTION kappa.pick_serialize(internal) RETURNS bytea
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_pick_serialize';
+COMMENT ON FUNCTION kappa.pick_serialize(internal) IS
+	'serialize function of kappa_first and kappa_last';
+
+CREATE FUNCTION kappa.pick_deserialize(bytea, internal) RETURNS internal
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_pick_deserialize';
+COMMENT ON FUNCTION kappa.pick_deserialize(bytea, internal) IS
+	'deserialize function of kappa_first and kappa_last';
+
+CREATE FUNCTION kappa.pick_final(internal, anyelement, timestamptz) RETURNS anyelement
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_pick_final';
+COMMENT ON FUNCTION kappa.pick_final(internal, anyelement, timestamptz) IS
+	'final function of kappa_first and kappa_last: the chosen value';
+
+CREATE FUNCTION kappa.approx_count_distinct_trans(internal, anyelement) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_approx_trans';
+COMMENT ON FUNCTION kappa.approx_count_distinct_trans(internal, anyelement) IS
+	'transition function of kappa_approx_count_distinct: adds a non-null value''s 64-bit hash';
+
+CREATE FUNCTION kappa.approx_count_distinct_combine(internal, internal) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_approx_combine';
+COMMENT ON FUNCTION kappa.approx_count_distinct_combine(internal, internal) IS
+	'combine function of kappa_approx_count_distinct: the union (register-wise maximum)';
+
+CREATE FUNCTION kappa.approx_count_distinct_serialize(internal) RETURNS bytea
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_approx_serialize';
+COMMENT ON FUNCTION kappa.approx_count_distinct_serialize(internal) IS
+	'serialize function of kappa_approx_count_distinct';
+
+CREATE FUNCTION kappa.approx_count_distinct_deserialize(bytea, internal) RETURNS internal
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_approx_deserialize';
+COMMENT ON FUNCTION kappa.approx_count_distinct_deserialize(bytea, internal) IS
+	'deserialize function of kappa_approx_count_distinct';
+
+CREATE FUNCTION kappa.approx_count_distinct_final(internal) RETURNS bigint
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_approx_final';
+COMMENT ON FUNCTION kappa.approx_count_distinct_final(internal) IS
+	'final function of kappa_approx_count_distinct: the estimate';
+
+CREATE AGGREGATE kappa_count_distinct(anyelement) (
+	SFUNC = kappa.count_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.count_distinct_final, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_count_distinct(anyelement) IS
+	'number of distinct non-null values, as count(DISTINCT x), but combinable; 0 for no rows';
+
+CREATE AGGREGATE kappa_collect_set(anyelement) (
+	SFUNC = kappa.collect_set_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.collect_set_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_collect_set(anyelement) IS
+	'distinct non-null values sorted by the type''s default order, as array_agg(DISTINCT x ORDER BY x) FILTER (WHERE x IS NOT NULL), but combinable; NULL if none';
+
+CREATE AGGREGATE kappa_collect_list(anyelement) (
+	SFUNC = kappa.collect_list_trans, STYPE = internal,
+	COMBINEFUNC = kappa.collect_list_combine,
+	SERIALFUNC = kappa.collect_list_serialize, DESERIALFUNC = kappa.collect_list_deserialize,
+	FINALFUNC = kappa.collect_list_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_collect_list(anyelement) IS
+	'every value, nulls included, sorted by the type''s default order with nulls last: array_agg(x ORDER BY x), but combinable; NULL for no rows';
+
+CREATE AGGREGATE kappa_first(value anyelement, ts timestamptz) (
+	SFUNC = kappa.first_trans, STYPE = internal,
+	COMBINEFUNC = kappa.pick_combine,
+	SERIALFUNC = kappa.pick_serialize, DESERIALFUNC = kappa.pick_deserialize,
+	FINALFUNC = kappa.pick_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_first(anyelement, timestamptz) IS
+	'the value with the smallest ts (rows with a null ts ignored; ties go to the smaller value, null last): (array_agg(value ORDER BY ts, value) FILTER (WHERE ts IS NOT NULL))[1]';
+
+CREATE AGGREGATE kappa_last(value anyelement, ts timestamptz) (
+	SFUNC = kappa.last_trans, STYPE = internal,
+	COMBINEFUNC = kappa.pick_combine,
+	SERIALFUNC = kappa.pick_serialize, DESERIALFUNC = kappa.pick_deserialize,
+	FINALFUNC = kappa.pick_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_last(anyelement, timestamptz) IS
+	'the value with the largest ts (rows with a null ts ignored; ties go to the smaller value, null last): (array_agg(value ORDER BY ts DESC, value) FILTER (WHERE ts IS NOT NULL))[1]';
+
+CREATE AGGREGATE kappa_approx_count_distinct(anyelement) (
+	SFUNC = kappa.approx_count_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.approx_count_distinct_combine,
+	SERIALFUNC = kappa.approx_count_distinct_serialize,
+	DESERIALFUNC = kappa.approx_count_distinct_deserialize,
+	FINALFUNC = kappa.approx_count_distinct_final, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_approx_count_distinct(anyelement) IS
+	'approximate number of distinct non-null values: exact up to 1536, then HyperLogLog with 2^14 registers (standard error 0.81%, within 2.5% for 99.7% of inputs); deterministic; 0 for no rows';
+-- END kappa aggregates

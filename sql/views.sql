@@ -54,7 +54,8 @@ SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT (random() * 1
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs WHERE random() < 0.5 GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, string_agg(usr, '','') AS s FROM vs GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS p FROM vs GROUP BY dev')$$);
-SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(DISTINCT usr) AS u FROM vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, sum(DISTINCT v) AS u FROM vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, array_agg(DISTINCT point(1, 2)) AS u FROM vs GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) FROM vs GROUP BY dev, 2')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT count(*) AS n FROM vs GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs, kappa_tumble(ts, ''5 minutes'') w GROUP BY dev')$$);

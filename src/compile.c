@@ -47,6 +47,7 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
+#include "aggfuncs.h"
 #include "compile.h"
 #include "stream.h"
 
@@ -418,6 +419,12 @@ check_aggregate(Aggref *aggref)
 				 errmsg("aggregate %s cannot be used in a kappa view", name),
 				 errdetail("Its final function modifies its state, and a view row is finalized again at every flush.")));
 	ReleaseSysCache(tuple);
+
+	/* kappa's own aggregates: refuse a type they cannot take now, not later */
+	if (aggref->aggargtypes != NIL &&
+		strncmp(get_func_name(aggref->aggfnoid), "kappa_", 6) == 0)
+		kappa_aggfunc_check_type(get_func_name(aggref->aggfnoid),
+								 linitial_oid(aggref->aggargtypes));
 }
 
 /* Refuse volatile functions where they would make a view irreproducible. */

@@ -45,6 +45,9 @@ my %queries = (
 		min(ts) AS first_ts, max(ts) AS last_ts FROM ev GROUP BY dev},
 	total => q{SELECT count(*) AS n, sum(v) AS s, count(*) FILTER (WHERE v > 50) AS big FROM ev},
 	by_kind => q{SELECT upper(kind) AS k, count(*) AS n, sum(v) AS s FROM ev WHERE v < 90 GROUP BY upper(kind)},
+	kinds => q{SELECT dev, count(DISTINCT usr) AS users, kappa_approx_count_distinct(usr) AS approx_users,
+		array_agg(DISTINCT kind) AS kinds, kappa_first(kind, ts) AS first_kind, kappa_last(kind, ts) AS last_kind,
+		kappa_first(v, ts) AS first_v FROM ev GROUP BY dev},
 );
 
 $node->safe_psql('postgres',

@@ -1,0 +1,1762 @@
+/*-------------------------------------------------------------------------
+ *
+ * aggfuncs.c
+ *	  Aggregates that Postgres 15 cannot combine, as ordinary combinable
+ *	  Postgres aggregates: kappa_count_distinct, kappa_collect_set,
+ *	  kappa_collect_list, kappa_first, kappa_last and
+ *	  kappa_approx_count_distinct.
+ *
+ * Purpose.  A kappa view keeps partial aggregate states and merges them
+ * with the aggregate's combine function (across flushes, partitions and
+ * merging sessions); count(DISTINCT x), array_agg(x) and friends have no
+ * combine function in Postgres 15.  These aggregates do, and they are real
+ * aggregates, so the same query runs as batch SQL, serially or in
+ * parallel, with the same result.
+ *
+ * Design.
+ *	- Every result is a function of the multiset of inputs alone, never of
+ *	  their order or of how they were split into partial states: sets are
+ *	  sets, lists are returned sorted, first/last break ties on the value,
+ *	  and the approximate count depends only on the set of 64-bit hashes.
+ *	  Where the type's btree order calls two values equal though they
+ *	  differ (numeric 1.0 and 1.00, float8 0 and -0), the one with the
+ *	  smaller binary image wins, so even the representative is
+ *	  deterministic.
+ *	- The polymorphic states are C structs behind the internal transtype.
+ *	  The element type comes from the transition call (its expression, or
+ *	  else the Aggref that AggGetAggref finds) and is kept in the state with
+ *	  the input collation; combine, final, serialize and deserialize
+ *	  functions learn it from the state.
+ *	- Equality, hashing and order are the type's defaults, from the type
+ *	  cache: the default btree opclass's comparison and "<", and the
+ *	  default hash opclass's hash functions with its equality.  A type
+ *	  with no hash opclass but whose btree equality is binary equality
+ *	  (its equalimage function says so: money, bit, varbit) is hashed by
+ *	  its binary image instead.  An aggregate whose type lacks what it
+ *	  needs fails at its first call.
+ *	- Serialized states are bytea: a kind byte, a format version, the
+ *	  element type's OID and the collation's OID, then the contents, with
+ *	  each value in its type's binary send format (length-prefixed), so a
+ *	  deserializer needs nothing but the bytes.
+ *	- Final functions never modify the state (FINALFUNC_MODIFY =
+ *	  READ_ONLY): kappa calls them again at every flush.  They sort copies.
+ *	- kappa_approx_count_distinct is HyperLogLog with 2^14 one-byte
+ *	  registers (standard error 1.04 / sqrt(16384) = 0.81%).  Values are
+ *	  hashed with the type's extended (64-bit) hash function, seed 0, then
+ *	  mixed with MurmurHash3's 64-bit finalizer (the types' hashes of
+ *	  consecutive integers otherwise bias the estimate by -0.6%).
+ *	  numeric's hash ignores the sign, so for numeric the sign is mixed in
+ *	  here (arrays, records and jsonb holding numerics keep the weakness:
+ *	  x and -x count once there).  The estimator is the standard one with
+ *	  Ertl's closed-form corrections for empty and saturated registers
+ *	  (2017), which has no bias where plain HLL switches to linear
+ *	  counting (+2% near 41k distinct values).  Until a state has seen
+ *	  more than 1536 distinct hashes it keeps the hashes themselves (a
+ *	  "sparse" state, as in HyperLogLog++: at most 16 kB in memory, 12 kB
+ *	  serialized) and counts them exactly; beyond, it has the 16 kB of
+ *	  registers.  Which of the two a state is depends on the number of
+ *	  distinct hashes only, so serial, parallel and incremental runs agree
+ *	  exactly.
+ *
+ * Memory rules.  A state and everything it points to live in one memory
+ * context, recorded in the state: the aggregate context that
+ * AggCheckCallContext names when a transition or combine function creates
+ * the state, or the current context when a deserialize function does (as
+ * nodeAgg.c and kappa's aggregate.c expect).  Values are copied into it
+ * (varlena values detoasted), and a value that a state replaces is freed.
+ * Serialize and deserialize run the types' send and receive functions in a
+ * short-lived child context, so their garbage does not stay with the state.
+ * Final functions allocate their results in the current context.
+ *
+ * src/aggfuncs.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/nbtree.h"
+#include "access/tupmacs.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "nodes/pg_list.h"
+#include "nodes/primnodes.h"
+#include "port/pg_bitutils.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/sortsupport.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "aggfuncs.h"
+
+/* Kinds of state; the first byte of a serialized state. */
+#define KD_COUNT_DISTINCT	'c'
+#define KD_COLLECT_SET		's'
+#define KD_COLLECT_LIST		'l'
+#define KD_FIRST			'f'
+#define KD_LAST				'L'
+#define KD_APPROX			'h'
+
+/* The serialized format's version; the second byte. */
+#define KD_FORMAT_VERSION	1
+
+/* What an aggregate needs of its argument's type. */
+#define KD_NEED_HASH		0x01	/* default hash opclass: hash and equality */
+#define KD_NEED_ORDER		0x02	/* default btree opclass: comparison and "<" */
+#define KD_NEED_HASH64		0x04	/* default hash opclass: extended hash */
+
+/* HyperLogLog: precision, registers, and the most hashes a sparse state keeps. */
+#define HLL_P				14
+#define HLL_M				(1 << HLL_P)
+#define HLL_MAX_RHO			(64 - HLL_P + 1)
+#define HLL_SPARSE_MAX		1536
+#define HLL_SEED			0
+
+/* The argument type of a state, with what the aggregate needs of it. */
+typedef struct KdType
+{
+	Oid			type;			/* element type (a base type, never a domain) */
+	Oid			collation;		/* input collation, or InvalidOid */
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	bool		image_hash;		/* no hash opclass: hash the binary image */
+	TypeCacheEntry *tce;		/* equality, hash, comparison, "<" */
+} KdType;
+
+/* One value of a distinct set (a simplehash entry). */
+typedef struct KdSetEntry
+{
+	Datum		value;
+	uint32		hash;
+	char		status;
+} KdSetEntry;
+
+static inline uint32 kd_hash_value(KdType *t, Datum value);
+static inline bool kd_equal_values(KdType *t, Datum a, Datum b);
+static int	kd_image_cmp(KdType *t, Datum a, Datum b);
+
+#define SH_PREFIX kdset
+#define SH_ELEMENT_TYPE KdSetEntry
+#define SH_KEY_TYPE Datum
+#define SH_KEY value
+#define SH_HASH_KEY(tb, key) kd_hash_value((KdType *) (tb)->private_data, key)
+#define SH_EQUAL(tb, a, b) kd_equal_values((KdType *) (tb)->private_data, a, b)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* State of kappa_count_distinct and kappa_collect_set: a set of values. */
+typedef struct KdSet
+{
+	char		kind;			/* KD_COUNT_DISTINCT or KD_COLLECT_SET */
+	KdType		t;
+	MemoryContext mcxt;			/* where the set and its values live */
+	kdset_hash *tab;			/* private_data is &t */
+} KdSet;
+
+/* State of kappa_collect_list: the non-null values, and how many nulls. */
+typedef struct KdList
+{
+	char		kind;			/* KD_COLLECT_LIST */
+	KdType		t;
+	MemoryContext mcxt;
+	Datum	   *values;
+	int64		nvalues;
+	int64		maxvalues;
+	int64		nnulls;
+} KdList;
+
+/* State of kappa_first and kappa_last: the best candidate so far. */
+typedef struct KdPick
+{
+	char		kind;			/* KD_FIRST or KD_LAST */
+	KdType		t;
+	MemoryContext mcxt;
+	bool		has;			/* a candidate (with a non-null ts) was seen */
+	TimestampTz ts;
+	bool		isnull;
+	Datum		value;
+} KdPick;
+
+/* State of kappa_approx_count_distinct: sparse hashes, or registers. */
+typedef struct KdHll
+{
+	MemoryContext mcxt;
+	uint8	   *regs;			/* HLL_M registers, or NULL while sparse */
+	uint64	   *sparse;			/* open addressing set of non-zero hashes */
+	uint32		nsparse;		/* hashes in sparse */
+	uint32		capsparse;		/* slots in sparse, a power of 2 */
+	bool		has_zero;		/* hash 0 was seen (0 marks empty slots) */
+} KdHll;
+
+/* A send or receive function, cached in a serialize or deserialize call. */
+typedef struct KdIoCache
+{
+	Oid			type;
+	Oid			ioparam;
+	FmgrInfo	fn;
+} KdIoCache;
+
+/* The hash function, cached in a kappa_approx_count_distinct transition call. */
+typedef struct KdHashCache
+{
+	Oid			type;
+	Oid			collation;
+	FmgrInfo   *hash;			/* the type cache's extended hash function */
+	KdType		t;				/* t.image_hash: hash the image instead */
+	bool		numeric;		/* numeric: hash the sign too */
+	Datum		zero;			/* numeric: 0 */
+} KdHashCache;
+
+/* What a sort of values compares with. */
+typedef struct KdSortArg
+{
+	SortSupport ssup;
+	KdType	   *t;
+} KdSortArg;
+
+PG_FUNCTION_INFO_V1(kappa_count_distinct_trans);
+PG_FUNCTION_INFO_V1(kappa_count_distinct_final);
+PG_FUNCTION_INFO_V1(kappa_collect_set_trans);
+PG_FUNCTION_INFO_V1(kappa_collect_set_final);
+PG_FUNCTION_INFO_V1(kappa_set_combine);
+PG_FUNCTION_INFO_V1(kappa_set_serialize);
+PG_FUNCTION_INFO_V1(kappa_set_deserialize);
+PG_FUNCTION_INFO_V1(kappa_collect_list_trans);
+PG_FUNCTION_INFO_V1(kappa_collect_list_combine);
+PG_FUNCTION_INFO_V1(kappa_collect_list_serialize);
+PG_FUNCTION_INFO_V1(kappa_collect_list_deserialize);
+PG_FUNCTION_INFO_V1(kappa_collect_list_final);
+PG_FUNCTION_INFO_V1(kappa_first_trans);
+PG_FUNCTION_INFO_V1(kappa_last_trans);
+PG_FUNCTION_INFO_V1(kappa_pick_combine);
+PG_FUNCTION_INFO_V1(kappa_pick_serialize);
+PG_FUNCTION_INFO_V1(kappa_pick_deserialize);
+PG_FUNCTION_INFO_V1(kappa_pick_final);
+PG_FUNCTION_INFO_V1(kappa_approx_trans);
+PG_FUNCTION_INFO_V1(kappa_approx_combine);
+PG_FUNCTION_INFO_V1(kappa_approx_serialize);
+PG_FUNCTION_INFO_V1(kappa_approx_deserialize);
+PG_FUNCTION_INFO_V1(kappa_approx_final);
+
+/* ------------------------------------------------------------------------
+ * Types, values and the calling context
+ * ------------------------------------------------------------------------
+ */
+
+/* The SQL name of the aggregate that keeps states of a kind. */
+static const char *
+kd_kind_name(char kind)
+{
+	switch (kind)
+	{
+		case KD_COUNT_DISTINCT:
+			return "kappa_count_distinct";
+		case KD_COLLECT_SET:
+			return "kappa_collect_set";
+		case KD_COLLECT_LIST:
+			return "kappa_collect_list";
+		case KD_FIRST:
+			return "kappa_first";
+		case KD_LAST:
+			return "kappa_last";
+		case KD_APPROX:
+			return "kappa_approx_count_distinct";
+	}
+	return "a kappa aggregate";
+}
+
+/* What an aggregate of a kind needs of its argument's type (KD_NEED_*). */
+static int
+kd_kind_needs(char kind)
+{
+	switch (kind)
+	{
+		case KD_COUNT_DISTINCT:
+			return KD_NEED_HASH;
+		case KD_COLLECT_SET:
+			return KD_NEED_HASH | KD_NEED_ORDER;
+		case KD_COLLECT_LIST:
+		case KD_FIRST:
+		case KD_LAST:
+			return KD_NEED_ORDER;
+		case KD_APPROX:
+			return KD_NEED_HASH64;
+	}
+	return 0;
+}
+
+/*
+ * Whether the type's default btree equality is binary equality (its
+ * opclass's equalimage function says so), so that a type without a hash
+ * opclass (money, bit, varbit) can be hashed by its binary image.
+ */
+static bool
+kd_equal_is_image(Oid type, Oid collation)
+{
+	TypeCacheEntry *tce = lookup_type_cache(type, TYPECACHE_BTREE_OPFAMILY);
+	Oid			proc;
+
+	if (!OidIsValid(tce->btree_opf))
+		return false;
+	proc = get_opfamily_proc(tce->btree_opf, tce->btree_opintype, tce->btree_opintype,
+							 BTEQUALIMAGE_PROC);
+	if (!OidIsValid(proc))
+		return false;
+	return DatumGetBool(OidFunctionCall1Coll(proc, collation, ObjectIdGetDatum(type)));
+}
+
+/* Fill in a state's type, or fail clearly if the aggregate cannot take it. */
+static void
+kd_type_init(KdType *t, char kind, Oid type, Oid collation)
+{
+	int			needs = kd_kind_needs(kind);
+	int			flags = 0;
+	TypeCacheEntry *tce;
+
+	if (needs & KD_NEED_HASH)
+		flags |= TYPECACHE_EQ_OPR_FINFO | TYPECACHE_HASH_PROC_FINFO;
+	if (needs & KD_NEED_ORDER)
+		flags |= TYPECACHE_CMP_PROC_FINFO | TYPECACHE_LT_OPR;
+	if (needs & KD_NEED_HASH64)
+		flags |= TYPECACHE_HASH_EXTENDED_PROC_FINFO;
+	tce = lookup_type_cache(type, flags);
+
+	t->image_hash = false;
+	if ((needs & KD_NEED_HASH) &&
+		(!OidIsValid(tce->eq_opr_finfo.fn_oid) || !OidIsValid(tce->hash_proc_finfo.fn_oid)))
+		t->image_hash = kd_equal_is_image(type, collation);
+	if ((needs & KD_NEED_HASH64) && !OidIsValid(tce->hash_extended_proc_finfo.fn_oid))
+		t->image_hash = kd_equal_is_image(type, collation);
+	if (t->image_hash)
+		tce = lookup_type_cache(type, flags | TYPECACHE_CMP_PROC_FINFO);
+
+	if ((needs & KD_NEED_HASH) && !t->image_hash &&
+		(!OidIsValid(tce->eq_opr_finfo.fn_oid) || !OidIsValid(tce->hash_proc_finfo.fn_oid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("%s cannot be used with type %s",
+						kd_kind_name(kind), format_type_be(type)),
+				 errdetail("It needs the type's default hash operator class, to find equal values, and type %s has none (nor a btree operator class whose equality is binary equality).",
+						   format_type_be(type))));
+	if ((needs & KD_NEED_ORDER) &&
+		(!OidIsValid(tce->cmp_proc_finfo.fn_oid) || !OidIsValid(tce->lt_opr)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("%s cannot be used with type %s",
+						kd_kind_name(kind), format_type_be(type)),
+				 errdetail("It needs the type's default btree operator class, to order values, and type %s has none.",
+						   format_type_be(type))));
+	if ((needs & KD_NEED_HASH64) && !t->image_hash &&
+		!OidIsValid(tce->hash_extended_proc_finfo.fn_oid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("%s cannot be used with type %s",
+						kd_kind_name(kind), format_type_be(type)),
+				 errdetail("It needs the extended (64-bit) hash function of the type's default hash operator class, and type %s has none (nor a btree operator class whose equality is binary equality).",
+						   format_type_be(type))));
+
+	t->type = type;
+	t->collation = collation;
+	t->typlen = tce->typlen;
+	t->typbyval = tce->typbyval;
+	t->typalign = tce->typalign;
+	t->tce = tce;
+}
+
+/* The error an aggregate named aggname would raise at once for argtype. */
+void
+kappa_aggfunc_check_type(const char *aggname, Oid argtype)
+{
+	static const char kinds[] = {KD_COUNT_DISTINCT, KD_COLLECT_SET, KD_COLLECT_LIST,
+	KD_FIRST, KD_LAST, KD_APPROX};
+	Oid			type = getBaseType(argtype);
+	KdType		t;
+
+	for (int i = 0; i < (int) lengthof(kinds); i++)
+		if (strcmp(aggname, kd_kind_name(kinds[i])) == 0)
+			kd_type_init(&t, kinds[i], type, get_typcollation(type));
+}
+
+/* Fail unless called as an aggregate; set *aggcxt to the aggregate memory. */
+static void
+kd_check_context(FunctionCallInfo fcinfo, MemoryContext *aggcxt, char kind)
+{
+	if (!AggCheckCallContext(fcinfo, aggcxt))
+		elog(ERROR, "support function of %s called in non-aggregate context",
+			 kd_kind_name(kind));
+}
+
+/*
+ * The type of a transition function's first aggregated argument: from the
+ * call's expression, or else from the Aggref being run; domains are
+ * replaced by their base types.
+ */
+static Oid
+kd_arg_type(FunctionCallInfo fcinfo, char kind)
+{
+	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 1);
+
+	if (!OidIsValid(type))
+	{
+		Aggref	   *aggref = AggGetAggref(fcinfo);
+
+		if (aggref != NULL && aggref->aggargtypes != NIL)
+			type = linitial_oid(aggref->aggargtypes);
+	}
+	if (!OidIsValid(type))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not determine the input data type of %s",
+						kd_kind_name(kind))));
+	return getBaseType(type);
+}
+
+/*
+ * The collation to compare values of a type with: the call's input
+ * collation, or the Aggref's, or the type's own; none for types that have
+ * no collation.
+ */
+static Oid
+kd_arg_collation(FunctionCallInfo fcinfo, Oid type)
+{
+	Oid			collation;
+
+	if (!type_is_collatable(type))
+		return InvalidOid;
+	collation = PG_GET_COLLATION();
+	if (!OidIsValid(collation))
+	{
+		Aggref	   *aggref = AggGetAggref(fcinfo);
+
+		if (aggref != NULL)
+			collation = aggref->inputcollid;
+	}
+	if (!OidIsValid(collation))
+		collation = get_typcollation(type);
+	return collation;
+}
+
+/* The 64-bit hash of a value's binary image (varlena: its contents). */
+static uint64
+kd_image_hash(KdType *t, Datum value, uint64 seed)
+{
+	if (t->typbyval)
+	{
+		char		buf[sizeof(Datum)];
+
+		store_att_byval(buf, value, t->typlen);
+		return hash_bytes_extended((unsigned char *) buf, t->typlen, seed);
+	}
+	if (t->typlen > 0)
+		return hash_bytes_extended((unsigned char *) DatumGetPointer(value), t->typlen, seed);
+	if (t->typlen == -1)
+	{
+		struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(value));
+		uint64		hash = hash_bytes_extended((unsigned char *) VARDATA_ANY(v),
+											   VARSIZE_ANY_EXHDR(v), seed);
+
+		if ((Pointer) v != DatumGetPointer(value))
+			pfree(v);
+		return hash;
+	}
+	return hash_bytes_extended((unsigned char *) DatumGetCString(value),
+							   strlen(DatumGetCString(value)), seed);
+}
+
+/* The hash of a value by its type's default hash opclass (or its image). */
+static inline uint32
+kd_hash_value(KdType *t, Datum value)
+{
+	if (t->image_hash)
+		return (uint32) kd_image_hash(t, value, 0);
+	return DatumGetUInt32(FunctionCall1Coll(&t->tce->hash_proc_finfo, t->collation, value));
+}
+
+/* Whether two values are equal by their type's default equality. */
+static inline bool
+kd_equal_values(KdType *t, Datum a, Datum b)
+{
+	if (t->image_hash)
+		return kd_image_cmp(t, a, b) == 0;
+	return DatumGetBool(FunctionCall2Coll(&t->tce->eq_opr_finfo, t->collation, a, b));
+}
+
+/* Compare two values by their type's default btree order. */
+static int
+kd_compare_values(KdType *t, Datum a, Datum b)
+{
+	return DatumGetInt32(FunctionCall2Coll(&t->tce->cmp_proc_finfo, t->collation, a, b));
+}
+
+/*
+ * Compare the binary images of two values: the tie-break between values
+ * that the type's order calls equal.  Varlena values compare by their
+ * contents, whatever their headers.
+ */
+static int
+kd_image_cmp(KdType *t, Datum a, Datum b)
+{
+	if (t->typbyval)
+	{
+		Datum		mask = ~(Datum) 0;
+
+		if (t->typlen < (int) sizeof(Datum))
+			mask = (((Datum) 1) << (t->typlen * BITS_PER_BYTE)) - 1;
+		a &= mask;
+		b &= mask;
+		return (a < b) ? -1 : (a > b) ? 1 : 0;
+	}
+	if (t->typlen > 0)
+		return memcmp(DatumGetPointer(a), DatumGetPointer(b), t->typlen);
+	if (t->typlen == -1)
+	{
+		struct varlena *va = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(a));
+		struct varlena *vb = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(b));
+		Size		la = VARSIZE_ANY_EXHDR(va);
+		Size		lb = VARSIZE_ANY_EXHDR(vb);
+		int			c = memcmp(VARDATA_ANY(va), VARDATA_ANY(vb), Min(la, lb));
+
+		if (c == 0)
+			c = (la < lb) ? -1 : (la > lb) ? 1 : 0;
+		if ((Pointer) va != DatumGetPointer(a))
+			pfree(va);
+		if ((Pointer) vb != DatumGetPointer(b))
+			pfree(vb);
+		return c;
+	}
+	return strcmp(DatumGetCString(a), DatumGetCString(b));
+}
+
+/* A copy of a value in a state's memory (varlena values detoasted). */
+static Datum
+kd_copy_value(KdType *t, MemoryContext mcxt, Datum value)
+{
+	MemoryContext old;
+	Datum		copy;
+
+	if (t->typbyval)
+		return value;
+	old = MemoryContextSwitchTo(mcxt);
+	if (t->typlen == -1)
+		copy = PointerGetDatum(PG_DETOAST_DATUM_COPY(value));
+	else
+		copy = datumCopy(value, false, t->typlen);
+	MemoryContextSwitchTo(old);
+	return copy;
+}
+
+/* Free a value that a state copied. */
+static void
+kd_free_value(KdType *t, Datum value)
+{
+	if (!t->typbyval)
+		pfree(DatumGetPointer(value));
+}
+
+/* qsort_arg comparator: btree order, then binary image. */
+static int
+kd_sort_cmp(const void *a, const void *b, void *arg)
+{
+	KdSortArg  *sa = (KdSortArg *) arg;
+	Datum		da = *(const Datum *) a;
+	Datum		db = *(const Datum *) b;
+	int			c = ApplySortComparator(da, false, db, false, sa->ssup);
+
+	if (c == 0)
+		c = kd_image_cmp(sa->t, da, db);
+	return c;
+}
+
+/* Sort non-null values in place by their type's default btree order. */
+static void
+kd_sort_values(KdType *t, Datum *values, int n)
+{
+	SortSupportData ssup;
+	KdSortArg	arg;
+
+	if (n < 2)
+		return;
+	memset(&ssup, 0, sizeof(ssup));
+	ssup.ssup_cxt = CurrentMemoryContext;
+	ssup.ssup_collation = t->collation;
+	ssup.ssup_nulls_first = false;
+	ssup.abbreviate = false;
+	PrepareSortSupportFromOrderingOp(t->tce->lt_opr, &ssup);
+	arg.ssup = &ssup;
+	arg.t = t;
+	qsort_arg(values, n, sizeof(Datum), kd_sort_cmp, &arg);
+}
+
+/* A one-dimensional array of n values (nulls may be NULL), from index 1. */
+static Datum
+kd_make_array(KdType *t, Datum *values, bool *nulls, int64 n)
+{
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	if (n > (int64) MaxArraySize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("array size exceeds the maximum allowed (%d)", (int) MaxArraySize)));
+	dims[0] = (int) n;
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, t->type,
+											  t->typlen, t->typbyval, t->typalign));
+}
+
+/* ------------------------------------------------------------------------
+ * Serialized states
+ * ------------------------------------------------------------------------
+ */
+
+/* Report a serialized state that cannot be read. */
+static void
+kd_corrupt(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("invalid serialized state of a kappa aggregate: %s", what)));
+}
+
+/* Start a serialized state: kind, version, type and collation. */
+static void
+kd_begin_state(StringInfo buf, char kind, KdType *t)
+{
+	pq_begintypsend(buf);
+	pq_sendbyte(buf, (uint8) kind);
+	pq_sendbyte(buf, KD_FORMAT_VERSION);
+	pq_sendint32(buf, t ? t->type : InvalidOid);
+	pq_sendint32(buf, t ? t->collation : InvalidOid);
+}
+
+/*
+ * Start reading a serialized state: copy its bytes into buf (so element
+ * receive functions may rely on a terminating zero byte), check its kind
+ * is one of kind1 and kind2, and return the kind, type and collation.
+ */
+static char
+kd_begin_read(StringInfo buf, bytea *data, char kind1, char kind2,
+			  Oid *type, Oid *collation)
+{
+	char		kind;
+
+	initStringInfo(buf);
+	appendBinaryStringInfo(buf, VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data));
+	if (buf->len < 10)
+		kd_corrupt("too short");
+	kind = (char) pq_getmsgbyte(buf);
+	if (kind != kind1 && kind != kind2)
+		kd_corrupt("state of another aggregate");
+	if (pq_getmsgbyte(buf) != KD_FORMAT_VERSION)
+		kd_corrupt("unknown format version");
+	*type = (Oid) pq_getmsgint(buf, 4);
+	*collation = (Oid) pq_getmsgint(buf, 4);
+	return kind;
+}
+
+/* Finish reading a serialized state: every byte must have been used. */
+static void
+kd_end_read(StringInfo buf)
+{
+	if (buf->cursor != buf->len)
+		kd_corrupt("trailing bytes");
+	pfree(buf->data);
+}
+
+/* The send (or receive) function of a type, cached in the call's fn_extra. */
+static KdIoCache *
+kd_io_cache(FunctionCallInfo fcinfo, Oid type, bool send)
+{
+	KdIoCache  *cache = (KdIoCache *) fcinfo->flinfo->fn_extra;
+
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(KdIoCache));
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	if (cache->type != type)
+	{
+		Oid			fn;
+		bool		varlena;
+
+		if (send)
+			getTypeBinaryOutputInfo(type, &fn, &varlena);
+		else
+			getTypeBinaryInputInfo(type, &fn, &cache->ioparam);
+		fmgr_info_cxt(fn, &cache->fn, fcinfo->flinfo->fn_mcxt);
+		cache->type = type;
+	}
+	return cache;
+}
+
+/* A child context for the garbage of send and receive functions. */
+static MemoryContext
+kd_temp_context(void)
+{
+	return AllocSetContextCreate(CurrentMemoryContext, "kappa aggregate state I/O",
+								 ALLOCSET_SMALL_SIZES);
+}
+
+/* Append a value in its type's binary format, with its length first. */
+static void
+kd_send_value(StringInfo buf, KdIoCache *io, Datum value, MemoryContext tmp)
+{
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	bytea	   *bytes = SendFunctionCall(&io->fn, value);
+
+	MemoryContextSwitchTo(old);
+	pq_sendint32(buf, VARSIZE(bytes) - VARHDRSZ);
+	pq_sendbytes(buf, VARDATA(bytes), VARSIZE(bytes) - VARHDRSZ);
+	MemoryContextReset(tmp);
+}
+
+/*
+ * Read a value written by kd_send_value, allocated in the current memory
+ * context.  The byte after the value is zeroed during the call (buf is our
+ * own copy) and restored.
+ */
+static Datum
+kd_recv_value(StringInfo buf, KdIoCache *io)
+{
+	int			len = pq_getmsgint(buf, 4);
+	StringInfoData elem;
+	char		saved;
+	Datum		value;
+
+	if (len < 0 || len > buf->len - buf->cursor)
+		kd_corrupt("bad value length");
+	elem.data = buf->data + buf->cursor;
+	elem.len = len;
+	elem.maxlen = len + 1;
+	elem.cursor = 0;
+	saved = elem.data[len];
+	elem.data[len] = '\0';
+	value = ReceiveFunctionCall(&io->fn, &elem, io->ioparam, -1);
+	if (elem.cursor != elem.len)
+		kd_corrupt("value not fully read by its type's receive function");
+	elem.data[len] = saved;
+	buf->cursor += len;
+	return value;
+}
+
+/* ------------------------------------------------------------------------
+ * Distinct sets: kappa_count_distinct and kappa_collect_set
+ * ------------------------------------------------------------------------
+ */
+
+/* An empty set of values of a type, in mcxt. */
+static KdSet *
+kd_set_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
+{
+	KdType		t;
+	KdSet	   *set;
+
+	kd_type_init(&t, kind, type, collation);
+	set = MemoryContextAllocZero(mcxt, sizeof(KdSet));
+	set->kind = kind;
+	set->t = t;
+	set->mcxt = mcxt;
+	set->tab = kdset_create(mcxt, 8, &set->t);
+	return set;
+}
+
+/*
+ * Add a non-null value with its hash.  A set for kappa_collect_set keeps,
+ * of values its type calls equal, the one with the smallest image.
+ */
+static void
+kd_set_add(KdSet *set, Datum value, uint32 hash)
+{
+	KdSetEntry *entry = kdset_lookup_hash(set->tab, value, hash);
+
+	if (entry == NULL)
+	{
+		Datum		copy = kd_copy_value(&set->t, set->mcxt, value);
+		bool		found;
+
+		entry = kdset_insert_hash(set->tab, copy, hash, &found);
+		Assert(!found);
+	}
+	else if (set->kind == KD_COLLECT_SET &&
+			 kd_image_cmp(&set->t, value, entry->value) < 0)
+	{
+		Datum		copy = kd_copy_value(&set->t, set->mcxt, value);
+
+		kd_free_value(&set->t, entry->value);
+		entry->value = copy;
+	}
+}
+
+/* Transition of both set aggregates: add the value unless it is null. */
+static Datum
+kd_set_trans(FunctionCallInfo fcinfo, char kind)
+{
+	MemoryContext aggcxt;
+	KdSet	   *set;
+
+	kd_check_context(fcinfo, &aggcxt, kind);
+	if (PG_ARGISNULL(0))
+	{
+		Oid			type = kd_arg_type(fcinfo, kind);
+
+		set = kd_set_create(kind, type, kd_arg_collation(fcinfo, type), aggcxt);
+	}
+	else
+		set = (KdSet *) PG_GETARG_POINTER(0);
+	if (!PG_ARGISNULL(1))
+	{
+		Datum		value = PG_GETARG_DATUM(1);
+
+		kd_set_add(set, value, kd_hash_value(&set->t, value));
+	}
+	PG_RETURN_POINTER(set);
+}
+
+/* kappa_count_distinct's transition function. */
+Datum
+kappa_count_distinct_trans(PG_FUNCTION_ARGS)
+{
+	return kd_set_trans(fcinfo, KD_COUNT_DISTINCT);
+}
+
+/* kappa_collect_set's transition function. */
+Datum
+kappa_collect_set_trans(PG_FUNCTION_ARGS)
+{
+	return kd_set_trans(fcinfo, KD_COLLECT_SET);
+}
+
+/* Fail if two states to be combined are of different kinds or types. */
+static void
+kd_check_same(char kind1, KdType *t1, char kind2, KdType *t2)
+{
+	if (kind1 != kind2 || t1->type != t2->type || t1->collation != t2->collation)
+		elog(ERROR, "cannot combine states of %s over %s with states of %s over %s",
+			 kd_kind_name(kind1), format_type_be(t1->type),
+			 kd_kind_name(kind2), format_type_be(t2->type));
+}
+
+/* Combine function of both set aggregates: the union. */
+Datum
+kappa_set_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdSet	   *state = PG_ARGISNULL(0) ? NULL : (KdSet *) PG_GETARG_POINTER(0);
+	KdSet	   *other = PG_ARGISNULL(1) ? NULL : (KdSet *) PG_GETARG_POINTER(1);
+	kdset_iterator it;
+	KdSetEntry *entry;
+
+	kd_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
+	if (other == NULL)
+	{
+		if (state == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(state);
+	}
+	if (state == NULL)
+		state = kd_set_create(other->kind, other->t.type, other->t.collation, aggcxt);
+	else
+		kd_check_same(state->kind, &state->t, other->kind, &other->t);
+
+	kdset_start_iterate(other->tab, &it);
+	while ((entry = kdset_iterate(other->tab, &it)) != NULL)
+		kd_set_add(state, entry->value, entry->hash);
+	PG_RETURN_POINTER(state);
+}
+
+/* Serialize function of both set aggregates: header, count, values. */
+Datum
+kappa_set_serialize(PG_FUNCTION_ARGS)
+{
+	KdSet	   *set = (KdSet *) PG_GETARG_POINTER(0);
+	MemoryContext aggcxt;
+	MemoryContext tmp;
+	StringInfoData buf;
+	KdIoCache  *io;
+	kdset_iterator it;
+	KdSetEntry *entry;
+
+	kd_check_context(fcinfo, &aggcxt, set->kind);
+	io = kd_io_cache(fcinfo, set->t.type, true);
+	tmp = kd_temp_context();
+	kd_begin_state(&buf, set->kind, &set->t);
+	pq_sendint64(&buf, (int64) set->tab->members);
+	kdset_start_iterate(set->tab, &it);
+	while ((entry = kdset_iterate(set->tab, &it)) != NULL)
+		kd_send_value(&buf, io, entry->value, tmp);
+	MemoryContextDelete(tmp);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/* Deserialize function of both set aggregates. */
+Datum
+kappa_set_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *data = PG_GETARG_BYTEA_PP(0);
+	MemoryContext aggcxt;
+	MemoryContext tmp;
+	MemoryContext old;
+	StringInfoData buf;
+	KdIoCache  *io;
+	KdSet	   *set;
+	Oid			type;
+	Oid			collation;
+	char		kind;
+	int64		n;
+
+	kd_check_context(fcinfo, &aggcxt, KD_COUNT_DISTINCT);
+	kind = kd_begin_read(&buf, data, KD_COUNT_DISTINCT, KD_COLLECT_SET, &type, &collation);
+	set = kd_set_create(kind, type, collation, CurrentMemoryContext);
+	io = kd_io_cache(fcinfo, type, false);
+	n = pq_getmsgint64(&buf);
+	if (n < 0)
+		kd_corrupt("bad count");
+	tmp = kd_temp_context();
+	for (int64 i = 0; i < n; i++)
+	{
+		Datum		value;
+
+		old = MemoryContextSwitchTo(tmp);
+		value = kd_recv_value(&buf, io);
+		kd_set_add(set, value, kd_hash_value(&set->t, value));
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(tmp);
+	}
+	MemoryContextDelete(tmp);
+	kd_end_read(&buf);
+	PG_RETURN_POINTER(set);
+}
+
+/* kappa_count_distinct's final function: the set's size (0 for no rows). */
+Datum
+kappa_count_distinct_final(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdSet	   *set = PG_ARGISNULL(0) ? NULL : (KdSet *) PG_GETARG_POINTER(0);
+
+	kd_check_context(fcinfo, &aggcxt, KD_COUNT_DISTINCT);
+	PG_RETURN_INT64(set ? (int64) set->tab->members : 0);
+}
+
+/* kappa_collect_set's final function: the values, sorted; NULL if none. */
+Datum
+kappa_collect_set_final(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdSet	   *set = PG_ARGISNULL(0) ? NULL : (KdSet *) PG_GETARG_POINTER(0);
+	Datum	   *values;
+	int64		n = 0;
+	kdset_iterator it;
+	KdSetEntry *entry;
+
+	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_SET);
+	if (set == NULL || set->tab->members == 0)
+		PG_RETURN_NULL();
+	if (set->tab->members > MaxArraySize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("array size exceeds the maximum allowed (%d)", (int) MaxArraySize)));
+	values = palloc(sizeof(Datum) * set->tab->members);
+	kdset_start_iterate(set->tab, &it);
+	while ((entry = kdset_iterate(set->tab, &it)) != NULL)
+		values[n++] = entry->value;
+	kd_sort_values(&set->t, values, (int) n);
+	PG_RETURN_DATUM(kd_make_array(&set->t, values, NULL, n));
+}
+
+/* ------------------------------------------------------------------------
+ * kappa_collect_list
+ * ------------------------------------------------------------------------
+ */
+
+/* An empty list of values of a type, in mcxt. */
+static KdList *
+kd_list_create(Oid type, Oid collation, MemoryContext mcxt)
+{
+	KdType		t;
+	KdList	   *list;
+
+	kd_type_init(&t, KD_COLLECT_LIST, type, collation);
+	list = MemoryContextAllocZero(mcxt, sizeof(KdList));
+	list->kind = KD_COLLECT_LIST;
+	list->t = t;
+	list->mcxt = mcxt;
+	return list;
+}
+
+/* Fail if a list would have more elements than an array can. */
+static void
+kd_list_check_size(KdList *list, int64 more)
+{
+	if (list->nvalues + list->nnulls + more > (int64) MaxArraySize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kappa_collect_list would exceed the maximum array size (%d)",
+						(int) MaxArraySize)));
+}
+
+/* Append a value (copied) or a null to a list. */
+static void
+kd_list_add(KdList *list, Datum value, bool isnull)
+{
+	kd_list_check_size(list, 1);
+	if (isnull)
+	{
+		list->nnulls++;
+		return;
+	}
+	if (list->nvalues == list->maxvalues)
+	{
+		int64		newmax = list->maxvalues ? list->maxvalues * 2 : 8;
+
+		newmax = Min(newmax, (int64) MaxArraySize);
+		if (list->values == NULL)
+			list->values = MemoryContextAlloc(list->mcxt, sizeof(Datum) * newmax);
+		else
+			list->values = repalloc(list->values, sizeof(Datum) * newmax);
+		list->maxvalues = newmax;
+	}
+	list->values[list->nvalues] = kd_copy_value(&list->t, list->mcxt, value);
+	list->nvalues++;
+}
+
+/* kappa_collect_list's transition function: append the value or null. */
+Datum
+kappa_collect_list_trans(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdList	   *list;
+
+	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
+	if (PG_ARGISNULL(0))
+	{
+		Oid			type = kd_arg_type(fcinfo, KD_COLLECT_LIST);
+
+		list = kd_list_create(type, kd_arg_collation(fcinfo, type), aggcxt);
+	}
+	else
+		list = (KdList *) PG_GETARG_POINTER(0);
+	kd_list_add(list, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
+	PG_RETURN_POINTER(list);
+}
+
+/* kappa_collect_list's combine function: the concatenation. */
+Datum
+kappa_collect_list_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdList	   *state = PG_ARGISNULL(0) ? NULL : (KdList *) PG_GETARG_POINTER(0);
+	KdList	   *other = PG_ARGISNULL(1) ? NULL : (KdList *) PG_GETARG_POINTER(1);
+
+	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
+	if (other == NULL)
+	{
+		if (state == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(state);
+	}
+	if (state == NULL)
+		state = kd_list_create(other->t.type, other->t.collation, aggcxt);
+	else
+		kd_check_same(state->kind, &state->t, other->kind, &other->t);
+	kd_list_check_size(state, other->nvalues + other->nnulls);
+	for (int64 i = 0; i < other->nvalues; i++)
+		kd_list_add(state, other->values[i], false);
+	state->nnulls += other->nnulls;
+	PG_RETURN_POINTER(state);
+}
+
+/* kappa_collect_list's serialize function: header, counts, values. */
+Datum
+kappa_collect_list_serialize(PG_FUNCTION_ARGS)
+{
+	KdList	   *list = (KdList *) PG_GETARG_POINTER(0);
+	MemoryContext aggcxt;
+	MemoryContext tmp;
+	StringInfoData buf;
+	KdIoCache  *io;
+
+	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
+	io = kd_io_cache(fcinfo, list->t.type, true);
+	tmp = kd_temp_context();
+	kd_begin_state(&buf, list->kind, &list->t);
+	pq_sendint64(&buf, list->nvalues);
+	pq_sendint64(&buf, list->nnulls);
+	for (int64 i = 0; i < list->nvalues; i++)
+		kd_send_value(&buf, io, list->values[i], tmp);
+	MemoryContextDelete(tmp);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/* kappa_collect_list's deserialize function. */
+Datum
+kappa_collect_list_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *data = PG_GETARG_BYTEA_PP(0);
+	MemoryContext aggcxt;
+	MemoryContext tmp;
+	MemoryContext old;
+	StringInfoData buf;
+	KdIoCache  *io;
+	KdList	   *list;
+	Oid			type;
+	Oid			collation;
+	int64		nvalues;
+	int64		nnulls;
+
+	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
+	(void) kd_begin_read(&buf, data, KD_COLLECT_LIST, KD_COLLECT_LIST, &type, &collation);
+	list = kd_list_create(type, collation, CurrentMemoryContext);
+	io = kd_io_cache(fcinfo, type, false);
+	nvalues = pq_getmsgint64(&buf);
+	nnulls = pq_getmsgint64(&buf);
+	if (nvalues < 0 || nnulls < 0)
+		kd_corrupt("bad count");
+	kd_list_check_size(list, nvalues + nnulls);
+	tmp = kd_temp_context();
+	for (int64 i = 0; i < nvalues; i++)
+	{
+		old = MemoryContextSwitchTo(tmp);
+		kd_list_add(list, kd_recv_value(&buf, io), false);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(tmp);
+	}
+	MemoryContextDelete(tmp);
+	list->nnulls = nnulls;
+	kd_end_read(&buf);
+	PG_RETURN_POINTER(list);
+}
+
+/*
+ * kappa_collect_list's final function: every value, sorted by the type's
+ * default btree order, nulls last (array_agg(x ORDER BY x)); NULL for no
+ * rows.
+ */
+Datum
+kappa_collect_list_final(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdList	   *list = PG_ARGISNULL(0) ? NULL : (KdList *) PG_GETARG_POINTER(0);
+	int64		n;
+	Datum	   *values;
+	bool	   *nulls = NULL;
+
+	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
+	if (list == NULL || list->nvalues + list->nnulls == 0)
+		PG_RETURN_NULL();
+	n = list->nvalues + list->nnulls;
+	values = palloc0(sizeof(Datum) * n);
+	if (list->nvalues > 0)
+		memcpy(values, list->values, sizeof(Datum) * list->nvalues);
+	kd_sort_values(&list->t, values, (int) list->nvalues);
+	if (list->nnulls > 0)
+	{
+		nulls = palloc0(sizeof(bool) * n);
+		for (int64 i = list->nvalues; i < n; i++)
+			nulls[i] = true;
+	}
+	PG_RETURN_DATUM(kd_make_array(&list->t, values, nulls, n));
+}
+
+/* ------------------------------------------------------------------------
+ * kappa_first and kappa_last
+ * ------------------------------------------------------------------------
+ */
+
+/* A state without a candidate, in mcxt. */
+static KdPick *
+kd_pick_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
+{
+	KdType		t;
+	KdPick	   *pick;
+
+	kd_type_init(&t, kind, type, collation);
+	pick = MemoryContextAllocZero(mcxt, sizeof(KdPick));
+	pick->kind = kind;
+	pick->t = t;
+	pick->mcxt = mcxt;
+	return pick;
+}
+
+/*
+ * Whether value a comes strictly before value b in the tie-break order:
+ * the type's default btree order with nulls last, then binary image.
+ */
+static bool
+kd_value_before(KdType *t, Datum a, bool anull, Datum b, bool bnull)
+{
+	int			c;
+
+	if (anull)
+		return false;
+	if (bnull)
+		return true;
+	c = kd_compare_values(t, a, b);
+	if (c != 0)
+		return c < 0;
+	return kd_image_cmp(t, a, b) < 0;
+}
+
+/*
+ * Offer a candidate: it replaces the state's if its ts is smaller
+ * (kappa_first) or larger (kappa_last), or equal with a value that comes
+ * before in the tie-break order.
+ */
+static void
+kd_pick_offer(KdPick *pick, TimestampTz ts, Datum value, bool isnull)
+{
+	Datum		copy = (Datum) 0;
+
+	if (pick->has)
+	{
+		if (ts != pick->ts)
+		{
+			if (pick->kind == KD_FIRST ? ts > pick->ts : ts < pick->ts)
+				return;
+		}
+		else if (!kd_value_before(&pick->t, value, isnull, pick->value, pick->isnull))
+			return;
+	}
+	if (!isnull)
+		copy = kd_copy_value(&pick->t, pick->mcxt, value);
+	if (pick->has && !pick->isnull)
+		kd_free_value(&pick->t, pick->value);
+	pick->has = true;
+	pick->ts = ts;
+	pick->isnull = isnull;
+	pick->value = copy;
+}
+
+/* Transition of kappa_first and kappa_last: offer (value, ts) unless ts is null. */
+static Datum
+kd_pick_trans(FunctionCallInfo fcinfo, char kind)
+{
+	MemoryContext aggcxt;
+	KdPick	   *pick;
+
+	kd_check_context(fcinfo, &aggcxt, kind);
+	if (PG_ARGISNULL(0))
+	{
+		Oid			type = kd_arg_type(fcinfo, kind);
+
+		pick = kd_pick_create(kind, type, kd_arg_collation(fcinfo, type), aggcxt);
+	}
+	else
+		pick = (KdPick *) PG_GETARG_POINTER(0);
+	if (!PG_ARGISNULL(2))
+		kd_pick_offer(pick, PG_GETARG_TIMESTAMPTZ(2),
+					  PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
+	PG_RETURN_POINTER(pick);
+}
+
+/* kappa_first's transition function. */
+Datum
+kappa_first_trans(PG_FUNCTION_ARGS)
+{
+	return kd_pick_trans(fcinfo, KD_FIRST);
+}
+
+/* kappa_last's transition function. */
+Datum
+kappa_last_trans(PG_FUNCTION_ARGS)
+{
+	return kd_pick_trans(fcinfo, KD_LAST);
+}
+
+/* Combine function of kappa_first and kappa_last: the better candidate. */
+Datum
+kappa_pick_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdPick	   *state = PG_ARGISNULL(0) ? NULL : (KdPick *) PG_GETARG_POINTER(0);
+	KdPick	   *other = PG_ARGISNULL(1) ? NULL : (KdPick *) PG_GETARG_POINTER(1);
+
+	kd_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
+	if (other == NULL)
+	{
+		if (state == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(state);
+	}
+	if (state == NULL)
+		state = kd_pick_create(other->kind, other->t.type, other->t.collation, aggcxt);
+	else
+		kd_check_same(state->kind, &state->t, other->kind, &other->t);
+	if (other->has)
+		kd_pick_offer(state, other->ts, other->value, other->isnull);
+	PG_RETURN_POINTER(state);
+}
+
+/* Serialize function of kappa_first and kappa_last: header, candidate. */
+Datum
+kappa_pick_serialize(PG_FUNCTION_ARGS)
+{
+	KdPick	   *pick = (KdPick *) PG_GETARG_POINTER(0);
+	MemoryContext aggcxt;
+	StringInfoData buf;
+
+	kd_check_context(fcinfo, &aggcxt, pick->kind);
+	kd_begin_state(&buf, pick->kind, &pick->t);
+	pq_sendbyte(&buf, pick->has ? 1 : 0);
+	if (pick->has)
+	{
+		pq_sendint64(&buf, pick->ts);
+		pq_sendbyte(&buf, pick->isnull ? 1 : 0);
+		if (!pick->isnull)
+		{
+			KdIoCache  *io = kd_io_cache(fcinfo, pick->t.type, true);
+			MemoryContext tmp = kd_temp_context();
+
+			kd_send_value(&buf, io, pick->value, tmp);
+			MemoryContextDelete(tmp);
+		}
+	}
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/* Deserialize function of kappa_first and kappa_last. */
+Datum
+kappa_pick_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *data = PG_GETARG_BYTEA_PP(0);
+	MemoryContext aggcxt;
+	StringInfoData buf;
+	KdPick	   *pick;
+	Oid			type;
+	Oid			collation;
+	char		kind;
+
+	kd_check_context(fcinfo, &aggcxt, KD_FIRST);
+	kind = kd_begin_read(&buf, data, KD_FIRST, KD_LAST, &type, &collation);
+	pick = kd_pick_create(kind, type, collation, CurrentMemoryContext);
+	if (pq_getmsgbyte(&buf) != 0)
+	{
+		TimestampTz ts = pq_getmsgint64(&buf);
+
+		if (pq_getmsgbyte(&buf) != 0)
+			kd_pick_offer(pick, ts, (Datum) 0, true);
+		else
+		{
+			KdIoCache  *io = kd_io_cache(fcinfo, type, false);
+			MemoryContext tmp = kd_temp_context();
+			MemoryContext old = MemoryContextSwitchTo(tmp);
+
+			kd_pick_offer(pick, ts, kd_recv_value(&buf, io), false);
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(tmp);
+		}
+	}
+	kd_end_read(&buf);
+	PG_RETURN_POINTER(pick);
+}
+
+/* Final function of kappa_first and kappa_last: the candidate's value, or NULL. */
+Datum
+kappa_pick_final(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdPick	   *pick = PG_ARGISNULL(0) ? NULL : (KdPick *) PG_GETARG_POINTER(0);
+
+	kd_check_context(fcinfo, &aggcxt, pick ? pick->kind : KD_FIRST);
+	if (pick == NULL || !pick->has || pick->isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(datumCopy(pick->value, pick->t.typbyval, pick->t.typlen));
+}
+
+/* ------------------------------------------------------------------------
+ * kappa_approx_count_distinct: HyperLogLog
+ * ------------------------------------------------------------------------
+ */
+
+/* An empty sparse state, in mcxt. */
+static KdHll *
+kd_hll_create(MemoryContext mcxt)
+{
+	KdHll	   *hll = MemoryContextAllocZero(mcxt, sizeof(KdHll));
+
+	hll->mcxt = mcxt;
+	hll->capsparse = 16;
+	hll->sparse = MemoryContextAllocZero(mcxt, sizeof(uint64) * hll->capsparse);
+	return hll;
+}
+
+/* Raise a register for a hash: the first 14 bits choose it, the rest give rho. */
+static inline void
+kd_hll_dense_add(uint8 *regs, uint64 hash)
+{
+	uint32		index = (uint32) (hash >> (64 - HLL_P));
+	uint64		rest = hash << HLL_P;
+	uint8		rho;
+
+	rho = rest == 0 ? HLL_MAX_RHO : (uint8) (64 - pg_leftmost_one_pos64(rest));
+	if (regs[index] < rho)
+		regs[index] = rho;
+}
+
+/* The slot of a non-zero hash in a sparse table: where it is, or would go. */
+static inline uint32
+kd_hll_slot(uint64 *table, uint32 cap, uint64 hash)
+{
+	uint32		mask = cap - 1;
+	uint32		slot = (uint32) hash & mask;
+
+	while (table[slot] != 0 && table[slot] != hash)
+		slot = (slot + 1) & mask;
+	return slot;
+}
+
+/* Turn a sparse state into registers. */
+static void
+kd_hll_to_dense(KdHll *hll)
+{
+	if (hll->regs != NULL)
+		return;
+	hll->regs = MemoryContextAllocZero(hll->mcxt, HLL_M);
+	for (uint32 i = 0; i < hll->capsparse; i++)
+		if (hll->sparse[i] != 0)
+			kd_hll_dense_add(hll->regs, hll->sparse[i]);
+	if (hll->has_zero)
+		kd_hll_dense_add(hll->regs, 0);
+	pfree(hll->sparse);
+	hll->sparse = NULL;
+	hll->nsparse = 0;
+	hll->capsparse = 0;
+	hll->has_zero = false;
+}
+
+/* Double a sparse table. */
+static void
+kd_hll_grow(KdHll *hll)
+{
+	uint32		newcap = hll->capsparse * 2;
+	uint64	   *table = MemoryContextAllocZero(hll->mcxt, sizeof(uint64) * newcap);
+
+	for (uint32 i = 0; i < hll->capsparse; i++)
+		if (hll->sparse[i] != 0)
+			table[kd_hll_slot(table, newcap, hll->sparse[i])] = hll->sparse[i];
+	pfree(hll->sparse);
+	hll->sparse = table;
+	hll->capsparse = newcap;
+}
+
+/*
+ * Add a hash.  A sparse state that would hold more than HLL_SPARSE_MAX
+ * distinct hashes becomes dense.
+ */
+static void
+kd_hll_add(KdHll *hll, uint64 hash)
+{
+	uint32		slot = 0;
+
+	if (hll->regs == NULL)
+	{
+		if (hash == 0 ? hll->has_zero :
+			hll->sparse[slot = kd_hll_slot(hll->sparse, hll->capsparse, hash)] == hash)
+			return;				/* seen */
+		if (hll->nsparse + (hll->has_zero ? 1 : 0) >= HLL_SPARSE_MAX)
+			kd_hll_to_dense(hll);
+		else if (hash == 0)
+		{
+			hll->has_zero = true;
+			return;
+		}
+		else
+		{
+			if ((hll->nsparse + 1) * 4 > hll->capsparse * 3)
+			{
+				kd_hll_grow(hll);
+				slot = kd_hll_slot(hll->sparse, hll->capsparse, hash);
+			}
+			hll->sparse[slot] = hash;
+			hll->nsparse++;
+			return;
+		}
+	}
+	kd_hll_dense_add(hll->regs, hash);
+}
+
+/*
+ * Mix a 64-bit hash (MurmurHash3's fmix64 finalizer, a bijection).  The
+ * types' extended hash functions are good hash-table hashes, but close
+ * inputs (consecutive integers) leave patterns in their upper bits that bias
+ * HyperLogLog by about -0.6%; mixed, the bias is gone.
+ */
+static inline uint64
+kd_hll_mix(uint64 hash)
+{
+	hash ^= hash >> 33;
+	hash *= UINT64CONST(0xff51afd7ed558ccd);
+	hash ^= hash >> 33;
+	hash *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	hash ^= hash >> 33;
+	return hash;
+}
+
+/* kappa_approx_count_distinct's transition function: add the value's hash. */
+Datum
+kappa_approx_trans(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdHashCache *cache = (KdHashCache *) fcinfo->flinfo->fn_extra;
+	KdHll	   *hll;
+
+	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
+	if (cache == NULL)
+	{
+		Oid			type = kd_arg_type(fcinfo, KD_APPROX);
+		KdType		t;
+
+		Oid			collation = kd_arg_collation(fcinfo, type);
+
+		kd_type_init(&t, KD_APPROX, type, collation);
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(KdHashCache));
+		cache->type = type;
+		cache->collation = collation;
+		cache->hash = &t.tce->hash_extended_proc_finfo;
+		cache->t = t;
+		if (type == NUMERICOID)
+		{
+			MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+			cache->numeric = true;
+			cache->zero = NumericGetDatum(int64_to_numeric(0));
+			MemoryContextSwitchTo(old);
+		}
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	hll = PG_ARGISNULL(0) ? kd_hll_create(aggcxt) : (KdHll *) PG_GETARG_POINTER(0);
+	if (!PG_ARGISNULL(1))
+	{
+		Datum		value = PG_GETARG_DATUM(1);
+		uint64		hash;
+
+		if (cache->t.image_hash)
+			hash = kd_image_hash(&cache->t, value, HLL_SEED);
+		else
+			hash = DatumGetUInt64(FunctionCall2Coll(cache->hash, cache->collation,
+													value, Int64GetDatum(HLL_SEED)));
+
+		/*
+		 * numeric's hash leaves out the sign (x and -x collide, and so do
+		 * NaN, Infinity and -Infinity), which would make the count too
+		 * small: put the sign back.
+		 */
+		if (cache->numeric)
+		{
+			Numeric		num = DatumGetNumeric(value);
+
+			if (numeric_is_nan(num))
+				hash ^= UINT64CONST(0x7f4a7c159e3779b9);
+			else if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num),
+													   cache->zero)) < 0)
+				hash ^= UINT64CONST(0x9e3779b97f4a7c15);
+		}
+		kd_hll_add(hll, kd_hll_mix(hash));
+	}
+	PG_RETURN_POINTER(hll);
+}
+
+/* kappa_approx_count_distinct's combine function: the union. */
+Datum
+kappa_approx_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdHll	   *state = PG_ARGISNULL(0) ? NULL : (KdHll *) PG_GETARG_POINTER(0);
+	KdHll	   *other = PG_ARGISNULL(1) ? NULL : (KdHll *) PG_GETARG_POINTER(1);
+
+	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
+	if (other == NULL)
+	{
+		if (state == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(state);
+	}
+	if (state == NULL)
+		state = kd_hll_create(aggcxt);
+	if (other->regs != NULL)
+	{
+		kd_hll_to_dense(state);
+		for (int i = 0; i < HLL_M; i++)
+			if (state->regs[i] < other->regs[i])
+				state->regs[i] = other->regs[i];
+	}
+	else
+	{
+		for (uint32 i = 0; i < other->capsparse; i++)
+			if (other->sparse[i] != 0)
+				kd_hll_add(state, other->sparse[i]);
+		if (other->has_zero)
+			kd_hll_add(state, 0);
+	}
+	PG_RETURN_POINTER(state);
+}
+
+/*
+ * kappa_approx_count_distinct's serialize function: header, then 'd' and
+ * the registers, or 's', a count and the hashes.
+ */
+Datum
+kappa_approx_serialize(PG_FUNCTION_ARGS)
+{
+	KdHll	   *hll = (KdHll *) PG_GETARG_POINTER(0);
+	MemoryContext aggcxt;
+	StringInfoData buf;
+
+	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
+	kd_begin_state(&buf, KD_APPROX, NULL);
+	if (hll->regs != NULL)
+	{
+		pq_sendbyte(&buf, 'd');
+		pq_sendbytes(&buf, (char *) hll->regs, HLL_M);
+	}
+	else
+	{
+		pq_sendbyte(&buf, 's');
+		pq_sendint32(&buf, hll->nsparse + (hll->has_zero ? 1 : 0));
+		for (uint32 i = 0; i < hll->capsparse; i++)
+			if (hll->sparse[i] != 0)
+				pq_sendint64(&buf, hll->sparse[i]);
+		if (hll->has_zero)
+			pq_sendint64(&buf, 0);
+	}
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/* kappa_approx_count_distinct's deserialize function. */
+Datum
+kappa_approx_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *data = PG_GETARG_BYTEA_PP(0);
+	MemoryContext aggcxt;
+	StringInfoData buf;
+	KdHll	   *hll;
+	Oid			type;
+	Oid			collation;
+	int			mode;
+
+	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
+	(void) kd_begin_read(&buf, data, KD_APPROX, KD_APPROX, &type, &collation);
+	hll = kd_hll_create(CurrentMemoryContext);
+	mode = pq_getmsgbyte(&buf);
+	if (mode == 'd')
+	{
+		kd_hll_to_dense(hll);
+		pq_copymsgbytes(&buf, (char *) hll->regs, HLL_M);
+		for (int i = 0; i < HLL_M; i++)
+			if (hll->regs[i] > HLL_MAX_RHO)
+				kd_corrupt("bad register");
+	}
+	else if (mode == 's')
+	{
+		int			n = pq_getmsgint(&buf, 4);
+
+		if (n < 0 || n > HLL_SPARSE_MAX)
+			kd_corrupt("bad count");
+		for (int i = 0; i < n; i++)
+			kd_hll_add(hll, (uint64) pq_getmsgint64(&buf));
+		if (hll->nsparse + (hll->has_zero ? 1 : 0) != (uint32) n)
+			kd_corrupt("repeated hashes");
+	}
+	else
+		kd_corrupt("bad mode");
+	kd_end_read(&buf);
+	PG_RETURN_POINTER(hll);
+}
+
+/* Ertl's sigma(x) = x + sum_{k>=1} x^(2^k) 2^(k-1), for x in [0, 1). */
+static double
+kd_hll_sigma(double x)
+{
+	double		y = 1.0;
+	double		z = x;
+	double		zprev;
+
+	do
+	{
+		x *= x;
+		zprev = z;
+		z += x * y;
+		y += y;
+	} while (z != zprev);
+	return z;
+}
+
+/* Ertl's tau(x) = (1 - x - sum_{k>=1} (1 - x^(2^-k))^2 2^-k) / 3. */
+static double
+kd_hll_tau(double x)
+{
+	double		y = 1.0;
+	double		z;
+	double		zprev;
+
+	if (x == 0.0 || x == 1.0)
+		return 0.0;
+	z = 1.0 - x;
+	do
+	{
+		x = sqrt(x);
+		zprev = z;
+		y *= 0.5;
+		z -= (1.0 - x) * (1.0 - x) * y;
+	} while (z != zprev);
+	return z / 3.0;
+}
+
+/*
+ * The cardinality estimate from registers: Otmar Ertl's "improved raw
+ * estimator" (New cardinality estimation algorithms for HyperLogLog
+ * sketches, 2017, algorithm 6), computed from the histogram of register
+ * values.  It is the standard estimator alpha m^2 / sum(2^-M[j]) with the
+ * zero registers (the small range, where linear counting would take over)
+ * and the saturated ones corrected in closed form, so it needs neither a
+ * switch to linear counting nor bias tables: without them, the standard
+ * estimator is biased by +2% near the switch (n ~ 2.5 m = 41k).
+ */
+static int64
+kd_hll_estimate(const uint8 *regs)
+{
+	int			hist[HLL_MAX_RHO + 1] = {0};
+	double		m = HLL_M;
+	double		z;
+
+	for (int i = 0; i < HLL_M; i++)
+		hist[regs[i]]++;
+	if (hist[0] == HLL_M)
+		return 0;
+	z = m * kd_hll_tau(1.0 - hist[HLL_MAX_RHO] / m);
+	for (int k = HLL_MAX_RHO - 1; k >= 1; k--)
+		z = 0.5 * (z + hist[k]);
+	z += m * kd_hll_sigma(hist[0] / m);
+	return (int64) floor(m * m / (2.0 * log(2.0) * z) + 0.5);
+}
+
+/*
+ * kappa_approx_count_distinct's final function: the exact number of
+ * distinct hashes while sparse, the estimate once dense; 0 for no rows.
+ */
+Datum
+kappa_approx_final(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KdHll	   *hll = PG_ARGISNULL(0) ? NULL : (KdHll *) PG_GETARG_POINTER(0);
+
+	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
+	if (hll == NULL)
+		PG_RETURN_INT64(0);
+	if (hll->regs == NULL)
+		PG_RETURN_INT64((int64) hll->nsparse + (hll->has_zero ? 1 : 0));
+	PG_RETURN_INT64(kd_hll_estimate(hll->regs));
+}
