@@ -55,3 +55,36 @@ LANGUAGE sql AS $$
 	GROUP BY p.partition
 	ORDER BY p.partition
 $$;
+
+-- The seed's three views, kept live by the stream's worker.
+
+-- 1. Five-minute tumbling metrics per device.
+SELECT kappa_create_view('device_metrics', $$
+	SELECT deviceId, w.window_start, w.window_end,
+		count(*) AS eventCount,
+		round(avg(temperature)::numeric, 2) AS avgTemp,
+		max(temperature) AS maxTemp, min(temperature) AS minTemp,
+		round(stddev(temperature)::numeric, 2) AS stddevTemp,
+		round(avg(humidity)::numeric, 1) AS avgHumidity,
+		round(avg(pressure)::numeric, 1) AS avgPressure,
+		array_agg(DISTINCT eventType) AS eventTypes
+	FROM telemetry, kappa_tumble(eventTimestamp, '5 minutes') w
+	GROUP BY deviceId, w.window_start, w.window_end $$);
+
+-- 2. Thirty-minute sessions per user.
+SELECT kappa_create_view('user_sessions', $$
+	SELECT userId, w.window_start AS sessionStart, w.window_end AS sessionEnd,
+		count(*) AS sessionEvents,
+		count(DISTINCT deviceId) AS devicesUsed,
+		kappa_first(eventType, eventTimestamp) AS firstEvent,
+		kappa_last(eventType, eventTimestamp) AS lastEvent
+	FROM telemetry, kappa_session(eventTimestamp, '30 minutes') w
+	GROUP BY userId, w.window_start, w.window_end $$);
+
+-- 3. Running totals per device.
+SELECT kappa_create_view('device_totals', $$
+	SELECT deviceId, count(*) AS totalEvents,
+		kappa_approx_count_distinct(userId) AS uniqueUsers,
+		round(avg(temperature)::numeric, 2) AS lifetimeAvgTemp
+	FROM telemetry
+	GROUP BY deviceId $$);
