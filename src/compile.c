@@ -535,9 +535,15 @@ kappa_compile_view(Query *query)
 					 errdetail("The view's rows are identified by their GROUP BY columns.")));
 		if (IsA(expr, Var) && (Index) ((Var *) expr)->varno == window_rti)
 		{
+			/*
+			 * A window is identified by its start: a session's end moves
+			 * as it grows, and its row must be updated, not replaced.
+			 */
 			if (((Var *) expr)->varattno == 1)
+			{
 				window_start_grouped = true;
-			spec->unique_columns = lappend(spec->unique_columns, tle->resname);
+				spec->unique_columns = lappend(spec->unique_columns, tle->resname);
+			}
 			continue;
 		}
 		if (!OidIsValid(sgc->eqop) || !op_hashjoinable(sgc->eqop, exprType(expr)))

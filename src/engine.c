@@ -137,7 +137,9 @@ typedef struct ViewRuntime
 	int		   *unique_cols;	/* output column indexes (0-based) */
 	int			nunique;
 	SPIPlanPtr	upsert_plan;
-	SPIPlanPtr	delete_plan;
+	SPIPlanPtr	delete_plan;	/* by the unique columns, with = (indexed) */
+	char	   *delete_nulls_sql;	/* the same, for keys with nulls */
+	Oid		   *delete_types;
 	MemoryContext cxt;
 } ViewRuntime;
 
@@ -189,6 +191,7 @@ static void load_stream_positions(KappaEngine *engine);
 static ViewRuntime *load_view(KappaEngine *engine, int32 view_id, const char *plan,
 							  const char *start);
 static void prepare_view_sql(ViewRuntime *view);
+static char *delete_sql(ViewRuntime *view, const char *op);
 static void restore_view_state(KappaEngine *engine, ViewRuntime *view);
 static void drop_view_runtime(ViewRuntime *view);
 static void process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
@@ -453,13 +456,29 @@ load_view(KappaEngine *engine, int32 view_id, const char *plan, const char *star
 	return view;
 }
 
+/* DELETE of a view's row by its unique columns, compared with op. */
+static char *
+delete_sql(ViewRuntime *view, const char *op)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "DELETE FROM %s", view->rows_table);
+	for (int i = 0; i < view->nunique; i++)
+		appendStringInfo(&sql, "%s%s %s $%d", i ? " AND " : " WHERE ",
+						 quote_identifier(list_nth_node(TargetEntry, view->spec->output,
+														view->unique_cols[i])->resname),
+						 op, i + 1);
+	return MemoryContextStrdup(view->cxt, sql.data);
+}
+
 /* The statements a view's flush runs, prepared once and kept. */
 static void
 prepare_view_sql(ViewRuntime *view)
 {
 	StringInfoData sql;
 	ListCell   *lc;
-	Oid		   *delete_types = palloc(sizeof(Oid) * Max(view->nunique, 1));
+	Oid		   *delete_types = MemoryContextAlloc(view->cxt, sizeof(Oid) * Max(view->nunique, 1));
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s VALUES (", view->rows_table);
@@ -499,21 +518,18 @@ prepare_view_sql(ViewRuntime *view)
 		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
 	SPI_keepplan(view->upsert_plan);
 
-	/* a row by its unique columns; with none, the one row there is */
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "DELETE FROM %s", view->rows_table);
+	/*
+	 * A row by its unique columns (with none, the one row there is): with
+	 * "=", which the unique index serves, and, for keys with nulls, with
+	 * IS NOT DISTINCT FROM, which it does not (rare, so not prepared).
+	 */
 	for (int i = 0; i < view->nunique; i++)
-	{
-		int			col = view->unique_cols[i];
-
-		appendStringInfo(&sql, "%s%s IS NOT DISTINCT FROM $%d", i ? " AND " : " WHERE ",
-						 quote_identifier(list_nth_node(TargetEntry, view->spec->output, col)->resname),
-						 i + 1);
-		delete_types[i] = view->out_types[col];
-	}
-	view->delete_plan = SPI_prepare(sql.data, view->nunique, delete_types);
+		delete_types[i] = view->out_types[view->unique_cols[i]];
+	view->delete_types = delete_types;
+	view->delete_nulls_sql = delete_sql(view, "IS NOT DISTINCT FROM");
+	view->delete_plan = SPI_prepare(delete_sql(view, "="), view->nunique, delete_types);
 	if (view->delete_plan == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+		elog(ERROR, "could not prepare the delete of kappa view %d: %s", view->view_id, SPI_result_code_string(SPI_result));
 	SPI_keepplan(view->delete_plan);
 
 	if (state_upsert_plan == NULL)
@@ -1038,14 +1054,19 @@ delete_stored(ViewRuntime *view, KappaGroup *group)
 	char	   *nulls = palloc(view->nout);
 	Datum	   *keyvals = palloc(sizeof(Datum) * Max(view->nunique, 1));
 	char	   *keynulls = palloc(Max(view->nunique, 1));
+	bool		any_null = false;
 
 	project_group(view, group, group->stored_start, group->stored_end, false, values, nulls);
 	for (int i = 0; i < view->nunique; i++)
 	{
 		keyvals[i] = values[view->unique_cols[i]];
 		keynulls[i] = nulls[view->unique_cols[i]];
+		any_null |= (keynulls[i] == 'n');
 	}
-	if (SPI_execute_plan(view->delete_plan, keyvals, keynulls, false, 0) != SPI_OK_DELETE)
+	if ((any_null ?
+		 SPI_execute_with_args(view->delete_nulls_sql, view->nunique, view->delete_types,
+							   keyvals, keynulls, false, 0) :
+		 SPI_execute_plan(view->delete_plan, keyvals, keynulls, false, 0)) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete a row of kappa view %d", view->view_id);
 
 	delete_stored_state(view, group);
@@ -1081,8 +1102,8 @@ write_group(ViewRuntime *view, KappaGroup *group, bool keep_state)
 	int			lbs[1] = {1};
 	Datum		svalues[5];
 
-	/* a session whose bounds moved has a row under its old bounds */
-	if (group->stored && (group->stored_start != group->start || group->stored_end != group->end))
+	/* a session whose start moved (a merge) has a row under its old start */
+	if (group->stored && group->stored_start != group->start)
 		delete_stored(view, group);
 	if (view->nunique == 0)
 	{
