@@ -48,13 +48,17 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
+#include "funcapi.h"
+#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #include "columns.h"
 #include "compile.h"
@@ -136,16 +140,20 @@ typedef struct ViewRuntime
 	Oid		   *out_types;
 	int		   *unique_cols;	/* output column indexes (0-based) */
 	int			nunique;
-	SPIPlanPtr	upsert_plan;
+	SPIPlanPtr	upsert_plan;	/* all changed rows, as an array of the table's rows */
+	Oid			row_type;		/* the rows table's composite type */
+	TupleDesc	row_desc;
 	SPIPlanPtr	delete_plan;	/* by the unique columns, with = (indexed) */
 	char	   *delete_nulls_sql;	/* the same, for keys with nulls */
 	Oid		   *delete_types;
 	MemoryContext cxt;
 } ViewRuntime;
 
-/* kappa.view_state's statements, prepared once per backend. */
+/* kappa.view_state's statements, prepared once per backend, and its rows. */
 static SPIPlanPtr state_upsert_plan = NULL;
 static SPIPlanPtr state_delete_plan = NULL;
+static Oid	state_row_type = InvalidOid;
+static TupleDesc state_row_desc = NULL;
 
 /* A view found in kappa.views that the engine does not run yet. */
 typedef struct NewView
@@ -201,7 +209,10 @@ static bool is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz eve
 static TimestampTz global_watermark(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start,
 						  TimestampTz end, bool with_aggs, Datum *values, char *nulls);
-static void write_group(ViewRuntime *view, KappaGroup *group, bool keep_state);
+static Datum group_row(ViewRuntime *view, KappaGroup *group);
+static Datum group_state(ViewRuntime *view, KappaGroup *group);
+static void write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what,
+					   int32 view_id);
 static void delete_stored(ViewRuntime *view, KappaGroup *group);
 static void delete_stored_state(ViewRuntime *view, KappaGroup *group);
 static void flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
@@ -479,12 +490,16 @@ prepare_view_sql(ViewRuntime *view)
 	StringInfoData sql;
 	ListCell   *lc;
 	Oid		   *delete_types = MemoryContextAlloc(view->cxt, sizeof(Oid) * Max(view->nunique, 1));
+	Oid			row_array_type;
+	MemoryContext old = MemoryContextSwitchTo(view->cxt);
 
+	/* every changed row in one statement: an array of the table's rows */
+	view->row_type = get_rel_type_id(RangeVarGetRelid(makeRangeVar("kappa", psprintf("view_%d", view->view_id), -1),
+													  NoLock, false));
+	view->row_desc = lookup_rowtype_tupdesc_copy(view->row_type, -1);
+	row_array_type = get_array_type(view->row_type);
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s VALUES (", view->rows_table);
-	for (int i = 0; i < view->nout; i++)
-		appendStringInfo(&sql, "%s$%d", i ? ", " : "", i + 1);
-	appendStringInfoChar(&sql, ')');
+	appendStringInfo(&sql, "INSERT INTO %s SELECT (u).* FROM unnest($1) AS u", view->rows_table);
 	if (view->nunique > 0)
 	{
 		bool		first = true;
@@ -513,7 +528,7 @@ prepare_view_sql(ViewRuntime *view)
 	}
 
 	SPI_connect();
-	view->upsert_plan = SPI_prepare(sql.data, view->nout, view->out_types);
+	view->upsert_plan = SPI_prepare(sql.data, 1, &row_array_type);
 	if (view->upsert_plan == NULL)
 		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
 	SPI_keepplan(view->upsert_plan);
@@ -534,12 +549,19 @@ prepare_view_sql(ViewRuntime *view)
 
 	if (state_upsert_plan == NULL)
 	{
-		Oid			upsert_types[5] = {INT4OID, BYTEAOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BYTEAARRAYOID};
+		Oid			upsert_types[3] = {INT4OID, BYTEAOID, TIMESTAMPTZOID};
+		Oid			state_array_type;
+		MemoryContext cache = MemoryContextSwitchTo(TopMemoryContext);
 
-		state_upsert_plan = SPI_prepare("INSERT INTO kappa.view_state VALUES ($1, $2, $3, $4, $5) "
+		state_row_type = get_rel_type_id(RangeVarGetRelid(makeRangeVar("kappa", "view_state", -1),
+														  NoLock, false));
+		state_row_desc = lookup_rowtype_tupdesc_copy(state_row_type, -1);
+		MemoryContextSwitchTo(cache);
+		state_array_type = get_array_type(state_row_type);
+		state_upsert_plan = SPI_prepare("INSERT INTO kappa.view_state SELECT (u).* FROM unnest($1) AS u "
 										"ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
 										"SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
-										5, upsert_types);
+										1, &state_array_type);
 		state_delete_plan = SPI_prepare("DELETE FROM kappa.view_state WHERE view_id = $1 "
 										"AND group_key = $2 AND window_start = $3",
 										3, upsert_types);
@@ -550,6 +572,7 @@ prepare_view_sql(ViewRuntime *view)
 		SPI_keepplan(state_delete_plan);
 	}
 	SPI_finish();
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -1086,41 +1109,34 @@ delete_stored_state(ViewRuntime *view, KappaGroup *group)
 	group->stored = false;
 }
 
-/*
- * Write a group's row (finalized now), and its state unless the group is
- * final (then a state stored earlier is deleted instead).
- */
-static void
-write_group(ViewRuntime *view, KappaGroup *group, bool keep_state)
+/* A group's row (its aggregates finalized now), as a row of the rows table. */
+static Datum
+group_row(ViewRuntime *view, KappaGroup *group)
 {
 	Datum	   *values = palloc(sizeof(Datum) * view->nout);
 	char	   *nulls = palloc(view->nout);
+	bool	   *isnull = palloc(sizeof(bool) * view->nout);
+	HeapTuple	tuple;
+
+	project_group(view, group, group->start, group->end, true, values, nulls);
+	for (int i = 0; i < view->nout; i++)
+		isnull[i] = (nulls[i] == 'n');
+	tuple = heap_form_tuple(view->row_desc, values, isnull);
+	ResetExprContext(view->out_econtext);
+	return HeapTupleGetDatum(tuple);
+}
+
+/* A group's stored state, as a row of kappa.view_state. */
+static Datum
+group_state(ViewRuntime *view, KappaGroup *group)
+{
 	int			naggs = view->sspec.naggs;
 	Datum	   *states = palloc(sizeof(Datum) * Max(naggs, 1));
 	bool	   *state_nulls = palloc(sizeof(bool) * Max(naggs, 1));
 	int			dims[1] = {naggs};
 	int			lbs[1] = {1};
-	Datum		svalues[5];
-
-	/* a session whose start moved (a merge) has a row under its old start */
-	if (group->stored && group->stored_start != group->start)
-		delete_stored(view, group);
-	if (view->nunique == 0)
-	{
-		if (SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not clear kappa view %d", view->view_id);
-	}
-
-	project_group(view, group, group->start, group->end, true, values, nulls);
-	if (SPI_execute_plan(view->upsert_plan, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write a row of kappa view %d", view->view_id);
-	ResetExprContext(view->out_econtext);
-	if (!keep_state)
-	{
-		if (group->stored)
-			delete_stored_state(view, group);
-		return;
-	}
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
 
 	for (int i = 0; i < naggs; i++)
 	{
@@ -1130,17 +1146,32 @@ write_group(ViewRuntime *view, KappaGroup *group, bool keep_state)
 		states[i] = PointerGetDatum(b);
 		state_nulls[i] = (b == NULL);
 	}
-	svalues[0] = Int32GetDatum(view->view_id);
-	svalues[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
-	svalues[2] = TimestampTzGetDatum(group->start);
-	svalues[3] = TimestampTzGetDatum(group->end);
-	svalues[4] = PointerGetDatum(construct_md_array(states, state_nulls, naggs > 0 ? 1 : 0,
-													dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_plan(state_upsert_plan, svalues, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write the state of kappa view %d", view->view_id);
-	group->stored = true;
-	group->stored_start = group->start;
-	group->stored_end = group->end;
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
+	values[2] = TimestampTzGetDatum(group->start);
+	values[3] = TimestampTzGetDatum(group->end);
+	values[4] = PointerGetDatum(construct_md_array(states, state_nulls, naggs > 0 ? 1 : 0,
+												   dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	return HeapTupleGetDatum(heap_form_tuple(state_row_desc, values, nulls));
+}
+
+/* Run a prepared statement whose one parameter is an array of rows. */
+static void
+write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what, int32 view_id)
+{
+	Datum	   *elems;
+	Datum		array;
+	int			n = list_length(rows);
+	ListCell   *lc;
+
+	if (n == 0)
+		return;
+	elems = palloc(sizeof(Datum) * n);
+	foreach(lc, rows)
+		elems[foreach_current_index(lc)] = PointerGetDatum(lfirst(lc));
+	array = PointerGetDatum(construct_array(elems, n, row_type, -1, false, TYPALIGN_DOUBLE));
+	if (SPI_execute_plan(plan, &array, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the %s of kappa view %d", what, view_id);
 }
 
 /*
@@ -1152,6 +1183,8 @@ flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 {
 	List	   *retired = kappa_groups_take_retired(view->groups);
 	List	   *dirty = kappa_groups_take_dirty(view->groups);
+	List	   *rows = NIL;
+	List	   *states = NIL;
 	KappaWindow *window = &view->spec->window;
 	int64		margin = (window->kind == KAPPA_WINDOW_SESSION) ? window->gap : 0;
 	ListCell   *lc;
@@ -1174,7 +1207,11 @@ flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		kappa_groups_remove(view->groups, group);
 	}
 
-	/* changed groups: their rows, and the states of those still open */
+	/*
+	 * Changed groups: their rows, and the states of those still open, each
+	 * written with one statement.  A session whose start moved (a merge)
+	 * has a row under its old start; a final group's stored state goes.
+	 */
 	foreach(lc, dirty)
 	{
 		KappaGroup *group = lfirst(lc);
@@ -1182,10 +1219,26 @@ flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 							 view->finalized_upto != DT_NOBEGIN &&
 							 group->end + margin <= view->finalized_upto);
 
-		write_group(view, group, !final);
+		if (group->stored && group->stored_start != group->start)
+			delete_stored(view, group);
+		rows = lappend(rows, DatumGetPointer(group_row(view, group)));
 		if (final)
+		{
+			if (group->stored)
+				delete_stored_state(view, group);
 			kappa_groups_remove(view->groups, group);
+			continue;
+		}
+		states = lappend(states, DatumGetPointer(group_state(view, group)));
+		group->stored = true;
+		group->stored_start = group->start;
+		group->stored_end = group->end;
 	}
+	if (view->nunique == 0 && rows != NIL &&
+		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not clear kappa view %d", view->view_id);
+	write_rows(view->upsert_plan, view->row_type, rows, "rows", view->view_id);
+	write_rows(state_upsert_plan, state_row_type, states, "state", view->view_id);
 	list_free(retired);
 	list_free(dirty);
 
