@@ -215,6 +215,7 @@ static void write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *wh
 					   int32 view_id);
 static void delete_stored(ViewRuntime *view, KappaGroup *group);
 static void delete_stored_state(ViewRuntime *view, KappaGroup *group);
+static void delete_states(ViewRuntime *view, List *keys, List *starts);
 static void flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 static void flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms);
 static void flush_dead_letters(KappaEngine *engine);
@@ -1095,6 +1096,34 @@ delete_stored(ViewRuntime *view, KappaGroup *group)
 	delete_stored_state(view, group);
 }
 
+/* Delete stored states by their keys and window starts, in one statement. */
+static void
+delete_states(ViewRuntime *view, List *keys, List *starts)
+{
+	int			n = list_length(keys);
+	Datum	   *k;
+	Datum	   *s;
+	Datum		values[3];
+	Oid			types[3] = {INT4OID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
+
+	if (n == 0)
+		return;
+	k = palloc(sizeof(Datum) * n);
+	s = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		k[i] = PointerGetDatum(list_nth(keys, i));
+		s[i] = TimestampTzGetDatum(*(TimestampTz *) list_nth(starts, i));
+	}
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = PointerGetDatum(construct_array(k, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(s, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("DELETE FROM kappa.view_state s USING unnest($2, $3) AS d(k, w) "
+							  "WHERE s.view_id = $1 AND s.group_key = d.k AND s.window_start = d.w",
+							  3, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the states of kappa view %d", view->view_id);
+}
+
 /* Delete the state a group was last stored with. */
 static void
 delete_stored_state(ViewRuntime *view, KappaGroup *group)
@@ -1242,20 +1271,30 @@ flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	list_free(retired);
 	list_free(dirty);
 
-	/* unchanged groups whose windows every partition has now passed */
+	/*
+	 * Unchanged groups whose windows every partition has now passed: their
+	 * rows stay as they are, their states go, with one statement.
+	 */
 	if (window->kind != KAPPA_WINDOW_NONE && view->finalized_upto != DT_NOBEGIN)
 	{
+		List	   *keys = NIL;
+		List	   *starts = NIL;
+
 		foreach(lc, kappa_groups_all(view->groups))
 		{
 			KappaGroup *group = lfirst(lc);
 
 			if (group->end + margin > view->finalized_upto)
 				continue;
-			/* final: its row stays as it is, its state goes */
 			if (group->stored)
-				delete_stored_state(view, group);
+			{
+				keys = lappend(keys, kappa_groups_encode_key(view->groups, group));
+				starts = lappend(starts, palloc(sizeof(TimestampTz)));
+				*(TimestampTz *) llast(starts) = group->stored_start;
+			}
 			kappa_groups_remove(view->groups, group);
 		}
+		delete_states(view, keys, starts);
 	}
 
 	/* positions and counts; dedup keys older than the horizon go */

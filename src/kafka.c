@@ -103,6 +103,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
 static int	peek_cmp(const ListCell *a, const ListCell *b);
+static List *consumer_default(KappaStream *stream, const char *name, const char *value);
 
 /* The librdkafka version this server runs, for logs and diagnostics. */
 const char *
@@ -785,6 +786,20 @@ struct KappaConsumer
 	int			batch_used;
 };
 
+/* A setting, unless the stream's own options set it already. */
+static List *
+consumer_default(KappaStream *stream, const char *name, const char *value)
+{
+	ListCell   *lc;
+
+	foreach(lc, stream->settings)
+	{
+		if (strcmp(((KappaSetting *) lfirst(lc))->name, name) == 0)
+			return NIL;
+	}
+	return list_make1(kappa_make_setting(name, value));
+}
+
 /*
  * Open a stream's consumer and learn its topic's partition count.  The
  * consumer is in the stream's consumer group (kappa-<stream>), but is
@@ -798,14 +813,26 @@ kappa_consumer_open(KappaStream *stream, int *nparts)
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   kappa_broker_timeout);
 
+	List	   *extra;
+
 	consumer->cxt = CurrentMemoryContext;
 	consumer->stream = stream;
-	consumer->kk = kafka_new(stream, RD_KAFKA_CONSUMER,
-							 list_make5(kappa_make_setting("group.id", psprintf("kappa-%s", stream->name)),
-										kappa_make_setting("enable.auto.commit", "false"),
-										kappa_make_setting("enable.auto.offset.store", "false"),
-										kappa_make_setting("auto.offset.reset", "earliest"),
-										kappa_make_setting("fetch.wait.max.ms", "100")));
+	extra = list_make4(kappa_make_setting("group.id", psprintf("kappa-%s", stream->name)),
+					   kappa_make_setting("enable.auto.commit", "false"),
+					   kappa_make_setting("enable.auto.offset.store", "false"),
+					   kappa_make_setting("auto.offset.reset", "earliest"));
+
+	/*
+	 * Defaults the stream's options may override: a short fetch wait, for
+	 * fresh views, and a deep prefetch queue.  librdkafka 2.0 stops
+	 * fetching for a whole second whenever its queue is full (the pause is
+	 * tunable only from 2.2, fetch.queue.backoff.ms), which throttled a
+	 * worker to a sixth of what it could do.
+	 */
+	extra = list_concat(extra, consumer_default(stream, "fetch.wait.max.ms", "100"));
+	extra = list_concat(extra, consumer_default(stream, "queued.min.messages", "1000000"));
+	extra = list_concat(extra, consumer_default(stream, "queued.max.messages.kbytes", "262144"));
+	consumer->kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra);
 	consumer->nparts = kafka_partitions(consumer->kk, stream->topic, deadline);
 	if (consumer->nparts < 0)
 		kafka_broker_error(kafka_reason(consumer->kk), stream, "reach the brokers");

@@ -183,6 +183,7 @@ worker_consume(int32 stream_id)
 	old = MemoryContextSwitchTo(engine_cxt);
 	batch = palloc(sizeof(KappaMessage) * WORKER_BATCH);
 	consumer = kappa_consumer_open(stream, &nparts);
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	MemoryContextSwitchTo(engine_cxt);
@@ -213,6 +214,8 @@ worker_consume(int32 stream_id)
 
 		if (!IsTransactionState())
 		{
+			/* now() in the flush is the flush's time, not the worker's start */
+			SetCurrentStatementStartTimestamp();
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
 		}
