@@ -59,5 +59,10 @@ include $(PGXS)
 CONTRIB_TESTDB = kappa_regress
 PROVE_FLAGS = -I $(srcdir)/test/lib
 
+# PGXS tracks no header dependencies (unless Postgres was configured with
+# --enable-depend): without this, a changed struct in a header leaves
+# stale objects that read it with the old layout.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
 tools/kappa-broker: tools/kappa-broker.c
 	$(CC) -std=gnu99 -O2 -g -Wall -Wextra -o $@ $< -lrdkafka -lpthread

@@ -40,6 +40,7 @@ CREATE TABLE kappa.streams (
 	dedup_key name,
 	archive text,
 	options jsonb NOT NULL,
+	keep_late boolean NOT NULL DEFAULT false,
 	created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE kappa.streams IS 'kappa streams; use the kappa_streams view';
@@ -97,6 +98,17 @@ CREATE TABLE kappa.dead_letters (
 	PRIMARY KEY (stream_id, partition, "offset")
 );
 
+-- Late events of streams created with keep_late: per view that found the
+-- event late, the message's place and bytes.
+CREATE TABLE kappa.late_events (
+	view_id int NOT NULL,
+	partition int NOT NULL,
+	"offset" bigint NOT NULL,
+	event_time timestamptz,
+	payload bytea,
+	PRIMARY KEY (view_id, partition, "offset")
+);
+
 -- One row per view; its rows live in kappa.view_<view_id>, and the
 -- user-facing name is a view over that table.
 CREATE TABLE kappa.views (
@@ -141,10 +153,10 @@ CREATE UNLOGGED TABLE kappa.view_state_marker (
 );
 
 REVOKE ALL ON kappa.streams, kappa.stream_columns, kappa.stream_secrets FROM PUBLIC;
-REVOKE ALL ON kappa.partitions, kappa.dead_letters, kappa.views, kappa.view_partitions,
+REVOKE ALL ON kappa.partitions, kappa.dead_letters, kappa.late_events, kappa.views, kappa.view_partitions,
 	kappa.view_state, kappa.view_state_marker FROM PUBLIC;
 GRANT SELECT ON kappa.partitions, kappa.views, kappa.view_partitions TO PUBLIC;
-GRANT SELECT ON kappa.dead_letters TO kappa_admin;
+GRANT SELECT ON kappa.dead_letters, kappa.late_events TO kappa_admin;
 GRANT SELECT ON kappa.streams, kappa.stream_columns TO PUBLIC;
 GRANT SELECT ON kappa.stream_secrets TO kappa_admin;
 
@@ -169,11 +181,12 @@ CREATE FUNCTION kappa_create_stream(
 	options jsonb DEFAULT '{}',
 	eventhubs text DEFAULT NULL,
 	time_unit text DEFAULT 'ms',
-	idle_timeout interval DEFAULT '30 seconds')
+	idle_timeout interval DEFAULT '30 seconds',
+	keep_late boolean DEFAULT false)
 RETURNS void
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'kappa_create_stream';
-COMMENT ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval)
+COMMENT ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean)
 	IS 'define a stream: where its events come from and what they look like';
 
 CREATE FUNCTION kappa_drop_stream(name text, "cascade" boolean DEFAULT false)
@@ -288,7 +301,7 @@ RETURNS SETOF record
 COMMENT ON FUNCTION kappa_worker_status()
 	IS 'state of each stream''s worker, from shared memory';
 
-REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval),
+REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean),
 	kappa_drop_stream(text, boolean),
 	kappa_create_view(text, text, jsonb),
 	kappa_drop_view(text),
@@ -297,7 +310,7 @@ REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, 
 	kappa_peek(text, int),
 	kappa_wait(text, interval)
 	FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval),
+GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean),
 	kappa_drop_stream(text, boolean),
 	kappa_create_view(text, text, jsonb),
 	kappa_drop_view(text),
@@ -327,6 +340,7 @@ SELECT s.name,
 	s.dedup_key,
 	s.archive,
 	s.options,
+	s.keep_late,
 	s.created_at
 FROM kappa.streams s;
 COMMENT ON VIEW kappa_streams IS 'kappa streams, secrets masked';

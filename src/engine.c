@@ -163,6 +163,16 @@ typedef struct NewView
 	char	   *start;
 } NewView;
 
+/* A late event kept for kappa.late_events, waiting for the next flush. */
+typedef struct LateEvent
+{
+	int32		view_id;
+	int32		partition;
+	int64		offset;
+	TimestampTz event_time;
+	bytea	   *payload;
+} LateEvent;
+
 /* A message that could not be decoded, waiting for the next flush. */
 typedef struct DeadLetter
 {
@@ -188,6 +198,8 @@ struct KappaEngine
 	TupleTableSlot *event_slot;
 	ExprContext *econtext;
 	List	   *dead_letters;
+	List	   *late_events;	/* LateEvent, with keep_late */
+	const KappaMessage *message;	/* the message being processed */
 	int64		pending;
 	TimestampTz started;
 	TimestampTz last_flush;
@@ -206,6 +218,8 @@ static void process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *
 						 TimestampTz event_time, bool event_time_null);
 static void advance_group(KappaEngine *engine, ViewRuntime *view, KappaGroup *group);
 static bool is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time);
+static void note_late(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
+					  TimestampTz event_time);
 static TimestampTz global_watermark(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start,
 						  TimestampTz end, bool with_aggs, Datum *values, char *nulls);
@@ -838,6 +852,7 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 		}
 	}
 
+	engine->message = message;
 	foreach(lc, engine->views)
 	{
 		ViewRuntime *view = lfirst(lc);
@@ -886,6 +901,29 @@ is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time)
 							&found);
 	entry->time = event_time;
 	return false;
+}
+
+/*
+ * Count a late event for a view, and keep it for kappa.late_events when
+ * the stream asks.
+ */
+static void
+note_late(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp, TimestampTz event_time)
+{
+	vp->late++;
+	if (engine->stream->keep_late)
+	{
+		MemoryContext old = MemoryContextSwitchTo(engine->flush_cxt);
+		LateEvent  *le = palloc(sizeof(LateEvent));
+
+		le->view_id = view->view_id;
+		le->partition = engine->message->partition;
+		le->offset = engine->message->offset;
+		le->event_time = event_time;
+		le->payload = bytes_to_bytea(engine->message->payload, engine->message->len);
+		engine->late_events = lappend(engine->late_events, le);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /* Advance every aggregate of a group by the event in the slot. */
@@ -971,12 +1009,12 @@ process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 				if (applied)
 					vp->applied++;
 				else
-					vp->late++;
+					note_late(engine, view, vp, event_time);
 				break;
 			}
 		case KAPPA_WINDOW_SESSION:
 			if (ts + window->gap <= watermark || ts + window->gap <= view->finalized_upto)
-				vp->late++;
+				note_late(engine, view, vp, event_time);
 			else
 			{
 				advance_group(engine, view,
@@ -1393,7 +1431,10 @@ flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
 	}
 }
 
-/* Insert the dead letters since the last flush (again after a crash: no-op). */
+/*
+ * Insert the dead letters and kept late events since the last flush
+ * (again after a crash: nothing happens).
+ */
 static void
 flush_dead_letters(KappaEngine *engine)
 {
@@ -1422,6 +1463,26 @@ flush_dead_letters(KappaEngine *engine)
 			elog(ERROR, "could not write a dead letter of stream \"%s\"", engine->stream->name);
 	}
 	engine->dead_letters = NIL;
+
+	foreach(lc, engine->late_events)
+	{
+		LateEvent  *le = lfirst(lc);
+		Oid			types[5] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, BYTEAOID};
+		Datum		values[5];
+		char		nulls[5] = "     ";
+
+		values[0] = Int32GetDatum(le->view_id);
+		values[1] = Int32GetDatum(le->partition);
+		values[2] = Int64GetDatum(le->offset);
+		values[3] = TimestampTzGetDatum(le->event_time);
+		values[4] = PointerGetDatum(le->payload);
+		nulls[4] = le->payload ? ' ' : 'n';
+		if (SPI_execute_with_args("INSERT INTO kappa.late_events VALUES ($1, $2, $3, $4, $5) "
+								  "ON CONFLICT DO NOTHING",
+								  5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not keep a late event of stream \"%s\"", engine->stream->name);
+	}
+	engine->late_events = NIL;
 }
 
 /*

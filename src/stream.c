@@ -255,7 +255,7 @@ options_to_settings(Jsonb *options)
 /*
  * kappa_create_stream(name, topic, brokers, columns, paths, event_time,
  * watermark, dedup_key, archive, options, eventhubs, time_unit,
- * idle_timeout) defines a stream.
+ * idle_timeout, keep_late) defines a stream.
  */
 Datum
 kappa_create_stream(PG_FUNCTION_ARGS)
@@ -279,13 +279,14 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 				 errmsg("columns must be given"),
 				 errhint("List the columns of the events as in CREATE TABLE, as in columns => 'deviceId text, temperature float8'.")));
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(6) || PG_ARGISNULL(9) ||
-		PG_ARGISNULL(11) || PG_ARGISNULL(12))
+		PG_ARGISNULL(11) || PG_ARGISNULL(12) || PG_ARGISNULL(13))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("name, watermark, options, time_unit and idle_timeout must not be null")));
+				 errmsg("name, watermark, options, time_unit, idle_timeout and keep_late must not be null")));
 
 	s->name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	check_stream_name(s->name);
+	s->keep_late = PG_GETARG_BOOL(13);
 	s->owner = GetUserId();
 
 	/* where the events come from */
@@ -385,10 +386,10 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 {
 	JsonbParseState *pub_state = NULL;
 	JsonbParseState *sec_state = NULL;
-	Datum		values[12];
-	char		nulls[12];
-	Oid			types[12] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
-	TEXTOID, INTERVALOID, INTERVALOID, NAMEOID, TEXTOID, JSONBOID};
+	Datum		values[13];
+	char		nulls[13];
+	Oid			types[13] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
+	TEXTOID, INTERVALOID, INTERVALOID, NAMEOID, TEXTOID, JSONBOID, BOOLOID};
 	static const char *const unit_names[] = {"s", "ms", "us"};
 	JsonbValue *pub;
 	JsonbValue *sec;
@@ -444,6 +445,7 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 	values[10] = s->archive ? CStringGetTextDatum(s->archive) : (Datum) 0;
 	nulls[10] = s->archive ? ' ' : 'n';
 	values[11] = JsonbPGetDatum(JsonbValueToJsonb(pub));
+	values[12] = BoolGetDatum(s->keep_late);
 
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT 1 FROM kappa.streams WHERE name = $1",
@@ -456,10 +458,10 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 				 errhint("Drop it first with kappa_drop_stream, or choose another name.")));
 
 	if (SPI_execute_with_args("INSERT INTO kappa.streams (name, owner, topic, brokers, eventhubs, "
-							  "event_time, time_unit, watermark, idle_timeout, dedup_key, archive, options) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+							  "event_time, time_unit, watermark, idle_timeout, dedup_key, archive, options, keep_late) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
 							  "RETURNING stream_id",
-							  12, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+							  13, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert stream \"%s\"", s->name);
 	s->id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -623,7 +625,7 @@ load_stream(const char *where_name, int32 where_id)
 							  "s.event_time::text, s.time_unit, "
 							  "(extract(epoch FROM s.watermark) * 1000000)::int8, "
 							  "(extract(epoch FROM s.idle_timeout) * 1000000)::int8, "
-							  "s.dedup_key::text, s.archive, s.options, x.settings "
+							  "s.dedup_key::text, s.archive, s.options, x.settings, s.keep_late "
 							  "FROM kappa.streams s "
 							  "LEFT JOIN kappa.stream_secrets x USING (stream_id) "
 							  "WHERE s.name = $1 OR s.stream_id = $2",
@@ -655,6 +657,7 @@ load_stream(const char *where_name, int32 where_id)
 		s->dedup_key = SPI_getvalue(row, desc, 10);
 		s->archive = SPI_getvalue(row, desc, 11);
 		public_settings = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 12, &isnull));
+		s->keep_late = DatumGetBool(SPI_getbinval(row, desc, 14, &isnull));
 		{
 			Datum		d = SPI_getbinval(row, desc, 13, &isnull);
 

@@ -36,6 +36,7 @@ typedef struct KappaStream
 	int64		idle_timeout_us;
 	char	   *dedup_key;		/* column name, or NULL */
 	char	   *archive;		/* directory, or NULL */
+	bool		keep_late;		/* keep late events in kappa.late_events */
 	List	   *settings;		/* KappaSetting, librdkafka settings */
 } KappaStream;
 

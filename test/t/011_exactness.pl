@@ -21,7 +21,7 @@ my $dir = PostgreSQL::Test::Utils::tempdir();
 $node->safe_psql('postgres', qq{
 	SELECT kappa_create_stream('lt', topic => 'late', brokers => '$b',
 		columns => 'id text NOT NULL, dev text, ts timestamptz NOT NULL, v int',
-		event_time => 'ts', watermark => '1 minute', dedup_key => 'id');
+		event_time => 'ts', watermark => '1 minute', dedup_key => 'id', keep_late => true);
 	SELECT kappa_create_view('tum', \$q\$SELECT dev, w.window_start, w.window_end, count(*) AS n, sum(v) AS s
 		FROM lt, kappa_tumble(ts, '1 minute') w GROUP BY dev, w.window_start, w.window_end\$q\$);
 	SELECT kappa_create_view('ses', \$q\$SELECT dev, w.window_start, w.window_end, count(*) AS n, sum(v) AS s
@@ -113,6 +113,14 @@ like($node->safe_psql('postgres',
 		"SELECT string_agg(reason, ' / ' ORDER BY \"offset\") FROM kappa.dead_letters"),
 	qr/^invalid JSON.* \/ missing field "ts" \/ field "v": .*integer.* \/ .*UTF-8/,
 	'the reasons name the problem');
+
+# The stream keeps its late events: one row per view that found it late.
+is($node->safe_psql('postgres', q{
+		SELECT string_agg(format('%s:%s:%s', v.view_name, l.partition, convert_from(l.payload, 'UTF8')::json->>'id'),
+			',' ORDER BY v.view_name, l.partition, l."offset")
+		FROM kappa.late_events l JOIN kappa.views v USING (view_id)}),
+	'ses:1:b3,tum:0:a3,tum:1:b3,tum:1:b4,tum:1:c3',
+	'late events are kept, per view, with their bytes');
 
 # Finalized windows keep their rows but not their state: every partition's
 # watermark (10:04 and 10:37) has passed 10:01, so the two 10:00 windows
