@@ -28,7 +28,8 @@ OBJS = \
 	src/aggregate.o \
 	src/aggfuncs.o \
 	src/state.o \
-	src/engine.o
+	src/engine.o \
+	src/flush.o
 
 DATA = sql/kappa--0.1.sql
 

@@ -1,0 +1,155 @@
+/*-------------------------------------------------------------------------
+ *
+ * engine_internal.h
+ *	  The engine's own structures, shared by engine.c (routing events) and
+ *	  flush.c (writing them), and by nothing else.
+ *
+ * src/engine_internal.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KAPPA_ENGINE_INTERNAL_H
+#define KAPPA_ENGINE_INTERNAL_H
+
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "nodes/execnodes.h"
+
+#include "compile.h"
+#include "decode.h"
+#include "engine.h"
+#include "state.h"
+
+/* A key seen for deduplication, with the event time it came with. */
+typedef struct DedupEntry
+{
+	char	   *key;
+	uint32		hash;
+	char		status;
+	TimestampTz time;
+} DedupEntry;
+
+#define SH_PREFIX deduptab
+#define SH_ELEMENT_TYPE DedupEntry
+#define SH_KEY_TYPE char *
+#define SH_KEY key
+#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key), strlen(key))
+#define SH_EQUAL(tb, a, b) (strcmp(a, b) == 0)
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_STORE_HASH
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* The stream's own position and counts in one partition. */
+typedef struct StreamPartition
+{
+	int64		next;			/* first offset not consumed; or KAPPA_OFFSET_* */
+	int64		end;			/* log end last seen, -1 unknown */
+	int64		consumed;		/* since the last flush */
+	int64		dead;
+	TimestampTz last_event_at;	/* broker time of the last message */
+	TimestampTz last_seen;		/* wall clock of the last message */
+	bool		changed;
+} StreamPartition;
+
+/* A view's position, watermark, counts and dedup keys in one partition. */
+typedef struct ViewPartition
+{
+	int64		next;
+	TimestampTz max_time;		/* DT_NOBEGIN before the first event */
+	int64		filtered;
+	int64		duplicate;
+	int64		delivered;
+	int64		applied;
+	int64		late;
+	bool		changed;
+	deduptab_hash *dedup;
+} ViewPartition;
+
+/* A view, ready to run. */
+typedef struct ViewRuntime
+{
+	int32		view_id;
+	char	   *rows_table;		/* quoted, qualified */
+	bool		start_latest;
+	KappaViewSpec *spec;
+	KappaStateSpec sspec;
+	KappaGroupTable *groups;
+	ExprState  *where;
+	ExprState  *window_ts;
+	ExprState **keys;
+	int			nkeys;
+	Datum	   *key_values;
+	bool	   *key_nulls;
+	ViewPartition *parts;
+	TimestampTz finalized_upto;
+	TupleTableSlot *group_slot;
+	ExprContext *out_econtext;
+	ProjectionInfo *project;
+	int			nout;
+	Oid		   *out_types;
+	int		   *unique_cols;	/* output column indexes (0-based) */
+	int			nunique;
+	SPIPlanPtr	upsert_plan;	/* all changed rows, as an array of the table's rows */
+	Oid			row_type;		/* the rows table's composite type */
+	TupleDesc	row_desc;
+	SPIPlanPtr	delete_plan;	/* by the unique columns, with = (indexed) */
+	char	   *delete_nulls_sql;	/* the same, for keys with nulls */
+	Oid		   *delete_types;
+	MemoryContext cxt;
+} ViewRuntime;
+
+/* A late event kept for kappa.late_events, waiting for the next flush. */
+typedef struct LateEvent
+{
+	int32		view_id;
+	int32		partition;
+	int64		offset;
+	TimestampTz event_time;
+	bytea	   *payload;
+} LateEvent;
+
+/* A message that could not be decoded, waiting for the next flush. */
+typedef struct DeadLetter
+{
+	int32		partition;
+	int64		offset;
+	TimestampTz broker_time;
+	bytea	   *key;
+	bytea	   *payload;
+	char	   *reason;
+} DeadLetter;
+
+struct KappaEngine
+{
+	KappaStream *stream;
+	int			nparts;
+	StreamPartition *parts;
+	List	   *views;			/* ViewRuntime */
+	KappaDecoder *decoder;
+	int			event_time_col; /* -1: broker time */
+	int			dedup_col;		/* -1: no dedup */
+	int			ncols;
+	TupleDesc	event_desc;
+	TupleTableSlot *event_slot;
+	ExprContext *econtext;
+	List	   *dead_letters;
+	List	   *late_events;	/* LateEvent, with keep_late */
+	const KappaMessage *message;	/* the message being processed */
+	int64		pending;
+	TimestampTz started;
+	TimestampTz last_flush;
+	MemoryContext cxt;
+	MemoryContext flush_cxt;
+};
+
+extern TimestampTz kappa_engine_watermark(KappaEngine *engine, ViewRuntime *view,
+										  TimestampTz now);
+extern void kappa_flush_prepare(void);
+extern void kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
+extern void kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms);
+extern void kappa_flush_dead_letters(KappaEngine *engine);
+
+#endif							/* KAPPA_ENGINE_INTERNAL_H */

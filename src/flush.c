@@ -1,0 +1,538 @@
+/*-------------------------------------------------------------------------
+ *
+ * flush.c
+ *	  Writing what the engine processed: view rows, states, positions,
+ *	  counts, dead letters and late events, in the caller's transaction.
+ *
+ * kappa_engine_flush runs every kappa.flush_interval in the worker's
+ * transaction, and the commit that follows makes it all durable together:
+ * that is what makes every message count once.  Per view it first decides
+ * which windows every partition has passed, then deletes the rows of
+ * sessions merged away, writes every changed group's row and the states
+ * of those still open (each with one statement: an array of rows), and
+ * drops the states of finalized groups.  docs/design/state-and-recovery.md
+ * tells the whole story.
+ *
+ * All SQL here is prepared once or built from constants and quoted
+ * identifiers, with $n parameters.
+ *
+ * src/flush.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "aggregate.h"
+#include "engine_internal.h"
+#include "state.h"
+
+/* kappa.view_state's statements, prepared once per backend, and its rows. */
+static SPIPlanPtr state_upsert_plan = NULL;
+static SPIPlanPtr state_delete_plan = NULL;
+static Oid	state_row_type = InvalidOid;
+static TupleDesc state_row_desc = NULL;
+
+static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start,
+						  TimestampTz end, bool with_aggs, Datum *values, char *nulls);
+static Datum group_row(ViewRuntime *view, KappaGroup *group);
+static Datum group_state(ViewRuntime *view, KappaGroup *group);
+static void write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what,
+					   int32 view_id);
+static void delete_stored(ViewRuntime *view, KappaGroup *group);
+static void delete_stored_state(ViewRuntime *view, KappaGroup *group);
+static void delete_states(ViewRuntime *view, List *keys, List *starts);
+
+/*
+ * Prepare kappa.view_state's statements, once per backend: the upsert of
+ * an array of its rows and the delete of one.  Called inside SPI.
+ */
+void
+kappa_flush_prepare(void)
+{
+	Oid			delete_types[3] = {INT4OID, BYTEAOID, TIMESTAMPTZOID};
+	Oid			state_array_type;
+	MemoryContext old;
+
+	if (state_upsert_plan != NULL)
+		return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	state_row_type = get_rel_type_id(RangeVarGetRelid(makeRangeVar("kappa", "view_state", -1),
+													  NoLock, false));
+	state_row_desc = lookup_rowtype_tupdesc_copy(state_row_type, -1);
+	MemoryContextSwitchTo(old);
+	state_array_type = get_array_type(state_row_type);
+	state_upsert_plan = SPI_prepare("INSERT INTO kappa.view_state SELECT (u).* FROM unnest($1) AS u "
+									"ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
+									"SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
+									1, &state_array_type);
+	state_delete_plan = SPI_prepare("DELETE FROM kappa.view_state WHERE view_id = $1 "
+									"AND group_key = $2 AND window_start = $3",
+									3, delete_types);
+	if (state_upsert_plan == NULL || state_delete_plan == NULL)
+		elog(ERROR, "could not prepare kappa.view_state statements: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(state_upsert_plan);
+	SPI_keepplan(state_delete_plan);
+}
+
+/*
+ * A group's output row, as values[] and nulls[] ('n'/' ') for SPI, with
+ * the given window bounds; its aggregates finalized, or null.
+ */
+static void
+project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start, TimestampTz end,
+			  bool with_aggs, Datum *values, char *nulls)
+{
+	TupleTableSlot *gslot = view->group_slot;
+	TupleTableSlot *out;
+	int			nkeys = view->nkeys;
+
+	ExecClearTuple(gslot);
+	for (int i = 0; i < nkeys; i++)
+	{
+		gslot->tts_values[i] = group->keys[i];
+		gslot->tts_isnull[i] = group->key_nulls[i];
+	}
+	gslot->tts_values[nkeys] = TimestampTzGetDatum(start);
+	gslot->tts_isnull[nkeys] = (view->spec->window.kind == KAPPA_WINDOW_NONE);
+	gslot->tts_values[nkeys + 1] = TimestampTzGetDatum(end);
+	gslot->tts_isnull[nkeys + 1] = (view->spec->window.kind == KAPPA_WINDOW_NONE);
+	for (int i = 0; i < view->sspec.naggs; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(view->out_econtext->ecxt_per_tuple_memory);
+
+		if (with_aggs)
+			gslot->tts_values[nkeys + 2 + i] =
+				kappa_agg_final(&view->sspec.aggs[i], view->sspec.aggcx, group->cxt,
+								group->states[i], group->state_nulls[i],
+								&gslot->tts_isnull[nkeys + 2 + i]);
+		else
+			gslot->tts_isnull[nkeys + 2 + i] = true;
+		MemoryContextSwitchTo(old);
+	}
+	ExecStoreVirtualTuple(gslot);
+	out = ExecProject(view->project);
+	slot_getallattrs(out);
+	for (int i = 0; i < view->nout; i++)
+	{
+		values[i] = out->tts_values[i];
+		nulls[i] = out->tts_isnull[i] ? 'n' : ' ';
+	}
+}
+
+/* Delete the row and the stored state a group was last stored with. */
+static void
+delete_stored(ViewRuntime *view, KappaGroup *group)
+{
+	Datum	   *values = palloc(sizeof(Datum) * view->nout);
+	char	   *nulls = palloc(view->nout);
+	Datum	   *keyvals = palloc(sizeof(Datum) * Max(view->nunique, 1));
+	char	   *keynulls = palloc(Max(view->nunique, 1));
+	bool		any_null = false;
+
+	project_group(view, group, group->stored_start, group->stored_end, false, values, nulls);
+	for (int i = 0; i < view->nunique; i++)
+	{
+		keyvals[i] = values[view->unique_cols[i]];
+		keynulls[i] = nulls[view->unique_cols[i]];
+		any_null |= (keynulls[i] == 'n');
+	}
+	if ((any_null ?
+		 SPI_execute_with_args(view->delete_nulls_sql, view->nunique, view->delete_types,
+							   keyvals, keynulls, false, 0) :
+		 SPI_execute_plan(view->delete_plan, keyvals, keynulls, false, 0)) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete a row of kappa view %d", view->view_id);
+
+	delete_stored_state(view, group);
+}
+
+/* Delete stored states by their keys and window starts, in one statement. */
+static void
+delete_states(ViewRuntime *view, List *keys, List *starts)
+{
+	int			n = list_length(keys);
+	Datum	   *k;
+	Datum	   *s;
+	Datum		values[3];
+	Oid			types[3] = {INT4OID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
+
+	if (n == 0)
+		return;
+	k = palloc(sizeof(Datum) * n);
+	s = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		k[i] = PointerGetDatum(list_nth(keys, i));
+		s[i] = TimestampTzGetDatum(*(TimestampTz *) list_nth(starts, i));
+	}
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = PointerGetDatum(construct_array(k, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(s, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("DELETE FROM kappa.view_state s USING unnest($2, $3) AS d(k, w) "
+							  "WHERE s.view_id = $1 AND s.group_key = d.k AND s.window_start = d.w",
+							  3, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the states of kappa view %d", view->view_id);
+}
+
+/* Delete the state a group was last stored with. */
+static void
+delete_stored_state(ViewRuntime *view, KappaGroup *group)
+{
+	Datum		values[3];
+
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
+	values[2] = TimestampTzGetDatum(group->stored_start);
+	if (SPI_execute_plan(state_delete_plan, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the state of kappa view %d", view->view_id);
+	group->stored = false;
+}
+
+/* A group's row (its aggregates finalized now), as a row of the rows table. */
+static Datum
+group_row(ViewRuntime *view, KappaGroup *group)
+{
+	Datum	   *values = palloc(sizeof(Datum) * view->nout);
+	char	   *nulls = palloc(view->nout);
+	bool	   *isnull = palloc(sizeof(bool) * view->nout);
+	HeapTuple	tuple;
+
+	project_group(view, group, group->start, group->end, true, values, nulls);
+	for (int i = 0; i < view->nout; i++)
+		isnull[i] = (nulls[i] == 'n');
+	tuple = heap_form_tuple(view->row_desc, values, isnull);
+	ResetExprContext(view->out_econtext);
+	return HeapTupleGetDatum(tuple);
+}
+
+/* A group's stored state, as a row of kappa.view_state. */
+static Datum
+group_state(ViewRuntime *view, KappaGroup *group)
+{
+	int			naggs = view->sspec.naggs;
+	Datum	   *states = palloc(sizeof(Datum) * Max(naggs, 1));
+	bool	   *state_nulls = palloc(sizeof(bool) * Max(naggs, 1));
+	int			dims[1] = {naggs};
+	int			lbs[1] = {1};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+
+	for (int i = 0; i < naggs; i++)
+	{
+		bytea	   *b = kappa_agg_serialize(&view->sspec.aggs[i], view->sspec.aggcx, group->cxt,
+											group->states[i], group->state_nulls[i]);
+
+		states[i] = PointerGetDatum(b);
+		state_nulls[i] = (b == NULL);
+	}
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
+	values[2] = TimestampTzGetDatum(group->start);
+	values[3] = TimestampTzGetDatum(group->end);
+	values[4] = PointerGetDatum(construct_md_array(states, state_nulls, naggs > 0 ? 1 : 0,
+												   dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	return HeapTupleGetDatum(heap_form_tuple(state_row_desc, values, nulls));
+}
+
+/* Run a prepared statement whose one parameter is an array of rows. */
+static void
+write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what, int32 view_id)
+{
+	Datum	   *elems;
+	Datum		array;
+	int			n = list_length(rows);
+	ListCell   *lc;
+
+	if (n == 0)
+		return;
+	elems = palloc(sizeof(Datum) * n);
+	foreach(lc, rows)
+		elems[foreach_current_index(lc)] = PointerGetDatum(lfirst(lc));
+	array = PointerGetDatum(construct_array(elems, n, row_type, -1, false, TYPALIGN_DOUBLE));
+	if (SPI_execute_plan(plan, &array, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the %s of kappa view %d", what, view_id);
+}
+
+/*
+ * Flush one view: delete merged-away sessions, write changed groups, then
+ * finalize the windows every partition has passed.
+ */
+void
+kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
+{
+	List	   *retired = kappa_groups_take_retired(view->groups);
+	List	   *dirty = kappa_groups_take_dirty(view->groups);
+	List	   *rows = NIL;
+	List	   *states = NIL;
+	KappaWindow *window = &view->spec->window;
+	int64		margin = (window->kind == KAPPA_WINDOW_SESSION) ? window->gap : 0;
+	ListCell   *lc;
+
+	/* what every partition has passed, before writing anything */
+	if (window->kind != KAPPA_WINDOW_NONE)
+	{
+		TimestampTz mark = kappa_engine_watermark(engine, view, now);
+
+		if (mark != DT_NOBEGIN && mark > view->finalized_upto)
+			view->finalized_upto = mark;
+	}
+
+	foreach(lc, retired)
+	{
+		KappaGroup *group = lfirst(lc);
+
+		if (group->stored)
+			delete_stored(view, group);
+		kappa_groups_remove(view->groups, group);
+	}
+
+	/*
+	 * Changed groups: their rows, and the states of those still open, each
+	 * written with one statement.  A session whose start moved (a merge)
+	 * has a row under its old start; a final group's stored state goes.
+	 */
+	foreach(lc, dirty)
+	{
+		KappaGroup *group = lfirst(lc);
+		bool		final = (window->kind != KAPPA_WINDOW_NONE &&
+							 view->finalized_upto != DT_NOBEGIN &&
+							 group->end + margin <= view->finalized_upto);
+
+		if (group->stored && group->stored_start != group->start)
+			delete_stored(view, group);
+		rows = lappend(rows, DatumGetPointer(group_row(view, group)));
+		if (final)
+		{
+			if (group->stored)
+				delete_stored_state(view, group);
+			kappa_groups_remove(view->groups, group);
+			continue;
+		}
+		states = lappend(states, DatumGetPointer(group_state(view, group)));
+		group->stored = true;
+		group->stored_start = group->start;
+		group->stored_end = group->end;
+	}
+	if (view->nunique == 0 && rows != NIL &&
+		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not clear kappa view %d", view->view_id);
+	write_rows(view->upsert_plan, view->row_type, rows, "rows", view->view_id);
+	write_rows(state_upsert_plan, state_row_type, states, "state", view->view_id);
+	list_free(retired);
+	list_free(dirty);
+
+	/*
+	 * Unchanged groups whose windows every partition has now passed: their
+	 * rows stay as they are, their states go, with one statement.
+	 */
+	if (window->kind != KAPPA_WINDOW_NONE && view->finalized_upto != DT_NOBEGIN)
+	{
+		List	   *keys = NIL;
+		List	   *starts = NIL;
+
+		foreach(lc, kappa_groups_all(view->groups))
+		{
+			KappaGroup *group = lfirst(lc);
+
+			if (group->end + margin > view->finalized_upto)
+				continue;
+			if (group->stored)
+			{
+				keys = lappend(keys, kappa_groups_encode_key(view->groups, group));
+				starts = lappend(starts, palloc(sizeof(TimestampTz)));
+				*(TimestampTz *) llast(starts) = group->stored_start;
+			}
+			kappa_groups_remove(view->groups, group);
+		}
+		delete_states(view, keys, starts);
+	}
+
+	/* positions and counts; dedup keys older than the horizon go */
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		ViewPartition *vp = &view->parts[p];
+		Oid			types[9] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
+		INT8OID, INT8OID, INT8OID, INT8OID};
+		Datum		values[9];
+		char		nulls[9] = "         ";
+
+		if (vp->dedup && vp->max_time != DT_NOBEGIN)
+		{
+			TimestampTz horizon = vp->max_time - engine->stream->watermark_us;
+			deduptab_iterator it;
+			DedupEntry *entry;
+
+			deduptab_start_iterate(vp->dedup, &it);
+			while ((entry = deduptab_iterate(vp->dedup, &it)) != NULL)
+			{
+				if (entry->time < horizon)
+				{
+					char	   *key = entry->key;
+
+					deduptab_delete_item(vp->dedup, entry);
+					pfree(key);
+				}
+			}
+		}
+		if (!vp->changed || vp->next < 0)
+			continue;
+		values[0] = Int32GetDatum(view->view_id);
+		values[1] = Int32GetDatum(p);
+		values[2] = Int64GetDatum(vp->next);
+		values[3] = TimestampTzGetDatum(vp->max_time);
+		nulls[3] = (vp->max_time == DT_NOBEGIN) ? 'n' : ' ';
+		values[4] = Int64GetDatum(vp->filtered);
+		values[5] = Int64GetDatum(vp->duplicate);
+		values[6] = Int64GetDatum(vp->delivered);
+		values[7] = Int64GetDatum(vp->applied);
+		values[8] = Int64GetDatum(vp->late);
+		if (SPI_execute_with_args("INSERT INTO kappa.view_partitions AS v VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+								  "ON CONFLICT (view_id, partition) DO UPDATE SET "
+								  "next_offset = EXCLUDED.next_offset, max_event_time = EXCLUDED.max_event_time, "
+								  "filtered = v.filtered + EXCLUDED.filtered, duplicate = v.duplicate + EXCLUDED.duplicate, "
+								  "delivered = v.delivered + EXCLUDED.delivered, applied = v.applied + EXCLUDED.applied, "
+								  "late = v.late + EXCLUDED.late",
+								  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the positions of kappa view %d", view->view_id);
+		vp->filtered = vp->duplicate = vp->delivered = vp->applied = vp->late = 0;
+		vp->changed = false;
+	}
+}
+
+/* Write the stream's positions and counts. */
+void
+kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
+{
+	double		seconds = (double) (now - engine->last_flush) / USECS_PER_SEC;
+
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		StreamPartition *sp = &engine->parts[p];
+		Oid			types[9] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
+		TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID};
+		Datum		values[9];
+		char		nulls[9] = "         ";
+
+		if (!sp->changed || sp->next < 0)
+			continue;
+		values[0] = Int32GetDatum(engine->stream->id);
+		values[1] = Int32GetDatum(p);
+		values[2] = Int64GetDatum(sp->next);
+		values[3] = Int64GetDatum(sp->end);
+		nulls[3] = (sp->end < 0) ? 'n' : ' ';
+		values[4] = Int64GetDatum(sp->consumed);
+		values[5] = Int64GetDatum(sp->dead);
+		values[6] = TimestampTzGetDatum(sp->last_event_at);
+		nulls[6] = sp->last_event_at ? ' ' : 'n';
+		values[7] = Float8GetDatum(seconds > 0 ? sp->consumed / seconds : 0);
+		values[8] = Float8GetDatum(flush_ms);
+		if (SPI_execute_with_args("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, end_offset, "
+								  "consumed, dead_lettered, last_event_at, events_per_s, flush_ms, flushed_at) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) "
+								  "ON CONFLICT (stream_id, partition) DO UPDATE SET "
+								  "next_offset = EXCLUDED.next_offset, end_offset = EXCLUDED.end_offset, "
+								  "consumed = k.consumed + EXCLUDED.consumed, "
+								  "dead_lettered = k.dead_lettered + EXCLUDED.dead_lettered, "
+								  "last_event_at = coalesce(EXCLUDED.last_event_at, k.last_event_at), "
+								  "events_per_s = EXCLUDED.events_per_s, flushed_at = now(), "
+								  "flush_ms = EXCLUDED.flush_ms",
+								  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the positions of stream \"%s\"", engine->stream->name);
+		sp->consumed = sp->dead = 0;
+		sp->changed = false;
+	}
+}
+
+/*
+ * Insert the dead letters and kept late events since the last flush
+ * (again after a crash: nothing happens).
+ */
+void
+kappa_flush_dead_letters(KappaEngine *engine)
+{
+	ListCell   *lc;
+
+	foreach(lc, engine->dead_letters)
+	{
+		DeadLetter *dl = lfirst(lc);
+		Oid			types[7] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, BYTEAOID, BYTEAOID, TEXTOID};
+		Datum		values[7];
+		char		nulls[7] = "       ";
+
+		values[0] = Int32GetDatum(engine->stream->id);
+		values[1] = Int32GetDatum(dl->partition);
+		values[2] = Int64GetDatum(dl->offset);
+		values[3] = TimestampTzGetDatum(dl->broker_time);
+		nulls[3] = dl->broker_time ? ' ' : 'n';
+		values[4] = PointerGetDatum(dl->key);
+		nulls[4] = dl->key ? ' ' : 'n';
+		values[5] = PointerGetDatum(dl->payload);
+		nulls[5] = dl->payload ? ' ' : 'n';
+		values[6] = CStringGetTextDatum(dl->reason);
+		if (SPI_execute_with_args("INSERT INTO kappa.dead_letters VALUES ($1, $2, $3, $4, $5, $6, $7) "
+								  "ON CONFLICT DO NOTHING",
+								  7, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write a dead letter of stream \"%s\"", engine->stream->name);
+	}
+	engine->dead_letters = NIL;
+
+	foreach(lc, engine->late_events)
+	{
+		LateEvent  *le = lfirst(lc);
+		Oid			types[5] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, BYTEAOID};
+		Datum		values[5];
+		char		nulls[5] = "     ";
+
+		values[0] = Int32GetDatum(le->view_id);
+		values[1] = Int32GetDatum(le->partition);
+		values[2] = Int64GetDatum(le->offset);
+		values[3] = TimestampTzGetDatum(le->event_time);
+		values[4] = PointerGetDatum(le->payload);
+		nulls[4] = le->payload ? ' ' : 'n';
+		if (SPI_execute_with_args("INSERT INTO kappa.late_events VALUES ($1, $2, $3, $4, $5) "
+								  "ON CONFLICT DO NOTHING",
+								  5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not keep a late event of stream \"%s\"", engine->stream->name);
+	}
+	engine->late_events = NIL;
+}
+
+/*
+ * Write everything since the last flush, in the caller's transaction:
+ * views first (after syncing the view list, which locks it), then dead
+ * letters and positions.  The caller commits.
+ */
+void
+kappa_engine_flush(KappaEngine *engine)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext old = MemoryContextSwitchTo(engine->flush_cxt);
+	ListCell   *lc;
+
+	SPI_connect();
+	foreach(lc, engine->views)
+		kappa_flush_view(engine, lfirst(lc), now);
+	kappa_flush_dead_letters(engine);
+	kappa_flush_positions(engine, now,
+					(double) (GetCurrentTimestamp() - now) / 1000.0);
+	SPI_finish();
+
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(engine->flush_cxt);
+	engine->pending = 0;
+	engine->last_flush = now;
+}
