@@ -10,6 +10,7 @@ PACKAGES=(
 	librdkafka-dev libavro-dev kcat
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	libipc-run-perl
+	postgresql-15-hll postgresql-15-tdigest
 )
 
 missing=()

@@ -45,10 +45,15 @@ my %queries = (
 		min(ts) AS first_ts, max(ts) AS last_ts FROM ev GROUP BY dev},
 	total => q{SELECT count(*) AS n, sum(v) AS s, count(*) FILTER (WHERE v > 50) AS big FROM ev},
 	by_kind => q{SELECT upper(kind) AS k, count(*) AS n, sum(v) AS s FROM ev WHERE v < 90 GROUP BY upper(kind)},
+	hll_users => q{SELECT dev, hll_cardinality(hll_add_agg(hll_hash_text(usr)))::int8 AS users, count(*) AS n
+		FROM ev GROUP BY dev},
 	kinds => q{SELECT dev, count(DISTINCT usr) AS users, kappa_approx_count_distinct(usr) AS approx_users,
 		array_agg(DISTINCT kind) AS kinds, kappa_first(kind, ts) AS first_kind, kappa_last(kind, ts) AS last_kind,
 		kappa_first(v, ts) AS first_v FROM ev GROUP BY dev},
 );
+
+# Extension aggregates go through the same generic path as built-in ones.
+$node->safe_psql('postgres', 'CREATE EXTENSION hll; CREATE EXTENSION tdigest');
 
 $node->safe_psql('postgres',
 	"SELECT kappa_create_stream('ev', topic => 'events', brokers => '$b', "
@@ -61,6 +66,12 @@ foreach my $name (sort keys %queries)
 $node->safe_psql('postgres', q{SELECT kappa_create_view('sessions', $q$
 	SELECT usr, w.window_start, w.window_end, count(*) AS n, sum(v) AS s, max(ts) AS last_ts
 	FROM ev, kappa_session(ts, '2 minutes') w GROUP BY usr, w.window_start, w.window_end $q$)});
+
+# t-digest is approximate, and its result depends on the order it sees the
+# values in: the view keeps each kind's digest, and the medians read from
+# them must be close to the exact ones, not equal.
+$node->safe_psql('postgres', q{SELECT kappa_create_view('digests', $q$
+	SELECT kind, tdigest(f, 100) AS digest, count(*) AS n FROM ev GROUP BY kind $q$)});
 
 # Produce every event, keyed by device, with kcat.
 my $file = PostgreSQL::Test::Utils::tempdir() . '/events.txt';
@@ -114,6 +125,14 @@ my $diff = $node->safe_psql('postgres', qq{
 my ($extra, $missing, $rows) = split m{/}, $diff;
 ok($rows > 0 && $extra == 0 && $missing == 0,
 	"session view equals gaps-and-islands ($rows sessions; $extra extra, $missing missing)");
+
+is($node->safe_psql('postgres', q{
+		SELECT count(*)
+		FROM (SELECT kind, tdigest_percentile(digest, 0.5) AS median, sum(n) AS n FROM digests GROUP BY kind) m
+		JOIN (SELECT kind, percentile_cont(0.5) WITHIN GROUP (ORDER BY f) AS exact, count(*) AS n
+			FROM batch.ev GROUP BY kind) b USING (kind)
+		WHERE m.n = b.n AND abs(m.median - b.exact) < 0.5}),
+	'3', 't-digest medians (from the tdigest extension) are within 0.5 of the exact ones on 0..100');
 
 # Views behave as relations: joins, index lookups by key, GRANT.
 is($node->safe_psql('postgres',
