@@ -397,6 +397,44 @@ hex4(const unsigned char *p)
 }
 
 /*
+ * The end of the JSON number that starts at p (RFC 8259: -?int frac? exp?),
+ * or NULL if what is there breaks its grammar.  What follows the number is
+ * the caller's to judge.  Shared by the scanner, where it is inlined on
+ * the hot path, and kappa_json_is_number.
+ */
+static pg_attribute_always_inline const unsigned char *
+number_end(const unsigned char *p, const unsigned char *end)
+{
+	if (p < end && *p == '-')
+		p++;
+	if (p < end && *p == '0')
+		p++;
+	else if (p < end && *p >= '1' && *p <= '9')
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	else
+		return NULL;
+	if (p < end && *p == '.')
+	{
+		if (++p == end || *p < '0' || *p > '9')
+			return NULL;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E'))
+	{
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p == end || *p < '0' || *p > '9')
+			return NULL;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	return p;
+}
+
+/*
  * Scan a string's contents, from after its opening quote: the position
  * after its closing quote, or NULL with *msg and *at saying what is wrong
  * (*msg NULL: not UTF-8).  ASCII runs go eight bytes at a time; multibyte
@@ -668,33 +706,9 @@ value:
 			{
 				const unsigned char *s = p;
 
-				if (*p == '-')
-					p++;
-				if (p < end && *p == '0')
-					p++;
-				else if (p < end && *p >= '1' && *p <= '9')
-					while (p < end && *p >= '0' && *p <= '9')
-						p++;
-				else
+				p = number_end(p, end);
+				if (p == NULL)
 					SYNTAX_ERROR("invalid number", s);
-				if (p < end && *p == '.')
-				{
-					p++;
-					if (p == end || *p < '0' || *p > '9')
-						SYNTAX_ERROR("invalid number", s);
-					while (p < end && *p >= '0' && *p <= '9')
-						p++;
-				}
-				if (p < end && (*p == 'e' || *p == 'E'))
-				{
-					p++;
-					if (p < end && (*p == '+' || *p == '-'))
-						p++;
-					if (p == end || *p < '0' || *p > '9')
-						SYNTAX_ERROR("invalid number", s);
-					while (p < end && *p >= '0' && *p <= '9')
-						p++;
-				}
 				/* "01", "1.2.3", "1x": one bad token, not two good ones */
 				if (p < end && (*p == '.' || (*p >= '0' && *p <= '9') ||
 								((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')))
@@ -884,35 +898,9 @@ kappa_json_unescape(const char *src, size_t len, char *dst, bool *has_nul)
 bool
 kappa_json_is_number(const char *s, size_t len)
 {
-	const char *p = s;
-	const char *end = s + len;
+	const unsigned char *end = (const unsigned char *) s + len;
+	const unsigned char *p = number_end((const unsigned char *) s, end);
 
-	if (p < end && *p == '-')
-		p++;
-	if (p < end && *p == '0')
-		p++;
-	else if (p < end && *p >= '1' && *p <= '9')
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
-	else
-		return false;
-	if (p < end && *p == '.')
-	{
-		if (++p == end || *p < '0' || *p > '9')
-			return false;
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
-	}
-	if (p < end && (*p == 'e' || *p == 'E'))
-	{
-		p++;
-		if (p < end && (*p == '+' || *p == '-'))
-			p++;
-		if (p == end || *p < '0' || *p > '9')
-			return false;
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
-	}
 	return p == end;
 }
 
