@@ -27,6 +27,8 @@ OBJS = \
 	src/view.o \
 	src/aggregate.o \
 	src/aggfuncs.o \
+	src/aggfuncs_pick.o \
+	src/aggfuncs_hll.o \
 	src/state.o \
 	src/engine.o \
 	src/flush.o

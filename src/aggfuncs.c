@@ -2,9 +2,10 @@
  *
  * aggfuncs.c
  *	  Aggregates that Postgres 15 cannot combine, as ordinary combinable
- *	  Postgres aggregates: kappa_count_distinct, kappa_collect_set,
- *	  kappa_collect_list, kappa_first, kappa_last and
- *	  kappa_approx_count_distinct.
+ *	  Postgres aggregates: kappa_count_distinct, kappa_collect_set and
+ *	  kappa_collect_list here, and the helpers all of kappa's aggregates
+ *	  share (aggfuncs_internal.h); kappa_first and kappa_last are in
+ *	  aggfuncs_pick.c, kappa_approx_count_distinct in aggfuncs_hll.c.
  *
  * Purpose.  A kappa view keeps partial aggregate states and merges them
  * with the aggregate's combine function (across flushes, partitions and
@@ -40,23 +41,6 @@
  *	  deserializer needs nothing but the bytes.
  *	- Final functions never modify the state (FINALFUNC_MODIFY =
  *	  READ_ONLY): kappa calls them again at every flush.  They sort copies.
- *	- kappa_approx_count_distinct is HyperLogLog with 2^14 one-byte
- *	  registers (standard error 1.04 / sqrt(16384) = 0.81%).  Values are
- *	  hashed with the type's extended (64-bit) hash function, seed 0, then
- *	  mixed with MurmurHash3's 64-bit finalizer (the types' hashes of
- *	  consecutive integers otherwise bias the estimate by -0.6%).
- *	  numeric's hash ignores the sign, so for numeric the sign is mixed in
- *	  here (arrays, records and jsonb holding numerics keep the weakness:
- *	  x and -x count once there).  The estimator is the standard one with
- *	  Ertl's closed-form corrections for empty and saturated registers
- *	  (2017), which has no bias where plain HLL switches to linear
- *	  counting (+2% near 41k distinct values).  Until a state has seen
- *	  more than 1536 distinct hashes it keeps the hashes themselves (a
- *	  "sparse" state, as in HyperLogLog++: at most 16 kB in memory, 12 kB
- *	  serialized) and counts them exactly; beyond, it has the 16 kB of
- *	  registers.  Which of the two a state is depends on the number of
- *	  distinct hashes only, so serial, parallel and incremental runs agree
- *	  exactly.
  *
  * Memory rules.  A state and everything it points to live in one memory
  * context, recorded in the state: the aggregate context that
@@ -97,41 +81,14 @@
 #include "utils/typcache.h"
 
 #include "aggfuncs.h"
+#include "aggfuncs_internal.h"
 
 /* Kinds of state; the first byte of a serialized state. */
-#define KD_COUNT_DISTINCT	'c'
-#define KD_COLLECT_SET		's'
-#define KD_COLLECT_LIST		'l'
-#define KD_FIRST			'f'
-#define KD_LAST				'L'
-#define KD_APPROX			'h'
 
-/* The serialized format's version; the second byte. */
-#define KD_FORMAT_VERSION	1
-
-/* What an aggregate needs of its argument's type. */
-#define KD_NEED_HASH		0x01	/* default hash opclass: hash and equality */
-#define KD_NEED_ORDER		0x02	/* default btree opclass: comparison and "<" */
-#define KD_NEED_HASH64		0x04	/* default hash opclass: extended hash */
 
 /* HyperLogLog: precision, registers, and the most hashes a sparse state keeps. */
-#define HLL_P				14
-#define HLL_M				(1 << HLL_P)
-#define HLL_MAX_RHO			(64 - HLL_P + 1)
-#define HLL_SPARSE_MAX		1536
-#define HLL_SEED			0
 
-/* The argument type of a state, with what the aggregate needs of it. */
-typedef struct KdType
-{
-	Oid			type;			/* element type (a base type, never a domain) */
-	Oid			collation;		/* input collation, or InvalidOid */
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	bool		image_hash;		/* no hash opclass: hash the binary image */
-	TypeCacheEntry *tce;		/* equality, hash, comparison, "<" */
-} KdType;
+
 
 /* One value of a distinct set (a simplehash entry). */
 typedef struct KdSetEntry
@@ -143,7 +100,6 @@ typedef struct KdSetEntry
 
 static inline uint32 kd_hash_value(KdType *t, Datum value);
 static inline bool kd_equal_values(KdType *t, Datum a, Datum b);
-static int	kd_image_cmp(KdType *t, Datum a, Datum b);
 
 #define SH_PREFIX kdset
 #define SH_ELEMENT_TYPE KdSetEntry
@@ -179,47 +135,9 @@ typedef struct KdList
 	int64		nnulls;
 } KdList;
 
-/* State of kappa_first and kappa_last: the best candidate so far. */
-typedef struct KdPick
-{
-	char		kind;			/* KD_FIRST or KD_LAST */
-	KdType		t;
-	MemoryContext mcxt;
-	bool		has;			/* a candidate (with a non-null ts) was seen */
-	TimestampTz ts;
-	bool		isnull;
-	Datum		value;
-} KdPick;
 
-/* State of kappa_approx_count_distinct: sparse hashes, or registers. */
-typedef struct KdHll
-{
-	MemoryContext mcxt;
-	uint8	   *regs;			/* HLL_M registers, or NULL while sparse */
-	uint64	   *sparse;			/* open addressing set of non-zero hashes */
-	uint32		nsparse;		/* hashes in sparse */
-	uint32		capsparse;		/* slots in sparse, a power of 2 */
-	bool		has_zero;		/* hash 0 was seen (0 marks empty slots) */
-} KdHll;
 
-/* A send or receive function, cached in a serialize or deserialize call. */
-typedef struct KdIoCache
-{
-	Oid			type;
-	Oid			ioparam;
-	FmgrInfo	fn;
-} KdIoCache;
 
-/* The hash function, cached in a kappa_approx_count_distinct transition call. */
-typedef struct KdHashCache
-{
-	Oid			type;
-	Oid			collation;
-	FmgrInfo   *hash;			/* the type cache's extended hash function */
-	KdType		t;				/* t.image_hash: hash the image instead */
-	bool		numeric;		/* numeric: hash the sign too */
-	Datum		zero;			/* numeric: 0 */
-} KdHashCache;
 
 /* What a sort of values compares with. */
 typedef struct KdSortArg
@@ -240,17 +158,6 @@ PG_FUNCTION_INFO_V1(kappa_collect_list_combine);
 PG_FUNCTION_INFO_V1(kappa_collect_list_serialize);
 PG_FUNCTION_INFO_V1(kappa_collect_list_deserialize);
 PG_FUNCTION_INFO_V1(kappa_collect_list_final);
-PG_FUNCTION_INFO_V1(kappa_first_trans);
-PG_FUNCTION_INFO_V1(kappa_last_trans);
-PG_FUNCTION_INFO_V1(kappa_pick_combine);
-PG_FUNCTION_INFO_V1(kappa_pick_serialize);
-PG_FUNCTION_INFO_V1(kappa_pick_deserialize);
-PG_FUNCTION_INFO_V1(kappa_pick_final);
-PG_FUNCTION_INFO_V1(kappa_approx_trans);
-PG_FUNCTION_INFO_V1(kappa_approx_combine);
-PG_FUNCTION_INFO_V1(kappa_approx_serialize);
-PG_FUNCTION_INFO_V1(kappa_approx_deserialize);
-PG_FUNCTION_INFO_V1(kappa_approx_final);
 
 /* ------------------------------------------------------------------------
  * Types, values and the calling context
@@ -320,7 +227,7 @@ kd_equal_is_image(Oid type, Oid collation)
 }
 
 /* Fill in a state's type, or fail clearly if the aggregate cannot take it. */
-static void
+void
 kd_type_init(KdType *t, char kind, Oid type, Oid collation)
 {
 	int			needs = kd_kind_needs(kind);
@@ -392,7 +299,7 @@ kappa_aggfunc_check_type(const char *aggname, Oid argtype)
 }
 
 /* Fail unless called as an aggregate; set *aggcxt to the aggregate memory. */
-static void
+void
 kd_check_context(FunctionCallInfo fcinfo, MemoryContext *aggcxt, char kind)
 {
 	if (!AggCheckCallContext(fcinfo, aggcxt))
@@ -405,7 +312,7 @@ kd_check_context(FunctionCallInfo fcinfo, MemoryContext *aggcxt, char kind)
  * call's expression, or else from the Aggref being run; domains are
  * replaced by their base types.
  */
-static Oid
+Oid
 kd_arg_type(FunctionCallInfo fcinfo, char kind)
 {
 	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 1);
@@ -430,7 +337,7 @@ kd_arg_type(FunctionCallInfo fcinfo, char kind)
  * collation, or the Aggref's, or the type's own; none for types that have
  * no collation.
  */
-static Oid
+Oid
 kd_arg_collation(FunctionCallInfo fcinfo, Oid type)
 {
 	Oid			collation;
@@ -451,7 +358,7 @@ kd_arg_collation(FunctionCallInfo fcinfo, Oid type)
 }
 
 /* The 64-bit hash of a value's binary image (varlena: its contents). */
-static uint64
+uint64
 kd_image_hash(KdType *t, Datum value, uint64 seed)
 {
 	if (t->typbyval)
@@ -496,7 +403,7 @@ kd_equal_values(KdType *t, Datum a, Datum b)
 }
 
 /* Compare two values by their type's default btree order. */
-static int
+int
 kd_compare_values(KdType *t, Datum a, Datum b)
 {
 	return DatumGetInt32(FunctionCall2Coll(&t->tce->cmp_proc_finfo, t->collation, a, b));
@@ -507,7 +414,7 @@ kd_compare_values(KdType *t, Datum a, Datum b)
  * that the type's order calls equal.  Varlena values compare by their
  * contents, whatever their headers.
  */
-static int
+int
 kd_image_cmp(KdType *t, Datum a, Datum b)
 {
 	if (t->typbyval)
@@ -542,7 +449,7 @@ kd_image_cmp(KdType *t, Datum a, Datum b)
 }
 
 /* A copy of a value in a state's memory (varlena values detoasted). */
-static Datum
+Datum
 kd_copy_value(KdType *t, MemoryContext mcxt, Datum value)
 {
 	MemoryContext old;
@@ -560,7 +467,7 @@ kd_copy_value(KdType *t, MemoryContext mcxt, Datum value)
 }
 
 /* Free a value that a state copied. */
-static void
+void
 kd_free_value(KdType *t, Datum value)
 {
 	if (!t->typbyval)
@@ -623,7 +530,7 @@ kd_make_array(KdType *t, Datum *values, bool *nulls, int64 n)
  */
 
 /* Report a serialized state that cannot be read. */
-static void
+void
 kd_corrupt(const char *what)
 {
 	ereport(ERROR,
@@ -632,7 +539,7 @@ kd_corrupt(const char *what)
 }
 
 /* Start a serialized state: kind, version, type and collation. */
-static void
+void
 kd_begin_state(StringInfo buf, char kind, KdType *t)
 {
 	pq_begintypsend(buf);
@@ -647,7 +554,7 @@ kd_begin_state(StringInfo buf, char kind, KdType *t)
  * receive functions may rely on a terminating zero byte), check its kind
  * is one of kind1 and kind2, and return the kind, type and collation.
  */
-static char
+char
 kd_begin_read(StringInfo buf, bytea *data, char kind1, char kind2,
 			  Oid *type, Oid *collation)
 {
@@ -668,7 +575,7 @@ kd_begin_read(StringInfo buf, bytea *data, char kind1, char kind2,
 }
 
 /* Finish reading a serialized state: every byte must have been used. */
-static void
+void
 kd_end_read(StringInfo buf)
 {
 	if (buf->cursor != buf->len)
@@ -677,7 +584,7 @@ kd_end_read(StringInfo buf)
 }
 
 /* The send (or receive) function of a type, cached in the call's fn_extra. */
-static KdIoCache *
+KdIoCache *
 kd_io_cache(FunctionCallInfo fcinfo, Oid type, bool send)
 {
 	KdIoCache  *cache = (KdIoCache *) fcinfo->flinfo->fn_extra;
@@ -703,7 +610,7 @@ kd_io_cache(FunctionCallInfo fcinfo, Oid type, bool send)
 }
 
 /* A child context for the garbage of send and receive functions. */
-static MemoryContext
+MemoryContext
 kd_temp_context(void)
 {
 	return AllocSetContextCreate(CurrentMemoryContext, "kappa aggregate state I/O",
@@ -711,7 +618,7 @@ kd_temp_context(void)
 }
 
 /* Append a value in its type's binary format, with its length first. */
-static void
+void
 kd_send_value(StringInfo buf, KdIoCache *io, Datum value, MemoryContext tmp)
 {
 	MemoryContext old = MemoryContextSwitchTo(tmp);
@@ -728,7 +635,7 @@ kd_send_value(StringInfo buf, KdIoCache *io, Datum value, MemoryContext tmp)
  * context.  The byte after the value is zeroed during the call (buf is our
  * own copy) and restored.
  */
-static Datum
+Datum
 kd_recv_value(StringInfo buf, KdIoCache *io)
 {
 	int			len = pq_getmsgint(buf, 4);
@@ -840,7 +747,7 @@ kappa_collect_set_trans(PG_FUNCTION_ARGS)
 }
 
 /* Fail if two states to be combined are of different kinds or types. */
-static void
+void
 kd_check_same(char kind1, KdType *t1, char kind2, KdType *t2)
 {
 	if (kind1 != kind2 || t1->type != t2->type || t1->collation != t2->collation)
@@ -1169,594 +1076,4 @@ kappa_collect_list_final(PG_FUNCTION_ARGS)
 			nulls[i] = true;
 	}
 	PG_RETURN_DATUM(kd_make_array(&list->t, values, nulls, n));
-}
-
-/* ------------------------------------------------------------------------
- * kappa_first and kappa_last
- * ------------------------------------------------------------------------
- */
-
-/* A state without a candidate, in mcxt. */
-static KdPick *
-kd_pick_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
-{
-	KdType		t;
-	KdPick	   *pick;
-
-	kd_type_init(&t, kind, type, collation);
-	pick = MemoryContextAllocZero(mcxt, sizeof(KdPick));
-	pick->kind = kind;
-	pick->t = t;
-	pick->mcxt = mcxt;
-	return pick;
-}
-
-/*
- * Whether value a comes strictly before value b in the tie-break order:
- * the type's default btree order with nulls last, then binary image.
- */
-static bool
-kd_value_before(KdType *t, Datum a, bool anull, Datum b, bool bnull)
-{
-	int			c;
-
-	if (anull)
-		return false;
-	if (bnull)
-		return true;
-	c = kd_compare_values(t, a, b);
-	if (c != 0)
-		return c < 0;
-	return kd_image_cmp(t, a, b) < 0;
-}
-
-/*
- * Offer a candidate: it replaces the state's if its ts is smaller
- * (kappa_first) or larger (kappa_last), or equal with a value that comes
- * before in the tie-break order.
- */
-static void
-kd_pick_offer(KdPick *pick, TimestampTz ts, Datum value, bool isnull)
-{
-	Datum		copy = (Datum) 0;
-
-	if (pick->has)
-	{
-		if (ts != pick->ts)
-		{
-			if (pick->kind == KD_FIRST ? ts > pick->ts : ts < pick->ts)
-				return;
-		}
-		else if (!kd_value_before(&pick->t, value, isnull, pick->value, pick->isnull))
-			return;
-	}
-	if (!isnull)
-		copy = kd_copy_value(&pick->t, pick->mcxt, value);
-	if (pick->has && !pick->isnull)
-		kd_free_value(&pick->t, pick->value);
-	pick->has = true;
-	pick->ts = ts;
-	pick->isnull = isnull;
-	pick->value = copy;
-}
-
-/* Transition of kappa_first and kappa_last: offer (value, ts) unless ts is null. */
-static Datum
-kd_pick_trans(FunctionCallInfo fcinfo, char kind)
-{
-	MemoryContext aggcxt;
-	KdPick	   *pick;
-
-	kd_check_context(fcinfo, &aggcxt, kind);
-	if (PG_ARGISNULL(0))
-	{
-		Oid			type = kd_arg_type(fcinfo, kind);
-
-		pick = kd_pick_create(kind, type, kd_arg_collation(fcinfo, type), aggcxt);
-	}
-	else
-		pick = (KdPick *) PG_GETARG_POINTER(0);
-	if (!PG_ARGISNULL(2))
-		kd_pick_offer(pick, PG_GETARG_TIMESTAMPTZ(2),
-					  PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
-	PG_RETURN_POINTER(pick);
-}
-
-/* kappa_first's transition function. */
-Datum
-kappa_first_trans(PG_FUNCTION_ARGS)
-{
-	return kd_pick_trans(fcinfo, KD_FIRST);
-}
-
-/* kappa_last's transition function. */
-Datum
-kappa_last_trans(PG_FUNCTION_ARGS)
-{
-	return kd_pick_trans(fcinfo, KD_LAST);
-}
-
-/* Combine function of kappa_first and kappa_last: the better candidate. */
-Datum
-kappa_pick_combine(PG_FUNCTION_ARGS)
-{
-	MemoryContext aggcxt;
-	KdPick	   *state = PG_ARGISNULL(0) ? NULL : (KdPick *) PG_GETARG_POINTER(0);
-	KdPick	   *other = PG_ARGISNULL(1) ? NULL : (KdPick *) PG_GETARG_POINTER(1);
-
-	kd_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
-	if (other == NULL)
-	{
-		if (state == NULL)
-			PG_RETURN_NULL();
-		PG_RETURN_POINTER(state);
-	}
-	if (state == NULL)
-		state = kd_pick_create(other->kind, other->t.type, other->t.collation, aggcxt);
-	else
-		kd_check_same(state->kind, &state->t, other->kind, &other->t);
-	if (other->has)
-		kd_pick_offer(state, other->ts, other->value, other->isnull);
-	PG_RETURN_POINTER(state);
-}
-
-/* Serialize function of kappa_first and kappa_last: header, candidate. */
-Datum
-kappa_pick_serialize(PG_FUNCTION_ARGS)
-{
-	KdPick	   *pick = (KdPick *) PG_GETARG_POINTER(0);
-	MemoryContext aggcxt;
-	StringInfoData buf;
-
-	kd_check_context(fcinfo, &aggcxt, pick->kind);
-	kd_begin_state(&buf, pick->kind, &pick->t);
-	pq_sendbyte(&buf, pick->has ? 1 : 0);
-	if (pick->has)
-	{
-		pq_sendint64(&buf, pick->ts);
-		pq_sendbyte(&buf, pick->isnull ? 1 : 0);
-		if (!pick->isnull)
-		{
-			KdIoCache  *io = kd_io_cache(fcinfo, pick->t.type, true);
-			MemoryContext tmp = kd_temp_context();
-
-			kd_send_value(&buf, io, pick->value, tmp);
-			MemoryContextDelete(tmp);
-		}
-	}
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
-}
-
-/* Deserialize function of kappa_first and kappa_last. */
-Datum
-kappa_pick_deserialize(PG_FUNCTION_ARGS)
-{
-	bytea	   *data = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt;
-	StringInfoData buf;
-	KdPick	   *pick;
-	Oid			type;
-	Oid			collation;
-	char		kind;
-
-	kd_check_context(fcinfo, &aggcxt, KD_FIRST);
-	kind = kd_begin_read(&buf, data, KD_FIRST, KD_LAST, &type, &collation);
-	pick = kd_pick_create(kind, type, collation, CurrentMemoryContext);
-	if (pq_getmsgbyte(&buf) != 0)
-	{
-		TimestampTz ts = pq_getmsgint64(&buf);
-
-		if (pq_getmsgbyte(&buf) != 0)
-			kd_pick_offer(pick, ts, (Datum) 0, true);
-		else
-		{
-			KdIoCache  *io = kd_io_cache(fcinfo, type, false);
-			MemoryContext tmp = kd_temp_context();
-			MemoryContext old = MemoryContextSwitchTo(tmp);
-
-			kd_pick_offer(pick, ts, kd_recv_value(&buf, io), false);
-			MemoryContextSwitchTo(old);
-			MemoryContextDelete(tmp);
-		}
-	}
-	kd_end_read(&buf);
-	PG_RETURN_POINTER(pick);
-}
-
-/* Final function of kappa_first and kappa_last: the candidate's value, or NULL. */
-Datum
-kappa_pick_final(PG_FUNCTION_ARGS)
-{
-	MemoryContext aggcxt;
-	KdPick	   *pick = PG_ARGISNULL(0) ? NULL : (KdPick *) PG_GETARG_POINTER(0);
-
-	kd_check_context(fcinfo, &aggcxt, pick ? pick->kind : KD_FIRST);
-	if (pick == NULL || !pick->has || pick->isnull)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(datumCopy(pick->value, pick->t.typbyval, pick->t.typlen));
-}
-
-/* ------------------------------------------------------------------------
- * kappa_approx_count_distinct: HyperLogLog
- * ------------------------------------------------------------------------
- */
-
-/* An empty sparse state, in mcxt. */
-static KdHll *
-kd_hll_create(MemoryContext mcxt)
-{
-	KdHll	   *hll = MemoryContextAllocZero(mcxt, sizeof(KdHll));
-
-	hll->mcxt = mcxt;
-	hll->capsparse = 16;
-	hll->sparse = MemoryContextAllocZero(mcxt, sizeof(uint64) * hll->capsparse);
-	return hll;
-}
-
-/* Raise a register for a hash: the first 14 bits choose it, the rest give rho. */
-static inline void
-kd_hll_dense_add(uint8 *regs, uint64 hash)
-{
-	uint32		index = (uint32) (hash >> (64 - HLL_P));
-	uint64		rest = hash << HLL_P;
-	uint8		rho;
-
-	rho = rest == 0 ? HLL_MAX_RHO : (uint8) (64 - pg_leftmost_one_pos64(rest));
-	if (regs[index] < rho)
-		regs[index] = rho;
-}
-
-/* The slot of a non-zero hash in a sparse table: where it is, or would go. */
-static inline uint32
-kd_hll_slot(uint64 *table, uint32 cap, uint64 hash)
-{
-	uint32		mask = cap - 1;
-	uint32		slot = (uint32) hash & mask;
-
-	while (table[slot] != 0 && table[slot] != hash)
-		slot = (slot + 1) & mask;
-	return slot;
-}
-
-/* Turn a sparse state into registers. */
-static void
-kd_hll_to_dense(KdHll *hll)
-{
-	if (hll->regs != NULL)
-		return;
-	hll->regs = MemoryContextAllocZero(hll->mcxt, HLL_M);
-	for (uint32 i = 0; i < hll->capsparse; i++)
-		if (hll->sparse[i] != 0)
-			kd_hll_dense_add(hll->regs, hll->sparse[i]);
-	if (hll->has_zero)
-		kd_hll_dense_add(hll->regs, 0);
-	pfree(hll->sparse);
-	hll->sparse = NULL;
-	hll->nsparse = 0;
-	hll->capsparse = 0;
-	hll->has_zero = false;
-}
-
-/* Double a sparse table. */
-static void
-kd_hll_grow(KdHll *hll)
-{
-	uint32		newcap = hll->capsparse * 2;
-	uint64	   *table = MemoryContextAllocZero(hll->mcxt, sizeof(uint64) * newcap);
-
-	for (uint32 i = 0; i < hll->capsparse; i++)
-		if (hll->sparse[i] != 0)
-			table[kd_hll_slot(table, newcap, hll->sparse[i])] = hll->sparse[i];
-	pfree(hll->sparse);
-	hll->sparse = table;
-	hll->capsparse = newcap;
-}
-
-/*
- * Add a hash.  A sparse state that would hold more than HLL_SPARSE_MAX
- * distinct hashes becomes dense.
- */
-static void
-kd_hll_add(KdHll *hll, uint64 hash)
-{
-	uint32		slot = 0;
-
-	if (hll->regs == NULL)
-	{
-		if (hash == 0 ? hll->has_zero :
-			hll->sparse[slot = kd_hll_slot(hll->sparse, hll->capsparse, hash)] == hash)
-			return;				/* seen */
-		if (hll->nsparse + (hll->has_zero ? 1 : 0) >= HLL_SPARSE_MAX)
-			kd_hll_to_dense(hll);
-		else if (hash == 0)
-		{
-			hll->has_zero = true;
-			return;
-		}
-		else
-		{
-			if ((hll->nsparse + 1) * 4 > hll->capsparse * 3)
-			{
-				kd_hll_grow(hll);
-				slot = kd_hll_slot(hll->sparse, hll->capsparse, hash);
-			}
-			hll->sparse[slot] = hash;
-			hll->nsparse++;
-			return;
-		}
-	}
-	kd_hll_dense_add(hll->regs, hash);
-}
-
-/*
- * Mix a 64-bit hash (MurmurHash3's fmix64 finalizer, a bijection).  The
- * types' extended hash functions are good hash-table hashes, but close
- * inputs (consecutive integers) leave patterns in their upper bits that bias
- * HyperLogLog by about -0.6%; mixed, the bias is gone.
- */
-static inline uint64
-kd_hll_mix(uint64 hash)
-{
-	hash ^= hash >> 33;
-	hash *= UINT64CONST(0xff51afd7ed558ccd);
-	hash ^= hash >> 33;
-	hash *= UINT64CONST(0xc4ceb9fe1a85ec53);
-	hash ^= hash >> 33;
-	return hash;
-}
-
-/* kappa_approx_count_distinct's transition function: add the value's hash. */
-Datum
-kappa_approx_trans(PG_FUNCTION_ARGS)
-{
-	MemoryContext aggcxt;
-	KdHashCache *cache = (KdHashCache *) fcinfo->flinfo->fn_extra;
-	KdHll	   *hll;
-
-	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
-	if (cache == NULL)
-	{
-		Oid			type = kd_arg_type(fcinfo, KD_APPROX);
-		KdType		t;
-
-		Oid			collation = kd_arg_collation(fcinfo, type);
-
-		kd_type_init(&t, KD_APPROX, type, collation);
-		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(KdHashCache));
-		cache->type = type;
-		cache->collation = collation;
-		cache->hash = &t.tce->hash_extended_proc_finfo;
-		cache->t = t;
-		if (type == NUMERICOID)
-		{
-			MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-
-			cache->numeric = true;
-			cache->zero = NumericGetDatum(int64_to_numeric(0));
-			MemoryContextSwitchTo(old);
-		}
-		fcinfo->flinfo->fn_extra = cache;
-	}
-	hll = PG_ARGISNULL(0) ? kd_hll_create(aggcxt) : (KdHll *) PG_GETARG_POINTER(0);
-	if (!PG_ARGISNULL(1))
-	{
-		Datum		value = PG_GETARG_DATUM(1);
-		uint64		hash;
-
-		if (cache->t.image_hash)
-			hash = kd_image_hash(&cache->t, value, HLL_SEED);
-		else
-			hash = DatumGetUInt64(FunctionCall2Coll(cache->hash, cache->collation,
-													value, Int64GetDatum(HLL_SEED)));
-
-		/*
-		 * numeric's hash leaves out the sign (x and -x collide, and so do
-		 * NaN, Infinity and -Infinity), which would make the count too
-		 * small: put the sign back.
-		 */
-		if (cache->numeric)
-		{
-			Numeric		num = DatumGetNumeric(value);
-
-			if (numeric_is_nan(num))
-				hash ^= UINT64CONST(0x7f4a7c159e3779b9);
-			else if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num),
-													   cache->zero)) < 0)
-				hash ^= UINT64CONST(0x9e3779b97f4a7c15);
-		}
-		kd_hll_add(hll, kd_hll_mix(hash));
-	}
-	PG_RETURN_POINTER(hll);
-}
-
-/* kappa_approx_count_distinct's combine function: the union. */
-Datum
-kappa_approx_combine(PG_FUNCTION_ARGS)
-{
-	MemoryContext aggcxt;
-	KdHll	   *state = PG_ARGISNULL(0) ? NULL : (KdHll *) PG_GETARG_POINTER(0);
-	KdHll	   *other = PG_ARGISNULL(1) ? NULL : (KdHll *) PG_GETARG_POINTER(1);
-
-	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
-	if (other == NULL)
-	{
-		if (state == NULL)
-			PG_RETURN_NULL();
-		PG_RETURN_POINTER(state);
-	}
-	if (state == NULL)
-		state = kd_hll_create(aggcxt);
-	if (other->regs != NULL)
-	{
-		kd_hll_to_dense(state);
-		for (int i = 0; i < HLL_M; i++)
-			if (state->regs[i] < other->regs[i])
-				state->regs[i] = other->regs[i];
-	}
-	else
-	{
-		for (uint32 i = 0; i < other->capsparse; i++)
-			if (other->sparse[i] != 0)
-				kd_hll_add(state, other->sparse[i]);
-		if (other->has_zero)
-			kd_hll_add(state, 0);
-	}
-	PG_RETURN_POINTER(state);
-}
-
-/*
- * kappa_approx_count_distinct's serialize function: header, then 'd' and
- * the registers, or 's', a count and the hashes.
- */
-Datum
-kappa_approx_serialize(PG_FUNCTION_ARGS)
-{
-	KdHll	   *hll = (KdHll *) PG_GETARG_POINTER(0);
-	MemoryContext aggcxt;
-	StringInfoData buf;
-
-	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
-	kd_begin_state(&buf, KD_APPROX, NULL);
-	if (hll->regs != NULL)
-	{
-		pq_sendbyte(&buf, 'd');
-		pq_sendbytes(&buf, (char *) hll->regs, HLL_M);
-	}
-	else
-	{
-		pq_sendbyte(&buf, 's');
-		pq_sendint32(&buf, hll->nsparse + (hll->has_zero ? 1 : 0));
-		for (uint32 i = 0; i < hll->capsparse; i++)
-			if (hll->sparse[i] != 0)
-				pq_sendint64(&buf, hll->sparse[i]);
-		if (hll->has_zero)
-			pq_sendint64(&buf, 0);
-	}
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
-}
-
-/* kappa_approx_count_distinct's deserialize function. */
-Datum
-kappa_approx_deserialize(PG_FUNCTION_ARGS)
-{
-	bytea	   *data = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt;
-	StringInfoData buf;
-	KdHll	   *hll;
-	Oid			type;
-	Oid			collation;
-	int			mode;
-
-	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
-	(void) kd_begin_read(&buf, data, KD_APPROX, KD_APPROX, &type, &collation);
-	hll = kd_hll_create(CurrentMemoryContext);
-	mode = pq_getmsgbyte(&buf);
-	if (mode == 'd')
-	{
-		kd_hll_to_dense(hll);
-		pq_copymsgbytes(&buf, (char *) hll->regs, HLL_M);
-		for (int i = 0; i < HLL_M; i++)
-			if (hll->regs[i] > HLL_MAX_RHO)
-				kd_corrupt("bad register");
-	}
-	else if (mode == 's')
-	{
-		int			n = pq_getmsgint(&buf, 4);
-
-		if (n < 0 || n > HLL_SPARSE_MAX)
-			kd_corrupt("bad count");
-		for (int i = 0; i < n; i++)
-			kd_hll_add(hll, (uint64) pq_getmsgint64(&buf));
-		if (hll->nsparse + (hll->has_zero ? 1 : 0) != (uint32) n)
-			kd_corrupt("repeated hashes");
-	}
-	else
-		kd_corrupt("bad mode");
-	kd_end_read(&buf);
-	PG_RETURN_POINTER(hll);
-}
-
-/* Ertl's sigma(x) = x + sum_{k>=1} x^(2^k) 2^(k-1), for x in [0, 1). */
-static double
-kd_hll_sigma(double x)
-{
-	double		y = 1.0;
-	double		z = x;
-	double		zprev;
-
-	do
-	{
-		x *= x;
-		zprev = z;
-		z += x * y;
-		y += y;
-	} while (z != zprev);
-	return z;
-}
-
-/* Ertl's tau(x) = (1 - x - sum_{k>=1} (1 - x^(2^-k))^2 2^-k) / 3. */
-static double
-kd_hll_tau(double x)
-{
-	double		y = 1.0;
-	double		z;
-	double		zprev;
-
-	if (x == 0.0 || x == 1.0)
-		return 0.0;
-	z = 1.0 - x;
-	do
-	{
-		x = sqrt(x);
-		zprev = z;
-		y *= 0.5;
-		z -= (1.0 - x) * (1.0 - x) * y;
-	} while (z != zprev);
-	return z / 3.0;
-}
-
-/*
- * The cardinality estimate from registers: Otmar Ertl's "improved raw
- * estimator" (New cardinality estimation algorithms for HyperLogLog
- * sketches, 2017, algorithm 6), computed from the histogram of register
- * values.  It is the standard estimator alpha m^2 / sum(2^-M[j]) with the
- * zero registers (the small range, where linear counting would take over)
- * and the saturated ones corrected in closed form, so it needs neither a
- * switch to linear counting nor bias tables: without them, the standard
- * estimator is biased by +2% near the switch (n ~ 2.5 m = 41k).
- */
-static int64
-kd_hll_estimate(const uint8 *regs)
-{
-	int			hist[HLL_MAX_RHO + 1] = {0};
-	double		m = HLL_M;
-	double		z;
-
-	for (int i = 0; i < HLL_M; i++)
-		hist[regs[i]]++;
-	if (hist[0] == HLL_M)
-		return 0;
-	z = m * kd_hll_tau(1.0 - hist[HLL_MAX_RHO] / m);
-	for (int k = HLL_MAX_RHO - 1; k >= 1; k--)
-		z = 0.5 * (z + hist[k]);
-	z += m * kd_hll_sigma(hist[0] / m);
-	return (int64) floor(m * m / (2.0 * log(2.0) * z) + 0.5);
-}
-
-/*
- * kappa_approx_count_distinct's final function: the exact number of
- * distinct hashes while sparse, the estimate once dense; 0 for no rows.
- */
-Datum
-kappa_approx_final(PG_FUNCTION_ARGS)
-{
-	MemoryContext aggcxt;
-	KdHll	   *hll = PG_ARGISNULL(0) ? NULL : (KdHll *) PG_GETARG_POINTER(0);
-
-	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
-	if (hll == NULL)
-		PG_RETURN_INT64(0);
-	if (hll->regs == NULL)
-		PG_RETURN_INT64((int64) hll->nsparse + (hll->has_zero ? 1 : 0));
-	PG_RETURN_INT64(kd_hll_estimate(hll->regs));
 }
