@@ -31,7 +31,8 @@ OBJS = \
 	src/aggfuncs_hll.o \
 	src/state.o \
 	src/engine.o \
-	src/flush.o
+	src/flush.o \
+	src/feed.o
 
 DATA = sql/kappa--0.1.sql
 

@@ -290,6 +290,14 @@ RETURNS boolean
 COMMENT ON FUNCTION kappa_wait(text, interval)
 	IS 'wait until the stream and its views have committed every message its topic held at the call; false on timeout';
 
+CREATE FUNCTION kappa_feed(stream text, messages regclass,
+	OUT messages_read bigint, OUT engine_seconds float8, OUT flush_seconds float8)
+RETURNS record
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_feed';
+COMMENT ON FUNCTION kappa_feed(text, regclass)
+	IS 'run the messages of a table (partition, offset, payload[, key][, timestamp]) through the stream''s views as its worker would, while the worker is stopped';
+
 CREATE FUNCTION kappa_worker_status(
 	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
 	OUT partitions int, OUT failures int, OUT started_at timestamptz,
@@ -308,7 +316,8 @@ REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, 
 	kappa_produce(text, text, text),
 	kappa_produce(text, bytea, bytea),
 	kappa_peek(text, int),
-	kappa_wait(text, interval)
+	kappa_wait(text, interval),
+	kappa_feed(text, regclass)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean),
 	kappa_drop_stream(text, boolean),
@@ -317,7 +326,8 @@ GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, tex
 	kappa_produce(text, text, text),
 	kappa_produce(text, bytea, bytea),
 	kappa_peek(text, int),
-	kappa_wait(text, interval)
+	kappa_wait(text, interval),
+	kappa_feed(text, regclass)
 	TO kappa_admin;
 
 -- What streams there are; secrets masked, so every role may look.

@@ -34,6 +34,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -733,6 +734,23 @@ kappa_stream_settings(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * Take the lock that says who consumes a stream: its worker, for as long
+ * as it runs (session), or kappa_feed, for its transaction (no wait).
+ * Whoever holds it alone may apply the stream's messages, so the same
+ * positions are never applied by two processes.  An advisory lock of the
+ * database, in a key space of kappa's own (field4 3: SQL's advisory lock
+ * functions use 1 and 2).  Returns false if not waiting and it is taken.
+ */
+bool
+kappa_stream_lock_consumer(int32 stream_id, bool session)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, KAPPA_CONSUMER_LOCK_KEY, (uint32) stream_id, 3);
+	return LockAcquire(&tag, ExclusiveLock, session, !session) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 /* Have the launcher look at the catalog once this transaction commits. */

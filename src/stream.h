@@ -21,6 +21,9 @@ typedef enum KappaTimeUnit
 	KAPPA_TIME_US
 } KappaTimeUnit;
 
+/* The advisory lock key space of stream consumption ('kapp'). */
+#define KAPPA_CONSUMER_LOCK_KEY 0x6B617070
+
 /* A stream, as loaded from the catalog, secrets included. */
 typedef struct KappaStream
 {
@@ -52,6 +55,7 @@ extern void kappa_catalog_enter(KappaCatalogAccess *access);
 extern void kappa_catalog_leave(KappaCatalogAccess *access);
 extern void kappa_catalog_exec(const char *sql, int expected);
 extern void kappa_wake_launcher_on_commit(void);
+extern bool kappa_stream_lock_consumer(int32 stream_id, bool session);
 extern KappaStream *kappa_stream_load(const char *name);
 extern KappaStream *kappa_stream_load_owned(const char *name);
 extern KappaStream *kappa_stream_load_by_id(int32 id);

@@ -185,6 +185,8 @@ worker_consume(int32 stream_id)
 	consumer = kappa_consumer_open(stream, &nparts);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* a kappa_feed in progress finishes first; its positions then count */
+	(void) kappa_stream_lock_consumer(stream->id, true);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	MemoryContextSwitchTo(engine_cxt);
 	engine = kappa_engine_create(stream, nparts);

@@ -1,7 +1,7 @@
 -- Who may do what: kappa_admin defines streams, owners drop them, nobody
 -- else reads secrets, and every admin function is closed to PUBLIC.
 BEGIN;
-SELECT plan(33);
+SELECT plan(35);
 
 CREATE ROLE kappa_tap_alice LOGIN;
 CREATE ROLE kappa_tap_bob LOGIN;
@@ -12,7 +12,8 @@ GRANT kappa_admin TO kappa_tap_alice, kappa_tap_bob;
 SELECT ok(NOT has_function_privilege('kappa_tap_mallory', p.oid, 'EXECUTE'),
 		  format('%s is not executable by an ordinary role', p.oid::regprocedure))
 FROM pg_proc p
-WHERE p.proname IN ('kappa_create_stream', 'kappa_drop_stream', 'kappa_produce', 'kappa_peek')
+WHERE p.proname IN ('kappa_create_stream', 'kappa_drop_stream', 'kappa_produce', 'kappa_peek',
+					 'kappa_feed')
 ORDER BY p.oid::regprocedure::text;
 
 SET ROLE kappa_tap_mallory;
@@ -55,6 +56,9 @@ SELECT throws_ok($$SELECT kappa_produce('alice_s', 'x')$$,
 SELECT throws_ok($$SELECT * FROM kappa_peek('alice_s', 1)$$,
 	'42501', 'must be owner of stream "alice_s"',
 	'another admin cannot read the topic with the owner''s credentials');
+SELECT throws_ok($$SELECT * FROM kappa_feed('alice_s', 'pg_class')$$,
+	'42501', 'must be owner of stream "alice_s"',
+	'another admin cannot feed the stream''s views');
 
 -- Settings that run code or read server files, and archives, need the
 -- rights the stream's worker would use them with.
