@@ -269,6 +269,12 @@ load_view(KappaEngine *engine, int32 view_id, const char *plan, const char *star
 	view->view_id = view_id;
 	view->rows_table = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", view_id)));
 	view->start_latest = (strcmp(start, "latest") == 0);
+	view->start_time = DT_NOBEGIN;
+	if (!view->start_latest && strcmp(start, "earliest") != 0)
+		view->start_time = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+																   CStringGetDatum(start),
+																   ObjectIdGetDatum(InvalidOid),
+																   Int32GetDatum(-1)));
 	view->spec = spec = kappa_compile_view((Query *) stringToNode(plan));
 	view->finalized_upto = DT_NOBEGIN;
 
@@ -564,6 +570,37 @@ kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end)
 	engine->parts[partition].end = Max(engine->parts[partition].end, end);
 }
 
+/*
+ * Position the views that start at a time and have no position yet in a
+ * partition at the first offset whose broker timestamp is at or after
+ * that time, as lookup finds it (Kafka's ListOffsets by timestamp).  Where
+ * lookup answers -1 (no such message, or a broker that cannot tell), the
+ * view keeps reading from the beginning: every message stamped before its
+ * start is skipped anyway, so the seek only saves reading.
+ */
+void
+kappa_engine_resolve_times(KappaEngine *engine, int32 partition,
+						   KappaOffsetForTime lookup, void *arg)
+{
+	ListCell   *lc;
+
+	foreach(lc, engine->views)
+	{
+		ViewRuntime *view = lfirst(lc);
+		ViewPartition *vp = &view->parts[partition];
+		int64		offset;
+
+		if (view->start_time == DT_NOBEGIN || vp->next != KAPPA_OFFSET_BEGINNING)
+			continue;
+		offset = lookup(arg, partition, view->start_time);
+		if (offset >= 0)
+		{
+			vp->next = offset;
+			vp->changed = true;
+		}
+	}
+}
+
 /* Note the log's end of a partition, as the consumer last saw it. */
 void
 kappa_engine_note_end(KappaEngine *engine, int32 partition, int64 end)
@@ -696,7 +733,10 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 			continue;
 		vp->next = message->offset + 1;
 		vp->changed = true;
-		if (ok)
+		if (view->start_time != DT_NOBEGIN &&
+			(message->timestamp_ms < 0 || broker_time < view->start_time))
+			vp->filtered++;		/* from before the view's start */
+		else if (ok)
 			process_view(engine, view, vp, event_time, event_time_null);
 	}
 	MemoryContextSwitchTo(old);

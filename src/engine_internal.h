@@ -74,6 +74,7 @@ typedef struct ViewRuntime
 	int32		view_id;
 	char	   *rows_table;		/* quoted, qualified */
 	bool		start_latest;
+	TimestampTz start_time;		/* applies messages stamped from then; or DT_NOBEGIN */
 	KappaViewSpec *spec;
 	KappaStateSpec sspec;
 	KappaGroupTable *groups;

@@ -952,6 +952,34 @@ kappa_consumer_query_end(KappaConsumer *consumer, int32 partition)
 }
 
 /*
+ * The first offset of a partition whose timestamp is at or after time
+ * (ListOffsets by timestamp), or -1 when there is none or the brokers
+ * cannot tell (an error, which is no reason to stop: the caller then reads
+ * from the beginning and skips what is older).
+ */
+int64
+kappa_consumer_offset_for_time(KappaConsumer *consumer, int32 partition, TimestampTz time)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_resp_err_t err;
+	int64		offset = -1;
+
+	/* Kafka's timestamps are milliseconds since the Unix epoch */
+	rd_kafka_topic_partition_list_add(list, consumer->stream->topic, partition)->offset =
+		(time - SetEpochTimestamp()) / INT64CONST(1000);
+	err = rd_kafka_offsets_for_times(consumer->kk->rk, list, kappa_broker_timeout);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		offset = list->elems[0].offset;
+	else
+		ereport(DEBUG1,
+				(errmsg_internal("kappa: could not look up an offset by time in stream \"%s\": %s",
+								 consumer->stream->name,
+								 rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : list->elems[0].err))));
+	rd_kafka_topic_partition_list_destroy(list);
+	return offset >= 0 ? offset : -1;
+}
+
+/*
  * Tell the brokers the stream's positions (offsets < 0 are skipped),
  * asynchronously.  Only for lag tools such as kafka-consumer-groups: kappa
  * reads its positions from Postgres, never from these.

@@ -36,10 +36,14 @@
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/timestamp.h"
 
 #include "compile.h"
 #include "shmem.h"
@@ -49,7 +53,7 @@
 PG_FUNCTION_INFO_V1(kappa_create_view);
 PG_FUNCTION_INFO_V1(kappa_drop_view);
 
-static char *check_start_option(Jsonb *options);
+static Jsonb *check_start_option(Jsonb *options);
 static char *rows_table_name(int32 view_id);
 
 /* The table that holds a view's rows, unqualified (it is in schema kappa). */
@@ -59,11 +63,22 @@ rows_table_name(int32 view_id)
 	return psprintf("view_%d", view_id);
 }
 
-/* Check the options of a view and return its start: earliest or latest. */
-static char *
+/*
+ * Check the options of a view and return them with the start made
+ * canonical: "earliest", "latest", or a timestamp with time zone, stored in
+ * UTC so that the worker reads the same instant whatever its TimeZone.
+ * Input such as 'now' or 'yesterday' is thereby fixed at creation.
+ */
+static Jsonb *
 check_start_option(Jsonb *options)
 {
 	JsonbValue *start;
+	char	   *value;
+	TimestampTz ts;
+	char	   *canonical;
+	int			save_nestlevel;
+	StringInfoData quoted;
+	Datum		path;
 
 	if (!JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,
@@ -71,19 +86,38 @@ check_start_option(Jsonb *options)
 				 errmsg("view options must be a JSON object")));
 	start = getKeyJsonValueFromContainer(&options->root, "start", 5, NULL);
 	if (start == NULL)
-		return "earliest";
-	if (start->type == jbvString)
-	{
-		char	   *value = pnstrdup(start->val.string.val, start->val.string.len);
+		return options;
+	if (start->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid start option of a view"),
+				 errdetail("A view starts from the \"earliest\" message the brokers keep, from the \"latest\", or from a timestamp given as a string.")));
+	value = pnstrdup(start->val.string.val, start->val.string.len);
+	if (strcmp(value, "earliest") == 0 || strcmp(value, "latest") == 0)
+		return options;
 
-		if (strcmp(value, "earliest") == 0 || strcmp(value, "latest") == 0)
-			return value;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid start option of a view"),
-			 errdetail("A view starts from the \"earliest\" message the brokers keep, or from the \"latest\".")));
-	return NULL;				/* keep compiler quiet */
+	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(value),
+												 ObjectIdGetDatum(InvalidOid),
+												 Int32GetDatum(-1)));
+	if (TIMESTAMP_NOT_FINITE(ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid start option of a view"),
+				 errdetail("A start timestamp must be finite; \"earliest\" and \"latest\" say the rest.")));
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("DateStyle", "ISO", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	canonical = DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(ts)));
+	AtEOXact_GUC(true, save_nestlevel);
+	initStringInfo(&quoted);
+	escape_json(&quoted, canonical);
+	path = CStringGetTextDatum("start");
+	return DatumGetJsonbP(DirectFunctionCall3(jsonb_set, JsonbPGetDatum(options),
+											  PointerGetDatum(construct_array(&path, 1, TEXTOID, -1, false,
+																			  TYPALIGN_INT)),
+											  DirectFunctionCall1(jsonb_in, CStringGetDatum(quoted.data))));
 }
 
 /*
@@ -111,7 +145,7 @@ kappa_create_view(PG_FUNCTION_ARGS)
 	Datum		values[7];
 
 	kappa_require_preload();
-	(void) check_start_option(options);
+	options = check_start_option(options);
 
 	/* the name: like CREATE VIEW's, in the caller's creation schema */
 	rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));

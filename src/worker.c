@@ -130,9 +130,17 @@ worker_run(int32 stream_id)
 	PG_END_TRY();
 }
 
+/* kappa_consumer_offset_for_time, as the engine calls it. */
+static int64
+worker_offset_for_time(void *consumer, int32 partition, TimestampTz time)
+{
+	return kappa_consumer_offset_for_time((KappaConsumer *) consumer, partition, time);
+}
+
 /*
  * Point the consumer at where the stream and its views are; views that
- * start at "latest" start at each partition's end as of now.
+ * start at "latest" start at each partition's end as of now, those that
+ * start at a time where the brokers say that time begins.
  */
 static void
 worker_assign(KappaConsumer *consumer, KappaEngine *engine, int nparts)
@@ -141,6 +149,7 @@ worker_assign(KappaConsumer *consumer, KappaEngine *engine, int nparts)
 
 	for (int p = 0; p < nparts; p++)
 	{
+		kappa_engine_resolve_times(engine, p, worker_offset_for_time, consumer);
 		offsets[p] = kappa_engine_start_offset(engine, p);
 		if (offsets[p] == KAPPA_OFFSET_END)
 		{
