@@ -69,7 +69,7 @@ SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT nosuch, count
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev; DROP TABLE batch.vs')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'DELETE FROM batch.vs')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('vs_metrics', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev')$$);
-SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev', '{"start": "yesterday"}')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev', '{"start": true}')$$);
 SELECT * FROM expect_error($$SELECT kappa_drop_view('batch.vs')$$);
 SELECT * FROM expect_error($$SELECT kappa_drop_view('nosuch')$$);
 SELECT * FROM expect_error($$SELECT kappa_drop_stream('vs')$$);
