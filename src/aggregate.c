@@ -167,17 +167,6 @@ kappa_agg_init(KappaAgg *agg, Aggref *aggref, KappaAggContext *cx)
 		build_aggregate_deserialfn_expr(form->aggdeserialfn, &expr);
 		agg->deserial_call = make_call(form->aggdeserialfn, 2, expr, InvalidOid, cx);
 	}
-	else
-	{
-		Oid			sendfn;
-		Oid			recvfn;
-		bool		varlena;
-
-		getTypeBinaryOutputInfo(agg->transtype, &sendfn, &varlena);
-		getTypeBinaryInputInfo(agg->transtype, &recvfn, &agg->recv_ioparam);
-		fmgr_info(sendfn, &agg->send);
-		fmgr_info(recvfn, &agg->recv);
-	}
 
 	initval = SysCacheGetAttr(AGGFNOID, tuple, Anum_pg_aggregate_agginitval, &isnull);
 	agg->init_null = isnull;
@@ -374,13 +363,127 @@ kappa_agg_final(KappaAgg *agg, KappaAggContext *cx, MemoryContext cxt,
 }
 
 /*
+ * Append a datum to buf in the form a heap tuple stores it (Postgres's
+ * on-disk format, so as stable as a table's contents): by-value and
+ * fixed-length types as their bytes, varlena types flattened (detoasted,
+ * expanded objects flattened, with a 4-byte header, which says the length),
+ * cstrings with their terminator.  Much cheaper than the type's send
+ * function, which builds a StringInfo per call.
+ */
+void
+kappa_datum_append(StringInfo buf, Datum value, int16 typlen, bool typbyval)
+{
+	if (typbyval)
+	{
+		char		c = DatumGetChar(value);
+		int16		i16 = DatumGetInt16(value);
+		int32		i32 = DatumGetInt32(value);
+
+		switch (typlen)
+		{
+			case sizeof(char):
+				appendBinaryStringInfo(buf, &c, sizeof(c));
+				break;
+			case sizeof(int16):
+				appendBinaryStringInfo(buf, (char *) &i16, sizeof(i16));
+				break;
+			case sizeof(int32):
+				appendBinaryStringInfo(buf, (char *) &i32, sizeof(i32));
+				break;
+			case sizeof(Datum):
+				appendBinaryStringInfo(buf, (char *) &value, sizeof(value));
+				break;
+			default:
+				elog(ERROR, "unsupported by-value type length %d", typlen);
+		}
+	}
+	else if (typlen > 0)
+		appendBinaryStringInfo(buf, DatumGetPointer(value), typlen);
+	else if (typlen == -1)
+	{
+		struct varlena *v = pg_detoast_datum((struct varlena *) DatumGetPointer(value));
+
+		appendBinaryStringInfo(buf, (char *) v, VARSIZE(v));
+		if ((Pointer) v != DatumGetPointer(value))
+			pfree(v);
+	}
+	else
+		appendBinaryStringInfo(buf, DatumGetCString(value), strlen(DatumGetCString(value)) + 1);
+}
+
+/*
+ * Read back a datum written by kappa_datum_append at *p, advancing *p past
+ * it; anything by reference is copied (aligned) into the current memory
+ * context.
+ */
+Datum
+kappa_datum_read(const char **p, int16 typlen, bool typbyval)
+{
+	char	   *copy;
+	Size		len;
+
+	if (typbyval)
+	{
+		const char *at = *p;
+
+		*p += typlen;
+		switch (typlen)
+		{
+			case sizeof(char):
+				return CharGetDatum(*at);
+			case sizeof(int16):
+				{
+					int16		v;
+
+					memcpy(&v, at, sizeof(v));
+					return Int16GetDatum(v);
+				}
+			case sizeof(int32):
+				{
+					int32		v;
+
+					memcpy(&v, at, sizeof(v));
+					return Int32GetDatum(v);
+				}
+			case sizeof(Datum):
+				{
+					Datum		v;
+
+					memcpy(&v, at, sizeof(v));
+					return v;
+				}
+			default:
+				elog(ERROR, "unsupported by-value type length %d", typlen);
+		}
+	}
+	if (typlen > 0)
+		len = typlen;
+	else if (typlen == -1)
+	{
+		uint32		header;
+
+		memcpy(&header, *p, sizeof(header));
+		len = VARSIZE(&header);
+	}
+	else
+		len = strlen(*p) + 1;
+	copy = palloc(len);
+	memcpy(copy, *p, len);
+	*p += len;
+	return PointerGetDatum(copy);
+}
+
+/*
  * A state as bytes, to store between flushes: the serialization function
- * for internal states, the type's send function otherwise; NULL for null.
+ * for internal states, the state's stored form otherwise (see
+ * kappa_datum_append); NULL for null.
  */
 bytea *
 kappa_agg_serialize(KappaAgg *agg, KappaAggContext *cx, MemoryContext cxt,
 					Datum state, bool state_null)
 {
+	StringInfoData buf;
+
 	if (state_null)
 		return NULL;
 	if (agg->internal)
@@ -391,7 +494,11 @@ kappa_agg_serialize(KappaAgg *agg, KappaAggContext *cx, MemoryContext cxt,
 		agg->serial_call->isnull = false;
 		return DatumGetByteaPP(FunctionCallInvoke(agg->serial_call));
 	}
-	return SendFunctionCall(&agg->send, state);
+	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ);
+	kappa_datum_append(&buf, state, agg->translen, agg->transbyval);
+	SET_VARSIZE(buf.data, buf.len);
+	return (bytea *) buf.data;
 }
 
 /* A state read back from bytes, into the group's memory. */
@@ -400,6 +507,7 @@ kappa_agg_deserialize(KappaAgg *agg, KappaAggContext *cx, MemoryContext cxt,
 					  bytea *data, Datum *state, bool *state_null)
 {
 	MemoryContext old;
+	const char *p;
 
 	*state_null = (data == NULL);
 	if (data == NULL)
@@ -417,15 +525,8 @@ kappa_agg_deserialize(KappaAgg *agg, KappaAggContext *cx, MemoryContext cxt,
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	{
-		StringInfoData buf;
-
-		buf.data = VARDATA_ANY(data);
-		buf.len = VARSIZE_ANY_EXHDR(data);
-		buf.maxlen = buf.len;
-		buf.cursor = 0;
-		old = MemoryContextSwitchTo(cxt);
-		*state = ReceiveFunctionCall(&agg->recv, &buf, agg->recv_ioparam, -1);
-		MemoryContextSwitchTo(old);
-	}
+	p = VARDATA_ANY(data);
+	old = MemoryContextSwitchTo(cxt);
+	*state = kappa_datum_read(&p, agg->translen, agg->transbyval);
+	MemoryContextSwitchTo(old);
 }

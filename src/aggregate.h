@@ -13,6 +13,7 @@
 
 #include "executor/nodeAgg.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "nodes/execnodes.h"
 
 /* One aggregate of a view, ready to run. */
@@ -38,9 +39,6 @@ typedef struct KappaAgg
 	FunctionCallInfo final_call;
 	FunctionCallInfo serial_call;
 	FunctionCallInfo deserial_call;
-	FmgrInfo	send;			/* non-internal: the transtype's binary I/O */
-	FmgrInfo	recv;
-	Oid			recv_ioparam;
 } KappaAgg;
 
 /*
@@ -56,6 +54,8 @@ typedef struct KappaAggContext
 	AggStatePerTransData pertrans;
 } KappaAggContext;
 
+extern void kappa_datum_append(StringInfo buf, Datum value, int16 typlen, bool typbyval);
+extern Datum kappa_datum_read(const char **p, int16 typlen, bool typbyval);
 extern KappaAggContext *kappa_agg_context_create(void);
 extern void kappa_agg_init(KappaAgg *agg, Aggref *aggref, KappaAggContext *cx);
 extern void kappa_agg_initial(KappaAgg *agg, MemoryContext cxt,

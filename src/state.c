@@ -71,9 +71,6 @@ struct KappaGroupTable
 	Oid		   *collations;
 	int16	   *typlens;
 	bool	   *typbyvals;
-	FmgrInfo   *send_fns;
-	FmgrInfo   *recv_fns;
-	Oid		   *recv_ioparams;
 	bool		sessions;
 	grouptab_hash *hash;
 	MemoryContext cxt;			/* the table, and running views' groups */
@@ -105,18 +102,12 @@ kappa_groups_create(KappaStateSpec *sspec, MemoryContext cxt)
 	table->collations = palloc0(sizeof(Oid) * Max(n, 1));
 	table->typlens = palloc0(sizeof(int16) * Max(n, 1));
 	table->typbyvals = palloc0(sizeof(bool) * Max(n, 1));
-	table->send_fns = palloc0(sizeof(FmgrInfo) * Max(n, 1));
-	table->recv_fns = palloc0(sizeof(FmgrInfo) * Max(n, 1));
-	table->recv_ioparams = palloc0(sizeof(Oid) * Max(n, 1));
 	foreach(lc, sspec->spec->keys)
 	{
 		Node	   *key = lfirst(lc);
 		Oid			eqop = list_nth_oid(sspec->spec->key_eqops, i);
 		Oid			type = exprType(key);
 		RegProcedure hashfn;
-		Oid			sendfn;
-		Oid			recvfn;
-		bool		varlena;
 
 		if (!get_op_hash_functions(eqop, &hashfn, NULL))
 			elog(ERROR, "no hash function for operator %u", eqop);
@@ -124,10 +115,6 @@ kappa_groups_create(KappaStateSpec *sspec, MemoryContext cxt)
 		fmgr_info(get_opcode(eqop), &table->eq_fns[i]);
 		table->collations[i] = exprCollation(key);
 		get_typlenbyval(type, &table->typlens[i], &table->typbyvals[i]);
-		getTypeBinaryOutputInfo(type, &sendfn, &varlena);
-		getTypeBinaryInputInfo(type, &recvfn, &table->recv_ioparams[i]);
-		fmgr_info(sendfn, &table->send_fns[i]);
-		fmgr_info(recvfn, &table->recv_fns[i]);
 		i++;
 	}
 	table->hash = grouptab_create(cxt, 256, table);
@@ -414,31 +401,23 @@ kappa_groups_count(KappaGroupTable *table)
 
 /*
  * A group's keys as bytes, to identify its stored state: per key a null
- * flag, then the length and the type's binary send form.
+ * flag, then its stored form (kappa_datum_append).
  */
 bytea *
 kappa_groups_encode_key(KappaGroupTable *table, KappaGroup *group)
 {
 	StringInfoData buf;
-	bytea	   *result;
 
 	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ);
 	for (int i = 0; i < table->nkeys; i++)
 	{
 		appendStringInfoChar(&buf, group->key_nulls[i] ? 'n' : 'v');
 		if (!group->key_nulls[i])
-		{
-			bytea	   *b = SendFunctionCall(&table->send_fns[i], group->keys[i]);
-			uint32		len = VARSIZE(b) - VARHDRSZ;
-
-			appendBinaryStringInfo(&buf, (char *) &len, sizeof(len));
-			appendBinaryStringInfo(&buf, VARDATA(b), len);
-		}
+			kappa_datum_append(&buf, group->keys[i], table->typlens[i], table->typbyvals[i]);
 	}
-	result = palloc(VARHDRSZ + buf.len);
-	SET_VARSIZE(result, VARHDRSZ + buf.len);
-	memcpy(VARDATA(result), buf.data, buf.len);
-	return result;
+	SET_VARSIZE(buf.data, buf.len);
+	return (bytea *) buf.data;
 }
 
 /*
@@ -455,20 +434,9 @@ kappa_groups_restore(KappaGroupTable *table, bytea *key, TimestampTz start, Time
 
 	for (int i = 0; i < table->nkeys; i++)
 	{
-		StringInfoData buf;
-		uint32		len;
-
 		nulls[i] = (*p++ == 'n');
-		if (nulls[i])
-			continue;
-		memcpy(&len, p, sizeof(len));
-		p += sizeof(len);
-		buf.data = (char *) p;
-		buf.len = len;
-		buf.maxlen = len;
-		buf.cursor = 0;
-		keys[i] = ReceiveFunctionCall(&table->recv_fns[i], &buf, table->recv_ioparams[i], -1);
-		p += len;
+		if (!nulls[i])
+			keys[i] = kappa_datum_read(&p, table->typlens[i], table->typbyvals[i]);
 	}
 	if (table->sessions)
 		group = kappa_groups_session(table, keys, nulls, start, end - start);
