@@ -46,6 +46,10 @@ static SPIPlanPtr state_delete_plan = NULL;
 static Oid	state_row_type = InvalidOid;
 static TupleDesc state_row_desc = NULL;
 
+/* The positions and counts of views and streams, prepared likewise. */
+static SPIPlanPtr view_position_plan = NULL;
+static SPIPlanPtr stream_position_plan = NULL;
+
 static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start,
 						  TimestampTz end, bool with_aggs, Datum *values, char *nulls);
 static Datum group_row(ViewRuntime *view, KappaGroup *group);
@@ -56,14 +60,32 @@ static void delete_stored(ViewRuntime *view, KappaGroup *group);
 static void delete_stored_state(ViewRuntime *view, KappaGroup *group);
 static void delete_states(ViewRuntime *view, List *keys, List *starts);
 
+/* Prepare one statement for the rest of the backend's life. */
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare a kappa statement (%s): %s",
+			 SPI_result_code_string(SPI_result), sql);
+	SPI_keepplan(plan);
+	return plan;
+}
+
 /*
- * Prepare kappa.view_state's statements, once per backend: the upsert of
- * an array of its rows and the delete of one.  Called inside SPI.
+ * Prepare the flush's fixed statements, once per backend: the upsert of
+ * an array of kappa.view_state's rows and the delete of one, and the
+ * upserts of view and stream positions.  Called inside SPI.
  */
 void
 kappa_flush_prepare(void)
 {
 	Oid			delete_types[3] = {INT4OID, BYTEAOID, TIMESTAMPTZOID};
+	Oid			view_position_types[9] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
+	INT8OID, INT8OID, INT8OID, INT8OID};
+	Oid			stream_position_types[9] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID};
 	Oid			state_array_type;
 	MemoryContext old;
 
@@ -75,18 +97,31 @@ kappa_flush_prepare(void)
 	state_row_desc = lookup_rowtype_tupdesc_copy(state_row_type, -1);
 	MemoryContextSwitchTo(old);
 	state_array_type = get_array_type(state_row_type);
-	state_upsert_plan = SPI_prepare("INSERT INTO kappa.view_state SELECT (u).* FROM unnest($1) AS u "
-									"ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
-									"SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
-									1, &state_array_type);
-	state_delete_plan = SPI_prepare("DELETE FROM kappa.view_state WHERE view_id = $1 "
-									"AND group_key = $2 AND window_start = $3",
-									3, delete_types);
-	if (state_upsert_plan == NULL || state_delete_plan == NULL)
-		elog(ERROR, "could not prepare kappa.view_state statements: %s",
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(state_upsert_plan);
-	SPI_keepplan(state_delete_plan);
+	state_upsert_plan = prepare_kept("INSERT INTO kappa.view_state SELECT (u).* FROM unnest($1) AS u "
+									 "ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
+									 "SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
+									 1, &state_array_type);
+	state_delete_plan = prepare_kept("DELETE FROM kappa.view_state WHERE view_id = $1 "
+									 "AND group_key = $2 AND window_start = $3",
+									 3, delete_types);
+	view_position_plan = prepare_kept("INSERT INTO kappa.view_partitions AS v VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+									  "ON CONFLICT (view_id, partition) DO UPDATE SET "
+									  "next_offset = EXCLUDED.next_offset, max_event_time = EXCLUDED.max_event_time, "
+									  "filtered = v.filtered + EXCLUDED.filtered, duplicate = v.duplicate + EXCLUDED.duplicate, "
+									  "delivered = v.delivered + EXCLUDED.delivered, applied = v.applied + EXCLUDED.applied, "
+									  "late = v.late + EXCLUDED.late",
+									  9, view_position_types);
+	stream_position_plan = prepare_kept("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, end_offset, "
+										"consumed, dead_lettered, last_event_at, events_per_s, flush_ms, flushed_at) "
+										"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) "
+										"ON CONFLICT (stream_id, partition) DO UPDATE SET "
+										"next_offset = EXCLUDED.next_offset, end_offset = EXCLUDED.end_offset, "
+										"consumed = k.consumed + EXCLUDED.consumed, "
+										"dead_lettered = k.dead_lettered + EXCLUDED.dead_lettered, "
+										"last_event_at = coalesce(EXCLUDED.last_event_at, k.last_event_at), "
+										"events_per_s = EXCLUDED.events_per_s, flushed_at = now(), "
+										"flush_ms = EXCLUDED.flush_ms",
+										9, stream_position_types);
 }
 
 /*
@@ -365,8 +400,6 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	for (int p = 0; p < engine->nparts; p++)
 	{
 		ViewPartition *vp = &view->parts[p];
-		Oid			types[9] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
-		INT8OID, INT8OID, INT8OID, INT8OID};
 		Datum		values[9];
 		char		nulls[9] = "         ";
 
@@ -400,13 +433,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		values[6] = Int64GetDatum(vp->delivered);
 		values[7] = Int64GetDatum(vp->applied);
 		values[8] = Int64GetDatum(vp->late);
-		if (SPI_execute_with_args("INSERT INTO kappa.view_partitions AS v VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-								  "ON CONFLICT (view_id, partition) DO UPDATE SET "
-								  "next_offset = EXCLUDED.next_offset, max_event_time = EXCLUDED.max_event_time, "
-								  "filtered = v.filtered + EXCLUDED.filtered, duplicate = v.duplicate + EXCLUDED.duplicate, "
-								  "delivered = v.delivered + EXCLUDED.delivered, applied = v.applied + EXCLUDED.applied, "
-								  "late = v.late + EXCLUDED.late",
-								  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_plan(view_position_plan, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write the positions of kappa view %d", view->view_id);
 		vp->filtered = vp->duplicate = vp->delivered = vp->applied = vp->late = 0;
 		vp->changed = false;
@@ -422,8 +449,6 @@ kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
 	for (int p = 0; p < engine->nparts; p++)
 	{
 		StreamPartition *sp = &engine->parts[p];
-		Oid			types[9] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
-		TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID};
 		Datum		values[9];
 		char		nulls[9] = "         ";
 
@@ -440,17 +465,7 @@ kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
 		nulls[6] = sp->last_event_at ? ' ' : 'n';
 		values[7] = Float8GetDatum(seconds > 0 ? sp->consumed / seconds : 0);
 		values[8] = Float8GetDatum(flush_ms);
-		if (SPI_execute_with_args("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, end_offset, "
-								  "consumed, dead_lettered, last_event_at, events_per_s, flush_ms, flushed_at) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) "
-								  "ON CONFLICT (stream_id, partition) DO UPDATE SET "
-								  "next_offset = EXCLUDED.next_offset, end_offset = EXCLUDED.end_offset, "
-								  "consumed = k.consumed + EXCLUDED.consumed, "
-								  "dead_lettered = k.dead_lettered + EXCLUDED.dead_lettered, "
-								  "last_event_at = coalesce(EXCLUDED.last_event_at, k.last_event_at), "
-								  "events_per_s = EXCLUDED.events_per_s, flushed_at = now(), "
-								  "flush_ms = EXCLUDED.flush_ms",
-								  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_plan(stream_position_plan, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write the positions of stream \"%s\"", engine->stream->name);
 		sp->consumed = sp->dead = 0;
 		sp->changed = false;
@@ -524,6 +539,7 @@ kappa_engine_flush(KappaEngine *engine)
 	ListCell   *lc;
 
 	SPI_connect();
+	kappa_flush_prepare();
 	foreach(lc, engine->views)
 		kappa_flush_view(engine, lfirst(lc), now);
 	kappa_flush_dead_letters(engine);
