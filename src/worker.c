@@ -36,6 +36,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -217,6 +218,9 @@ worker_consume(int32 stream_id)
 		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
+		/* an orphan must not write: a new postmaster may be starting */
+		if (!PostmasterIsAlive())
+			proc_exit(1);
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
