@@ -121,6 +121,10 @@ CREATE TABLE kappa.views (
 	plan text NOT NULL,
 	options jsonb NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT now(),
+	-- live, or needs_replay: its state was lost and the log no longer
+	-- holds what rebuilding it needs; status_detail says why
+	status text NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'needs_replay')),
+	status_detail text,
 	UNIQUE (schema_name, view_name)
 );
 
@@ -135,6 +139,9 @@ CREATE TABLE kappa.view_partitions (
 	delivered bigint NOT NULL DEFAULT 0,
 	applied bigint NOT NULL DEFAULT 0,
 	late bigint NOT NULL DEFAULT 0,
+	-- the first offset the view read here: a rebuild starts from it, and
+	-- needs the log to still hold it
+	first_offset bigint,
 	PRIMARY KEY (view_id, partition)
 );
 
@@ -362,7 +369,9 @@ SELECT format('%I.%I', v.schema_name, v.view_name) AS name,
 	v.owner::regrole AS owner,
 	v.query,
 	v.options,
-	v.created_at
+	v.created_at,
+	v.status,
+	v.status_detail
 FROM kappa.views v JOIN kappa.streams s USING (stream_id);
 COMMENT ON VIEW kappa_views IS 'kappa views and the streams they read';
 GRANT SELECT ON kappa_views TO PUBLIC;
@@ -393,7 +402,8 @@ SELECT s.name AS stream,
 	NULL::bigint AS state_rows,
 	NULL::bigint AS state_bytes,
 	ws.state AS worker_state,
-	ws.last_error
+	ws.last_error,
+	NULL::text AS view_status
 FROM kappa.partitions k JOIN kappa.streams s USING (stream_id)
 LEFT JOIN kappa_worker_status() ws ON ws.stream_id = k.stream_id
 UNION ALL
@@ -417,7 +427,8 @@ SELECT s.name,
 	st.rows,
 	st.bytes,
 	NULL,
-	NULL
+	v.status_detail,
+	v.status
 FROM kappa.view_partitions vp
 JOIN kappa.views v USING (view_id)
 JOIN kappa.streams s USING (stream_id)

@@ -73,16 +73,17 @@
 typedef struct NewView
 {
 	int32		view_id;
+	char	   *name;			/* qualified, quoted */
 	char	   *plan;
 	char	   *start;
 } NewView;
 
 static void load_stream_positions(KappaEngine *engine);
-static ViewRuntime *load_view(KappaEngine *engine, int32 view_id, const char *plan,
-							  const char *start);
+static ViewRuntime *load_view(KappaEngine *engine, NewView *nv);
 static void prepare_view_sql(ViewRuntime *view);
 static char *delete_sql(ViewRuntime *view, const char *op);
-static void restore_view_state(KappaEngine *engine, ViewRuntime *view);
+static bool restore_view_state(KappaEngine *engine, ViewRuntime *view, const char *name);
+static bool rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name);
 static void drop_view_runtime(ViewRuntime *view);
 static void process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 						 TimestampTz event_time, bool event_time_null);
@@ -112,7 +113,7 @@ bytes_to_bytea(const char *data, size_t len)
  * transaction.  Allocated in the current memory context.
  */
 KappaEngine *
-kappa_engine_create(KappaStream *stream, int nparts)
+kappa_engine_create(KappaStream *stream, int nparts, KappaLogStart log_start, void *log_arg)
 {
 	KappaEngine *engine = palloc0(sizeof(KappaEngine));
 	ListCell   *lc;
@@ -125,6 +126,8 @@ kappa_engine_create(KappaStream *stream, int nparts)
 	engine->nparts = nparts;
 	engine->parts = palloc0(sizeof(StreamPartition) * nparts);
 	engine->decoder = kappa_decoder_create(stream, ENGINE_MAX_PAYLOAD);
+	engine->log_start = log_start;
+	engine->log_arg = log_arg;
 	engine->ncols = list_length(stream->columns);
 	engine->event_time_col = -1;
 	engine->dedup_col = -1;
@@ -201,8 +204,10 @@ kappa_engine_sync_views(KappaEngine *engine)
 	ListCell   *lc;
 
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest') "
-							  "FROM kappa.views WHERE stream_id = $1 ORDER BY view_id FOR KEY SHARE",
+	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
+							  "format('%I.%I', schema_name, view_name) "
+							  "FROM kappa.views WHERE stream_id = $1 AND status = 'live' "
+							  "ORDER BY view_id FOR KEY SHARE",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");
 	old = MemoryContextSwitchTo(engine->cxt);
@@ -222,6 +227,7 @@ kappa_engine_sync_views(KappaEngine *engine)
 			nv->view_id = id;
 			nv->plan = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 			nv->start = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+			nv->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
 			added = lappend(added, nv);
 		}
 	}
@@ -241,8 +247,10 @@ kappa_engine_sync_views(KappaEngine *engine)
 	foreach(lc, added)
 	{
 		NewView    *nv = lfirst(lc);
-		ViewRuntime *view = load_view(engine, nv->view_id, nv->plan, nv->start);
+		ViewRuntime *view = load_view(engine, nv);
 
+		if (view == NULL)
+			continue;			/* marked as needing a replay */
 		old = MemoryContextSwitchTo(engine->cxt);
 		engine->views = lappend(engine->views, view);
 		MemoryContextSwitchTo(old);
@@ -253,11 +261,15 @@ kappa_engine_sync_views(KappaEngine *engine)
 /*
  * Load a view: compile its stored plan, prepare its expressions,
  * aggregates and statements, read its positions and restore its state
- * (or, when a crash took the state, start it over).
+ * (or, when a crash took the state, start it over).  NULL if the view
+ * cannot run: its state was lost and the log cannot rebuild it.
  */
 static ViewRuntime *
-load_view(KappaEngine *engine, int32 view_id, const char *plan, const char *start)
+load_view(KappaEngine *engine, NewView *nv)
 {
+	int32		view_id = nv->view_id;
+	const char *plan = nv->plan;
+	const char *start = nv->start;
 	MemoryContext cxt = AllocSetContextCreate(engine->cxt, "kappa view", ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	ViewRuntime *view = palloc0(sizeof(ViewRuntime));
@@ -334,6 +346,7 @@ load_view(KappaEngine *engine, int32 view_id, const char *plan, const char *star
 	for (int p = 0; p < engine->nparts; p++)
 	{
 		view->parts[p].next = view->start_latest ? KAPPA_OFFSET_END : KAPPA_OFFSET_BEGINNING;
+		view->parts[p].first = -1;
 		view->parts[p].max_time = DT_NOBEGIN;
 		if (engine->dedup_col >= 0)
 			view->parts[p].dedup = deduptab_create(cxt, 1024, NULL);
@@ -341,7 +354,11 @@ load_view(KappaEngine *engine, int32 view_id, const char *plan, const char *star
 	MemoryContextSwitchTo(old);
 
 	prepare_view_sql(view);
-	restore_view_state(engine, view);
+	if (!restore_view_state(engine, view, nv->name))
+	{
+		drop_view_runtime(view);
+		return NULL;
+	}
 	return view;
 }
 
@@ -432,12 +449,11 @@ prepare_view_sql(ViewRuntime *view)
 
 /*
  * Read a view's positions and stored states.  If its state marker is gone
- * (crash recovery empties unlogged tables) while it has positions, the
- * states it needs are lost: start the view over from the log's start, so
- * that it never goes on with wrong numbers.
+ * (crash recovery empties unlogged tables), the states are lost: rebuild
+ * the view (rebuild_view).  Returns false if the view cannot run.
  */
-static void
-restore_view_state(KappaEngine *engine, ViewRuntime *view)
+static bool
+restore_view_state(KappaEngine *engine, ViewRuntime *view, const char *name)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(view->view_id)};
@@ -449,39 +465,29 @@ restore_view_state(KappaEngine *engine, ViewRuntime *view)
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.view_state_marker");
 	marker = (SPI_processed > 0);
+	SPI_finish();
 	if (!marker)
-	{
-		if (SPI_execute_with_args("DELETE FROM kappa.view_partitions WHERE view_id = $1",
-								  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not reset view positions");
-		if (SPI_processed > 0)
-			ereport(WARNING,
-					(errmsg("kappa view %d lost its state in a crash; rebuilding it from the start of the log",
-							view->view_id)));
-		if (SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE ||
-			SPI_execute_with_args("INSERT INTO kappa.view_state_marker VALUES ($1)",
-								  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not reset view %d", view->view_id);
-		for (int p = 0; p < engine->nparts; p++)
-			view->parts[p].next = KAPPA_OFFSET_BEGINNING;
-		SPI_finish();
-		return;
-	}
+		return rebuild_view(engine, view, name);
 
-	if (SPI_execute_with_args("SELECT partition, next_offset, max_event_time FROM kappa.view_partitions "
-							  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT partition, next_offset, max_event_time, first_offset "
+							  "FROM kappa.view_partitions WHERE view_id = $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.view_partitions");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
 		int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
 		Datum		maxt;
+		Datum		first;
 
 		if (p < 0 || p >= engine->nparts)
 			continue;
 		view->parts[p].next = DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull));
 		maxt = SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull);
 		view->parts[p].max_time = isnull ? DT_NOBEGIN : DatumGetTimestampTz(maxt);
+		first = SPI_getbinval(row, SPI_tuptable->tupdesc, 4, &isnull);
+		view->parts[p].first = isnull ? -1 : DatumGetInt64(first);
 	}
 
 	if (SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
@@ -509,6 +515,79 @@ restore_view_state(KappaEngine *engine, ViewRuntime *view)
 	}
 	SPI_finish();
 	view->finalized_upto = kappa_engine_watermark(engine, view, GetCurrentTimestamp());
+	return true;
+}
+
+/*
+ * A view whose stored states were lost starts over from the first offset it
+ * read in each partition, so that it never goes on with wrong numbers: its
+ * rows and positions are deleted, and the log is read again.  That is
+ * exact only while the log still holds those offsets.  When it does not
+ * (retention deleted them), the view is marked needs_replay instead, with
+ * the reason, and is not run: kappa_views and kappa_stats show it, and the
+ * log says so.  Returns whether the view can run.
+ */
+static bool
+rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
+{
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		values[2] = {Int32GetDatum(view->view_id), (Datum) 0};
+	char	   *lost = NULL;
+	uint64		npositions;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT partition, first_offset FROM kappa.view_partitions "
+							  "WHERE view_id = $1 ORDER BY partition",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.view_partitions");
+	npositions = SPI_processed;
+	for (uint64 i = 0; i < npositions; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		bool		isnull;
+		int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		d = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull);
+		int64		first = isnull ? 0 : DatumGetInt64(d);
+		int64		log_start;
+
+		if (p < 0 || p >= engine->nparts)
+			continue;
+		view->parts[p].next = first;
+		view->parts[p].first = first;
+		log_start = engine->log_start ? engine->log_start(engine->log_arg, p) : -1;
+		if (log_start > first && lost == NULL)
+			lost = psprintf("its state was lost in a crash, and partition %d of the log now begins at offset "
+							INT64_FORMAT ", after offset " INT64_FORMAT " where the view began",
+							p, log_start, first);
+	}
+
+	if (lost != NULL)
+	{
+		values[1] = CStringGetTextDatum(lost);
+		if (SPI_execute_with_args("UPDATE kappa.views SET status = 'needs_replay', status_detail = $2 "
+								  "WHERE view_id = $1", 2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not mark view %s", name);
+		SPI_finish();
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kappa view %s needs a replay and is not kept current", name),
+				 errdetail("The view's %s.", lost),
+				 errhint("Rebuild it from the archive with kappa_replay, or drop and create it again.")));
+		return false;
+	}
+
+	if (SPI_execute_with_args("DELETE FROM kappa.view_partitions WHERE view_id = $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("INSERT INTO kappa.view_state_marker VALUES ($1)",
+							  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not reset view %s", name);
+	SPI_finish();
+	if (npositions > 0)
+		ereport(WARNING,
+				(errmsg("kappa view %s lost its state in a crash; rebuilding it from the log", name),
+				 errdetail("Each partition is read again from the first offset the view read there.")));
+	return true;
 }
 
 /* Forget a dropped view. */
@@ -564,6 +643,7 @@ kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end)
 		if (vp->next == KAPPA_OFFSET_END)
 		{
 			vp->next = end;
+			vp->first = end;
 			vp->changed = true;
 		}
 	}
@@ -596,6 +676,7 @@ kappa_engine_resolve_times(KappaEngine *engine, int32 partition,
 		if (offset >= 0)
 		{
 			vp->next = offset;
+			vp->first = offset;
 			vp->changed = true;
 		}
 	}
@@ -731,6 +812,8 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 
 		if (vp->next >= 0 && message->offset < vp->next)
 			continue;
+		if (vp->first < 0)
+			vp->first = message->offset;
 		vp->next = message->offset + 1;
 		vp->changed = true;
 		if (view->start_time != DT_NOBEGIN &&

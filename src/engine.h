@@ -30,10 +30,14 @@ typedef struct KappaMessage
 
 typedef struct KappaEngine KappaEngine;
 
+/* The first offset a partition's log still holds; -1: unknown. */
+typedef int64 (*KappaLogStart) (void *arg, int32 partition);
+
 /* The first offset of a partition stamped at or after a time; -1: unknown. */
 typedef int64 (*KappaOffsetForTime) (void *arg, int32 partition, TimestampTz time);
 
-extern KappaEngine *kappa_engine_create(KappaStream *stream, int nparts);
+extern KappaEngine *kappa_engine_create(KappaStream *stream, int nparts,
+										KappaLogStart log_start, void *log_arg);
 extern bool kappa_engine_sync_views(KappaEngine *engine);
 extern int64 kappa_engine_start_offset(KappaEngine *engine, int32 partition);
 extern void kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end);

@@ -58,6 +58,7 @@ typedef struct StreamPartition
 typedef struct ViewPartition
 {
 	int64		next;
+	int64		first;			/* first offset read here, -1 unknown */
 	TimestampTz max_time;		/* DT_NOBEGIN before the first event */
 	int64		filtered;
 	int64		duplicate;
@@ -130,6 +131,8 @@ struct KappaEngine
 	StreamPartition *parts;
 	List	   *views;			/* ViewRuntime */
 	KappaDecoder *decoder;
+	KappaLogStart log_start;	/* where the log begins now; or NULL */
+	void	   *log_arg;
 	int			event_time_col; /* -1: broker time */
 	int			dedup_col;		/* -1: no dedup */
 	int			ncols;

@@ -307,7 +307,8 @@ kappa_feed(PG_FUNCTION_ARGS)
 
 	old = MemoryContextSwitchTo(feed_cxt);
 	messages = palloc(sizeof(KappaMessage) * FEED_BATCH);
-	engine = kappa_engine_create(stream, nparts);
+	/* no log to ask where it begins: a lost state is rebuilt from the table */
+	engine = kappa_engine_create(stream, nparts, NULL, NULL);
 	for (int p = 0; p < nparts; p++)
 	{
 		if (ends[p] < 0)

@@ -82,8 +82,8 @@ void
 kappa_flush_prepare(void)
 {
 	Oid			delete_types[3] = {INT4OID, BYTEAOID, TIMESTAMPTZOID};
-	Oid			view_position_types[9] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
-	INT8OID, INT8OID, INT8OID, INT8OID};
+	Oid			view_position_types[10] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
+	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
 	Oid			stream_position_types[9] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
 	TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID};
 	Oid			state_array_type;
@@ -104,13 +104,14 @@ kappa_flush_prepare(void)
 	state_delete_plan = prepare_kept("DELETE FROM kappa.view_state WHERE view_id = $1 "
 									 "AND group_key = $2 AND window_start = $3",
 									 3, delete_types);
-	view_position_plan = prepare_kept("INSERT INTO kappa.view_partitions AS v VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+	view_position_plan = prepare_kept("INSERT INTO kappa.view_partitions AS v VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
 									  "ON CONFLICT (view_id, partition) DO UPDATE SET "
 									  "next_offset = EXCLUDED.next_offset, max_event_time = EXCLUDED.max_event_time, "
 									  "filtered = v.filtered + EXCLUDED.filtered, duplicate = v.duplicate + EXCLUDED.duplicate, "
 									  "delivered = v.delivered + EXCLUDED.delivered, applied = v.applied + EXCLUDED.applied, "
-									  "late = v.late + EXCLUDED.late",
-									  9, view_position_types);
+									  "late = v.late + EXCLUDED.late, "
+									  "first_offset = coalesce(v.first_offset, EXCLUDED.first_offset)",
+									  10, view_position_types);
 	stream_position_plan = prepare_kept("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, end_offset, "
 										"consumed, dead_lettered, last_event_at, events_per_s, flush_ms, flushed_at) "
 										"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) "
@@ -400,8 +401,8 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	for (int p = 0; p < engine->nparts; p++)
 	{
 		ViewPartition *vp = &view->parts[p];
-		Datum		values[9];
-		char		nulls[9] = "         ";
+		Datum		values[10];
+		char		nulls[10] = "          ";
 
 		if (vp->dedup && vp->max_time != DT_NOBEGIN)
 		{
@@ -433,6 +434,8 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		values[6] = Int64GetDatum(vp->delivered);
 		values[7] = Int64GetDatum(vp->applied);
 		values[8] = Int64GetDatum(vp->late);
+		values[9] = Int64GetDatum(vp->first);
+		nulls[9] = (vp->first < 0) ? 'n' : ' ';
 		if (SPI_execute_plan(view_position_plan, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write the positions of kappa view %d", view->view_id);
 		vp->filtered = vp->duplicate = vp->delivered = vp->applied = vp->late = 0;

@@ -952,6 +952,27 @@ kappa_consumer_query_end(KappaConsumer *consumer, int32 partition)
 }
 
 /*
+ * Where a partition's log begins now (its low watermark), or -1 when the
+ * brokers cannot say within kappa.broker_timeout: retention moves it on.
+ */
+int64
+kappa_consumer_query_start(KappaConsumer *consumer, int32 partition)
+{
+	int64		low;
+	int64		high;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_query_watermark_offsets(consumer->kk->rk, consumer->stream->topic, partition,
+										   &low, &high, kappa_broker_timeout);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		strlcpy(consumer->kk->last_error, rd_kafka_err2str(err), sizeof(consumer->kk->last_error));
+		kafka_broker_error(kafka_reason(consumer->kk), consumer->stream, "read the offsets of the topic");
+	}
+	return low;
+}
+
+/*
  * The first offset of a partition whose timestamp is at or after time
  * (ListOffsets by timestamp), or -1 when there is none or the brokers
  * cannot tell (an error, which is no reason to stop: the caller then reads

@@ -49,6 +49,7 @@ extern int	kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms,
 extern void kappa_consumer_release(KappaConsumer *consumer);
 extern int64 kappa_consumer_end(KappaConsumer *consumer, int32 partition);
 extern int64 kappa_consumer_query_end(KappaConsumer *consumer, int32 partition);
+extern int64 kappa_consumer_query_start(KappaConsumer *consumer, int32 partition);
 extern int64 kappa_consumer_offset_for_time(KappaConsumer *consumer, int32 partition,
 											TimestampTz time);
 extern void kappa_consumer_commit(KappaConsumer *consumer, int nparts, const int64 *offsets);

@@ -131,6 +131,13 @@ worker_run(int32 stream_id)
 	PG_END_TRY();
 }
 
+/* kappa_consumer_query_start, as the engine calls it. */
+static int64
+worker_log_start(void *consumer, int32 partition)
+{
+	return kappa_consumer_query_start((KappaConsumer *) consumer, partition);
+}
+
 /* kappa_consumer_offset_for_time, as the engine calls it. */
 static int64
 worker_offset_for_time(void *consumer, int32 partition, TimestampTz time)
@@ -199,7 +206,7 @@ worker_consume(int32 stream_id)
 	(void) kappa_stream_lock_consumer(stream->id, true);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	MemoryContextSwitchTo(engine_cxt);
-	engine = kappa_engine_create(stream, nparts);
+	engine = kappa_engine_create(stream, nparts, worker_log_start, consumer);
 	worker_assign(consumer, engine, nparts);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
