@@ -556,7 +556,7 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 		view->parts[p].first = first;
 		log_start = engine->log_start ? engine->log_start(engine->log_arg, p) : -1;
 		if (log_start > first && lost == NULL)
-			lost = psprintf("its state was lost in a crash, and partition %d of the log now begins at offset "
+			lost = psprintf("its state was lost to crash recovery or a failover, and partition %d of the log now begins at offset "
 							INT64_FORMAT ", after offset " INT64_FORMAT " where the view began",
 							p, log_start, first);
 	}
@@ -585,7 +585,7 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 	SPI_finish();
 	if (npositions > 0)
 		ereport(WARNING,
-				(errmsg("kappa view %s lost its state in a crash; rebuilding it from the log", name),
+				(errmsg("kappa view %s lost its state to crash recovery or a failover; rebuilding it from the log", name),
 				 errdetail("Each partition is read again from the first offset the view read there.")));
 	return true;
 }

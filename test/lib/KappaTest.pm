@@ -20,14 +20,15 @@ our @EXPORT = qw(kappa_node start_broker stop_broker wait_until log_contains);
 
 # A new node with kappa preloaded and its launcher in database postgres.
 # Options: conf => extra postgresql.conf lines, preload => 0 to leave kappa
-# out, extension => 0 to skip CREATE EXTENSION.
+# out, extension => 0 to skip CREATE EXTENSION, init => a hash of options
+# for PostgreSQL::Test::Cluster's init (e.g. allows_streaming => 1).
 sub kappa_node
 {
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	my $preload = $opts{preload} // 1;
 
-	$node->init;
+	$node->init(%{ $opts{init} // {} });
 	$node->append_conf('postgresql.conf',
 		($preload ? "shared_preload_libraries = 'kappa'\n" : '')
 		  . "kappa.database = 'postgres'\n"

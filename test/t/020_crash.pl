@@ -156,7 +156,7 @@ for my $k (0 .. $chunks - 1)
 
 is($node->safe_psql('postgres', "SELECT kappa_wait('cr', '180 seconds')"), 't',
 	'after 20 crashes, the worker consumed everything');
-ok(log_contains($node, qr/lost its state in a crash; rebuilding it/, $log_offset),
+ok(log_contains($node, qr/lost its state to crash recovery or a failover; rebuilding it/, $log_offset),
 	'crash recovery took the state, and the worker noticed');
 
 is($node->safe_psql('postgres',

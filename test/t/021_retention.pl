@@ -83,7 +83,7 @@ is($node->safe_psql('postgres', 'SELECT n, s FROM early'), '25000|' . $sum_from-
 
 is($node->safe_psql('postgres', q{SELECT status FROM kappa_views WHERE name = 'public.late'}),
 	'live', 'the late view is live');
-ok(log_contains($node, qr/kappa view public\.late lost its state in a crash; rebuilding it from the log/, $log_offset),
+ok(log_contains($node, qr/kappa view public\.late lost its state to crash recovery or a failover; rebuilding it from the log/, $log_offset),
 	'the late view was rebuilt');
 is($node->safe_psql('postgres', 'SELECT n, s FROM late'),
 	(25_100 - $start) . '|' . $sum_from->($start + 1, 25_100),
