@@ -68,5 +68,5 @@ PROVE_FLAGS = -I $(srcdir)/test/lib
 # stale objects that read it with the old layout.
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
 
-tools/kappa-broker: tools/kappa-broker.c
-	$(CC) -std=gnu99 -O2 -g -Wall -Wextra -o $@ $< -lrdkafka -lpthread
+tools/kappa-broker: tools/kappa-broker.c tools/broker_control.c tools/broker_control.h
+	$(CC) -std=gnu99 -O2 -g -Wall -Wextra -o $@ tools/kappa-broker.c tools/broker_control.c -lrdkafka -lpthread

@@ -891,7 +891,11 @@ kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms, KappaMessage *messa
 		rd_kafka_message_t *msg = consumer->batch[i];
 
 		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		{
+			/* the fetch reached the log's end: whatever failed works again */
+			consumer->kk->last_error[0] = '\0';
 			continue;
+		}
 		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			snprintf(consumer->kk->last_error, sizeof(consumer->kk->last_error), "%s",

@@ -207,6 +207,8 @@ kappa_worker_state_name(KappaWorkerState state)
 			return "connecting";
 		case KAPPA_WORKER_RUNNING:
 			return "running";
+		case KAPPA_WORKER_STALLED:
+			return "stalled";
 		case KAPPA_WORKER_BACKOFF:
 			return "backoff";
 		case KAPPA_WORKER_DISABLED:
@@ -247,7 +249,7 @@ kappa_worker_status(PG_FUNCTION_ARGS)
 		values[3] = Int32GetDatum(copy.pid);
 		nulls[3] = (copy.pid == 0);
 		values[4] = Int32GetDatum(copy.partitions);
-		nulls[4] = (copy.state != KAPPA_WORKER_RUNNING);
+		nulls[4] = (copy.state != KAPPA_WORKER_RUNNING && copy.state != KAPPA_WORKER_STALLED);
 		values[5] = Int32GetDatum(copy.failures);
 		values[6] = TimestampTzGetDatum(copy.started_at);
 		nulls[6] = (copy.started_at == 0);

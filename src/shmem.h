@@ -22,6 +22,7 @@ typedef enum KappaWorkerState
 	KAPPA_WORKER_STARTING,		/* registered, process not yet attached */
 	KAPPA_WORKER_CONNECTING,	/* attached, reaching the broker */
 	KAPPA_WORKER_RUNNING,		/* connected to the topic */
+	KAPPA_WORKER_STALLED,		/* running, but the brokers fail it: retrying */
 	KAPPA_WORKER_BACKOFF,		/* failed; launcher restarts it later */
 	KAPPA_WORKER_DISABLED		/* kappa.enabled is off */
 } KappaWorkerState;

@@ -60,6 +60,8 @@ static void worker_run(int32 stream_id);
 static void worker_consume(int32 stream_id);
 static void worker_assign(KappaConsumer *consumer, KappaEngine *engine, int nparts);
 static KappaStream *worker_load_stream(int32 stream_id);
+static bool worker_note_health(KappaStream *stream, KappaConsumer *consumer, int received,
+							   bool stalled, int nparts);
 static void worker_detach(int code, Datum arg);
 
 /* Entry point of a stream worker. */
@@ -187,6 +189,7 @@ worker_consume(int32 stream_id)
 	TimestampTz last_flush;
 	int64	   *committed;
 	int			nparts;
+	bool		stalled = false;
 
 	stream = worker_load_stream(stream_id);
 	if (stream == NULL)
@@ -245,6 +248,7 @@ worker_consume(int32 stream_id)
 		for (int i = 0; i < n; i++)
 			kappa_engine_process(engine, &batch[i]);
 		kappa_consumer_release(consumer);
+		stalled = worker_note_health(stream, consumer, n, stalled, nparts);
 
 		now = GetCurrentTimestamp();
 		if (kappa_engine_pending(engine) >= kappa_flush_events ||
@@ -270,6 +274,41 @@ worker_consume(int32 stream_id)
 			kappa_consumer_commit(consumer, nparts, committed);
 		}
 	}
+}
+
+/*
+ * Show in the slot whether consumption stalls: when a poll brings nothing
+ * while librdkafka has reported an error (a broker down, requests failing),
+ * the state becomes "stalled" and the error is recorded, where kappa_workers
+ * and kappa_stats show them; a message, or a fetch that reaches the log's
+ * end (which clears the error), makes it "running" again.  librdkafka
+ * retries by itself meanwhile.  Returns whether the worker is now stalled.
+ */
+static bool
+worker_note_health(KappaStream *stream, KappaConsumer *consumer, int received,
+				   bool stalled, int nparts)
+{
+	const char *error;
+
+	if (!stalled && received > 0)
+		return false;
+	error = kappa_consumer_error(consumer);
+	if (stalled && (received > 0 || error[0] == '\0'))
+	{
+		kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, nparts);
+		ereport(LOG,
+				(errmsg("kappa worker for stream \"%s\" is consuming again", stream->name)));
+		return false;
+	}
+	if (!stalled && error[0] != '\0')
+	{
+		kappa_slot_set_state(worker_slot, KAPPA_WORKER_STALLED, nparts);
+		kappa_slot_set_error(worker_slot, error);
+		ereport(LOG,
+				(errmsg("kappa worker for stream \"%s\" stalls: %s", stream->name, error)));
+		return true;
+	}
+	return stalled;
 }
 
 /* The worker's stream, read in a transaction of its own; NULL if dropped. */

@@ -35,6 +35,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "broker_control.h"
+
 #define PROGNAME			"kappa-broker"
 #define EXIT_USAGE			2
 #define MAX_TOPIC_NAME_LEN	249		/* Kafka's own limit */
@@ -65,6 +67,7 @@ typedef struct BrokerOptions
 	int			nunknown;
 	int			brokers;
 	const char *port_file;
+	const char *control_file;	/* --control-file: fault controls */
 	bool		quiet;
 } BrokerOptions;
 
@@ -87,6 +90,9 @@ print_usage(void)
 		   "                          may be repeated\n"
 		   "  -b, --brokers N         number of brokers, 1..%d (default 1)\n"
 		   "  -p, --port-file FILE    write the bootstrap address to FILE\n"
+		   "  -c, --control-file FILE accept fault commands (down, up, rtt,\n"
+		   "                          errors, leader) on a loopback port, and\n"
+		   "                          write its address to FILE\n"
 		   "  -q, --quiet             do not print librdkafka's messages\n"
 		   "  -h, --help              show this help, then exit\n\n"
 		   "When ready, it prints the bootstrap address on stdout and then\n"
@@ -182,6 +188,7 @@ parse_command_line(int argc, char **argv, BrokerOptions *opts)
 		{"unknown-topic", required_argument, NULL, 'u'},
 		{"brokers", required_argument, NULL, 'b'},
 		{"port-file", required_argument, NULL, 'p'},
+		{"control-file", required_argument, NULL, 'c'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
@@ -192,7 +199,7 @@ parse_command_line(int argc, char **argv, BrokerOptions *opts)
 	opts->topics = check_alloc(calloc((size_t) argc, sizeof(TopicSpec)));
 	opts->unknown_topics = check_alloc(calloc((size_t) argc, sizeof(char *)));
 
-	while ((c = getopt_long(argc, argv, "t:u:b:p:qh", long_options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "t:u:b:p:c:qh", long_options, NULL)) != -1)
 	{
 		TopicSpec  *topic = &opts->topics[opts->ntopics];
 
@@ -218,6 +225,9 @@ parse_command_line(int argc, char **argv, BrokerOptions *opts)
 				break;
 			case 'p':
 				opts->port_file = optarg;
+				break;
+			case 'c':
+				opts->control_file = optarg;
 				break;
 			case 'q':
 				opts->quiet = true;
@@ -325,6 +335,8 @@ main(int argc, char **argv)
 	int			replication;
 	int			exit_code = EXIT_FAILURE;
 	int			sig;
+	BrokerControl *control = NULL;
+	char		control_address[64];
 
 	parse_command_line(argc, argv, &opts);
 
@@ -345,6 +357,8 @@ main(int argc, char **argv)
 	/* A port file left by a killed run must not pass for a live broker. */
 	if (opts.port_file != NULL)
 		unlink(opts.port_file);
+	if (opts.control_file != NULL)
+		unlink(opts.control_file);
 
 	/* The handle only keeps the mock cluster's books; it connects nowhere. */
 	conf = rd_kafka_conf_new();
@@ -399,6 +413,15 @@ main(int argc, char **argv)
 		rd_kafka_mock_topic_set_error(cluster, opts.unknown_topics[i],
 									  RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
 
+	/* the controls are ready before the broker is announced */
+	if (opts.control_file != NULL)
+	{
+		control = broker_control_start(cluster, opts.brokers, control_address,
+									   sizeof(control_address));
+		if (control == NULL || !write_port_file(opts.control_file, control_address))
+			goto done;
+	}
+
 	bootstraps = rd_kafka_mock_cluster_bootstraps(cluster);
 	if (opts.port_file != NULL && !write_port_file(opts.port_file, bootstraps))
 		goto done;
@@ -423,6 +446,9 @@ main(int argc, char **argv)
 	exit_code = EXIT_SUCCESS;
 
 done:
+	if (opts.control_file != NULL)
+		unlink(opts.control_file);
+	broker_control_stop(control);
 	rd_kafka_mock_cluster_destroy(cluster);
 	rd_kafka_destroy(rk);
 	for (int i = 0; i < opts.ntopics; i++)

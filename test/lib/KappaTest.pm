@@ -10,13 +10,14 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use IO::Socket::INET;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(kappa_node start_broker stop_broker wait_until log_contains);
+our @EXPORT = qw(kappa_node start_broker stop_broker broker_control wait_until log_contains);
 
 # A new node with kappa preloaded and its launcher in database postgres.
 # Options: conf => extra postgresql.conf lines, preload => 0 to leave kappa
@@ -41,14 +42,20 @@ sub kappa_node
 }
 
 # Start a private kappa-broker with the given topics ("name:partitions");
-# returns a handle whose {bootstrap} is the broker list.
+# returns a handle whose {bootstrap} is the broker list.  An optional hash
+# reference first gives options: brokers => N, and control => 1 for the
+# fault controls (see broker_control).
 sub start_broker
 {
 	my (@topics) = @_;
+	my $opts = ref $topics[0] eq 'HASH' ? shift @topics : {};
 	my $dir = PostgreSQL::Test::Utils::tempdir();
 	my $port_file = "$dir/broker.addr";
+	my $control_file = "$dir/control.addr";
 	my @cmd = ('kappa-broker', (map { ('--topic', $_) } @topics),
-		'--port-file', $port_file, '--quiet');
+		'--port-file', $port_file, '--quiet',
+		($opts->{brokers} ? ('--brokers', $opts->{brokers}) : ()),
+		($opts->{control} ? ('--control-file', $control_file) : ()));
 	my $h = IPC::Run::start(\@cmd, '>', "$dir/broker.out", '2>', "$dir/broker.err");
 
 	wait_until(sub { -s $port_file || !$h->pumpable }, 20)
@@ -56,7 +63,29 @@ sub start_broker
 	die "kappa-broker exited: " . slurp_file("$dir/broker.err") unless -s $port_file;
 	my $bootstrap = slurp_file($port_file);
 	chomp $bootstrap;
-	return { handle => $h, bootstrap => $bootstrap, dir => $dir };
+	my $control;
+	if ($opts->{control})
+	{
+		$control = slurp_file($control_file);
+		chomp $control;
+	}
+	return { handle => $h, bootstrap => $bootstrap, dir => $dir, control => $control };
+}
+
+# Send one fault command to a broker started with control => 1 (see
+# tools/broker_control.c: down N, up N, rtt N MS, errors APIKEY COUNT
+# ERRCODE, leader TOPIC PARTITION N); dies unless it answers "ok".
+sub broker_control
+{
+	my ($broker, $command) = @_;
+	my $socket = IO::Socket::INET->new(PeerAddr => $broker->{control}, Proto => 'tcp', Timeout => 10)
+	  or die "cannot reach the broker's control port: $!";
+	print $socket "$command\n";
+	my $answer = <$socket> // '';
+	close $socket;
+	chomp $answer;
+	die "broker control \"$command\": $answer" unless $answer eq 'ok';
+	return;
 }
 
 # Stop a broker started by start_broker.
