@@ -158,10 +158,20 @@ CREATE UNLOGGED TABLE kappa.view_state (
 CREATE UNLOGGED TABLE kappa.view_state_marker (
 	view_id int PRIMARY KEY
 );
+-- The dedup keys each view has seen per partition within the watermark
+-- horizon, as of the last flush; lost with the states, and rebuilt with
+-- them from the log.
+CREATE UNLOGGED TABLE kappa.view_dedup (
+	view_id int NOT NULL,
+	partition int NOT NULL,
+	dedup_key text NOT NULL,
+	event_time timestamptz NOT NULL,
+	PRIMARY KEY (view_id, partition, dedup_key)
+);
 
 REVOKE ALL ON kappa.streams, kappa.stream_columns, kappa.stream_secrets FROM PUBLIC;
 REVOKE ALL ON kappa.partitions, kappa.dead_letters, kappa.late_events, kappa.views, kappa.view_partitions,
-	kappa.view_state, kappa.view_state_marker FROM PUBLIC;
+	kappa.view_state, kappa.view_state_marker, kappa.view_dedup FROM PUBLIC;
 GRANT SELECT ON kappa.partitions, kappa.views, kappa.view_partitions TO PUBLIC;
 GRANT SELECT ON kappa.dead_letters, kappa.late_events TO kappa_admin;
 GRANT SELECT ON kappa.streams, kappa.stream_columns TO PUBLIC;

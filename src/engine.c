@@ -92,6 +92,8 @@ static bool is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz eve
 static void note_late(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 					  TimestampTz event_time);
 static bytea *bytes_to_bytea(const char *data, size_t len);
+static void remember_dedup_key(KappaEngine *engine, ViewPartition *vp, const char *key,
+							   TimestampTz time);
 
 /* A bytea copy of raw bytes, or NULL for NULL. */
 static bytea *
@@ -144,7 +146,14 @@ kappa_engine_create(KappaStream *stream, int nparts, KappaLogStart log_start, vo
 		if (stream->event_time && strcmp(col->name, stream->event_time) == 0)
 			engine->event_time_col = attno - 1;
 		if (stream->dedup_key && strcmp(col->name, stream->dedup_key) == 0)
+		{
+			Oid			output;
+			bool		varlena;
+
 			engine->dedup_col = attno - 1;
+			getTypeOutputInfo(col->typid, &output, &varlena);
+			fmgr_info(output, &engine->dedup_out);
+		}
 	}
 	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_partition", INT4OID, -1, 0);
 	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_offset", INT8OID, -1, 0);
@@ -490,6 +499,27 @@ restore_view_state(KappaEngine *engine, ViewRuntime *view, const char *name)
 		view->parts[p].first = isnull ? -1 : DatumGetInt64(first);
 	}
 
+	if (engine->dedup_col >= 0)
+	{
+		if (SPI_execute_with_args("SELECT partition, dedup_key, event_time FROM kappa.view_dedup "
+								  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read kappa.view_dedup");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	row = SPI_tuptable->vals[i];
+			int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
+			char	   *key = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
+			DedupEntry *entry;
+			bool		found;
+
+			if (p < 0 || p >= engine->nparts)
+				continue;
+			entry = deduptab_insert(view->parts[p].dedup,
+									MemoryContextStrdup(view->cxt, key), &found);
+			entry->time = DatumGetTimestampTz(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull));
+		}
+	}
+
 	if (SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
 							  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.view_state");
@@ -577,6 +607,8 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 	}
 
 	if (SPI_execute_with_args("DELETE FROM kappa.view_partitions WHERE view_id = $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("DELETE FROM kappa.view_dedup WHERE view_id = $1",
 							  1, types, values, NULL, false, 0) != SPI_OK_DELETE ||
 		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("INSERT INTO kappa.view_state_marker VALUES ($1)",
@@ -844,20 +876,28 @@ is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time)
 	if (att->atttypid == TEXTOID || att->atttypid == VARCHAROID)
 		key = text_to_cstring(DatumGetTextPP(value));
 	else
-	{
-		Oid			output;
-		bool		varlena;
-
-		getTypeOutputInfo(att->atttypid, &output, &varlena);
-		key = OidOutputFunctionCall(output, value);
-	}
+		key = OutputFunctionCall(&engine->dedup_out, value);
 	entry = deduptab_lookup(vp->dedup, key);
 	if (entry != NULL)
 		return true;
 	entry = deduptab_insert(vp->dedup, MemoryContextStrdup(GetMemoryChunkContext(vp->dedup), key),
 							&found);
 	entry->time = event_time;
+	remember_dedup_key(engine, vp, key, event_time);
 	return false;
+}
+
+/* Note a new dedup key for the next flush to store. */
+static void
+remember_dedup_key(KappaEngine *engine, ViewPartition *vp, const char *key, TimestampTz time)
+{
+	MemoryContext old = MemoryContextSwitchTo(engine->flush_cxt);
+	NewDedupKey *nk = palloc(sizeof(NewDedupKey));
+
+	nk->key = pstrdup(key);
+	nk->time = time;
+	vp->dedup_new = lappend(vp->dedup_new, nk);
+	MemoryContextSwitchTo(old);
 }
 
 /*

@@ -67,7 +67,16 @@ typedef struct ViewPartition
 	int64		late;
 	bool		changed;
 	deduptab_hash *dedup;
+	List	   *dedup_new;		/* NewDedupKey: seen since the last flush */
+	bool		dedup_pruned;	/* keys left the horizon since then */
 } ViewPartition;
+
+/* A dedup key seen since the last flush, to store (in the flush context). */
+typedef struct NewDedupKey
+{
+	char	   *key;
+	TimestampTz time;
+} NewDedupKey;
 
 /* A view, ready to run. */
 typedef struct ViewRuntime
@@ -135,6 +144,7 @@ struct KappaEngine
 	void	   *log_arg;
 	int			event_time_col; /* -1: broker time */
 	int			dedup_col;		/* -1: no dedup */
+	FmgrInfo	dedup_out;		/* its output function, unless text */
 	int			ncols;
 	TupleDesc	event_desc;
 	TupleTableSlot *event_slot;

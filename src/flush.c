@@ -50,6 +50,10 @@ static TupleDesc state_row_desc = NULL;
 static SPIPlanPtr view_position_plan = NULL;
 static SPIPlanPtr stream_position_plan = NULL;
 
+/* kappa.view_dedup's: new keys of a view's partition, and pruning. */
+static SPIPlanPtr dedup_insert_plan = NULL;
+static SPIPlanPtr dedup_prune_plan = NULL;
+
 static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start,
 						  TimestampTz end, bool with_aggs, Datum *values, char *nulls);
 static Datum group_row(ViewRuntime *view, KappaGroup *group);
@@ -59,6 +63,8 @@ static void write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *wh
 static void delete_stored(ViewRuntime *view, KappaGroup *group);
 static void delete_stored_state(ViewRuntime *view, KappaGroup *group);
 static void delete_states(ViewRuntime *view, List *keys, List *starts);
+static void write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp,
+							 TimestampTz horizon);
 
 /* Prepare one statement for the rest of the backend's life. */
 static SPIPlanPtr
@@ -87,6 +93,8 @@ kappa_flush_prepare(void)
 	Oid			stream_position_types[9] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
 	TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID};
 	Oid			state_array_type;
+	Oid			dedup_insert_types[4] = {INT4OID, INT4OID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+	Oid			dedup_prune_types[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
 	MemoryContext old;
 
 	if (state_upsert_plan != NULL)
@@ -123,6 +131,13 @@ kappa_flush_prepare(void)
 										"events_per_s = EXCLUDED.events_per_s, flushed_at = now(), "
 										"flush_ms = EXCLUDED.flush_ms",
 										9, stream_position_types);
+	dedup_insert_plan = prepare_kept("INSERT INTO kappa.view_dedup "
+									 "SELECT $1, $2, k, t FROM unnest($3, $4) AS u(k, t) "
+									 "ON CONFLICT DO NOTHING",
+									 4, dedup_insert_types);
+	dedup_prune_plan = prepare_kept("DELETE FROM kappa.view_dedup "
+									"WHERE view_id = $1 AND partition = $2 AND event_time < $3",
+									3, dedup_prune_types);
 }
 
 /*
@@ -419,9 +434,14 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 
 					deduptab_delete_item(vp->dedup, entry);
 					pfree(key);
+					vp->dedup_pruned = true;
 				}
 			}
 		}
+		if (vp->dedup)
+			write_dedup_keys(view, p, vp,
+							 vp->max_time == DT_NOBEGIN ? DT_NOBEGIN :
+							 vp->max_time - engine->stream->watermark_us);
 		if (!vp->changed || vp->next < 0)
 			continue;
 		values[0] = Int32GetDatum(view->view_id);
@@ -441,6 +461,49 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		vp->filtered = vp->duplicate = vp->delivered = vp->applied = vp->late = 0;
 		vp->changed = false;
 	}
+}
+
+/*
+ * Store a view partition's dedup keys as the flush leaves them: the keys
+ * seen since the last flush go in, those that left the horizon go out
+ * (after, so that a new key already past the horizon does not stay).
+ */
+static void
+write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, TimestampTz horizon)
+{
+	Datum		values[4];
+	int			n = list_length(vp->dedup_new);
+
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = Int32GetDatum(partition);
+	if (n > 0)
+	{
+		Datum	   *keys = palloc(sizeof(Datum) * n);
+		Datum	   *times = palloc(sizeof(Datum) * n);
+		ListCell   *lc;
+
+		foreach(lc, vp->dedup_new)
+		{
+			NewDedupKey *nk = lfirst(lc);
+
+			keys[foreach_current_index(lc)] = CStringGetTextDatum(nk->key);
+			times[foreach_current_index(lc)] = TimestampTzGetDatum(nk->time);
+		}
+		values[2] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[3] = PointerGetDatum(construct_array(times, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (SPI_execute_plan(dedup_insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not store the dedup keys of kappa view %d", view->view_id);
+	}
+	if (vp->dedup_pruned && horizon != DT_NOBEGIN)
+	{
+		values[2] = TimestampTzGetDatum(horizon);
+		if (SPI_execute_plan(dedup_prune_plan, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not prune the dedup keys of kappa view %d", view->view_id);
+	}
+	/* the list lives in the flush context, which the flush resets */
+	vp->dedup_new = NIL;
+	vp->dedup_pruned = false;
 }
 
 /* Write the stream's positions and counts. */

@@ -310,6 +310,8 @@ kappa_drop_view_by_name(const char *name)
 	kappa_catalog_enter(&access);
 	kappa_catalog_exec(psprintf("DROP TABLE kappa.%s", quote_identifier(rows_table_name(view_id))),
 					   SPI_OK_UTILITY);
+	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_dedup WHERE view_id = %d", view_id),
+					   SPI_OK_DELETE);
 	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state WHERE view_id = %d", view_id),
 					   SPI_OK_DELETE);
 	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state_marker WHERE view_id = %d", view_id),
