@@ -41,6 +41,8 @@ CREATE TABLE kappa.streams (
 	archive text,
 	options jsonb NOT NULL,
 	keep_late boolean NOT NULL DEFAULT false,
+	-- the partitions this server consumes, ascending; null: all of them
+	partitions int[],
 	created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE kappa.streams IS 'kappa streams; use the kappa_streams view';
@@ -199,11 +201,12 @@ CREATE FUNCTION kappa_create_stream(
 	eventhubs text DEFAULT NULL,
 	time_unit text DEFAULT 'ms',
 	idle_timeout interval DEFAULT '30 seconds',
-	keep_late boolean DEFAULT false)
+	keep_late boolean DEFAULT false,
+	partitions text DEFAULT NULL)
 RETURNS void
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'kappa_create_stream';
-COMMENT ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean)
+COMMENT ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text)
 	IS 'define a stream: where its events come from and what they look like';
 
 CREATE FUNCTION kappa_drop_stream(name text, "cascade" boolean DEFAULT false)
@@ -326,7 +329,7 @@ RETURNS SETOF record
 COMMENT ON FUNCTION kappa_worker_status()
 	IS 'state of each stream''s worker, from shared memory';
 
-REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean),
+REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text),
 	kappa_drop_stream(text, boolean),
 	kappa_create_view(text, text, jsonb),
 	kappa_drop_view(text),
@@ -336,7 +339,7 @@ REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, 
 	kappa_wait(text, interval),
 	kappa_feed(text, regclass)
 	FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean),
+GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text),
 	kappa_drop_stream(text, boolean),
 	kappa_create_view(text, text, jsonb),
 	kappa_drop_view(text),
@@ -368,7 +371,8 @@ SELECT s.name,
 	s.archive,
 	s.options,
 	s.keep_late,
-	s.created_at
+	s.created_at,
+	s.partitions
 FROM kappa.streams s;
 COMMENT ON VIEW kappa_streams IS 'kappa streams, secrets masked';
 GRANT SELECT ON kappa_streams TO PUBLIC;

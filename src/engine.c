@@ -127,6 +127,9 @@ kappa_engine_create(KappaStream *stream, int nparts, KappaLogStart log_start, vo
 	engine->stream = stream;
 	engine->nparts = nparts;
 	engine->parts = palloc0(sizeof(StreamPartition) * nparts);
+	engine->owned = palloc(sizeof(bool) * Max(nparts, 1));
+	for (int p = 0; p < nparts; p++)
+		engine->owned[p] = kappa_stream_owns(stream, p);
 	engine->decoder = kappa_decoder_create(stream, ENGINE_MAX_PAYLOAD);
 	engine->log_start = log_start;
 	engine->log_arg = log_arg;
@@ -754,6 +757,8 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 
 	if (message->partition < 0 || message->partition >= engine->nparts)
 		return;					/* a partition added after the start: next run */
+	if (!engine->owned[message->partition])
+		return;					/* another server's */
 	sp = &engine->parts[message->partition];
 	first = (sp->next < 0 || message->offset >= sp->next);
 	needed = first;
@@ -1042,6 +1047,9 @@ kappa_engine_watermark(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		TimestampTz last = engine->parts[p].last_seen ? engine->parts[p].last_seen : engine->started;
 		bool		idle = (now - last) > engine->stream->idle_timeout_us;
 		TimestampTz wm;
+
+		if (!engine->owned[p])
+			continue;			/* another server's: its windows are its own */
 
 		if (vp->max_time == DT_NOBEGIN)
 		{

@@ -137,6 +137,7 @@ struct KappaEngine
 {
 	KappaStream *stream;
 	int			nparts;
+	bool	   *owned;			/* partitions consumed here (kappa_stream_owns) */
 	StreamPartition *parts;
 	List	   *views;			/* ViewRuntime */
 	KappaDecoder *decoder;

@@ -854,7 +854,10 @@ kappa_consumer_assign(KappaConsumer *consumer, int nparts, const int64 *offsets)
 	rd_kafka_resp_err_t err;
 
 	for (int p = 0; p < nparts; p++)
-		rd_kafka_topic_partition_list_add(list, consumer->stream->topic, p)->offset = offsets[p];
+	{
+		if (kappa_stream_owns(consumer->stream, p))
+			rd_kafka_topic_partition_list_add(list, consumer->stream->topic, p)->offset = offsets[p];
+	}
 	err = rd_kafka_assign(consumer->kk->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)

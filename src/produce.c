@@ -158,9 +158,10 @@ kappa_peek(PG_FUNCTION_ARGS)
 }
 
 /*
- * kappa_wait(stream, timeout) waits until the stream and every view of it
- * have committed positions at or past each partition's end as it was when
- * called; true, or false when the timeout passes first.
+ * kappa_wait(stream, timeout) waits until the stream and every live view
+ * of it have committed positions at or past the end of each partition it
+ * consumes, as it was when called; true, or false when the timeout passes
+ * first.
  */
 Datum
 kappa_wait(PG_FUNCTION_ARGS)
@@ -184,12 +185,12 @@ kappa_wait(PG_FUNCTION_ARGS)
 										   (timeout->time + (int64) timeout->day * USECS_PER_DAY) / 1000);
 	kappa_kafka_watermarks(stream, &nparts, &low, &high);
 
-	/* only partitions that hold something to consume */
+	/* only partitions that hold something to consume here */
 	parts = palloc(sizeof(Datum) * Max(nparts, 1));
 	ends = palloc(sizeof(Datum) * Max(nparts, 1));
 	for (int p = 0; p < nparts; p++)
 	{
-		if (high[p] > low[p])
+		if (high[p] > low[p] && kappa_stream_owns(stream, p))
 		{
 			parts[nwait] = Int32GetDatum(p);
 			ends[nwait++] = Int64GetDatum(high[p]);

@@ -65,6 +65,7 @@ static void create_stream_relation(KappaStream *s);
 static void drop_stream_views(KappaStream *s, bool cascade);
 static void check_stream_name(const char *name);
 static KappaTimeUnit parse_time_unit(const char *unit);
+static void parse_partitions(KappaStream *s, const char *text);
 static int64 interval_to_us(Interval *iv, const char *what, bool allow_zero);
 static List *options_to_settings(Jsonb *options);
 static void insert_stream(KappaStream *s, const char *eventhubs_masked,
@@ -279,6 +280,8 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("columns must be given"),
 				 errhint("List the columns of the events as in CREATE TABLE, as in columns => 'deviceId text, temperature float8'.")));
+	if (!PG_ARGISNULL(14))
+		parse_partitions(s, text_to_cstring(PG_GETARG_TEXT_PP(14)));
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(6) || PG_ARGISNULL(9) ||
 		PG_ARGISNULL(11) || PG_ARGISNULL(12) || PG_ARGISNULL(13))
 		ereport(ERROR,
@@ -387,10 +390,10 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 {
 	JsonbParseState *pub_state = NULL;
 	JsonbParseState *sec_state = NULL;
-	Datum		values[13];
-	char		nulls[13];
-	Oid			types[13] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
-	TEXTOID, INTERVALOID, INTERVALOID, NAMEOID, TEXTOID, JSONBOID, BOOLOID};
+	Datum		values[14];
+	char		nulls[14];
+	Oid			types[14] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
+	TEXTOID, INTERVALOID, INTERVALOID, NAMEOID, TEXTOID, JSONBOID, BOOLOID, INT4ARRAYOID};
 	static const char *const unit_names[] = {"s", "ms", "us"};
 	JsonbValue *pub;
 	JsonbValue *sec;
@@ -447,6 +450,17 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 	nulls[10] = s->archive ? ' ' : 'n';
 	values[11] = JsonbPGetDatum(JsonbValueToJsonb(pub));
 	values[12] = BoolGetDatum(s->keep_late);
+	nulls[13] = 'n';
+	if (s->partitions != NULL)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * s->npartitions);
+
+		for (int i = 0; i < s->npartitions; i++)
+			elems[i] = Int32GetDatum(s->partitions[i]);
+		values[13] = PointerGetDatum(construct_array(elems, s->npartitions, INT4OID,
+													 sizeof(int32), true, TYPALIGN_INT));
+		nulls[13] = ' ';
+	}
 
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT 1 FROM kappa.streams WHERE name = $1",
@@ -459,10 +473,11 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 				 errhint("Drop it first with kappa_drop_stream, or choose another name.")));
 
 	if (SPI_execute_with_args("INSERT INTO kappa.streams (name, owner, topic, brokers, eventhubs, "
-							  "event_time, time_unit, watermark, idle_timeout, dedup_key, archive, options, keep_late) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+							  "event_time, time_unit, watermark, idle_timeout, dedup_key, archive, options, keep_late, "
+							  "partitions) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
 							  "RETURNING stream_id",
-							  13, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+							  14, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert stream \"%s\"", s->name);
 	s->id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -589,6 +604,77 @@ kappa_stream_load_owned(const char *name)
 	return s;
 }
 
+/*
+ * Whether this server consumes a partition of the stream's topic: all of
+ * them, unless the stream names its own (several servers sharing a topic).
+ */
+bool
+kappa_stream_owns(const KappaStream *stream, int32 partition)
+{
+	if (stream->partitions == NULL)
+		return true;
+	for (int i = 0; i < stream->npartitions; i++)
+	{
+		if (stream->partitions[i] == partition)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Parse a partitions option, "0-3,7,9-10", into the stream: ascending,
+ * each once.  An error names what is wrong.
+ */
+static void
+parse_partitions(KappaStream *s, const char *text)
+{
+	bool	   *seen = palloc0(sizeof(bool) * (KAPPA_MAX_PARTITION + 1));
+	const char *p = text;
+
+	for (;;)
+	{
+		char	   *end;
+		long		lo;
+		long		hi;
+
+		while (*p == ' ')
+			p++;
+		errno = 0;
+		lo = strtol(p, &end, 10);
+		if (end == p || errno != 0 || lo < 0 || lo > KAPPA_MAX_PARTITION)
+			break;
+		p = end;
+		hi = lo;
+		if (*p == '-')
+		{
+			p++;
+			hi = strtol(p, &end, 10);
+			if (end == p || errno != 0 || hi < lo || hi > KAPPA_MAX_PARTITION)
+				break;
+			p = end;
+		}
+		for (long i = lo; i <= hi; i++)
+			seen[i] = true;
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+		{
+			s->partitions = palloc(sizeof(int) * (KAPPA_MAX_PARTITION + 1));
+			for (int i = 0; i <= KAPPA_MAX_PARTITION; i++)
+				if (seen[i])
+					s->partitions[s->npartitions++] = i;
+			return;
+		}
+		if (*p++ != ',')
+			break;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid partitions \"%s\"", text),
+			 errdetail("Partitions are listed as numbers and ascending ranges from 0 to %d, as in '0-3,7'.",
+					   KAPPA_MAX_PARTITION)));
+}
+
 /* Load a stream by id, or NULL if it was dropped. */
 KappaStream *
 kappa_stream_load_by_id(int32 id)
@@ -626,7 +712,7 @@ load_stream(const char *where_name, int32 where_id)
 							  "s.event_time::text, s.time_unit, "
 							  "(extract(epoch FROM s.watermark) * 1000000)::int8, "
 							  "(extract(epoch FROM s.idle_timeout) * 1000000)::int8, "
-							  "s.dedup_key::text, s.archive, s.options, x.settings, s.keep_late "
+							  "s.dedup_key::text, s.archive, s.options, x.settings, s.keep_late, s.partitions "
 							  "FROM kappa.streams s "
 							  "LEFT JOIN kappa.stream_secrets x USING (stream_id) "
 							  "WHERE s.name = $1 OR s.stream_id = $2",
@@ -659,6 +745,22 @@ load_stream(const char *where_name, int32 where_id)
 		s->archive = SPI_getvalue(row, desc, 11);
 		public_settings = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 12, &isnull));
 		s->keep_late = DatumGetBool(SPI_getbinval(row, desc, 14, &isnull));
+		{
+			Datum		d = SPI_getbinval(row, desc, 15, &isnull);
+
+			if (!isnull)
+			{
+				Datum	   *elems;
+				int			n;
+
+				deconstruct_array(DatumGetArrayTypeP(d), INT4OID, sizeof(int32), true,
+								  TYPALIGN_INT, &elems, NULL, &n);
+				s->partitions = palloc(sizeof(int) * Max(n, 1));
+				for (int i = 0; i < n; i++)
+					s->partitions[i] = DatumGetInt32(elems[i]);
+				s->npartitions = n;
+			}
+		}
 		{
 			Datum		d = SPI_getbinval(row, desc, 13, &isnull);
 

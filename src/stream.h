@@ -21,6 +21,9 @@ typedef enum KappaTimeUnit
 	KAPPA_TIME_US
 } KappaTimeUnit;
 
+/* The largest partition number a stream may name (Kafka has no limit). */
+#define KAPPA_MAX_PARTITION 99999
+
 /* The advisory lock key space of stream consumption ('kapp'). */
 #define KAPPA_CONSUMER_LOCK_KEY 0x6B617070
 
@@ -40,6 +43,8 @@ typedef struct KappaStream
 	char	   *dedup_key;		/* column name, or NULL */
 	char	   *archive;		/* directory, or NULL */
 	bool		keep_late;		/* keep late events in kappa.late_events */
+	int		   *partitions;		/* the partitions consumed here, ascending; */
+	int			npartitions;	/* NULL and 0: all of the topic's */
 	List	   *settings;		/* KappaSetting, librdkafka settings */
 } KappaStream;
 
@@ -59,5 +64,6 @@ extern bool kappa_stream_lock_consumer(int32 stream_id, bool session);
 extern KappaStream *kappa_stream_load(const char *name);
 extern KappaStream *kappa_stream_load_owned(const char *name);
 extern KappaStream *kappa_stream_load_by_id(int32 id);
+extern bool kappa_stream_owns(const KappaStream *stream, int32 partition);
 
 #endif							/* KAPPA_STREAM_H */

@@ -58,7 +58,8 @@ static int	worker_slot = -1;
 
 static void worker_run(int32 stream_id);
 static void worker_consume(int32 stream_id);
-static void worker_assign(KappaConsumer *consumer, KappaEngine *engine, int nparts);
+static void worker_assign(KappaStream *stream, KappaConsumer *consumer, KappaEngine *engine,
+						  int nparts);
 static KappaStream *worker_load_stream(int32 stream_id);
 static bool worker_note_health(KappaStream *stream, KappaConsumer *consumer, int received,
 							   bool stalled, int nparts);
@@ -153,12 +154,14 @@ worker_offset_for_time(void *consumer, int32 partition, TimestampTz time)
  * start at a time where the brokers say that time begins.
  */
 static void
-worker_assign(KappaConsumer *consumer, KappaEngine *engine, int nparts)
+worker_assign(KappaStream *stream, KappaConsumer *consumer, KappaEngine *engine, int nparts)
 {
 	int64	   *offsets = palloc(sizeof(int64) * nparts);
 
 	for (int p = 0; p < nparts; p++)
 	{
+		if (!kappa_stream_owns(stream, p))
+			continue;
 		kappa_engine_resolve_times(engine, p, worker_offset_for_time, consumer);
 		offsets[p] = kappa_engine_start_offset(engine, p);
 		if (offsets[p] == KAPPA_OFFSET_END)
@@ -210,11 +213,19 @@ worker_consume(int32 stream_id)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	MemoryContextSwitchTo(engine_cxt);
 	engine = kappa_engine_create(stream, nparts, worker_log_start, consumer);
-	worker_assign(consumer, engine, nparts);
+	worker_assign(stream, consumer, engine, nparts);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(old);
 
+	for (int i = 0; i < stream->npartitions; i++)
+	{
+		if (stream->partitions[i] >= nparts)
+			ereport(WARNING,
+					(errmsg("stream \"%s\" names partition %d, but topic \"%s\" has %d partitions",
+							stream->name, stream->partitions[i], stream->topic, nparts),
+					 errdetail("The partition is not consumed.")));
+	}
 	committed = MemoryContextAlloc(engine_cxt, sizeof(int64) * nparts);
 	kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, nparts);
 	ereport(LOG,
@@ -262,7 +273,7 @@ worker_consume(int32 stream_id)
 			added = kappa_engine_sync_views(engine);
 			kappa_engine_flush(engine);
 			if (added)
-				worker_assign(consumer, engine, nparts);
+				worker_assign(stream, consumer, engine, nparts);
 			MemoryContextSwitchTo(old);
 			PopActiveSnapshot();
 			CommitTransactionCommand();
