@@ -65,9 +65,9 @@
 #include "decode.h"
 #include "engine.h"
 #include "engine_internal.h"
+#include "guc.h"
 #include "state.h"
 
-#define ENGINE_MAX_PAYLOAD (10 * 1024 * 1024)
 
 /* A view found in kappa.views that the engine does not run yet. */
 typedef struct NewView
@@ -130,7 +130,7 @@ kappa_engine_create(KappaStream *stream, int nparts, KappaLogStart log_start, vo
 	engine->owned = palloc(sizeof(bool) * Max(nparts, 1));
 	for (int p = 0; p < nparts; p++)
 		engine->owned[p] = kappa_stream_owns(stream, p);
-	engine->decoder = kappa_decoder_create(stream, ENGINE_MAX_PAYLOAD);
+	engine->decoder = kappa_decoder_create(stream, kappa_max_payload);
 	engine->log_start = log_start;
 	engine->log_arg = log_arg;
 	engine->ncols = list_length(stream->columns);

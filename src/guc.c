@@ -19,6 +19,7 @@
 #include <limits.h>
 
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "guc.h"
 
@@ -30,6 +31,7 @@ int			kappa_restart_backoff_max = 300;
 int			kappa_broker_timeout = 10000;
 int			kappa_flush_interval = 1000;
 int			kappa_flush_events = 100000;
+int			kappa_max_payload = 10 * 1024 * 1024;
 
 /* Register every kappa.* setting; called once from _PG_init. */
 void
@@ -112,6 +114,16 @@ kappa_guc_define(void)
 							100000, 1, INT_MAX,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.max_payload",
+							"Largest message payload a stream worker decodes.",
+							"Larger payloads are dead-lettered as oversized, with "
+							"their bytes; a worker reads this when it starts.",
+							&kappa_max_payload,
+							10 * 1024 * 1024, 1024, MaxAllocSize / 2,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("kappa");

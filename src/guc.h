@@ -18,6 +18,7 @@ extern int	kappa_restart_backoff_max;
 extern int	kappa_broker_timeout;
 extern int	kappa_flush_interval;
 extern int	kappa_flush_events;
+extern int	kappa_max_payload;
 
 extern void kappa_guc_define(void);
 

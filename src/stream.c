@@ -280,7 +280,8 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("columns must be given"),
 				 errhint("List the columns of the events as in CREATE TABLE, as in columns => 'deviceId text, temperature float8'.")));
-	if (!PG_ARGISNULL(14))
+	/* PG_NARGS: an older SQL definition of the function lacks the argument */
+	if (PG_NARGS() > 14 && !PG_ARGISNULL(14))
 		parse_partitions(s, text_to_cstring(PG_GETARG_TEXT_PP(14)));
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(6) || PG_ARGISNULL(9) ||
 		PG_ARGISNULL(11) || PG_ARGISNULL(12) || PG_ARGISNULL(13))
