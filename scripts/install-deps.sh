@@ -11,6 +11,7 @@ PACKAGES=(
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	libipc-run-perl
 	postgresql-15-hll postgresql-15-tdigest
+	clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -607,6 +607,9 @@ scan_payload(const KappaJsonTrie *trie, const char *json, size_t len,
 	const unsigned char *at;
 
 	memset(found, 0, sizeof(KappaJsonValue) * trie->nnodes);
+	/* errors that have no position of their own say 0 */
+	error->offset = 0;
+	error->message = NULL;
 	SKIP_WS();
 	if (p == end)
 	{
