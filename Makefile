@@ -32,7 +32,8 @@ OBJS = \
 	src/state.o \
 	src/engine.o \
 	src/flush.o \
-	src/feed.o
+	src/feed.o \
+	src/check.o
 
 DATA = sql/kappa--0.1.sql
 

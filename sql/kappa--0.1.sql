@@ -318,6 +318,13 @@ RETURNS record
 COMMENT ON FUNCTION kappa_feed(text, regclass)
 	IS 'run the messages of a table (partition, offset, payload[, key][, timestamp]) through the stream''s views as its worker would, while the worker is stopped';
 
+CREATE FUNCTION kappa_check(view text, OUT side text, OUT "row" jsonb)
+RETURNS SETOF record
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_check';
+COMMENT ON FUNCTION kappa_check(text)
+	IS 'recompute a view from the log and return the rows that differ (missing from the view, or extra in it)';
+
 CREATE FUNCTION kappa_worker_status(
 	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
 	OUT partitions int, OUT failures int, OUT started_at timestamptz,
@@ -337,7 +344,8 @@ REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, 
 	kappa_produce(text, bytea, bytea),
 	kappa_peek(text, int),
 	kappa_wait(text, interval),
-	kappa_feed(text, regclass)
+	kappa_feed(text, regclass),
+	kappa_check(text)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text),
 	kappa_drop_stream(text, boolean),
@@ -347,7 +355,8 @@ GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, tex
 	kappa_produce(text, bytea, bytea),
 	kappa_peek(text, int),
 	kappa_wait(text, interval),
-	kappa_feed(text, regclass)
+	kappa_feed(text, regclass),
+	kappa_check(text)
 	TO kappa_admin;
 
 -- What streams there are; secrets masked, so every role may look.

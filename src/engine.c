@@ -78,6 +78,7 @@ typedef struct NewView
 	char	   *start;
 } NewView;
 
+static KappaEngine *engine_init(KappaStream *stream, int nparts);
 static void load_stream_positions(KappaEngine *engine);
 static ViewRuntime *load_view(KappaEngine *engine, NewView *nv);
 static void prepare_view_sql(ViewRuntime *view);
@@ -117,6 +118,59 @@ bytes_to_bytea(const char *data, size_t len)
 KappaEngine *
 kappa_engine_create(KappaStream *stream, int nparts, KappaLogStart log_start, void *log_arg)
 {
+	KappaEngine *engine = engine_init(stream, nparts);
+
+	engine->log_start = log_start;
+	engine->log_arg = log_arg;
+	load_stream_positions(engine);
+	(void) kappa_engine_sync_views(engine);
+	return engine;
+}
+
+/*
+ * An engine that recomputes one view from the log into a scratch table,
+ * for kappa_check: the view's own plan, but no stored state, positions
+ * starting at first[p] (KAPPA_OFFSET_NONE: the partition is not read), and
+ * flushes that write rows into rows_table (quoted, qualified; it must have
+ * the view's unique index) and nothing else.  NULL if the view is gone.
+ */
+KappaEngine *
+kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,
+							const char *rows_table, const int64 *first)
+{
+	KappaEngine *engine = engine_init(stream, nparts);
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(view_id)};
+	NewView		nv;
+	ViewRuntime *view;
+
+	engine->scratch_table = pstrdup(rows_table);
+	engine->scratch_first = first;
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT plan, coalesce(options->>'start', 'earliest'), "
+							  "format('%I.%I', schema_name, view_name) "
+							  "FROM kappa.views WHERE view_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return NULL;
+	}
+	nv.view_id = view_id;
+	nv.plan = MemoryContextStrdup(engine->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	nv.start = MemoryContextStrdup(engine->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	nv.name = MemoryContextStrdup(engine->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
+	SPI_finish();
+	view = load_view(engine, &nv);
+	engine->views = list_make1(view);
+	return engine;
+}
+
+/* What every engine has: the stream, its decoder and the event row. */
+static KappaEngine *
+engine_init(KappaStream *stream, int nparts)
+{
 	KappaEngine *engine = palloc0(sizeof(KappaEngine));
 	ListCell   *lc;
 	int			attno = 0;
@@ -131,8 +185,6 @@ kappa_engine_create(KappaStream *stream, int nparts, KappaLogStart log_start, vo
 	for (int p = 0; p < nparts; p++)
 		engine->owned[p] = kappa_stream_owns(stream, p);
 	engine->decoder = kappa_decoder_create(stream, kappa_max_payload);
-	engine->log_start = log_start;
-	engine->log_arg = log_arg;
 	engine->ncols = list_length(stream->columns);
 	engine->event_time_col = -1;
 	engine->dedup_col = -1;
@@ -165,9 +217,6 @@ kappa_engine_create(KappaStream *stream, int nparts, KappaLogStart log_start, vo
 	engine->event_slot = MakeSingleTupleTableSlot(engine->event_desc, &TTSOpsVirtual);
 	engine->econtext = CreateStandaloneExprContext();
 	engine->econtext->ecxt_scantuple = engine->event_slot;
-
-	load_stream_positions(engine);
-	(void) kappa_engine_sync_views(engine);
 	return engine;
 }
 
@@ -291,7 +340,9 @@ load_view(KappaEngine *engine, NewView *nv)
 
 	view->cxt = cxt;
 	view->view_id = view_id;
-	view->rows_table = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", view_id)));
+	view->scratch = (engine->scratch_table != NULL);
+	view->rows_table = view->scratch ? pstrdup(engine->scratch_table) :
+		psprintf("kappa.%s", quote_identifier(psprintf("view_%d", view_id)));
 	view->start_latest = (strcmp(start, "latest") == 0);
 	view->start_time = DT_NOBEGIN;
 	if (!view->start_latest && strcmp(start, "earliest") != 0)
@@ -366,6 +417,16 @@ load_view(KappaEngine *engine, NewView *nv)
 	MemoryContextSwitchTo(old);
 
 	prepare_view_sql(view);
+	if (view->scratch)
+	{
+		/* a recomputation: from the given offsets, with nothing stored */
+		for (int p = 0; p < engine->nparts; p++)
+		{
+			view->parts[p].next = engine->scratch_first[p];
+			view->parts[p].first = engine->scratch_first[p];
+		}
+		return view;
+	}
 	if (!restore_view_state(engine, view, nv->name))
 	{
 		drop_view_runtime(view);

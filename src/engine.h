@@ -27,6 +27,8 @@ typedef struct KappaMessage
 /* Where to start reading a partition that has no stored position. */
 #define KAPPA_OFFSET_BEGINNING (-2)
 #define KAPPA_OFFSET_END (-1)
+/* A partition not to be read at all. */
+#define KAPPA_OFFSET_NONE (-1000)
 
 typedef struct KappaEngine KappaEngine;
 
@@ -38,6 +40,8 @@ typedef int64 (*KappaOffsetForTime) (void *arg, int32 partition, TimestampTz tim
 
 extern KappaEngine *kappa_engine_create(KappaStream *stream, int nparts,
 										KappaLogStart log_start, void *log_arg);
+extern KappaEngine *kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,
+												const char *rows_table, const int64 *first);
 extern bool kappa_engine_sync_views(KappaEngine *engine);
 extern int64 kappa_engine_start_offset(KappaEngine *engine, int32 partition);
 extern void kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end);

@@ -82,6 +82,7 @@ typedef struct NewDedupKey
 typedef struct ViewRuntime
 {
 	int32		view_id;
+	bool		scratch;		/* a recomputation (kappa_check): rows only */
 	char	   *rows_table;		/* quoted, qualified */
 	bool		start_latest;
 	TimestampTz start_time;		/* applies messages stamped from then; or DT_NOBEGIN */
@@ -143,6 +144,8 @@ struct KappaEngine
 	KappaDecoder *decoder;
 	KappaLogStart log_start;	/* where the log begins now; or NULL */
 	void	   *log_arg;
+	char	   *scratch_table;	/* kappa_engine_create_scratch's, or NULL */
+	const int64 *scratch_first;
 	int			event_time_col; /* -1: broker time */
 	int			dedup_col;		/* -1: no dedup */
 	FmgrInfo	dedup_out;		/* its output function, unless text */

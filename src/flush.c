@@ -221,7 +221,7 @@ delete_states(ViewRuntime *view, List *keys, List *starts)
 	Datum		values[3];
 	Oid			types[3] = {INT4OID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
 
-	if (n == 0)
+	if (n == 0 || view->scratch)
 		return;
 	k = palloc(sizeof(Datum) * n);
 	s = palloc(sizeof(Datum) * n);
@@ -245,12 +245,14 @@ delete_stored_state(ViewRuntime *view, KappaGroup *group)
 {
 	Datum		values[3];
 
+	group->stored = false;
+	if (view->scratch)
+		return;					/* a recomputation stores no states */
 	values[0] = Int32GetDatum(view->view_id);
 	values[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
 	values[2] = TimestampTzGetDatum(group->stored_start);
 	if (SPI_execute_plan(state_delete_plan, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the state of kappa view %d", view->view_id);
-	group->stored = false;
 }
 
 /* A group's row (its aggregates finalized now), as a row of the rows table. */
@@ -382,7 +384,8 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not clear kappa view %d", view->view_id);
 	write_rows(view->upsert_plan, view->row_type, rows, "rows", view->view_id);
-	write_rows(state_upsert_plan, state_row_type, states, "state", view->view_id);
+	if (!view->scratch)
+		write_rows(state_upsert_plan, state_row_type, states, "state", view->view_id);
 	list_free(retired);
 	list_free(dirty);
 
@@ -411,6 +414,8 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		}
 		delete_states(view, keys, starts);
 	}
+	if (view->scratch)
+		return;					/* a recomputation stores no positions or keys */
 
 	/* positions and counts; dedup keys older than the horizon go */
 	for (int p = 0; p < engine->nparts; p++)
@@ -608,9 +613,14 @@ kappa_engine_flush(KappaEngine *engine)
 	kappa_flush_prepare();
 	foreach(lc, engine->views)
 		kappa_flush_view(engine, lfirst(lc), now);
-	kappa_flush_dead_letters(engine);
-	kappa_flush_positions(engine, now,
-					(double) (GetCurrentTimestamp() - now) / 1000.0);
+	if (engine->scratch_table == NULL)
+	{
+		kappa_flush_dead_letters(engine);
+		kappa_flush_positions(engine, now,
+						  (double) (GetCurrentTimestamp() - now) / 1000.0);
+	}
+	else
+		engine->dead_letters = engine->late_events = NIL;	/* flush memory */
 	SPI_finish();
 
 	MemoryContextSwitchTo(old);

@@ -855,7 +855,7 @@ kappa_consumer_assign(KappaConsumer *consumer, int nparts, const int64 *offsets)
 
 	for (int p = 0; p < nparts; p++)
 	{
-		if (kappa_stream_owns(consumer->stream, p))
+		if (kappa_stream_owns(consumer->stream, p) && offsets[p] != KAPPA_OFFSET_NONE)
 			rd_kafka_topic_partition_list_add(list, consumer->stream->topic, p)->offset = offsets[p];
 	}
 	err = rd_kafka_assign(consumer->kk->rk, list);

@@ -1,0 +1,356 @@
+/*-------------------------------------------------------------------------
+ *
+ * check.c
+ *	  kappa_check: recompute a view from the log and report what differs.
+ *
+ * A view is a function of the log: the messages of each partition from the
+ * first offset the view read there up to its committed position.
+ * kappa_check reads exactly those messages again, in the calling backend,
+ * runs them through the same engine (engine.c) set up to recompute only
+ * this view into a scratch table (kappa_engine_create_scratch), and
+ * compares that with the view's rows as they were committed together with
+ * those positions.  It returns the rows that differ: 'missing' (the log
+ * says the view should have it) and 'extra' (the view has it, the log does
+ * not).  The tests use the same check; users can audit a view with it.
+ *
+ * Consistency: the positions and the view's rows are read under one
+ * snapshot, so a flush of the worker in between cannot make them disagree.
+ * Floating-point columns are compared to 12 significant digits
+ * (extra_float_digits = -3): sums in another order of partitions may
+ * differ in their last bits.  When the log no longer holds the view's
+ * first offsets (retention), the check cannot be made and says so.
+ *
+ * src/check.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "common/hashfn.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "engine.h"
+#include "guc.h"
+#include "kafka.h"
+#include "shmem.h"
+#include "stream.h"
+
+PG_FUNCTION_INFO_V1(kappa_check);
+
+#define CHECK_BATCH 10000
+#define CHECK_POLL_MS 100
+
+/* A row's text and how many times each side has it. */
+typedef struct CheckRow
+{
+	char	   *text;			/* the hash key: the row as jsonb text */
+	int64		view_count;
+	int64		log_count;
+} CheckRow;
+
+static uint32 row_hash(const void *key, Size keysize);
+static int	row_match(const void *a, const void *b, Size keysize);
+static void read_positions(int32 view_id, int nparts, int64 *first, int64 *stop);
+static void count_rows(HTAB *rows, MemoryContext keep, const char *sql, bool from_view);
+static void recompute(KappaStream *stream, int32 view_id, const char *scratch,
+					  int nparts, int64 *first, int64 *stop);
+
+/* The first offset and committed position of a view in each partition. */
+static void
+read_positions(int32 view_id, int nparts, int64 *first, int64 *stop)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(view_id)};
+
+	for (int p = 0; p < nparts; p++)
+		first[p] = stop[p] = KAPPA_OFFSET_NONE;
+	if (SPI_execute_with_args("SELECT partition, coalesce(first_offset, 0), next_offset "
+							  "FROM kappa.view_partitions WHERE view_id = $1",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.view_partitions");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (p < 0 || p >= nparts)
+			continue;
+		first[p] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		stop[p] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+		if (stop[p] <= first[p])
+			first[p] = stop[p] = KAPPA_OFFSET_NONE;	/* nothing read there */
+	}
+}
+
+/* The rows' hash table is keyed by a pointer to the row's text. */
+static uint32
+row_hash(const void *key, Size keysize)
+{
+	const char *text = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) text, strlen(text));
+}
+
+static int
+row_match(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * Count the rows a query returns (one text column) on one side; the texts
+ * are kept in keep.
+ */
+static void
+count_rows(HTAB *rows, MemoryContext keep, const char *sql, bool from_view)
+{
+	/*
+	 * The view's rows under the snapshot the positions were read with
+	 * (read-only SPI keeps the active one); the recomputed rows under a new
+	 * one, which sees them.
+	 */
+	if (SPI_execute(sql, from_view, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read rows to compare");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *text = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		CheckRow   *row;
+		bool		found;
+
+		row = hash_search(rows, &text, HASH_ENTER, &found);
+		if (!found)
+		{
+			row->text = MemoryContextStrdup(keep, text);
+			row->view_count = row->log_count = 0;
+		}
+		if (from_view)
+			row->view_count++;
+		else
+			row->log_count++;
+	}
+}
+
+/*
+ * Read the log from first[p] to stop[p] in every partition and run it
+ * through a scratch engine that writes the view's rows into scratch.
+ */
+static void
+recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
+		  int64 *first, int64 *stop)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kappa check",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	KappaConsumer *consumer;
+	KappaEngine *engine;
+	KappaMessage *batch = palloc(sizeof(KappaMessage) * CHECK_BATCH);
+	int			consumer_parts;
+
+	consumer = kappa_consumer_open(stream, &consumer_parts);
+	PG_TRY();
+	{
+		int			pending = 0;
+		TimestampTz last_progress = GetCurrentTimestamp();
+
+		/* the log must still hold what the view read */
+		for (int p = 0; p < nparts; p++)
+		{
+			int64		start;
+
+			if (first[p] == KAPPA_OFFSET_NONE)
+				continue;
+			pending++;
+			start = kappa_consumer_query_start(consumer, p);
+			if (start > first[p])
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("cannot check the view: the log no longer holds what it read"),
+						 errdetail("Partition %d now begins at offset " INT64_FORMAT ", after offset " INT64_FORMAT " where the view began.",
+								   p, start, first[p]),
+						 errhint("Retention deleted those messages; the archive (kappa_replay) will have them.")));
+		}
+		engine = kappa_engine_create_scratch(stream, nparts, view_id, scratch, first);
+		if (engine == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("the view was dropped during the check")));
+		kappa_consumer_assign(consumer, nparts, first);
+
+		while (pending > 0)
+		{
+			int			n;
+
+			CHECK_FOR_INTERRUPTS();
+			n = kappa_consumer_poll(consumer, CHECK_POLL_MS, batch, CHECK_BATCH);
+			for (int i = 0; i < n; i++)
+			{
+				int32		p = batch[i].partition;
+
+				if (p < 0 || p >= nparts || first[p] == KAPPA_OFFSET_NONE ||
+					batch[i].offset >= stop[p])
+					continue;
+				kappa_engine_process(engine, &batch[i]);
+				if (batch[i].offset == stop[p] - 1)
+				{
+					first[p] = KAPPA_OFFSET_NONE;	/* this partition is done */
+					pending--;
+				}
+			}
+			kappa_consumer_release(consumer);
+			if (n > 0)
+				last_progress = GetCurrentTimestamp();
+			else if (TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),
+												3 * kappa_broker_timeout))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("cannot check the view: the log stopped before the view's positions"),
+						 errdetail("%d partitions are not read to the end; %s", pending,
+								   kappa_consumer_error(consumer)),
+						 errhint("Check that the brokers are reachable; kappa.broker_timeout is %d ms.",
+								 kappa_broker_timeout)));
+			if (kappa_engine_pending(engine) >= kappa_flush_events)
+				kappa_engine_flush(engine);
+		}
+		kappa_engine_flush(engine);
+	}
+	PG_FINALLY();
+	{
+		kappa_consumer_close(consumer);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * kappa_check(view) returns the rows in which the view differs from its
+ * recomputation from the log: (side, row), side 'missing' or 'extra'.  No
+ * rows: the view is exactly what its messages make.
+ */
+Datum
+kappa_check(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
+	Oid			types[2] = {NAMEOID, NAMEOID};
+	Datum		values[2];
+	KappaStream *stream;
+	KappaCatalogAccess access;
+	int32		view_id;
+	char	   *stream_name;
+	char	   *rows_table;
+	char	   *scratch;
+	int			nparts;
+	int64	   *low;
+	int64	   *high;
+	int64	   *first;
+	int64	   *stop;
+	HASHCTL		ctl;
+	HTAB	   *rows;
+	HASH_SEQ_STATUS seq;
+	CheckRow   *row;
+	int			save_nestlevel;
+	bool		isnull;
+	MemoryContext keep = CurrentMemoryContext;
+
+	kappa_require_preload();
+	InitMaterializedSRF(fcinfo, 0);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("kappa view \"%s\" does not exist", name)));
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(get_namespace_name(get_rel_namespace(relid))));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(get_rel_name(relid)));
+
+	/* the catalog, the positions and the view's rows, under one snapshot */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT v.view_id, s.name FROM kappa.views v JOIN kappa.streams s USING (stream_id) "
+							  "WHERE v.schema_name = $1 AND v.view_name = $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a kappa view", name)));
+	view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	stream_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	kappa_catalog_leave(&access);
+
+	/* reading the log uses the stream owner's credentials */
+	stream = kappa_stream_load_owned(stream_name);
+	kappa_kafka_watermarks(stream, &nparts, &low, &high);
+	first = palloc(sizeof(int64) * Max(nparts, 1));
+	stop = palloc(sizeof(int64) * Max(nparts, 1));
+	rows_table = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", view_id)));
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(CheckRow);
+	ctl.hash = row_hash;
+	ctl.match = row_match;
+	ctl.hcxt = CurrentMemoryContext;
+	rows = hash_create("kappa check rows", 1024, &ctl, HASH_ELEM | HASH_FUNCTION |
+					   HASH_COMPARE | HASH_CONTEXT);
+
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("extra_float_digits", "-3", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	kappa_catalog_enter(&access);
+	read_positions(view_id, nparts, first, stop);
+	count_rows(rows, keep, psprintf("SELECT to_jsonb(r)::text FROM %s r", rows_table), true);
+	PopActiveSnapshot();
+
+	/*
+	 * The recomputation, into a scratch table shaped as the view's, dropped
+	 * at the end (or with the transaction, on an error).  Not a temporary
+	 * table: kappa's catalog access is a security-restricted operation.
+	 */
+	scratch = psprintf("kappa.%s", quote_identifier(psprintf("check_%d_%d", view_id, MyProcPid)));
+	kappa_catalog_exec(psprintf("CREATE UNLOGGED TABLE %s (LIKE %s INCLUDING INDEXES)",
+								scratch, rows_table), SPI_OK_UTILITY);
+	recompute(stream, view_id, scratch, nparts, first, stop);
+	CommandCounterIncrement();
+	count_rows(rows, keep, psprintf("SELECT to_jsonb(r)::text FROM %s r", scratch), false);
+	kappa_catalog_exec(psprintf("DROP TABLE %s", scratch), SPI_OK_UTILITY);
+	kappa_catalog_leave(&access);
+	AtEOXact_GUC(true, save_nestlevel);
+
+	hash_seq_init(&seq, rows);
+	while ((row = hash_seq_search(&seq)) != NULL)
+	{
+		for (int64 i = row->view_count; i < row->log_count; i++)
+		{
+			Datum		out[2] = {CStringGetTextDatum("missing"),
+			DirectFunctionCall1(jsonb_in, CStringGetDatum(row->text))};
+			bool		nulls[2] = {false, false};
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
+		}
+		for (int64 i = row->log_count; i < row->view_count; i++)
+		{
+			Datum		out[2] = {CStringGetTextDatum("extra"),
+			DirectFunctionCall1(jsonb_in, CStringGetDatum(row->text))};
+			bool		nulls[2] = {false, false};
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
+		}
+	}
+	return (Datum) 0;
+}
