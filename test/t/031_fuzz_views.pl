@@ -1,9 +1,10 @@
-# The view-query compiler under random queries: 400 queries built from
-# fragments, some of them mutated (a token dropped, duplicated or swapped),
-# are given to kappa_create_view.  Each must either create a view or fail
-# with a proper error: never crash the server, and never raise an internal
-# error (SQLSTATE XX000, elog), which would be a bug.  The compiler runs in
-# the backend, so this is a seeded generator, not libFuzzer.
+# The view-query compiler under random queries, two ways: 400 queries built
+# by a seeded generator from fragments, some mutated (a token dropped,
+# duplicated or swapped); then libFuzzer's mutations of the checked-in
+# corpus (test/fuzz/corpus/view_query) through libpq, for a bounded time
+# (test/fuzz/view_query_fuzz.c).  Each query must create a view or fail with
+# a proper error: never crash the server, never raise an internal error
+# (SQLSTATE XX000, elog), which would be a bug.
 use strict;
 use warnings;
 
@@ -12,9 +13,10 @@ use KappaTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use File::Copy ();
 
 my $queries = 400;
-my $node = kappa_node('fuzzviews', conf => "kappa.enabled = off\n");
+my $node = kappa_node('fuzzviews', conf => "kappa.enabled = off\nlog_statement = none\nlog_min_messages = log\nlog_min_error_statement = panic\n");
 $node->safe_psql('postgres', q{
 	SELECT kappa_create_stream('fz', brokers => '127.0.0.1:9', topic => 'fz',
 		columns => 'dev text, usr text, ts timestamptz NOT NULL, v numeric, f float8, n int, b bool, j jsonb',
@@ -106,6 +108,26 @@ note "created $created views, refused $refused queries; SQLSTATEs: "
   . join(', ', map { "$_ x$codes{$_}" } sort keys %codes);
 ok($created > 50 && $refused > 50, "the generator produced both valid and invalid queries ($created, $refused)");
 is($internal, 0, 'no internal error (XX000)') or diag(join("\n", @internal[ 0 .. ($#internal < 4 ? $#internal : 4) ]));
+# libFuzzer's mutations of the checked-in corpus, through libpq.
+my $seconds = $ENV{KAPPA_FUZZ_SECONDS} // 20;
+my $dir = PostgreSQL::Test::Utils::tempdir();
+my $fuzzer = "$dir/view_query_fuzz";
+ok( PostgreSQL::Test::Utils::system_log(
+		'clang-14', '-g', '-O1', '-fsanitize=fuzzer', 'test/fuzz/view_query_fuzz.c',
+		'-I' . `pg_config --includedir` =~ s/\s+$//r, '-L' . `pg_config --libdir` =~ s/\s+$//r,
+		'-lpq', '-o', $fuzzer) == 0,
+	'the view query fuzz target builds with clang');
+mkdir "$dir/corpus" or die $!;
+File::Copy::copy($_, "$dir/corpus/") or die $! foreach glob 'test/fuzz/corpus/view_query/*';
+{
+	local $ENV{KAPPA_FUZZ_CONNINFO} = $node->connstr('postgres');
+	ok(PostgreSQL::Test::Utils::system_log($fuzzer, '-runs=0', "-artifact_prefix=$dir/", "$dir/corpus") == 0,
+		'every corpus query is a view or a proper error');
+	ok( PostgreSQL::Test::Utils::system_log(
+			$fuzzer, "-max_total_time=$seconds", '-max_len=2048', '-keep_seed=1',
+			'-cross_over_uniform_dist=1', "-artifact_prefix=$dir/", "$dir/corpus") == 0,
+		"$seconds s of libFuzzer's mutations: no crash, no internal error");
+}
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is up');
 ok(!log_contains($node, qr/terminated by signal/), 'no backend crashed');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM kappa_views'), '0', 'every created view was dropped again');
