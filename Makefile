@@ -33,7 +33,8 @@ OBJS = \
 	src/engine.o \
 	src/flush.o \
 	src/feed.o \
-	src/check.o
+	src/check.o \
+	src/archive_read.o
 
 DATA = sql/kappa--0.1.sql
 
@@ -48,7 +49,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # -Wextra, less unused-parameter: PG's own inline functions and callback
 # signatures (PG_FUNCTION_ARGS, shmem and xact callbacks) have many.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
-SHLIB_LINK = -lrdkafka
+SHLIB_LINK = -lrdkafka -lavro
 
 # The embedded broker: librdkafka's mock cluster as a stand-alone program.
 SCRIPTS_built = tools/kappa-broker

@@ -12,6 +12,7 @@ PACKAGES=(
 	libipc-run-perl
 	postgresql-15-hll postgresql-15-tdigest
 	clang-14 libclang-rt-14-dev
+	python3-avro
 )
 
 missing=()

@@ -325,6 +325,18 @@ RETURNS SETOF record
 COMMENT ON FUNCTION kappa_check(text)
 	IS 'recompute a view from the log and return the rows that differ (missing from the view, or extra in it)';
 
+CREATE FUNCTION kappa_archive_read(path text,
+	OUT sequence_number bigint, OUT "offset" text, OUT enqueued_time timestamptz,
+	OUT enqueued_time_utc text, OUT system_properties jsonb, OUT properties jsonb,
+	OUT body bytea)
+RETURNS SETOF record
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_archive_read';
+COMMENT ON FUNCTION kappa_archive_read(text)
+	IS 'the records of an Event Hubs Capture (Avro) file, written by Azure or by kappa''s archive';
+REVOKE ALL ON FUNCTION kappa_archive_read(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kappa_archive_read(text) TO pg_read_server_files;
+
 CREATE FUNCTION kappa_worker_status(
 	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
 	OUT partitions int, OUT failures int, OUT started_at timestamptz,

@@ -1,0 +1,34 @@
+/*-------------------------------------------------------------------------
+ *
+ * archive.h
+ *	  A stream's history in Event Hubs Capture's format (Avro).
+ *
+ * src/archive.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KAPPA_ARCHIVE_H
+#define KAPPA_ARCHIVE_H
+
+#include "datatype/timestamp.h"
+
+/* One record of a Capture file, as read (in the current memory context). */
+typedef struct ArchiveRecord
+{
+	int64		sequence_number;	/* the Kafka offset on Event Hubs */
+	char	   *offset;			/* Capture's Offset: a byte position */
+	char	   *enqueued_time_utc;	/* as written */
+	TimestampTz enqueued_time;	/* x-opt-enqueued-time, or the above parsed */
+	bool		has_enqueued_time;
+	int64		enqueued_ms;	/* x-opt-enqueued-time, -1 if absent */
+	char	   *system_properties;	/* JSON text */
+	char	   *properties;		/* JSON text */
+	char	   *body;			/* NULL for a null Body */
+	size_t		body_len;
+} ArchiveRecord;
+
+typedef void (*ArchiveRecordCallback) (ArchiveRecord *record, void *arg);
+
+extern void archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg);
+
+#endif							/* KAPPA_ARCHIVE_H */
