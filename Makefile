@@ -34,7 +34,8 @@ OBJS = \
 	src/flush.o \
 	src/feed.o \
 	src/check.o \
-	src/archive_read.o
+	src/archive_read.o \
+	src/archive_write.o
 
 DATA = sql/kappa--0.1.sql
 

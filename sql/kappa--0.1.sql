@@ -171,11 +171,29 @@ CREATE UNLOGGED TABLE kappa.view_dedup (
 	PRIMARY KEY (view_id, partition, dedup_key)
 );
 
+-- The files of each stream's archive, and what they hold: written in the
+-- transaction that commits the messages' positions, after the file is
+-- fsync'd.  Records of a file beyond last_offset are to be ignored.
+CREATE TABLE kappa.archive_files (
+	stream_id int NOT NULL REFERENCES kappa.streams ON DELETE CASCADE,
+	partition int NOT NULL,
+	path text NOT NULL,			-- relative to the stream's archive directory
+	first_offset bigint NOT NULL,
+	last_offset bigint NOT NULL,
+	first_time timestamptz NOT NULL,
+	last_time timestamptz NOT NULL,
+	records bigint NOT NULL,
+	closed boolean NOT NULL,
+	PRIMARY KEY (stream_id, path)
+);
+CREATE INDEX ON kappa.archive_files (stream_id, partition, first_offset);
+
 REVOKE ALL ON kappa.streams, kappa.stream_columns, kappa.stream_secrets FROM PUBLIC;
+REVOKE ALL ON kappa.archive_files FROM PUBLIC;
 REVOKE ALL ON kappa.partitions, kappa.dead_letters, kappa.late_events, kappa.views, kappa.view_partitions,
 	kappa.view_state, kappa.view_state_marker, kappa.view_dedup FROM PUBLIC;
 GRANT SELECT ON kappa.partitions, kappa.views, kappa.view_partitions TO PUBLIC;
-GRANT SELECT ON kappa.dead_letters, kappa.late_events TO kappa_admin;
+GRANT SELECT ON kappa.dead_letters, kappa.late_events, kappa.archive_files TO kappa_admin;
 GRANT SELECT ON kappa.streams, kappa.stream_columns TO PUBLIC;
 GRANT SELECT ON kappa.stream_secrets TO kappa_admin;
 

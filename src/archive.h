@@ -12,6 +12,9 @@
 
 #include "datatype/timestamp.h"
 
+#include "engine.h"
+#include "stream.h"
+
 /* One record of a Capture file, as read (in the current memory context). */
 typedef struct ArchiveRecord
 {
@@ -30,5 +33,12 @@ typedef struct ArchiveRecord
 typedef void (*ArchiveRecordCallback) (ArchiveRecord *record, void *arg);
 
 extern void archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg);
+
+/* A stream's archive being written (archive_write.c). */
+typedef struct ArchiveWriter ArchiveWriter;
+
+extern ArchiveWriter *archive_writer_create(KappaStream *stream, int nparts);
+extern void archive_writer_append(ArchiveWriter *w, const KappaMessage *m);
+extern void archive_writer_flush(ArchiveWriter *w);
 
 #endif							/* KAPPA_ARCHIVE_H */

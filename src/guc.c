@@ -32,6 +32,9 @@ int			kappa_broker_timeout = 10000;
 int			kappa_flush_interval = 1000;
 int			kappa_flush_events = 100000;
 int			kappa_max_payload = 10 * 1024 * 1024;
+bool		kappa_archive_deflate = false;
+int			kappa_archive_roll_size = 64 * 1024;	/* kB */
+int			kappa_archive_roll_interval = 300;	/* s */
 
 /* Register every kappa.* setting; called once from _PG_init. */
 void
@@ -124,6 +127,34 @@ kappa_guc_define(void)
 							10 * 1024 * 1024, 1024, MaxAllocSize / 2,
 							PGC_SIGHUP,
 							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("kappa.archive_deflate",
+							 "Compress archive files with deflate.",
+							 "Applies to files opened from then on; readers of "
+							 "Capture files (Avro) handle both.",
+							 &kappa_archive_deflate,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.archive_roll_size",
+							"Size after which an archive file is closed and a new one begun.",
+							NULL,
+							&kappa_archive_roll_size,
+							64 * 1024, 64, INT_MAX / 1024,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.archive_roll_interval",
+							"Age after which an archive file is closed and a new one begun.",
+							"Checked at each flush of the stream's worker.",
+							&kappa_archive_roll_interval,
+							300, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("kappa");

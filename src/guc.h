@@ -19,6 +19,9 @@ extern int	kappa_broker_timeout;
 extern int	kappa_flush_interval;
 extern int	kappa_flush_events;
 extern int	kappa_max_payload;
+extern bool kappa_archive_deflate;
+extern int	kappa_archive_roll_size;
+extern int	kappa_archive_roll_interval;
 
 extern void kappa_guc_define(void);
 

@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 #include "utils/snapmgr.h"
 
+#include "archive.h"
 #include "guc.h"
 #include "engine.h"
 #include "kafka.h"
@@ -193,6 +194,7 @@ worker_consume(int32 stream_id)
 	int64	   *committed;
 	int			nparts;
 	bool		stalled = false;
+	ArchiveWriter *archive = NULL;
 
 	stream = worker_load_stream(stream_id);
 	if (stream == NULL)
@@ -213,6 +215,8 @@ worker_consume(int32 stream_id)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	MemoryContextSwitchTo(engine_cxt);
 	engine = kappa_engine_create(stream, nparts, worker_log_start, consumer);
+	if (stream->archive)
+		archive = archive_writer_create(stream, nparts);
 	worker_assign(stream, consumer, engine, nparts);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -257,7 +261,11 @@ worker_consume(int32 stream_id)
 		}
 		n = kappa_consumer_poll(consumer, WORKER_POLL_MS, batch, WORKER_BATCH);
 		for (int i = 0; i < n; i++)
+		{
+			if (archive)
+				archive_writer_append(archive, &batch[i]);
 			kappa_engine_process(engine, &batch[i]);
+		}
 		kappa_consumer_release(consumer);
 		stalled = worker_note_health(stream, consumer, n, stalled, nparts);
 
@@ -271,6 +279,9 @@ worker_consume(int32 stream_id)
 				kappa_engine_note_end(engine, p, kappa_consumer_end(consumer, p));
 			old = MemoryContextSwitchTo(engine_cxt);
 			added = kappa_engine_sync_views(engine);
+			/* the archive is on disk before the positions commit */
+			if (archive)
+				archive_writer_flush(archive);
 			kappa_engine_flush(engine);
 			if (added)
 				worker_assign(stream, consumer, engine, nparts);
