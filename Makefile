@@ -35,7 +35,8 @@ OBJS = \
 	src/feed.o \
 	src/check.o \
 	src/archive_read.o \
-	src/archive_write.o
+	src/archive_write.o \
+	src/replay.o
 
 DATA = sql/kappa--0.1.sql
 

@@ -123,9 +123,10 @@ CREATE TABLE kappa.views (
 	plan text NOT NULL,
 	options jsonb NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT now(),
-	-- live, or needs_replay: its state was lost and the log no longer
-	-- holds what rebuilding it needs; status_detail says why
-	status text NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'needs_replay')),
+	-- live; needs_replay: its state was lost and the log no longer holds
+	-- what rebuilding it needs (status_detail says why); replaying: a new
+	-- version being built by kappa_replay, not yet visible
+	status text NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'needs_replay', 'replaying')),
 	status_detail text,
 	UNIQUE (schema_name, view_name)
 );
@@ -355,6 +356,15 @@ COMMENT ON FUNCTION kappa_archive_read(text)
 REVOKE ALL ON FUNCTION kappa_archive_read(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kappa_archive_read(text) TO pg_read_server_files;
 
+CREATE FUNCTION kappa_replay(view text, since timestamptz DEFAULT NULL,
+	until timestamptz DEFAULT NULL, query text DEFAULT NULL,
+	OUT archive_events bigint, OUT log_events bigint, OUT seconds float8)
+RETURNS record
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_replay';
+COMMENT ON FUNCTION kappa_replay(text, timestamptz, timestamptz, text)
+	IS 'rebuild a view (or a new query for it) from its stream''s archive and log, and swap it in';
+
 CREATE FUNCTION kappa_worker_status(
 	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
 	OUT partitions int, OUT failures int, OUT started_at timestamptz,
@@ -375,7 +385,8 @@ REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, 
 	kappa_peek(text, int),
 	kappa_wait(text, interval),
 	kappa_feed(text, regclass),
-	kappa_check(text)
+	kappa_check(text),
+	kappa_replay(text, timestamptz, timestamptz, text)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text),
 	kappa_drop_stream(text, boolean),
@@ -386,7 +397,8 @@ GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, tex
 	kappa_peek(text, int),
 	kappa_wait(text, interval),
 	kappa_feed(text, regclass),
-	kappa_check(text)
+	kappa_check(text),
+	kappa_replay(text, timestamptz, timestamptz, text)
 	TO kappa_admin;
 
 -- What streams there are; secrets masked, so every role may look.

@@ -28,6 +28,8 @@ typedef struct ArchiveRecord
 	char	   *properties;		/* JSON text */
 	char	   *body;			/* NULL for a null Body */
 	size_t		body_len;
+	char	   *key;			/* x-opt-partition-key's bytes, or NULL */
+	size_t		key_len;
 } ArchiveRecord;
 
 typedef void (*ArchiveRecordCallback) (ArchiveRecord *record, void *arg);

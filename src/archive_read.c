@@ -53,7 +53,7 @@ static const char *const capture_fields[] = {
 
 static void archive_error(const char *path, const char *what) pg_attribute_noreturn();
 static void map_to_json(const char *path, avro_value_t *map, StringInfo out,
-						int64 *enqueued_ms);
+						ArchiveRecord *r);
 static TimestampTz parse_enqueued_time(const char *text, bool *ok);
 
 /* An error about an archive file, with libavro-c's reason. */
@@ -74,7 +74,7 @@ archive_error(const char *path, const char *what)
  * exact where EnqueuedTimeUtc has only seconds.
  */
 static void
-map_to_json(const char *path, avro_value_t *map, StringInfo out, int64 *enqueued_ms)
+map_to_json(const char *path, avro_value_t *map, StringInfo out, ArchiveRecord *r)
 {
 	size_t		n;
 
@@ -110,8 +110,8 @@ map_to_json(const char *path, avro_value_t *map, StringInfo out, int64 *enqueued
 			case AVRO_INT64:
 				avro_value_get_long(&branch, &l);
 				appendStringInfo(out, INT64_FORMAT, (int64) l);
-				if (enqueued_ms && strcmp(key, "x-opt-enqueued-time") == 0)
-					*enqueued_ms = l;
+				if (r && strcmp(key, "x-opt-enqueued-time") == 0)
+					r->enqueued_ms = l;
 				break;
 			case AVRO_INT32:
 				{
@@ -131,9 +131,20 @@ map_to_json(const char *path, avro_value_t *map, StringInfo out, int64 *enqueued
 			case AVRO_STRING:
 				avro_value_get_string(&branch, &s, &len);
 				escape_json(out, pnstrdup(s, len > 0 ? len - 1 : 0));
+				if (r && strcmp(key, "x-opt-partition-key") == 0)
+				{
+					r->key = pnstrdup(s, len > 0 ? len - 1 : 0);
+					r->key_len = len > 0 ? len - 1 : 0;
+				}
 				break;
 			case AVRO_BYTES:
 				avro_value_get_bytes(&branch, &b, &len);
+				if (r && strcmp(key, "x-opt-partition-key") == 0)
+				{
+					r->key = palloc(len > 0 ? len : 1);
+					memcpy(r->key, b, len);
+					r->key_len = len;
+				}
 				{
 					StringInfoData hex;
 
@@ -257,7 +268,7 @@ archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg)
 				archive_error(path, psprintf("record " INT64_FORMAT ": EnqueuedTimeUtc is not a string", n));
 			r.enqueued_time_utc = pnstrdup(s, len > 0 ? len - 1 : 0);
 			initStringInfo(&json);
-			map_to_json(path, &fields[3], &json, &r.enqueued_ms);
+			map_to_json(path, &fields[3], &json, &r);
 			r.system_properties = json.data;
 			initStringInfo(&json);
 			map_to_json(path, &fields[4], &json, NULL);

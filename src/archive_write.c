@@ -289,7 +289,8 @@ open_file(ArchiveWriter *w, int32 partition, TimestampTz time, size_t need)
 				(errcode_for_file_access(),
 				 errmsg("could not create archive directory \"%s\": %m", full)));
 	full = psprintf("%s/%s", w->stream->archive, f->path);
-	f->fp = AllocateFile(full, PG_BINARY_W);
+	/* not AllocateFile: that closes the file at the end of the transaction */
+	f->fp = fopen(full, PG_BINARY_W);
 	if (f->fp == NULL)
 		ereport(ERROR,
 				(errcode_for_file_access(),
@@ -315,7 +316,7 @@ close_file(ArchiveWriter *w, int32 partition)
 
 	if (avro_file_writer_close(f->writer) != 0)
 		archive_fail(w, "close", f->path);
-	if (FreeFile(f->fp) != 0)
+	if (fclose(f->fp) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not close archive file \"%s/%s\": %m", w->stream->archive, f->path)));

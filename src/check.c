@@ -290,7 +290,8 @@ kappa_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a kappa view", name)));
 	view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	stream_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	/* out of SPI's memory, which goes with kappa_catalog_leave */
+	stream_name = MemoryContextStrdup(keep, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	kappa_catalog_leave(&access);
 
 	/* reading the log uses the stream owner's credentials */

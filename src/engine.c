@@ -167,6 +167,23 @@ kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,
 	return engine;
 }
 
+/*
+ * An engine that builds one view (a new version, for kappa_replay) in the
+ * calling backend: the view's states, positions and rows are written as
+ * the worker writes them, but nothing of the stream's own (its positions,
+ * counts and dead letters belong to its worker), and no partition is ever
+ * idle, since a replay reads partitions one after another.
+ */
+KappaEngine *
+kappa_engine_create_replay(KappaStream *stream, int nparts, int32 view_id)
+{
+	KappaEngine *engine = engine_init(stream, nparts);
+
+	engine->only_view = view_id;
+	(void) kappa_engine_sync_views(engine);
+	return engine;
+}
+
 /* What every engine has: the stream, its decoder and the event row. */
 static KappaEngine *
 engine_init(KappaStream *stream, int nparts)
@@ -258,18 +275,20 @@ bool
 kappa_engine_sync_views(KappaEngine *engine)
 {
 	MemoryContext old;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(engine->stream->id)};
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(engine->stream->id), (Datum) 0};
 	List	   *live = NIL;
 	List	   *added = NIL;
 	ListCell   *lc;
 
 	SPI_connect();
+	values[1] = Int32GetDatum(engine->only_view);
 	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
 							  "format('%I.%I', schema_name, view_name) "
-							  "FROM kappa.views WHERE stream_id = $1 AND status = 'live' "
+							  "FROM kappa.views WHERE stream_id = $1 AND "
+							  "CASE WHEN $2 = 0 THEN status = 'live' ELSE view_id = $2 END "
 							  "ORDER BY view_id FOR KEY SHARE",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");
 	old = MemoryContextSwitchTo(engine->cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -1106,7 +1125,8 @@ kappa_engine_watermark(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	{
 		ViewPartition *vp = &view->parts[p];
 		TimestampTz last = engine->parts[p].last_seen ? engine->parts[p].last_seen : engine->started;
-		bool		idle = (now - last) > engine->stream->idle_timeout_us;
+		bool		idle = engine->only_view == 0 &&
+			(now - last) > engine->stream->idle_timeout_us;
 		TimestampTz wm;
 
 		if (!engine->owned[p])

@@ -42,6 +42,7 @@ extern KappaEngine *kappa_engine_create(KappaStream *stream, int nparts,
 										KappaLogStart log_start, void *log_arg);
 extern KappaEngine *kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,
 												const char *rows_table, const int64 *first);
+extern KappaEngine *kappa_engine_create_replay(KappaStream *stream, int nparts, int32 view_id);
 extern bool kappa_engine_sync_views(KappaEngine *engine);
 extern int64 kappa_engine_start_offset(KappaEngine *engine, int32 partition);
 extern void kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end);

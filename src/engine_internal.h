@@ -145,6 +145,7 @@ struct KappaEngine
 	KappaLogStart log_start;	/* where the log begins now; or NULL */
 	void	   *log_arg;
 	char	   *scratch_table;	/* kappa_engine_create_scratch's, or NULL */
+	int32		only_view;		/* kappa_engine_create_replay's view, or 0 */
 	const int64 *scratch_first;
 	int			event_time_col; /* -1: broker time */
 	int			dedup_col;		/* -1: no dedup */

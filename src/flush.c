@@ -613,7 +613,7 @@ kappa_engine_flush(KappaEngine *engine)
 	kappa_flush_prepare();
 	foreach(lc, engine->views)
 		kappa_flush_view(engine, lfirst(lc), now);
-	if (engine->scratch_table == NULL)
+	if (engine->scratch_table == NULL && engine->only_view == 0)
 	{
 		kappa_flush_dead_letters(engine);
 		kappa_flush_positions(engine, now,

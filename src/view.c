@@ -121,18 +121,16 @@ check_start_option(Jsonb *options)
 }
 
 /*
- * kappa_create_view(name, query, options) defines a view: one SELECT over
- * one stream.
+ * Define a view over its stream: analyse and compile the query, insert its
+ * catalog row (with the given status), create its rows table with the
+ * unique index of its keys, and mark its state as present.  No
+ * user-facing relation: kappa_create_view adds it, replay swaps it.
+ * Returns the view's id.
  */
-Datum
-kappa_create_view(PG_FUNCTION_ARGS)
+int32
+kappa_view_define(const char *schema, const char *relname, const char *query_text,
+				  Jsonb *options, const char *status)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *query_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Jsonb	   *options = PG_GETARG_JSONB_P(2);
-	RangeVar   *rv;
-	Oid			nspid;
-	char	   *schema;
 	KappaStream *stream;
 	Query	   *query;
 	KappaViewSpec *spec;
@@ -141,24 +139,8 @@ kappa_create_view(PG_FUNCTION_ARGS)
 	StringInfoData sql;
 	ListCell   *lc;
 	bool		isnull;
-	Oid			types[7] = {INT4OID, NAMEOID, NAMEOID, OIDOID, TEXTOID, TEXTOID, JSONBOID};
-	Datum		values[7];
-
-	kappa_require_preload();
-	options = check_start_option(options);
-
-	/* the name: like CREATE VIEW's, in the caller's creation schema */
-	rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
-	nspid = RangeVarGetCreationNamespace(rv);
-	if (pg_namespace_aclcheck(nspid, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for schema %s", get_namespace_name(nspid))));
-	schema = get_namespace_name(nspid);
-	if (OidIsValid(get_relname_relid(rv->relname, nspid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_TABLE),
-				 errmsg("relation \"%s\" already exists", rv->relname)));
+	Oid			types[8] = {INT4OID, NAMEOID, NAMEOID, OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID};
+	Datum		values[8];
 
 	/* the query: analysed by Postgres, checked and taken apart by kappa */
 	query = kappa_analyze_view(query_text, &stream);
@@ -171,15 +153,16 @@ kappa_create_view(PG_FUNCTION_ARGS)
 	kappa_catalog_enter(&access);
 	values[0] = Int32GetDatum(stream->id);
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(schema));
-	values[2] = DirectFunctionCall1(namein, CStringGetDatum(rv->relname));
+	values[2] = DirectFunctionCall1(namein, CStringGetDatum(relname));
 	values[3] = ObjectIdGetDatum(GetUserId());
 	values[4] = CStringGetTextDatum(query_text);
 	values[5] = CStringGetTextDatum(nodeToString(query));
 	values[6] = JsonbPGetDatum(options);
-	if (SPI_execute_with_args("INSERT INTO kappa.views (stream_id, schema_name, view_name, owner, query, plan, options) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING view_id",
-							  7, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not insert view \"%s\"", name);
+	values[7] = CStringGetTextDatum(status);
+	if (SPI_execute_with_args("INSERT INTO kappa.views (stream_id, schema_name, view_name, owner, query, plan, "
+							  "options, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING view_id",
+							  8, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not insert view \"%s\"", relname);
 	view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	/* the rows table, its unique index, and the marker of its state */
@@ -217,6 +200,42 @@ kappa_create_view(PG_FUNCTION_ARGS)
 	kappa_catalog_exec(psprintf("INSERT INTO kappa.view_state_marker VALUES (%d)", view_id),
 					   SPI_OK_INSERT);
 	kappa_catalog_leave(&access);
+
+	return view_id;
+}
+
+/*
+ * kappa_create_view(name, query, options) defines a view: one SELECT over
+ * one stream.
+ */
+Datum
+kappa_create_view(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *query_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Jsonb	   *options = PG_GETARG_JSONB_P(2);
+	RangeVar   *rv;
+	Oid			nspid;
+	char	   *schema;
+	int32		view_id;
+
+	kappa_require_preload();
+	options = check_start_option(options);
+
+	/* the name: like CREATE VIEW's, in the caller's creation schema */
+	rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	nspid = RangeVarGetCreationNamespace(rv);
+	if (pg_namespace_aclcheck(nspid, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for schema %s", get_namespace_name(nspid))));
+	schema = get_namespace_name(nspid);
+	if (OidIsValid(get_relname_relid(rv->relname, nspid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation \"%s\" already exists", rv->relname)));
+
+	view_id = kappa_view_define(schema, rv->relname, query_text, options, "live");
 
 	/* the user-facing name, created as the caller */
 	SPI_connect();

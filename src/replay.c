@@ -1,0 +1,489 @@
+/*-------------------------------------------------------------------------
+ *
+ * replay.c
+ *	  kappa_replay: rebuild a view from its stream's history and swap it in.
+ *
+ * Replay makes this a Kappa system: a view is rebuilt, with its own query
+ * or a new one, by reading the stream's history again through the very
+ * engine the live worker runs (engine.c, kappa_engine_create_replay).
+ * The history is the archive (kappa.archive_files, Capture files) for the
+ * offsets the log no longer holds, and the log for the rest, up to where
+ * it ends when the replay starts.
+ *
+ * It runs in the calling backend, in the caller's transaction, which is
+ * what makes it simple and safe: the new version (a kappa.views row with
+ * status 'replaying', its own rows table, states and positions) is built
+ * invisibly; then, in the same transaction, the user-facing view is
+ * pointed at the new rows table (CREATE OR REPLACE VIEW, so a query waiting
+ * on it sees either version whole), the old version is dropped, and the
+ * new one becomes live.  One commit makes it all visible.  The live worker
+ * goes on meanwhile; at its next flush after the commit it drops the old
+ * version and loads the new one from the positions the replay committed,
+ * reading again from there: no message is missed or counted twice across
+ * the handover.  A cancelled or crashed replay rolls back: the live view
+ * is untouched, and nothing is left to clean.  The cost: a long
+ * transaction, and the old version is dropped only once no reader holds it
+ * (DROP TABLE waits for them).
+ *
+ * Progress is reported with NOTICEs, one per phase and one per 100,000
+ * events.  Not yet done: since/until, versions side by side (swap =>
+ * false, kappa_compare, kappa_promote) and a kappa_replays view.
+ *
+ * src/replay.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+
+#include "archive.h"
+#include "engine.h"
+#include "guc.h"
+#include "kafka.h"
+#include "shmem.h"
+#include "stream.h"
+#include "view.h"
+
+PG_FUNCTION_INFO_V1(kappa_replay);
+
+#define REPLAY_BATCH 10000
+#define REPLAY_POLL_MS 100
+#define REPLAY_NOTICE_EVERY 100000
+
+/* What a replay is doing, for its callbacks and notices. */
+typedef struct Replay
+{
+	KappaEngine *engine;
+	const char *name;
+	int32		partition;		/* of the archive file being read */
+	int64		from;			/* the archive's records of [from, to) are read */
+	int64		to;
+	int64		next;			/* the next offset expected */
+	int64		archive_events;
+	int64		log_events;
+	int64		noticed;
+} Replay;
+
+static void replay_event(Replay *r, const KappaMessage *m);
+static void replay_archive_record(ArchiveRecord *rec, void *arg);
+static void replay_archive(Replay *r, KappaStream *stream, int32 partition, int64 from, int64 to);
+static void replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to);
+static void swap(const char *schema, const char *relname, int32 old_id, int32 new_id);
+
+/* Run one message through the new version; flush and report now and then. */
+static void
+replay_event(Replay *r, const KappaMessage *m)
+{
+	kappa_engine_process(r->engine, m);
+	if (kappa_engine_pending(r->engine) >= kappa_flush_events)
+		kappa_engine_flush(r->engine);
+	if (r->archive_events + r->log_events >= r->noticed + REPLAY_NOTICE_EVERY)
+	{
+		r->noticed = r->archive_events + r->log_events;
+		ereport(NOTICE,
+				(errmsg("replaying %s: " INT64_FORMAT " events from the archive, " INT64_FORMAT " from the log",
+						r->name, r->archive_events, r->log_events)));
+	}
+}
+
+/* An archive record, as the message it archived. */
+static void
+replay_archive_record(ArchiveRecord *rec, void *arg)
+{
+	Replay	   *r = arg;
+	KappaMessage m;
+
+	/* past the file's recorded range, or already read, or not needed */
+	if (rec->sequence_number < r->next || rec->sequence_number >= r->to)
+		return;
+	if (rec->sequence_number != r->next)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the archive of partition %d has a gap: offset " INT64_FORMAT " follows " INT64_FORMAT,
+						r->partition, rec->sequence_number, r->next - 1)));
+	CHECK_FOR_INTERRUPTS();
+	memset(&m, 0, sizeof(m));
+	m.partition = r->partition;
+	m.offset = rec->sequence_number;
+	m.timestamp_ms = rec->enqueued_ms >= 0 ? rec->enqueued_ms :
+		rec->has_enqueued_time ? (rec->enqueued_time - SetEpochTimestamp()) / 1000 : -1;
+	m.key = rec->key;
+	m.key_len = rec->key_len;
+	m.payload = rec->body;
+	m.len = rec->body_len;
+	r->next++;
+	r->archive_events++;
+	replay_event(r, &m);
+}
+
+/*
+ * Read offsets [from, to) of a partition from the stream's archive, by the
+ * manifest's ranges.  An error if the archive does not hold them all.
+ */
+static void
+replay_archive(Replay *r, KappaStream *stream, int32 partition, int64 from, int64 to)
+{
+	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
+	Datum		values[3] = {Int32GetDatum(stream->id), Int32GetDatum(partition), Int64GetDatum(from)};
+	List	   *paths = NIL;
+	List	   *lasts = NIL;
+	ListCell   *lc;
+	ListCell   *lc2;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (stream->archive == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot replay %s: the log no longer holds its history", r->name),
+				 errdetail("Partition %d begins at offset " INT64_FORMAT " and stream \"%s\" has no archive.",
+						   partition, to, stream->name)));
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT path, last_offset FROM kappa.archive_files "
+							  "WHERE stream_id = $1 AND partition = $2 AND last_offset >= $3 "
+							  "ORDER BY first_offset",
+							  3, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.archive_files");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char	   *path = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		int64		last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
+													   &isnull));
+		/* in the caller's memory: SPI's goes with SPI_finish */
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		paths = lappend(paths, psprintf("%s/%s", stream->archive, path));
+		lasts = lappend(lasts, palloc(sizeof(int64)));
+		*(int64 *) llast(lasts) = last;
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+
+	r->partition = partition;
+	r->next = from;
+	forboth(lc, paths, lc2, lasts)
+	{
+		int64		last = *(int64 *) lfirst(lc2);
+
+		if (r->next >= to)
+			break;
+		/* only the file's recorded records: any later ones are unrecorded */
+		r->to = Min(to, last + 1);
+		archive_read_file(lfirst(lc), replay_archive_record, r);
+	}
+	if (r->next < to)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot replay %s: neither the archive nor the log holds offset " INT64_FORMAT " of partition %d",
+						r->name, r->next, partition),
+				 errdetail("The log begins at offset " INT64_FORMAT ".", to)));
+}
+
+/* Read offsets [from[p], to[p]) of every partition from the log. */
+static void
+replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to)
+{
+	KappaConsumer *consumer;
+	KappaMessage *batch = palloc(sizeof(KappaMessage) * REPLAY_BATCH);
+	int			consumer_parts;
+	int			pending = 0;
+
+	for (int p = 0; p < nparts; p++)
+	{
+		if (from[p] >= to[p])
+			from[p] = KAPPA_OFFSET_NONE;
+		else
+			pending++;
+	}
+	if (pending == 0)
+		return;
+	consumer = kappa_consumer_open(stream, &consumer_parts);
+	PG_TRY();
+	{
+		TimestampTz last_progress = GetCurrentTimestamp();
+
+		kappa_consumer_assign(consumer, nparts, from);
+		while (pending > 0)
+		{
+			int			n;
+
+			CHECK_FOR_INTERRUPTS();
+			n = kappa_consumer_poll(consumer, REPLAY_POLL_MS, batch, REPLAY_BATCH);
+			for (int i = 0; i < n; i++)
+			{
+				int32		p = batch[i].partition;
+
+				if (p < 0 || p >= nparts || from[p] == KAPPA_OFFSET_NONE || batch[i].offset >= to[p])
+					continue;
+				r->log_events++;
+				replay_event(r, &batch[i]);
+				if (batch[i].offset == to[p] - 1)
+				{
+					from[p] = KAPPA_OFFSET_NONE;
+					pending--;
+				}
+			}
+			kappa_consumer_release(consumer);
+			if (n > 0)
+				last_progress = GetCurrentTimestamp();
+			else if (TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),
+												3 * kappa_broker_timeout))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("cannot replay %s: the log stopped before its end", r->name),
+						 errdetail("%d partitions are not read to the end; %s", pending,
+								   kappa_consumer_error(consumer)),
+						 errhint("Check that the brokers are reachable; kappa.broker_timeout is %d ms.",
+								 kappa_broker_timeout)));
+		}
+	}
+	PG_FINALLY();
+	{
+		kappa_consumer_close(consumer);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Point the user-facing view at the new version, drop the old one, and
+ * make the new one live, in the caller's transaction.
+ */
+static void
+swap(const char *schema, const char *relname, int32 old_id, int32 new_id)
+{
+	KappaCatalogAccess access;
+	char	   *user_view = quote_qualified_identifier(schema, relname);
+	char	   *new_table = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", new_id)));
+	char	   *old_table = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", old_id)));
+	Oid			types[3] = {INT4OID, INT4OID, NAMEOID};
+	Datum		values[3] = {Int32GetDatum(old_id), Int32GetDatum(new_id),
+	DirectFunctionCall1(namein, CStringGetDatum(relname))};
+	volatile bool replaced = false;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	/*
+	 * The user-facing view, as its owner: replaced in place when the new
+	 * columns extend the old ones (readers waiting on it then see the new
+	 * version), else dropped and created again.
+	 */
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		SPI_connect();
+		if (SPI_execute(psprintf("CREATE OR REPLACE VIEW %s AS SELECT * FROM %s", user_view, new_table),
+						false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not replace view %s", user_view);
+		SPI_finish();
+		ReleaseCurrentSubTransaction();
+		replaced = true;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (!replaced)
+	{
+		SPI_connect();
+		if (SPI_execute(psprintf("DROP VIEW %s", user_view), false, 0) != SPI_OK_UTILITY ||
+			SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM %s", user_view, new_table),
+						false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not create view %s", user_view);
+		SPI_finish();
+	}
+
+	/* the old version goes, the new one takes its name and goes live */
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("DELETE FROM kappa.views WHERE view_id = $1", 1, types, values, NULL,
+							  false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1", 1, types, values, NULL,
+							  false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("DELETE FROM kappa.view_state_marker WHERE view_id = $1", 1, types, values,
+							  NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("DELETE FROM kappa.view_dedup WHERE view_id = $1", 1, types, values, NULL,
+							  false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("UPDATE kappa.views SET view_name = $3, status = 'live' WHERE view_id = $2",
+							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not swap the versions of view %s", user_view);
+	kappa_catalog_exec(psprintf("DROP TABLE %s", old_table), SPI_OK_UTILITY);
+	kappa_catalog_leave(&access);
+}
+
+/*
+ * kappa_replay(view, since, until, query) rebuilds a view from its stream's
+ * history, with its own query or a new one, and swaps it in.  Returns the
+ * events read from the archive and from the log, and the seconds taken.
+ */
+Datum
+kappa_replay(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
+	char	   *schema;
+	char	   *relname;
+	char	   *query_text;
+	char	   *stream_name;
+	Jsonb	   *options;
+	Oid			owner;
+	int32		old_id;
+	int32		new_id;
+	int32		new_stream_id;
+	KappaStream *stream;
+	KappaCatalogAccess access;
+	Oid			types[2] = {NAMEOID, NAMEOID};
+	Datum		values[2];
+	bool		isnull;
+	int			nparts;
+	int64	   *low;
+	int64	   *high;
+	int64	   *first;
+	Replay		r;
+	instr_time	start;
+	instr_time	elapsed;
+	TupleDesc	tupdesc;
+	Datum		result[3];
+	bool		nulls[3] = {false, false, false};
+	MemoryContext cxt;
+	MemoryContext old;
+	MemoryContext caller = CurrentMemoryContext;
+
+	kappa_require_preload();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (!PG_ARGISNULL(1) || !PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kappa_replay does not take since or until yet"),
+				 errhint("Replay the whole history, or give the new query a WHERE on the event time.")));
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("kappa view \"%s\" does not exist", name)));
+	schema = get_namespace_name(get_rel_namespace(relid));
+	relname = get_rel_name(relid);
+	INSTR_TIME_SET_CURRENT(start);
+
+	/* the view's current version */
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
+	kappa_catalog_enter(&access);
+	/* a view that began at "latest" is replayed from where it began */
+	if (SPI_execute_with_args("SELECT v.view_id, v.owner, v.query, "
+							  "CASE WHEN v.options->>'start' = 'latest' THEN v.options - 'start' "
+							  "ELSE v.options END, s.name "
+							  "FROM kappa.views v JOIN kappa.streams s USING (stream_id) "
+							  "WHERE v.schema_name = $1 AND v.view_name = $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a kappa view", name)));
+	old_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	/* copied out of SPI's memory, which goes with kappa_catalog_leave */
+	old = MemoryContextSwitchTo(caller);
+	query_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	stream_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	MemoryContextSwitchTo(old);
+	kappa_catalog_leave(&access);
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of view %s", name)));
+	if (!PG_ARGISNULL(3))
+		query_text = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	stream = kappa_stream_load_owned(stream_name);
+
+	/* the new version, invisible until the swap */
+	new_id = kappa_view_define(schema, psprintf("%s#replay", relname), query_text, options, "replaying");
+	kappa_catalog_enter(&access);
+	values[0] = Int32GetDatum(new_id);
+	/* not read-only: the row was inserted since this statement began */
+	if (SPI_execute_with_args("SELECT stream_id FROM kappa.views WHERE view_id = $1",
+							  1, (Oid[]) {INT4OID}, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read kappa.views");
+	new_stream_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	kappa_catalog_leave(&access);
+	if (new_stream_id != stream->id)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the new query of %s must read stream \"%s\"", name, stream->name)));
+
+	/* where the history is: the view began at first[p]; the log holds [low, high) */
+	kappa_kafka_watermarks(stream, &nparts, &low, &high);
+	first = palloc0(sizeof(int64) * Max(nparts, 1));
+	kappa_catalog_enter(&access);
+	values[0] = Int32GetDatum(old_id);
+	if (SPI_execute_with_args("SELECT partition, first_offset FROM kappa.view_partitions WHERE view_id = $1",
+							  1, (Oid[]) {INT4OID}, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.view_partitions");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		f = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+
+		if (p >= 0 && p < nparts && !isnull)
+			first[p] = DatumGetInt64(f);
+	}
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "kappa replay", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	memset(&r, 0, sizeof(r));
+	r.name = name;
+	r.engine = kappa_engine_create_replay(stream, nparts, new_id);
+
+	ereport(NOTICE,
+			(errmsg("replaying %s from the history of stream \"%s\"", name, stream->name)));
+	for (int p = 0; p < nparts; p++)
+	{
+		if (!kappa_stream_owns(stream, p) || high[p] <= first[p])
+		{
+			low[p] = high[p];	/* nothing to read there */
+			continue;
+		}
+		if (low[p] > first[p])
+			replay_archive(&r, stream, p, first[p], low[p]);
+		low[p] = Max(low[p], first[p]);
+	}
+	replay_log(&r, stream, nparts, low, high);
+	kappa_engine_flush(r.engine);
+	MemoryContextSwitchTo(old);
+	kappa_catalog_leave(&access);
+
+	swap(schema, relname, old_id, new_id);
+	MemoryContextDelete(cxt);
+
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	ereport(NOTICE,
+			(errmsg("replayed %s: " INT64_FORMAT " events from the archive, " INT64_FORMAT " from the log, in %.1f s; the new version is live",
+					name, r.archive_events, r.log_events, INSTR_TIME_GET_DOUBLE(elapsed))));
+	result[0] = Int64GetDatum(r.archive_events);
+	result[1] = Int64GetDatum(r.log_events);
+	result[2] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(elapsed));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), result, nulls)));
+}
