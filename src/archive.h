@@ -24,8 +24,8 @@ typedef struct ArchiveRecord
 	TimestampTz enqueued_time;	/* x-opt-enqueued-time, or the above parsed */
 	bool		has_enqueued_time;
 	int64		enqueued_ms;	/* x-opt-enqueued-time, -1 if absent */
-	char	   *system_properties;	/* JSON text */
-	char	   *properties;		/* JSON text */
+	char	   *system_properties;	/* JSON text, if asked for */
+	char	   *properties;		/* JSON text, if asked for */
 	char	   *body;			/* NULL for a null Body */
 	size_t		body_len;
 	char	   *key;			/* x-opt-partition-key's bytes, or NULL */
@@ -34,7 +34,8 @@ typedef struct ArchiveRecord
 
 typedef void (*ArchiveRecordCallback) (ArchiveRecord *record, void *arg);
 
-extern void archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg);
+extern void archive_read_file(const char *path, bool want_properties,
+							  ArchiveRecordCallback emit, void *arg);
 
 /* A stream's archive being written (archive_write.c). */
 typedef struct ArchiveWriter ArchiveWriter;

@@ -38,6 +38,7 @@
 #include "utils/float.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
+#include "utils/memutils.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -69,9 +70,10 @@ archive_error(const char *path, const char *what)
 }
 
 /*
- * A map of (long | double | string | bytes | null) as a JSON object; bytes
- * become their hex text.  Notes x-opt-enqueued-time (epoch ms), which is
- * exact where EnqueuedTimeUtc has only seconds.
+ * A map of (long | double | string | bytes | null) as a JSON object in out
+ * (unless out is NULL); bytes become their hex text.  Notes, in r,
+ * x-opt-enqueued-time (epoch ms, exact where EnqueuedTimeUtc has only
+ * seconds) and the key, x-opt-partition-key.
  */
 static void
 map_to_json(const char *path, avro_value_t *map, StringInfo out, ArchiveRecord *r)
@@ -80,7 +82,8 @@ map_to_json(const char *path, avro_value_t *map, StringInfo out, ArchiveRecord *
 
 	if (avro_value_get_size(map, &n) != 0)
 		archive_error(path, "a property map cannot be read");
-	appendStringInfoChar(out, '{');
+	if (out)
+		appendStringInfoChar(out, '{');
 	for (size_t i = 0; i < n; i++)
 	{
 		avro_value_t elem;
@@ -101,6 +104,31 @@ map_to_json(const char *path, avro_value_t *map, StringInfo out, ArchiveRecord *
 		}
 		else
 			branch = elem;
+		if (out == NULL)
+		{
+			/* only what the record needs: the enqueued time and the key */
+			if (r == NULL)
+				continue;
+			if (strcmp(key, "x-opt-enqueued-time") == 0 && avro_value_get_type(&branch) == AVRO_INT64)
+			{
+				avro_value_get_long(&branch, &l);
+				r->enqueued_ms = l;
+			}
+			else if (strcmp(key, "x-opt-partition-key") == 0 && avro_value_get_type(&branch) == AVRO_STRING)
+			{
+				avro_value_get_string(&branch, &s, &len);
+				r->key = pnstrdup(s, len > 0 ? len - 1 : 0);
+				r->key_len = len > 0 ? len - 1 : 0;
+			}
+			else if (strcmp(key, "x-opt-partition-key") == 0 && avro_value_get_type(&branch) == AVRO_BYTES)
+			{
+				avro_value_get_bytes(&branch, &b, &len);
+				r->key = palloc(len > 0 ? len : 1);
+				memcpy(r->key, b, len);
+				r->key_len = len;
+			}
+			continue;
+		}
 		if (i > 0)
 			appendStringInfoString(out, ", ");
 		escape_json(out, key);
@@ -162,7 +190,8 @@ map_to_json(const char *path, avro_value_t *map, StringInfo out, ArchiveRecord *
 				archive_error(path, "a property has a type Capture does not use");
 		}
 	}
-	appendStringInfoChar(out, '}');
+	if (out)
+		appendStringInfoChar(out, '}');
 }
 
 /* Capture's EnqueuedTimeUtc, "12/9/2022 4:50:12 PM" (UTC), or ISO 8601. */
@@ -201,11 +230,12 @@ parse_enqueued_time(const char *text, bool *ok)
 }
 
 /*
- * Read every record of a Capture file, calling emit for each.  An error
- * names the file and, for a bad record, its number.
+ * Read every record of a Capture file, calling emit for each; the property
+ * maps as JSON only if want_properties (replay needs just the enqueued time
+ * and the key).  An error names the file and, for a bad record, its number.
  */
 void
-archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg)
+archive_read_file(const char *path, bool want_properties, ArchiveRecordCallback emit, void *arg)
 {
 	avro_file_reader_t reader;
 	avro_schema_t schema;
@@ -213,6 +243,8 @@ archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg)
 	avro_value_t record;
 	volatile int64 n = 0;
 	int			rc;
+	MemoryContext record_cxt;
+	MemoryContext outer = CurrentMemoryContext;
 
 	if (access(path, R_OK) != 0)
 		ereport(ERROR,
@@ -228,6 +260,9 @@ archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg)
 		archive_error(path, "its schema cannot be used");
 	}
 
+	/* each record's memory is freed once emit has used it */
+	record_cxt = AllocSetContextCreate(CurrentMemoryContext, "kappa archive record",
+									   ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
 		avro_value_t fields[lengthof(capture_fields)];
@@ -248,6 +283,8 @@ archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg)
 
 			CHECK_FOR_INTERRUPTS();
 			n++;
+			MemoryContextReset(record_cxt);
+			MemoryContextSwitchTo(record_cxt);
 			for (int i = 0; i < (int) lengthof(capture_fields); i++)
 			{
 				if (avro_value_get_by_name(&record, capture_fields[i], &fields[i], NULL) != 0)
@@ -267,12 +304,17 @@ archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg)
 			if (avro_value_get_string(&fields[2], &s, &len) != 0)
 				archive_error(path, psprintf("record " INT64_FORMAT ": EnqueuedTimeUtc is not a string", n));
 			r.enqueued_time_utc = pnstrdup(s, len > 0 ? len - 1 : 0);
-			initStringInfo(&json);
-			map_to_json(path, &fields[3], &json, &r);
-			r.system_properties = json.data;
-			initStringInfo(&json);
-			map_to_json(path, &fields[4], &json, NULL);
-			r.properties = json.data;
+			if (want_properties)
+			{
+				initStringInfo(&json);
+				map_to_json(path, &fields[3], &json, &r);
+				r.system_properties = json.data;
+				initStringInfo(&json);
+				map_to_json(path, &fields[4], &json, NULL);
+				r.properties = json.data;
+			}
+			else
+				map_to_json(path, &fields[3], NULL, &r);
 			body = fields[5];
 			if (avro_value_get_type(&body) == AVRO_UNION &&
 				avro_value_get_current_branch(&fields[5], &body) != 0)
@@ -295,6 +337,7 @@ archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg)
 			}
 			else
 				r.enqueued_time = parse_enqueued_time(r.enqueued_time_utc, &r.has_enqueued_time);
+			MemoryContextSwitchTo(outer);
 			emit(&r, arg);
 			avro_value_reset(&record);
 		}
@@ -307,6 +350,8 @@ archive_read_file(const char *path, ArchiveRecordCallback emit, void *arg)
 	}
 	PG_FINALLY();
 	{
+		MemoryContextSwitchTo(outer);
+		MemoryContextDelete(record_cxt);
 		avro_value_decref(&record);
 		avro_value_iface_decref(iface);
 		avro_file_reader_close(reader);
@@ -362,6 +407,6 @@ kappa_archive_read(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("archive file \"%s\" is not an absolute path", path)));
 	InitMaterializedSRF(fcinfo, 0);
-	archive_read_file(path, emit_row, rsinfo);
+	archive_read_file(path, true, emit_row, rsinfo);
 	return (Datum) 0;
 }

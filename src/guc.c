@@ -35,6 +35,7 @@ int			kappa_max_payload = 10 * 1024 * 1024;
 bool		kappa_archive_deflate = false;
 int			kappa_archive_roll_size = 64 * 1024;	/* kB */
 int			kappa_archive_roll_interval = 300;	/* s */
+bool		kappa_replay_prefer_archive = false;
 
 /* Register every kappa.* setting; called once from _PG_init. */
 void
@@ -156,6 +157,16 @@ kappa_guc_define(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("kappa.replay_prefer_archive",
+							 "Replay from the archive wherever it reaches, not only where the log no longer does.",
+							 "Reading local files spares the brokers; the log is read "
+							 "from where the archive ends.",
+							 &kappa_replay_prefer_archive,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("kappa");
 }

@@ -22,6 +22,7 @@ extern int	kappa_max_payload;
 extern bool kappa_archive_deflate;
 extern int	kappa_archive_roll_size;
 extern int	kappa_archive_roll_interval;
+extern bool kappa_replay_prefer_archive;
 
 extern void kappa_guc_define(void);
 

@@ -84,6 +84,7 @@ static void replay_archive_record(ArchiveRecord *rec, void *arg);
 static void replay_archive(Replay *r, KappaStream *stream, int32 partition, int64 from, int64 to);
 static void replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to);
 static void swap(const char *schema, const char *relname, int32 old_id, int32 new_id);
+static int64 archive_end(KappaStream *stream, int32 partition);
 
 /* Run one message through the new version; flush and report now and then. */
 static void
@@ -129,6 +130,31 @@ replay_archive_record(ArchiveRecord *rec, void *arg)
 	r->next++;
 	r->archive_events++;
 	replay_event(r, &m);
+}
+
+/* The first offset of a partition that its archive does not hold yet. */
+static int64
+archive_end(KappaStream *stream, int32 partition)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(stream->id), Int32GetDatum(partition)};
+	int64		end = 0;
+	bool		isnull;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT max(last_offset) + 1 FROM kappa.archive_files "
+							  "WHERE stream_id = $1 AND partition = $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.archive_files");
+	if (SPI_processed > 0)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			end = DatumGetInt64(d);
+	}
+	SPI_finish();
+	return end;
 }
 
 /*
@@ -184,7 +210,7 @@ replay_archive(Replay *r, KappaStream *stream, int32 partition, int64 from, int6
 			break;
 		/* only the file's recorded records: any later ones are unrecorded */
 		r->to = Min(to, last + 1);
-		archive_read_file(lfirst(lc), replay_archive_record, r);
+		archive_read_file(lfirst(lc), false, replay_archive_record, r);
 	}
 	if (r->next < to)
 		ereport(ERROR,
@@ -465,6 +491,9 @@ kappa_replay(PG_FUNCTION_ARGS)
 			low[p] = high[p];	/* nothing to read there */
 			continue;
 		}
+		/* with kappa.replay_prefer_archive, as far as the archive reaches */
+		if (kappa_replay_prefer_archive && stream->archive)
+			low[p] = Max(low[p], Min(archive_end(stream, p), high[p]));
 		if (low[p] > first[p])
 			replay_archive(&r, stream, p, first[p], low[p]);
 		low[p] = Max(low[p], first[p]);
