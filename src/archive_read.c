@@ -30,6 +30,8 @@
 #include <avro.h>
 
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -357,6 +359,168 @@ archive_read_file(const char *path, bool want_properties, ArchiveRecordCallback 
 		avro_file_reader_close(reader);
 	}
 	PG_END_TRY();
+}
+
+/* What archive_read_range is doing, for its callback. */
+typedef struct RangeRead
+{
+	int32		partition;
+	int64		next;			/* the next offset expected */
+	int64		to;				/* records of [next, to) are wanted */
+	ArchiveMessageCallback emit;
+	void	   *arg;
+} RangeRead;
+
+/* An archive record, as the message it archived, if it is wanted. */
+static void
+range_record(ArchiveRecord *rec, void *arg)
+{
+	RangeRead  *rr = arg;
+	KappaMessage m;
+
+	/* past the file's recorded range, or read already */
+	if (rec->sequence_number < rr->next || rec->sequence_number >= rr->to)
+		return;
+	if (rec->sequence_number != rr->next)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the archive of partition %d has a gap: offset " INT64_FORMAT " follows " INT64_FORMAT,
+						rr->partition, rec->sequence_number, rr->next - 1)));
+	memset(&m, 0, sizeof(m));
+	m.partition = rr->partition;
+	m.offset = rec->sequence_number;
+	m.timestamp_ms = rec->enqueued_ms >= 0 ? rec->enqueued_ms :
+		rec->has_enqueued_time ? (rec->enqueued_time - SetEpochTimestamp()) / 1000 : -1;
+	m.key = rec->key;
+	m.key_len = rec->key_len;
+	m.payload = rec->body;
+	m.len = rec->body_len;
+	rr->next++;
+	rr->emit(&m, rr->arg);
+}
+
+/*
+ * Whether a stream's archive holds offsets [from, to) of a partition: its
+ * files are contiguous (archive_write.c), so it does if they reach both
+ * ends.
+ */
+bool
+archive_covers(KappaStream *stream, int32 partition, int64 from, int64 to)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(stream->id), Int32GetDatum(partition)};
+	bool		covered = false;
+
+	if (stream->archive == NULL)
+		return false;
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT min(first_offset), max(last_offset) FROM kappa.archive_files "
+							  "WHERE stream_id = $1 AND partition = $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.archive_files");
+	if (SPI_processed == 1)
+	{
+		bool		isnull_first;
+		bool		isnull_last;
+		Datum		first = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull_first);
+		Datum		last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull_last);
+
+		covered = !isnull_first && !isnull_last &&
+			DatumGetInt64(first) <= from && DatumGetInt64(last) + 1 >= to;
+	}
+	SPI_finish();
+	return covered;
+}
+
+/* The first offset of a partition that its archive does not hold yet. */
+int64
+archive_end(KappaStream *stream, int32 partition)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(stream->id), Int32GetDatum(partition)};
+	int64		end = 0;
+	bool		isnull;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT max(last_offset) + 1 FROM kappa.archive_files "
+							  "WHERE stream_id = $1 AND partition = $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.archive_files");
+	if (SPI_processed > 0)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			end = DatumGetInt64(d);
+	}
+	SPI_finish();
+	return end;
+}
+
+/*
+ * Read offsets [from, to) of a partition back from the stream's archive, by
+ * the ranges kappa.archive_files records, calling emit for each message in
+ * offset order.  An error if the archive does not hold them all.
+ */
+void
+archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
+				   ArchiveMessageCallback emit, void *arg)
+{
+	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
+	Datum		values[3] = {Int32GetDatum(stream->id), Int32GetDatum(partition), Int64GetDatum(from)};
+	List	   *paths = NIL;
+	List	   *lasts = NIL;
+	ListCell   *lc;
+	ListCell   *lc2;
+	MemoryContext caller = CurrentMemoryContext;
+	RangeRead	rr;
+
+	if (from >= to)
+		return;
+	if (stream->archive == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("stream \"%s\" has no archive to read offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d from",
+						stream->name, from, to - 1, partition)));
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT path, last_offset FROM kappa.archive_files "
+							  "WHERE stream_id = $1 AND partition = $2 AND last_offset >= $3 "
+							  "ORDER BY first_offset",
+							  3, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.archive_files");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char	   *path = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		int64		last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
+													   &isnull));
+		/* in the caller's memory: SPI's goes with SPI_finish */
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		paths = lappend(paths, psprintf("%s/%s", stream->archive, path));
+		lasts = lappend(lasts, palloc(sizeof(int64)));
+		*(int64 *) llast(lasts) = last;
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+
+	rr.partition = partition;
+	rr.next = from;
+	rr.emit = emit;
+	rr.arg = arg;
+	forboth(lc, paths, lc2, lasts)
+	{
+		if (rr.next >= to)
+			break;
+		/* only the file's recorded records: any later ones are unrecorded */
+		rr.to = Min(to, *(int64 *) lfirst(lc2) + 1);
+		archive_read_file(lfirst(lc), false, range_record, &rr);
+	}
+	if (rr.next < to)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the archive of stream \"%s\" does not hold offset " INT64_FORMAT " of partition %d",
+						stream->name, rr.next, partition)));
 }
 
 /* kappa_archive_read's callback: a row of its result. */

@@ -17,8 +17,9 @@
  * snapshot, so a flush of the worker in between cannot make them disagree.
  * Floating-point columns are compared to 12 significant digits
  * (extra_float_digits = -3): sums in another order of partitions may
- * differ in their last bits.  When the log no longer holds the view's
- * first offsets (retention), the check cannot be made and says so.
+ * differ in their last bits.  What the log no longer holds (retention) is
+ * read from the stream's archive; without one, the check cannot be made
+ * and says so.
  *
  * src/check.c
  *
@@ -43,6 +44,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "archive.h"
 #include "engine.h"
 #include "guc.h"
 #include "kafka.h"
@@ -66,6 +68,7 @@ static uint32 row_hash(const void *key, Size keysize);
 static int	row_match(const void *a, const void *b, Size keysize);
 static void read_positions(int32 view_id, int nparts, int64 *first, int64 *stop);
 static void count_rows(HTAB *rows, MemoryContext keep, const char *sql, bool from_view);
+static void check_archive_message(const KappaMessage *m, void *arg);
 static void recompute(KappaStream *stream, int32 view_id, const char *scratch,
 					  int nparts, int64 *first, int64 *stop);
 
@@ -144,9 +147,22 @@ count_rows(HTAB *rows, MemoryContext keep, const char *sql, bool from_view)
 	}
 }
 
+/* A message read back from the archive, through the recomputation. */
+static void
+check_archive_message(const KappaMessage *m, void *arg)
+{
+	KappaEngine *engine = arg;
+
+	CHECK_FOR_INTERRUPTS();
+	kappa_engine_process(engine, m);
+	if (kappa_engine_pending(engine) >= kappa_flush_events)
+		kappa_engine_flush(engine);
+}
+
 /*
- * Read the log from first[p] to stop[p] in every partition and run it
- * through a scratch engine that writes the view's rows into scratch.
+ * Read the view's messages, first[p] to stop[p] in every partition, from
+ * the log, and from the archive where the log no longer has them, and run
+ * them through a scratch engine that writes the view's rows into scratch.
  */
 static void
 recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
@@ -159,36 +175,50 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 	KappaEngine *engine;
 	KappaMessage *batch = palloc(sizeof(KappaMessage) * CHECK_BATCH);
 	int			consumer_parts;
+	int64	   *from;
 
+	engine = kappa_engine_create_scratch(stream, nparts, view_id, scratch, first);
+	if (engine == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the view was dropped during the check")));
+	from = palloc(sizeof(int64) * Max(nparts, 1));
 	consumer = kappa_consumer_open(stream, &consumer_parts);
 	PG_TRY();
 	{
 		int			pending = 0;
 		TimestampTz last_progress = GetCurrentTimestamp();
 
-		/* the log must still hold what the view read */
+		/*
+		 * What the log no longer holds of what the view read comes from the
+		 * archive, if it has it.
+		 */
 		for (int p = 0; p < nparts; p++)
 		{
 			int64		start;
 
+			from[p] = first[p];
 			if (first[p] == KAPPA_OFFSET_NONE)
 				continue;
-			pending++;
 			start = kappa_consumer_query_start(consumer, p);
 			if (start > first[p])
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("cannot check the view: the log no longer holds what it read"),
-						 errdetail("Partition %d now begins at offset " INT64_FORMAT ", after offset " INT64_FORMAT " where the view began.",
-								   p, start, first[p]),
-						 errhint("Retention deleted those messages; the archive (kappa_replay) will have them.")));
+			{
+				if (!archive_covers(stream, p, first[p], Min(start, stop[p])))
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("cannot check the view: neither the log nor the archive holds what it read"),
+							 errdetail("Partition %d now begins at offset " INT64_FORMAT ", after offset " INT64_FORMAT " where the view began.",
+									   p, start, first[p]),
+							 errhint("Retention deleted those messages, and the stream's archive (archive =>) does not have them.")));
+				archive_read_range(stream, p, first[p], Min(start, stop[p]), check_archive_message, engine);
+				from[p] = start;
+			}
+			if (from[p] >= stop[p])
+				from[p] = KAPPA_OFFSET_NONE;
+			else
+				pending++;
 		}
-		engine = kappa_engine_create_scratch(stream, nparts, view_id, scratch, first);
-		if (engine == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("the view was dropped during the check")));
-		kappa_consumer_assign(consumer, nparts, first);
+		kappa_consumer_assign(consumer, nparts, from);
 
 		while (pending > 0)
 		{
@@ -200,13 +230,13 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 			{
 				int32		p = batch[i].partition;
 
-				if (p < 0 || p >= nparts || first[p] == KAPPA_OFFSET_NONE ||
+				if (p < 0 || p >= nparts || from[p] == KAPPA_OFFSET_NONE ||
 					batch[i].offset >= stop[p])
 					continue;
 				kappa_engine_process(engine, &batch[i]);
 				if (batch[i].offset == stop[p] - 1)
 				{
-					first[p] = KAPPA_OFFSET_NONE;	/* this partition is done */
+					from[p] = KAPPA_OFFSET_NONE;	/* this partition is done */
 					pending--;
 				}
 			}

@@ -51,6 +51,7 @@
 #include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "utils/array.h"
@@ -60,6 +61,7 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "archive.h"
 #include "columns.h"
 #include "compile.h"
 #include "decode.h"
@@ -85,6 +87,8 @@ static void prepare_view_sql(ViewRuntime *view);
 static char *delete_sql(ViewRuntime *view, const char *op);
 static bool restore_view_state(KappaEngine *engine, ViewRuntime *view, const char *name);
 static bool rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name);
+static void rebuild_from_archive(KappaEngine *engine, ViewRuntime *view);
+static void archive_message(const KappaMessage *m, void *arg);
 static void drop_view_runtime(ViewRuntime *view);
 static void process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 						 TimestampTz event_time, bool event_time_null);
@@ -334,6 +338,7 @@ kappa_engine_sync_views(KappaEngine *engine)
 		old = MemoryContextSwitchTo(engine->cxt);
 		engine->views = lappend(engine->views, view);
 		MemoryContextSwitchTo(old);
+		rebuild_from_archive(engine, view);
 	}
 	return added != NIL;
 }
@@ -429,6 +434,7 @@ load_view(KappaEngine *engine, NewView *nv)
 	{
 		view->parts[p].next = view->start_latest ? KAPPA_OFFSET_END : KAPPA_OFFSET_BEGINNING;
 		view->parts[p].first = -1;
+		view->parts[p].archive_to = -1;
 		view->parts[p].max_time = DT_NOBEGIN;
 		if (engine->dedup_col >= 0)
 			view->parts[p].dedup = deduptab_create(cxt, 1024, NULL);
@@ -668,7 +674,10 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 		view->parts[p].next = first;
 		view->parts[p].first = first;
 		log_start = engine->log_start ? engine->log_start(engine->log_arg, p) : -1;
-		if (log_start > first && lost == NULL)
+		/* what the log no longer holds, the archive may */
+		if (log_start > first && archive_covers(engine->stream, p, first, log_start))
+			view->parts[p].archive_to = log_start;
+		else if (log_start > first && lost == NULL)
 			lost = psprintf("its state was lost to crash recovery or a failover, and partition %d of the log now begins at offset "
 							INT64_FORMAT ", after offset " INT64_FORMAT " where the view began",
 							p, log_start, first);
@@ -703,6 +712,37 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 				(errmsg("kappa view %s lost its state to crash recovery or a failover; rebuilding it from the log", name),
 				 errdetail("Each partition is read again from the first offset the view read there.")));
 	return true;
+}
+
+/* A message read back from the archive: through the engine, like any. */
+static void
+archive_message(const KappaMessage *m, void *arg)
+{
+	CHECK_FOR_INTERRUPTS();
+	kappa_engine_process((KappaEngine *) arg, m);
+}
+
+/*
+ * A view rebuilt after a crash reads what the log no longer holds back
+ * from the archive first (rebuild_view found it there); the other views
+ * skip these messages, which are behind their positions, and the stream
+ * does not count them again.
+ */
+static void
+rebuild_from_archive(KappaEngine *engine, ViewRuntime *view)
+{
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		ViewPartition *vp = &view->parts[p];
+
+		if (vp->archive_to < 0)
+			continue;
+		ereport(LOG,
+				(errmsg("kappa view %d: reading offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d from the archive",
+						view->view_id, vp->first, vp->archive_to - 1, p)));
+		archive_read_range(engine->stream, p, vp->first, vp->archive_to, archive_message, engine);
+		vp->archive_to = -1;
+	}
 }
 
 /* Forget a dropped view. */

@@ -59,6 +59,7 @@ typedef struct ViewPartition
 {
 	int64		next;
 	int64		first;			/* first offset read here, -1 unknown */
+	int64		archive_to;		/* a rebuild reads [first, archive_to) from the archive */
 	TimestampTz max_time;		/* DT_NOBEGIN before the first event */
 	int64		filtered;
 	int64		duplicate;

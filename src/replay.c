@@ -70,21 +70,15 @@ typedef struct Replay
 {
 	KappaEngine *engine;
 	const char *name;
-	int32		partition;		/* of the archive file being read */
-	int64		from;			/* the archive's records of [from, to) are read */
-	int64		to;
-	int64		next;			/* the next offset expected */
 	int64		archive_events;
 	int64		log_events;
 	int64		noticed;
 } Replay;
 
 static void replay_event(Replay *r, const KappaMessage *m);
-static void replay_archive_record(ArchiveRecord *rec, void *arg);
-static void replay_archive(Replay *r, KappaStream *stream, int32 partition, int64 from, int64 to);
+static void replay_archive_message(const KappaMessage *m, void *arg);
 static void replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to);
 static void swap(const char *schema, const char *relname, int32 old_id, int32 new_id);
-static int64 archive_end(KappaStream *stream, int32 partition);
 
 /* Run one message through the new version; flush and report now and then. */
 static void
@@ -102,122 +96,15 @@ replay_event(Replay *r, const KappaMessage *m)
 	}
 }
 
-/* An archive record, as the message it archived. */
+/* A message read back from the archive, through the new version. */
 static void
-replay_archive_record(ArchiveRecord *rec, void *arg)
+replay_archive_message(const KappaMessage *m, void *arg)
 {
 	Replay	   *r = arg;
-	KappaMessage m;
 
-	/* past the file's recorded range, or already read, or not needed */
-	if (rec->sequence_number < r->next || rec->sequence_number >= r->to)
-		return;
-	if (rec->sequence_number != r->next)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("the archive of partition %d has a gap: offset " INT64_FORMAT " follows " INT64_FORMAT,
-						r->partition, rec->sequence_number, r->next - 1)));
 	CHECK_FOR_INTERRUPTS();
-	memset(&m, 0, sizeof(m));
-	m.partition = r->partition;
-	m.offset = rec->sequence_number;
-	m.timestamp_ms = rec->enqueued_ms >= 0 ? rec->enqueued_ms :
-		rec->has_enqueued_time ? (rec->enqueued_time - SetEpochTimestamp()) / 1000 : -1;
-	m.key = rec->key;
-	m.key_len = rec->key_len;
-	m.payload = rec->body;
-	m.len = rec->body_len;
-	r->next++;
 	r->archive_events++;
-	replay_event(r, &m);
-}
-
-/* The first offset of a partition that its archive does not hold yet. */
-static int64
-archive_end(KappaStream *stream, int32 partition)
-{
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2] = {Int32GetDatum(stream->id), Int32GetDatum(partition)};
-	int64		end = 0;
-	bool		isnull;
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT max(last_offset) + 1 FROM kappa.archive_files "
-							  "WHERE stream_id = $1 AND partition = $2",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.archive_files");
-	if (SPI_processed > 0)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			end = DatumGetInt64(d);
-	}
-	SPI_finish();
-	return end;
-}
-
-/*
- * Read offsets [from, to) of a partition from the stream's archive, by the
- * manifest's ranges.  An error if the archive does not hold them all.
- */
-static void
-replay_archive(Replay *r, KappaStream *stream, int32 partition, int64 from, int64 to)
-{
-	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
-	Datum		values[3] = {Int32GetDatum(stream->id), Int32GetDatum(partition), Int64GetDatum(from)};
-	List	   *paths = NIL;
-	List	   *lasts = NIL;
-	ListCell   *lc;
-	ListCell   *lc2;
-	MemoryContext caller = CurrentMemoryContext;
-
-	if (stream->archive == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot replay %s: the log no longer holds its history", r->name),
-				 errdetail("Partition %d begins at offset " INT64_FORMAT " and stream \"%s\" has no archive.",
-						   partition, to, stream->name)));
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT path, last_offset FROM kappa.archive_files "
-							  "WHERE stream_id = $1 AND partition = $2 AND last_offset >= $3 "
-							  "ORDER BY first_offset",
-							  3, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.archive_files");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		char	   *path = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		int64		last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
-													   &isnull));
-		/* in the caller's memory: SPI's goes with SPI_finish */
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-
-		paths = lappend(paths, psprintf("%s/%s", stream->archive, path));
-		lasts = lappend(lasts, palloc(sizeof(int64)));
-		*(int64 *) llast(lasts) = last;
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
-
-	r->partition = partition;
-	r->next = from;
-	forboth(lc, paths, lc2, lasts)
-	{
-		int64		last = *(int64 *) lfirst(lc2);
-
-		if (r->next >= to)
-			break;
-		/* only the file's recorded records: any later ones are unrecorded */
-		r->to = Min(to, last + 1);
-		archive_read_file(lfirst(lc), false, replay_archive_record, r);
-	}
-	if (r->next < to)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot replay %s: neither the archive nor the log holds offset " INT64_FORMAT " of partition %d",
-						r->name, r->next, partition),
-				 errdetail("The log begins at offset " INT64_FORMAT ".", to)));
+	replay_event(r, m);
 }
 
 /* Read offsets [from[p], to[p]) of every partition from the log. */
@@ -494,8 +381,15 @@ kappa_replay(PG_FUNCTION_ARGS)
 		/* with kappa.replay_prefer_archive, as far as the archive reaches */
 		if (kappa_replay_prefer_archive && stream->archive)
 			low[p] = Max(low[p], Min(archive_end(stream, p), high[p]));
-		if (low[p] > first[p])
-			replay_archive(&r, stream, p, first[p], low[p]);
+		if (low[p] > first[p] && !archive_covers(stream, p, first[p], low[p]))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot replay %s: neither the archive nor the log holds its history", name),
+					 errdetail("Partition %d begins at offset " INT64_FORMAT " in the log, after offset " INT64_FORMAT " where the view began, and %s.",
+							   p, low[p], first[p],
+							   stream->archive ? "the archive does not reach back that far" :
+							   "the stream has no archive")));
+		archive_read_range(stream, p, first[p], low[p], replay_archive_message, &r);
 		low[p] = Max(low[p], first[p]);
 	}
 	replay_log(&r, stream, nparts, low, high);
