@@ -193,7 +193,8 @@ REVOKE ALL ON kappa.streams, kappa.stream_columns, kappa.stream_secrets FROM PUB
 REVOKE ALL ON kappa.archive_files FROM PUBLIC;
 REVOKE ALL ON kappa.partitions, kappa.dead_letters, kappa.late_events, kappa.views, kappa.view_partitions,
 	kappa.view_state, kappa.view_state_marker, kappa.view_dedup FROM PUBLIC;
-GRANT SELECT ON kappa.partitions, kappa.views, kappa.view_partitions TO PUBLIC;
+-- the markers say which views have their state (kappa_wait reads them)
+GRANT SELECT ON kappa.partitions, kappa.views, kappa.view_partitions, kappa.view_state_marker TO PUBLIC;
 GRANT SELECT ON kappa.dead_letters, kappa.late_events, kappa.archive_files TO kappa_admin;
 GRANT SELECT ON kappa.streams, kappa.stream_columns TO PUBLIC;
 GRANT SELECT ON kappa.stream_secrets TO kappa_admin;

@@ -161,7 +161,9 @@ kappa_peek(PG_FUNCTION_ARGS)
  * kappa_wait(stream, timeout) waits until the stream and every live view
  * of it have committed positions at or past the end of each partition it
  * consumes, as it was when called; true, or false when the timeout passes
- * first.
+ * first.  A view whose state marker is missing (crash recovery emptied it,
+ * and the worker has not rebuilt the view yet) is not done either: its
+ * positions are those from before the crash.
  */
 Datum
 kappa_wait(PG_FUNCTION_ARGS)
@@ -212,7 +214,9 @@ kappa_wait(PG_FUNCTION_ARGS)
 								  "  AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 AND v.status = 'live' "
 								  "    AND coalesce((SELECT next_offset FROM kappa.view_partitions vp "
 								  "                  WHERE vp.view_id = v.view_id AND vp.partition = e.p), 0) < e.e)"
-								  "), true) FROM unnest($2, $3) AS e(p, e)",
+								  ") AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 AND v.status = 'live' "
+								  "    AND NOT EXISTS (SELECT FROM kappa.view_state_marker m WHERE m.view_id = v.view_id)), "
+								  "true) FROM unnest($2, $3) AS e(p, e)",
 								  3, types, values, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the positions of stream \"%s\"", stream->name);
 		done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
