@@ -78,6 +78,8 @@ typedef struct NewView
 	char	   *name;			/* qualified, quoted */
 	char	   *plan;
 	char	   *start;
+	char	   *since;			/* or NULL */
+	char	   *until;			/* or NULL */
 } NewView;
 
 static KappaEngine *engine_init(KappaStream *stream, int nparts);
@@ -97,8 +99,18 @@ static bool is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz eve
 static void note_late(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 					  TimestampTz event_time);
 static bytea *bytes_to_bytea(const char *data, size_t len);
+static TimestampTz parse_time(const char *text);
 static void remember_dedup_key(KappaEngine *engine, ViewPartition *vp, const char *key,
 							   TimestampTz time);
+
+/* A timestamptz from its text (stored options are canonical, in UTC). */
+static TimestampTz
+parse_time(const char *text)
+{
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+}
 
 /* A bytea copy of raw bytes, or NULL for NULL. */
 static bytea *
@@ -152,7 +164,7 @@ kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,
 	engine->scratch_first = first;
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT plan, coalesce(options->>'start', 'earliest'), "
-							  "format('%I.%I', schema_name, view_name) "
+							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until' "
 							  "FROM kappa.views WHERE view_id = $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");
@@ -165,6 +177,12 @@ kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,
 	nv.plan = MemoryContextStrdup(engine->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	nv.start = MemoryContextStrdup(engine->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	nv.name = MemoryContextStrdup(engine->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
+	nv.since = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	nv.until = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	if (nv.since)
+		nv.since = MemoryContextStrdup(engine->cxt, nv.since);
+	if (nv.until)
+		nv.until = MemoryContextStrdup(engine->cxt, nv.until);
 	SPI_finish();
 	view = load_view(engine, &nv);
 	engine->views = list_make1(view);
@@ -288,7 +306,7 @@ kappa_engine_sync_views(KappaEngine *engine)
 	SPI_connect();
 	values[1] = Int32GetDatum(engine->only_view);
 	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
-							  "format('%I.%I', schema_name, view_name) "
+							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until' "
 							  "FROM kappa.views WHERE stream_id = $1 AND "
 							  "CASE WHEN $2 = 0 THEN status = 'live' ELSE view_id = $2 END "
 							  "ORDER BY view_id FOR KEY SHARE",
@@ -312,6 +330,8 @@ kappa_engine_sync_views(KappaEngine *engine)
 			nv->plan = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 			nv->start = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
 			nv->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
+			nv->since = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5);
+			nv->until = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 6);
 			added = lappend(added, nv);
 		}
 	}
@@ -369,6 +389,8 @@ load_view(KappaEngine *engine, NewView *nv)
 		psprintf("kappa.%s", quote_identifier(psprintf("view_%d", view_id)));
 	view->start_latest = (strcmp(start, "latest") == 0);
 	view->start_time = DT_NOBEGIN;
+	view->since = nv->since ? parse_time(nv->since) : DT_NOBEGIN;
+	view->until = nv->until ? parse_time(nv->until) : DT_NOEND;
 	if (!view->start_latest && strcmp(start, "earliest") != 0)
 		view->start_time = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
 																   CStringGetDatum(start),
@@ -1087,6 +1109,12 @@ process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 			vp->filtered++;
 			return;
 		}
+	}
+	if ((view->since != DT_NOBEGIN || view->until != DT_NOEND) &&
+		(event_time_null || event_time < view->since || event_time >= view->until))
+	{
+		vp->filtered++;			/* outside the bounds a replay gave it */
+		return;
 	}
 	if (view->window_ts)
 	{

@@ -87,6 +87,8 @@ typedef struct ViewRuntime
 	char	   *rows_table;		/* quoted, qualified */
 	bool		start_latest;
 	TimestampTz start_time;		/* applies messages stamped from then; or DT_NOBEGIN */
+	TimestampTz since;			/* applies events of [since, until) only */
+	TimestampTz until;			/* (kappa_replay's bounds; or DT_NOBEGIN, DT_NOEND) */
 	KappaViewSpec *spec;
 	KappaStateSpec sspec;
 	KappaGroupTable *groups;

@@ -25,9 +25,11 @@
  * transaction, and the old version is dropped only once no reader holds it
  * (DROP TABLE waits for them).
  *
+ * since/until bound the event time the new version covers, for good: they
+ * are stored in its options, and the worker goes on filtering by them.
  * Progress is reported with NOTICEs, one per phase and one per 100,000
- * events.  Not yet done: since/until, versions side by side (swap =>
- * false, kappa_compare, kappa_promote) and a kappa_replays view.
+ * events.  Not yet done: versions side by side (swap => false,
+ * kappa_compare, kappa_promote) and a kappa_replays view.
  *
  * src/replay.c
  *
@@ -45,6 +47,8 @@
 #include "portability/instr_time.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -79,6 +83,7 @@ static void replay_event(Replay *r, const KappaMessage *m);
 static void replay_archive_message(const KappaMessage *m, void *arg);
 static void replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to);
 static void swap(const char *schema, const char *relname, int32 old_id, int32 new_id);
+static Jsonb *bound_options(Jsonb *options, TimestampTz since, TimestampTz until);
 
 /* Run one message through the new version; flush and report now and then. */
 static void
@@ -243,6 +248,44 @@ swap(const char *schema, const char *relname, int32 old_id, int32 new_id)
 }
 
 /*
+ * The new version's options: the old ones, with the event-time bounds of
+ * this replay (replacing any the old version had), canonical and in UTC.
+ */
+static Jsonb *
+bound_options(Jsonb *options, TimestampTz since, TimestampTz until)
+{
+	StringInfoData json;
+
+	if (TIMESTAMP_NOT_FINITE(since) && since != DT_NOBEGIN)
+		since = DT_NOBEGIN;
+	if (since != DT_NOBEGIN && until != DT_NOEND && until <= since)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("until must be later than since")));
+	options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
+												 CStringGetTextDatum("since")));
+	options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
+												 CStringGetTextDatum("until")));
+	initStringInfo(&json);
+	appendStringInfoChar(&json, '{');
+	if (since != DT_NOBEGIN)
+	{
+		appendStringInfoString(&json, "\"since\": ");
+		escape_json(&json, kappa_canonical_time(since));
+	}
+	if (until != DT_NOEND && !TIMESTAMP_IS_NOEND(until))
+	{
+		if (since != DT_NOBEGIN)
+			appendStringInfoString(&json, ", ");
+		appendStringInfoString(&json, "\"until\": ");
+		escape_json(&json, kappa_canonical_time(until));
+	}
+	appendStringInfoChar(&json, '}');
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(options),
+											  DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data))));
+}
+
+/*
  * kappa_replay(view, since, until, query) rebuilds a view from its stream's
  * history, with its own query or a new one, and swaps it in.  Returns the
  * events read from the archive and from the log, and the seconds taken.
@@ -284,11 +327,6 @@ kappa_replay(PG_FUNCTION_ARGS)
 	kappa_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (!PG_ARGISNULL(1) || !PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("kappa_replay does not take since or until yet"),
-				 errhint("Replay the whole history, or give the new query a WHERE on the event time.")));
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -328,6 +366,8 @@ kappa_replay(PG_FUNCTION_ARGS)
 				 errmsg("must be owner of view %s", name)));
 	if (!PG_ARGISNULL(3))
 		query_text = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	options = bound_options(options, PG_ARGISNULL(1) ? DT_NOBEGIN : PG_GETARG_TIMESTAMPTZ(1),
+							PG_ARGISNULL(2) ? DT_NOEND : PG_GETARG_TIMESTAMPTZ(2));
 	stream = kappa_stream_load_owned(stream_name);
 
 	/* the new version, invisible until the swap */

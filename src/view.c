@@ -64,6 +64,25 @@ rows_table_name(int32 view_id)
 }
 
 /*
+ * A timestamptz as kappa stores it in options: ISO, in UTC, so that any
+ * backend or worker reads the same instant whatever its TimeZone.
+ */
+char *
+kappa_canonical_time(TimestampTz ts)
+{
+	int			save_nestlevel = NewGUCNestLevel();
+	char	   *text;
+
+	(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("DateStyle", "ISO", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	text = DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(ts)));
+	AtEOXact_GUC(true, save_nestlevel);
+	return text;
+}
+
+/*
  * Check the options of a view and return them with the start made
  * canonical: "earliest", "latest", or a timestamp with time zone, stored in
  * UTC so that the worker reads the same instant whatever its TimeZone.
@@ -76,7 +95,6 @@ check_start_option(Jsonb *options)
 	char	   *value;
 	TimestampTz ts;
 	char	   *canonical;
-	int			save_nestlevel;
 	StringInfoData quoted;
 	Datum		path;
 
@@ -104,13 +122,7 @@ check_start_option(Jsonb *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid start option of a view"),
 				 errdetail("A start timestamp must be finite; \"earliest\" and \"latest\" say the rest.")));
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("DateStyle", "ISO", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	canonical = DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(ts)));
-	AtEOXact_GUC(true, save_nestlevel);
+	canonical = kappa_canonical_time(ts);
 	initStringInfo(&quoted);
 	escape_json(&quoted, canonical);
 	path = CStringGetTextDatum("start");
