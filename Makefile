@@ -36,6 +36,7 @@ OBJS = \
 	src/check.o \
 	src/archive_read.o \
 	src/archive_write.o \
+	src/archive_register.o \
 	src/replay.o
 
 DATA = sql/kappa--0.1.sql

@@ -355,6 +355,17 @@ RETURNS SETOF record
 COMMENT ON FUNCTION kappa_archive_read(text)
 	IS 'the records of an Event Hubs Capture (Avro) file, written by Azure or by kappa''s archive';
 REVOKE ALL ON FUNCTION kappa_archive_read(text) FROM PUBLIC;
+
+CREATE FUNCTION kappa_archive_register(stream text, directory text,
+	OUT partition int, OUT path text, OUT first_offset bigint, OUT last_offset bigint,
+	OUT records bigint)
+RETURNS SETOF record
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_archive_register';
+COMMENT ON FUNCTION kappa_archive_register(text, text)
+	IS 'record the Event Hubs Capture files under a hub''s directory as the stream''s history';
+REVOKE ALL ON FUNCTION kappa_archive_register(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kappa_archive_register(text, text) TO kappa_admin;
 GRANT EXECUTE ON FUNCTION kappa_archive_read(text) TO pg_read_server_files;
 
 CREATE FUNCTION kappa_replay(view text, since timestamptz DEFAULT NULL,

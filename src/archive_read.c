@@ -400,34 +400,33 @@ range_record(ArchiveRecord *rec, void *arg)
 }
 
 /*
- * Whether a stream's archive holds offsets [from, to) of a partition: its
- * files are contiguous (archive_write.c), so it does if they reach both
- * ends.
+ * Whether a stream's archive holds offsets [from, to) of a partition: the
+ * files that meet that range reach both its ends without a gap between
+ * them.  kappa's own files are contiguous; registered ones may not be.
  */
 bool
 archive_covers(KappaStream *stream, int32 partition, int64 from, int64 to)
 {
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2] = {Int32GetDatum(stream->id), Int32GetDatum(partition)};
+	Oid			types[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
+	Datum		values[4] = {Int32GetDatum(stream->id), Int32GetDatum(partition),
+	Int64GetDatum(from), Int64GetDatum(to)};
 	bool		covered = false;
+	bool		isnull;
 
-	if (stream->archive == NULL)
-		return false;
+	if (from >= to)
+		return true;
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT min(first_offset), max(last_offset) FROM kappa.archive_files "
-							  "WHERE stream_id = $1 AND partition = $2",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	/* the files that meet [from, to) must reach both ends, without a gap */
+	if (SPI_execute_with_args("WITH f AS (SELECT first_offset, last_offset, "
+							  "    max(last_offset) OVER (ORDER BY first_offset ROWS BETWEEN UNBOUNDED PRECEDING "
+							  "                           AND 1 PRECEDING) AS reached "
+							  "  FROM kappa.archive_files WHERE stream_id = $1 AND partition = $2 "
+							  "    AND last_offset >= $3 AND first_offset < $4) "
+							  "SELECT coalesce(min(first_offset) <= $3 AND max(last_offset) + 1 >= $4 "
+							  "  AND bool_and(reached IS NULL OR first_offset <= reached + 1), false) FROM f",
+							  4, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.archive_files");
-	if (SPI_processed == 1)
-	{
-		bool		isnull_first;
-		bool		isnull_last;
-		Datum		first = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull_first);
-		Datum		last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull_last);
-
-		covered = !isnull_first && !isnull_last &&
-			DatumGetInt64(first) <= from && DatumGetInt64(last) + 1 >= to;
-	}
+	covered = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return covered;
 }
@@ -477,11 +476,6 @@ archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 
 	if (from >= to)
 		return;
-	if (stream->archive == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("stream \"%s\" has no archive to read offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d from",
-						stream->name, from, to - 1, partition)));
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT path, last_offset FROM kappa.archive_files "
 							  "WHERE stream_id = $1 AND partition = $2 AND last_offset >= $3 "
@@ -497,7 +491,8 @@ archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 		/* in the caller's memory: SPI's goes with SPI_finish */
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 
-		paths = lappend(paths, psprintf("%s/%s", stream->archive, path));
+		/* kappa's own files are under its archive; registered ones absolute */
+		paths = lappend(paths, path[0] == '/' ? pstrdup(path) : psprintf("%s/%s", stream->archive, path));
 		lasts = lappend(lasts, palloc(sizeof(int64)));
 		*(int64 *) llast(lasts) = last;
 		MemoryContextSwitchTo(spi);

@@ -419,7 +419,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 			continue;
 		}
 		/* with kappa.replay_prefer_archive, as far as the archive reaches */
-		if (kappa_replay_prefer_archive && stream->archive)
+		if (kappa_replay_prefer_archive)
 			low[p] = Max(low[p], Min(archive_end(stream, p), high[p]));
 		if (low[p] > first[p] && !archive_covers(stream, p, first[p], low[p]))
 			ereport(ERROR,
@@ -427,8 +427,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 					 errmsg("cannot replay %s: neither the archive nor the log holds its history", name),
 					 errdetail("Partition %d begins at offset " INT64_FORMAT " in the log, after offset " INT64_FORMAT " where the view began, and %s.",
 							   p, low[p], first[p],
-							   stream->archive ? "the archive does not reach back that far" :
-							   "the stream has no archive")));
+							   "the archive does not reach back that far")));
 		archive_read_range(stream, p, first[p], low[p], replay_archive_message, &r);
 		low[p] = Max(low[p], first[p]);
 	}
