@@ -377,6 +377,27 @@ RETURNS record
 COMMENT ON FUNCTION kappa_replay(text, timestamptz, timestamptz, text)
 	IS 'rebuild a view (or a new query for it) from its stream''s archive and log, and swap it in';
 
+CREATE FUNCTION kappa_replay_status(
+	OUT view text, OUT pid int, OUT phase text, OUT partitions_done int, OUT partitions_total int,
+	OUT events_done bigint, OUT events_total bigint, OUT started_at timestamptz)
+RETURNS SETOF record
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_replay_status';
+COMMENT ON FUNCTION kappa_replay_status()
+	IS 'progress of the replays running now, from shared memory';
+
+CREATE VIEW kappa_replays AS
+SELECT view, pid, phase, partitions_done, partitions_total, events_done, events_total,
+	round(events_done / greatest(extract(epoch FROM clock_timestamp() - started_at), 0.001))::bigint
+		AS events_per_s,
+	CASE WHEN events_done > 0 AND events_done < events_total
+		THEN (clock_timestamp() - started_at) * ((events_total - events_done)::float8 / events_done)
+		END AS eta,
+	started_at
+FROM kappa_replay_status();
+COMMENT ON VIEW kappa_replays IS 'kappa_replay calls running now, and how far they are';
+GRANT SELECT ON kappa_replays TO PUBLIC;
+
 CREATE FUNCTION kappa_worker_status(
 	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
 	OUT partitions int, OUT failures int, OUT started_at timestamptz,

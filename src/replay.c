@@ -44,6 +44,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "portability/instr_time.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -64,6 +65,7 @@
 #include "view.h"
 
 PG_FUNCTION_INFO_V1(kappa_replay);
+PG_FUNCTION_INFO_V1(kappa_replay_status);
 
 #define REPLAY_BATCH 10000
 #define REPLAY_POLL_MS 100
@@ -77,7 +79,17 @@ typedef struct Replay
 	int64		archive_events;
 	int64		log_events;
 	int64		noticed;
+	int64		reported;		/* events when progress was last published */
 } Replay;
+
+/* This backend's progress slot (kappa_replays), or -1. */
+static int	progress_slot = -1;
+static bool progress_exit_registered = false;
+
+static void progress_start(const char *view, int32 partitions, int64 events);
+static void progress_update(const char *phase, int32 partitions_done, int64 events_done);
+static void progress_end(int code, Datum arg);
+static void progress_xact_end(XactEvent event, void *arg);
 
 static void replay_event(Replay *r, const KappaMessage *m);
 static void replay_archive_message(const KappaMessage *m, void *arg);
@@ -85,11 +97,132 @@ static void replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, 
 static void swap(const char *schema, const char *relname, int32 old_id, int32 new_id);
 static Jsonb *bound_options(Jsonb *options, TimestampTz since, TimestampTz until);
 
+/*
+ * Claim a progress slot for this replay, if one is free (a replay without
+ * one just goes unreported).  The backend frees it when the replay ends,
+ * and at exit.
+ */
+static void
+progress_start(const char *view, int32 partitions, int64 events)
+{
+	if (!progress_exit_registered)
+	{
+		/* an error or a cancel ends the transaction, and the replay */
+		RegisterXactCallback(progress_xact_end, NULL);
+		before_shmem_exit(progress_end, (Datum) 0);
+		progress_exit_registered = true;
+	}
+	for (int i = 0; i < KAPPA_MAX_REPLAYS && progress_slot < 0; i++)
+	{
+		KappaReplaySlot *slot = &kappa_shared->replays[i];
+
+		SpinLockAcquire(&slot->mutex);
+		if (slot->pid == 0)
+		{
+			slot->pid = MyProcPid;
+			strlcpy(slot->view, view, sizeof(slot->view));
+			strlcpy(slot->phase, "starting", sizeof(slot->phase));
+			slot->partitions_done = 0;
+			slot->partitions_total = partitions;
+			slot->events_done = 0;
+			slot->events_total = events;
+			slot->started_at = GetCurrentTimestamp();
+			progress_slot = i;
+		}
+		SpinLockRelease(&slot->mutex);
+	}
+}
+
+/* Publish a replay's progress (a negative count leaves it as it was). */
+static void
+progress_update(const char *phase, int32 partitions_done, int64 events_done)
+{
+	KappaReplaySlot *slot;
+
+	if (progress_slot < 0)
+		return;
+	slot = &kappa_shared->replays[progress_slot];
+	SpinLockAcquire(&slot->mutex);
+	if (phase)
+		strlcpy(slot->phase, phase, sizeof(slot->phase));
+	if (partitions_done >= 0)
+		slot->partitions_done = partitions_done;
+	if (events_done >= 0)
+		slot->events_done = events_done;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* Free this backend's progress slot: the replay ended, or the backend. */
+static void
+progress_end(int code, Datum arg)
+{
+	KappaReplaySlot *slot;
+
+	if (progress_slot < 0)
+		return;
+	slot = &kappa_shared->replays[progress_slot];
+	SpinLockAcquire(&slot->mutex);
+	if (slot->pid == MyProcPid)
+		slot->pid = 0;
+	SpinLockRelease(&slot->mutex);
+	progress_slot = -1;
+}
+
+/* A replay lives in one transaction: whichever way it ends, so does it. */
+static void
+progress_xact_end(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
+		progress_end(0, (Datum) 0);
+}
+
+/*
+ * kappa_replay_status() returns the progress of the replays running now:
+ * the data behind the kappa_replays view.
+ */
+Datum
+kappa_replay_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	kappa_require_preload();
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < KAPPA_MAX_REPLAYS; i++)
+	{
+		KappaReplaySlot copy;
+		KappaReplaySlot *slot = &kappa_shared->replays[i];
+		Datum		values[8];
+		bool		nulls[8] = {0};
+
+		SpinLockAcquire(&slot->mutex);
+		memcpy(&copy, slot, sizeof(copy));
+		SpinLockRelease(&slot->mutex);
+		if (copy.pid == 0)
+			continue;
+		values[0] = CStringGetTextDatum(copy.view);
+		values[1] = Int32GetDatum(copy.pid);
+		values[2] = CStringGetTextDatum(copy.phase);
+		values[3] = Int32GetDatum(copy.partitions_done);
+		values[4] = Int32GetDatum(copy.partitions_total);
+		values[5] = Int64GetDatum(copy.events_done);
+		values[6] = Int64GetDatum(copy.events_total);
+		values[7] = TimestampTzGetDatum(copy.started_at);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
 /* Run one message through the new version; flush and report now and then. */
 static void
 replay_event(Replay *r, const KappaMessage *m)
 {
 	kappa_engine_process(r->engine, m);
+	if (r->archive_events + r->log_events >= r->reported + 10000)
+	{
+		r->reported = r->archive_events + r->log_events;
+		progress_update(NULL, -1, r->reported);
+	}
 	if (kappa_engine_pending(r->engine) >= kappa_flush_events)
 		kappa_engine_flush(r->engine);
 	if (r->archive_events + r->log_events >= r->noticed + REPLAY_NOTICE_EVERY)
@@ -120,6 +253,7 @@ replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to)
 	KappaMessage *batch = palloc(sizeof(KappaMessage) * REPLAY_BATCH);
 	int			consumer_parts;
 	int			pending = 0;
+	int			nparts_to_read;
 
 	for (int p = 0; p < nparts; p++)
 	{
@@ -130,6 +264,7 @@ replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to)
 	}
 	if (pending == 0)
 		return;
+	nparts_to_read = pending;
 	consumer = kappa_consumer_open(stream, &consumer_parts);
 	PG_TRY();
 	{
@@ -154,6 +289,7 @@ replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to)
 				{
 					from[p] = KAPPA_OFFSET_NONE;
 					pending--;
+					progress_update(NULL, nparts_to_read - pending, -1);
 				}
 			}
 			kappa_consumer_release(consumer);
@@ -323,6 +459,8 @@ kappa_replay(PG_FUNCTION_ARGS)
 	MemoryContext cxt;
 	MemoryContext old;
 	MemoryContext caller = CurrentMemoryContext;
+	int32		total_partitions = 0;
+	int64		total_events = 0;
 
 	kappa_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -413,6 +551,16 @@ kappa_replay(PG_FUNCTION_ARGS)
 			(errmsg("replaying %s from the history of stream \"%s\"", name, stream->name)));
 	for (int p = 0; p < nparts; p++)
 	{
+		if (kappa_stream_owns(stream, p) && high[p] > first[p])
+		{
+			total_partitions++;
+			total_events += high[p] - first[p];
+		}
+	}
+	progress_start(name, total_partitions, total_events);
+	progress_update("archive", -1, -1);
+	for (int p = 0; p < nparts; p++)
+	{
 		if (!kappa_stream_owns(stream, p) || high[p] <= first[p])
 		{
 			low[p] = high[p];	/* nothing to read there */
@@ -425,19 +573,21 @@ kappa_replay(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cannot replay %s: neither the archive nor the log holds its history", name),
-					 errdetail("Partition %d begins at offset " INT64_FORMAT " in the log, after offset " INT64_FORMAT " where the view began, and %s.",
-							   p, low[p], first[p],
-							   "the archive does not reach back that far")));
+					 errdetail("Partition %d begins at offset " INT64_FORMAT " in the log, after offset " INT64_FORMAT " where the view began, and the archive does not reach back that far.",
+							   p, low[p], first[p])));
 		archive_read_range(stream, p, first[p], low[p], replay_archive_message, &r);
 		low[p] = Max(low[p], first[p]);
 	}
+	progress_update("log", -1, -1);
 	replay_log(&r, stream, nparts, low, high);
 	kappa_engine_flush(r.engine);
 	MemoryContextSwitchTo(old);
 	kappa_catalog_leave(&access);
 
+	progress_update("swap", total_partitions, r.archive_events + r.log_events);
 	swap(schema, relname, old_id, new_id);
 	MemoryContextDelete(cxt);
+	progress_end(0, (Datum) 0);
 
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);

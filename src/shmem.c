@@ -90,6 +90,8 @@ kappa_shmem_startup(void)
 		kappa_shared->nslots = kappa_max_streams;
 		for (int i = 0; i < kappa_shared->nslots; i++)
 			SpinLockInit(&kappa_shared->slots[i].mutex);
+		for (int i = 0; i < KAPPA_MAX_REPLAYS; i++)
+			SpinLockInit(&kappa_shared->replays[i].mutex);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

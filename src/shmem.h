@@ -49,11 +49,32 @@ typedef struct KappaWorkerSlot
 	char		last_error[KAPPA_ERROR_LEN];
 } KappaWorkerSlot;
 
+/* Replays that may report progress at once; more run, unreported. */
+#define KAPPA_MAX_REPLAYS 16
+
+/*
+ * The progress of a kappa_replay, for kappa_replays: written by the
+ * replaying backend only, under the slot's spinlock; free when pid is 0.
+ */
+typedef struct KappaReplaySlot
+{
+	slock_t		mutex;
+	pid_t		pid;
+	char		view[2 * NAMEDATALEN + 8];
+	char		phase[16];
+	int32		partitions_done;
+	int32		partitions_total;
+	int64		events_done;
+	int64		events_total;
+	TimestampTz started_at;
+} KappaReplaySlot;
+
 typedef struct KappaSharedState
 {
 	slock_t		mutex;			/* protects launcher_pid and launcher_latch */
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
+	KappaReplaySlot replays[KAPPA_MAX_REPLAYS];
 	int			nslots;
 	KappaWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } KappaSharedState;

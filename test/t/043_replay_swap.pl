@@ -83,6 +83,28 @@ is($node->safe_psql('postgres', qq{SELECT count(*) FILTER (WHERE total IS DISTIN
 	'every read saw a whole version: its windows count every event');
 is($node->safe_psql('postgres', 'SELECT count(mx) > 0 FROM tumble'), 't', 'the view now has the new column');
 
+# Progress: a replay held at its swap by a reader's lock shows in
+# kappa_replays, with all its events done; it goes once the replay ends.
+my ($lin, $lout, $lerr) = ("BEGIN;\nLOCK TABLE tumble IN ACCESS SHARE MODE;\nSELECT 'locked';\n", '', '');
+my $locker = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres') ],
+	'<', \$lin, '>', \$lout, '2>', \$lerr);
+$locker->pump until $lout =~ /locked/;
+my ($pout, $perr) = ('', '');
+my $held = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres'),
+		'-c', "SELECT log_events FROM kappa_replay('tumble')" ], '>', \$pout, '2>', \$perr);
+ok(wait_until(sub { $node->safe_psql('postgres',
+			q{SELECT phase FROM kappa_replays WHERE view = 'tumble'}) eq 'swap' }, 60),
+	'kappa_replays shows the replay at its swap');
+is($node->safe_psql('postgres', q{
+		SELECT partitions_done || '/' || partitions_total || ' ' || events_done || '/' || events_total
+		FROM kappa_replays WHERE view = 'tumble'}),
+	"4/4 $n/$n", 'with every partition and event done');
+$lin .= "COMMIT;\n";
+$locker->finish;
+$held->finish;
+is($pout, "$n\n", 'the replay then finished');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kappa_replays'), '0', 'and left kappa_replays');
+
 # A replay cancelled half-way leaves the live view as it was.
 my $live = $node->safe_psql('postgres', 'SELECT sum(n), sum(s), count(*) FROM tumble');
 my ($rc, $out, $err) = $node->psql('postgres',
@@ -91,6 +113,7 @@ like($err, qr/canceling statement due to statement timeout/, 'a replay is cancel
 is($node->safe_psql('postgres', 'SELECT sum(n), sum(s), count(*) FROM tumble'), $live, 'the live view is untouched');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM kappa.views WHERE status <> 'live'}), '0',
 	'no half-built version is left');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kappa_replays'), '0', 'nor a row in kappa_replays');
 
 # A kill -9 during a replay: afterwards the live view is whole, and a new
 # replay succeeds.
