@@ -128,6 +128,11 @@ CREATE TABLE kappa.views (
 	-- version being built by kappa_replay, not yet visible
 	status text NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'needs_replay', 'replaying')),
 	status_detail text,
+	-- versions side by side (kappa_replay(..., swap => false)): a version
+	-- other than the current one is named base_name@vN and has its base
+	-- name here; the current one has none
+	base_name name,
+	version int NOT NULL DEFAULT 1,
 	UNIQUE (schema_name, view_name)
 );
 
@@ -369,13 +374,28 @@ GRANT EXECUTE ON FUNCTION kappa_archive_register(text, text) TO kappa_admin;
 GRANT EXECUTE ON FUNCTION kappa_archive_read(text) TO pg_read_server_files;
 
 CREATE FUNCTION kappa_replay(view text, since timestamptz DEFAULT NULL,
-	until timestamptz DEFAULT NULL, query text DEFAULT NULL,
+	until timestamptz DEFAULT NULL, query text DEFAULT NULL, swap boolean DEFAULT true,
 	OUT archive_events bigint, OUT log_events bigint, OUT seconds float8)
 RETURNS record
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'kappa_replay';
-COMMENT ON FUNCTION kappa_replay(text, timestamptz, timestamptz, text)
-	IS 'rebuild a view (or a new query for it) from its stream''s archive and log, and swap it in';
+COMMENT ON FUNCTION kappa_replay(text, timestamptz, timestamptz, text, boolean)
+	IS 'rebuild a view (or a new query for it) from its stream''s archive and log, and swap it in (or keep it beside, as a new version)';
+
+CREATE FUNCTION kappa_compare(view text, version_a int, version_b int,
+	OUT key jsonb, OUT a jsonb, OUT b jsonb)
+RETURNS SETOF record
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_compare';
+COMMENT ON FUNCTION kappa_compare(text, int, int)
+	IS 'the rows in which two versions of a view differ: their key, and each version''s row';
+
+CREATE FUNCTION kappa_promote(view text, version int)
+RETURNS void
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_promote';
+COMMENT ON FUNCTION kappa_promote(text, int)
+	IS 'make a version of a view the current one, in one transaction; the former current version goes';
 
 CREATE FUNCTION kappa_replay_status(
 	OUT view text, OUT pid int, OUT phase text, OUT partitions_done int, OUT partitions_total int,
@@ -419,7 +439,9 @@ REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, 
 	kappa_wait(text, interval),
 	kappa_feed(text, regclass),
 	kappa_check(text),
-	kappa_replay(text, timestamptz, timestamptz, text)
+	kappa_replay(text, timestamptz, timestamptz, text, boolean),
+	kappa_compare(text, int, int),
+	kappa_promote(text, int)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text),
 	kappa_drop_stream(text, boolean),
@@ -431,7 +453,9 @@ GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, tex
 	kappa_wait(text, interval),
 	kappa_feed(text, regclass),
 	kappa_check(text),
-	kappa_replay(text, timestamptz, timestamptz, text)
+	kappa_replay(text, timestamptz, timestamptz, text, boolean),
+	kappa_compare(text, int, int),
+	kappa_promote(text, int)
 	TO kappa_admin;
 
 -- What streams there are; secrets masked, so every role may look.
@@ -469,7 +493,10 @@ SELECT format('%I.%I', v.schema_name, v.view_name) AS name,
 	v.options,
 	v.created_at,
 	v.status,
-	v.status_detail
+	v.status_detail,
+	v.version,
+	v.base_name IS NULL AS current,
+	format('%I.%I', v.schema_name, coalesce(v.base_name, v.view_name)) AS version_of
 FROM kappa.views v JOIN kappa.streams s USING (stream_id);
 COMMENT ON VIEW kappa_views IS 'kappa views and the streams they read';
 GRANT SELECT ON kappa_views TO PUBLIC;

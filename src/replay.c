@@ -28,8 +28,9 @@
  * since/until bound the event time the new version covers, for good: they
  * are stored in its options, and the worker goes on filtering by them.
  * Progress is reported with NOTICEs, one per phase and one per 100,000
- * events.  Not yet done: versions side by side (swap => false,
- * kappa_compare, kappa_promote) and a kappa_replays view.
+ * events, and in kappa_replays (shared memory).  With swap => false the new
+ * version goes live beside the current one instead (keep_beside);
+ * kappa_compare and kappa_promote work on such versions.
  *
  * src/replay.c
  *
@@ -66,6 +67,8 @@
 
 PG_FUNCTION_INFO_V1(kappa_replay);
 PG_FUNCTION_INFO_V1(kappa_replay_status);
+PG_FUNCTION_INFO_V1(kappa_compare);
+PG_FUNCTION_INFO_V1(kappa_promote);
 
 #define REPLAY_BATCH 10000
 #define REPLAY_POLL_MS 100
@@ -96,6 +99,9 @@ static void replay_archive_message(const KappaMessage *m, void *arg);
 static void replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to);
 static void swap(const char *schema, const char *relname, int32 old_id, int32 new_id);
 static Jsonb *bound_options(Jsonb *options, TimestampTz since, TimestampTz until);
+static void keep_beside(const char *schema, const char *relname, int32 new_id);
+static int32 version_id(const char *schema, const char *relname, int32 version, char **view_name);
+static void resolve_view(const char *name, char **schema, char **relname);
 
 /*
  * Claim a progress slot for this replay, if one is free (a replay without
@@ -384,6 +390,238 @@ swap(const char *schema, const char *relname, int32 old_id, int32 new_id)
 }
 
 /*
+ * Keep a replayed version beside the current one (swap => false): it goes
+ * live as the next version of the view, named relname@vN, with a
+ * user-facing view of that name; kappa_promote can make it current.
+ */
+static void
+keep_beside(const char *schema, const char *relname, int32 new_id)
+{
+	KappaCatalogAccess access;
+	Oid			types[4] = {NAMEOID, NAMEOID, INT4OID, INT4OID};
+	Datum		values[4];
+	bool		isnull;
+	int32		version;
+	char	   *name;
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT coalesce(max(version), 1) + 1 FROM kappa.views "
+							  "WHERE schema_name = $1 AND coalesce(base_name, view_name) = $2",
+							  2, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* in the caller's memory: SPI's goes with kappa_catalog_leave */
+	name = MemoryContextStrdup(caller, psprintf("%s@v%d", relname, version));
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(name));
+	values[2] = Int32GetDatum(version);
+	values[3] = Int32GetDatum(new_id);
+	if (SPI_execute_with_args("UPDATE kappa.views SET view_name = $1, base_name = $2, version = $3, "
+							  "status = 'live' WHERE view_id = $4",
+							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record version %d of view %s", version, relname);
+	kappa_catalog_leave(&access);
+
+	SPI_connect();
+	if (SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM kappa.%s",
+							 quote_qualified_identifier(schema, name),
+							 quote_identifier(psprintf("view_%d", new_id))),
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create view %s", name);
+	SPI_finish();
+	ereport(NOTICE,
+			(errmsg("version %d of %s is live beside the current one, as %s", version, relname,
+					quote_qualified_identifier(schema, name))));
+}
+
+/*
+ * The id of a version of a view (the current one or one beside it; a
+ * negative version: the current one), and its catalog name; an error if
+ * there is none.
+ */
+static int32
+version_id(const char *schema, const char *relname, int32 version, char **view_name)
+{
+	KappaCatalogAccess access;
+	Oid			types[3] = {NAMEOID, NAMEOID, INT4OID};
+	Datum		values[3];
+	bool		isnull;
+	int32		id;
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
+	values[2] = Int32GetDatum(version);
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT view_id, view_name FROM kappa.views WHERE schema_name = $1 "
+							  "AND coalesce(base_name, view_name) = $2 AND status = 'live' "
+							  "AND CASE WHEN $3 < 0 THEN base_name IS NULL ELSE version = $3 END",
+							  3, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("view %s has no version %d", relname, version),
+				 errhint("kappa_views lists the versions of each view.")));
+	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (view_name)
+		*view_name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	kappa_catalog_leave(&access);
+	return id;
+}
+
+/* The current version of a view given by name, checked to be the caller's. */
+static void
+resolve_view(const char *name, char **schema, char **relname)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
+	KappaCatalogAccess access;
+	Oid			types[2] = {NAMEOID, NAMEOID};
+	Datum		values[2];
+	bool		isnull;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("kappa view \"%s\" does not exist", name)));
+	*schema = get_namespace_name(get_rel_namespace(relid));
+	*relname = get_rel_name(relid);
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(*schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(*relname));
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT owner FROM kappa.views WHERE schema_name = $1 AND view_name = $2 "
+							  "AND base_name IS NULL",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not the current version of a kappa view", name)));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	kappa_catalog_leave(&access);
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of view %s", name)));
+}
+
+/*
+ * kappa_compare(view, version_a, version_b) returns the rows in which two
+ * versions differ, matched by the key columns they share (those of
+ * version_a's unique index): the key, and each version's row (null where
+ * it has none).
+ */
+Datum
+kappa_compare(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *schema;
+	char	   *relname;
+	int32		a;
+	int32		b;
+	char	   *table_a;
+	char	   *table_b;
+	KappaCatalogAccess access;
+	StringInfoData keys;
+	StringInfoData join;
+	int			nkeys = 0;
+
+	kappa_require_preload();
+	resolve_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schema, &relname);
+	a = version_id(schema, relname, PG_GETARG_INT32(1), NULL);
+	b = version_id(schema, relname, PG_GETARG_INT32(2), NULL);
+	table_a = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", a)));
+	table_b = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", b)));
+	InitMaterializedSRF(fcinfo, 0);
+
+	kappa_catalog_enter(&access);
+	/* the key: version a's unique columns that version b has too */
+	if (SPI_execute(psprintf("SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+							 "ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+							 "WHERE i.indrelid = '%s'::regclass AND i.indisunique "
+							 "AND EXISTS (SELECT FROM pg_attribute b WHERE b.attrelid = '%s'::regclass "
+							 "            AND b.attname = a.attname AND NOT b.attisdropped) "
+							 "ORDER BY a.attnum", table_a, table_b),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the keys of view %s", relname);
+	initStringInfo(&keys);
+	initStringInfo(&join);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		const char *col = quote_identifier(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+
+		appendStringInfo(&keys, "%s%s, coalesce(a.%s, b.%s)", nkeys > 0 ? ", " : "",
+						 quote_literal_cstr(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)),
+						 col, col);
+		/* =, since a FULL JOIN needs it; rows with a null key stay unmatched */
+		appendStringInfo(&join, "%sa.%s = b.%s", nkeys > 0 ? " AND " : "", col, col);
+		nkeys++;
+	}
+	if (SPI_execute(psprintf("SELECT %s, to_jsonb(a), to_jsonb(b) "
+							 "FROM %s a FULL JOIN %s b ON %s "
+							 "WHERE to_jsonb(a) IS DISTINCT FROM to_jsonb(b)",
+							 nkeys > 0 ? psprintf("jsonb_build_object(%s)", keys.data) : "NULL::jsonb",
+							 table_a, table_b, nkeys > 0 ? join.data : "false"),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not compare the versions of view %s", relname);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3];
+
+		for (int c = 0; c < 3; c++)
+			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	kappa_catalog_leave(&access);
+	return (Datum) 0;
+}
+
+/*
+ * kappa_promote(view, version) makes a version beside the current one the
+ * current one, in one transaction, as kappa_replay's swap does; the former
+ * current version goes.
+ */
+Datum
+kappa_promote(PG_FUNCTION_ARGS)
+{
+	char	   *schema;
+	char	   *relname;
+	char	   *version_name;
+	int32		current;
+	int32		promoted;
+	KappaCatalogAccess access;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+
+	kappa_require_preload();
+	resolve_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schema, &relname);
+	promoted = version_id(schema, relname, PG_GETARG_INT32(1), &version_name);
+	if (strcmp(version_name, relname) == 0)
+		return (Datum) 0;		/* current already */
+	current = version_id(schema, relname, -1, NULL);
+
+	/* the version's own name goes; the view's name will read its rows */
+	SPI_connect();
+	if (SPI_execute(psprintf("DROP VIEW %s", quote_qualified_identifier(schema, version_name)),
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not drop view %s", version_name);
+	SPI_finish();
+	swap(schema, relname, current, promoted);
+	values[0] = Int32GetDatum(promoted);
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("UPDATE kappa.views SET base_name = NULL WHERE view_id = $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not promote version of view %s", relname);
+	kappa_catalog_leave(&access);
+	PG_RETURN_VOID();
+}
+
+/*
  * The new version's options: the old ones, with the event-time bounds of
  * this replay (replacing any the old version had), canonical and in UTC.
  */
@@ -585,7 +823,10 @@ kappa_replay(PG_FUNCTION_ARGS)
 	kappa_catalog_leave(&access);
 
 	progress_update("swap", total_partitions, r.archive_events + r.log_events);
-	swap(schema, relname, old_id, new_id);
+	if (PG_NARGS() > 4 && !PG_ARGISNULL(4) && !PG_GETARG_BOOL(4))
+		keep_beside(schema, relname, new_id);
+	else
+		swap(schema, relname, old_id, new_id);
 	MemoryContextDelete(cxt);
 	progress_end(0, (Datum) 0);
 

@@ -350,6 +350,29 @@ kappa_drop_view_by_name(const char *name)
 	kappa_catalog_exec(psprintf("DELETE FROM kappa.late_events WHERE view_id = %d", view_id),
 					   SPI_OK_DELETE);
 	kappa_catalog_leave(&access);
+
+	/* the versions kept beside it (kappa_replay(..., swap => false)) go too */
+	{
+		MemoryContext caller = CurrentMemoryContext;
+		List	   *versions = NIL;
+		ListCell   *lc;
+
+		kappa_catalog_enter(&access);
+		if (SPI_execute_with_args("SELECT format('%I.%I', schema_name, view_name) FROM kappa.views "
+								  "WHERE schema_name = $1 AND base_name = $2",
+								  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read kappa.views");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext spi = MemoryContextSwitchTo(caller);
+
+			versions = lappend(versions, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+			MemoryContextSwitchTo(spi);
+		}
+		kappa_catalog_leave(&access);
+		foreach(lc, versions)
+			kappa_drop_view_by_name(lfirst(lc));
+	}
 }
 
 /* kappa_drop_view(name) removes a view. */
