@@ -31,6 +31,7 @@ OBJS = \
 	src/aggfuncs_hll.o \
 	src/state.o \
 	src/engine.o \
+	src/recovery.o \
 	src/flush.o \
 	src/feed.o \
 	src/check.o \

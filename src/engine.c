@@ -32,7 +32,7 @@
  * counts once.  After a crash the unlogged state is gone while the
  * positions say the messages were consumed; the marker row in
  * kappa.view_state_marker is gone too, which is how loading notices, and
- * then the view is rebuilt from the log's start.
+ * then the view is rebuilt (recovery.c).
  *
  * Memory: everything long-lived is in the engine's context; per-message
  * work in the ExprContext's per-tuple memory, reset for each message;
@@ -87,10 +87,6 @@ static void load_stream_positions(KappaEngine *engine);
 static ViewRuntime *load_view(KappaEngine *engine, NewView *nv);
 static void prepare_view_sql(ViewRuntime *view);
 static char *delete_sql(ViewRuntime *view, const char *op);
-static bool restore_view_state(KappaEngine *engine, ViewRuntime *view, const char *name);
-static bool rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name);
-static void rebuild_from_archive(KappaEngine *engine, ViewRuntime *view);
-static void archive_message(const KappaMessage *m, void *arg);
 static void drop_view_runtime(ViewRuntime *view);
 static void process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 						 TimestampTz event_time, bool event_time_null);
@@ -358,7 +354,7 @@ kappa_engine_sync_views(KappaEngine *engine)
 		old = MemoryContextSwitchTo(engine->cxt);
 		engine->views = lappend(engine->views, view);
 		MemoryContextSwitchTo(old);
-		rebuild_from_archive(engine, view);
+		kappa_view_rebuild_from_archive(engine, view);
 	}
 	return added != NIL;
 }
@@ -474,7 +470,7 @@ load_view(KappaEngine *engine, NewView *nv)
 		}
 		return view;
 	}
-	if (!restore_view_state(engine, view, nv->name))
+	if (!kappa_view_restore(engine, view, nv->name))
 	{
 		drop_view_runtime(view);
 		return NULL;
@@ -565,206 +561,6 @@ prepare_view_sql(ViewRuntime *view)
 	kappa_flush_prepare();
 	SPI_finish();
 	MemoryContextSwitchTo(old);
-}
-
-/*
- * Read a view's positions and stored states.  If its state marker is gone
- * (crash recovery empties unlogged tables), the states are lost: rebuild
- * the view (rebuild_view).  Returns false if the view cannot run.
- */
-static bool
-restore_view_state(KappaEngine *engine, ViewRuntime *view, const char *name)
-{
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(view->view_id)};
-	bool		marker;
-	bool		isnull;
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT 1 FROM kappa.view_state_marker WHERE view_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_state_marker");
-	marker = (SPI_processed > 0);
-	SPI_finish();
-	if (!marker)
-		return rebuild_view(engine, view, name);
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT partition, next_offset, max_event_time, first_offset "
-							  "FROM kappa.view_partitions WHERE view_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_partitions");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
-		Datum		maxt;
-		Datum		first;
-
-		if (p < 0 || p >= engine->nparts)
-			continue;
-		view->parts[p].next = DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull));
-		maxt = SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull);
-		view->parts[p].max_time = isnull ? DT_NOBEGIN : DatumGetTimestampTz(maxt);
-		first = SPI_getbinval(row, SPI_tuptable->tupdesc, 4, &isnull);
-		view->parts[p].first = isnull ? -1 : DatumGetInt64(first);
-	}
-
-	if (engine->dedup_col >= 0)
-	{
-		if (SPI_execute_with_args("SELECT partition, dedup_key, event_time FROM kappa.view_dedup "
-								  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.view_dedup");
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	row = SPI_tuptable->vals[i];
-			int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
-			char	   *key = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
-			DedupEntry *entry;
-			bool		found;
-
-			if (p < 0 || p >= engine->nparts)
-				continue;
-			entry = deduptab_insert(view->parts[p].dedup,
-									MemoryContextStrdup(view->cxt, key), &found);
-			entry->time = DatumGetTimestampTz(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull));
-		}
-	}
-
-	if (SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
-							  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_state");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		KappaGroup *group;
-		Datum	   *elems;
-		bool	   *elem_nulls;
-		int			n;
-
-		group = kappa_groups_restore(view->groups,
-									 DatumGetByteaPP(SPI_getbinval(row, desc, 1, &isnull)),
-									 DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull)),
-									 DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull)));
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(row, desc, 4, &isnull)),
-						  BYTEAOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
-		for (int a = 0; a < n && a < view->sspec.naggs; a++)
-			kappa_agg_deserialize(&view->sspec.aggs[a], view->sspec.aggcx, group->cxt,
-								  elem_nulls[a] ? NULL : DatumGetByteaPP(elems[a]),
-								  &group->states[a], &group->state_nulls[a]);
-	}
-	SPI_finish();
-	view->finalized_upto = kappa_engine_watermark(engine, view, GetCurrentTimestamp());
-	return true;
-}
-
-/*
- * A view whose stored states were lost starts over from the first offset it
- * read in each partition, so that it never goes on with wrong numbers: its
- * rows and positions are deleted, and the log is read again.  That is
- * exact only while the log still holds those offsets.  When it does not
- * (retention deleted them), the view is marked needs_replay instead, with
- * the reason, and is not run: kappa_views and kappa_stats show it, and the
- * log says so.  Returns whether the view can run.
- */
-static bool
-rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
-{
-	Oid			types[2] = {INT4OID, TEXTOID};
-	Datum		values[2] = {Int32GetDatum(view->view_id), (Datum) 0};
-	char	   *lost = NULL;
-	uint64		npositions;
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT partition, first_offset FROM kappa.view_partitions "
-							  "WHERE view_id = $1 ORDER BY partition",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_partitions");
-	npositions = SPI_processed;
-	for (uint64 i = 0; i < npositions; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		bool		isnull;
-		int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
-		Datum		d = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull);
-		int64		first = isnull ? 0 : DatumGetInt64(d);
-		int64		log_start;
-
-		if (p < 0 || p >= engine->nparts)
-			continue;
-		view->parts[p].next = first;
-		view->parts[p].first = first;
-		log_start = engine->log_start ? engine->log_start(engine->log_arg, p) : -1;
-		/* what the log no longer holds, the archive may */
-		if (log_start > first && archive_covers(engine->stream, p, first, log_start))
-			view->parts[p].archive_to = log_start;
-		else if (log_start > first && lost == NULL)
-			lost = psprintf("its state was lost to crash recovery or a failover, and partition %d of the log now begins at offset "
-							INT64_FORMAT ", after offset " INT64_FORMAT " where the view began",
-							p, log_start, first);
-	}
-
-	if (lost != NULL)
-	{
-		values[1] = CStringGetTextDatum(lost);
-		if (SPI_execute_with_args("UPDATE kappa.views SET status = 'needs_replay', status_detail = $2 "
-								  "WHERE view_id = $1", 2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not mark view %s", name);
-		SPI_finish();
-		ereport(WARNING,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("kappa view %s needs a replay and is not kept current", name),
-				 errdetail("The view's %s.", lost),
-				 errhint("Rebuild it from the archive with kappa_replay, or drop and create it again.")));
-		return false;
-	}
-
-	if (SPI_execute_with_args("DELETE FROM kappa.view_partitions WHERE view_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("DELETE FROM kappa.view_dedup WHERE view_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_DELETE ||
-		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("INSERT INTO kappa.view_state_marker VALUES ($1)",
-							  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not reset view %s", name);
-	SPI_finish();
-	if (npositions > 0)
-		ereport(WARNING,
-				(errmsg("kappa view %s lost its state to crash recovery or a failover; rebuilding it from the log", name),
-				 errdetail("Each partition is read again from the first offset the view read there.")));
-	return true;
-}
-
-/* A message read back from the archive: through the engine, like any. */
-static void
-archive_message(const KappaMessage *m, void *arg)
-{
-	CHECK_FOR_INTERRUPTS();
-	kappa_engine_process((KappaEngine *) arg, m);
-}
-
-/*
- * A view rebuilt after a crash reads what the log no longer holds back
- * from the archive first (rebuild_view found it there); the other views
- * skip these messages, which are behind their positions, and the stream
- * does not count them again.
- */
-static void
-rebuild_from_archive(KappaEngine *engine, ViewRuntime *view)
-{
-	for (int p = 0; p < engine->nparts; p++)
-	{
-		ViewPartition *vp = &view->parts[p];
-
-		if (vp->archive_to < 0)
-			continue;
-		ereport(LOG,
-				(errmsg("kappa view %d: reading offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d from the archive",
-						view->view_id, vp->first, vp->archive_to - 1, p)));
-		archive_read_range(engine->stream, p, vp->first, vp->archive_to, archive_message, engine);
-		vp->archive_to = -1;
-	}
 }
 
 /* Forget a dropped view. */

@@ -169,6 +169,8 @@ struct KappaEngine
 
 extern TimestampTz kappa_engine_watermark(KappaEngine *engine, ViewRuntime *view,
 										  TimestampTz now);
+extern bool kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name);
+extern void kappa_view_rebuild_from_archive(KappaEngine *engine, ViewRuntime *view);
 extern void kappa_flush_prepare(void);
 extern void kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 extern void kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms);
