@@ -37,13 +37,10 @@ typedef void (*ArchiveRecordCallback) (ArchiveRecord *record, void *arg);
 extern void archive_read_file(const char *path, bool want_properties,
 							  ArchiveRecordCallback emit, void *arg);
 
-/* A message read back from the archive, for archive_read_range's caller. */
-typedef void (*ArchiveMessageCallback) (const KappaMessage *message, void *arg);
-
 extern bool archive_covers(KappaStream *stream, int32 partition, int64 from, int64 to);
 extern int64 archive_end(KappaStream *stream, int32 partition);
 extern void archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
-							   ArchiveMessageCallback emit, void *arg);
+							   KappaMessageCallback emit, void *arg);
 
 /* A stream's archive being written (archive_write.c). */
 typedef struct ArchiveWriter ArchiveWriter;

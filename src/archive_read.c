@@ -376,7 +376,7 @@ typedef struct RangeRead
 	int32		partition;
 	int64		next;			/* the next offset expected */
 	int64		to;				/* records of [next, to) are wanted */
-	ArchiveMessageCallback emit;
+	KappaMessageCallback emit;
 	void	   *arg;
 } RangeRead;
 
@@ -472,7 +472,7 @@ archive_end(KappaStream *stream, int32 partition)
  */
 void
 archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
-				   ArchiveMessageCallback emit, void *arg)
+				   KappaMessageCallback emit, void *arg)
 {
 	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
 	Datum		values[3] = {Int32GetDatum(stream->id), Int32GetDatum(partition), Int64GetDatum(from)};

@@ -53,9 +53,6 @@
 
 PG_FUNCTION_INFO_V1(kappa_check);
 
-#define CHECK_BATCH 10000
-#define CHECK_POLL_MS 100
-
 /* A row's text and how many times each side has it. */
 typedef struct CheckRow
 {
@@ -68,7 +65,7 @@ static uint32 row_hash(const void *key, Size keysize);
 static int	row_match(const void *a, const void *b, Size keysize);
 static void read_positions(int32 view_id, int nparts, int64 *first, int64 *stop);
 static void count_rows(HTAB *rows, MemoryContext keep, const char *sql, bool from_view);
-static void check_archive_message(const KappaMessage *m, void *arg);
+static void check_message(const KappaMessage *m, void *arg);
 static void recompute(KappaStream *stream, int32 view_id, const char *scratch,
 					  int nparts, int64 *first, int64 *stop);
 
@@ -147,9 +144,9 @@ count_rows(HTAB *rows, MemoryContext keep, const char *sql, bool from_view)
 	}
 }
 
-/* A message read back from the archive, through the recomputation. */
+/* A message read back (archive or log), through the recomputation. */
 static void
-check_archive_message(const KappaMessage *m, void *arg)
+check_message(const KappaMessage *m, void *arg)
 {
 	KappaEngine *engine = arg;
 
@@ -173,7 +170,6 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	KappaConsumer *consumer;
 	KappaEngine *engine;
-	KappaMessage *batch = palloc(sizeof(KappaMessage) * CHECK_BATCH);
 	int			consumer_parts;
 	int64	   *from;
 
@@ -186,9 +182,6 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 	consumer = kappa_consumer_open(stream, &consumer_parts);
 	PG_TRY();
 	{
-		int			pending = 0;
-		TimestampTz last_progress = GetCurrentTimestamp();
-
 		/*
 		 * What the log no longer holds of what the view read comes from the
 		 * archive, if it has it.
@@ -210,51 +203,12 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 							 errdetail("Partition %d now begins at offset " INT64_FORMAT ", after offset " INT64_FORMAT " where the view began.",
 									   p, start, first[p]),
 							 errhint("Retention deleted those messages, and the stream's archive (archive =>) does not have them.")));
-				archive_read_range(stream, p, first[p], Min(start, stop[p]), check_archive_message, engine);
+				archive_read_range(stream, p, first[p], Min(start, stop[p]), check_message, engine);
 				from[p] = start;
 			}
-			if (from[p] >= stop[p])
-				from[p] = KAPPA_OFFSET_NONE;
-			else
-				pending++;
 		}
-		kappa_consumer_assign(consumer, nparts, from);
-
-		while (pending > 0)
-		{
-			int			n;
-
-			CHECK_FOR_INTERRUPTS();
-			n = kappa_consumer_poll(consumer, CHECK_POLL_MS, batch, CHECK_BATCH);
-			for (int i = 0; i < n; i++)
-			{
-				int32		p = batch[i].partition;
-
-				if (p < 0 || p >= nparts || from[p] == KAPPA_OFFSET_NONE ||
-					batch[i].offset >= stop[p])
-					continue;
-				kappa_engine_process(engine, &batch[i]);
-				if (batch[i].offset == stop[p] - 1)
-				{
-					from[p] = KAPPA_OFFSET_NONE;	/* this partition is done */
-					pending--;
-				}
-			}
-			kappa_consumer_release(consumer);
-			if (n > 0)
-				last_progress = GetCurrentTimestamp();
-			else if (TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),
-												3 * kappa_broker_timeout))
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("cannot check the view: the log stopped before the view's positions"),
-						 errdetail("%d partitions are not read to the end; %s", pending,
-								   kappa_consumer_error(consumer)),
-						 errhint("Check that the brokers are reachable; kappa.broker_timeout is %d ms.",
-								 kappa_broker_timeout)));
-			if (kappa_engine_pending(engine) >= kappa_flush_events)
-				kappa_engine_flush(engine);
-		}
+		kappa_consumer_read_ranges(consumer, nparts, from, stop, check_message, engine,
+								   "cannot check the view");
 		kappa_engine_flush(engine);
 	}
 	PG_FINALLY();

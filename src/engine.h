@@ -32,6 +32,9 @@ typedef struct KappaMessage
 
 typedef struct KappaEngine KappaEngine;
 
+/* A message read back (from the log or the archive), for a caller to apply. */
+typedef void (*KappaMessageCallback) (const KappaMessage *message, void *arg);
+
 /* The first offset a partition's log still holds; -1: unknown. */
 typedef int64 (*KappaLogStart) (void *arg, int32 partition);
 

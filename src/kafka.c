@@ -49,6 +49,8 @@
 #define KAFKA_ERRSTR_LEN 512
 #define KAFKA_LOG_RING 32
 #define KAFKA_POLL_MS 50
+/* Messages kappa_consumer_read_ranges takes from the consumer at a time. */
+#define CONSUMER_RANGE_BATCH 10000
 
 /* A log line of librdkafka's, copied by the log callback. */
 typedef struct KafkaLogLine
@@ -940,43 +942,107 @@ kappa_consumer_end(KappaConsumer *consumer, int32 partition)
 	return high;
 }
 
+/*
+ * A partition's watermarks, asked of the brokers: where its log begins
+ * (retention moves that on) and ends.  An error if they do not answer
+ * within kappa.broker_timeout.
+ */
+static void
+consumer_watermarks(KappaConsumer *consumer, int32 partition, int64 *low, int64 *high)
+{
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_query_watermark_offsets(consumer->kk->rk, consumer->stream->topic, partition,
+										   low, high, kappa_broker_timeout);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		strlcpy(consumer->kk->last_error, rd_kafka_err2str(err), sizeof(consumer->kk->last_error));
+		kafka_broker_error(kafka_reason(consumer->kk), consumer->stream, "read the offsets of the topic");
+	}
+}
+
 /* A partition's end offset, asked of the brokers. */
 int64
 kappa_consumer_query_end(KappaConsumer *consumer, int32 partition)
 {
 	int64		low;
 	int64		high;
-	rd_kafka_resp_err_t err;
 
-	err = rd_kafka_query_watermark_offsets(consumer->kk->rk, consumer->stream->topic, partition,
-										   &low, &high, kappa_broker_timeout);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		strlcpy(consumer->kk->last_error, rd_kafka_err2str(err), sizeof(consumer->kk->last_error));
-		kafka_broker_error(kafka_reason(consumer->kk), consumer->stream, "read the offsets of the topic");
-	}
+	consumer_watermarks(consumer, partition, &low, &high);
 	return high;
 }
 
-/*
- * Where a partition's log begins now (its low watermark), or -1 when the
- * brokers cannot say within kappa.broker_timeout: retention moves it on.
- */
+/* Where a partition's log begins now, asked of the brokers. */
 int64
 kappa_consumer_query_start(KappaConsumer *consumer, int32 partition)
 {
 	int64		low;
 	int64		high;
-	rd_kafka_resp_err_t err;
 
-	err = rd_kafka_query_watermark_offsets(consumer->kk->rk, consumer->stream->topic, partition,
-										   &low, &high, kappa_broker_timeout);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		strlcpy(consumer->kk->last_error, rd_kafka_err2str(err), sizeof(consumer->kk->last_error));
-		kafka_broker_error(kafka_reason(consumer->kk), consumer->stream, "read the offsets of the topic");
-	}
+	consumer_watermarks(consumer, partition, &low, &high);
 	return low;
+}
+
+/*
+ * Read offsets [from[p], to[p]) of every partition (from[p] ==
+ * KAPPA_OFFSET_NONE, or from[p] >= to[p]: none of it), calling emit for
+ * each message; for kappa_check and kappa_replay, which read a view's
+ * messages again in a backend.  from[] is used up.  An error, beginning
+ * with what, if the brokers stop giving messages for 3 x
+ * kappa.broker_timeout before every partition is read.
+ */
+void
+kappa_consumer_read_ranges(KappaConsumer *consumer, int nparts, int64 *from, const int64 *to,
+						   KappaMessageCallback emit, void *arg, const char *what)
+{
+	KappaMessage *batch = palloc(sizeof(KappaMessage) * CONSUMER_RANGE_BATCH);
+	TimestampTz last_progress = GetCurrentTimestamp();
+	int			pending = 0;
+
+	for (int p = 0; p < nparts; p++)
+	{
+		if (from[p] == KAPPA_OFFSET_NONE || from[p] >= to[p])
+			from[p] = KAPPA_OFFSET_NONE;
+		else
+			pending++;
+	}
+	if (pending == 0)
+		return;
+	kappa_consumer_assign(consumer, nparts, from);
+	while (pending > 0)
+	{
+		int			n;
+
+		CHECK_FOR_INTERRUPTS();
+		n = kappa_consumer_poll(consumer, 100, batch, CONSUMER_RANGE_BATCH);
+		for (int i = 0; i < n; i++)
+		{
+			int32		p = batch[i].partition;
+
+			if (p < 0 || p >= nparts || from[p] == KAPPA_OFFSET_NONE || batch[i].offset >= to[p])
+				continue;
+			emit(&batch[i], arg);
+			if (batch[i].offset == to[p] - 1)
+			{
+				from[p] = KAPPA_OFFSET_NONE;	/* this partition is done */
+				pending--;
+			}
+		}
+		kappa_consumer_release(consumer);
+		if (n > 0)
+			last_progress = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),
+											3 * kappa_broker_timeout))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("%s: the log of stream \"%s\" stopped before its end", what,
+							consumer->stream->name),
+					 errdetail("%d partitions are not read to the end; %s", pending,
+							   kappa_consumer_error(consumer)),
+					 errhint("Check that the brokers are reachable; kappa.broker_timeout is %d ms.",
+							 kappa_broker_timeout)));
+	}
+	pfree(batch);
 }
 
 /*

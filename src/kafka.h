@@ -50,6 +50,10 @@ extern void kappa_consumer_release(KappaConsumer *consumer);
 extern int64 kappa_consumer_end(KappaConsumer *consumer, int32 partition);
 extern int64 kappa_consumer_query_end(KappaConsumer *consumer, int32 partition);
 extern int64 kappa_consumer_query_start(KappaConsumer *consumer, int32 partition);
+
+extern void kappa_consumer_read_ranges(KappaConsumer *consumer, int nparts, int64 *from,
+									   const int64 *to, KappaMessageCallback emit, void *arg,
+									   const char *what);
 extern int64 kappa_consumer_offset_for_time(KappaConsumer *consumer, int32 partition,
 											TimestampTz time);
 extern void kappa_consumer_commit(KappaConsumer *consumer, int nparts, const int64 *offsets);

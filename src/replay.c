@@ -70,8 +70,6 @@ PG_FUNCTION_INFO_V1(kappa_replay_status);
 PG_FUNCTION_INFO_V1(kappa_compare);
 PG_FUNCTION_INFO_V1(kappa_promote);
 
-#define REPLAY_BATCH 10000
-#define REPLAY_POLL_MS 100
 #define REPLAY_NOTICE_EVERY 100000
 
 /* What a replay is doing, for its callbacks and notices. */
@@ -83,6 +81,8 @@ typedef struct Replay
 	int64		log_events;
 	int64		noticed;
 	int64		reported;		/* events when progress was last published */
+	const int64 *log_to;		/* where the log is read to, per partition */
+	int32		partitions_read;	/* to the end of the log */
 } Replay;
 
 /* This backend's progress slot (kappa_replays), or -1. */
@@ -96,6 +96,7 @@ static void progress_xact_end(XactEvent event, void *arg);
 
 static void replay_event(Replay *r, const KappaMessage *m);
 static void replay_archive_message(const KappaMessage *m, void *arg);
+static void replay_log_message(const KappaMessage *m, void *arg);
 static void replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to);
 static void swap(const char *schema, const char *relname, int32 old_id, int32 new_id);
 static Jsonb *bound_options(Jsonb *options, TimestampTz since, TimestampTz until);
@@ -251,66 +252,31 @@ replay_archive_message(const KappaMessage *m, void *arg)
 	replay_event(r, m);
 }
 
+/* A message read back from the log, through the new version. */
+static void
+replay_log_message(const KappaMessage *m, void *arg)
+{
+	Replay	   *r = arg;
+
+	r->log_events++;
+	replay_event(r, m);
+	if (m->offset == r->log_to[m->partition] - 1)
+		progress_update(NULL, ++r->partitions_read, -1);
+}
+
 /* Read offsets [from[p], to[p]) of every partition from the log. */
 static void
 replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to)
 {
 	KappaConsumer *consumer;
-	KappaMessage *batch = palloc(sizeof(KappaMessage) * REPLAY_BATCH);
 	int			consumer_parts;
-	int			pending = 0;
-	int			nparts_to_read;
 
-	for (int p = 0; p < nparts; p++)
-	{
-		if (from[p] >= to[p])
-			from[p] = KAPPA_OFFSET_NONE;
-		else
-			pending++;
-	}
-	if (pending == 0)
-		return;
-	nparts_to_read = pending;
+	r->log_to = to;
 	consumer = kappa_consumer_open(stream, &consumer_parts);
 	PG_TRY();
 	{
-		TimestampTz last_progress = GetCurrentTimestamp();
-
-		kappa_consumer_assign(consumer, nparts, from);
-		while (pending > 0)
-		{
-			int			n;
-
-			CHECK_FOR_INTERRUPTS();
-			n = kappa_consumer_poll(consumer, REPLAY_POLL_MS, batch, REPLAY_BATCH);
-			for (int i = 0; i < n; i++)
-			{
-				int32		p = batch[i].partition;
-
-				if (p < 0 || p >= nparts || from[p] == KAPPA_OFFSET_NONE || batch[i].offset >= to[p])
-					continue;
-				r->log_events++;
-				replay_event(r, &batch[i]);
-				if (batch[i].offset == to[p] - 1)
-				{
-					from[p] = KAPPA_OFFSET_NONE;
-					pending--;
-					progress_update(NULL, nparts_to_read - pending, -1);
-				}
-			}
-			kappa_consumer_release(consumer);
-			if (n > 0)
-				last_progress = GetCurrentTimestamp();
-			else if (TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),
-												3 * kappa_broker_timeout))
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("cannot replay %s: the log stopped before its end", r->name),
-						 errdetail("%d partitions are not read to the end; %s", pending,
-								   kappa_consumer_error(consumer)),
-						 errhint("Check that the brokers are reachable; kappa.broker_timeout is %d ms.",
-								 kappa_broker_timeout)));
-		}
+		kappa_consumer_read_ranges(consumer, nparts, from, to, replay_log_message, r,
+								   psprintf("cannot replay %s", r->name));
 	}
 	PG_FINALLY();
 	{

@@ -261,20 +261,21 @@ kappa_create_view(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* The qualified names of a stream's views. */
-List *
-kappa_stream_view_names(int32 stream_id)
+/*
+ * The qualified names of the views a condition over kappa.views selects
+ * (a constant of kappa's, with $n parameters), in the caller's memory.
+ */
+static List *
+view_names_where(const char *condition, int nargs, Oid *types, Datum *values)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	KappaCatalogAccess access;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(stream_id)};
 	List	   *names = NIL;
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT format('%I.%I', schema_name, view_name) FROM kappa.views "
-							  "WHERE stream_id = $1 ORDER BY view_id",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(psprintf("SELECT format('%%I.%%I', schema_name, view_name) FROM kappa.views "
+									   "WHERE %s ORDER BY view_id", condition),
+							  nargs, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -285,6 +286,16 @@ kappa_stream_view_names(int32 stream_id)
 	}
 	kappa_catalog_leave(&access);
 	return names;
+}
+
+/* The qualified names of a stream's views. */
+List *
+kappa_stream_view_names(int32 stream_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(stream_id)};
+
+	return view_names_where("stream_id = $1", 1, types, values);
 }
 
 /*
@@ -302,6 +313,7 @@ kappa_drop_view_by_name(const char *name)
 	int32		view_id;
 	Oid			owner;
 	bool		isnull;
+	ListCell   *lc;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -352,27 +364,8 @@ kappa_drop_view_by_name(const char *name)
 	kappa_catalog_leave(&access);
 
 	/* the versions kept beside it (kappa_replay(..., swap => false)) go too */
-	{
-		MemoryContext caller = CurrentMemoryContext;
-		List	   *versions = NIL;
-		ListCell   *lc;
-
-		kappa_catalog_enter(&access);
-		if (SPI_execute_with_args("SELECT format('%I.%I', schema_name, view_name) FROM kappa.views "
-								  "WHERE schema_name = $1 AND base_name = $2",
-								  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.views");
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			MemoryContext spi = MemoryContextSwitchTo(caller);
-
-			versions = lappend(versions, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-			MemoryContextSwitchTo(spi);
-		}
-		kappa_catalog_leave(&access);
-		foreach(lc, versions)
-			kappa_drop_view_by_name(lfirst(lc));
-	}
+	foreach(lc, view_names_where("schema_name = $1 AND base_name = $2", 2, types, values))
+		kappa_drop_view_by_name(lfirst(lc));
 }
 
 /* kappa_drop_view(name) removes a view. */
