@@ -50,6 +50,7 @@
 #include "kafka.h"
 #include "shmem.h"
 #include "stream.h"
+#include "view.h"
 
 PG_FUNCTION_INFO_V1(kappa_check);
 
@@ -230,8 +231,8 @@ kappa_check(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
-	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
+	char	   *schema;
+	char	   *relname;
 	Oid			types[2] = {NAMEOID, NAMEOID};
 	Datum		values[2];
 	KappaStream *stream;
@@ -255,12 +256,9 @@ kappa_check(PG_FUNCTION_ARGS)
 
 	kappa_require_preload();
 	InitMaterializedSRF(fcinfo, 0);
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("kappa view \"%s\" does not exist", name)));
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(get_namespace_name(get_rel_namespace(relid))));
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(get_rel_name(relid)));
+	kappa_view_relation(name, AccessShareLock, &schema, &relname);
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
 
 	/* the catalog, the positions and the view's rows, under one snapshot */
 	PushActiveSnapshot(GetTransactionSnapshot());

@@ -442,20 +442,13 @@ version_id(const char *schema, const char *relname, int32 version, char **view_n
 static void
 resolve_view(const char *name, char **schema, char **relname)
 {
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
-	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
 	KappaCatalogAccess access;
 	Oid			types[2] = {NAMEOID, NAMEOID};
 	Datum		values[2];
 	bool		isnull;
 	Oid			owner;
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("kappa view \"%s\" does not exist", name)));
-	*schema = get_namespace_name(get_rel_namespace(relid));
-	*relname = get_rel_name(relid);
+	kappa_view_relation(name, AccessShareLock, schema, relname);
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(*schema));
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(*relname));
 	kappa_catalog_enter(&access);
@@ -492,6 +485,8 @@ kappa_compare(PG_FUNCTION_ARGS)
 	char	   *table_a;
 	char	   *table_b;
 	KappaCatalogAccess access;
+	Oid			key_types[2] = {TEXTOID, TEXTOID};
+	Datum		key_tables[2];
 	StringInfoData keys;
 	StringInfoData join;
 	int			nkeys = 0;
@@ -502,17 +497,19 @@ kappa_compare(PG_FUNCTION_ARGS)
 	b = version_id(schema, relname, PG_GETARG_INT32(2), NULL);
 	table_a = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", a)));
 	table_b = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", b)));
+	key_tables[0] = CStringGetTextDatum(table_a);
+	key_tables[1] = CStringGetTextDatum(table_b);
 	InitMaterializedSRF(fcinfo, 0);
 
 	kappa_catalog_enter(&access);
 	/* the key: version a's unique columns that version b has too */
-	if (SPI_execute(psprintf("SELECT a.attname FROM pg_index i JOIN pg_attribute a "
-							 "ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
-							 "WHERE i.indrelid = '%s'::regclass AND i.indisunique "
-							 "AND EXISTS (SELECT FROM pg_attribute b WHERE b.attrelid = '%s'::regclass "
-							 "            AND b.attname = a.attname AND NOT b.attisdropped) "
-							 "ORDER BY a.attnum", table_a, table_b),
-					true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+							  "ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+							  "WHERE i.indrelid = $1::regclass AND i.indisunique "
+							  "AND EXISTS (SELECT FROM pg_attribute b WHERE b.attrelid = $2::regclass "
+							  "            AND b.attname = a.attname AND NOT b.attisdropped) "
+							  "ORDER BY a.attnum",
+							  2, key_types, key_tables, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the keys of view %s", relname);
 	initStringInfo(&keys);
 	initStringInfo(&join);
@@ -634,8 +631,6 @@ Datum
 kappa_replay(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
-	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
 	char	   *schema;
 	char	   *relname;
 	char	   *query_text;
@@ -669,12 +664,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	kappa_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("kappa view \"%s\" does not exist", name)));
-	schema = get_namespace_name(get_rel_namespace(relid));
-	relname = get_rel_name(relid);
+	kappa_view_relation(name, AccessShareLock, &schema, &relname);
 	INSTR_TIME_SET_CURRENT(start);
 
 	/* the view's current version */

@@ -262,6 +262,26 @@ kappa_create_view(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The relation a view's (possibly qualified) name finds, locked in
+ * lockmode, and its schema and name as kappa.views spells them; an error if
+ * there is none.  Whether it is a kappa view is the caller's to ask.
+ */
+Oid
+kappa_view_relation(const char *name, LOCKMODE lockmode, char **schema, char **relname)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	Oid			relid = RangeVarGetRelid(rv, lockmode, true);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("kappa view \"%s\" does not exist", name)));
+	*schema = get_namespace_name(get_rel_namespace(relid));
+	*relname = get_rel_name(relid);
+	return relid;
+}
+
+/*
  * The qualified names of the views a condition over kappa.views selects
  * (a constant of kappa's, with $n parameters), in the caller's memory.
  */
@@ -305,22 +325,19 @@ kappa_stream_view_names(int32 stream_id)
 void
 kappa_drop_view_by_name(const char *name)
 {
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
-	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
 	KappaCatalogAccess access;
 	Oid			types[2] = {NAMEOID, NAMEOID};
 	Datum		values[2];
+	char	   *schema;
+	char	   *relname;
 	int32		view_id;
 	Oid			owner;
 	bool		isnull;
 	ListCell   *lc;
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("kappa view \"%s\" does not exist", name)));
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(get_namespace_name(get_rel_namespace(relid))));
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(get_rel_name(relid)));
+	kappa_view_relation(name, NoLock, &schema, &relname);
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
 
 	kappa_catalog_enter(&access);
 	/* deleting the row first keeps the worker's next flush away from it */
@@ -343,9 +360,7 @@ kappa_drop_view_by_name(const char *name)
 				 errmsg("must be owner of view %s", name)));
 
 	SPI_connect();
-	if (SPI_execute(psprintf("DROP VIEW %s",
-							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-														get_rel_name(relid))),
+	if (SPI_execute(psprintf("DROP VIEW %s", quote_qualified_identifier(schema, relname)),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not drop view \"%s\"", name);
 	SPI_finish();

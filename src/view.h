@@ -11,10 +11,12 @@
 #define KAPPA_VIEW_H
 
 #include "nodes/pg_list.h"
+#include "storage/lockdefs.h"
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
 extern List *kappa_stream_view_names(int32 stream_id);
+extern Oid	kappa_view_relation(const char *name, LOCKMODE lockmode, char **schema, char **relname);
 extern void kappa_drop_view_by_name(const char *name);
 extern char *kappa_canonical_time(TimestampTz ts);
 extern int32 kappa_view_define(const char *schema, const char *relname, const char *query_text,
