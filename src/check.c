@@ -281,7 +281,7 @@ kappa_check(PG_FUNCTION_ARGS)
 	kappa_kafka_watermarks(stream, &nparts, &low, &high);
 	first = palloc(sizeof(int64) * Max(nparts, 1));
 	stop = palloc(sizeof(int64) * Max(nparts, 1));
-	rows_table = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", view_id)));
+	rows_table = kappa_view_rows_table(view_id);
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(char *);

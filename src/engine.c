@@ -69,6 +69,7 @@
 #include "engine_internal.h"
 #include "guc.h"
 #include "state.h"
+#include "view.h"
 
 
 /* A view found in kappa.views that the engine does not run yet. */
@@ -382,7 +383,7 @@ load_view(KappaEngine *engine, NewView *nv)
 	view->view_id = view_id;
 	view->scratch = (engine->scratch_table != NULL);
 	view->rows_table = view->scratch ? pstrdup(engine->scratch_table) :
-		psprintf("kappa.%s", quote_identifier(psprintf("view_%d", view_id)));
+		kappa_view_rows_table(view_id);
 	view->start_latest = (strcmp(start, "latest") == 0);
 	view->start_time = DT_NOBEGIN;
 	view->since = nv->since ? parse_time(nv->since) : DT_NOBEGIN;
@@ -505,7 +506,7 @@ prepare_view_sql(ViewRuntime *view)
 	MemoryContext old = MemoryContextSwitchTo(view->cxt);
 
 	/* every changed row in one statement: an array of the table's rows */
-	view->row_type = get_rel_type_id(RangeVarGetRelid(makeRangeVar("kappa", psprintf("view_%d", view->view_id), -1),
+	view->row_type = get_rel_type_id(RangeVarGetRelid(makeRangeVar("kappa", kappa_view_rows_table_name(view->view_id), -1),
 													  NoLock, false));
 	view->row_desc = lookup_rowtype_tupdesc_copy(view->row_type, -1);
 	row_array_type = get_array_type(view->row_type);

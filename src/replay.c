@@ -294,8 +294,8 @@ swap(const char *schema, const char *relname, int32 old_id, int32 new_id)
 {
 	KappaCatalogAccess access;
 	char	   *user_view = quote_qualified_identifier(schema, relname);
-	char	   *new_table = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", new_id)));
-	char	   *old_table = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", old_id)));
+	char	   *new_table = kappa_view_rows_table(new_id);
+	char	   *old_table = kappa_view_rows_table(old_id);
 	Oid			types[3] = {INT4OID, INT4OID, NAMEOID};
 	Datum		values[3] = {Int32GetDatum(old_id), Int32GetDatum(new_id),
 	DirectFunctionCall1(namein, CStringGetDatum(relname))};
@@ -391,9 +391,9 @@ keep_beside(const char *schema, const char *relname, int32 new_id)
 	kappa_catalog_leave(&access);
 
 	SPI_connect();
-	if (SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM kappa.%s",
+	if (SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM %s",
 							 quote_qualified_identifier(schema, name),
-							 quote_identifier(psprintf("view_%d", new_id))),
+							 kappa_view_rows_table(new_id)),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create view %s", name);
 	SPI_finish();
@@ -495,8 +495,8 @@ kappa_compare(PG_FUNCTION_ARGS)
 	resolve_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schema, &relname);
 	a = version_id(schema, relname, PG_GETARG_INT32(1), NULL);
 	b = version_id(schema, relname, PG_GETARG_INT32(2), NULL);
-	table_a = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", a)));
-	table_b = psprintf("kappa.%s", quote_identifier(psprintf("view_%d", b)));
+	table_a = kappa_view_rows_table(a);
+	table_b = kappa_view_rows_table(b);
 	key_tables[0] = CStringGetTextDatum(table_a);
 	key_tables[1] = CStringGetTextDatum(table_b);
 	InitMaterializedSRF(fcinfo, 0);

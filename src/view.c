@@ -54,13 +54,19 @@ PG_FUNCTION_INFO_V1(kappa_create_view);
 PG_FUNCTION_INFO_V1(kappa_drop_view);
 
 static Jsonb *check_start_option(Jsonb *options);
-static char *rows_table_name(int32 view_id);
 
 /* The table that holds a view's rows, unqualified (it is in schema kappa). */
-static char *
-rows_table_name(int32 view_id)
+char *
+kappa_view_rows_table_name(int32 view_id)
 {
 	return psprintf("view_%d", view_id);
+}
+
+/* The same, qualified and quoted for SQL text. */
+char *
+kappa_view_rows_table(int32 view_id)
+{
+	return psprintf("kappa.%s", quote_identifier(kappa_view_rows_table_name(view_id)));
 }
 
 /*
@@ -179,7 +185,7 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 
 	/* the rows table, its unique index, and the marker of its state */
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "CREATE TABLE kappa.%s (", quote_identifier(rows_table_name(view_id)));
+	appendStringInfo(&sql, "CREATE TABLE %s (", kappa_view_rows_table(view_id));
 	foreach(lc, spec->output)
 	{
 		TargetEntry *tle = lfirst(lc);
@@ -197,16 +203,16 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	if (spec->unique_columns != NIL)
 	{
 		resetStringInfo(&sql);
-		appendStringInfo(&sql, "CREATE UNIQUE INDEX ON kappa.%s (",
-						 quote_identifier(rows_table_name(view_id)));
+		appendStringInfo(&sql, "CREATE UNIQUE INDEX ON %s (",
+						 kappa_view_rows_table(view_id));
 		foreach(lc, spec->unique_columns)
 			appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
 							 quote_identifier(lfirst(lc)));
 		appendStringInfoString(&sql, ") NULLS NOT DISTINCT");
 		kappa_catalog_exec(sql.data, SPI_OK_UTILITY);
 	}
-	kappa_catalog_exec(psprintf("GRANT SELECT ON kappa.%s TO %s",
-								quote_identifier(rows_table_name(view_id)),
+	kappa_catalog_exec(psprintf("GRANT SELECT ON %s TO %s",
+								kappa_view_rows_table(view_id),
 								quote_identifier(GetUserNameFromId(GetUserId(), false))),
 					   SPI_OK_UTILITY);
 	kappa_catalog_exec(psprintf("INSERT INTO kappa.view_state_marker VALUES (%d)", view_id),
@@ -251,9 +257,9 @@ kappa_create_view(PG_FUNCTION_ARGS)
 
 	/* the user-facing name, created as the caller */
 	SPI_connect();
-	if (SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM kappa.%s",
+	if (SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM %s",
 							 quote_qualified_identifier(schema, rv->relname),
-							 quote_identifier(rows_table_name(view_id))),
+							 kappa_view_rows_table(view_id)),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create view \"%s\"", name);
 	SPI_finish();
@@ -366,7 +372,7 @@ kappa_drop_view_by_name(const char *name)
 	SPI_finish();
 
 	kappa_catalog_enter(&access);
-	kappa_catalog_exec(psprintf("DROP TABLE kappa.%s", quote_identifier(rows_table_name(view_id))),
+	kappa_catalog_exec(psprintf("DROP TABLE %s", kappa_view_rows_table(view_id)),
 					   SPI_OK_UTILITY);
 	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_dedup WHERE view_id = %d", view_id),
 					   SPI_OK_DELETE);

@@ -16,6 +16,8 @@
 #include "utils/jsonb.h"
 
 extern List *kappa_stream_view_names(int32 stream_id);
+extern char *kappa_view_rows_table_name(int32 view_id);
+extern char *kappa_view_rows_table(int32 view_id);
 extern Oid	kappa_view_relation(const char *name, LOCKMODE lockmode, char **schema, char **relname);
 extern void kappa_drop_view_by_name(const char *name);
 extern char *kappa_canonical_time(TimestampTz ts);
