@@ -19,6 +19,7 @@ OBJS = \
 	src/connection.o \
 	src/stream.o \
 	src/kafka.o \
+	src/consumer.o \
 	src/produce.o \
 	src/decode.o \
 	src/json_scan.o \

@@ -82,6 +82,10 @@ CREATE TABLE kappa.partitions (
 	consumed bigint NOT NULL DEFAULT 0,
 	dead_lettered bigint NOT NULL DEFAULT 0,
 	last_event_at timestamptz,
+	-- when the worker last consumed a message here, and last flushed it
+	-- (with several workers per stream, each flush of the partition's
+	-- worker, which tells the others that it is alive)
+	last_message_at timestamptz,
 	flushed_at timestamptz,
 	flush_ms float8,
 	events_per_s float8,
@@ -422,7 +426,7 @@ CREATE FUNCTION kappa_worker_status(
 	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
 	OUT partitions int, OUT failures int, OUT started_at timestamptz,
 	OUT last_error text, OUT last_error_at timestamptz,
-	OUT next_start_at timestamptz)
+	OUT next_start_at timestamptz, OUT worker int)
 RETURNS SETOF record
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'kappa_worker_status';
@@ -530,7 +534,9 @@ SELECT s.name AS stream,
 	ws.last_error,
 	NULL::text AS view_status
 FROM kappa.partitions k JOIN kappa.streams s USING (stream_id)
-LEFT JOIN kappa_worker_status() ws ON ws.stream_id = k.stream_id
+LEFT JOIN LATERAL (SELECT w.state, w.last_error FROM kappa_worker_status() w
+	WHERE w.stream_id = k.stream_id
+	ORDER BY w.last_error IS NULL, w.worker LIMIT 1) ws ON true
 UNION ALL
 SELECT s.name,
 	format('%I.%I', v.schema_name, v.view_name),
@@ -565,7 +571,7 @@ COMMENT ON VIEW kappa_stats IS 'kappa''s live figures per stream, view and parti
 GRANT SELECT ON kappa_stats TO PUBLIC;
 
 CREATE VIEW kappa_workers AS
-SELECT stream, state, pid, partitions, failures, started_at,
+SELECT stream, worker, state, pid, partitions, failures, started_at,
 	last_error, last_error_at, next_start_at
 FROM kappa_worker_status();
 COMMENT ON VIEW kappa_workers IS 'state of each stream''s background worker';

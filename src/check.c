@@ -180,7 +180,7 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the view was dropped during the check")));
 	from = palloc(sizeof(int64) * Max(nparts, 1));
-	consumer = kappa_consumer_open(stream, &consumer_parts);
+	consumer = kappa_consumer_open(stream, &consumer_parts, false);
 	PG_TRY();
 	{
 		/*

@@ -84,7 +84,7 @@ typedef struct NewView
 } NewView;
 
 static KappaEngine *engine_init(KappaStream *stream, int nparts);
-static void load_stream_positions(KappaEngine *engine);
+static void load_stream_positions(KappaEngine *engine, const bool *which);
 static ViewRuntime *load_view(KappaEngine *engine, NewView *nv);
 static void prepare_view_sql(ViewRuntime *view);
 static char *delete_sql(ViewRuntime *view, const char *op);
@@ -125,17 +125,23 @@ bytes_to_bytea(const char *data, size_t len)
 
 /*
  * The engine of a stream with nparts partitions: its decoder, its views,
- * their positions and their stored state.  Runs SPI; call it in a
- * transaction.  Allocated in the current memory context.
+ * their positions and their stored state.  owned[] says which partitions
+ * it consumes (NULL: all of this server's; see kappa_engine_adopt); shared
+ * says that other workers keep the same views (flush.c).  Runs SPI; call
+ * it in a transaction.  Allocated in the current memory context.
  */
 KappaEngine *
-kappa_engine_create(KappaStream *stream, int nparts, KappaLogStart log_start, void *log_arg)
+kappa_engine_create(KappaStream *stream, int nparts, const bool *owned, bool shared,
+					KappaLogStart log_start, void *log_arg)
 {
 	KappaEngine *engine = engine_init(stream, nparts);
 
 	engine->log_start = log_start;
 	engine->log_arg = log_arg;
-	load_stream_positions(engine);
+	engine->shared = shared;
+	if (owned)
+		memcpy(engine->owned, owned, sizeof(bool) * nparts);
+	load_stream_positions(engine, NULL);
 	(void) kappa_engine_sync_views(engine);
 	return engine;
 }
@@ -217,9 +223,10 @@ engine_init(KappaStream *stream, int nparts)
 	engine->stream = stream;
 	engine->nparts = nparts;
 	engine->parts = palloc0(sizeof(StreamPartition) * nparts);
+	engine->local = palloc(sizeof(bool) * Max(nparts, 1));
 	engine->owned = palloc(sizeof(bool) * Max(nparts, 1));
 	for (int p = 0; p < nparts; p++)
-		engine->owned[p] = kappa_stream_owns(stream, p);
+		engine->local[p] = engine->owned[p] = kappa_stream_owns(stream, p);
 	engine->decoder = kappa_decoder_create(stream, kappa_max_payload);
 	engine->ncols = list_length(stream->columns);
 	engine->event_time_col = -1;
@@ -256,28 +263,34 @@ engine_init(KappaStream *stream, int nparts)
 	return engine;
 }
 
-/* Read the stream's positions per partition; none yet means its start. */
+/*
+ * Read the stream's positions in the partitions which[] says (NULL: all);
+ * none yet means its start.
+ */
 static void
-load_stream_positions(KappaEngine *engine)
+load_stream_positions(KappaEngine *engine, const bool *which)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(engine->stream->id)};
 
 	for (int p = 0; p < engine->nparts; p++)
 	{
+		if (which && !which[p])
+			continue;
 		engine->parts[p].next = KAPPA_OFFSET_BEGINNING;
 		engine->parts[p].end = -1;
 	}
 	SPI_connect();
+	/* not read_only: a fresh snapshot sees what another worker just flushed */
 	if (SPI_execute_with_args("SELECT partition, next_offset FROM kappa.partitions WHERE stream_id = $1",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.partitions");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 
-		if (p >= 0 && p < engine->nparts)
+		if (p >= 0 && p < engine->nparts && (which == NULL || which[p]))
 			engine->parts[p].next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 																 SPI_tuptable->tupdesc, 2, &isnull));
 	}
@@ -656,16 +669,65 @@ kappa_engine_resolve_times(KappaEngine *engine, int32 partition,
 	}
 }
 
-/* Note the log's end of a partition, as the consumer last saw it. */
+/*
+ * Note the log's end of a partition this engine consumes, as the consumer
+ * last saw it.
+ */
 void
 kappa_engine_note_end(KappaEngine *engine, int32 partition, int64 end)
 {
-	if (partition >= 0 && partition < engine->nparts &&
+	if (kappa_engine_owns(engine, partition) &&
 		end != engine->parts[partition].end)
 	{
 		engine->parts[partition].end = end;
 		engine->parts[partition].changed = true;
 	}
+}
+
+/* Whether this engine consumes a partition now. */
+bool
+kappa_engine_owns(KappaEngine *engine, int32 partition)
+{
+	return partition >= 0 && partition < engine->nparts && engine->owned[partition];
+}
+
+/*
+ * Consume the partitions owned[] says from now on (the stream's consumer
+ * group moved them).  Those given up were flushed; for those gained, the
+ * positions, watermarks and dedup keys are read from Postgres, where the
+ * worker that had them last left them.  Call in a transaction.
+ */
+void
+kappa_engine_adopt(KappaEngine *engine, const bool *owned)
+{
+	bool	   *gained = palloc0(sizeof(bool) * Max(engine->nparts, 1));
+	bool		any = false;
+	ListCell   *lc;
+
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		gained[p] = owned[p] && engine->local[p] && !engine->owned[p];
+		any |= gained[p];
+		if (engine->owned[p] && !owned[p])
+		{
+			/* its dedup keys are stored; the next owner reads them */
+			foreach(lc, engine->views)
+			{
+				ViewPartition *vp = &((ViewRuntime *) lfirst(lc))->parts[p];
+
+				if (vp->dedup)
+					deduptab_reset(vp->dedup);
+			}
+		}
+		engine->owned[p] = owned[p] && engine->local[p];
+	}
+	if (any)
+	{
+		load_stream_positions(engine, gained);
+		foreach(lc, engine->views)
+			kappa_view_load_partitions(engine, lfirst(lc), gained);
+	}
+	pfree(gained);
 }
 
 /* Events processed since the last flush. */
@@ -696,7 +758,7 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 
 	if (message->partition < 0 || message->partition >= engine->nparts)
 		return;					/* a partition added after the start: next run */
-	if (!engine->owned[message->partition])
+	if (!engine->local[message->partition])
 		return;					/* another server's */
 	sp = &engine->parts[message->partition];
 	first = (sp->next < 0 || message->offset >= sp->next);
@@ -994,7 +1056,7 @@ kappa_engine_watermark(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 			(now - last) > engine->stream->idle_timeout_us;
 		TimestampTz wm;
 
-		if (!engine->owned[p])
+		if (!engine->local[p])
 			continue;			/* another server's: its windows are its own */
 
 		if (vp->max_time == DT_NOBEGIN)

@@ -41,8 +41,10 @@ typedef int64 (*KappaLogStart) (void *arg, int32 partition);
 /* The first offset of a partition stamped at or after a time; -1: unknown. */
 typedef int64 (*KappaOffsetForTime) (void *arg, int32 partition, TimestampTz time);
 
-extern KappaEngine *kappa_engine_create(KappaStream *stream, int nparts,
-										KappaLogStart log_start, void *log_arg);
+extern KappaEngine *kappa_engine_create(KappaStream *stream, int nparts, const bool *owned,
+										bool shared, KappaLogStart log_start, void *log_arg);
+extern bool kappa_engine_owns(KappaEngine *engine, int32 partition);
+extern void kappa_engine_adopt(KappaEngine *engine, const bool *owned);
 extern KappaEngine *kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,
 												const char *rows_table, const int64 *first);
 extern KappaEngine *kappa_engine_create_replay(KappaStream *stream, int nparts, int32 view_id);

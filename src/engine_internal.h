@@ -141,7 +141,9 @@ struct KappaEngine
 {
 	KappaStream *stream;
 	int			nparts;
-	bool	   *owned;			/* partitions consumed here (kappa_stream_owns) */
+	bool	   *local;			/* partitions of this server (kappa_stream_owns) */
+	bool	   *owned;			/* those this worker consumes now */
+	bool		shared;			/* several workers keep the views: see flush.c */
 	StreamPartition *parts;
 	List	   *views;			/* ViewRuntime */
 	KappaDecoder *decoder;
@@ -170,6 +172,10 @@ struct KappaEngine
 extern TimestampTz kappa_engine_watermark(KappaEngine *engine, ViewRuntime *view,
 										  TimestampTz now);
 extern bool kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name);
+extern void kappa_view_load_partitions(KappaEngine *engine, ViewRuntime *view,
+									   const bool *which);
+extern KappaGroup *kappa_view_restore_state(ViewRuntime *view, HeapTuple row, TupleDesc desc,
+											bool merge);
 extern void kappa_view_rebuild_from_archive(KappaEngine *engine, ViewRuntime *view);
 extern void kappa_flush_prepare(void);
 extern void kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now);

@@ -13,6 +13,17 @@
  * drops the states of finalized groups.  docs/design/state-and-recovery.md
  * tells the whole story.
  *
+ * With kappa.workers_per_stream > 1 (engine->shared), each worker applies
+ * only the partitions its consumer group gave it, and a view's groups in
+ * memory hold only what this worker applied since its last flush: the
+ * stored state is the sum of every worker's flushes.  Each flush then
+ * takes the view's state lock (views in id order, so two workers never
+ * wait on each other crosswise), reads the stored groups it changes,
+ * combines them into its own with each aggregate's combine function
+ * (sessions that the new events bridge merge, as they do in memory), and
+ * writes the results; it finalizes by every partition's watermark, the
+ * other workers' as they last stored them, and forgets its groups.
+ *
  * All SQL here is prepared once or built from constants and quoted
  * identifiers, with $n parameters.
  *
@@ -38,6 +49,7 @@
 
 #include "aggregate.h"
 #include "engine_internal.h"
+#include "shmem.h"
 #include "state.h"
 
 /* kappa.view_state's statements, prepared once per backend, and its rows. */
@@ -65,6 +77,10 @@ static void delete_stored_state(ViewRuntime *view, KappaGroup *group);
 static void delete_states(ViewRuntime *view, List *keys, List *starts);
 static void write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp,
 							 TimestampTz horizon);
+static void merge_shared_state(KappaEngine *engine, ViewRuntime *view);
+static void read_peer_watermarks(KappaEngine *engine, ViewRuntime *view);
+static void forget_shared_state(ViewRuntime *view, int64 margin);
+static int	view_id_cmp(const ListCell *a, const ListCell *b);
 
 /* Prepare one statement for the rest of the backend's life. */
 static SPIPlanPtr
@@ -90,8 +106,8 @@ kappa_flush_prepare(void)
 	Oid			delete_types[3] = {INT4OID, BYTEAOID, TIMESTAMPTZOID};
 	Oid			view_position_types[10] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
 	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
-	Oid			stream_position_types[9] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
-	TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID};
+	Oid			stream_position_types[10] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID, TIMESTAMPTZOID};
 	Oid			state_array_type;
 	Oid			dedup_insert_types[4] = {INT4OID, INT4OID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
 	Oid			dedup_prune_types[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
@@ -121,16 +137,17 @@ kappa_flush_prepare(void)
 									  "first_offset = coalesce(v.first_offset, EXCLUDED.first_offset)",
 									  10, view_position_types);
 	stream_position_plan = prepare_kept("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, end_offset, "
-										"consumed, dead_lettered, last_event_at, events_per_s, flush_ms, flushed_at) "
-										"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) "
+										"consumed, dead_lettered, last_event_at, events_per_s, flush_ms, last_message_at, flushed_at) "
+										"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) "
 										"ON CONFLICT (stream_id, partition) DO UPDATE SET "
 										"next_offset = EXCLUDED.next_offset, end_offset = EXCLUDED.end_offset, "
 										"consumed = k.consumed + EXCLUDED.consumed, "
 										"dead_lettered = k.dead_lettered + EXCLUDED.dead_lettered, "
 										"last_event_at = coalesce(EXCLUDED.last_event_at, k.last_event_at), "
+										"last_message_at = coalesce(EXCLUDED.last_message_at, k.last_message_at), "
 										"events_per_s = EXCLUDED.events_per_s, flushed_at = now(), "
 										"flush_ms = EXCLUDED.flush_ms",
-										9, stream_position_types);
+										10, stream_position_types);
 	dedup_insert_plan = prepare_kept("INSERT INTO kappa.view_dedup "
 									 "SELECT $1, $2, k, t FROM unnest($3, $4) AS u(k, t) "
 									 "ON CONFLICT DO NOTHING",
@@ -327,13 +344,27 @@ write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what, int32 vi
 void
 kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 {
-	List	   *retired = kappa_groups_take_retired(view->groups);
-	List	   *dirty = kappa_groups_take_dirty(view->groups);
+	List	   *retired = NIL;
+	List	   *dirty = NIL;
 	List	   *rows = NIL;
 	List	   *states = NIL;
 	KappaWindow *window = &view->spec->window;
 	int64		margin = (window->kind == KAPPA_WINDOW_SESSION) ? window->gap : 0;
 	ListCell   *lc;
+
+	if (!engine->shared || view->scratch)
+	{
+		retired = kappa_groups_take_retired(view->groups);
+		dirty = kappa_groups_take_dirty(view->groups);
+	}
+	else
+	{
+		merge_shared_state(engine, view);
+		retired = kappa_groups_take_retired(view->groups);
+		dirty = kappa_groups_take_dirty(view->groups);
+		if (window->kind != KAPPA_WINDOW_NONE)
+			read_peer_watermarks(engine, view);
+	}
 
 	/* what every partition has passed, before writing anything */
 	if (window->kind != KAPPA_WINDOW_NONE)
@@ -416,6 +447,8 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	}
 	if (view->scratch)
 		return;					/* a recomputation stores no positions or keys */
+	if (engine->shared)
+		forget_shared_state(view, margin);
 
 	/* positions and counts; dedup keys older than the horizon go */
 	for (int p = 0; p < engine->nparts; p++)
@@ -424,7 +457,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		Datum		values[10];
 		char		nulls[10] = "          ";
 
-		if (vp->dedup && vp->max_time != DT_NOBEGIN)
+		if (vp->dedup && vp->max_time != DT_NOBEGIN && engine->owned[p])
 		{
 			TimestampTz horizon = vp->max_time - engine->stream->watermark_us;
 			deduptab_iterator it;
@@ -511,6 +544,153 @@ write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, Timestam
 	vp->dedup_pruned = false;
 }
 
+/* Views in the order their state locks are taken. */
+static int
+view_id_cmp(const ListCell *a, const ListCell *b)
+{
+	int32		x = ((ViewRuntime *) lfirst(a))->view_id;
+	int32		y = ((ViewRuntime *) lfirst(b))->view_id;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Shared state: bring the stored groups this flush changes into memory,
+ * combined with this worker's.  Windowed and running groups are read by
+ * (key, window start) and then rewritten under the same; the stored
+ * sessions of the changed keys are all read, merged where they overlap,
+ * and deleted, so that the merged sessions are written afresh.
+ */
+static void
+merge_shared_state(KappaEngine *engine, ViewRuntime *view)
+{
+	bool		sessions = (view->spec->window.kind == KAPPA_WINDOW_SESSION);
+	List	   *changed = kappa_groups_all(view->groups);
+	int			n = list_length(changed);
+	Datum	   *keys;
+	Datum	   *starts;
+	Datum		values[3];
+	Oid			types[3] = {INT4OID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
+	SPITupleTable *stored;
+	uint64		nstored;
+	ListCell   *lc;
+
+	if (n == 0)
+		return;
+	keys = palloc(sizeof(Datum) * n);
+	starts = palloc(sizeof(Datum) * n);
+	foreach(lc, changed)
+	{
+		KappaGroup *group = lfirst(lc);
+
+		keys[foreach_current_index(lc)] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
+		starts[foreach_current_index(lc)] = TimestampTzGetDatum(group->start);
+	}
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = PointerGetDatum(construct_array(keys, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(starts, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	if ((sessions ?
+		 SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
+							   "WHERE view_id = $1 AND group_key = ANY ($2)",
+							   2, types, values, NULL, false, 0) :
+		 SPI_execute_with_args("SELECT s.group_key, s.window_start, s.window_end, s.states "
+							   "FROM kappa.view_state s JOIN unnest($2, $3) AS d(k, w) "
+							   "ON s.group_key = d.k AND s.window_start = d.w WHERE s.view_id = $1",
+							   3, types, values, NULL, false, 0)) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the state of kappa view %d", view->view_id);
+
+	/* deleting stored sessions runs statements: keep this result */
+	stored = SPI_tuptable;
+	nstored = SPI_processed;
+	for (uint64 i = 0; i < nstored; i++)
+	{
+		KappaGroup *group = kappa_view_restore_state(view, stored->vals[i], stored->tupdesc, true);
+		bool		isnull;
+
+		if (sessions)
+		{
+			KappaGroup	was = *group;
+
+			was.stored_start = DatumGetTimestampTz(SPI_getbinval(stored->vals[i], stored->tupdesc, 2, &isnull));
+			was.stored_end = DatumGetTimestampTz(SPI_getbinval(stored->vals[i], stored->tupdesc, 3, &isnull));
+			delete_stored(view, &was);
+		}
+		else
+		{
+			group->stored = true;
+			group->stored_start = group->start;
+			group->stored_end = group->end;
+		}
+	}
+}
+
+/*
+ * Shared state: the watermarks of the partitions other workers consume,
+ * as their last flushes stored them.  Such a partition may count as idle
+ * only while a running worker consumes it (shared memory says which): idle
+ * when that worker last consumed a message there, or was given it, more
+ * than idle_timeout ago.  A partition whose worker is gone, or that the
+ * consumer group is moving, holds finalization back, since messages may be
+ * waiting there.
+ */
+static void
+read_peer_watermarks(KappaEngine *engine, ViewRuntime *view)
+{
+	Datum		values[2] = {Int32GetDatum(view->view_id), Int32GetDatum(engine->stream->id)};
+	Oid			types[2] = {INT4OID, INT4OID};
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (SPI_execute_with_args("SELECT v.partition, v.max_event_time, k.last_message_at "
+							  "FROM kappa.view_partitions v LEFT JOIN kappa.partitions k "
+							  "ON k.stream_id = $2 AND k.partition = v.partition WHERE v.view_id = $1",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the watermarks of kappa view %d", view->view_id);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		bool		isnull;
+		int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
+		TimestampTz since;
+		Datum		d;
+
+		if (p < 0 || p >= engine->nparts || engine->owned[p])
+			continue;
+		d = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull);
+		view->parts[p].max_time = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		since = kappa_partition_owned_since(engine->stream->id, p);
+		d = SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull);
+		if (since == 0)
+			engine->parts[p].last_seen = now;	/* nobody reads it: not idle */
+		else
+			engine->parts[p].last_seen = isnull ? since : Max(since, DatumGetTimestampTz(d));
+	}
+}
+
+/*
+ * Shared state: everything this flush merged is stored now, so memory
+ * keeps nothing until the next event; and the stored states of every
+ * window all partitions have passed go, whichever worker wrote them.
+ */
+static void
+forget_shared_state(ViewRuntime *view, int64 margin)
+{
+	ListCell   *lc;
+
+	foreach(lc, kappa_groups_all(view->groups))
+		kappa_groups_remove(view->groups, lfirst(lc));
+	if (view->spec->window.kind != KAPPA_WINDOW_NONE && view->finalized_upto != DT_NOBEGIN)
+	{
+		Datum		values[2] = {Int32GetDatum(view->view_id),
+		TimestampTzGetDatum(view->finalized_upto - margin)};
+		Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+
+		if (SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1 AND window_end <= $2",
+								  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not prune the state of kappa view %d", view->view_id);
+	}
+}
+
 /* Write the stream's positions and counts. */
 void
 kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
@@ -520,8 +700,8 @@ kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
 	for (int p = 0; p < engine->nparts; p++)
 	{
 		StreamPartition *sp = &engine->parts[p];
-		Datum		values[9];
-		char		nulls[9] = "         ";
+		Datum		values[10];
+		char		nulls[10] = "          ";
 
 		if (!sp->changed || sp->next < 0)
 			continue;
@@ -536,6 +716,8 @@ kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
 		nulls[6] = sp->last_event_at ? ' ' : 'n';
 		values[7] = Float8GetDatum(seconds > 0 ? sp->consumed / seconds : 0);
 		values[8] = Float8GetDatum(flush_ms);
+		values[9] = TimestampTzGetDatum(sp->last_seen);
+		nulls[9] = sp->last_seen ? ' ' : 'n';
 		if (SPI_execute_plan(stream_position_plan, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write the positions of stream \"%s\"", engine->stream->name);
 		sp->consumed = sp->dead = 0;
@@ -611,6 +793,14 @@ kappa_engine_flush(KappaEngine *engine)
 
 	SPI_connect();
 	kappa_flush_prepare();
+	if (engine->shared && engine->scratch_table == NULL)
+	{
+		List	   *ordered = list_copy(engine->views);
+
+		list_sort(ordered, view_id_cmp);
+		foreach(lc, ordered)
+			kappa_view_lock_state(((ViewRuntime *) lfirst(lc))->view_id);
+	}
 	foreach(lc, engine->views)
 		kappa_flush_view(engine, lfirst(lc), now);
 	if (engine->scratch_table == NULL && engine->only_view == 0)

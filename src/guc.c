@@ -27,6 +27,7 @@ char	   *kappa_database = NULL;
 bool		kappa_enabled = true;
 int			kappa_launcher_naptime = 10000;
 int			kappa_max_streams = 32;
+int			kappa_workers_per_stream = 1;
 int			kappa_restart_backoff_max = 300;
 int			kappa_broker_timeout = 10000;
 int			kappa_flush_interval = 1000;
@@ -78,6 +79,19 @@ kappa_guc_define(void)
 							"(max_worker_processes).",
 							&kappa_max_streams,
 							32, 1, 1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.workers_per_stream",
+							"Number of background workers that consume each stream.",
+							"With more than one, the workers join the stream's "
+							"consumer group, the brokers spread the partitions "
+							"over them, and they share each view's state in "
+							"Postgres.  Each worker needs a background worker "
+							"slot (max_worker_processes).",
+							&kappa_workers_per_stream,
+							1, 1, 64,
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);

@@ -14,6 +14,7 @@ extern char *kappa_database;
 extern bool kappa_enabled;
 extern int	kappa_launcher_naptime;
 extern int	kappa_max_streams;
+extern int	kappa_workers_per_stream;
 extern int	kappa_restart_backoff_max;
 extern int	kappa_broker_timeout;
 extern int	kappa_flush_interval;

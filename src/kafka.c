@@ -3,8 +3,9 @@
  * kafka.c
  *	  kappa's Kafka client: librdkafka behind functions that speak Postgres.
  *
- * This is the only file that includes rdkafka.h.  librdkafka runs threads
- * inside the Postgres process, so three rules hold everywhere here:
+ * This file, consumer.c (a stream worker's consumer) and kafka_internal.h
+ * are the only ones that include rdkafka.h.  librdkafka runs threads
+ * inside the Postgres process, so three rules hold everywhere there:
  *
  *	- Every handle is created with all signals blocked (kafka_new), so its
  *	  threads inherit a full mask and Postgres's signal handlers only ever
@@ -45,12 +46,10 @@
 #include "connection.h"
 #include "guc.h"
 #include "kafka.h"
+#include "kafka_internal.h"
 
-#define KAFKA_ERRSTR_LEN 512
 #define KAFKA_LOG_RING 32
 #define KAFKA_POLL_MS 50
-/* Messages kappa_consumer_read_ranges takes from the consumer at a time. */
-#define CONSUMER_RANGE_BATCH 10000
 
 /* A log line of librdkafka's, copied by the log callback. */
 typedef struct KafkaLogLine
@@ -58,19 +57,6 @@ typedef struct KafkaLogLine
 	int			level;
 	char		text[KAFKA_ERRSTR_LEN];
 } KafkaLogLine;
-
-/* A librdkafka handle and what its callbacks reported. */
-typedef struct KappaKafka
-{
-	rd_kafka_t *rk;
-	int32		stream_id;
-	List	   *secrets;		/* char *, values to mask */
-	bool		all_brokers_down;
-	bool		topic_checked;	/* producer: the topic is known to exist */
-	int			timeout_ms;		/* producer: its message.timeout.ms */
-	MemoryContext context;		/* producer: holds this struct */
-	char		last_error[KAFKA_ERRSTR_LEN];
-} KappaKafka;
 
 /* The delivery report of the one message kappa_produce waits for. */
 typedef struct KafkaDelivery
@@ -90,22 +76,15 @@ static KafkaDelivery delivery;
 static List *producers = NIL;	/* KappaKafka *, in TopMemoryContext */
 
 static rd_kafka_conf_t *kafka_conf(const char *brokers, List *settings, KappaKafka *kk);
-static KappaKafka *kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra);
-static void kafka_destroy(KappaKafka *kk);
-static void kafka_poll(KappaKafka *kk, int timeout_ms);
 static void kafka_flush_logs(KappaKafka *kk);
 static char *kafka_mask(KappaKafka *kk, const char *text);
 static int	remaining_ms(TimestampTz deadline);
-static int	kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline);
-static void kafka_broker_error(const char *reason, KappaStream *stream, const char *what);
-static char *kafka_reason(KappaKafka *kk);
 static KappaKafka *get_producer(KappaStream *stream);
 static void drop_producer(KappaKafka *kk);
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
 static int	peek_cmp(const ListCell *a, const ListCell *b);
-static List *consumer_default(KappaStream *stream, const char *name, const char *value);
 
 /* The librdkafka version this server runs, for logs and diagnostics. */
 const char *
@@ -124,7 +103,7 @@ void
 kappa_kafka_check_settings(KappaStream *stream)
 {
 	kafka_destroy(kafka_new(stream, RD_KAFKA_CONSUMER,
-							list_make1(kappa_make_setting("group.id", stream->name))));
+							list_make1(kappa_make_setting("group.id", stream->name)), NULL));
 }
 
 /*
@@ -175,8 +154,9 @@ kafka_conf(const char *brokers, List *settings, KappaKafka *kk)
  * Create a handle for a stream, with extra settings (KappaSetting) on top
  * of its own.  Signals are blocked while librdkafka starts its threads.
  */
-static KappaKafka *
-kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra)
+KappaKafka *
+kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra,
+		  KafkaRebalanceCallback rebalance)
 {
 	KappaKafka *kk = palloc0(sizeof(KappaKafka));
 	rd_kafka_conf_t *conf;
@@ -196,6 +176,8 @@ kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra)
 	conf = kafka_conf(stream->brokers, list_concat_copy(stream->settings, extra), kk);
 	if (type == RD_KAFKA_PRODUCER)
 		rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+	if (rebalance)
+		rd_kafka_conf_set_rebalance_cb(conf, rebalance);
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &saved);
@@ -220,7 +202,7 @@ kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra)
  * Destroy a handle without waiting for anything it still had queued: a
  * producer's unsent messages are purged (consumers have none).
  */
-static void
+void
 kafka_destroy(KappaKafka *kk)
 {
 	if (kk->rk == NULL)
@@ -232,7 +214,7 @@ kafka_destroy(KappaKafka *kk)
 }
 
 /* Serve callbacks for up to timeout_ms, then report what they logged. */
-static void
+void
 kafka_poll(KappaKafka *kk, int timeout_ms)
 {
 	rd_kafka_poll(kk->rk, timeout_ms);
@@ -302,7 +284,7 @@ remaining_ms(TimestampTz deadline)
 }
 
 /* What librdkafka said last about a handle, masked, in the caller's context. */
-static char *
+char *
 kafka_reason(KappaKafka *kk)
 {
 	return kafka_mask(kk, kk->last_error);
@@ -312,7 +294,7 @@ kafka_reason(KappaKafka *kk)
  * Report a failure to reach the brokers, with what librdkafka said last
  * (already masked; see kafka_reason).
  */
-static void
+void
 kafka_broker_error(const char *reason, KappaStream *stream, const char *what)
 {
 	ereport(ERROR,
@@ -327,7 +309,7 @@ kafka_broker_error(const char *reason, KappaStream *stream, const char *what)
  * The number of partitions of topic, asked of the brokers until deadline.
  * An error if the topic does not exist or no broker answers.
  */
-static int
+int
 kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline)
 {
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(kk->rk, topic, NULL);
@@ -423,7 +405,8 @@ get_producer(KappaStream *stream)
 		kk = kafka_new(stream, RD_KAFKA_PRODUCER,
 					   list_make3(kappa_make_setting("message.timeout.ms", timeout),
 								  kappa_make_setting("linger.ms", "0"),
-								  kappa_make_setting("allow.auto.create.topics", "false")));
+								  kappa_make_setting("allow.auto.create.topics", "false")),
+					   NULL);
 	}
 	PG_CATCH();
 	{
@@ -583,7 +566,7 @@ kappa_kafka_peek(KappaStream *stream, int n)
 		int64	   *high;
 		rd_kafka_topic_partition_list_t *assignment;
 
-		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra);
+		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra, NULL);
 		nparts = kafka_partitions(kk, stream->topic, deadline);
 		if (nparts < 0)
 			kafka_broker_error(kafka_reason(kk), stream, "reach the brokers");
@@ -747,7 +730,7 @@ kappa_kafka_watermarks(KappaStream *stream, int *nparts, int64 **low, int64 **hi
 
 	PG_TRY();
 	{
-		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra);
+		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra, NULL);
 		*nparts = kafka_partitions(kk, stream->topic, deadline);
 		if (*nparts < 0)
 			kafka_broker_error(kafka_reason(kk), stream, "reach the brokers");
@@ -773,343 +756,4 @@ kappa_kafka_watermarks(KappaStream *stream, int *nparts, int64 **low, int64 **hi
 			kafka_destroy(kk);
 	}
 	PG_END_TRY();
-}
-
-/* A stream worker's consumer: assigned partitions, batches of messages. */
-struct KappaConsumer
-{
-	MemoryContext cxt;			/* where it was opened: it outlives transactions */
-	KappaKafka *kk;
-	KappaStream *stream;
-	rd_kafka_queue_t *queue;
-	int			nparts;
-	rd_kafka_message_t **batch;
-	int			batch_size;
-	int			batch_used;
-};
-
-/* A setting, unless the stream's own options set it already. */
-static List *
-consumer_default(KappaStream *stream, const char *name, const char *value)
-{
-	ListCell   *lc;
-
-	foreach(lc, stream->settings)
-	{
-		if (strcmp(((KappaSetting *) lfirst(lc))->name, name) == 0)
-			return NIL;
-	}
-	return list_make1(kappa_make_setting(name, value));
-}
-
-/*
- * Open a stream's consumer and learn its topic's partition count.  The
- * consumer is in the stream's consumer group (kappa-<stream>), but is
- * assigned partitions directly: one worker owns them all, and positions
- * come from Postgres, never from Kafka's committed offsets.
- */
-KappaConsumer *
-kappa_consumer_open(KappaStream *stream, int *nparts)
-{
-	KappaConsumer *consumer = palloc0(sizeof(KappaConsumer));
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   kappa_broker_timeout);
-
-	List	   *extra;
-
-	consumer->cxt = CurrentMemoryContext;
-	consumer->stream = stream;
-	extra = list_make4(kappa_make_setting("group.id", psprintf("kappa-%s", stream->name)),
-					   kappa_make_setting("enable.auto.commit", "false"),
-					   kappa_make_setting("enable.auto.offset.store", "false"),
-					   kappa_make_setting("auto.offset.reset", "earliest"));
-
-	/*
-	 * Defaults the stream's options may override: a short fetch wait, for
-	 * fresh views, and a deep prefetch queue.  librdkafka 2.0 stops
-	 * fetching for a whole second whenever its queue is full (the pause is
-	 * tunable only from 2.2, fetch.queue.backoff.ms), which throttled a
-	 * worker to a sixth of what it could do.
-	 */
-	extra = list_concat(extra, consumer_default(stream, "fetch.wait.max.ms", "100"));
-	extra = list_concat(extra, consumer_default(stream, "queued.min.messages", "1000000"));
-	extra = list_concat(extra, consumer_default(stream, "queued.max.messages.kbytes", "262144"));
-	consumer->kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra);
-	consumer->nparts = kafka_partitions(consumer->kk, stream->topic, deadline);
-	if (consumer->nparts < 0)
-		kafka_broker_error(kafka_reason(consumer->kk), stream, "reach the brokers");
-	consumer->queue = rd_kafka_queue_get_consumer(consumer->kk->rk);
-	if (consumer->queue == NULL)
-		elog(ERROR, "could not get the consumer queue of stream \"%s\"", stream->name);
-	*nparts = consumer->nparts;
-	return consumer;
-}
-
-/*
- * Read each partition from the given offset (KAPPA_OFFSET_BEGINNING and
- * KAPPA_OFFSET_END are librdkafka's own logical offsets).
- */
-void
-kappa_consumer_assign(KappaConsumer *consumer, int nparts, const int64 *offsets)
-{
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(nparts);
-	rd_kafka_resp_err_t err;
-
-	for (int p = 0; p < nparts; p++)
-	{
-		if (kappa_stream_owns(consumer->stream, p) && offsets[p] != KAPPA_OFFSET_NONE)
-			rd_kafka_topic_partition_list_add(list, consumer->stream->topic, p)->offset = offsets[p];
-	}
-	err = rd_kafka_assign(consumer->kk->rk, list);
-	rd_kafka_topic_partition_list_destroy(list);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not assign the partitions of stream \"%s\"", consumer->stream->name),
-				 errdetail("%s", rd_kafka_err2str(err))));
-}
-
-/*
- * Wait up to timeout_ms for messages and return up to max of them, valid
- * until kappa_consumer_release.  Errors of partitions are remembered (see
- * kappa_consumer_error) and logged, not raised: librdkafka retries them.
- */
-int
-kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms, KappaMessage *messages, int max)
-{
-	ssize_t		n;
-	int			kept = 0;
-
-	/* in the consumer's own memory: polls happen inside transactions */
-	if (consumer->batch_size < max)
-	{
-		consumer->batch = consumer->batch ?
-			repalloc(consumer->batch, sizeof(rd_kafka_message_t *) * max) :
-			MemoryContextAlloc(consumer->cxt, sizeof(rd_kafka_message_t *) * max);
-		consumer->batch_size = max;
-	}
-	n = rd_kafka_consume_batch_queue(consumer->queue, timeout_ms, consumer->batch, max);
-	kafka_poll(consumer->kk, 0);
-	consumer->batch_used = n > 0 ? (int) n : 0;
-	for (int i = 0; i < consumer->batch_used; i++)
-	{
-		rd_kafka_message_t *msg = consumer->batch[i];
-
-		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-		{
-			/* the fetch reached the log's end: whatever failed works again */
-			consumer->kk->last_error[0] = '\0';
-			continue;
-		}
-		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			snprintf(consumer->kk->last_error, sizeof(consumer->kk->last_error), "%s",
-					 rd_kafka_message_errstr(msg));
-			continue;
-		}
-		consumer->kk->last_error[0] = '\0';
-		messages[kept].partition = msg->partition;
-		messages[kept].offset = msg->offset;
-		messages[kept].timestamp_ms = rd_kafka_message_timestamp(msg, NULL);
-		messages[kept].key = msg->key;
-		messages[kept].key_len = msg->key_len;
-		messages[kept].payload = msg->payload;
-		messages[kept].len = msg->len;
-		kept++;
-	}
-	return kept;
-}
-
-/* Give the last batch's messages back to librdkafka. */
-void
-kappa_consumer_release(KappaConsumer *consumer)
-{
-	for (int i = 0; i < consumer->batch_used; i++)
-		rd_kafka_message_destroy(consumer->batch[i]);
-	consumer->batch_used = 0;
-}
-
-/* A partition's end offset as the last fetch saw it, without asking; -1. */
-int64
-kappa_consumer_end(KappaConsumer *consumer, int32 partition)
-{
-	int64		low;
-	int64		high;
-
-	if (rd_kafka_get_watermark_offsets(consumer->kk->rk, consumer->stream->topic, partition,
-									   &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return -1;
-	return high;
-}
-
-/*
- * A partition's watermarks, asked of the brokers: where its log begins
- * (retention moves that on) and ends.  An error if they do not answer
- * within kappa.broker_timeout.
- */
-static void
-consumer_watermarks(KappaConsumer *consumer, int32 partition, int64 *low, int64 *high)
-{
-	rd_kafka_resp_err_t err;
-
-	err = rd_kafka_query_watermark_offsets(consumer->kk->rk, consumer->stream->topic, partition,
-										   low, high, kappa_broker_timeout);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		strlcpy(consumer->kk->last_error, rd_kafka_err2str(err), sizeof(consumer->kk->last_error));
-		kafka_broker_error(kafka_reason(consumer->kk), consumer->stream, "read the offsets of the topic");
-	}
-}
-
-/* A partition's end offset, asked of the brokers. */
-int64
-kappa_consumer_query_end(KappaConsumer *consumer, int32 partition)
-{
-	int64		low;
-	int64		high;
-
-	consumer_watermarks(consumer, partition, &low, &high);
-	return high;
-}
-
-/* Where a partition's log begins now, asked of the brokers. */
-int64
-kappa_consumer_query_start(KappaConsumer *consumer, int32 partition)
-{
-	int64		low;
-	int64		high;
-
-	consumer_watermarks(consumer, partition, &low, &high);
-	return low;
-}
-
-/*
- * Read offsets [from[p], to[p]) of every partition (from[p] ==
- * KAPPA_OFFSET_NONE, or from[p] >= to[p]: none of it), calling emit for
- * each message; for kappa_check and kappa_replay, which read a view's
- * messages again in a backend.  from[] is used up.  An error, beginning
- * with what, if the brokers stop giving messages for 3 x
- * kappa.broker_timeout before every partition is read.
- */
-void
-kappa_consumer_read_ranges(KappaConsumer *consumer, int nparts, int64 *from, const int64 *to,
-						   KappaMessageCallback emit, void *arg, const char *what)
-{
-	KappaMessage *batch = palloc(sizeof(KappaMessage) * CONSUMER_RANGE_BATCH);
-	TimestampTz last_progress = GetCurrentTimestamp();
-	int			pending = 0;
-
-	for (int p = 0; p < nparts; p++)
-	{
-		if (from[p] == KAPPA_OFFSET_NONE || from[p] >= to[p])
-			from[p] = KAPPA_OFFSET_NONE;
-		else
-			pending++;
-	}
-	if (pending == 0)
-		return;
-	kappa_consumer_assign(consumer, nparts, from);
-	while (pending > 0)
-	{
-		int			n;
-
-		CHECK_FOR_INTERRUPTS();
-		n = kappa_consumer_poll(consumer, 100, batch, CONSUMER_RANGE_BATCH);
-		for (int i = 0; i < n; i++)
-		{
-			int32		p = batch[i].partition;
-
-			if (p < 0 || p >= nparts || from[p] == KAPPA_OFFSET_NONE || batch[i].offset >= to[p])
-				continue;
-			emit(&batch[i], arg);
-			if (batch[i].offset == to[p] - 1)
-			{
-				from[p] = KAPPA_OFFSET_NONE;	/* this partition is done */
-				pending--;
-			}
-		}
-		kappa_consumer_release(consumer);
-		if (n > 0)
-			last_progress = GetCurrentTimestamp();
-		else if (TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),
-											3 * kappa_broker_timeout))
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("%s: the log of stream \"%s\" stopped before its end", what,
-							consumer->stream->name),
-					 errdetail("%d partitions are not read to the end; %s", pending,
-							   kappa_consumer_error(consumer)),
-					 errhint("Check that the brokers are reachable; kappa.broker_timeout is %d ms.",
-							 kappa_broker_timeout)));
-	}
-	pfree(batch);
-}
-
-/*
- * The first offset of a partition whose timestamp is at or after time
- * (ListOffsets by timestamp), or -1 when there is none or the brokers
- * cannot tell (an error, which is no reason to stop: the caller then reads
- * from the beginning and skips what is older).
- */
-int64
-kappa_consumer_offset_for_time(KappaConsumer *consumer, int32 partition, TimestampTz time)
-{
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_resp_err_t err;
-	int64		offset = -1;
-
-	/* Kafka's timestamps are milliseconds since the Unix epoch */
-	rd_kafka_topic_partition_list_add(list, consumer->stream->topic, partition)->offset =
-		(time - SetEpochTimestamp()) / INT64CONST(1000);
-	err = rd_kafka_offsets_for_times(consumer->kk->rk, list, kappa_broker_timeout);
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		offset = list->elems[0].offset;
-	else
-		ereport(DEBUG1,
-				(errmsg_internal("kappa: could not look up an offset by time in stream \"%s\": %s",
-								 consumer->stream->name,
-								 rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : list->elems[0].err))));
-	rd_kafka_topic_partition_list_destroy(list);
-	return offset >= 0 ? offset : -1;
-}
-
-/*
- * Tell the brokers the stream's positions (offsets < 0 are skipped),
- * asynchronously.  Only for lag tools such as kafka-consumer-groups: kappa
- * reads its positions from Postgres, never from these.
- */
-void
-kappa_consumer_commit(KappaConsumer *consumer, int nparts, const int64 *offsets)
-{
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(nparts);
-	rd_kafka_resp_err_t err;
-
-	for (int p = 0; p < nparts; p++)
-	{
-		if (offsets[p] >= 0)
-			rd_kafka_topic_partition_list_add(list, consumer->stream->topic, p)->offset = offsets[p];
-	}
-	err = list->cnt > 0 ? rd_kafka_commit(consumer->kk->rk, list, 1) : RD_KAFKA_RESP_ERR_NO_ERROR;
-	rd_kafka_topic_partition_list_destroy(list);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		ereport(DEBUG1,
-				(errmsg_internal("kappa: could not commit offsets of stream \"%s\" to the brokers: %s",
-								 consumer->stream->name, rd_kafka_err2str(err))));
-}
-
-/* What went wrong last while consuming, or "" (masked). */
-const char *
-kappa_consumer_error(KappaConsumer *consumer)
-{
-	return kafka_reason(consumer->kk);
-}
-
-/* Close a consumer, giving back what it holds. */
-void
-kappa_consumer_close(KappaConsumer *consumer)
-{
-	kappa_consumer_release(consumer);
-	if (consumer->queue)
-		rd_kafka_queue_destroy(consumer->queue);
-	kafka_destroy(consumer->kk);
 }

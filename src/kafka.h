@@ -20,6 +20,14 @@
 
 typedef struct KappaConsumer KappaConsumer;
 
+/* What a stream's consumer group decided, for the worker to carry out. */
+typedef enum KappaRebalance
+{
+	KAPPA_REBALANCE_NONE,
+	KAPPA_REBALANCE_ASSIGN,		/* partitions given: read their positions */
+	KAPPA_REBALANCE_REVOKE		/* everything taken back: flush first */
+} KappaRebalance;
+
 /* One message read back by kappa_kafka_peek. */
 typedef struct KappaPeekMessage
 {
@@ -42,8 +50,13 @@ extern const char *kappa_kafka_version(void);
 extern void kappa_kafka_watermarks(KappaStream *stream, int *nparts,
 								   int64 **low, int64 **high);
 
-extern KappaConsumer *kappa_consumer_open(KappaStream *stream, int *nparts);
+extern KappaConsumer *kappa_consumer_open(KappaStream *stream, int *nparts, bool group);
+extern void kappa_consumer_subscribe(KappaConsumer *consumer);
+extern KappaRebalance kappa_consumer_rebalance(KappaConsumer *consumer, bool *given);
+extern void kappa_consumer_unassign(KappaConsumer *consumer);
+extern void kappa_consumer_leave(KappaConsumer *consumer);
 extern void kappa_consumer_assign(KappaConsumer *consumer, int nparts, const int64 *offsets);
+extern void kappa_consumer_seek(KappaConsumer *consumer, int nparts, const int64 *offsets);
 extern int	kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms,
 								KappaMessage *messages, int max);
 extern void kappa_consumer_release(KappaConsumer *consumer);

@@ -2,11 +2,12 @@
  *
  * launcher.c
  *	  The kappa launcher: one background worker that starts, stops and
- *	  restarts a worker per stream.
+ *	  restarts the workers of each stream (kappa.workers_per_stream).
  *
  * The launcher is a static background worker, registered by _PG_init while
  * the library is preloaded, connected to kappa.database.  It keeps the set
- * of running stream workers equal to the set of streams in the catalog:
+ * of running stream workers (kappa.workers_per_stream per stream, each with
+ * its own slot and backoff) equal to the set of streams in the catalog:
  * it reads kappa.streams when a backend that created or dropped a stream
  * wakes it (its latch is in shared memory), or at the latest every
  * kappa.launcher_naptime, and starts or stops workers to match.  It only
@@ -58,11 +59,12 @@
 /* How long a new launcher waits for an old launcher's workers to exit. */
 #define LAUNCHER_ORPHAN_WAIT_MS (30 * 1000)
 
-/* A stream the launcher supervises. */
+/* A stream worker the launcher supervises: one per stream and worker index. */
 typedef struct SupervisedStream
 {
 	int32		stream_id;
 	char		name[NAMEDATALEN];
+	int32		worker;			/* 0 .. kappa.workers_per_stream - 1 */
 	int			slot;
 	BackgroundWorkerHandle *handle; /* NULL when not running */
 	bool		in_catalog;		/* seen by the latest catalog read */
@@ -75,6 +77,7 @@ static bool catalog_read_once = false;
 static void launcher_reset_slots(void);
 static void launcher_read_catalog(void);
 static void launcher_add_stream(int32 stream_id, const char *name);
+static void launcher_add_worker(int32 stream_id, const char *name, int32 worker);
 static void launcher_remove_stream(SupervisedStream *ss);
 static long launcher_supervise(void);
 static void launcher_start_worker(SupervisedStream *ss);
@@ -233,10 +236,7 @@ launcher_read_catalog(void)
 				SupervisedStream *ss = lfirst(lc);
 
 				if (ss->stream_id == id)
-				{
 					ss->in_catalog = known = true;
-					break;
-				}
 			}
 			if (!known)
 				launcher_add_stream(id, name);
@@ -261,9 +261,17 @@ launcher_read_catalog(void)
 	}
 }
 
-/* Start supervising a stream that appeared in the catalog. */
+/* Start supervising the workers of a stream that appeared in the catalog. */
 static void
 launcher_add_stream(int32 stream_id, const char *name)
+{
+	for (int32 worker = 0; worker < kappa_workers_per_stream; worker++)
+		launcher_add_worker(stream_id, name, worker);
+}
+
+/* Give one of a stream's workers a slot; it starts at the next supervision. */
+static void
+launcher_add_worker(int32 stream_id, const char *name, int32 worker)
 {
 	MemoryContext old;
 	SupervisedStream *ss;
@@ -280,6 +288,7 @@ launcher_add_stream(int32 stream_id, const char *name)
 			memset((char *) slot + sizeof(slock_t), 0, sizeof(*slot) - sizeof(slock_t));
 			slot->in_use = true;
 			slot->stream_id = stream_id;
+			slot->worker = worker;
 			strlcpy(slot->stream_name, name, NAMEDATALEN);
 			slot->state = KAPPA_WORKER_STARTING;
 		}
@@ -291,14 +300,18 @@ launcher_add_stream(int32 stream_id, const char *name)
 		if (!slots_exhausted_reported)
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("kappa cannot run stream \"%s\": all %d stream slots are in use",
+					 errmsg("kappa cannot run stream \"%s\": all %d worker slots are in use",
 							name, kappa_shared->nslots),
+					 errdetail("There are kappa.max_streams times kappa.workers_per_stream slots."),
 					 errhint("Increase kappa.max_streams and restart the server.")));
 		slots_exhausted_reported = true;
 		return;
 	}
 
-	if (catalog_read_once)
+	if (worker > 0)
+		ereport(LOG,
+				(errmsg("kappa launcher: starting worker %d of stream \"%s\"", worker, name)));
+	else if (catalog_read_once)
 		ereport(LOG,
 				(errmsg("kappa launcher: stream \"%s\" created, starting its worker", name)));
 	else
@@ -308,6 +321,7 @@ launcher_add_stream(int32 stream_id, const char *name)
 	ss = palloc0(sizeof(SupervisedStream));
 	ss->stream_id = stream_id;
 	strlcpy(ss->name, name, NAMEDATALEN);
+	ss->worker = worker;
 	ss->slot = free_slot;
 	ss->in_catalog = true;
 	supervised = lappend(supervised, ss);
@@ -320,8 +334,10 @@ launcher_remove_stream(SupervisedStream *ss)
 {
 	KappaWorkerSlot *slot = kappa_slot(ss->slot);
 
-	ereport(LOG,
-			(errmsg("kappa launcher: stream \"%s\" dropped, stopping its worker", ss->name)));
+	if (ss->worker == 0)
+		ereport(LOG,
+				(errmsg("kappa launcher: stream \"%s\" dropped, stopping its worker%s", ss->name,
+						kappa_workers_per_stream > 1 ? "s" : "")));
 	launcher_stop_worker(ss);
 	SpinLockAcquire(&slot->mutex);
 	slot->in_use = false;
@@ -432,6 +448,8 @@ launcher_start_worker(SupervisedStream *ss)
 	worker.bgw_notify_pid = MyProcPid;
 	args.database = MyDatabaseId;
 	args.stream_id = ss->stream_id;
+	args.worker = ss->worker;
+	args.nworkers = kappa_workers_per_stream;
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 
 	SpinLockAcquire(&slot->mutex);

@@ -37,6 +37,10 @@ static void archive_message(const KappaMessage *m, void *arg);
  * Read a view's positions and stored states.  If its state marker is gone
  * (crash recovery empties unlogged tables), the states are lost: rebuild
  * the view (rebuild_view).  Returns false if the view cannot run.
+ *
+ * When several workers keep the view (engine->shared), the state is read
+ * at each flush instead (flush.c), and the marker is checked under the
+ * view's state lock, so that exactly one of them rebuilds the view.
  */
 bool
 kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
@@ -44,8 +48,9 @@ kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(view->view_id)};
 	bool		marker;
-	bool		isnull;
 
+	if (engine->shared)
+		kappa_view_lock_state(view->view_id);
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT 1 FROM kappa.view_state_marker WHERE view_id = $1",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -54,6 +59,46 @@ kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 	SPI_finish();
 	if (!marker)
 		return rebuild_view(engine, view, name);
+
+	kappa_view_load_partitions(engine, view, NULL);
+	if (!engine->shared)
+	{
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
+								  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read kappa.view_state");
+		for (uint64 i = 0; i < SPI_processed; i++)
+			(void) kappa_view_restore_state(view, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, false);
+		SPI_finish();
+	}
+	view->finalized_upto = kappa_engine_watermark(engine, view, GetCurrentTimestamp());
+	return true;
+}
+
+/*
+ * Read a view's positions, watermarks and dedup keys in the partitions
+ * which[] says (NULL: all) as the last flush stored them; where there are
+ * none, the view starts there as its options say.
+ */
+void
+kappa_view_load_partitions(KappaEngine *engine, ViewRuntime *view, const bool *which)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(view->view_id)};
+	bool		isnull;
+
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		ViewPartition *vp = &view->parts[p];
+
+		if (which && !which[p])
+			continue;
+		vp->next = view->start_latest ? KAPPA_OFFSET_END : KAPPA_OFFSET_BEGINNING;
+		vp->first = -1;
+		vp->max_time = DT_NOBEGIN;
+		if (vp->dedup)
+			deduptab_reset(vp->dedup);
+	}
 
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT partition, next_offset, max_event_time, first_offset "
@@ -67,7 +112,7 @@ kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 		Datum		maxt;
 		Datum		first;
 
-		if (p < 0 || p >= engine->nparts)
+		if (p < 0 || p >= engine->nparts || (which && !which[p]))
 			continue;
 		view->parts[p].next = DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull));
 		maxt = SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull);
@@ -89,40 +134,59 @@ kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 			DedupEntry *entry;
 			bool		found;
 
-			if (p < 0 || p >= engine->nparts)
+			if (p < 0 || p >= engine->nparts || (which && !which[p]))
 				continue;
 			entry = deduptab_insert(view->parts[p].dedup,
 									MemoryContextStrdup(view->cxt, key), &found);
 			entry->time = DatumGetTimestampTz(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull));
 		}
 	}
-
-	if (SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
-							  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_state");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		KappaGroup *group;
-		Datum	   *elems;
-		bool	   *elem_nulls;
-		int			n;
-
-		group = kappa_groups_restore(view->groups,
-									 DatumGetByteaPP(SPI_getbinval(row, desc, 1, &isnull)),
-									 DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull)),
-									 DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull)));
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(row, desc, 4, &isnull)),
-						  BYTEAOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
-		for (int a = 0; a < n && a < view->sspec.naggs; a++)
-			kappa_agg_deserialize(&view->sspec.aggs[a], view->sspec.aggcx, group->cxt,
-								  elem_nulls[a] ? NULL : DatumGetByteaPP(elems[a]),
-								  &group->states[a], &group->state_nulls[a]);
-	}
 	SPI_finish();
-	view->finalized_upto = kappa_engine_watermark(engine, view, GetCurrentTimestamp());
-	return true;
+}
+
+/*
+ * Bring back one stored group (a row of kappa.view_state): as it was, or,
+ * with merge, combined into the group it merges into (kappa_groups_merge),
+ * which is then dirty and not marked stored.  Returns the group.
+ */
+KappaGroup *
+kappa_view_restore_state(ViewRuntime *view, HeapTuple row, TupleDesc desc, bool merge)
+{
+	KappaStateSpec *sspec = &view->sspec;
+	bytea	   *key;
+	TimestampTz start;
+	TimestampTz end;
+	KappaGroup *group;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	bool		isnull;
+	int			n;
+
+	key = DatumGetByteaPP(SPI_getbinval(row, desc, 1, &isnull));
+	start = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
+	end = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
+	group = merge ? kappa_groups_merge(view->groups, key, start, end) :
+		kappa_groups_restore(view->groups, key, start, end);
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(row, desc, 4, &isnull)),
+					  BYTEAOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
+	for (int a = 0; a < n && a < sspec->naggs; a++)
+	{
+		bytea	   *stored = elem_nulls[a] ? NULL : DatumGetByteaPP(elems[a]);
+		Datum		state;
+		bool		state_null;
+
+		if (!merge)
+		{
+			kappa_agg_deserialize(&sspec->aggs[a], sspec->aggcx, group->cxt, stored,
+								  &group->states[a], &group->state_nulls[a]);
+			continue;
+		}
+		kappa_agg_deserialize(&sspec->aggs[a], sspec->aggcx, group->cxt, stored,
+							  &state, &state_null);
+		kappa_agg_combine(&sspec->aggs[a], sspec->aggcx, group->cxt,
+						  &group->states[a], &group->state_nulls[a], state, state_null);
+	}
+	return group;
 }
 
 /*
@@ -194,6 +258,24 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 		SPI_execute_with_args("INSERT INTO kappa.view_state_marker VALUES ($1)",
 							  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not reset view %s", name);
+
+	/*
+	 * The other workers of a shared view load its positions once this
+	 * transaction commits: they must find every partition back at its first
+	 * offset, not at the view's start.
+	 */
+	for (int p = 0; engine->shared && p < engine->nparts; p++)
+	{
+		Oid			ptypes[3] = {INT4OID, INT4OID, INT8OID};
+		Datum		pvalues[3] = {Int32GetDatum(view->view_id), Int32GetDatum(p),
+		Int64GetDatum(view->parts[p].first)};
+
+		if (view->parts[p].first < 0)
+			continue;
+		if (SPI_execute_with_args("INSERT INTO kappa.view_partitions (view_id, partition, next_offset, first_offset) "
+								  "VALUES ($1, $2, $3, $3)", 3, ptypes, pvalues, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not reset view %s", name);
+	}
 	SPI_finish();
 	if (npositions > 0)
 		ereport(WARNING,

@@ -272,7 +272,7 @@ replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to)
 	int			consumer_parts;
 
 	r->log_to = to;
-	consumer = kappa_consumer_open(stream, &consumer_parts);
+	consumer = kappa_consumer_open(stream, &consumer_parts, false);
 	PG_TRY();
 	{
 		kappa_consumer_read_ranges(consumer, nparts, from, to, replay_log_message, r,

@@ -51,7 +51,8 @@ static Size
 kappa_shmem_size(void)
 {
 	return add_size(offsetof(KappaSharedState, slots),
-					mul_size(kappa_max_streams, sizeof(KappaWorkerSlot)));
+					mul_size(mul_size(kappa_max_streams, kappa_workers_per_stream),
+							 sizeof(KappaWorkerSlot)));
 }
 
 /* Install the shared memory hooks; only called while preloading. */
@@ -87,7 +88,7 @@ kappa_shmem_startup(void)
 	{
 		memset(kappa_shared, 0, kappa_shmem_size());
 		SpinLockInit(&kappa_shared->mutex);
-		kappa_shared->nslots = kappa_max_streams;
+		kappa_shared->nslots = kappa_max_streams * kappa_workers_per_stream;
 		for (int i = 0; i < kappa_shared->nslots; i++)
 			SpinLockInit(&kappa_shared->slots[i].mutex);
 		for (int i = 0; i < KAPPA_MAX_REPLAYS; i++)
@@ -175,6 +176,57 @@ kappa_slot_set_state(int index, KappaWorkerState state, int partitions)
 }
 
 /*
+ * Publish which partitions a worker consumes from now on, so that the
+ * stream's other workers can tell a partition someone is reading (and
+ * may find idle) from one nobody is (kappa_partition_owned_since).
+ */
+void
+kappa_slot_set_partitions(int index, const bool *owned, int nparts)
+{
+	KappaWorkerSlot *slot = kappa_slot(index);
+	uint8		map[KAPPA_SLOT_PARTITIONS / 8] = {0};
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int p = 0; p < nparts && p < KAPPA_SLOT_PARTITIONS; p++)
+	{
+		if (owned[p])
+			map[p / 8] |= (uint8) (1 << (p % 8));
+	}
+	SpinLockAcquire(&slot->mutex);
+	if (slot->pid == MyProcPid)
+	{
+		memcpy(slot->owned, map, sizeof(map));
+		slot->owned_since = now;
+	}
+	SpinLockRelease(&slot->mutex);
+}
+
+/*
+ * Since when a running worker of the stream has consumed a partition, or 0
+ * if none does now (its worker is gone, or its consumer group is moving
+ * it).
+ */
+TimestampTz
+kappa_partition_owned_since(int32 stream_id, int32 partition)
+{
+	TimestampTz since = 0;
+
+	if (partition < 0 || partition >= KAPPA_SLOT_PARTITIONS)
+		return 0;
+	for (int i = 0; i < kappa_shared->nslots && since == 0; i++)
+	{
+		KappaWorkerSlot *slot = &kappa_shared->slots[i];
+
+		SpinLockAcquire(&slot->mutex);
+		if (slot->in_use && slot->stream_id == stream_id && slot->pid != 0 &&
+			(slot->owned[partition / 8] & (1 << (partition % 8))) != 0)
+			since = slot->owned_since;
+		SpinLockRelease(&slot->mutex);
+	}
+	return since;
+}
+
+/*
  * Record why a stream's worker failed: called by the worker itself, or by
  * the launcher when it could not start one.  The text is an error message
  * of kappa's or librdkafka's; neither ever contains a secret.
@@ -235,8 +287,8 @@ kappa_worker_status(PG_FUNCTION_ARGS)
 	{
 		KappaWorkerSlot copy;
 		KappaWorkerSlot *slot = &kappa_shared->slots[i];
-		Datum		values[10];
-		bool		nulls[10] = {0};
+		Datum		values[11];
+		bool		nulls[11] = {0};
 
 		SpinLockAcquire(&slot->mutex);
 		memcpy(&copy, slot, sizeof(copy));
@@ -261,6 +313,7 @@ kappa_worker_status(PG_FUNCTION_ARGS)
 		nulls[8] = (copy.last_error_at == 0);
 		values[9] = TimestampTzGetDatum(copy.next_start_at);
 		nulls[9] = (copy.state != KAPPA_WORKER_BACKOFF);
+		values[10] = Int32GetDatum(copy.worker);
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -16,6 +16,8 @@
 #include "storage/spin.h"
 
 #define KAPPA_ERROR_LEN 256
+/* Partitions a worker slot can say it consumes; those beyond never idle. */
+#define KAPPA_SLOT_PARTITIONS 2048
 
 typedef enum KappaWorkerState
 {
@@ -28,7 +30,8 @@ typedef enum KappaWorkerState
 } KappaWorkerState;
 
 /*
- * One slot per stream the launcher supervises.  The launcher allocates and
+ * One slot per stream worker the launcher supervises
+ * (kappa.workers_per_stream per stream).  The launcher allocates and
  * frees slots and owns the restart bookkeeping; the worker writes only its
  * own state, partition count and last error.  Every field is read and
  * written under the slot's spinlock.
@@ -39,6 +42,7 @@ typedef struct KappaWorkerSlot
 	bool		in_use;
 	int32		stream_id;
 	char		stream_name[NAMEDATALEN];
+	int32		worker;			/* which of the stream's workers, from 0 */
 	pid_t		pid;
 	KappaWorkerState state;
 	int32		partitions;
@@ -47,6 +51,8 @@ typedef struct KappaWorkerSlot
 	TimestampTz next_start_at;	/* when in backoff */
 	TimestampTz last_error_at;
 	char		last_error[KAPPA_ERROR_LEN];
+	TimestampTz owned_since;	/* when it was last given partitions */
+	uint8		owned[KAPPA_SLOT_PARTITIONS / 8];	/* bitmap: what it consumes */
 } KappaWorkerSlot;
 
 /* Replays that may report progress at once; more run, unreported. */
@@ -89,6 +95,8 @@ extern KappaWorkerSlot *kappa_slot(int index);
 extern void kappa_slot_set_state(int index, KappaWorkerState state,
 								 int partitions);
 extern void kappa_slot_set_error(int index, const char *message);
+extern void kappa_slot_set_partitions(int index, const bool *owned, int nparts);
+extern TimestampTz kappa_partition_owned_since(int32 stream_id, int32 partition);
 extern const char *kappa_worker_state_name(KappaWorkerState state);
 
 #endif							/* KAPPA_SHMEM_H */

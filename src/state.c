@@ -427,6 +427,27 @@ kappa_groups_encode_key(KappaGroupTable *table, KappaGroup *group)
 KappaGroup *
 kappa_groups_restore(KappaGroupTable *table, bytea *key, TimestampTz start, TimestampTz end)
 {
+	KappaGroup *group = kappa_groups_merge(table, key, start, end);
+
+	group->start = start;
+	group->end = end;
+	group->stored = true;
+	group->stored_start = start;
+	group->stored_end = end;
+	(void) kappa_groups_take_dirty(table);
+	return group;
+}
+
+/*
+ * The group a stored one, given by its encoded keys and bounds, merges
+ * into: the group of the same keys and window, or for session views the
+ * session every session of the key that [start, end) overlaps merges into
+ * (as if one event spanned it).  New groups are created empty.  Marked
+ * dirty; the caller combines the stored states into it.
+ */
+KappaGroup *
+kappa_groups_merge(KappaGroupTable *table, bytea *key, TimestampTz start, TimestampTz end)
+{
 	Datum	   *keys = palloc0(sizeof(Datum) * Max(table->nkeys, 1));
 	bool	   *nulls = palloc0(sizeof(bool) * Max(table->nkeys, 1));
 	const char *p = VARDATA_ANY(key);
@@ -442,11 +463,5 @@ kappa_groups_restore(KappaGroupTable *table, bytea *key, TimestampTz start, Time
 		group = kappa_groups_session(table, keys, nulls, start, end - start);
 	else
 		group = kappa_groups_lookup(table, keys, nulls, start, end);
-	group->start = start;
-	group->end = end;
-	group->stored = true;
-	group->stored_start = start;
-	group->stored_end = end;
-	(void) kappa_groups_take_dirty(table);
 	return group;
 }

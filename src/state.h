@@ -62,5 +62,7 @@ extern long kappa_groups_count(KappaGroupTable *table);
 extern bytea *kappa_groups_encode_key(KappaGroupTable *table, KappaGroup *group);
 extern KappaGroup *kappa_groups_restore(KappaGroupTable *table, bytea *key,
 										TimestampTz start, TimestampTz end);
+extern KappaGroup *kappa_groups_merge(KappaGroupTable *table, bytea *key,
+									  TimestampTz start, TimestampTz end);
 
 #endif							/* KAPPA_STATE_H */

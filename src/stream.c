@@ -840,12 +840,13 @@ kappa_stream_settings(PG_FUNCTION_ARGS)
 }
 
 /*
- * Take the lock that says who consumes a stream: its worker, for as long
- * as it runs (session), or kappa_feed, for its transaction (no wait).
- * Whoever holds it alone may apply the stream's messages, so the same
- * positions are never applied by two processes.  An advisory lock of the
- * database, in a key space of kappa's own (field4 3: SQL's advisory lock
- * functions use 1 and 2).  Returns false if not waiting and it is taken.
+ * Take the lock that says who consumes a stream: its workers, for as long
+ * as they run (session, shared among them: each applies only the
+ * partitions it was given), or kappa_feed, for its transaction (alone, no
+ * wait).  So the same positions are never applied by a worker and
+ * kappa_feed at once.  An advisory lock of the database, in a key space of
+ * kappa's own (field4 3: SQL's advisory lock functions use 1 and 2).
+ * Returns false if not waiting and it is taken.
  */
 bool
 kappa_stream_lock_consumer(int32 stream_id, bool session)
@@ -853,7 +854,23 @@ kappa_stream_lock_consumer(int32 stream_id, bool session)
 	LOCKTAG		tag;
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, KAPPA_CONSUMER_LOCK_KEY, (uint32) stream_id, 3);
-	return LockAcquire(&tag, ExclusiveLock, session, !session) != LOCKACQUIRE_NOT_AVAIL;
+	return LockAcquire(&tag, session ? ShareLock : ExclusiveLock, session, !session) !=
+		LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * Take, until the transaction ends, the lock on a view's stored state that
+ * the workers of a stream with kappa.workers_per_stream > 1 hold while they
+ * read, merge and write it (and while one rebuilds it after a crash).
+ * Same key space, the view's id in field2 and field4 4.
+ */
+void
+kappa_view_lock_state(int32 view_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, KAPPA_CONSUMER_LOCK_KEY, (uint32) view_id, 4);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 /* Have the launcher look at the catalog once this transaction commits. */

@@ -61,6 +61,7 @@ extern void kappa_catalog_leave(KappaCatalogAccess *access);
 extern void kappa_catalog_exec(const char *sql, int expected);
 extern void kappa_wake_launcher_on_commit(void);
 extern bool kappa_stream_lock_consumer(int32 stream_id, bool session);
+extern void kappa_view_lock_state(int32 view_id);
 extern KappaStream *kappa_stream_load(const char *name);
 extern KappaStream *kappa_stream_load_owned(const char *name);
 extern KappaStream *kappa_stream_load_by_id(int32 id);

@@ -3,12 +3,17 @@
  * worker.c
  *	  A stream worker: the background worker that serves one stream.
  *
- * The launcher starts one worker per stream, passing the slot index as
- * bgw_main_arg and the database and stream id in bgw_extra.  The worker
- * claims its slot (if the slot still belongs to its stream), loads its
- * stream, opens its consumer and builds the engine of its views
- * (engine.c), points the consumer at the positions stored in Postgres, and
- * consumes until told to stop.  Messages are processed inside a
+ * The launcher starts kappa.workers_per_stream workers per stream, passing
+ * the slot index as bgw_main_arg and the database, stream id and worker
+ * number in bgw_extra.  The worker claims its slot (if the slot still
+ * belongs to its stream), loads its stream, opens its consumer and builds
+ * the engine of its views (engine.c), points the consumer at the positions
+ * stored in Postgres, and consumes until told to stop.  With several
+ * workers, they form the stream's consumer group instead, and each carries
+ * out the group's rebalances between polls (worker_rebalance): it flushes
+ * before giving partitions up, and reads the positions of partitions it is
+ * given from Postgres; the engine then shares the views' state with the
+ * other workers (flush.c).  Messages are processed inside a
  * transaction (functions may read the catalog); every kappa.flush_interval
  * (or kappa.flush_events) the engine writes everything since the last
  * flush and the transaction commits: view rows, states, positions and
@@ -57,10 +62,29 @@
 
 static int	worker_slot = -1;
 
-static void worker_run(int32 stream_id);
-static void worker_consume(int32 stream_id);
-static void worker_assign(KappaStream *stream, KappaConsumer *consumer, KappaEngine *engine,
-						  int nparts);
+/* A worker's run: what it consumes, and with what. */
+typedef struct WorkerRun
+{
+	KappaStream *stream;
+	int32		worker;			/* which of the stream's workers, from 0 */
+	int32		nworkers;
+	bool		group;			/* a member of the stream's consumer group */
+	KappaConsumer *consumer;
+	KappaEngine *engine;
+	ArchiveWriter *archive;		/* NULL without an archive */
+	int			nparts;			/* the topic's */
+	int			nowned;			/* those this worker consumes now */
+	bool	   *given;			/* the consumer group's latest assignment */
+	int64	   *committed;		/* positions to tell the brokers */
+} WorkerRun;
+
+static void worker_run(const KappaWorkerArgs *args);
+static void worker_consume(const KappaWorkerArgs *args);
+static int	worker_assign(WorkerRun *run, bool seek);
+static bool *worker_static_partitions(WorkerRun *run);
+static void worker_flush(WorkerRun *run, bool revoking);
+static void worker_rebalance(WorkerRun *run);
+static void worker_leave_group(int code, Datum arg);
 static KappaStream *worker_load_stream(int32 stream_id);
 static bool worker_note_health(KappaStream *stream, KappaConsumer *consumer, int received,
 							   bool stalled, int nparts);
@@ -106,7 +130,7 @@ kappa_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(args.database, InvalidOid, 0);
 	/* kappa's own SQL is qualified; operators resolve in pg_catalog only */
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
-	worker_run(args.stream_id);
+	worker_run(&args);
 	proc_exit(0);
 }
 
@@ -115,13 +139,13 @@ kappa_worker_main(Datum main_arg)
  * (where kappa_workers shows it) before it ends the worker.
  */
 static void
-worker_run(int32 stream_id)
+worker_run(const KappaWorkerArgs *args)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
 	PG_TRY();
 	{
-		worker_consume(stream_id);
+		worker_consume(args);
 	}
 	PG_CATCH();
 	{
@@ -150,29 +174,134 @@ worker_offset_for_time(void *consumer, int32 partition, TimestampTz time)
 }
 
 /*
- * Point the consumer at where the stream and its views are; views that
- * start at "latest" start at each partition's end as of now, those that
- * start at a time where the brokers say that time begins.
+ * Point the consumer at where the stream and its views are, in the
+ * partitions the engine owns; views that start at "latest" start at each
+ * partition's end as of now, those that start at a time where the brokers
+ * say that time begins.  With seek, the partitions stay assigned and move
+ * (a consumer group member's assignment is the group's).  Returns how many
+ * partitions it reads.
  */
-static void
-worker_assign(KappaStream *stream, KappaConsumer *consumer, KappaEngine *engine, int nparts)
+static int
+worker_assign(WorkerRun *run, bool seek)
 {
-	int64	   *offsets = palloc(sizeof(int64) * nparts);
+	int64	   *offsets = palloc(sizeof(int64) * Max(run->nparts, 1));
+	int			owned = 0;
 
-	for (int p = 0; p < nparts; p++)
+	for (int p = 0; p < run->nparts; p++)
 	{
-		if (!kappa_stream_owns(stream, p))
+		offsets[p] = KAPPA_OFFSET_NONE;
+		if (!kappa_engine_owns(run->engine, p))
 			continue;
-		kappa_engine_resolve_times(engine, p, worker_offset_for_time, consumer);
-		offsets[p] = kappa_engine_start_offset(engine, p);
+		owned++;
+		kappa_engine_resolve_times(run->engine, p, worker_offset_for_time, run->consumer);
+		offsets[p] = kappa_engine_start_offset(run->engine, p);
 		if (offsets[p] == KAPPA_OFFSET_END)
 		{
-			kappa_engine_resolve_latest(engine, p, kappa_consumer_query_end(consumer, p));
-			offsets[p] = kappa_engine_start_offset(engine, p);
+			kappa_engine_resolve_latest(run->engine, p, kappa_consumer_query_end(run->consumer, p));
+			offsets[p] = kappa_engine_start_offset(run->engine, p);
 		}
 	}
-	kappa_consumer_assign(consumer, nparts, offsets);
+	if (seek)
+		kappa_consumer_seek(run->consumer, run->nparts, offsets);
+	else
+		kappa_consumer_assign(run->consumer, run->nparts, offsets);
 	pfree(offsets);
+	return owned;
+}
+
+/*
+ * The partitions a worker consumes when it does not take part in a
+ * consumer group: all of the stream's (those its partitions option names,
+ * or every one), or with several workers, every nworkers-th of them.
+ */
+static bool *
+worker_static_partitions(WorkerRun *run)
+{
+	bool	   *owned = palloc0(sizeof(bool) * Max(run->nparts, 1));
+	int			nth = 0;
+
+	for (int p = 0; p < run->nparts; p++)
+	{
+		if (!kappa_stream_owns(run->stream, p))
+			continue;
+		owned[p] = (nth++ % run->nworkers == run->worker);
+	}
+	return owned;
+}
+
+/*
+ * Write everything since the last flush and commit, then tell the brokers
+ * the positions (asynchronously, for lag tools only).  A view added
+ * meanwhile makes the consumer read its partitions again from the view's
+ * start, unless they are being given up (revoking).  The caller is in the
+ * worker's transaction, in the engine's memory context.
+ */
+static void
+worker_flush(WorkerRun *run, bool revoking)
+{
+	bool		added;
+
+	for (int p = 0; p < run->nparts; p++)
+		kappa_engine_note_end(run->engine, p, kappa_consumer_end(run->consumer, p));
+	added = kappa_engine_sync_views(run->engine);
+	/* the archive is on disk before the positions commit */
+	if (run->archive)
+		archive_writer_flush(run->archive);
+	kappa_engine_flush(run->engine);
+	if (added && !revoking)
+		(void) worker_assign(run, run->group);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	for (int p = 0; p < run->nparts; p++)
+		run->committed[p] = kappa_engine_owns(run->engine, p) ?
+			kappa_engine_start_offset(run->engine, p) : KAPPA_OFFSET_NONE;
+	kappa_consumer_commit(run->consumer, run->nparts, run->committed);
+}
+
+/*
+ * Carry out what the stream's consumer group decided during the last poll.
+ * Taken back: flush what was read from those partitions, so that the
+ * worker that gets them next starts from a committed position, then give
+ * them up.  Given: read their positions from Postgres and read on from
+ * there.  The caller is in the worker's transaction; after a revocation it
+ * no longer is.
+ */
+static void
+worker_rebalance(WorkerRun *run)
+{
+	KappaRebalance rebalance = kappa_consumer_rebalance(run->consumer, run->given);
+
+	if (rebalance == KAPPA_REBALANCE_REVOKE)
+	{
+		worker_flush(run, true);
+		memset(run->given, 0, sizeof(bool) * Max(run->nparts, 1));
+		kappa_engine_adopt(run->engine, run->given);
+		kappa_slot_set_partitions(worker_slot, run->given, run->nparts);
+		kappa_consumer_unassign(run->consumer);
+		run->nowned = 0;
+		kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, 0);
+		ereport(DEBUG1,
+				(errmsg_internal("kappa worker %d of stream \"%s\" gave up its partitions",
+								 run->worker, run->stream->name)));
+	}
+	else if (rebalance == KAPPA_REBALANCE_ASSIGN)
+	{
+		kappa_engine_adopt(run->engine, run->given);
+		kappa_slot_set_partitions(worker_slot, run->given, run->nparts);
+		run->nowned = worker_assign(run, false);
+		kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, run->nowned);
+		ereport(LOG,
+				(errmsg("kappa worker %d of stream \"%s\" was given %d of %d partitions",
+						run->worker, run->stream->name, run->nowned, run->nparts)));
+	}
+}
+
+/* On exit, leave the consumer group at once, so its partitions move now. */
+static void
+worker_leave_group(int code, Datum arg)
+{
+	kappa_consumer_leave((KappaConsumer *) DatumGetPointer(arg));
 }
 
 /*
@@ -181,60 +310,88 @@ worker_assign(KappaStream *stream, KappaConsumer *consumer, KappaEngine *engine,
  * kappa.flush_events say.
  */
 static void
-worker_consume(int32 stream_id)
+worker_consume(const KappaWorkerArgs *args)
 {
 	MemoryContext engine_cxt = AllocSetContextCreate(TopMemoryContext, "kappa engine",
 													 ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old;
-	KappaStream *stream;
-	KappaConsumer *consumer;
-	KappaEngine *engine;
+	WorkerRun  *run;
 	KappaMessage *batch;
 	TimestampTz last_flush;
-	int64	   *committed;
-	int			nparts;
 	bool		stalled = false;
-	ArchiveWriter *archive = NULL;
+	bool		shared = args->nworkers > 1;
+	bool		group;
+	bool	   *owned;
+	KappaStream *stream = worker_load_stream(args->stream_id);
 
-	stream = worker_load_stream(stream_id);
 	if (stream == NULL)
 	{
 		ereport(LOG,
-				(errmsg("kappa worker: stream %d no longer exists", stream_id)));
+				(errmsg("kappa worker: stream %d no longer exists", args->stream_id)));
 		proc_exit(0);
 	}
-	pgstat_report_appname(psprintf("kappa worker %s", stream->name));
+	pgstat_report_appname(args->nworkers > 1 ?
+						  psprintf("kappa worker %d %s", args->worker, stream->name) :
+						  psprintf("kappa worker %s", stream->name));
+	/* an explicit partition list is split among the workers, not by a group */
+	group = shared && stream->npartitions == 0;
 
 	old = MemoryContextSwitchTo(engine_cxt);
+	run = palloc0(sizeof(WorkerRun));
+	run->stream = stream;
+	run->worker = args->worker;
+	run->nworkers = args->nworkers;
+	run->group = group;
 	batch = palloc(sizeof(KappaMessage) * WORKER_BATCH);
-	consumer = kappa_consumer_open(stream, &nparts);
+	run->consumer = kappa_consumer_open(stream, &run->nparts, group);
+	run->given = palloc0(sizeof(bool) * Max(run->nparts, 1));
+	run->committed = palloc(sizeof(int64) * Max(run->nparts, 1));
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	/* a kappa_feed in progress finishes first; its positions then count */
 	(void) kappa_stream_lock_consumer(stream->id, true);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	MemoryContextSwitchTo(engine_cxt);
-	engine = kappa_engine_create(stream, nparts, worker_log_start, consumer);
+	owned = group ? run->given : worker_static_partitions(run);
+	run->engine = kappa_engine_create(stream, run->nparts, owned, shared,
+									  worker_log_start, run->consumer);
+	kappa_slot_set_partitions(worker_slot, owned, run->nparts);
 	if (stream->archive)
-		archive = archive_writer_create(stream, nparts);
-	worker_assign(stream, consumer, engine, nparts);
+		run->archive = archive_writer_create(stream, run->nparts);
+	if (shared)
+	{
+		/* a view rebuilt here is stored before the other workers see it */
+		kappa_engine_flush(run->engine);
+	}
+	if (group)
+	{
+		before_shmem_exit(worker_leave_group, PointerGetDatum(run->consumer));
+		kappa_consumer_subscribe(run->consumer);
+	}
+	else
+		run->nowned = worker_assign(run, false);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(old);
 
 	for (int i = 0; i < stream->npartitions; i++)
 	{
-		if (stream->partitions[i] >= nparts)
+		if (stream->partitions[i] >= run->nparts)
 			ereport(WARNING,
 					(errmsg("stream \"%s\" names partition %d, but topic \"%s\" has %d partitions",
-							stream->name, stream->partitions[i], stream->topic, nparts),
+							stream->name, stream->partitions[i], stream->topic, run->nparts),
 					 errdetail("The partition is not consumed.")));
 	}
-	committed = MemoryContextAlloc(engine_cxt, sizeof(int64) * nparts);
-	kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, nparts);
-	ereport(LOG,
-			(errmsg("kappa worker for stream \"%s\" consuming topic \"%s\" (%d partitions)",
-					stream->name, stream->topic, nparts)));
+	kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, run->nowned);
+	if (shared)
+		ereport(LOG,
+				(errmsg("kappa worker %d of %d for stream \"%s\" consuming topic \"%s\" (%d partitions%s)",
+						run->worker + 1, run->nworkers, stream->name, stream->topic, run->nparts,
+						group ? ", spread by the consumer group" : "")));
+	else
+		ereport(LOG,
+				(errmsg("kappa worker for stream \"%s\" consuming topic \"%s\" (%d partitions)",
+						stream->name, stream->topic, run->nparts)));
 
 	last_flush = GetCurrentTimestamp();
 	for (;;)
@@ -259,42 +416,28 @@ worker_consume(int32 stream_id)
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
 		}
-		n = kappa_consumer_poll(consumer, WORKER_POLL_MS, batch, WORKER_BATCH);
+		n = kappa_consumer_poll(run->consumer, WORKER_POLL_MS, batch, WORKER_BATCH);
 		for (int i = 0; i < n; i++)
 		{
-			if (archive)
-				archive_writer_append(archive, &batch[i]);
-			kappa_engine_process(engine, &batch[i]);
+			if (run->archive)
+				archive_writer_append(run->archive, &batch[i]);
+			kappa_engine_process(run->engine, &batch[i]);
 		}
-		kappa_consumer_release(consumer);
-		stalled = worker_note_health(stream, consumer, n, stalled, nparts);
+		kappa_consumer_release(run->consumer);
+		stalled = worker_note_health(stream, run->consumer, n, stalled, run->nowned);
 
+		old = MemoryContextSwitchTo(engine_cxt);
+		if (group)
+			worker_rebalance(run);
 		now = GetCurrentTimestamp();
-		if (kappa_engine_pending(engine) >= kappa_flush_events ||
-			TimestampDifferenceExceeds(last_flush, now, kappa_flush_interval))
+		if (IsTransactionState() &&
+			(kappa_engine_pending(run->engine) >= kappa_flush_events ||
+			 TimestampDifferenceExceeds(last_flush, now, kappa_flush_interval)))
 		{
-			bool		added;
-
-			for (int p = 0; p < nparts; p++)
-				kappa_engine_note_end(engine, p, kappa_consumer_end(consumer, p));
-			old = MemoryContextSwitchTo(engine_cxt);
-			added = kappa_engine_sync_views(engine);
-			/* the archive is on disk before the positions commit */
-			if (archive)
-				archive_writer_flush(archive);
-			kappa_engine_flush(engine);
-			if (added)
-				worker_assign(stream, consumer, engine, nparts);
-			MemoryContextSwitchTo(old);
-			PopActiveSnapshot();
-			CommitTransactionCommand();
+			worker_flush(run, false);
 			last_flush = now;
-
-			/* committed in Postgres: now tell the brokers, for lag tools */
-			for (int p = 0; p < nparts; p++)
-				committed[p] = kappa_engine_start_offset(engine, p);
-			kappa_consumer_commit(consumer, nparts, committed);
 		}
+		MemoryContextSwitchTo(old);
 	}
 }
 

@@ -17,6 +17,8 @@ typedef struct KappaWorkerArgs
 {
 	Oid			database;
 	int32		stream_id;
+	int32		worker;			/* which of the stream's workers, from 0 */
+	int32		nworkers;		/* kappa.workers_per_stream at its start */
 } KappaWorkerArgs;
 
 extern PGDLLEXPORT void kappa_worker_main(Datum main_arg);
