@@ -48,5 +48,6 @@ typedef struct ArchiveWriter ArchiveWriter;
 extern ArchiveWriter *archive_writer_create(KappaStream *stream, int nparts);
 extern void archive_writer_append(ArchiveWriter *w, const KappaMessage *m);
 extern void archive_writer_flush(ArchiveWriter *w);
+extern void archive_writer_adopt(ArchiveWriter *w, const bool *owned);
 
 #endif							/* KAPPA_ARCHIVE_H */

@@ -111,6 +111,7 @@ struct ArchiveWriter
 static void archive_fail(ArchiveWriter *w, const char *what, const char *path) pg_attribute_noreturn();
 static ArchiveFile *open_file(ArchiveWriter *w, int32 partition, TimestampTz time, size_t need);
 static void close_file(ArchiveWriter *w, int32 partition);
+static void read_archive_ends(ArchiveWriter *w, const bool *which);
 static void fill_record(ArchiveWriter *w, const KappaMessage *m, TimestampTz time);
 static void sync_dir_of(const char *path);
 
@@ -133,8 +134,6 @@ ArchiveWriter *
 archive_writer_create(KappaStream *stream, int nparts)
 {
 	ArchiveWriter *w = palloc0(sizeof(ArchiveWriter));
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(stream->id)};
 
 	w->stream = stream;
 	w->nparts = nparts;
@@ -150,20 +149,34 @@ archive_writer_create(KappaStream *stream, int nparts)
 		elog(ERROR, "could not build the Capture schema: %s", avro_strerror());
 
 	SPI_connect();
+	read_archive_ends(w, NULL);
+	SPI_finish();
+	return w;
+}
+
+/*
+ * Where the manifest says the archive of each partition which[] names
+ * (NULL: every one) ends: appends go on from there.  SPI is connected.
+ */
+static void
+read_archive_ends(ArchiveWriter *w, const bool *which)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(w->stream->id)};
+
+	/* not read_only: another worker may just have moved the end */
 	if (SPI_execute_with_args("SELECT partition, max(last_offset) + 1 FROM kappa.archive_files "
 							  "WHERE stream_id = $1 GROUP BY partition",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.archive_files");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 
-		if (p >= 0 && p < nparts)
+		if (p >= 0 && p < w->nparts && (which == NULL || which[p]))
 			w->next[p] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 	}
-	SPI_finish();
-	return w;
 }
 
 /* Capture's time format: "12/9/2022 4:50:12 PM", UTC. */
@@ -357,6 +370,36 @@ archive_writer_append(ArchiveWriter *w, const KappaMessage *m)
 	f->records++;
 	f->dirty = true;
 	w->next[p] = m->offset + 1;
+}
+
+/*
+ * Archive the partitions owned[] says from now on (a stream's consumer
+ * group moved them; the caller flushed first).  The file of a partition
+ * given up is closed, so that its range ends where this worker stopped;
+ * one gained goes on from where the manifest says the archive ends, which
+ * another worker may have moved.  Runs SPI; call it in a transaction.
+ */
+void
+archive_writer_adopt(ArchiveWriter *w, const bool *owned)
+{
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		values[2] = {Int32GetDatum(w->stream->id), (Datum) 0};
+
+	SPI_connect();
+	for (int p = 0; p < w->nparts; p++)
+	{
+		if (owned[p] || w->files[p] == NULL)
+			continue;
+		Assert(!w->files[p]->dirty);
+		values[1] = CStringGetTextDatum(w->files[p]->path);
+		close_file(w, p);
+		if (SPI_execute_with_args("UPDATE kappa.archive_files SET closed = true "
+								  "WHERE stream_id = $1 AND path = $2",
+								  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record the archive files of stream \"%s\"", w->stream->name);
+	}
+	read_archive_ends(w, owned);
+	SPI_finish();
 }
 
 /*

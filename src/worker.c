@@ -82,7 +82,7 @@ static void worker_run(const KappaWorkerArgs *args);
 static void worker_consume(const KappaWorkerArgs *args);
 static int	worker_assign(WorkerRun *run, bool seek);
 static bool *worker_static_partitions(WorkerRun *run);
-static void worker_flush(WorkerRun *run, bool revoking);
+static void worker_flush(WorkerRun *run, const bool *keep);
 static void worker_rebalance(WorkerRun *run);
 static void worker_leave_group(int code, Datum arg);
 static KappaStream *worker_load_stream(int32 stream_id);
@@ -233,11 +233,13 @@ worker_static_partitions(WorkerRun *run)
  * Write everything since the last flush and commit, then tell the brokers
  * the positions (asynchronously, for lag tools only).  A view added
  * meanwhile makes the consumer read its partitions again from the view's
- * start, unless they are being given up (revoking).  The caller is in the
- * worker's transaction, in the engine's memory context.
+ * start.  With keep, the consumer group is taking partitions back, and
+ * only those keep[] says stay: the archive closes the files of the others
+ * in the same transaction.  The caller is in the worker's transaction, in
+ * the engine's memory context.
  */
 static void
-worker_flush(WorkerRun *run, bool revoking)
+worker_flush(WorkerRun *run, const bool *keep)
 {
 	bool		added;
 
@@ -248,8 +250,10 @@ worker_flush(WorkerRun *run, bool revoking)
 	if (run->archive)
 		archive_writer_flush(run->archive);
 	kappa_engine_flush(run->engine);
-	if (added && !revoking)
+	if (keep == NULL && added)
 		(void) worker_assign(run, run->group);
+	if (keep != NULL && run->archive)
+		archive_writer_adopt(run->archive, keep);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
@@ -274,8 +278,9 @@ worker_rebalance(WorkerRun *run)
 
 	if (rebalance == KAPPA_REBALANCE_REVOKE)
 	{
-		worker_flush(run, true);
+		/* the group takes everything back (the eager protocol) */
 		memset(run->given, 0, sizeof(bool) * Max(run->nparts, 1));
+		worker_flush(run, run->given);
 		kappa_engine_adopt(run->engine, run->given);
 		kappa_slot_set_partitions(worker_slot, run->given, run->nparts);
 		kappa_consumer_unassign(run->consumer);
@@ -288,6 +293,8 @@ worker_rebalance(WorkerRun *run)
 	else if (rebalance == KAPPA_REBALANCE_ASSIGN)
 	{
 		kappa_engine_adopt(run->engine, run->given);
+		if (run->archive)
+			archive_writer_adopt(run->archive, run->given);
 		kappa_slot_set_partitions(worker_slot, run->given, run->nparts);
 		run->nowned = worker_assign(run, false);
 		kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, run->nowned);
@@ -434,7 +441,7 @@ worker_consume(const KappaWorkerArgs *args)
 			(kappa_engine_pending(run->engine) >= kappa_flush_events ||
 			 TimestampDifferenceExceeds(last_flush, now, kappa_flush_interval)))
 		{
-			worker_flush(run, false);
+			worker_flush(run, NULL);
 			last_flush = now;
 		}
 		MemoryContextSwitchTo(old);

@@ -9,7 +9,9 @@
 # is created while both run, and one worker is killed (crash recovery
 # empties the states; one worker rebuilds each view, under the view's
 # lock).  Every view must equal its batch query over the same events, and
-# every event must be consumed exactly once.
+# every event must be consumed exactly once.  Both workers archive what
+# they consume: each partition's files, written by one worker and then
+# another, must still cover every offset once.
 use strict;
 use warnings;
 
@@ -23,6 +25,8 @@ my $n = 60_000;
 my $broker = start_broker('wk:8');
 my $b = $broker->{bootstrap};
 my $dir = PostgreSQL::Test::Utils::tempdir();
+my $archive = "$dir/archive";
+mkdir $archive or die $!;
 my $node = kappa_node('workers',
 	conf => "kappa.flush_interval = '100ms'\nkappa.workers_per_stream = 2\nrestart_after_crash = on\n");
 
@@ -40,7 +44,7 @@ $node->safe_psql('postgres', qq{
 	FROM generate_series(1, $n) i;
 	SELECT kappa_create_stream('ev', topic => 'wk', brokers => '$b',
 		columns => 'id int, dev text, usr text, ts timestamptz NOT NULL, v numeric',
-		event_time => 'ts', watermark => '2 minutes');
+		event_time => 'ts', watermark => '2 minutes', archive => '$archive');
 });
 my %queries = (
 	tumble => q{SELECT dev, w.window_start, w.window_end, count(*) AS n, sum(v) AS s, avg(v) AS a,
@@ -155,6 +159,20 @@ ok($node->poll_query_until('postgres', qq{
 produce(40_000, $n);
 ok(both_consume(), 'both workers run again');
 check_views($n, 'after a crash');
+# The archive: per partition, files from offset 0 to the end, each going on
+# where the previous one ended, whichever worker wrote it.
+is($node->safe_psql('postgres', q{
+		SELECT count(*) FROM (
+			SELECT first_offset,
+				lag(last_offset) OVER (PARTITION BY partition ORDER BY first_offset) AS prev_last
+			FROM kappa.archive_files) r
+		WHERE first_offset <> coalesce(prev_last + 1, 0)}),
+	'0', 'the archive files of each partition continue where the previous one ended');
+is($node->safe_psql('postgres', q{
+		SELECT sum(records) || '/' || sum(last_offset + 1) FROM (SELECT partition, sum(records) AS records,
+			max(last_offset) AS last_offset FROM kappa.archive_files GROUP BY partition) x}),
+	"$n/$n", 'and hold every message once');
+
 my $rebuilt = () = slurp_file($node->logfile) =~ /lost its state to crash recovery or a failover; rebuilding/g;
 is($rebuilt, 5, 'each view was rebuilt once, by one of the workers');
 
