@@ -329,6 +329,13 @@ kappa_engine_sync_views(KappaEngine *engine)
 		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		bool		known = false;
 
+		/*
+		 * Shared state: every view's lock, in id order, before a new view
+		 * is loaded under its own (kappa_view_restore); taking a new view's
+		 * lock first, then the flush's, could deadlock with another worker.
+		 */
+		if (engine->shared)
+			kappa_view_lock_state(id);
 		live = lappend_int(live, id);
 		foreach(lc, engine->views)
 			known |= (((ViewRuntime *) lfirst(lc))->view_id == id);
