@@ -344,27 +344,22 @@ write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what, int32 vi
 void
 kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 {
-	List	   *retired = NIL;
-	List	   *dirty = NIL;
+	List	   *retired;
+	List	   *dirty;
 	List	   *rows = NIL;
 	List	   *states = NIL;
 	KappaWindow *window = &view->spec->window;
 	int64		margin = (window->kind == KAPPA_WINDOW_SESSION) ? window->gap : 0;
 	ListCell   *lc;
 
-	if (!engine->shared || view->scratch)
-	{
-		retired = kappa_groups_take_retired(view->groups);
-		dirty = kappa_groups_take_dirty(view->groups);
-	}
-	else
+	if (engine->shared && !view->scratch)
 	{
 		merge_shared_state(engine, view);
-		retired = kappa_groups_take_retired(view->groups);
-		dirty = kappa_groups_take_dirty(view->groups);
 		if (window->kind != KAPPA_WINDOW_NONE)
 			read_peer_watermarks(engine, view);
 	}
+	retired = kappa_groups_take_retired(view->groups);
+	dirty = kappa_groups_take_dirty(view->groups);
 
 	/* what every partition has passed, before writing anything */
 	if (window->kind != KAPPA_WINDOW_NONE)
