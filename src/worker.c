@@ -116,6 +116,9 @@ kappa_worker_main(Datum main_arg)
 	{
 		slot->pid = MyProcPid;
 		slot->state = KAPPA_WORKER_CONNECTING;
+		/* what an earlier run consumed is not this one's */
+		memset(slot->owned, 0, sizeof(slot->owned));
+		slot->owned_since = 0;
 	}
 	SpinLockRelease(&slot->mutex);
 	if (!claimed)
