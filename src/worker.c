@@ -234,7 +234,8 @@ worker_static_partitions(WorkerRun *run)
 
 /*
  * Write everything since the last flush and commit, then tell the brokers
- * the positions (asynchronously, for lag tools only).  A view added
+ * the positions (asynchronously, for lag tools only; not while the group
+ * rebalances).  A view added
  * meanwhile makes the consumer read its partitions again from the view's
  * start.  With keep, the consumer group is taking partitions back, and
  * only those keep[] says stay: the archive closes the files of the others
@@ -259,6 +260,8 @@ worker_flush(WorkerRun *run, const bool *keep)
 		archive_writer_adopt(run->archive, keep);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	if (keep != NULL)
+		return;					/* the group is rebalancing: it would refuse */
 
 	for (int p = 0; p < run->nparts; p++)
 		run->committed[p] = kappa_engine_owns(run->engine, p) ?
@@ -395,9 +398,9 @@ worker_consume(const KappaWorkerArgs *args)
 	kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, run->nowned);
 	if (shared)
 		ereport(LOG,
-				(errmsg("kappa worker %d of %d for stream \"%s\" consuming topic \"%s\" (%d partitions%s)",
-						run->worker + 1, run->nworkers, stream->name, stream->topic, run->nparts,
-						group ? ", spread by the consumer group" : "")));
+				(errmsg("kappa worker %d for stream \"%s\" consuming topic \"%s\" (%d partitions, one of %d workers%s)",
+						run->worker, stream->name, stream->topic, run->nparts, run->nworkers,
+						group ? ", in the consumer group" : "")));
 	else
 		ereport(LOG,
 				(errmsg("kappa worker for stream \"%s\" consuming topic \"%s\" (%d partitions)",
