@@ -170,6 +170,15 @@ CREATE UNLOGGED TABLE kappa.view_state (
 CREATE UNLOGGED TABLE kappa.view_state_marker (
 	view_id int PRIMARY KEY
 );
+-- With several workers per stream, how far each has finalized each view:
+-- a stored state is deleted only once every worker treats its window as
+-- final, so that none can still apply an event to it.  Lost with the states.
+CREATE UNLOGGED TABLE kappa.view_marks (
+	view_id int NOT NULL,
+	worker int NOT NULL,
+	finalized_upto timestamptz NOT NULL,
+	PRIMARY KEY (view_id, worker)
+);
 -- The dedup keys each view has seen per partition within the watermark
 -- horizon, as of the last flush; lost with the states, and rebuilt with
 -- them from the log.

@@ -126,19 +126,23 @@ bytes_to_bytea(const char *data, size_t len)
 /*
  * The engine of a stream with nparts partitions: its decoder, its views,
  * their positions and their stored state.  owned[] says which partitions
- * it consumes (NULL: all of this server's; see kappa_engine_adopt); shared
- * says that other workers keep the same views (flush.c).  Runs SPI; call
- * it in a transaction.  Allocated in the current memory context.
+ * it consumes (NULL: all of this server's; see kappa_engine_adopt); with
+ * nworkers > 1, this is one (worker) of the stream's workers, which keep
+ * the same views (flush.c).  Runs SPI; call it in a transaction.
+ * Allocated in the current memory context.
  */
 KappaEngine *
-kappa_engine_create(KappaStream *stream, int nparts, const bool *owned, bool shared,
+kappa_engine_create(KappaStream *stream, int nparts, const bool *owned,
+					int32 worker, int32 nworkers,
 					KappaLogStart log_start, void *log_arg)
 {
 	KappaEngine *engine = engine_init(stream, nparts);
 
 	engine->log_start = log_start;
 	engine->log_arg = log_arg;
-	engine->shared = shared;
+	engine->shared = (nworkers > 1);
+	engine->worker = worker;
+	engine->nworkers = nworkers;
 	if (owned)
 		memcpy(engine->owned, owned, sizeof(bool) * nparts);
 	load_stream_positions(engine, NULL);

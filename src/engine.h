@@ -42,7 +42,8 @@ typedef int64 (*KappaLogStart) (void *arg, int32 partition);
 typedef int64 (*KappaOffsetForTime) (void *arg, int32 partition, TimestampTz time);
 
 extern KappaEngine *kappa_engine_create(KappaStream *stream, int nparts, const bool *owned,
-										bool shared, KappaLogStart log_start, void *log_arg);
+										int32 worker, int32 nworkers,
+										KappaLogStart log_start, void *log_arg);
 extern bool kappa_engine_owns(KappaEngine *engine, int32 partition);
 extern void kappa_engine_adopt(KappaEngine *engine, const bool *owned);
 extern KappaEngine *kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,

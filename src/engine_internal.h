@@ -144,6 +144,8 @@ struct KappaEngine
 	bool	   *local;			/* partitions of this server (kappa_stream_owns) */
 	bool	   *owned;			/* those this worker consumes now */
 	bool		shared;			/* several workers keep the views: see flush.c */
+	int32		worker;			/* with shared, which of them this is */
+	int32		nworkers;		/* and how many there are */
 	StreamPartition *parts;
 	List	   *views;			/* ViewRuntime */
 	KappaDecoder *decoder;

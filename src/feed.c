@@ -308,7 +308,7 @@ kappa_feed(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(feed_cxt);
 	messages = palloc(sizeof(KappaMessage) * FEED_BATCH);
 	/* no log to ask where it begins: a lost state is rebuilt from the table */
-	engine = kappa_engine_create(stream, nparts, NULL, false, NULL, NULL);
+	engine = kappa_engine_create(stream, nparts, NULL, 0, 1, NULL, NULL);
 	for (int p = 0; p < nparts; p++)
 	{
 		if (ends[p] < 0)

@@ -79,7 +79,8 @@ static void write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *
 							 TimestampTz horizon);
 static void merge_shared_state(KappaEngine *engine, ViewRuntime *view);
 static void read_peer_watermarks(KappaEngine *engine, ViewRuntime *view);
-static void forget_shared_state(ViewRuntime *view, int64 margin);
+static TimestampTz share_finalization(KappaEngine *engine, ViewRuntime *view);
+static void forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto);
 static int	view_id_cmp(const ListCell *a, const ListCell *b);
 
 /* Prepare one statement for the rest of the backend's life. */
@@ -346,6 +347,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 {
 	List	   *retired;
 	List	   *dirty;
+	TimestampTz state_upto;
 	List	   *rows = NIL;
 	List	   *states = NIL;
 	KappaWindow *window = &view->spec->window;
@@ -369,6 +371,10 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		if (mark != DT_NOBEGIN && mark > view->finalized_upto)
 			view->finalized_upto = mark;
 	}
+	/* how far states may go: with other workers, what all of them passed */
+	state_upto = view->finalized_upto;
+	if (engine->shared && !view->scratch && window->kind != KAPPA_WINDOW_NONE)
+		state_upto = share_finalization(engine, view);
 
 	foreach(lc, retired)
 	{
@@ -388,8 +394,8 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	{
 		KappaGroup *group = lfirst(lc);
 		bool		final = (window->kind != KAPPA_WINDOW_NONE &&
-							 view->finalized_upto != DT_NOBEGIN &&
-							 group->end + margin <= view->finalized_upto);
+							 state_upto != DT_NOBEGIN &&
+							 group->end + margin <= state_upto);
 
 		if (group->stored && group->stored_start != group->start)
 			delete_stored(view, group);
@@ -419,7 +425,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	 * Unchanged groups whose windows every partition has now passed: their
 	 * rows stay as they are, their states go, with one statement.
 	 */
-	if (window->kind != KAPPA_WINDOW_NONE && view->finalized_upto != DT_NOBEGIN)
+	if (window->kind != KAPPA_WINDOW_NONE && state_upto != DT_NOBEGIN)
 	{
 		List	   *keys = NIL;
 		List	   *starts = NIL;
@@ -428,7 +434,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		{
 			KappaGroup *group = lfirst(lc);
 
-			if (group->end + margin > view->finalized_upto)
+			if (group->end + margin > state_upto)
 				continue;
 			if (group->stored)
 			{
@@ -443,7 +449,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	if (view->scratch)
 		return;					/* a recomputation stores no positions or keys */
 	if (engine->shared)
-		forget_shared_state(view, margin);
+		forget_shared_state(view, margin, state_upto);
 
 	/* positions and counts; dedup keys older than the horizon go */
 	for (int p = 0; p < engine->nparts; p++)
@@ -663,21 +669,62 @@ read_peer_watermarks(KappaEngine *engine, ViewRuntime *view)
 }
 
 /*
+ * Shared state: how far a window's stored state may be deleted.  Each
+ * worker decides lateness by its own finalization mark, and the marks of
+ * two workers differ for a while (idle partitions, flush times); a state
+ * deleted by one worker's mark could then be recreated, partial, by an
+ * event another worker still takes as on time.  So each worker stores its
+ * mark in kappa.view_marks, moves it up to the furthest any worker has
+ * reached (that only makes it treat more as late), and states go only up
+ * to the mark every worker of the stream has passed.
+ */
+static TimestampTz
+share_finalization(KappaEngine *engine, ViewRuntime *view)
+{
+	Datum		values[3] = {Int32GetDatum(view->view_id), Int32GetDatum(engine->worker),
+	TimestampTzGetDatum(view->finalized_upto)};
+	Oid			types[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
+	bool		isnull;
+	TimestampTz all_passed = DT_NOBEGIN;
+	Datum		d;
+
+	if (view->finalized_upto != DT_NOBEGIN &&
+		SPI_execute_with_args("INSERT INTO kappa.view_marks AS m VALUES ($1, $2, $3) "
+							  "ON CONFLICT (view_id, worker) DO UPDATE "
+							  "SET finalized_upto = greatest(m.finalized_upto, EXCLUDED.finalized_upto)",
+							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store the finalization mark of kappa view %d", view->view_id);
+	values[1] = Int32GetDatum(engine->nworkers);
+	if (SPI_execute_with_args("SELECT count(*) = $2, min(finalized_upto), max(finalized_upto) "
+							  "FROM kappa.view_marks WHERE view_id = $1 AND worker < $2",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the finalization marks of kappa view %d", view->view_id);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	if (!isnull && DatumGetTimestampTz(d) > view->finalized_upto)
+		view->finalized_upto = DatumGetTimestampTz(d);
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		all_passed = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+													   2, &isnull));
+	return Min(all_passed, view->finalized_upto);
+}
+
+/*
  * Shared state: everything this flush merged is stored now, so memory
  * keeps nothing until the next event; and the stored states of every
- * window all partitions have passed go, whichever worker wrote them.
+ * window all workers have passed (state_upto) go, whichever worker wrote
+ * them.
  */
 static void
-forget_shared_state(ViewRuntime *view, int64 margin)
+forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto)
 {
 	ListCell   *lc;
 
 	foreach(lc, kappa_groups_all(view->groups))
 		kappa_groups_remove(view->groups, lfirst(lc));
-	if (view->spec->window.kind != KAPPA_WINDOW_NONE && view->finalized_upto != DT_NOBEGIN)
+	if (view->spec->window.kind != KAPPA_WINDOW_NONE && state_upto != DT_NOBEGIN)
 	{
 		Datum		values[2] = {Int32GetDatum(view->view_id),
-		TimestampTzGetDatum(view->finalized_upto - margin)};
+		TimestampTzGetDatum(state_upto - margin)};
 		Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
 
 		if (SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1 AND window_end <= $2",

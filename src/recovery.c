@@ -72,6 +72,25 @@ kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 		SPI_finish();
 	}
 	view->finalized_upto = kappa_engine_watermark(engine, view, GetCurrentTimestamp());
+	if (engine->shared)
+	{
+		/*
+		 * States are deleted up to the mark every worker has stored
+		 * (flush.c): never take as on time what a worker, this one before
+		 * a restart included, has already finalized.
+		 */
+		bool		isnull;
+		Datum		furthest;
+
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT max(finalized_upto) FROM kappa.view_marks WHERE view_id = $1",
+								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read kappa.view_marks");
+		furthest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			view->finalized_upto = Max(view->finalized_upto, DatumGetTimestampTz(furthest));
+		SPI_finish();
+	}
 	return true;
 }
 

@@ -348,6 +348,8 @@ swap(const char *schema, const char *relname, int32 old_id, int32 new_id)
 							  NULL, false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("DELETE FROM kappa.view_dedup WHERE view_id = $1", 1, types, values, NULL,
 							  false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("DELETE FROM kappa.view_marks WHERE view_id = $1", 1, types, values, NULL,
+							  false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("UPDATE kappa.views SET view_name = $3, status = 'live' WHERE view_id = $2",
 							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not swap the versions of view %s", user_view);

@@ -380,6 +380,8 @@ kappa_drop_view_by_name(const char *name)
 					   SPI_OK_DELETE);
 	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state_marker WHERE view_id = %d", view_id),
 					   SPI_OK_DELETE);
+	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_marks WHERE view_id = %d", view_id),
+					   SPI_OK_DELETE);
 	kappa_catalog_exec(psprintf("DELETE FROM kappa.late_events WHERE view_id = %d", view_id),
 					   SPI_OK_DELETE);
 	kappa_catalog_leave(&access);

@@ -366,7 +366,7 @@ worker_consume(const KappaWorkerArgs *args)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	MemoryContextSwitchTo(engine_cxt);
 	owned = group ? run->given : worker_static_partitions(run);
-	run->engine = kappa_engine_create(stream, run->nparts, owned, shared,
+	run->engine = kappa_engine_create(stream, run->nparts, owned, run->worker, run->nworkers,
 									  worker_log_start, run->consumer);
 	kappa_slot_set_partitions(worker_slot, owned, run->nparts);
 	if (stream->archive)

@@ -11,7 +11,11 @@
 # lock).  Every view must equal its batch query over the same events, and
 # every event must be consumed exactly once.  Both workers archive what
 # they consume: each partition's files, written by one worker and then
-# another, must still cover every offset once.
+# another, must still cover every offset once.  A second stream
+# deduplicates by id: duplicates produced after its partitions moved must
+# be found by the worker that has them now.  A third stream checks that
+# the workers finalize windows together: once idle partitions let one
+# worker finalize a window, no worker applies a late event to it.
 use strict;
 use warnings;
 
@@ -22,7 +26,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $n = 60_000;
-my $broker = start_broker('wk:8');
+my $broker = start_broker('wk:8', 'dd:4', 'fin:4');
 my $b = $broker->{bootstrap};
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $archive = "$dir/archive";
@@ -93,7 +97,7 @@ sub check_views
 
 	is($node->safe_psql('postgres', "SELECT kappa_wait('ev', '180 seconds')"), 't',
 		"$when: the workers consumed every event");
-	is($node->safe_psql('postgres', 'SELECT sum(consumed) FROM kappa_stats WHERE view IS NULL'),
+	is($node->safe_psql('postgres', "SELECT sum(consumed) FROM kappa_stats WHERE stream = 'ev' AND view IS NULL"),
 		$upto, "$when: the stream consumed each of the $upto events once");
 	foreach my $name (sort keys %queries)
 	{
@@ -123,10 +127,36 @@ sub both_consume
 }
 
 ok(both_consume(), 'two workers share the 8 partitions');
+
+# The dedup stream: ids 1..2000 now; later, after its partitions moved, the
+# same ids again (every one a duplicate) and 2001..3000.
+$node->safe_psql('postgres', q{
+	CREATE TABLE batch.dd AS
+	SELECT 'id' || i AS id, 'd' || (i % 20) AS dev, timestamptz '2026-01-01 00:00:00+00' + i * interval '1 s' AS ts,
+		(i * 7) % 50 AS v
+	FROM generate_series(1, 3000) i;
+	SELECT kappa_create_stream('dd', topic => 'dd', brokers => '} . $b . q{',
+		columns => 'id text, dev text, ts timestamptz NOT NULL, v int', event_time => 'ts',
+		watermark => '1 hour', dedup_key => 'id');
+	SELECT kappa_create_view('dd_total', 'SELECT dev, count(*) AS n, sum(v) AS s FROM dd GROUP BY dev');
+});
+sub produce_dd
+{
+	my ($where, $tag) = @_;
+	my $file = "$dir/dd-$tag.txt";
+	$node->safe_psql('postgres',
+		"COPY (SELECT dev || '|' || json_build_object('id', id, 'dev', dev, 'ts', ts, 'v', v)::text "
+		  . "FROM batch.dd WHERE $where ORDER BY ts) TO '$file'");
+	IPC::Run::run([ 'kcat', '-P', '-b', $b, '-t', 'dd', '-K', '|', '-l', $file ])
+	  or die "kcat could not produce to dd";
+}
+produce_dd("ts <= '2026-01-01 00:33:20+00'", 'first');
+is($node->safe_psql('postgres', "SELECT kappa_wait('dd', '120 seconds')"), 't',
+	'the dedup stream consumed its first 2000 events');
 produce(0, 20_000);
 check_views(20_000, 'two workers');
 is($node->safe_psql('postgres',
-		"SELECT count(DISTINCT partition) FROM kappa_stats WHERE view IS NULL AND consumed > 0"),
+		"SELECT count(DISTINCT partition) FROM kappa_stats WHERE stream = 'ev' AND view IS NULL AND consumed > 0"),
 	'8', 'every partition was consumed');
 
 # A view created while both workers run reads their partitions again
@@ -137,16 +167,104 @@ $node->safe_psql('postgres', "SELECT kappa_create_view('by_dev', \$q\$$queries{b
 # Stop worker 1: its partitions move to worker 0 while events arrive, and
 # come back once the launcher has restarted it.
 my $pid = $node->safe_psql('postgres', "SELECT pid FROM kappa_workers WHERE stream = 'ev' AND worker = 1");
-$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+my $dd_pid = $node->safe_psql('postgres', "SELECT pid FROM kappa_workers WHERE stream = 'dd' AND worker = 1");
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid), pg_terminate_backend($dd_pid)");
 produce(20_000, 40_000);
 ok($node->poll_query_until('postgres',
 		"SELECT pid IS NOT NULL AND pid <> $pid FROM kappa_workers WHERE stream = 'ev' AND worker = 1"),
 	'the launcher restarted the stopped worker');
 ok(both_consume(), 'the restarted worker got partitions back');
 check_views(40_000, 'after a worker stopped and came back');
+
+# The dedup stream's partitions moved as well (its worker 1 was stopped
+# too, and came back): the duplicates are dropped by whoever has them now.
+ok($node->poll_query_until('postgres', qq{
+		SELECT count(*) = 2 AND bool_and(partitions > 0) AND bool_and(pid <> $dd_pid)
+		FROM kappa_workers WHERE stream = 'dd' AND state = 'running'}),
+	'the dedup stream has two workers again');
+produce_dd('true', 'again');
+is($node->safe_psql('postgres', "SELECT kappa_wait('dd', '120 seconds')"), 't', 'the dedup stream consumed the rest');
+is($node->safe_psql('postgres', q{
+		SELECT sum(duplicate) || '/' || sum(applied) FROM kappa_stats WHERE view = 'public.dd_total'}),
+	'2000/3000', 'after its partitions moved, each of the 2000 ids sent again was a duplicate');
+is($node->safe_psql('postgres', q{
+		SELECT count(*) FROM (
+			(SELECT dev, count(*) AS n, sum(v) AS s FROM batch.dd GROUP BY dev)
+			EXCEPT ALL SELECT dev, n, s FROM dd_total) x}),
+	'0', 'and the view counts each id once');
 my $log = slurp_file($node->logfile);
 my $given = () = $log =~ /kappa worker \d of stream "ev" was given/g;
 ok($given >= 4, "the group reassigned partitions ($given assignments)");
+
+# Finalizing with idle partitions.  Stream fin: 10-second windows,
+# watermark 10 s, idle after 5 s, late events kept.  Each partition first
+# gets an event at 0:00 (so that none is idle for never having spoken),
+# then partitions 0, 2 and 3 one event a second up to 1:00, partition 1 up
+# to 0:30 (keys k0..k2 in every partition, so both workers share every
+# window).  Once every partition is idle, the windows the largest
+# partition watermark (0:50) has passed are final, and their states go
+# once both workers have passed it.  Then partition 1 gets 0:31..0:45
+# (late: their windows end by 0:50), and 0:55..0:58 (on time, into the
+# open window 0:50..1:00).
+$node->safe_psql('postgres', q{
+	CREATE TABLE batch.fin AS
+	SELECT i, p, 'k' || (i % 3) AS k, timestamptz '2026-01-01 00:00:00+00' + s * interval '1 s' AS ts, i % 10 AS v,
+		CASE WHEN s = 0 THEN 'warm' WHEN p = 1 AND s BETWEEN 31 AND 45 THEN 'late'
+			WHEN p = 1 AND s >= 55 THEN 'after' ELSE 'first' END AS phase
+	FROM (SELECT row_number() OVER (ORDER BY p, s) AS i, p, s
+		FROM generate_series(0, 3) p, generate_series(0, 60) s
+		WHERE p <> 1 OR s <= 30 OR s BETWEEN 31 AND 45 OR s BETWEEN 55 AND 58) x;
+	SELECT kappa_create_stream('fin', topic => 'fin', brokers => '} . $b . q{',
+		columns => 'i int, k text, ts timestamptz NOT NULL, v int', event_time => 'ts',
+		watermark => '10 seconds', idle_timeout => '5 seconds', keep_late => true);
+	SELECT kappa_create_view('fin_w', $q$SELECT k, w.window_start, count(*) AS n, sum(v) AS s
+		FROM fin, kappa_tumble(ts, '10 seconds') w GROUP BY k, w.window_start$q$);
+});
+sub produce_fin
+{
+	my ($phase) = @_;
+	foreach my $p (0 .. 3)
+	{
+		my $file = "$dir/fin-$phase-$p.txt";
+		$node->safe_psql('postgres',
+			"COPY (SELECT json_build_object('i', i, 'k', k, 'ts', ts, 'v', v)::text FROM batch.fin "
+			  . "WHERE phase = '$phase' AND p = $p ORDER BY ts) TO '$file'");
+		next unless -s $file;
+		IPC::Run::run([ 'kcat', '-P', '-b', $b, '-t', 'fin', '-p', $p, '-l', $file ])
+		  or die "kcat could not produce to fin";
+	}
+}
+my $fin_oracle = q{SELECT k, w.window_start, count(*) AS n, sum(v) AS s
+	FROM batch.fin, kappa_tumble(ts, '10 seconds') w WHERE phase IN (%s) GROUP BY k, w.window_start};
+sub fin_diff
+{
+	my $oracle = sprintf($fin_oracle, shift);
+	return $node->safe_psql('postgres', qq{
+		SELECT (SELECT count(*) FROM (SELECT * FROM fin_w EXCEPT ALL ($oracle)) a)
+			|| '/' || (SELECT count(*) FROM (($oracle) EXCEPT ALL SELECT * FROM fin_w) b)});
+}
+ok($node->poll_query_until('postgres', q{
+		SELECT count(*) = 2 AND bool_and(partitions = 2) FROM kappa_workers WHERE stream = 'fin' AND state = 'running'}),
+	'stream fin: two workers with two partitions each');
+produce_fin('warm');
+is($node->safe_psql('postgres', "SELECT kappa_wait('fin', '60 seconds')"), 't', 'stream fin consumed an event per partition');
+produce_fin('first');
+is($node->safe_psql('postgres', "SELECT kappa_wait('fin', '60 seconds')"), 't', 'stream fin consumed its first events');
+is(fin_diff(q{'warm', 'first'}), '0/0', 'its view equals the batch query');
+ok($node->poll_query_until('postgres', q{
+		SELECT count(*) = 0 FROM kappa.view_state s JOIN kappa.views v USING (view_id)
+		WHERE v.view_name = 'fin_w' AND s.window_end <= '2026-01-01 00:00:50+00'}),
+	'once every partition is idle, the states of windows ending by 0:50 go');
+produce_fin('late');
+produce_fin('after');
+is($node->safe_psql('postgres', "SELECT kappa_wait('fin', '60 seconds')"), 't', 'stream fin consumed the rest');
+is($node->safe_psql('postgres', q{
+		SELECT string_agg(convert_from(l.payload, 'UTF8')::json->>'i', ',' ORDER BY l."offset")
+		FROM kappa.late_events l JOIN kappa.views v USING (view_id) WHERE v.view_name = 'fin_w'}),
+	$node->safe_psql('postgres', q{SELECT string_agg(i::text, ',' ORDER BY ts) FROM batch.fin WHERE phase = 'late'}),
+	'the events of final windows were late, whichever worker read them');
+is(fin_diff(q{'warm', 'first', 'after'}), '0/0',
+	'the view holds every on-time event once, and no late one');
 
 # Kill a worker: crash recovery empties the states of every view, and one
 # of the two workers rebuilds each view from the log.
@@ -154,7 +272,7 @@ $pid = $node->safe_psql('postgres', "SELECT pid FROM kappa_workers WHERE stream 
 kill 'KILL', $pid;
 ok($node->poll_query_until('postgres', qq{
 		SELECT (SELECT pid <> $pid FROM kappa_workers WHERE stream = 'ev' AND worker = 0)
-			AND (SELECT count(*) = 5 FROM kappa.view_state_marker)}),
+			AND (SELECT count(*) = 7 FROM kappa.view_state_marker)}),
 	'after the crash every view was rebuilt');
 produce(40_000, $n);
 ok(both_consume(), 'both workers run again');
@@ -174,7 +292,7 @@ is($node->safe_psql('postgres', q{
 	"$n/$n", 'and hold every message once');
 
 my $rebuilt = () = slurp_file($node->logfile) =~ /lost its state to crash recovery or a failover; rebuilding/g;
-is($rebuilt, 5, 'each view was rebuilt once, by one of the workers');
+is($rebuilt, 7, 'each view was rebuilt once, by one of the workers');
 
 $node->stop;
 stop_broker($broker);
