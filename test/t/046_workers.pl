@@ -78,16 +78,26 @@ my $sessions_oracle = q{
 		count(*) AS n, sum(v) AS s
 	FROM g GROUP BY usr, sid};
 
+# Produce the lines a query returns to a topic with kcat (and kcat's
+# options: -K '|' for "key|payload" lines, -p N for a partition).
+sub kcat_produce
+{
+	my ($topic, $query, $tag, @options) = @_;
+	my $file = "$dir/$topic-$tag.txt";
+	$node->safe_psql('postgres', "COPY ($query) TO '$file'");
+	return unless -s $file;
+	IPC::Run::run([ 'kcat', '-P', '-b', $b, '-t', $topic, @options, '-l', $file ])
+	  or die "kcat could not produce to $topic";
+}
+
 # Produce the events with ids in (from, to], keyed by device.
 sub produce
 {
 	my ($from, $to) = @_;
-	my $file = "$dir/events-$to.txt";
-	$node->safe_psql('postgres',
-		"COPY (SELECT dev || '|' || json_build_object('id', id, 'dev', dev, 'usr', usr, 'ts', ts, 'v', v)::text "
-		  . "FROM batch.ev WHERE id > $from AND id <= $to ORDER BY id) TO '$file'");
-	IPC::Run::run([ 'kcat', '-P', '-b', $b, '-t', 'wk', '-K', '|', '-l', $file ])
-	  or die "kcat could not produce the events";
+	kcat_produce('wk',
+		"SELECT dev || '|' || json_build_object('id', id, 'dev', dev, 'usr', usr, 'ts', ts, 'v', v)::text "
+		  . "FROM batch.ev WHERE id > $from AND id <= $to ORDER BY id",
+		$to, '-K', '|');
 }
 
 # Every view equals its oracle over the events produced so far.
@@ -143,12 +153,10 @@ $node->safe_psql('postgres', q{
 sub produce_dd
 {
 	my ($where, $tag) = @_;
-	my $file = "$dir/dd-$tag.txt";
-	$node->safe_psql('postgres',
-		"COPY (SELECT dev || '|' || json_build_object('id', id, 'dev', dev, 'ts', ts, 'v', v)::text "
-		  . "FROM batch.dd WHERE $where ORDER BY ts) TO '$file'");
-	IPC::Run::run([ 'kcat', '-P', '-b', $b, '-t', 'dd', '-K', '|', '-l', $file ])
-	  or die "kcat could not produce to dd";
+	kcat_produce('dd',
+		"SELECT dev || '|' || json_build_object('id', id, 'dev', dev, 'ts', ts, 'v', v)::text "
+		  . "FROM batch.dd WHERE $where ORDER BY ts",
+		$tag, '-K', '|');
 }
 produce_dd("ts <= '2026-01-01 00:33:20+00'", 'first');
 is($node->safe_psql('postgres', "SELECT kappa_wait('dd', '120 seconds')"), 't',
@@ -225,13 +233,10 @@ sub produce_fin
 	my ($phase) = @_;
 	foreach my $p (0 .. 3)
 	{
-		my $file = "$dir/fin-$phase-$p.txt";
-		$node->safe_psql('postgres',
-			"COPY (SELECT json_build_object('i', i, 'k', k, 'ts', ts, 'v', v)::text FROM batch.fin "
-			  . "WHERE phase = '$phase' AND p = $p ORDER BY ts) TO '$file'");
-		next unless -s $file;
-		IPC::Run::run([ 'kcat', '-P', '-b', $b, '-t', 'fin', '-p', $p, '-l', $file ])
-		  or die "kcat could not produce to fin";
+		kcat_produce('fin',
+			"SELECT json_build_object('i', i, 'k', k, 'ts', ts, 'v', v)::text FROM batch.fin "
+			  . "WHERE phase = '$phase' AND p = $p ORDER BY ts",
+			"$phase-$p", '-p', $p);
 	}
 }
 my $fin_oracle = q{SELECT k, w.window_start, count(*) AS n, sum(v) AS s
