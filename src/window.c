@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -66,33 +67,44 @@ kappa_window_interval_us(Interval *iv, const char *what)
 
 /*
  * The start of every tumbling or hopping window that holds ts, earliest
- * first, into starts[] (room for KAPPA_MAX_HOPS); returns how many.
+ * first, into starts[] (room for KAPPA_MAX_HOPS); returns how many, or -1
+ * when a bound of one of them would lie outside Postgres's timestamp
+ * range (which holds ts, but not always the windows around it).
  */
 int
 kappa_window_assign(const KappaWindow *window, TimestampTz ts, TimestampTz *starts)
 {
 	/* align to the Unix epoch, not to Postgres's 2000-01-01 */
 	int64		t = ts + UNIX_EPOCH_US;
+	int64		first;
+	int64		last;
+	int64		end;
 	int			n = 0;
 
+	if (TIMESTAMP_NOT_FINITE(ts) || !IS_VALID_TIMESTAMP(ts))
+		return -1;
 	if (window->kind == KAPPA_WINDOW_TUMBLE)
 	{
-		starts[0] = floor_div(t, window->size) * window->size - UNIX_EPOCH_US;
-		return 1;
+		first = last = floor_div(t, window->size) * window->size;
+		if (pg_add_s64_overflow(last, window->size, &end))
+			return -1;
 	}
-
-	/* hop: the latest window start <= t, then back while the window holds t */
-	Assert(window->kind == KAPPA_WINDOW_HOP);
+	else
 	{
-		int64		last = floor_div(t, window->slide) * window->slide;
-
-		for (int64 s = last - floor_div(window->size - 1, window->slide) * window->slide;
-			 s <= last; s += window->slide)
-		{
-			if (s + window->size > t)
-				starts[n++] = s - UNIX_EPOCH_US;
-		}
+		/* hop: the latest window start <= t, and back while a window holds t */
+		Assert(window->kind == KAPPA_WINDOW_HOP);
+		last = floor_div(t, window->slide) * window->slide;
+		if (pg_add_s64_overflow(last, window->size, &end))
+			return -1;
+		first = last - floor_div(window->size - 1, window->slide) * window->slide;
+		while (first + window->size <= t)
+			first += window->slide;
 	}
+	if (!IS_VALID_TIMESTAMP(first - UNIX_EPOCH_US) ||
+		!IS_VALID_TIMESTAMP(end - UNIX_EPOCH_US))
+		return -1;
+	for (int64 s = first; s <= last; s += window->slide ? window->slide : 1)
+		starts[n++] = s - UNIX_EPOCH_US;
 	return n;
 }
 
@@ -108,6 +120,12 @@ return_windows(FunctionCallInfo fcinfo, const KappaWindow *window)
 	if (PG_ARGISNULL(0))
 		return;
 	n = kappa_window_assign(window, PG_GETARG_TIMESTAMPTZ(0), starts);
+	if (n < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("the windows of timestamp \"%s\" are out of range",
+						timestamptz_to_str(PG_GETARG_TIMESTAMPTZ(0))),
+				 errdetail("A window that holds it would start or end outside the range of timestamp with time zone.")));
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[2];
