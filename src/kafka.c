@@ -22,9 +22,13 @@
  * kafka_mask replaces every secret value of the stream before anything is
  * reported.
  *
- * A backend keeps one producer per stream for kappa_produce, in
+ * Lifetime: a backend keeps one producer per stream for kappa_produce, in
  * TopMemoryContext; it is dropped after any failure, so that the next call
- * starts from a fresh connection.
+ * starts from a fresh connection, and when the stream it finds under its
+ * id is not the one it was made for (the extension dropped and created
+ * again).  Every handle still alive when the process exits, however it
+ * exits, is destroyed by a before_shmem_exit callback, so that no
+ * librdkafka thread runs while the process tears itself down.
  *
  * src/kafka.c
  *
@@ -38,8 +42,10 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -75,7 +81,17 @@ static int	log_ring_dropped = 0;
 static KafkaDelivery delivery;
 static List *producers = NIL;	/* KappaKafka *, in TopMemoryContext */
 
+/*
+ * Every librdkafka handle of this process that is not destroyed yet: at
+ * exit, even by FATAL or a SIGTERM, they are destroyed, so that no
+ * librdkafka thread still runs while the process tears itself down.
+ */
+static List *live_handles = NIL;	/* rd_kafka_t *, in TopMemoryContext */
+static bool exit_callback_registered = false;
+
 static rd_kafka_conf_t *kafka_conf(const char *brokers, List *settings, KappaKafka *kk);
+static uint32 stream_identity(KappaStream *stream);
+static void destroy_live_handles(int code, Datum arg);
 static void kafka_flush_logs(KappaKafka *kk);
 static char *kafka_mask(KappaKafka *kk, const char *text);
 static int	remaining_ms(TimestampTz deadline);
@@ -166,6 +182,7 @@ kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra,
 	ListCell   *lc;
 
 	kk->stream_id = stream->id;
+	kk->identity = stream_identity(stream);
 	foreach(lc, stream->settings)
 	{
 		KappaSetting *s = lfirst(lc);
@@ -193,6 +210,17 @@ kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra,
 				 errmsg("librdkafka rejected the settings of stream \"%s\"", stream->name),
 				 errdetail("%s", kafka_mask(kk, errstr))));
 	}
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(destroy_live_handles, (Datum) 0);
+		exit_callback_registered = true;
+	}
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		live_handles = lappend(live_handles, kk->rk);
+		MemoryContextSwitchTo(old);
+	}
 	if (rd_kafka_set_log_queue(kk->rk, NULL) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		elog(ERROR, "could not route librdkafka's log to the main queue");
 	return kk;
@@ -209,8 +237,29 @@ kafka_destroy(KappaKafka *kk)
 		return;
 	if (rd_kafka_type(kk->rk) == RD_KAFKA_PRODUCER)
 		(void) rd_kafka_purge(kk->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	live_handles = list_delete_ptr(live_handles, kk->rk);
 	rd_kafka_destroy_flags(kk->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	kk->rk = NULL;
+}
+
+/*
+ * At exit, destroy the handles still alive, whichever way the process
+ * exits: librdkafka's threads must not outlive what they use.
+ */
+static void
+destroy_live_handles(int code, Datum arg)
+{
+	ListCell   *lc;
+
+	foreach(lc, live_handles)
+	{
+		rd_kafka_t *rk = lfirst(lc);
+
+		if (rd_kafka_type(rk) == RD_KAFKA_PRODUCER)
+			(void) rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
+	live_handles = NIL;
 }
 
 /* Serve callbacks for up to timeout_ms, then report what they logged. */
@@ -367,8 +416,34 @@ kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline)
 }
 
 /*
+ * What a cached producer was made for: a hash of the stream's brokers,
+ * topic and settings, so that a cached handle is never used for another
+ * stream that got the same id.
+ */
+static uint32
+stream_identity(KappaStream *stream)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	uint32		hash;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s\n%s\n", stream->brokers, stream->topic);
+	foreach(lc, stream->settings)
+	{
+		KappaSetting *setting = lfirst(lc);
+
+		appendStringInfo(&buf, "%s=%s\n", setting->name, setting->value);
+	}
+	hash = hash_bytes((const unsigned char *) buf.data, buf.len);
+	pfree(buf.data);
+	return hash;
+}
+
+/*
  * The cached producer of a stream, created on first use, or anew when
- * kappa.broker_timeout (its message timeout) has changed.
+ * kappa.broker_timeout (its message timeout) has changed, or the stream
+ * is not the one it was made for.
  */
 static KappaKafka *
 get_producer(KappaStream *stream)
@@ -384,7 +459,9 @@ get_producer(KappaStream *stream)
 		kk = lfirst(lc);
 		if (kk->stream_id == stream->id)
 		{
-			if (kk->timeout_ms == kappa_broker_timeout)
+			/* the same id may be a new stream (the extension made anew) */
+			if (kk->timeout_ms == kappa_broker_timeout &&
+				kk->identity == stream_identity(stream))
 				return kk;
 			drop_producer(kk);
 			break;

@@ -29,6 +29,7 @@ typedef struct KappaKafka
 {
 	rd_kafka_t *rk;
 	int32		stream_id;
+	uint32		identity;		/* of the stream's brokers, topic and settings */
 	List	   *secrets;		/* char *, values to mask */
 	bool		all_brokers_down;
 	bool		topic_checked;	/* producer: the topic is known to exist */
