@@ -12,6 +12,7 @@ MODULE_big = kappa
 OBJS = \
 	src/kappa.o \
 	src/guc.o \
+	src/catalog.o \
 	src/shmem.o \
 	src/launcher.o \
 	src/worker.o \
@@ -32,6 +33,7 @@ OBJS = \
 	src/aggfuncs_hll.o \
 	src/state.o \
 	src/engine.o \
+	src/poison.o \
 	src/recovery.o \
 	src/flush.o \
 	src/feed.o \

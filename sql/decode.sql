@@ -16,7 +16,7 @@ SET extra_float_digits = 1;
 CREATE FUNCTION d(stream text, payload text,
 	OUT ok boolean, OUT reason text, OUT "values" jsonb)
 LANGUAGE sql AS $$
-	SELECT * FROM kappa.decode(stream, convert_to(payload, 'UTF8'))
+	SELECT ok, reason, "values" FROM kappa.decode(stream, convert_to(payload, 'UTF8'))
 $$;
 
 -- The demo's stream.

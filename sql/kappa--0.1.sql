@@ -92,7 +92,10 @@ CREATE TABLE kappa.partitions (
 	PRIMARY KEY (stream_id, partition)
 );
 
--- Messages that could not be decoded, with their bytes and the reason.
+-- Messages that could not be decoded (view_id 0), and events a view
+-- rejected because evaluating them failed (view_id: that view), with their
+-- bytes, the reason and its SQLSTATE.  Each stream's rows are visible to
+-- its owner only (row level security below).
 CREATE TABLE kappa.dead_letters (
 	stream_id int NOT NULL REFERENCES kappa.streams ON DELETE CASCADE,
 	partition int NOT NULL,
@@ -101,7 +104,9 @@ CREATE TABLE kappa.dead_letters (
 	key bytea,
 	payload bytea,
 	reason text NOT NULL,
-	PRIMARY KEY (stream_id, partition, "offset")
+	view_id int NOT NULL DEFAULT 0,
+	sqlstate text NOT NULL,
+	PRIMARY KEY (stream_id, partition, "offset", view_id)
 );
 
 -- Late events of streams created with keep_late: per view that found the
@@ -129,9 +134,11 @@ CREATE TABLE kappa.views (
 	created_at timestamptz NOT NULL DEFAULT now(),
 	-- live; needs_replay: its state was lost and the log no longer holds
 	-- what rebuilding it needs (status_detail says why); replaying: a new
-	-- version being built by kappa_replay, not yet visible
-	status text NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'needs_replay', 'replaying')),
+	-- version being built by kappa_replay, not yet visible; failed: it
+	-- cannot go on (status_detail holds the error, status_sqlstate its code)
+	status text NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'needs_replay', 'replaying', 'failed')),
 	status_detail text,
+	status_sqlstate text,
 	-- versions side by side (kappa_replay(..., swap => false)): a version
 	-- other than the current one is named base_name@vN and has its base
 	-- name here; the current one has none
@@ -151,6 +158,8 @@ CREATE TABLE kappa.view_partitions (
 	delivered bigint NOT NULL DEFAULT 0,
 	applied bigint NOT NULL DEFAULT 0,
 	late bigint NOT NULL DEFAULT 0,
+	-- events whose evaluation failed, kept in kappa.dead_letters
+	rejected bigint NOT NULL DEFAULT 0,
 	-- the first offset the view read here: a rebuild starts from it, and
 	-- needs the log to still hold it
 	first_offset bigint,
@@ -211,9 +220,24 @@ REVOKE ALL ON kappa.streams, kappa.stream_columns, kappa.stream_secrets FROM PUB
 REVOKE ALL ON kappa.archive_files FROM PUBLIC;
 REVOKE ALL ON kappa.partitions, kappa.dead_letters, kappa.late_events, kappa.views, kappa.view_partitions,
 	kappa.view_state, kappa.view_state_marker, kappa.view_dedup FROM PUBLIC;
--- the markers say which views have their state (kappa_wait reads them)
-GRANT SELECT ON kappa.partitions, kappa.views, kappa.view_partitions, kappa.view_state_marker TO PUBLIC;
+-- the markers say which views have their state (kappa_wait reads them);
+-- a failed view's error may quote data, so only kappa_views shows it, and
+-- only to the view's owner
+GRANT SELECT ON kappa.partitions, kappa.view_partitions, kappa.view_state_marker TO PUBLIC;
+GRANT SELECT (view_id, stream_id, schema_name, view_name, owner, query, plan, options, created_at,
+	status, status_sqlstate, base_name, version) ON kappa.views TO PUBLIC;
 GRANT SELECT ON kappa.dead_letters, kappa.late_events, kappa.archive_files TO kappa_admin;
+
+-- Payloads are the stream owner's data: each role sees the dead letters and
+-- late events of the streams it owns (or is a member of the owner of).
+ALTER TABLE kappa.dead_letters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY stream_owner ON kappa.dead_letters
+	USING (EXISTS (SELECT FROM kappa.streams s
+		WHERE s.stream_id = dead_letters.stream_id AND pg_catalog.pg_has_role(s.owner, 'USAGE')));
+ALTER TABLE kappa.late_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY stream_owner ON kappa.late_events
+	USING (EXISTS (SELECT FROM kappa.views v JOIN kappa.streams s USING (stream_id)
+		WHERE v.view_id = late_events.view_id AND pg_catalog.pg_has_role(s.owner, 'USAGE')));
 GRANT SELECT ON kappa.streams, kappa.stream_columns TO PUBLIC;
 GRANT SELECT ON kappa.stream_secrets TO kappa_admin;
 
@@ -334,12 +358,12 @@ COMMENT ON FUNCTION kappa.redact(text)
 	IS 'the text with every secret kappa recognises masked, as kappa writes it to the server log';
 
 CREATE FUNCTION kappa.decode(stream text, payload bytea,
-	OUT ok boolean, OUT reason text, OUT "values" jsonb)
+	OUT ok boolean, OUT reason text, OUT "values" jsonb, OUT sqlstate text)
 RETURNS record
-	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'kappa_decode_payload';
 COMMENT ON FUNCTION kappa.decode(text, bytea)
-	IS 'what a stream''s worker makes of a payload: its columns, or why it would be dead-lettered';
+	IS 'what a stream''s worker makes of a payload: its columns, or why it would be dead-lettered, with the SQLSTATE';
 
 CREATE FUNCTION kappa_wait(stream text, timeout interval DEFAULT '30 seconds')
 RETURNS boolean
@@ -435,7 +459,7 @@ CREATE FUNCTION kappa_worker_status(
 	OUT stream_id int, OUT stream text, OUT state text, OUT pid int,
 	OUT partitions int, OUT failures int, OUT started_at timestamptz,
 	OUT last_error text, OUT last_error_at timestamptz,
-	OUT next_start_at timestamptz, OUT worker int)
+	OUT next_start_at timestamptz, OUT worker int, OUT last_sqlstate text)
 RETURNS SETOF record
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'kappa_worker_status';
@@ -506,7 +530,8 @@ SELECT format('%I.%I', v.schema_name, v.view_name) AS name,
 	v.options,
 	v.created_at,
 	v.status,
-	v.status_detail,
+	CASE WHEN v.status = 'failed' AND NOT pg_catalog.pg_has_role(v.owner, 'USAGE')
+		THEN 'SQLSTATE ' || v.status_sqlstate ELSE v.status_detail END AS status_detail,
 	v.version,
 	v.base_name IS NULL AS current,
 	format('%I.%I', v.schema_name, coalesce(v.base_name, v.view_name)) AS version_of
@@ -517,7 +542,7 @@ GRANT SELECT ON kappa_views TO PUBLIC;
 -- Live figures per stream and partition (view is null), and per view and
 -- partition.  Consumed = ok + dead_lettered for a stream; for a view,
 -- what it read = duplicate + filtered + delivered, and delivered =
--- applied + late.
+-- applied + late + rejected.
 CREATE VIEW kappa_stats AS
 SELECT s.name AS stream,
 	NULL::text AS view,
@@ -535,6 +560,7 @@ SELECT s.name AS stream,
 	NULL::bigint AS delivered,
 	NULL::bigint AS applied,
 	NULL::bigint AS late,
+	NULL::bigint AS rejected,
 	k.flushed_at AS last_flush_at,
 	k.flush_ms AS last_flush_ms,
 	NULL::bigint AS state_rows,
@@ -562,12 +588,14 @@ SELECT s.name,
 	vp.delivered,
 	vp.applied,
 	vp.late,
+	vp.rejected,
 	k.flushed_at,
 	k.flush_ms,
 	st.rows,
 	st.bytes,
 	NULL,
-	v.status_detail,
+	CASE WHEN v.status = 'failed' AND NOT pg_catalog.pg_has_role(v.owner, 'USAGE')
+		THEN 'SQLSTATE ' || v.status_sqlstate ELSE v.status_detail END,
 	v.status
 FROM kappa.view_partitions vp
 JOIN kappa.views v USING (view_id)
@@ -581,7 +609,7 @@ GRANT SELECT ON kappa_stats TO PUBLIC;
 
 CREATE VIEW kappa_workers AS
 SELECT stream, worker, state, pid, partitions, failures, started_at,
-	last_error, last_error_at, next_start_at
+	last_error, last_sqlstate, last_error_at, next_start_at
 FROM kappa_worker_status();
 COMMENT ON VIEW kappa_workers IS 'state of each stream''s background worker';
 GRANT SELECT ON kappa_workers TO PUBLIC;

@@ -49,5 +49,6 @@ extern ArchiveWriter *archive_writer_create(KappaStream *stream, int nparts);
 extern void archive_writer_append(ArchiveWriter *w, const KappaMessage *m);
 extern void archive_writer_flush(ArchiveWriter *w);
 extern void archive_writer_adopt(ArchiveWriter *w, const bool *owned);
+extern void archive_writer_reset(ArchiveWriter *w);
 
 #endif							/* KAPPA_ARCHIVE_H */

@@ -45,6 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "archive.h"
+#include "catalog.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_archive_read);
@@ -421,10 +422,11 @@ archive_covers(KappaStream *stream, int32 partition, int64 from, int64 to)
 	Int64GetDatum(from), Int64GetDatum(to)};
 	bool		covered = false;
 	bool		isnull;
+	KappaCatalogAccess catalog;
 
 	if (from >= to)
 		return true;
-	SPI_connect();
+	kappa_catalog_enter(&catalog);
 	/* the files that meet [from, to) must reach both ends, without a gap */
 	if (SPI_execute_with_args("WITH f AS (SELECT first_offset, last_offset, "
 							  "    max(last_offset) OVER (ORDER BY first_offset ROWS BETWEEN UNBOUNDED PRECEDING "
@@ -436,7 +438,7 @@ archive_covers(KappaStream *stream, int32 partition, int64 from, int64 to)
 							  4, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.archive_files");
 	covered = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	kappa_catalog_leave(&catalog);
 	return covered;
 }
 
@@ -448,8 +450,9 @@ archive_end(KappaStream *stream, int32 partition)
 	Datum		values[2] = {Int32GetDatum(stream->id), Int32GetDatum(partition)};
 	int64		end = 0;
 	bool		isnull;
+	KappaCatalogAccess catalog;
 
-	SPI_connect();
+	kappa_catalog_enter(&catalog);
 	if (SPI_execute_with_args("SELECT max(last_offset) + 1 FROM kappa.archive_files "
 							  "WHERE stream_id = $1 AND partition = $2",
 							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
@@ -461,7 +464,7 @@ archive_end(KappaStream *stream, int32 partition)
 		if (!isnull)
 			end = DatumGetInt64(d);
 	}
-	SPI_finish();
+	kappa_catalog_leave(&catalog);
 	return end;
 }
 
@@ -482,10 +485,11 @@ archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 	ListCell   *lc2;
 	MemoryContext caller = CurrentMemoryContext;
 	RangeRead	rr;
+	KappaCatalogAccess catalog;
 
 	if (from >= to)
 		return;
-	SPI_connect();
+	kappa_catalog_enter(&catalog);
 	if (SPI_execute_with_args("SELECT path, last_offset FROM kappa.archive_files "
 							  "WHERE stream_id = $1 AND partition = $2 AND last_offset >= $3 "
 							  "ORDER BY first_offset",
@@ -497,7 +501,7 @@ archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 		char	   *path = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 		int64		last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
 													   &isnull));
-		/* in the caller's memory: SPI's goes with SPI_finish */
+		/* in the caller's memory: SPI's goes with the catalog section */
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 
 		/* kappa's own files are under its archive; registered ones absolute */
@@ -506,7 +510,7 @@ archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 		*(int64 *) llast(lasts) = last;
 		MemoryContextSwitchTo(spi);
 	}
-	SPI_finish();
+	kappa_catalog_leave(&catalog);
 
 	rr.partition = partition;
 	rr.next = from;

@@ -35,6 +35,7 @@
 #include "utils/timestamp.h"
 
 #include "archive.h"
+#include "catalog.h"
 #include "shmem.h"
 #include "stream.h"
 

@@ -57,6 +57,7 @@
 #include "utils/timestamp.h"
 
 #include "archive.h"
+#include "catalog.h"
 #include "guc.h"
 
 /* Capture's record, as Azure's files carry it (null property values). */
@@ -134,6 +135,7 @@ ArchiveWriter *
 archive_writer_create(KappaStream *stream, int nparts)
 {
 	ArchiveWriter *w = palloc0(sizeof(ArchiveWriter));
+	KappaCatalogAccess catalog;
 
 	w->stream = stream;
 	w->nparts = nparts;
@@ -148,10 +150,33 @@ archive_writer_create(KappaStream *stream, int nparts)
 		avro_generic_value_new(w->iface, &w->record) != 0)
 		elog(ERROR, "could not build the Capture schema: %s", avro_strerror());
 
-	SPI_connect();
+	kappa_catalog_enter(&catalog);
 	read_archive_ends(w, NULL);
-	SPI_finish();
+	kappa_catalog_leave(&catalog);
 	return w;
+}
+
+/*
+ * Go back to what the manifest records, after the worker rolled back to
+ * its last flush: the files being written are closed (the records they
+ * hold past their manifest range are ignored by readers), and each
+ * partition's archive goes on from where the manifest says it ends, in a
+ * new file.  Call it in a transaction.
+ */
+void
+archive_writer_reset(ArchiveWriter *w)
+{
+	KappaCatalogAccess catalog;
+
+	for (int p = 0; p < w->nparts; p++)
+	{
+		if (w->files[p] != NULL)
+			close_file(w, p);
+		w->next[p] = -1;
+	}
+	kappa_catalog_enter(&catalog);
+	read_archive_ends(w, NULL);
+	kappa_catalog_leave(&catalog);
 }
 
 /*
@@ -285,13 +310,14 @@ open_file(ArchiveWriter *w, int32 partition, TimestampTz time, size_t need)
 		Datum		values[2] = {Int32GetDatum(w->stream->id), CStringGetTextDatum(f->path)};
 
 		bool		taken;
+		KappaCatalogAccess catalog;
 
-		SPI_connect();
+		kappa_catalog_enter(&catalog);
 		if (SPI_execute_with_args("SELECT 1 FROM kappa.archive_files WHERE stream_id = $1 AND path = $2",
 								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kappa.archive_files");
 		taken = (SPI_processed > 0);
-		SPI_finish();
+		kappa_catalog_leave(&catalog);
 		if (!taken)
 			break;
 		f->path = psprintf("%s-%d.avro", base, n);
@@ -384,8 +410,9 @@ archive_writer_adopt(ArchiveWriter *w, const bool *owned)
 {
 	Oid			types[2] = {INT4OID, TEXTOID};
 	Datum		values[2] = {Int32GetDatum(w->stream->id), (Datum) 0};
+	KappaCatalogAccess catalog;
 
-	SPI_connect();
+	kappa_catalog_enter(&catalog);
 	for (int p = 0; p < w->nparts; p++)
 	{
 		if (owned[p] || w->files[p] == NULL)
@@ -399,7 +426,7 @@ archive_writer_adopt(ArchiveWriter *w, const bool *owned)
 			elog(ERROR, "could not record the archive files of stream \"%s\"", w->stream->name);
 	}
 	read_archive_ends(w, owned);
-	SPI_finish();
+	kappa_catalog_leave(&catalog);
 }
 
 /*
@@ -414,8 +441,9 @@ archive_writer_flush(ArchiveWriter *w)
 	Oid			types[9] = {INT4OID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID,
 	TIMESTAMPTZOID, INT8OID, BOOLOID};
 	TimestampTz now = GetCurrentTimestamp();
+	KappaCatalogAccess catalog;
 
-	SPI_connect();
+	kappa_catalog_enter(&catalog);
 	for (int p = 0; p < w->nparts; p++)
 	{
 		ArchiveFile *f = w->files[p];
@@ -463,5 +491,5 @@ archive_writer_flush(ArchiveWriter *w)
 		if (roll)
 			close_file(w, p);
 	}
-	SPI_finish();
+	kappa_catalog_leave(&catalog);
 }

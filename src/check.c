@@ -21,6 +21,16 @@
  * read from the stream's archive; without one, the check cannot be made
  * and says so.
  *
+ * Rights (catalog.c): only the view's owner (or a member of the owning
+ * role) may check it, and the stream's owner, whose credentials read the
+ * log.  The recomputation runs the view's code as its owner, writes the
+ * scratch table (created by kappa, then given to the owner) as the owner,
+ * and both sides are turned into jsonb (to_jsonb calls the columns' casts
+ * and output functions) as the owner too.  Events the view rejected, and
+ * messages its stream dead-lettered, are known from kappa.dead_letters:
+ * the recomputation rejects them likewise; an event that fails now and
+ * was applied then is an error of the check.
+ *
  * src/check.c
  *
  *-------------------------------------------------------------------------
@@ -35,6 +45,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "common/hashfn.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -44,6 +55,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "archive.h"
 #include "engine.h"
 #include "guc.h"
@@ -65,10 +77,13 @@ typedef struct CheckRow
 static uint32 row_hash(const void *key, Size keysize);
 static int	row_match(const void *a, const void *b, Size keysize);
 static void read_positions(int32 view_id, int nparts, int64 *first, int64 *stop);
-static void count_rows(HTAB *rows, MemoryContext keep, const char *sql, bool from_view);
+static void count_rows(HTAB *rows, MemoryContext keep, Oid owner, const char *sql,
+					   bool from_view);
 static void check_message(const KappaMessage *m, void *arg);
 static void recompute(KappaStream *stream, int32 view_id, const char *scratch,
 					  int nparts, int64 *first, int64 *stop);
+static void resolve_checked_view(const char *name, int32 *view_id, Oid *owner,
+								 char **stream_name);
 
 /* The first offset and committed position of a view in each partition. */
 static void
@@ -114,16 +129,21 @@ row_match(const void *a, const void *b, Size keysize)
 
 /*
  * Count the rows a query returns (one text column) on one side; the texts
- * are kept in keep.
+ * are kept in keep.  The query turns a view's rows into text, calling its
+ * columns' casts and output functions: it runs as the view's owner.
  */
 static void
-count_rows(HTAB *rows, MemoryContext keep, const char *sql, bool from_view)
+count_rows(HTAB *rows, MemoryContext keep, Oid owner, const char *sql, bool from_view)
 {
+	KappaOwnerAccess access;
+
 	/*
 	 * The view's rows under the snapshot the positions were read with
 	 * (read-only SPI keeps the active one); the recomputed rows under a new
 	 * one, which sees them.
 	 */
+	kappa_owner_enter(&access, owner);
+	SPI_connect();
 	if (SPI_execute(sql, from_view, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read rows to compare");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -143,6 +163,8 @@ count_rows(HTAB *rows, MemoryContext keep, const char *sql, bool from_view)
 		else
 			row->log_count++;
 	}
+	SPI_finish();
+	kappa_owner_leave(&access);
 }
 
 /* A message read back (archive or log), through the recomputation. */
@@ -171,10 +193,14 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	KappaConsumer *consumer;
 	KappaEngine *engine;
+	KappaPoisons *poisons = kappa_poisons_create();
 	int			consumer_parts;
 	int64	   *from;
 
-	engine = kappa_engine_create_scratch(stream, nparts, view_id, scratch, first);
+	/* what the view rejected, and its stream dead-lettered, it rejects again */
+	kappa_poisons_load(poisons, stream->id, 0);
+	kappa_poisons_load(poisons, stream->id, view_id);
+	engine = kappa_engine_create_scratch(stream, nparts, view_id, scratch, first, poisons);
 	if (engine == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -217,8 +243,48 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 		kappa_consumer_close(consumer);
 	}
 	PG_END_TRY();
+	kappa_engine_destroy(engine);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+}
+
+/*
+ * The view a kappa_check names: its id, its owner and its stream's name;
+ * an error unless it is a kappa view the caller may check.
+ */
+static void
+resolve_checked_view(const char *name, int32 *view_id, Oid *owner, char **stream_name)
+{
+	char	   *schema;
+	char	   *relname;
+	Oid			types[2] = {NAMEOID, NAMEOID};
+	Datum		values[2];
+	KappaCatalogAccess access;
+	bool		isnull;
+	MemoryContext caller = CurrentMemoryContext;
+
+	kappa_view_relation(name, AccessShareLock, &schema, &relname);
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT v.view_id, v.owner, s.name FROM kappa.views v "
+							  "JOIN kappa.streams s USING (stream_id) "
+							  "WHERE v.schema_name = $1 AND v.view_name = $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a kappa view", name)));
+	*view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	/* out of SPI's memory, which goes with kappa_catalog_leave */
+	*stream_name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
+	kappa_catalog_leave(&access);
+	if (!has_privs_of_role(GetUserId(), *owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of view %s", name)));
 }
 
 /*
@@ -231,13 +297,10 @@ kappa_check(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *schema;
-	char	   *relname;
-	Oid			types[2] = {NAMEOID, NAMEOID};
-	Datum		values[2];
 	KappaStream *stream;
 	KappaCatalogAccess access;
 	int32		view_id;
+	Oid			owner;
 	char	   *stream_name;
 	char	   *rows_table;
 	char	   *scratch;
@@ -251,30 +314,11 @@ kappa_check(PG_FUNCTION_ARGS)
 	HASH_SEQ_STATUS seq;
 	CheckRow   *row;
 	int			save_nestlevel;
-	bool		isnull;
 	MemoryContext keep = CurrentMemoryContext;
 
 	kappa_require_preload();
 	InitMaterializedSRF(fcinfo, 0);
-	kappa_view_relation(name, AccessShareLock, &schema, &relname);
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
-
-	/* the catalog, the positions and the view's rows, under one snapshot */
-	PushActiveSnapshot(GetTransactionSnapshot());
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT v.view_id, s.name FROM kappa.views v JOIN kappa.streams s USING (stream_id) "
-							  "WHERE v.schema_name = $1 AND v.view_name = $2",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a kappa view", name)));
-	view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	/* out of SPI's memory, which goes with kappa_catalog_leave */
-	stream_name = MemoryContextStrdup(keep, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	kappa_catalog_leave(&access);
+	resolve_checked_view(name, &view_id, &owner, &stream_name);
 
 	/* reading the log uses the stream owner's credentials */
 	stream = kappa_stream_load_owned(stream_name);
@@ -292,28 +336,40 @@ kappa_check(PG_FUNCTION_ARGS)
 	rows = hash_create("kappa check rows", 1024, &ctl, HASH_ELEM | HASH_FUNCTION |
 					   HASH_COMPARE | HASH_CONTEXT);
 
-	save_nestlevel = NewGUCNestLevel();
+	/* kappa's settings, and floats compared to 12 digits */
+	save_nestlevel = kappa_settings_enter();
 	(void) set_config_option("extra_float_digits", "-3", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+
+	/* the positions and the view's rows, under one snapshot */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	kappa_catalog_enter(&access);
 	read_positions(view_id, nparts, first, stop);
-	count_rows(rows, keep, psprintf("SELECT to_jsonb(r)::text FROM %s r", rows_table), true);
+	kappa_catalog_leave(&access);
+	count_rows(rows, keep, owner, psprintf("SELECT to_jsonb(r)::text FROM %s r", rows_table), true);
 	PopActiveSnapshot();
 
 	/*
-	 * The recomputation, into a scratch table shaped as the view's, dropped
-	 * at the end (or with the transaction, on an error).  Not a temporary
-	 * table: kappa's catalog access is a security-restricted operation.
+	 * The recomputation, into a scratch table shaped as the view's, given
+	 * to the view's owner, dropped at the end (or with the transaction, on
+	 * an error).  Not a temporary table: kappa's catalog access is a
+	 * security-restricted operation.
 	 */
 	scratch = psprintf("kappa.%s", quote_identifier(psprintf("check_%d_%d", view_id, MyProcPid)));
+	kappa_catalog_enter(&access);
 	kappa_catalog_exec(psprintf("CREATE UNLOGGED TABLE %s (LIKE %s INCLUDING INDEXES)",
 								scratch, rows_table), SPI_OK_UTILITY);
+	kappa_catalog_exec(psprintf("ALTER TABLE %s OWNER TO %s", scratch,
+								quote_identifier(GetUserNameFromId(owner, false))),
+					   SPI_OK_UTILITY);
+	kappa_catalog_leave(&access);
 	recompute(stream, view_id, scratch, nparts, first, stop);
 	CommandCounterIncrement();
-	count_rows(rows, keep, psprintf("SELECT to_jsonb(r)::text FROM %s r", scratch), false);
+	count_rows(rows, keep, owner, psprintf("SELECT to_jsonb(r)::text FROM %s r", scratch), false);
+	kappa_catalog_enter(&access);
 	kappa_catalog_exec(psprintf("DROP TABLE %s", scratch), SPI_OK_UTILITY);
 	kappa_catalog_leave(&access);
-	AtEOXact_GUC(true, save_nestlevel);
+	kappa_settings_leave(save_nestlevel);
 
 	hash_seq_init(&seq, rows);
 	while ((row = hash_seq_search(&seq)) != NULL)

@@ -35,12 +35,14 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -103,6 +105,26 @@ kappa_analyze_view(const char *query_text, KappaStream **stream)
 	point_at_stream((SelectStmt *) stmt->stmt, stream);
 	query = parse_analyze_fixedparams(stmt, query_text, NULL, 0, NULL);
 	(void) rewrite_aggregates((Node *) query->targetList, NULL);
+	return query;
+}
+
+/*
+ * A view's query as kappa.views stores it (the analysed Query, as a node
+ * string), and its stream.
+ */
+Query *
+kappa_stored_view(const char *plan, KappaStream **stream)
+{
+	Query	   *query = (Query *) stringToNode(plan);
+	RangeTblEntry *rte = linitial_node(RangeTblEntry, query->rtable);
+	char	   *relname = get_rel_name(rte->relid);
+	int32		stream_id;
+
+	if (relname == NULL || sscanf(relname, "stream_%d", &stream_id) != 1 ||
+		(*stream = kappa_stream_load_by_id(stream_id)) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the stream of the view no longer exists")));
 	return query;
 }
 
@@ -427,6 +449,114 @@ check_aggregate(Aggref *aggref)
 								 linitial_oid(aggref->aggargtypes));
 }
 
+/* What kappa_check_view_rights checks against. */
+typedef struct RightsContext
+{
+	Oid			owner;
+} RightsContext;
+
+/* The owner of a function. */
+static Oid
+function_owner(Oid funcid)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for function %u", funcid);
+	owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/* EXECUTE on a function, for the role in context; the error names it. */
+static bool
+check_function_right(Oid funcid, void *context)
+{
+	RightsContext *rights = context;
+
+	if (pg_proc_aclcheck(funcid, rights->owner, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", format_procedure(funcid)),
+				 errdetail("A kappa view runs as its owner, role \"%s\", which lacks EXECUTE on it.",
+						   GetUserNameFromId(rights->owner, false))));
+	return false;
+}
+
+/* USAGE on a type, for the role in context. */
+static void
+check_type_right(Oid typid, RightsContext *rights)
+{
+	if (OidIsValid(typid) && pg_type_aclcheck(typid, rights->owner, ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for type %s", format_type_be(typid)),
+				 errdetail("A kappa view runs as its owner, role \"%s\", which lacks USAGE on it.",
+						   GetUserNameFromId(rights->owner, false))));
+}
+
+/*
+ * Walk a view's query: every function and operator it calls, and the
+ * support functions of its aggregates (as nodeAgg.c checks them: against
+ * the aggregate's owner), and the type of every expression.
+ */
+static bool
+check_rights_walker(Node *node, RightsContext *rights)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, check_rights_walker, rights, 0);
+	if (IsA(node, Aggref))
+	{
+		Aggref	   *aggref = (Aggref *) node;
+		HeapTuple	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));
+		Form_pg_aggregate agg;
+		RightsContext agg_owner;
+		Oid			support[5];
+
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for aggregate %u", aggref->aggfnoid);
+		agg = (Form_pg_aggregate) GETSTRUCT(tuple);
+		support[0] = agg->aggtransfn;
+		support[1] = agg->aggcombinefn;
+		support[2] = agg->aggfinalfn;
+		support[3] = agg->aggserialfn;
+		support[4] = agg->aggdeserialfn;
+		ReleaseSysCache(tuple);
+		agg_owner.owner = function_owner(aggref->aggfnoid);
+		for (int i = 0; i < (int) lengthof(support); i++)
+		{
+			if (OidIsValid(support[i]))
+				(void) check_function_right(support[i], &agg_owner);
+		}
+		check_type_right(aggref->aggtranstype, rights);
+	}
+	(void) check_functions_in_node(node, check_function_right, rights);
+	/* the type of every expression; the query's other nodes have none */
+	if (!IsA(node, TargetEntry) && !IsA(node, FromExpr) && !IsA(node, JoinExpr) &&
+		!IsA(node, RangeTblRef) && !IsA(node, RangeTblFunction) && !IsA(node, List))
+		check_type_right(exprType(node), rights);
+	return expression_tree_walker(node, check_rights_walker, rights);
+}
+
+/*
+ * Check that a view's owner may run everything the view runs: EXECUTE on
+ * every function, operator and aggregate, USAGE on every type (42501
+ * otherwise).  Postgres checks EXECUTE only when a plan is executed, and a
+ * view's query is never executed as such; kappa checks at creation, when
+ * a worker loads the view, and at every flush, so that a right revoked
+ * later stops the view.
+ */
+void
+kappa_check_view_rights(Query *query, Oid owner)
+{
+	RightsContext rights = {.owner = owner};
+
+	(void) query_tree_walker(query, check_rights_walker, &rights, 0);
+}
+
 /* Refuse volatile functions where they would make a view irreproducible. */
 static void
 check_not_volatile(Node *node, const char *clause)
@@ -585,6 +715,7 @@ kappa_compile_view(Query *query)
 		check_not_volatile((Node *) aggref->args, "aggregate arguments");
 		check_not_volatile((Node *) aggref->aggfilter, "aggregate filters");
 	}
+	check_not_volatile((Node *) query->targetList, "the select list");
 
 	context.keys = spec->keys;
 	context.aggrefs = spec->aggrefs;

@@ -37,7 +37,9 @@ typedef struct KappaViewSpec
 } KappaViewSpec;
 
 extern Query *kappa_analyze_view(const char *query_text, KappaStream **stream);
+extern Query *kappa_stored_view(const char *plan, KappaStream **stream);
 extern KappaViewSpec *kappa_compile_view(Query *query);
 extern char *kappa_stream_relation_name(int32 stream_id);
+extern void kappa_check_view_rights(Query *query, Oid owner);
 
 #endif							/* KAPPA_COMPILE_H */

@@ -26,22 +26,30 @@
  *	 input function.  Numbers never go to bool, booleans and containers
  *	 only to text, bool, json and jsonb.
  *
- * Domains are decoded as their base type: their constraints are not
- * checked here (a constraint may run arbitrary SQL, too slow and unsafe
- * per message); whoever stores the values checks them.
+ * Domains are decoded as their base type, then their constraints are
+ * checked (domain_check), as storing the value in a column would.
  *
- * Errors.  A payload that cannot be decoded is never an ereport: it yields
- * false and a reason, for a dead letter.  Postgres 15 has no soft input
- * errors, so the input functions are called inside PG_TRY without a
- * subtransaction, and a data exception (SQLSTATE class 22) they raise is
- * turned into a reason and flushed.  That is safe because the input
- * functions of the built-in types hold no locks, buffers or other
- * resources when they raise such an error, and leave no state behind;
- * any other error (out of memory, query cancel) is re-thrown.  Extension
- * types whose input functions have side effects are not supported.  Some
- * input functions (enums, reg* types) read the catalog through the
- * syscache, so a stream with such columns must be decoded inside a
- * transaction.
+ * Times: strings without a zone are read in the session's TimeZone, which
+ * kappa fixes to UTC (catalog.c), so a time without a zone is UTC.  A
+ * numeric date whose field order is not evident ("05/12/2026") is never
+ * guessed: it is a reason, with SQLSTATE 22007; ISO 8601 dates
+ * (2026-05-12), and dates with the month's name, are read.  An event time
+ * must be finite.
+ *
+ * Errors.  A payload that cannot be decoded yields false, a reason and a
+ * SQLSTATE (kappa_decoder_sqlstate), for a dead letter.  Postgres 15 has no
+ * soft input errors.  The input functions of the built-in types listed in
+ * safe_types are pure parsers: they hold no locks, buffers or other
+ * resources when they raise a data exception (SQLSTATE class 22), and
+ * leave no state behind, so they are called inside PG_TRY without a
+ * subtransaction, and such an error becomes a reason.  Any other error,
+ * and any error of another type's input function (reg* types, text search
+ * types, extension and user types, domain constraints), is raised: the
+ * engine's caller rolls back and dead-letters the message (poison.c), and
+ * kappa.decode catches it in a subtransaction, so both give the same
+ * verdict.  Some input functions (enums, reg* types) read the catalog
+ * through the syscache, so a stream with such columns must be decoded
+ * inside a transaction.
  *
  * Memory.  A decoder owns a per-message memory context, reset at the start
  * of each kappa_decode, and an arena that grows as needed: by-reference
@@ -59,6 +67,7 @@
 #include <math.h>
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "fmgr.h"
@@ -69,8 +78,10 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "columns.h"
 #include "decode.h"
 #include "json_scan.h"
@@ -103,6 +114,10 @@ typedef struct DecodeColumn
 {
 	DecodeKind	kind;
 	bool		direct;			/* text, varchar: no input function */
+	bool		safe;			/* its input function only raises class 22 */
+	bool		is_date;		/* date, timestamp(tz): order must be evident */
+	Oid			domain;			/* the declared type, if a domain */
+	void	   *domain_extra;	/* domain_check's cache */
 	bool		not_null;
 	int32		typmod;			/* the base type's */
 	Oid			typioparam;
@@ -119,7 +134,10 @@ struct KappaDecoder
 	MemoryContext msg_cxt;		/* reset per message */
 	size_t		max_payload;
 	KappaTimeUnit time_unit;
+	int			event_time_col; /* or -1 */
 	bool		convert;		/* the database encoding is not UTF-8 */
+	int			sqlstate;		/* of the last reason */
+	const char *path;			/* the field being converted, for errors */
 	int			ncolumns;
 	DecodeColumn *columns;
 	KappaJsonTrie *trie;
@@ -163,6 +181,19 @@ static const char *const json_type_names[] = {
 	[KAPPA_JSON_ARRAY] = "an array"
 };
 
+/*
+ * Built-in types whose input functions are pure parsers (see the banner):
+ * called without a subtransaction, their data exceptions become reasons.
+ */
+static const Oid safe_types[] = {
+	BOOLOID, INT2OID, INT4OID, INT8OID, FLOAT4OID, FLOAT8OID, NUMERICOID,
+	TEXTOID, VARCHAROID, BPCHAROID, CHAROID, NAMEOID, BYTEAOID,
+	DATEOID, TIMEOID, TIMETZOID, TIMESTAMPOID, TIMESTAMPTZOID, INTERVALOID,
+	UUIDOID, INETOID, CIDROID, MACADDROID, MACADDR8OID, CASHOID, BITOID, VARBITOID,
+	JSONOID, JSONBOID, OIDOID, POINTOID, LSEGOID, LINEOID, BOXOID, PATHOID,
+	POLYGONOID, CIRCLEOID
+};
+
 PG_FUNCTION_INFO_V1(kappa_decode_payload);
 
 static void *arena_alloc(KappaDecoder *d, size_t size);
@@ -189,6 +220,12 @@ static const char *epoch_timestamp(const char *s, size_t len,
 static bool decode_value(KappaDecoder *d, DecodeColumn *col, const char *path,
 						 const KappaJsonValue *v, Datum *value,
 						 const char **reason);
+static bool ambiguous_date(const char *s);
+static void check_domain(KappaDecoder *d, DecodeColumn *col, const char *path,
+						 Datum value, bool isnull);
+static void decode_verdict(KappaStream *stream, KappaDecoder *decoder, bytea *payload,
+						   Datum *result, bool *result_nulls);
+static void decode_error_context(void *arg);
 
 /*
  * Prepare a decoder for a stream: compile the columns' paths into one trie,
@@ -211,6 +248,7 @@ kappa_decoder_create(KappaStream *stream, size_t max_payload)
 	/* offsets into a payload are 32 bits; no message is near that */
 	d->max_payload = Min(max_payload, (size_t) MaxAllocSize);
 	d->time_unit = stream->time_unit;
+	d->event_time_col = -1;
 	d->convert = GetDatabaseEncoding() != PG_UTF8 &&
 		GetDatabaseEncoding() != PG_SQL_ASCII;
 	d->ncolumns = list_length(stream->columns);
@@ -229,6 +267,13 @@ kappa_decoder_create(KappaStream *stream, size_t max_payload)
 		getTypeInputInfo(base, &typinput, &col->typioparam);
 		fmgr_info(typinput, &col->input);
 		col->typmod = typmod;
+		if (base != kc->typid)
+			col->domain = kc->typid;
+		for (int k = 0; k < (int) lengthof(safe_types); k++)
+			col->safe |= (safe_types[k] == base);
+		col->is_date = (base == DATEOID || base == TIMESTAMPOID || base == TIMESTAMPTZOID);
+		if (stream->event_time && strcmp(kc->name, stream->event_time) == 0)
+			d->event_time_col = i - 1;
 		col->not_null = kc->not_null;
 		col->type_name = format_type_with_typemod(kc->typid, kc->typmod);
 		col->npaths = list_length(kc->paths);
@@ -312,6 +357,7 @@ value_text(KappaDecoder *d, const KappaJsonValue *v, const char *path,
 	if (has_nul)
 	{
 		*reason = psprintf("field \"%s\" contains a NUL character", path);
+		d->sqlstate = ERRCODE_UNTRANSLATABLE_CHARACTER;
 		return -1;
 	}
 	return len;
@@ -332,16 +378,39 @@ value_cstring(KappaDecoder *d, const KappaJsonValue *v, const char *path,
 }
 
 /*
- * Call the column's input function; a data exception it raises becomes a
- * reason instead.  See the banner for why catching it is safe.  With
- * convert, str is UTF-8 to be converted to the database encoding first.
+ * Call the column's input function.  For the safe types, a data exception
+ * it raises becomes a reason instead; see the banner for why catching it
+ * is safe, and why any other error is raised.  With convert, str is UTF-8
+ * to be converted to the database encoding first.
  */
 static bool
 input_guarded(KappaDecoder *d, DecodeColumn *col, const char *path,
 			  char *str, bool convert, Datum *value, const char **reason)
 {
 	volatile bool ok = true;
+	ErrorContextCallback context;
 
+	if (col->is_date && ambiguous_date(str))
+	{
+		*reason = psprintf("field \"%s\": the order of the date's fields in \"%s\" is ambiguous",
+						   path, str);
+		d->sqlstate = ERRCODE_INVALID_DATETIME_FORMAT;
+		return false;
+	}
+	d->path = path;
+	context.callback = decode_error_context;
+	context.arg = d;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+	if (!col->safe)
+	{
+		char	   *in = convert ? pg_any_to_server(str, strlen(str), PG_UTF8) : str;
+
+		*value = InputFunctionCall(&col->input, in, col->typioparam, col->typmod);
+		error_context_stack = context.previous;
+		d->path = NULL;
+		return true;
+	}
 	PG_TRY();
 	{
 		char	   *in = convert ? pg_any_to_server(str, strlen(str), PG_UTF8) : str;
@@ -352,16 +421,54 @@ input_guarded(KappaDecoder *d, DecodeColumn *col, const char *path,
 	{
 		ErrorData  *edata;
 
+		error_context_stack = context.previous;
 		MemoryContextSwitchTo(d->msg_cxt);
 		edata = CopyErrorData();
 		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
 			PG_RE_THROW();
 		FlushErrorState();
 		*reason = psprintf("field \"%s\": %s", path, edata->message);
+		d->sqlstate = edata->sqlerrcode;
 		ok = false;
 	}
 	PG_END_TRY();
+	error_context_stack = context.previous;
+	d->path = NULL;
 	return ok;
+}
+
+/* Errors raised while converting a field say which field it was. */
+static void
+decode_error_context(void *arg)
+{
+	KappaDecoder *d = arg;
+
+	if (d->path)
+		errcontext("field \"%s\"", d->path);
+}
+
+/*
+ * Whether a date's text begins with numeric fields in an order that is
+ * not evident: one or two digits, a separator, one or two digits, another
+ * separator (05/12/2026, 5.12.26).  ISO 8601 begins with the year, and a
+ * month's name is no number.
+ */
+static bool
+ambiguous_date(const char *s)
+{
+	int			n;
+
+	while (*s == ' ')
+		s++;
+	for (int field = 0; field < 2; field++)
+	{
+		for (n = 0; *s >= '0' && *s <= '9'; s++)
+			n++;
+		if (n < 1 || n > 2 || (*s != '/' && *s != '-' && *s != '.'))
+			return false;
+		s++;
+	}
+	return *s >= '0' && *s <= '9';
 }
 
 /*
@@ -378,6 +485,7 @@ decode_text(KappaDecoder *d, DecodeColumn *col, const char *path,
 	if (v->type == KAPPA_JSON_OBJECT || v->type == KAPPA_JSON_ARRAY)
 	{
 		*reason = mismatch(col, path, v);
+		d->sqlstate = ERRCODE_INVALID_TEXT_REPRESENTATION;
 		return false;
 	}
 	if (!col->direct)
@@ -665,7 +773,10 @@ decode_value(KappaDecoder *d, DecodeColumn *col, const char *path,
 				*reason = epoch_timestamp(raw, v->len, d->time_unit, &ts,
 										  path, col->type_name);
 				if (*reason)
+				{
+					d->sqlstate = ERRCODE_DATETIME_VALUE_OUT_OF_RANGE;
 					return false;
+				}
 				*value = TimestampGetDatum(ts);
 				return true;
 			}
@@ -694,6 +805,7 @@ decode_value(KappaDecoder *d, DecodeColumn *col, const char *path,
 			goto input;
 	}
 	*reason = mismatch(col, path, v);
+	d->sqlstate = ERRCODE_INVALID_TEXT_REPRESENTATION;
 	return false;
 
 input:
@@ -720,10 +832,13 @@ kappa_decode(KappaDecoder *d, const char *payload, size_t len,
 	old = MemoryContextSwitchTo(d->msg_cxt);
 	*reason = NULL;
 
+	d->sqlstate = ERRCODE_INVALID_TEXT_REPRESENTATION;
+	d->path = NULL;
 	if (len > d->max_payload)
 	{
 		*reason = psprintf("payload of %zu bytes exceeds the limit of %zu bytes",
 						   len, d->max_payload);
+		d->sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 		ok = false;
 	}
 	else if (len == 0)
@@ -742,12 +857,14 @@ kappa_decode(KappaDecoder *d, const char *payload, size_t len,
 			case KAPPA_JSON_ERROR_UTF8:
 				*reason = psprintf("payload is not valid UTF-8 at byte %zu",
 								   error.offset);
+				d->sqlstate = ERRCODE_CHARACTER_NOT_IN_REPERTOIRE;
 				break;
 			case KAPPA_JSON_ERROR_BLANK:
 				*reason = "payload holds only white space";
 				break;
 			case KAPPA_JSON_ERROR_DEPTH:
 				*reason = "JSON nested too deeply";
+				d->sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 				break;
 			case KAPPA_JSON_ERROR_NOT_OBJECT:
 				*reason = psprintf("payload is %s, not a JSON object", error.message);
@@ -792,6 +909,7 @@ kappa_decode(KappaDecoder *d, const char *payload, size_t len,
 			if (col->not_null)
 			{
 				*reason = psprintf("missing field \"%s\"", col->paths[0]);
+				d->sqlstate = ERRCODE_NULL_VALUE_NOT_ALLOWED;
 				ok = false;
 			}
 		}
@@ -800,6 +918,7 @@ kappa_decode(KappaDecoder *d, const char *payload, size_t len,
 			if (col->not_null)
 			{
 				*reason = psprintf("field \"%s\" is null", col->paths[j]);
+				d->sqlstate = ERRCODE_NULL_VALUE_NOT_ALLOWED;
 				ok = false;
 			}
 		}
@@ -807,91 +926,183 @@ kappa_decode(KappaDecoder *d, const char *payload, size_t len,
 			nulls[i] = false;
 		else
 			ok = false;
+		if (ok && OidIsValid(col->domain))
+			check_domain(d, col, j < col->npaths ? col->paths[j] : col->paths[0],
+						 values[i], nulls[i]);
+	}
+	if (ok && d->event_time_col >= 0)
+	{
+		if (nulls[d->event_time_col])
+		{
+			*reason = "the event time is null";
+			d->sqlstate = ERRCODE_NULL_VALUE_NOT_ALLOWED;
+			ok = false;
+		}
+		else if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(values[d->event_time_col])))
+		{
+			*reason = "the event time is infinite";
+			d->sqlstate = ERRCODE_DATETIME_VALUE_OUT_OF_RANGE;
+			ok = false;
+		}
 	}
 	MemoryContextSwitchTo(old);
 	return ok;
 }
 
 /*
- * kappa.decode(stream, payload) returns (ok, reason, values): what the
- * stream's worker makes of the payload, each column's value in its type's
- * output form.
+ * Check a value of a domain column against the domain's constraints, as
+ * storing it would; an error is raised (see the banner).
+ */
+static void
+check_domain(KappaDecoder *d, DecodeColumn *col, const char *path, Datum value, bool isnull)
+{
+	ErrorContextCallback context;
+
+	d->path = path;
+	context.callback = decode_error_context;
+	context.arg = d;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+	domain_check(value, isnull, col->domain, &col->domain_extra, d->cxt);
+	error_context_stack = context.previous;
+	d->path = NULL;
+}
+
+/* The SQLSTATE of the reason kappa_decode last gave. */
+const char *
+kappa_decoder_sqlstate(KappaDecoder *d)
+{
+	return unpack_sql_state(d->sqlstate);
+}
+
+/* The field being converted when an error was raised, or NULL. */
+const char *
+kappa_decoder_field(KappaDecoder *d)
+{
+	return d->path;
+}
+
+/*
+ * kappa.decode(stream, payload) returns (ok, reason, values, sqlstate):
+ * what the stream's worker makes of the payload, each column's value in
+ * its type's output form.  The verdict is the worker's: an error an input
+ * function or a domain raises is caught (in a subtransaction) and given
+ * as the reason, as the worker dead-letters such a message; the settings
+ * and the rights are the worker's (the stream's owner, with kappa's fixed
+ * settings), so only the stream's owner may ask.
  */
 Datum
 kappa_decode_payload(PG_FUNCTION_ARGS)
 {
-	KappaStream *stream = kappa_stream_load(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	KappaStream *stream = kappa_stream_load_owned(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	bytea	   *payload = PG_GETARG_BYTEA_PP(1);
-	KappaDecoder *decoder;
-	int			ncolumns;
-	Datum	   *values;
-	bool	   *nulls;
-	const char *reason;
 	TupleDesc	tupdesc;
-	Datum		result[3];
-	bool		result_nulls[3] = {false, false, false};
+	Datum		result[4];
+	bool		result_nulls[4] = {false, false, false, false};
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			save_nestlevel;
+	KappaDecoder *decoder;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	/*
-	 * Loaded again by id, as workers load streams: kappa_stream_load by
-	 * name reads no columns for now (stream.c binds the columns query's $2
-	 * as null).  Harmless once that is fixed.
-	 */
-	stream = kappa_stream_load_by_id(stream->id);
-	if (stream == NULL)
-		elog(ERROR, "stream vanished while being loaded");
+	save_nestlevel = kappa_settings_enter();
 	decoder = kappa_decoder_create(stream, DECODE_SQL_MAX_PAYLOAD);
-	ncolumns = list_length(stream->columns);
-	values = palloc(sizeof(Datum) * Max(ncolumns, 1));
-	nulls = palloc(sizeof(bool) * Max(ncolumns, 1));
-
-	result[0] = BoolGetDatum(kappa_decode(decoder, VARDATA_ANY(payload),
-										  VARSIZE_ANY_EXHDR(payload),
-										  values, nulls, &reason));
-	if (DatumGetBool(result[0]))
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
 	{
-		JsonbParseState *state = NULL;
-		JsonbValue *object;
-		ListCell   *lc;
-		int			i = 0;
+		KappaOwnerAccess access;
 
-		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-		foreach(lc, stream->columns)
-		{
-			KappaColumn *col = lfirst(lc);
-			JsonbValue	k,
-						v;
-
-			k.type = jbvString;
-			k.val.string.val = col->name;
-			k.val.string.len = strlen(col->name);
-			if (nulls[i])
-				v.type = jbvNull;
-			else
-			{
-				Oid			typoutput;
-				bool		varlena;
-
-				getTypeOutputInfo(col->typid, &typoutput, &varlena);
-				v.type = jbvString;
-				v.val.string.val = OidOutputFunctionCall(typoutput, values[i]);
-				v.val.string.len = strlen(v.val.string.val);
-			}
-			pushJsonbValue(&state, WJB_KEY, &k);
-			pushJsonbValue(&state, WJB_VALUE, &v);
-			i++;
-		}
-		object = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-		result_nulls[1] = true;
-		result[2] = JsonbPGetDatum(JsonbValueToJsonb(object));
+		MemoryContextSwitchTo(cxt);
+		kappa_owner_enter(&access, stream->owner);
+		decode_verdict(stream, decoder, payload, result, result_nulls);
+		kappa_owner_leave(&access);
+		ReleaseCurrentSubTransaction();
 	}
-	else
+	PG_CATCH();
 	{
-		result[1] = CStringGetTextDatum(reason);
+		ErrorData  *edata;
+		const char *field = kappa_decoder_field(decoder);
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (kappa_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		result[0] = BoolGetDatum(false);
+		result[1] = CStringGetTextDatum(field ?
+										psprintf("field \"%s\": %s", field, kappa_error_text(edata)) :
+										kappa_error_text(edata));
 		result_nulls[2] = true;
+		result[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	kappa_settings_leave(save_nestlevel);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  result, result_nulls)));
+}
+
+/*
+ * kappa.decode's verdict on a payload, into its result columns: ok,
+ * reason, values (as jsonb of the columns' output forms), sqlstate.
+ */
+static void
+decode_verdict(KappaStream *stream, KappaDecoder *decoder, bytea *payload,
+			   Datum *result, bool *result_nulls)
+{
+	int			ncolumns = list_length(stream->columns);
+	Datum	   *values = palloc(sizeof(Datum) * Max(ncolumns, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(ncolumns, 1));
+	const char *reason;
+	JsonbParseState *state = NULL;
+	JsonbValue *object;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (!kappa_decode(decoder, VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload),
+					  values, nulls, &reason))
+	{
+		result[0] = BoolGetDatum(false);
+		result[1] = CStringGetTextDatum(reason);
+		result_nulls[2] = true;
+		result[3] = CStringGetTextDatum(kappa_decoder_sqlstate(decoder));
+		return;
+	}
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	foreach(lc, stream->columns)
+	{
+		KappaColumn *col = lfirst(lc);
+		JsonbValue	k,
+					v;
+
+		k.type = jbvString;
+		k.val.string.val = col->name;
+		k.val.string.len = strlen(col->name);
+		if (nulls[i])
+			v.type = jbvNull;
+		else
+		{
+			Oid			typoutput;
+			bool		varlena;
+
+			getTypeOutputInfo(col->typid, &typoutput, &varlena);
+			v.type = jbvString;
+			v.val.string.val = OidOutputFunctionCall(typoutput, values[i]);
+			v.val.string.len = strlen(v.val.string.val);
+		}
+		pushJsonbValue(&state, WJB_KEY, &k);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+		i++;
+	}
+	object = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	result[0] = BoolGetDatum(true);
+	result_nulls[1] = true;
+	result[2] = JsonbPGetDatum(JsonbValueToJsonb(object));
+	result_nulls[3] = true;
 }

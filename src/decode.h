@@ -28,11 +28,16 @@ extern KappaDecoder *kappa_decoder_create(KappaStream *stream, size_t max_payloa
 /*
  * Decode one payload into values[]/nulls[] (one per stream column, in
  * order).  Returns true, or false with *reason set to why the message must
- * be dead-lettered: never an ereport for bad input, whatever the bytes.
+ * be dead-lettered (kappa_decoder_sqlstate gives its SQLSTATE).  An input
+ * function of a type that is not known to be safe, or a domain's
+ * constraint, may raise an error instead (see decode.c): call it as the
+ * stream's owner, and roll back on an error.
  * By-reference values are allocated in the decoder's own per-message
  * memory, valid until the next call; the reason is too.
  */
 extern bool kappa_decode(KappaDecoder *decoder, const char *payload, size_t len,
 						 Datum *values, bool *nulls, const char **reason);
+extern const char *kappa_decoder_sqlstate(KappaDecoder *decoder);
+extern const char *kappa_decoder_field(KappaDecoder *decoder);
 
 #endif							/* KAPPA_DECODE_H */

@@ -34,9 +34,18 @@
  * kappa.view_state_marker is gone too, which is how loading notices, and
  * then the view is rebuilt (recovery.c).
  *
- * Memory: everything long-lived is in the engine's context; per-message
- * work in the ExprContext's per-tuple memory, reset for each message;
- * per-flush work in a context reset after each flush.
+ * Rights: a message is decoded as its stream's owner and applied to each
+ * view as the view's owner (catalog.c); engine->message and
+ * engine->blame_view say meanwhile whose an error would be (poison.c).
+ *
+ * Lifetime: an engine lives in a memory context of its own, a child of
+ * its caller's (a worker's life, or a SQL function's call), deleted by
+ * kappa_engine_destroy or with the caller's.  Its views' prepared
+ * statements live in the plan cache and are freed with that context (a
+ * reset callback), so an engine left behind by an error leaks nothing
+ * that points into freed memory.  Per-message work is in the ExprContext's
+ * per-tuple memory, reset for each message; per-flush work in a context
+ * reset after each flush.  Nothing here is static.
  *
  * src/engine.c
  *
@@ -44,11 +53,14 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "common/int.h"
 #include "executor/executor.h"
-#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -59,9 +71,11 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/resowner.h"
 #include "utils/typcache.h"
 
 #include "archive.h"
+#include "catalog.h"
 #include "columns.h"
 #include "compile.h"
 #include "decode.h"
@@ -76,6 +90,7 @@
 typedef struct NewView
 {
 	int32		view_id;
+	Oid			owner;
 	char	   *name;			/* qualified, quoted */
 	char	   *plan;
 	char	   *start;
@@ -83,9 +98,14 @@ typedef struct NewView
 	char	   *until;			/* or NULL */
 } NewView;
 
-static KappaEngine *engine_init(KappaStream *stream, int nparts);
+static KappaEngine *engine_init(KappaStream *stream, int nparts, KappaPoisons *poisons);
+static void new_view_from_row(NewView *nv, int32 view_id, HeapTuple row, TupleDesc desc,
+							  int first, MemoryContext cxt);
+static void sync_failed_views(KappaEngine *engine);
+static void free_view_plans(void *arg);
 static void load_stream_positions(KappaEngine *engine, const bool *which);
 static ViewRuntime *load_view(KappaEngine *engine, NewView *nv);
+static ViewRuntime *load_view_isolated(KappaEngine *engine, NewView *nv);
 static void prepare_view_sql(ViewRuntime *view);
 static char *delete_sql(ViewRuntime *view, const char *op);
 static void drop_view_runtime(ViewRuntime *view);
@@ -93,6 +113,13 @@ static void process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *
 						 TimestampTz event_time, bool event_time_null);
 static void advance_group(KappaEngine *engine, ViewRuntime *view, KappaGroup *group);
 static bool is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time);
+static DeadLetter *make_dead_letter(KappaEngine *engine, int32 view_id, const char *reason,
+									const char *sqlstate);
+static void reject_event(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
+						 const char *sqlstate, const char *reason);
+static char *dedup_key_text(KappaEngine *engine, Datum value);
+static Size key_bytes(ViewRuntime *view);
+static void process_error_context(void *arg);
 static void note_late(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 					  TimestampTz event_time);
 static bytea *bytes_to_bytea(const char *data, size_t len);
@@ -134,10 +161,12 @@ bytes_to_bytea(const char *data, size_t len)
 KappaEngine *
 kappa_engine_create(KappaStream *stream, int nparts, const bool *owned,
 					int32 worker, int32 nworkers,
-					KappaLogStart log_start, void *log_arg)
+					KappaLogStart log_start, void *log_arg,
+					KappaPoisons *poisons)
 {
-	KappaEngine *engine = engine_init(stream, nparts);
+	KappaEngine *engine = engine_init(stream, nparts, poisons);
 
+	engine->isolate_views = true;
 	engine->log_start = log_start;
 	engine->log_arg = log_arg;
 	engine->shared = (nworkers > 1);
@@ -159,40 +188,37 @@ kappa_engine_create(KappaStream *stream, int nparts, const bool *owned,
  */
 KappaEngine *
 kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,
-							const char *rows_table, const int64 *first)
+							const char *rows_table, const int64 *first,
+							KappaPoisons *poisons)
 {
-	KappaEngine *engine = engine_init(stream, nparts);
+	KappaEngine *engine = engine_init(stream, nparts, poisons);
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(view_id)};
+	KappaCatalogAccess access;
 	NewView		nv;
 	ViewRuntime *view;
+	MemoryContext old = MemoryContextSwitchTo(engine->cxt);
 
 	engine->scratch_table = pstrdup(rows_table);
 	engine->scratch_first = first;
-	SPI_connect();
+	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT plan, coalesce(options->>'start', 'earliest'), "
-							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until' "
+							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner "
 							  "FROM kappa.views WHERE view_id = $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");
 	if (SPI_processed == 0)
 	{
-		SPI_finish();
+		kappa_catalog_leave(&access);
+		MemoryContextSwitchTo(old);
+		kappa_engine_destroy(engine);
 		return NULL;
 	}
-	nv.view_id = view_id;
-	nv.plan = MemoryContextStrdup(engine->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	nv.start = MemoryContextStrdup(engine->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	nv.name = MemoryContextStrdup(engine->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
-	nv.since = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
-	nv.until = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
-	if (nv.since)
-		nv.since = MemoryContextStrdup(engine->cxt, nv.since);
-	if (nv.until)
-		nv.until = MemoryContextStrdup(engine->cxt, nv.until);
-	SPI_finish();
+	new_view_from_row(&nv, view_id, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, engine->cxt);
+	kappa_catalog_leave(&access);
 	view = load_view(engine, &nv);
 	engine->views = list_make1(view);
+	MemoryContextSwitchTo(old);
 	return engine;
 }
 
@@ -204,29 +230,43 @@ kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,
  * idle, since a replay reads partitions one after another.
  */
 KappaEngine *
-kappa_engine_create_replay(KappaStream *stream, int nparts, int32 view_id)
+kappa_engine_create_replay(KappaStream *stream, int nparts, int32 view_id,
+						   KappaPoisons *poisons)
 {
-	KappaEngine *engine = engine_init(stream, nparts);
+	KappaEngine *engine = engine_init(stream, nparts, poisons);
+
+	/* the stream's own positions are its worker's: only the view's count */
+	for (int p = 0; p < nparts; p++)
+		engine->parts[p].next = KAPPA_OFFSET_BEGINNING;
 
 	engine->only_view = view_id;
 	(void) kappa_engine_sync_views(engine);
 	return engine;
 }
 
-/* What every engine has: the stream, its decoder and the event row. */
+/*
+ * What every engine has: the stream, its decoder and the event row, in a
+ * memory context of its own (a child of the current one), which
+ * kappa_engine_destroy deletes.
+ */
 static KappaEngine *
-engine_init(KappaStream *stream, int nparts)
+engine_init(KappaStream *stream, int nparts, KappaPoisons *poisons)
 {
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kappa engine",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
 	KappaEngine *engine = palloc0(sizeof(KappaEngine));
 	ListCell   *lc;
 	int			attno = 0;
 
-	engine->cxt = CurrentMemoryContext;
+	engine->cxt = cxt;
 	engine->flush_cxt = AllocSetContextCreate(engine->cxt, "kappa flush",
 											  ALLOCSET_DEFAULT_SIZES);
 	engine->stream = stream;
+	engine->poisons = poisons;
+	engine->blame_view = -1;
 	engine->nparts = nparts;
-	engine->parts = palloc0(sizeof(StreamPartition) * nparts);
+	engine->parts = palloc0(sizeof(StreamPartition) * Max(nparts, 1));
 	engine->local = palloc(sizeof(bool) * Max(nparts, 1));
 	engine->owned = palloc(sizeof(bool) * Max(nparts, 1));
 	for (int p = 0; p < nparts; p++)
@@ -260,11 +300,78 @@ engine_init(KappaStream *stream, int nparts)
 	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_partition", INT4OID, -1, 0);
 	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_offset", INT8OID, -1, 0);
 	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_timestamp", TIMESTAMPTZOID, -1, 0);
-	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_key", TEXTOID, -1, 0);
+	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_key", BYTEAOID, -1, 0);
 	engine->event_slot = MakeSingleTupleTableSlot(engine->event_desc, &TTSOpsVirtual);
 	engine->econtext = CreateStandaloneExprContext();
 	engine->econtext->ecxt_scantuple = engine->event_slot;
+	engine->free_plans.func = free_view_plans;
+	engine->free_plans.arg = engine;
+	MemoryContextRegisterResetCallback(cxt, &engine->free_plans);
+	MemoryContextSwitchTo(old);
 	return engine;
+}
+
+/*
+ * The prepared statements of an engine's views are kept in the plan
+ * cache, outside its memory: free them when its memory goes, whether by
+ * kappa_engine_destroy or with the transaction of a SQL function that
+ * failed.
+ */
+static void
+free_view_plans(void *arg)
+{
+	KappaEngine *engine = arg;
+	ListCell   *lc;
+
+	foreach(lc, engine->views)
+	{
+		ViewRuntime *view = lfirst(lc);
+
+		if (view->upsert_plan)
+			SPI_freeplan(view->upsert_plan);
+		if (view->delete_plan)
+			SPI_freeplan(view->delete_plan);
+		view->upsert_plan = view->delete_plan = NULL;
+	}
+}
+
+/*
+ * Free an engine: its views' prepared statements and expression contexts,
+ * and its memory.  Also after an error, once the transaction is gone: an
+ * engine holds nothing the transaction owns.
+ */
+void
+kappa_engine_destroy(KappaEngine *engine)
+{
+	ListCell   *lc;
+
+	foreach(lc, engine->views)
+		drop_view_runtime(lfirst(lc));
+	engine->views = NIL;
+	FreeExprContext(engine->econtext, true);
+	MemoryContextDelete(engine->cxt);
+}
+
+/*
+ * A view found in kappa.views, from a row whose columns, from first on,
+ * are plan, start, qualified name, since, until and owner; copied into
+ * cxt.
+ */
+static void
+new_view_from_row(NewView *nv, int32 view_id, HeapTuple row, TupleDesc desc, int first,
+				  MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	bool		isnull;
+
+	nv->view_id = view_id;
+	nv->plan = SPI_getvalue(row, desc, first);
+	nv->start = SPI_getvalue(row, desc, first + 1);
+	nv->name = SPI_getvalue(row, desc, first + 2);
+	nv->since = SPI_getvalue(row, desc, first + 3);
+	nv->until = SPI_getvalue(row, desc, first + 4);
+	nv->owner = DatumGetObjectId(SPI_getbinval(row, desc, first + 5, &isnull));
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -276,6 +383,7 @@ load_stream_positions(KappaEngine *engine, const bool *which)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(engine->stream->id)};
+	KappaCatalogAccess access;
 
 	for (int p = 0; p < engine->nparts; p++)
 	{
@@ -284,7 +392,7 @@ load_stream_positions(KappaEngine *engine, const bool *which)
 		engine->parts[p].next = KAPPA_OFFSET_BEGINNING;
 		engine->parts[p].end = -1;
 	}
-	SPI_connect();
+	kappa_catalog_enter(&access);
 	/* not read_only: a fresh snapshot sees what another worker just flushed */
 	if (SPI_execute_with_args("SELECT partition, next_offset FROM kappa.partitions WHERE stream_id = $1",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -298,7 +406,7 @@ load_stream_positions(KappaEngine *engine, const bool *which)
 			engine->parts[p].next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 																 SPI_tuptable->tupdesc, 2, &isnull));
 	}
-	SPI_finish();
+	kappa_catalog_leave(&access);
 }
 
 /*
@@ -313,14 +421,17 @@ kappa_engine_sync_views(KappaEngine *engine)
 	MemoryContext old;
 	Oid			types[2] = {INT4OID, INT4OID};
 	Datum		values[2] = {Int32GetDatum(engine->stream->id), (Datum) 0};
+	KappaCatalogAccess access;
 	List	   *live = NIL;
 	List	   *added = NIL;
+	bool		any_added = false;
 	ListCell   *lc;
 
-	SPI_connect();
+	sync_failed_views(engine);
+	kappa_catalog_enter(&access);
 	values[1] = Int32GetDatum(engine->only_view);
 	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
-							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until' "
+							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner "
 							  "FROM kappa.views WHERE stream_id = $1 AND "
 							  "CASE WHEN $2 = 0 THEN status = 'live' ELSE view_id = $2 END "
 							  "ORDER BY view_id FOR KEY SHARE",
@@ -347,17 +458,12 @@ kappa_engine_sync_views(KappaEngine *engine)
 		{
 			NewView    *nv = palloc(sizeof(NewView));
 
-			nv->view_id = id;
-			nv->plan = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-			nv->start = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
-			nv->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
-			nv->since = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5);
-			nv->until = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 6);
+			new_view_from_row(nv, id, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, engine->cxt);
 			added = lappend(added, nv);
 		}
 	}
 	MemoryContextSwitchTo(old);
-	SPI_finish();
+	kappa_catalog_leave(&access);
 
 	foreach(lc, engine->views)
 	{
@@ -372,16 +478,76 @@ kappa_engine_sync_views(KappaEngine *engine)
 	foreach(lc, added)
 	{
 		NewView    *nv = lfirst(lc);
-		ViewRuntime *view = load_view(engine, nv);
+		ViewRuntime *view;
 
+		view = engine->isolate_views ? load_view_isolated(engine, nv) : load_view(engine, nv);
 		if (view == NULL)
-			continue;			/* marked as needing a replay */
+			continue;			/* marked as needing a replay, or failed */
+		any_added = true;
 		old = MemoryContextSwitchTo(engine->cxt);
 		engine->views = lappend(engine->views, view);
 		MemoryContextSwitchTo(old);
 		kappa_view_rebuild_from_archive(engine, view);
 	}
-	return added != NIL;
+	return any_added;
+}
+
+/*
+ * Load a view in a subtransaction of its own: a view that cannot be loaded
+ * (its stored plan names what no longer exists, its owner lost a right it
+ * needs) is marked failed, with the error, and the stream goes on without
+ * it.  Errors about the server are the caller's.
+ */
+static ViewRuntime *
+load_view_isolated(KappaEngine *engine, NewView *nv)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ViewRuntime *volatile view = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		view = load_view(engine, nv);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (kappa_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		kappa_view_mark_failed(nv->view_id, nv->name, edata);
+		view = NULL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return view;
+}
+
+/*
+ * Mark the views whose code lost a right while the engine ran (noted in
+ * its poisons, since the error rolled back to the last flush) as failed,
+ * before loading views again.
+ */
+static void
+sync_failed_views(KappaEngine *engine)
+{
+	ListCell   *lc;
+
+	foreach(lc, kappa_poisons_take_failed(engine->poisons))
+	{
+		KappaFailedView *failed = lfirst(lc);
+
+		kappa_view_mark_failed(failed->view_id, NULL, failed->error);
+	}
 }
 
 /*
@@ -400,11 +566,14 @@ load_view(KappaEngine *engine, NewView *nv)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	ViewRuntime *view = palloc0(sizeof(ViewRuntime));
 	KappaViewSpec *spec;
+	KappaOwnerAccess access;
 	ListCell   *lc;
 	int			i;
 
 	view->cxt = cxt;
 	view->view_id = view_id;
+	view->owner = nv->owner;
+	view->name = pstrdup(nv->name);
 	view->scratch = (engine->scratch_table != NULL);
 	view->rows_table = view->scratch ? pstrdup(engine->scratch_table) :
 		kappa_view_rows_table(view_id);
@@ -417,8 +586,16 @@ load_view(KappaEngine *engine, NewView *nv)
 																   CStringGetDatum(start),
 																   ObjectIdGetDatum(InvalidOid),
 																   Int32GetDatum(-1)));
-	view->spec = spec = kappa_compile_view((Query *) stringToNode(plan));
 	view->finalized_upto = DT_NOBEGIN;
+
+	/*
+	 * From here on, as the view's owner: compiling folds constants (the
+	 * window's size may call a function), initializing expressions checks
+	 * the owner's EXECUTE rights, and an aggregate's initial value goes
+	 * through its state type's input function.
+	 */
+	kappa_owner_enter(&access, view->owner);
+	view->spec = spec = kappa_compile_view((Query *) stringToNode(plan));
 
 	/* expressions over the event row */
 	if (spec->where)
@@ -429,9 +606,14 @@ load_view(KappaEngine *engine, NewView *nv)
 	view->keys = palloc0(sizeof(ExprState *) * Max(view->nkeys, 1));
 	view->key_values = palloc0(sizeof(Datum) * Max(view->nkeys, 1));
 	view->key_nulls = palloc0(sizeof(bool) * Max(view->nkeys, 1));
+	view->key_typlens = palloc0(sizeof(int16) * Max(view->nkeys, 1));
 	i = 0;
 	foreach(lc, spec->keys)
+	{
+		view->key_typlens[i] = get_typlen(exprType(lfirst(lc)));
+		view->wide_keys |= (view->key_typlens[i] < 0);
 		view->keys[i++] = ExecInitExpr(lfirst(lc), NULL);
+	}
 
 	/* aggregates and groups */
 	view->sspec.spec = spec;
@@ -485,6 +667,7 @@ load_view(KappaEngine *engine, NewView *nv)
 	MemoryContextSwitchTo(old);
 
 	prepare_view_sql(view);
+	kappa_owner_leave(&access);
 	if (view->scratch)
 	{
 		/* a recomputation: from the given offsets, with nothing stored */
@@ -535,7 +718,8 @@ prepare_view_sql(ViewRuntime *view)
 	view->row_desc = lookup_rowtype_tupdesc_copy(view->row_type, -1);
 	row_array_type = get_array_type(view->row_type);
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s SELECT (u).* FROM unnest($1) AS u", view->rows_table);
+	/* unnest of an array of rows yields their columns, whatever their names */
+	appendStringInfo(&sql, "INSERT INTO %s SELECT * FROM unnest($1)", view->rows_table);
 	if (view->nunique > 0)
 	{
 		bool		first = true;
@@ -582,18 +766,26 @@ prepare_view_sql(ViewRuntime *view)
 	if (view->delete_plan == NULL)
 		elog(ERROR, "could not prepare the delete of kappa view %d: %s", view->view_id, SPI_result_code_string(SPI_result));
 	SPI_keepplan(view->delete_plan);
-
-	kappa_flush_prepare();
 	SPI_finish();
 	MemoryContextSwitchTo(old);
+}
+
+/* Drop a view from the engine, which runs it no more. */
+void
+kappa_engine_forget_view(KappaEngine *engine, ViewRuntime *view)
+{
+	engine->views = list_delete_ptr(engine->views, view);
+	drop_view_runtime(view);
 }
 
 /* Forget a dropped view. */
 static void
 drop_view_runtime(ViewRuntime *view)
 {
-	SPI_freeplan(view->upsert_plan);
-	SPI_freeplan(view->delete_plan);
+	if (view->upsert_plan)
+		SPI_freeplan(view->upsert_plan);
+	if (view->delete_plan)
+		SPI_freeplan(view->delete_plan);
 	FreeExprContext(view->out_econtext, true);
 	MemoryContextDelete(view->cxt);
 }
@@ -741,6 +933,35 @@ kappa_engine_adopt(KappaEngine *engine, const bool *owned)
 	pfree(gained);
 }
 
+/*
+ * The memory the engine's views take (their groups and states, as
+ * allocated), and which view takes the most: its id, name and bytes.
+ */
+Size
+kappa_engine_memory(KappaEngine *engine, int32 *view_id, char **name, Size *largest)
+{
+	Size		total = 0;
+	ListCell   *lc;
+
+	*view_id = 0;
+	*name = NULL;
+	*largest = 0;
+	foreach(lc, engine->views)
+	{
+		ViewRuntime *view = lfirst(lc);
+		Size		bytes = MemoryContextMemAllocated(view->cxt, true);
+
+		total += bytes;
+		if (bytes > *largest)
+		{
+			*largest = bytes;
+			*view_id = view->view_id;
+			*name = view->name;
+		}
+	}
+	return total;
+}
+
 /* Events processed since the last flush. */
 int64
 kappa_engine_pending(KappaEngine *engine)
@@ -749,8 +970,13 @@ kappa_engine_pending(KappaEngine *engine)
 }
 
 /*
- * Run one message through the stream and its views.  Never fails on the
- * message's content: what cannot be decoded becomes a dead letter.
+ * Run one message through the stream and its views.  What cannot be
+ * decoded becomes a dead letter; what a view cannot apply, that view
+ * rejects.  kappa's own checks do that at once; an error raised by
+ * Postgres code (an input function, a view's expressions, an aggregate)
+ * leaves this function, and the caller rolls back and tries again with
+ * the event known as poison (poison.c): engine->message and
+ * engine->blame_view say whose error it is meanwhile.
  */
 void
 kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
@@ -758,12 +984,17 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 	StreamPartition *sp;
 	TupleTableSlot *slot = engine->event_slot;
 	const char *reason = NULL;
+	const char *sqlstate = NULL;
 	bool		first;
 	bool		needed;
 	bool		ok;
+	bool		poisoned;
 	TimestampTz broker_time;
 	TimestampTz event_time = 0;
 	bool		event_time_null = false;
+	KappaOwnerAccess access;
+	KappaPoison *poison;
+	ErrorContextCallback context;
 	MemoryContext old;
 	ListCell   *lc;
 
@@ -789,19 +1020,40 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 	ExecClearTuple(slot);
 	broker_time = message->timestamp_ms >= 0 ?
 		time_t_to_timestamptz(0) + message->timestamp_ms * INT64CONST(1000) : 0;
+	engine->message = message;
+	engine->dedup_text = NULL;
+	poisoned = kappa_poisons_any(engine->poisons, message->partition, message->offset);
+	context.callback = process_error_context;
+	context.arg = engine;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
 
 	if (message->payload == NULL)
 	{
 		ok = false;
 		reason = "message has no payload (a tombstone)";
+		sqlstate = "22004";
 	}
-	else
-		ok = kappa_decode(engine->decoder, message->payload, message->len,
-						  slot->tts_values, slot->tts_isnull, &reason);
-	if (ok && engine->event_time_col >= 0 && slot->tts_isnull[engine->event_time_col])
+	else if (poisoned &&
+			 (poison = kappa_poison_find(engine->poisons, message->partition, message->offset, 0)))
 	{
 		ok = false;
-		reason = "the event time is null";
+		reason = poison->reason;
+		sqlstate = poison->sqlstate;
+	}
+	else
+	{
+		/* the input functions of the stream's types, as its owner */
+		engine->blame_view = 0;
+		kappa_owner_enter(&access, engine->stream->owner);
+		ok = kappa_decode(engine->decoder, message->payload, message->len,
+						  slot->tts_values, slot->tts_isnull, &reason);
+		if (!ok)
+			sqlstate = kappa_decoder_sqlstate(engine->decoder);
+		if (ok && engine->dedup_col >= 0 && !slot->tts_isnull[engine->dedup_col])
+			engine->dedup_text = dedup_key_text(engine, slot->tts_values[engine->dedup_col]);
+		kappa_owner_leave(&access);
+		engine->blame_view = -1;
 	}
 
 	if (first)
@@ -813,18 +1065,12 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 		sp->changed = true;
 		if (!ok)
 		{
+			DeadLetter *dl = make_dead_letter(engine, 0, reason, sqlstate);
 			MemoryContext cur = MemoryContextSwitchTo(engine->flush_cxt);
-			DeadLetter *dl = palloc(sizeof(DeadLetter));
 
-			dl->partition = message->partition;
-			dl->offset = message->offset;
-			dl->broker_time = broker_time;
-			dl->key = bytes_to_bytea(message->key, message->key_len);
-			dl->payload = bytes_to_bytea(message->payload, message->len);
-			dl->reason = pstrdup(reason);
 			engine->dead_letters = lappend(engine->dead_letters, dl);
-			sp->dead++;
 			MemoryContextSwitchTo(cur);
+			sp->dead++;
 		}
 	}
 	engine->pending++;
@@ -841,8 +1087,8 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 		slot->tts_isnull[n + 2] = (message->timestamp_ms < 0);
 		slot->tts_isnull[n + 3] = (message->key == NULL);
 		if (message->key)
-			slot->tts_values[n + 3] = PointerGetDatum(cstring_to_text_with_len(message->key,
-																			   message->key_len));
+			slot->tts_values[n + 3] = PointerGetDatum(bytes_to_bytea(message->key,
+																	 message->key_len));
 		ExecStoreVirtualTuple(slot);
 		if (engine->event_time_col >= 0)
 			event_time = DatumGetTimestampTz(slot->tts_values[engine->event_time_col]);
@@ -853,7 +1099,6 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 		}
 	}
 
-	engine->message = message;
 	foreach(lc, engine->views)
 	{
 		ViewRuntime *view = lfirst(lc);
@@ -868,32 +1113,119 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 		if (view->start_time != DT_NOBEGIN &&
 			(message->timestamp_ms < 0 || broker_time < view->start_time))
 			vp->filtered++;		/* from before the view's start */
-		else if (ok)
+		else if (!ok)
+			continue;
+		else if (poisoned &&
+				 (poison = kappa_poison_find(engine->poisons, message->partition,
+											 message->offset, view->view_id)))
+		{
+			vp->delivered++;
+			reject_event(engine, view, vp, poison->sqlstate, poison->reason);
+		}
+		else
+		{
+			/* the view's code, as the view's owner */
+			engine->blame_view = view->view_id;
+			kappa_owner_enter(&access, view->owner);
 			process_view(engine, view, vp, event_time, event_time_null);
+			kappa_owner_leave(&access);
+			engine->blame_view = -1;
+		}
 	}
+	if (poisoned)
+		engine->flush_due = true;	/* so that what is read again stays short */
+	error_context_stack = context.previous;
+	engine->message = NULL;
 	MemoryContextSwitchTo(old);
 }
 
+/* Errors while processing a message say which, and for which view. */
+static void
+process_error_context(void *arg)
+{
+	KappaEngine *engine = arg;
+	const KappaMessage *m = engine->message;
+	ListCell   *lc;
+
+	if (m == NULL)
+		return;
+	if (engine->blame_view > 0)
+	{
+		foreach(lc, engine->views)
+		{
+			ViewRuntime *view = lfirst(lc);
+
+			if (view->view_id == engine->blame_view)
+				errcontext("kappa view %s, message at offset " INT64_FORMAT " of partition %d of stream \"%s\"",
+						   view->name, m->offset, m->partition, engine->stream->name);
+		}
+	}
+	else
+		errcontext("message at offset " INT64_FORMAT " of partition %d of stream \"%s\"",
+				   m->offset, m->partition, engine->stream->name);
+}
+
+/* A dead letter of the message being processed, in the flush context. */
+static DeadLetter *
+make_dead_letter(KappaEngine *engine, int32 view_id, const char *reason, const char *sqlstate)
+{
+	const KappaMessage *m = engine->message;
+	MemoryContext old = MemoryContextSwitchTo(engine->flush_cxt);
+	DeadLetter *dl = palloc(sizeof(DeadLetter));
+
+	dl->view_id = view_id;
+	dl->partition = m->partition;
+	dl->offset = m->offset;
+	dl->broker_time = m->timestamp_ms >= 0 ?
+		time_t_to_timestamptz(0) + m->timestamp_ms * INT64CONST(1000) : 0;
+	dl->key = bytes_to_bytea(m->key, m->key_len);
+	dl->payload = bytes_to_bytea(m->payload, m->len);
+	dl->reason = pstrdup(reason);
+	strlcpy(dl->sqlstate, sqlstate ? sqlstate : "22000", sizeof(dl->sqlstate));
+	MemoryContextSwitchTo(old);
+	return dl;
+}
+
 /*
- * Whether the event in the slot repeats a dedup key this view has seen in
- * this partition within the watermark horizon; if not, remember the key.
+ * A view rejects the event being processed: it counts it, and keeps it
+ * with the reason as a dead letter of the view.
+ */
+static void
+reject_event(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
+			 const char *sqlstate, const char *reason)
+{
+	DeadLetter *dl = make_dead_letter(engine, view->view_id, reason, sqlstate);
+	MemoryContext old = MemoryContextSwitchTo(engine->flush_cxt);
+
+	vp->rejected++;
+	view->rejects = lappend(view->rejects, dl);
+	MemoryContextSwitchTo(old);
+}
+
+/* The dedup key of the event, as text (its type's output, as the stream's owner). */
+static char *
+dedup_key_text(KappaEngine *engine, Datum value)
+{
+	Form_pg_attribute att = TupleDescAttr(engine->event_desc, engine->dedup_col);
+
+	if (att->atttypid == TEXTOID || att->atttypid == VARCHAROID)
+		return text_to_cstring(DatumGetTextPP(value));
+	return OutputFunctionCall(&engine->dedup_out, value);
+}
+
+/*
+ * Whether the event repeats a dedup key this view has seen in this
+ * partition within the watermark horizon; if not, remember the key.
  */
 static bool
 is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time)
 {
-	TupleTableSlot *slot = engine->event_slot;
-	Form_pg_attribute att = TupleDescAttr(engine->event_desc, engine->dedup_col);
-	Datum		value = slot->tts_values[engine->dedup_col];
-	char	   *key;
+	char	   *key = engine->dedup_text;
 	DedupEntry *entry;
 	bool		found;
 
-	if (slot->tts_isnull[engine->dedup_col])
+	if (key == NULL)
 		return false;
-	if (att->atttypid == TEXTOID || att->atttypid == VARCHAROID)
-		key = text_to_cstring(DatumGetTextPP(value));
-	else
-		key = OutputFunctionCall(&engine->dedup_out, value);
 	entry = deduptab_lookup(vp->dedup, key);
 	if (entry != NULL)
 		return true;
@@ -957,7 +1289,11 @@ process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 	ExprContext *econtext = engine->econtext;
 	KappaWindow *window = &view->spec->window;
 	TimestampTz watermark = DT_NOBEGIN;
+	TimestampTz max_time = vp->max_time;
 	TimestampTz ts = 0;
+	TimestampTz session_end = 0;
+	TimestampTz starts[KAPPA_MAX_HOPS];
+	int			nstarts = 0;
 	bool		isnull;
 
 	if (vp->max_time != DT_NOBEGIN)
@@ -996,9 +1332,41 @@ process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 		}
 	}
 	vp->delivered++;
+
+	/*
+	 * Windows that Postgres cannot represent, and keys wider than an index
+	 * takes, are rejected here, before anything changes: the event then
+	 * moves no watermark either.
+	 */
+	if (window->kind == KAPPA_WINDOW_TUMBLE || window->kind == KAPPA_WINDOW_HOP)
+		nstarts = kappa_window_assign(window, ts, starts);
+	else if (window->kind == KAPPA_WINDOW_SESSION &&
+			 (TIMESTAMP_NOT_FINITE(ts) || pg_add_s64_overflow(ts, window->gap, &session_end) ||
+			  !IS_VALID_TIMESTAMP(session_end)))
+		nstarts = -1;
+	if (nstarts < 0)
+	{
+		vp->max_time = max_time;
+		reject_event(engine, view, vp, "22008",
+					 psprintf("the windows of time %s are out of range", timestamptz_to_str(ts)));
+		return;
+	}
 	for (int i = 0; i < view->nkeys; i++)
 		view->key_values[i] = ExecEvalExprSwitchContext(view->keys[i], econtext,
 														&view->key_nulls[i]);
+	if (view->wide_keys)
+	{
+		Size		bytes = key_bytes(view);
+
+		if (bytes > KAPPA_MAX_KEY_BYTES)
+		{
+			vp->max_time = max_time;
+			reject_event(engine, view, vp, "54000",
+						 psprintf("the group key of %zu bytes exceeds the limit of %d bytes",
+								  bytes, KAPPA_MAX_KEY_BYTES));
+			return;
+		}
+	}
 
 	switch (window->kind)
 	{
@@ -1011,11 +1379,9 @@ process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 		case KAPPA_WINDOW_TUMBLE:
 		case KAPPA_WINDOW_HOP:
 			{
-				TimestampTz starts[KAPPA_MAX_HOPS];
-				int			n = kappa_window_assign(window, ts, starts);
 				bool		applied = false;
 
-				for (int i = 0; i < n; i++)
+				for (int i = 0; i < nstarts; i++)
 				{
 					TimestampTz end = starts[i] + window->size;
 
@@ -1033,7 +1399,7 @@ process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 				break;
 			}
 		case KAPPA_WINDOW_SESSION:
-			if (ts + window->gap <= watermark || ts + window->gap <= view->finalized_upto)
+			if (session_end <= watermark || session_end <= view->finalized_upto)
 				note_late(engine, view, vp, event_time);
 			else
 			{
@@ -1044,6 +1410,29 @@ process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 			}
 			break;
 	}
+}
+
+/*
+ * The bytes of the event's group key, as a stored state and a unique index
+ * hold it (flattened, uncompressed: the worst case).
+ */
+static Size
+key_bytes(ViewRuntime *view)
+{
+	Size		bytes = 0;
+
+	for (int i = 0; i < view->nkeys; i++)
+	{
+		if (view->key_nulls[i])
+			continue;
+		if (view->key_typlens[i] > 0)
+			bytes += view->key_typlens[i];
+		else if (view->key_typlens[i] == -1)
+			bytes += toast_raw_datum_size(view->key_values[i]);
+		else
+			bytes += strlen(DatumGetCString(view->key_values[i])) + 1;
+	}
+	return bytes;
 }
 
 /*

@@ -10,6 +10,8 @@
 #ifndef KAPPA_ENGINE_H
 #define KAPPA_ENGINE_H
 
+#include "utils/elog.h"
+
 #include "stream.h"
 
 /* One message from the log, as the engine sees it. */
@@ -32,6 +34,22 @@ typedef struct KappaMessage
 
 typedef struct KappaEngine KappaEngine;
 
+/*
+ * Events known to fail, each with its error, that an engine skips: a
+ * message its stream cannot decode, or an event one view cannot apply
+ * (poison.c).  Kept by the engine's caller across the engines it builds
+ * after rolling back to the last flush.
+ */
+typedef struct KappaPoisons KappaPoisons;
+
+/* What an error while processing a message is blamed on. */
+typedef enum KappaBlame
+{
+	KAPPA_BLAME_NONE,			/* not the data: the caller's error */
+	KAPPA_BLAME_EVENT,			/* the message, for the stream or one view */
+	KAPPA_BLAME_VIEW			/* a view that can no longer run (rights) */
+} KappaBlame;
+
 /* A message read back (from the log or the archive), for a caller to apply. */
 typedef void (*KappaMessageCallback) (const KappaMessage *message, void *arg);
 
@@ -43,12 +61,16 @@ typedef int64 (*KappaOffsetForTime) (void *arg, int32 partition, TimestampTz tim
 
 extern KappaEngine *kappa_engine_create(KappaStream *stream, int nparts, const bool *owned,
 										int32 worker, int32 nworkers,
-										KappaLogStart log_start, void *log_arg);
+										KappaLogStart log_start, void *log_arg,
+										KappaPoisons *poisons);
 extern bool kappa_engine_owns(KappaEngine *engine, int32 partition);
 extern void kappa_engine_adopt(KappaEngine *engine, const bool *owned);
 extern KappaEngine *kappa_engine_create_scratch(KappaStream *stream, int nparts, int32 view_id,
-												const char *rows_table, const int64 *first);
-extern KappaEngine *kappa_engine_create_replay(KappaStream *stream, int nparts, int32 view_id);
+												const char *rows_table, const int64 *first,
+												KappaPoisons *poisons);
+extern KappaEngine *kappa_engine_create_replay(KappaStream *stream, int nparts, int32 view_id,
+											   KappaPoisons *poisons);
+extern void kappa_engine_destroy(KappaEngine *engine);
 extern bool kappa_engine_sync_views(KappaEngine *engine);
 extern int64 kappa_engine_start_offset(KappaEngine *engine, int32 partition);
 extern void kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end);
@@ -58,5 +80,11 @@ extern void kappa_engine_process(KappaEngine *engine, const KappaMessage *messag
 extern void kappa_engine_note_end(KappaEngine *engine, int32 partition, int64 end);
 extern void kappa_engine_flush(KappaEngine *engine);
 extern int64 kappa_engine_pending(KappaEngine *engine);
+extern bool kappa_engine_flush_due(KappaEngine *engine);
+extern Size kappa_engine_memory(KappaEngine *engine, int32 *view_id, char **name, Size *largest);
+
+extern KappaPoisons *kappa_poisons_create(void);
+extern void kappa_poisons_load(KappaPoisons *poisons, int32 stream_id, int32 view_id);
+extern KappaBlame kappa_engine_blame(KappaEngine *engine, ErrorData *edata);
 
 #endif							/* KAPPA_ENGINE_H */

@@ -20,6 +20,13 @@
 #include "engine.h"
 #include "state.h"
 
+/*
+ * The widest group key a view takes, in bytes: a stored state's primary
+ * key and the rows table's unique index must hold it (a btree entry takes
+ * at most about 2700 bytes).  An event with a wider key is rejected.
+ */
+#define KAPPA_MAX_KEY_BYTES 2000
+
 /* A key seen for deduplication, with the event time it came with. */
 typedef struct DedupEntry
 {
@@ -66,6 +73,7 @@ typedef struct ViewPartition
 	int64		delivered;
 	int64		applied;
 	int64		late;
+	int64		rejected;		/* events whose evaluation failed (poison) */
 	bool		changed;
 	deduptab_hash *dedup;
 	List	   *dedup_new;		/* NewDedupKey: seen since the last flush */
@@ -83,6 +91,8 @@ typedef struct NewDedupKey
 typedef struct ViewRuntime
 {
 	int32		view_id;
+	Oid			owner;			/* user code of the view runs as this role */
+	char	   *name;			/* qualified and quoted, for messages */
 	bool		scratch;		/* a recomputation (kappa_check): rows only */
 	char	   *rows_table;		/* quoted, qualified */
 	bool		start_latest;
@@ -96,6 +106,8 @@ typedef struct ViewRuntime
 	ExprState  *window_ts;
 	ExprState **keys;
 	int			nkeys;
+	int16	   *key_typlens;
+	bool		wide_keys;		/* a key of variable length: check key_bytes */
 	Datum	   *key_values;
 	bool	   *key_nulls;
 	ViewPartition *parts;
@@ -113,6 +125,7 @@ typedef struct ViewRuntime
 	SPIPlanPtr	delete_plan;	/* by the unique columns, with = (indexed) */
 	char	   *delete_nulls_sql;	/* the same, for keys with nulls */
 	Oid		   *delete_types;
+	List	   *rejects;		/* DeadLetter: events it rejected, to store */
 	MemoryContext cxt;
 } ViewRuntime;
 
@@ -126,20 +139,45 @@ typedef struct LateEvent
 	bytea	   *payload;
 } LateEvent;
 
-/* A message that could not be decoded, waiting for the next flush. */
+/*
+ * A message that could not be decoded (view_id 0), or an event a view
+ * rejected because evaluating it failed, waiting for the next flush.
+ */
 typedef struct DeadLetter
 {
+	int32		view_id;
 	int32		partition;
 	int64		offset;
 	TimestampTz broker_time;
 	bytea	   *key;
 	bytea	   *payload;
 	char	   *reason;
+	char		sqlstate[6];
 } DeadLetter;
+
+/* A known poison event for one view (0: for decoding), with its error. */
+typedef struct KappaPoison
+{
+	int32		view_id;
+	char		sqlstate[6];
+	char	   *reason;
+} KappaPoison;
+
+/* A view whose code lost a right it needs, to be marked failed. */
+typedef struct KappaFailedView
+{
+	int32		view_id;
+	ErrorData  *error;
+} KappaFailedView;
 
 struct KappaEngine
 {
 	KappaStream *stream;
+	bool		isolate_views;	/* a view that fails is marked failed, not the caller */
+	KappaPoisons *poisons;		/* known poison events; or NULL */
+	bool		flush_due;		/* a poison was applied: flush soon */
+	int32		blame_view;		/* what is being evaluated: -1 nothing, */
+	/* 0 the message's decoding, else a view */
 	int			nparts;
 	bool	   *local;			/* partitions of this server (kappa_stream_owns) */
 	bool	   *owned;			/* those this worker consumes now */
@@ -164,12 +202,19 @@ struct KappaEngine
 	List	   *dead_letters;
 	List	   *late_events;	/* LateEvent, with keep_late */
 	const KappaMessage *message;	/* the message being processed */
+	char	   *dedup_text;		/* its dedup key, as text; or NULL */
 	int64		pending;
 	TimestampTz started;
 	TimestampTz last_flush;
 	MemoryContext cxt;
 	MemoryContext flush_cxt;
+	MemoryContextCallback free_plans;	/* frees the views' plans with cxt */
 };
+
+extern KappaPoison *kappa_poison_find(KappaPoisons *poisons, int32 partition, int64 offset,
+									 int32 view_id);
+extern bool kappa_poisons_any(KappaPoisons *poisons, int32 partition, int64 offset);
+extern List *kappa_poisons_take_failed(KappaPoisons *poisons);
 
 extern TimestampTz kappa_engine_watermark(KappaEngine *engine, ViewRuntime *view,
 										  TimestampTz now);
@@ -183,5 +228,8 @@ extern void kappa_flush_prepare(void);
 extern void kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 extern void kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms);
 extern void kappa_flush_dead_letters(KappaEngine *engine);
+extern void kappa_engine_fail_view(KappaEngine *engine, ViewRuntime *view, ErrorData *edata);
+extern void kappa_view_mark_failed(int32 view_id, const char *name, ErrorData *edata);
+extern void kappa_engine_forget_view(KappaEngine *engine, ViewRuntime *view);
 
 #endif							/* KAPPA_ENGINE_INTERNAL_H */

@@ -17,6 +17,15 @@
  * drive the engine deterministically.  The replay of the archive (issue
  * 5) feeds the engine the same way.
  *
+ * Rights: the messages table is read as the caller (the cursor is opened
+ * and fetched as the caller, so the caller's privileges and row security
+ * apply, and any function the table's query calls runs as the caller);
+ * the engine runs the views' code as their owners and writes kappa's
+ * tables as the catalog (catalog.c), as in a worker.  An event that fails
+ * is a poison as in a worker (poison.c): the feed works in subtransactions
+ * of one flush each, rolls the failing one back, and reads again from the
+ * stored positions, knowing the poison.
+ *
  * Exclusion: the worker holds the stream's consumer lock (a session-level
  * advisory lock, see kappa_stream_lock_consumer) for as long as it runs,
  * and kappa_feed takes it for its transaction without waiting; so the two
@@ -30,6 +39,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -41,7 +51,9 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
+#include "catalog.h"
 #include "engine.h"
 #include "guc.h"
 #include "shmem.h"
@@ -49,8 +61,9 @@
 
 PG_FUNCTION_INFO_V1(kappa_feed);
 
-/* Rows fetched from the messages table at a time. */
+/* Rows fetched from the messages table at a time, with this cursor. */
 #define FEED_BATCH 10000
+#define FEED_CURSOR "kappa_feed_messages"
 
 /* A column of the messages table: its name, and the types it may have. */
 typedef struct FeedColumn
@@ -75,6 +88,12 @@ static void feed_batch(KappaEngine *engine, SPITupleTable *tuptable, uint64 n,
 					   KappaMessage *messages);
 static void accumulate_since(instr_time *total, instr_time start);
 static void feed_flush(KappaEngine *engine, MemoryContext feed_cxt, instr_time *flush_time);
+static int64 feed_all(KappaStream *stream, const char *select, int nparts, const int64 *ends,
+					  KappaMessage *messages, MemoryContext feed_cxt,
+					  instr_time *engine_time, instr_time *flush_time);
+static int64 feed_messages(KappaEngine *engine, Portal portal, KappaMessage *messages,
+						   MemoryContext feed_cxt, instr_time *engine_time,
+						   instr_time *flush_time);
 
 /*
  * The SELECT that reads the messages table in the order a consumer would
@@ -230,18 +249,141 @@ accumulate_since(instr_time *total, instr_time start)
 	INSTR_TIME_ACCUM_DIFF(*total, now, start);
 }
 
-/* Sync the engine's views and flush it, adding the time to flush_time. */
+/*
+ * Sync the engine's views and flush it, adding the time to flush_time;
+ * then the subtransaction of what was flushed ends, and a new one begins.
+ */
 static void
 feed_flush(KappaEngine *engine, MemoryContext feed_cxt, instr_time *flush_time)
 {
 	MemoryContext old = MemoryContextSwitchTo(feed_cxt);
+	ResourceOwner owner = CurrentResourceOwner;
 	instr_time	start;
 
 	INSTR_TIME_SET_CURRENT(start);
 	(void) kappa_engine_sync_views(engine);
 	kappa_engine_flush(engine);
+	ReleaseCurrentSubTransaction();
+	BeginInternalSubTransaction(NULL);
 	accumulate_since(flush_time, start);
 	MemoryContextSwitchTo(old);
+	CurrentResourceOwner = owner;
+}
+
+/*
+ * Run every message of the cursor through the engine, flushing every
+ * kappa.flush_events messages (and when a poison was met) and at the end.
+ * Returns how many messages were read.
+ */
+static int64
+feed_messages(KappaEngine *engine, Portal portal, KappaMessage *messages,
+			  MemoryContext feed_cxt, instr_time *engine_time, instr_time *flush_time)
+{
+	int64		total = 0;
+
+	for (;;)
+	{
+		uint64		n;
+		MemoryContext old;
+		instr_time	start;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, FEED_BATCH);
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		feed_batch(engine, SPI_tuptable, n, messages);
+
+		old = MemoryContextSwitchTo(feed_cxt);
+		INSTR_TIME_SET_CURRENT(start);
+		for (uint64 i = 0; i < n; i++)
+		{
+			kappa_engine_process(engine, &messages[i]);
+			if (kappa_engine_flush_due(engine))
+			{
+				accumulate_since(engine_time, start);
+				feed_flush(engine, feed_cxt, flush_time);
+				INSTR_TIME_SET_CURRENT(start);
+			}
+		}
+		accumulate_since(engine_time, start);
+		MemoryContextSwitchTo(old);
+		total += n;
+		SPI_freetuptable(SPI_tuptable);
+	}
+	feed_flush(engine, feed_cxt, flush_time);
+	return total;
+}
+
+/*
+ * Feed the messages that select reads, in subtransactions of one flush
+ * each: an event that fails rolls back to the last flush, and the feed
+ * starts over from the table's start with the poison known (the engine
+ * skips what it stored).  Returns how many messages were read.
+ */
+static int64
+feed_all(KappaStream *stream, const char *select, int nparts, const int64 *ends,
+		 KappaMessage *messages, MemoryContext feed_cxt,
+		 instr_time *engine_time, instr_time *flush_time)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	KappaPoisons *poisons = kappa_poisons_create();
+	KappaEngine *volatile engine = NULL;
+	volatile int64 total = 0;
+	Portal		portal;
+
+	BeginInternalSubTransaction(NULL);
+	for (;;)
+	{
+		MemoryContextSwitchTo(feed_cxt);
+		if ((portal = SPI_cursor_find(FEED_CURSOR)) != NULL)
+			SPI_cursor_close(portal);
+		portal = SPI_cursor_open_with_args(FEED_CURSOR, select, 0, NULL, NULL, NULL, true, 0);
+		PG_TRY();
+		{
+			/* no log to ask where it begins: a lost state is rebuilt from the table */
+			engine = kappa_engine_create(stream, nparts, NULL, 0, 1, NULL, NULL, poisons);
+			for (int p = 0; p < nparts; p++)
+			{
+				if (ends[p] < 0)
+					continue;
+				if (kappa_engine_start_offset(engine, p) == KAPPA_OFFSET_END)
+					kappa_engine_resolve_latest(engine, p, ends[p]);
+				kappa_engine_note_end(engine, p, ends[p]);
+			}
+			total = feed_messages(engine, portal, messages, feed_cxt, engine_time, flush_time);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			if (kappa_engine_blame(engine, edata) == KAPPA_BLAME_NONE)
+				PG_RE_THROW();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			BeginInternalSubTransaction(NULL);
+			kappa_engine_destroy(engine);
+			engine = NULL;
+			ereport(NOTICE,
+					(errmsg("kappa_feed: an event failed; going on without it"),
+					 errdetail("%s (SQLSTATE %s)", kappa_error_text(edata),
+							   unpack_sql_state(edata->sqlerrcode))));
+			continue;
+		}
+		PG_END_TRY();
+		break;
+	}
+	ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	kappa_engine_destroy(engine);
+	SPI_cursor_close(portal);
+	return total;
 }
 
 /*
@@ -256,21 +398,17 @@ kappa_feed(PG_FUNCTION_ARGS)
 {
 	Oid			relid;
 	KappaStream *stream;
-	KappaCatalogAccess access;
 	MemoryContext feed_cxt;
-	MemoryContext old;
-	KappaEngine *engine;
 	KappaMessage *messages;
 	TupleDesc	tupdesc;
-	Portal		portal;
 	bool		present[FEED_NCOLUMNS];
 	char	   *select;
 	int64	   *ends;
 	int			nparts;
-	int64		total = 0;
-	instr_time	start;
+	int64		total;
 	instr_time	engine_time;
 	instr_time	flush_time;
+	int			save_nestlevel;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
@@ -292,61 +430,18 @@ kappa_feed(PG_FUNCTION_ARGS)
 				 errdetail("A feed and the stream's worker would apply the same messages twice."),
 				 errhint("Stop the worker first, e.g. with kappa.enabled = off.")));
 
-	/*
-	 * The messages are read as the caller, whose privileges and row
-	 * security apply when the cursor is planned; the engine writes kappa's
-	 * tables as the worker would, as their owner.
-	 */
 	feed_cxt = AllocSetContextCreate(CurrentMemoryContext, "kappa feed",
 									 ALLOCSET_DEFAULT_SIZES);
 	SPI_connect();
 	select = feed_select(relid, present);
 	nparts = feed_partition_ends(relid, &ends);
-	portal = SPI_cursor_open_with_args(NULL, select, 0, NULL, NULL, NULL, true, 0);
-	kappa_catalog_enter(&access);
-
-	old = MemoryContextSwitchTo(feed_cxt);
-	messages = palloc(sizeof(KappaMessage) * FEED_BATCH);
-	/* no log to ask where it begins: a lost state is rebuilt from the table */
-	engine = kappa_engine_create(stream, nparts, NULL, 0, 1, NULL, NULL);
-	for (int p = 0; p < nparts; p++)
-	{
-		if (ends[p] < 0)
-			continue;
-		if (kappa_engine_start_offset(engine, p) == KAPPA_OFFSET_END)
-			kappa_engine_resolve_latest(engine, p, ends[p]);
-		kappa_engine_note_end(engine, p, ends[p]);
-	}
-	MemoryContextSwitchTo(old);
-
+	save_nestlevel = kappa_settings_enter();
+	messages = MemoryContextAlloc(feed_cxt, sizeof(KappaMessage) * FEED_BATCH);
 	INSTR_TIME_SET_ZERO(engine_time);
 	INSTR_TIME_SET_ZERO(flush_time);
-	for (;;)
-	{
-		uint64		n;
 
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, FEED_BATCH);
-		n = SPI_processed;
-		if (n == 0)
-			break;
-		feed_batch(engine, SPI_tuptable, n, messages);
-
-		old = MemoryContextSwitchTo(feed_cxt);
-		INSTR_TIME_SET_CURRENT(start);
-		for (uint64 i = 0; i < n; i++)
-			kappa_engine_process(engine, &messages[i]);
-		accumulate_since(&engine_time, start);
-		MemoryContextSwitchTo(old);
-		total += n;
-		SPI_freetuptable(SPI_tuptable);
-
-		if (kappa_engine_pending(engine) >= kappa_flush_events)
-			feed_flush(engine, feed_cxt, &flush_time);
-	}
-	feed_flush(engine, feed_cxt, &flush_time);
-	kappa_catalog_leave(&access);
-	SPI_cursor_close(portal);
+	total = feed_all(stream, select, nparts, ends, messages, feed_cxt, &engine_time, &flush_time);
+	kappa_settings_leave(save_nestlevel);
 	SPI_finish();
 	MemoryContextDelete(feed_cxt);
 

@@ -13,6 +13,15 @@
  * drops the states of finalized groups.  docs/design/state-and-recovery.md
  * tells the whole story.
  *
+ * Rights (catalog.c): a view's flush computes its rows (final functions,
+ * the select list) and states (serialization functions), and writes its
+ * rows table, as the view's owner; then it writes kappa's tables (states,
+ * positions, dedup keys, the events it rejected) as the catalog.  A view
+ * that cannot be flushed (a row its table refuses, a right its owner
+ * lost) fails alone: with engine->isolate_views, each view is flushed in a
+ * subtransaction, and one that fails is marked failed and dropped from the
+ * engine, while the others and the stream go on.
+ *
  * With kappa.workers_per_stream > 1 (engine->shared), each worker applies
  * only the partitions its consumer group gave it, and a view's groups in
  * memory hold only what this worker applied since its last flush: the
@@ -24,8 +33,12 @@
  * writes the results; it finalizes by every partition's watermark, the
  * other workers' as they last stored them, and forgets its groups.
  *
- * All SQL here is prepared once or built from constants and quoted
- * identifiers, with $n parameters.
+ * Lifetime: the catalog statements are prepared once per backend and kept
+ * (the static plans below), and prepared again if kappa.view_state is no
+ * longer the table they were prepared for (the extension was dropped and
+ * created again).  Everything else lives in the engine's flush context,
+ * reset after each flush.  All SQL here is prepared or built from
+ * constants and quoted identifiers, with $n parameters.
  *
  * src/flush.c
  *
@@ -34,6 +47,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
@@ -42,19 +56,26 @@
 #include "nodes/makefuncs.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
 #include "aggregate.h"
+#include "catalog.h"
 #include "engine_internal.h"
+#include "guc.h"
 #include "shmem.h"
 #include "state.h"
 
-/* kappa.view_state's statements, prepared once per backend, and its rows. */
+/*
+ * kappa.view_state's statements, prepared once per backend, and its row
+ * type: for the table whose relation is state_relid.
+ */
+static Oid	state_relid = InvalidOid;
 static SPIPlanPtr state_upsert_plan = NULL;
-static SPIPlanPtr state_delete_plan = NULL;
 static Oid	state_row_type = InvalidOid;
 static TupleDesc state_row_desc = NULL;
 
@@ -66,21 +87,46 @@ static SPIPlanPtr stream_position_plan = NULL;
 static SPIPlanPtr dedup_insert_plan = NULL;
 static SPIPlanPtr dedup_prune_plan = NULL;
 
+/* What a view's flush writes, gathered as its owner, written after. */
+typedef struct FlushWrites
+{
+	MemoryContext cxt;			/* where they live: the flush's context */
+	List	   *row_deletes;	/* RowKey: rows to delete, by unique columns */
+	List	   *rows;			/* HeapTupleHeader: rows to upsert */
+	List	   *state_keys;		/* bytea *: states to delete, by key ... */
+	List	   *state_starts;	/* TimestampTz *: ... and window start */
+	List	   *states;			/* HeapTupleHeader: states to upsert */
+} FlushWrites;
+
+/* A row to delete: its unique columns' values. */
+typedef struct RowKey
+{
+	Datum	   *values;
+	char	   *nulls;
+	bool		any_null;
+} RowKey;
+
+static void free_kept(SPIPlanPtr *plan);
 static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start,
 						  TimestampTz end, bool with_aggs, Datum *values, char *nulls);
 static Datum group_row(ViewRuntime *view, KappaGroup *group);
 static Datum group_state(ViewRuntime *view, KappaGroup *group);
 static void write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what,
 					   int32 view_id);
-static void delete_stored(ViewRuntime *view, KappaGroup *group);
-static void delete_stored_state(ViewRuntime *view, KappaGroup *group);
+static void forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
+static void forget_stored_state(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
+static void delete_rows(ViewRuntime *view, List *keys);
 static void delete_states(ViewRuntime *view, List *keys, List *starts);
+static void write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
+							   int64 margin, TimestampTz state_upto);
+static void write_rejects(KappaEngine *engine, List *dead_letters);
 static void write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp,
 							 TimestampTz horizon);
-static void merge_shared_state(KappaEngine *engine, ViewRuntime *view);
+static void merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrites *w);
 static void read_peer_watermarks(KappaEngine *engine, ViewRuntime *view);
 static TimestampTz share_finalization(KappaEngine *engine, ViewRuntime *view);
 static void forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto);
+static void flush_view_isolated(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 static int	view_id_cmp(const ListCell *a, const ListCell *b);
 
 /* Prepare one statement for the rest of the backend's life. */
@@ -96,47 +142,68 @@ prepare_kept(const char *sql, int nargs, Oid *types)
 	return plan;
 }
 
+/* Free a kept statement, if there is one. */
+static void
+free_kept(SPIPlanPtr *plan)
+{
+	if (*plan != NULL)
+		SPI_freeplan(*plan);
+	*plan = NULL;
+}
+
 /*
- * Prepare the flush's fixed statements, once per backend: the upsert of
- * an array of kappa.view_state's rows and the delete of one, and the
- * upserts of view and stream positions.  Called inside SPI.
+ * Prepare the flush's fixed statements: the upsert of an array of
+ * kappa.view_state's rows, the upserts of view and stream positions, and
+ * those of dedup keys.  Kept for the backend's life, unless kappa.view_state
+ * is a new table (DROP and CREATE EXTENSION in the same session): then
+ * they, and the row type they use, are prepared again.  Called in a
+ * catalog section.
  */
 void
 kappa_flush_prepare(void)
 {
-	Oid			delete_types[3] = {INT4OID, BYTEAOID, TIMESTAMPTZOID};
-	Oid			view_position_types[10] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
-	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Oid			view_position_types[11] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
+	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
 	Oid			stream_position_types[10] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
 	TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID, TIMESTAMPTZOID};
 	Oid			state_array_type;
 	Oid			dedup_insert_types[4] = {INT4OID, INT4OID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
 	Oid			dedup_prune_types[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
+	Oid			relid;
 	MemoryContext old;
 
-	if (state_upsert_plan != NULL)
+	kappa_catalog_check();
+	relid = RangeVarGetRelid(makeRangeVar("kappa", "view_state", -1), NoLock, false);
+	if (state_upsert_plan != NULL && relid == state_relid)
 		return;
+	free_kept(&state_upsert_plan);
+	free_kept(&view_position_plan);
+	free_kept(&stream_position_plan);
+	free_kept(&dedup_insert_plan);
+	free_kept(&dedup_prune_plan);
+	if (state_row_desc != NULL)
+		FreeTupleDesc(state_row_desc);
+	state_row_desc = NULL;
+
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	state_row_type = get_rel_type_id(RangeVarGetRelid(makeRangeVar("kappa", "view_state", -1),
-													  NoLock, false));
+	state_row_type = get_rel_type_id(relid);
 	state_row_desc = lookup_rowtype_tupdesc_copy(state_row_type, -1);
 	MemoryContextSwitchTo(old);
 	state_array_type = get_array_type(state_row_type);
-	state_upsert_plan = prepare_kept("INSERT INTO kappa.view_state SELECT (u).* FROM unnest($1) AS u "
+	state_upsert_plan = prepare_kept("INSERT INTO kappa.view_state SELECT * FROM unnest($1) "
 									 "ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
 									 "SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
 									 1, &state_array_type);
-	state_delete_plan = prepare_kept("DELETE FROM kappa.view_state WHERE view_id = $1 "
-									 "AND group_key = $2 AND window_start = $3",
-									 3, delete_types);
-	view_position_plan = prepare_kept("INSERT INTO kappa.view_partitions AS v VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+	view_position_plan = prepare_kept("INSERT INTO kappa.view_partitions AS v (view_id, partition, next_offset, "
+									  "max_event_time, filtered, duplicate, delivered, applied, late, first_offset, rejected) "
+									  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
 									  "ON CONFLICT (view_id, partition) DO UPDATE SET "
 									  "next_offset = EXCLUDED.next_offset, max_event_time = EXCLUDED.max_event_time, "
 									  "filtered = v.filtered + EXCLUDED.filtered, duplicate = v.duplicate + EXCLUDED.duplicate, "
 									  "delivered = v.delivered + EXCLUDED.delivered, applied = v.applied + EXCLUDED.applied, "
-									  "late = v.late + EXCLUDED.late, "
+									  "late = v.late + EXCLUDED.late, rejected = v.rejected + EXCLUDED.rejected, "
 									  "first_offset = coalesce(v.first_offset, EXCLUDED.first_offset)",
-									  10, view_position_types);
+									  11, view_position_types);
 	stream_position_plan = prepare_kept("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, end_offset, "
 										"consumed, dead_lettered, last_event_at, events_per_s, flush_ms, last_message_at, flushed_at) "
 										"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) "
@@ -156,11 +223,13 @@ kappa_flush_prepare(void)
 	dedup_prune_plan = prepare_kept("DELETE FROM kappa.view_dedup "
 									"WHERE view_id = $1 AND partition = $2 AND event_time < $3",
 									3, dedup_prune_types);
+	state_relid = relid;
 }
 
 /*
  * A group's output row, as values[] and nulls[] ('n'/' ') for SPI, with
- * the given window bounds; its aggregates finalized, or null.
+ * the given window bounds; its aggregates finalized, or null.  Runs the
+ * view's code: call as its owner.
  */
 static void
 project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start, TimestampTz end,
@@ -203,30 +272,78 @@ project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start, Timestamp
 	}
 }
 
-/* Delete the row and the stored state a group was last stored with. */
+/*
+ * A group was stored under other bounds than it has now, or is going:
+ * note its row (by its unique columns, projected as the view's owner) and
+ * its stored state, to delete.  In the flush context.
+ */
 static void
-delete_stored(ViewRuntime *view, KappaGroup *group)
+forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w)
 {
+	MemoryContext old = MemoryContextSwitchTo(w->cxt);
 	Datum	   *values = palloc(sizeof(Datum) * view->nout);
 	char	   *nulls = palloc(view->nout);
-	Datum	   *keyvals = palloc(sizeof(Datum) * Max(view->nunique, 1));
-	char	   *keynulls = palloc(Max(view->nunique, 1));
-	bool		any_null = false;
+	RowKey	   *key = palloc(sizeof(RowKey));
 
 	project_group(view, group, group->stored_start, group->stored_end, false, values, nulls);
+	key->values = palloc(sizeof(Datum) * Max(view->nunique, 1));
+	key->nulls = palloc(Max(view->nunique, 1));
+	key->any_null = false;
 	for (int i = 0; i < view->nunique; i++)
 	{
-		keyvals[i] = values[view->unique_cols[i]];
-		keynulls[i] = nulls[view->unique_cols[i]];
-		any_null |= (keynulls[i] == 'n');
-	}
-	if ((any_null ?
-		 SPI_execute_with_args(view->delete_nulls_sql, view->nunique, view->delete_types,
-							   keyvals, keynulls, false, 0) :
-		 SPI_execute_plan(view->delete_plan, keyvals, keynulls, false, 0)) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete a row of kappa view %d", view->view_id);
+		int			col = view->unique_cols[i];
 
-	delete_stored_state(view, group);
+		key->values[i] = values[col];
+		key->nulls[i] = nulls[col];
+		if (nulls[col] == 'n')
+			key->any_null = true;
+		else
+		{
+			Form_pg_attribute att = TupleDescAttr(view->row_desc, col);
+
+			key->values[i] = datumCopy(values[col], att->attbyval, att->attlen);
+		}
+	}
+	ResetExprContext(view->out_econtext);
+	w->row_deletes = lappend(w->row_deletes, key);
+	forget_stored_state(view, group, w);
+	MemoryContextSwitchTo(old);
+}
+
+/* Note the state a group was last stored with, to delete. */
+static void
+forget_stored_state(ViewRuntime *view, KappaGroup *group, FlushWrites *w)
+{
+	MemoryContext old;
+	TimestampTz *start;
+
+	group->stored = false;
+	if (view->scratch)
+		return;					/* a recomputation stores no states */
+	old = MemoryContextSwitchTo(w->cxt);
+	start = palloc(sizeof(TimestampTz));
+	*start = group->stored_start;
+	w->state_keys = lappend(w->state_keys, kappa_groups_encode_key(view->groups, group));
+	w->state_starts = lappend(w->state_starts, start);
+	MemoryContextSwitchTo(old);
+}
+
+/* Delete rows by their unique columns, as the view's owner. */
+static void
+delete_rows(ViewRuntime *view, List *keys)
+{
+	ListCell   *lc;
+
+	foreach(lc, keys)
+	{
+		RowKey	   *key = lfirst(lc);
+
+		if ((key->any_null ?
+			 SPI_execute_with_args(view->delete_nulls_sql, view->nunique, view->delete_types,
+								   key->values, key->nulls, false, 0) :
+			 SPI_execute_plan(view->delete_plan, key->values, key->nulls, false, 0)) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete a row of kappa view %s", view->name);
+	}
 }
 
 /* Delete stored states by their keys and window starts, in one statement. */
@@ -254,26 +371,13 @@ delete_states(ViewRuntime *view, List *keys, List *starts)
 	if (SPI_execute_with_args("DELETE FROM kappa.view_state s USING unnest($2, $3) AS d(k, w) "
 							  "WHERE s.view_id = $1 AND s.group_key = d.k AND s.window_start = d.w",
 							  3, types, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete the states of kappa view %d", view->view_id);
+		elog(ERROR, "could not delete the states of kappa view %s", view->name);
 }
 
-/* Delete the state a group was last stored with. */
-static void
-delete_stored_state(ViewRuntime *view, KappaGroup *group)
-{
-	Datum		values[3];
-
-	group->stored = false;
-	if (view->scratch)
-		return;					/* a recomputation stores no states */
-	values[0] = Int32GetDatum(view->view_id);
-	values[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
-	values[2] = TimestampTzGetDatum(group->stored_start);
-	if (SPI_execute_plan(state_delete_plan, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete the state of kappa view %d", view->view_id);
-}
-
-/* A group's row (its aggregates finalized now), as a row of the rows table. */
+/*
+ * A group's row (its aggregates finalized now), as a row of the rows
+ * table.  The view's code: call as its owner.
+ */
 static Datum
 group_row(ViewRuntime *view, KappaGroup *group)
 {
@@ -290,7 +394,10 @@ group_row(ViewRuntime *view, KappaGroup *group)
 	return HeapTupleGetDatum(tuple);
 }
 
-/* A group's stored state, as a row of kappa.view_state. */
+/*
+ * A group's stored state, as a row of kappa.view_state.  Serializing runs
+ * the aggregates' code: call as the view's owner.
+ */
 static Datum
 group_state(ViewRuntime *view, KappaGroup *group)
 {
@@ -340,25 +447,30 @@ write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what, int32 vi
 
 /*
  * Flush one view: delete merged-away sessions, write changed groups, then
- * finalize the windows every partition has passed.
+ * finalize the windows every partition has passed.  What the view's code
+ * computes, and its rows table, as its owner; kappa's tables after, as
+ * the catalog.
  */
 void
 kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 {
+	FlushWrites w = {.cxt = CurrentMemoryContext};
 	List	   *retired;
 	List	   *dirty;
 	TimestampTz state_upto;
-	List	   *rows = NIL;
-	List	   *states = NIL;
 	KappaWindow *window = &view->spec->window;
 	int64		margin = (window->kind == KAPPA_WINDOW_SESSION) ? window->gap : 0;
+	KappaCatalogAccess catalog;
+	KappaOwnerAccess owner;
 	ListCell   *lc;
 
 	if (engine->shared && !view->scratch)
 	{
-		merge_shared_state(engine, view);
+		kappa_catalog_enter(&catalog);
+		merge_shared_state(engine, view, &w);
 		if (window->kind != KAPPA_WINDOW_NONE)
 			read_peer_watermarks(engine, view);
+		kappa_catalog_leave(&catalog);
 	}
 	retired = kappa_groups_take_retired(view->groups);
 	dirty = kappa_groups_take_dirty(view->groups);
@@ -374,14 +486,21 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	/* how far states may go: with other workers, what all of them passed */
 	state_upto = view->finalized_upto;
 	if (engine->shared && !view->scratch && window->kind != KAPPA_WINDOW_NONE)
+	{
+		kappa_catalog_enter(&catalog);
 		state_upto = share_finalization(engine, view);
+		kappa_catalog_leave(&catalog);
+	}
 
+	kappa_owner_enter(&owner, view->owner);
+	/* a right revoked since the view was loaded stops it here */
+	kappa_check_view_rights(view->spec->query, view->owner);
 	foreach(lc, retired)
 	{
 		KappaGroup *group = lfirst(lc);
 
 		if (group->stored)
-			delete_stored(view, group);
+			forget_stored(view, group, &w);
 		kappa_groups_remove(view->groups, group);
 	}
 
@@ -398,38 +517,30 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 							 group->end + margin <= state_upto);
 
 		if (group->stored && group->stored_start != group->start)
-			delete_stored(view, group);
-		rows = lappend(rows, DatumGetPointer(group_row(view, group)));
+			forget_stored(view, group, &w);
+		w.rows = lappend(w.rows, DatumGetPointer(group_row(view, group)));
 		if (final)
 		{
 			if (group->stored)
-				delete_stored_state(view, group);
+				forget_stored_state(view, group, &w);
 			kappa_groups_remove(view->groups, group);
 			continue;
 		}
-		states = lappend(states, DatumGetPointer(group_state(view, group)));
+		if (!view->scratch)
+			w.states = lappend(w.states, DatumGetPointer(group_state(view, group)));
 		group->stored = true;
 		group->stored_start = group->start;
 		group->stored_end = group->end;
 	}
-	if (view->nunique == 0 && rows != NIL &&
-		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not clear kappa view %d", view->view_id);
-	write_rows(view->upsert_plan, view->row_type, rows, "rows", view->view_id);
-	if (!view->scratch)
-		write_rows(state_upsert_plan, state_row_type, states, "state", view->view_id);
 	list_free(retired);
 	list_free(dirty);
 
 	/*
 	 * Unchanged groups whose windows every partition has now passed: their
-	 * rows stay as they are, their states go, with one statement.
+	 * rows stay as they are, their states go.
 	 */
 	if (window->kind != KAPPA_WINDOW_NONE && state_upto != DT_NOBEGIN)
 	{
-		List	   *keys = NIL;
-		List	   *starts = NIL;
-
 		foreach(lc, kappa_groups_all(view->groups))
 		{
 			KappaGroup *group = lfirst(lc);
@@ -437,26 +548,53 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 			if (group->end + margin > state_upto)
 				continue;
 			if (group->stored)
-			{
-				keys = lappend(keys, kappa_groups_encode_key(view->groups, group));
-				starts = lappend(starts, palloc(sizeof(TimestampTz)));
-				*(TimestampTz *) llast(starts) = group->stored_start;
-			}
+				forget_stored_state(view, group, &w);
 			kappa_groups_remove(view->groups, group);
 		}
-		delete_states(view, keys, starts);
 	}
+
+	/* the rows table, as the view's owner: its triggers and indexes too */
+	SPI_connect();
+	delete_rows(view, w.row_deletes);
+	if (view->nunique == 0 && w.rows != NIL &&
+		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not clear kappa view %s", view->name);
+	write_rows(view->upsert_plan, view->row_type, w.rows, "rows", view->view_id);
+	SPI_finish();
+	kappa_owner_leave(&owner);
+
 	if (view->scratch)
-		return;					/* a recomputation stores no positions or keys */
+	{
+		view->rejects = NIL;	/* a recomputation stores nothing else */
+		return;
+	}
+	kappa_catalog_enter(&catalog);
+	write_view_catalog(engine, view, &w, margin, state_upto);
+	kappa_catalog_leave(&catalog);
+}
+
+/*
+ * The catalog part of a view's flush: its states, positions and counts,
+ * dedup keys, and the events it rejected.  In a catalog section.
+ */
+static void
+write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
+				   int64 margin, TimestampTz state_upto)
+{
+	kappa_flush_prepare();
+	delete_states(view, w->state_keys, w->state_starts);
+	write_rows(state_upsert_plan, state_row_type, w->states, "state", view->view_id);
 	if (engine->shared)
 		forget_shared_state(view, margin, state_upto);
+	write_rejects(engine, view->rejects);
+	view->rejects = NIL;		/* in the flush context, which the flush resets */
 
 	/* positions and counts; dedup keys older than the horizon go */
 	for (int p = 0; p < engine->nparts; p++)
 	{
 		ViewPartition *vp = &view->parts[p];
-		Datum		values[10];
-		char		nulls[10] = "          ";
+		Datum		values[11];
+		char		nulls[11] = "           ";
 
 		if (vp->dedup && vp->max_time != DT_NOBEGIN && engine->owned[p])
 		{
@@ -495,9 +633,11 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		values[8] = Int64GetDatum(vp->late);
 		values[9] = Int64GetDatum(vp->first);
 		nulls[9] = (vp->first < 0) ? 'n' : ' ';
+		values[10] = Int64GetDatum(vp->rejected);
 		if (SPI_execute_plan(view_position_plan, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write the positions of kappa view %d", view->view_id);
+			elog(ERROR, "could not write the positions of kappa view %s", view->name);
 		vp->filtered = vp->duplicate = vp->delivered = vp->applied = vp->late = 0;
+		vp->rejected = 0;
 		vp->changed = false;
 	}
 }
@@ -532,13 +672,13 @@ write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, Timestam
 		values[3] = PointerGetDatum(construct_array(times, n, TIMESTAMPTZOID, sizeof(TimestampTz),
 													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		if (SPI_execute_plan(dedup_insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not store the dedup keys of kappa view %d", view->view_id);
+			elog(ERROR, "could not store the dedup keys of kappa view %s", view->name);
 	}
 	if (vp->dedup_pruned && horizon != DT_NOBEGIN)
 	{
 		values[2] = TimestampTzGetDatum(horizon);
 		if (SPI_execute_plan(dedup_prune_plan, values, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not prune the dedup keys of kappa view %d", view->view_id);
+			elog(ERROR, "could not prune the dedup keys of kappa view %s", view->name);
 	}
 	/* the list lives in the flush context, which the flush resets */
 	vp->dedup_new = NIL;
@@ -560,10 +700,11 @@ view_id_cmp(const ListCell *a, const ListCell *b)
  * combined with this worker's.  Windowed and running groups are read by
  * (key, window start) and then rewritten under the same; the stored
  * sessions of the changed keys are all read, merged where they overlap,
- * and deleted, so that the merged sessions are written afresh.
+ * and noted for deletion, so that the merged sessions are written afresh.
+ * In a catalog section; the states are combined as the view's owner.
  */
 static void
-merge_shared_state(KappaEngine *engine, ViewRuntime *view)
+merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrites *w)
 {
 	bool		sessions = (view->spec->window.kind == KAPPA_WINDOW_SESSION);
 	List	   *changed = kappa_groups_all(view->groups);
@@ -572,8 +713,7 @@ merge_shared_state(KappaEngine *engine, ViewRuntime *view)
 	Datum	   *starts;
 	Datum		values[3];
 	Oid			types[3] = {INT4OID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
-	SPITupleTable *stored;
-	uint64		nstored;
+	KappaOwnerAccess owner;
 	ListCell   *lc;
 
 	if (n == 0)
@@ -599,23 +739,23 @@ merge_shared_state(KappaEngine *engine, ViewRuntime *view)
 							   "FROM kappa.view_state s JOIN unnest($2, $3) AS d(k, w) "
 							   "ON s.group_key = d.k AND s.window_start = d.w WHERE s.view_id = $1",
 							   3, types, values, NULL, false, 0)) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the state of kappa view %d", view->view_id);
+		elog(ERROR, "could not read the state of kappa view %s", view->name);
 
-	/* deleting stored sessions runs statements: keep this result */
-	stored = SPI_tuptable;
-	nstored = SPI_processed;
-	for (uint64 i = 0; i < nstored; i++)
+	kappa_owner_enter(&owner, view->owner);
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		KappaGroup *group = kappa_view_restore_state(view, stored->vals[i], stored->tupdesc, true);
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		KappaGroup *group = kappa_view_restore_state(view, row, desc, true);
 		bool		isnull;
 
 		if (sessions)
 		{
 			KappaGroup	was = *group;
 
-			was.stored_start = DatumGetTimestampTz(SPI_getbinval(stored->vals[i], stored->tupdesc, 2, &isnull));
-			was.stored_end = DatumGetTimestampTz(SPI_getbinval(stored->vals[i], stored->tupdesc, 3, &isnull));
-			delete_stored(view, &was);
+			was.stored_start = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
+			was.stored_end = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
+			forget_stored(view, &was, w);
 		}
 		else
 		{
@@ -624,6 +764,7 @@ merge_shared_state(KappaEngine *engine, ViewRuntime *view)
 			group->stored_end = group->end;
 		}
 	}
+	kappa_owner_leave(&owner);
 }
 
 /*
@@ -646,7 +787,7 @@ read_peer_watermarks(KappaEngine *engine, ViewRuntime *view)
 							  "FROM kappa.view_partitions v LEFT JOIN kappa.partitions k "
 							  "ON k.stream_id = $2 AND k.partition = v.partition WHERE v.view_id = $1",
 							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the watermarks of kappa view %d", view->view_id);
+		elog(ERROR, "could not read the watermarks of kappa view %s", view->name);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
@@ -676,7 +817,7 @@ read_peer_watermarks(KappaEngine *engine, ViewRuntime *view)
  * event another worker still takes as on time.  So each worker stores its
  * mark in kappa.view_marks, moves it up to the furthest any worker has
  * reached (that only makes it treat more as late), and states go only up
- * to the mark every worker of the stream has passed.
+ * to the mark every worker of the stream has passed.  In a catalog section.
  */
 static TimestampTz
 share_finalization(KappaEngine *engine, ViewRuntime *view)
@@ -693,12 +834,12 @@ share_finalization(KappaEngine *engine, ViewRuntime *view)
 							  "ON CONFLICT (view_id, worker) DO UPDATE "
 							  "SET finalized_upto = greatest(m.finalized_upto, EXCLUDED.finalized_upto)",
 							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not store the finalization mark of kappa view %d", view->view_id);
+		elog(ERROR, "could not store the finalization mark of kappa view %s", view->name);
 	values[1] = Int32GetDatum(engine->nworkers);
 	if (SPI_execute_with_args("SELECT count(*) = $2, min(finalized_upto), max(finalized_upto) "
 							  "FROM kappa.view_marks WHERE view_id = $1 AND worker < $2",
 							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the finalization marks of kappa view %d", view->view_id);
+		elog(ERROR, "could not read the finalization marks of kappa view %s", view->name);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 	if (!isnull && DatumGetTimestampTz(d) > view->finalized_upto)
 		view->finalized_upto = DatumGetTimestampTz(d);
@@ -712,7 +853,7 @@ share_finalization(KappaEngine *engine, ViewRuntime *view)
  * Shared state: everything this flush merged is stored now, so memory
  * keeps nothing until the next event; and the stored states of every
  * window all workers have passed (state_upto) go, whichever worker wrote
- * them.
+ * them.  In a catalog section.
  */
 static void
 forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto)
@@ -729,16 +870,17 @@ forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto)
 
 		if (SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1 AND window_end <= $2",
 								  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not prune the state of kappa view %d", view->view_id);
+			elog(ERROR, "could not prune the state of kappa view %s", view->name);
 	}
 }
 
-/* Write the stream's positions and counts. */
+/* Write the stream's positions and counts.  In a catalog section. */
 void
 kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
 {
 	double		seconds = (double) (now - engine->last_flush) / USECS_PER_SEC;
 
+	kappa_flush_prepare();
 	for (int p = 0; p < engine->nparts; p++)
 	{
 		StreamPartition *sp = &engine->parts[p];
@@ -768,20 +910,22 @@ kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
 }
 
 /*
- * Insert the dead letters and kept late events since the last flush
- * (again after a crash: nothing happens).
+ * Insert dead letters: messages the stream could not decode (view_id 0),
+ * or events a view rejected (again after a crash: nothing happens).  In a
+ * catalog section.
  */
-void
-kappa_flush_dead_letters(KappaEngine *engine)
+static void
+write_rejects(KappaEngine *engine, List *dead_letters)
 {
 	ListCell   *lc;
 
-	foreach(lc, engine->dead_letters)
+	foreach(lc, dead_letters)
 	{
 		DeadLetter *dl = lfirst(lc);
-		Oid			types[7] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, BYTEAOID, BYTEAOID, TEXTOID};
-		Datum		values[7];
-		char		nulls[7] = "       ";
+		Oid			types[9] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, BYTEAOID, BYTEAOID, TEXTOID,
+		INT4OID, TEXTOID};
+		Datum		values[9];
+		char		nulls[9] = "         ";
 
 		values[0] = Int32GetDatum(engine->stream->id);
 		values[1] = Int32GetDatum(dl->partition);
@@ -793,11 +937,26 @@ kappa_flush_dead_letters(KappaEngine *engine)
 		values[5] = PointerGetDatum(dl->payload);
 		nulls[5] = dl->payload ? ' ' : 'n';
 		values[6] = CStringGetTextDatum(dl->reason);
-		if (SPI_execute_with_args("INSERT INTO kappa.dead_letters VALUES ($1, $2, $3, $4, $5, $6, $7) "
-								  "ON CONFLICT DO NOTHING",
-								  7, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		values[7] = Int32GetDatum(dl->view_id);
+		values[8] = CStringGetTextDatum(dl->sqlstate);
+		if (SPI_execute_with_args("INSERT INTO kappa.dead_letters (stream_id, partition, \"offset\", broker_time, "
+								  "key, payload, reason, view_id, sqlstate) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+								  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write a dead letter of stream \"%s\"", engine->stream->name);
 	}
+}
+
+/*
+ * Insert the stream's dead letters and kept late events since the last
+ * flush (again after a crash: nothing happens).  In a catalog section.
+ */
+void
+kappa_flush_dead_letters(KappaEngine *engine)
+{
+	ListCell   *lc;
+
+	write_rejects(engine, engine->dead_letters);
 	engine->dead_letters = NIL;
 
 	foreach(lc, engine->late_events)
@@ -822,41 +981,105 @@ kappa_flush_dead_letters(KappaEngine *engine)
 }
 
 /*
+ * Flush one view in a subtransaction of its own: if it fails for a reason
+ * of its own (not the server's), it is marked failed and dropped from the
+ * engine, and the flush goes on with the other views.
+ */
+static void
+flush_view_isolated(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		kappa_flush_view(engine, view, now);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (kappa_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		kappa_engine_fail_view(engine, view, edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
+
+/*
+ * A view that cannot go on: marked failed, with the error, and dropped
+ * from the engine.  kappa_replay or kappa_drop_view gets it out.
+ */
+void
+kappa_engine_fail_view(KappaEngine *engine, ViewRuntime *view, ErrorData *edata)
+{
+	kappa_view_mark_failed(view->view_id, view->name, edata);
+	kappa_engine_forget_view(engine, view);
+}
+
+/*
  * Write everything since the last flush, in the caller's transaction:
- * views first (after syncing the view list, which locks it), then dead
- * letters and positions.  The caller commits.
+ * views first, then dead letters and positions.  The caller commits.
  */
 void
 kappa_engine_flush(KappaEngine *engine)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	MemoryContext old = MemoryContextSwitchTo(engine->flush_cxt);
+	List	   *views = list_copy(engine->views);
+	KappaCatalogAccess catalog;
 	ListCell   *lc;
 
-	SPI_connect();
+	/* the statements and the state row type, before any view needs them */
+	kappa_catalog_enter(&catalog);
 	kappa_flush_prepare();
+	kappa_catalog_leave(&catalog);
 	if (engine->shared && engine->scratch_table == NULL)
 	{
-		List	   *ordered = list_copy(engine->views);
-
-		list_sort(ordered, view_id_cmp);
-		foreach(lc, ordered)
+		list_sort(views, view_id_cmp);
+		foreach(lc, views)
 			kappa_view_lock_state(((ViewRuntime *) lfirst(lc))->view_id);
 	}
-	foreach(lc, engine->views)
-		kappa_flush_view(engine, lfirst(lc), now);
+	foreach(lc, views)
+	{
+		ViewRuntime *view = lfirst(lc);
+
+		if (engine->isolate_views)
+			flush_view_isolated(engine, view, now);
+		else
+			kappa_flush_view(engine, view, now);
+	}
 	if (engine->scratch_table == NULL && engine->only_view == 0)
 	{
+		kappa_catalog_enter(&catalog);
 		kappa_flush_dead_letters(engine);
 		kappa_flush_positions(engine, now,
-						  (double) (GetCurrentTimestamp() - now) / 1000.0);
+							  (double) (GetCurrentTimestamp() - now) / 1000.0);
+		kappa_catalog_leave(&catalog);
 	}
 	else
 		engine->dead_letters = engine->late_events = NIL;	/* flush memory */
-	SPI_finish();
 
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(engine->flush_cxt);
 	engine->pending = 0;
+	engine->flush_due = false;
 	engine->last_flush = now;
+}
+
+/* Whether the engine should be flushed now: enough events, or a poison met. */
+bool
+kappa_engine_flush_due(KappaEngine *engine)
+{
+	return engine->pending >= kappa_flush_events || engine->flush_due;
 }

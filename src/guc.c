@@ -37,6 +37,7 @@ bool		kappa_archive_deflate = false;
 int			kappa_archive_roll_size = 64 * 1024;	/* kB */
 int			kappa_archive_roll_interval = 300;	/* s */
 bool		kappa_replay_prefer_archive = false;
+int			kappa_max_state_memory = 1024;	/* MB */
 
 /* Register every kappa.* setting; called once from _PG_init. */
 void
@@ -181,6 +182,18 @@ kappa_guc_define(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kappa.max_state_memory",
+							"Memory a stream's open windows and groups may take in its worker.",
+							"Checked after every flush; a stream over the limit stops in state "
+							"\"failed\", naming the view that holds the most, until the "
+							"setting is raised or the view changes.  0 means no limit.",
+							&kappa_max_state_memory,
+							1024,
+							0, INT_MAX / 2,
+							PGC_SIGHUP,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("kappa");
 }

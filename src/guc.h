@@ -24,6 +24,7 @@ extern bool kappa_archive_deflate;
 extern int	kappa_archive_roll_size;
 extern int	kappa_archive_roll_interval;
 extern bool kappa_replay_prefer_archive;
+extern int	kappa_max_state_memory;
 
 extern void kappa_guc_define(void);
 

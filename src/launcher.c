@@ -19,11 +19,20 @@
  * the launcher restarts it after 1 s, 2 s, 4 s, ... up to
  * kappa.restart_backoff_max, resetting the delay once a worker has run for
  * a minute.  A worker that keeps failing therefore costs one attempt every
- * few minutes, and its last error stays visible in kappa_workers.  The
- * launcher itself is restarted by the postmaster after 10 s if it dies.
+ * few minutes, and its last error stays visible in kappa_workers.  A
+ * worker that stops for a reason of its stream's own (its open state
+ * outgrew kappa.max_state_memory) says so in its slot (state "failed"):
+ * the launcher does not restart it until the settings are reloaded or a
+ * backend changes the catalog (a view dropped or replayed, say), since
+ * restarting it as it is would only fail again.  The launcher itself is
+ * restarted by the postmaster after 10 s if it dies.
  *
  * Locking: the launcher is the only process that allocates or frees worker
  * slots; see shmem.c.  On SIGTERM it exits, stopping its workers first.
+ *
+ * Lifetime: the supervised streams and their worker handles live in
+ * TopMemoryContext for the launcher's life; each is freed when its stream
+ * leaves the catalog.
  *
  * src/launcher.c
  *
@@ -48,6 +57,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "guc.h"
 #include "launcher.h"
 #include "shmem.h"
@@ -71,6 +81,7 @@ typedef struct SupervisedStream
 } SupervisedStream;
 
 static List *supervised = NIL;	/* SupervisedStream *, in TopMemoryContext */
+static bool retry_failed = false;	/* start failed workers again */
 static bool slots_exhausted_reported = false;
 static bool catalog_read_once = false;
 
@@ -146,13 +157,17 @@ kappa_launcher_main(Datum main_arg)
 
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			retry_failed = true;
 			if (was_enabled != kappa_enabled)
 				ereport(LOG,
 						(errmsg("kappa is now %s", kappa_enabled ? "enabled" : "disabled")));
 		}
 
+		if (kappa_launcher_take_wakeup())
+			retry_failed = true;
 		launcher_read_catalog();
 		timeout = launcher_supervise();
+		retry_failed = false;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
@@ -206,6 +221,7 @@ launcher_reset_slots(void)
 static void
 launcher_read_catalog(void)
 {
+	KappaCatalogAccess catalog;
 	ListCell   *lc;
 
 	foreach(lc, supervised)
@@ -213,8 +229,8 @@ launcher_read_catalog(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	kappa_catalog_enter(&catalog);
 	pgstat_report_activity(STATE_RUNNING, "reading the kappa stream catalog");
 
 	/* before CREATE EXTENSION there is nothing to read, and nothing to run */
@@ -243,7 +259,7 @@ launcher_read_catalog(void)
 		}
 	}
 
-	SPI_finish();
+	kappa_catalog_leave(&catalog);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -382,8 +398,14 @@ launcher_supervise(void)
 		}
 
 		SpinLockAcquire(&slot->mutex);
+		if (slot->state == KAPPA_WORKER_FAILED && retry_failed)
+			slot->state = KAPPA_WORKER_BACKOFF;
 		next_start = slot->state == KAPPA_WORKER_BACKOFF ? slot->next_start_at : now;
+		if (slot->state == KAPPA_WORKER_FAILED)
+			next_start = DT_NOEND;
 		SpinLockRelease(&slot->mutex);
+		if (next_start == DT_NOEND)
+			continue;			/* until the settings or the catalog change */
 		if (next_start <= now)
 			launcher_start_worker(ss);
 		else
@@ -392,13 +414,28 @@ launcher_supervise(void)
 	return timeout;
 }
 
-/* Account for a worker that exited. */
+/*
+ * Account for a worker that exited: back off before starting it again,
+ * unless it failed for a reason of its stream's own (see the banner).
+ */
 static void
 launcher_note_exit(SupervisedStream *ss)
 {
+	KappaWorkerSlot *slot = kappa_slot(ss->slot);
+	bool		failed;
+
 	pfree(ss->handle);
 	ss->handle = NULL;
-	launcher_schedule_restart(ss);
+	SpinLockAcquire(&slot->mutex);
+	failed = (slot->state == KAPPA_WORKER_FAILED);
+	if (failed)
+	{
+		slot->pid = 0;
+		slot->next_start_at = 0;
+	}
+	SpinLockRelease(&slot->mutex);
+	if (!failed)
+		launcher_schedule_restart(ss);
 }
 
 /*
@@ -469,7 +506,8 @@ launcher_start_worker(SupervisedStream *ss)
 				 errmsg("could not start a kappa worker for stream \"%s\"", ss->name),
 				 errdetail("No background worker slot is free."),
 				 errhint("You may need to increase max_worker_processes.")));
-		kappa_slot_set_error(ss->slot, "no background worker slot is free (max_worker_processes)");
+		kappa_slot_set_error(ss->slot, "no background worker slot is free (max_worker_processes)",
+							 "53000");
 		/* a missing slot is a failure like any other: back off */
 		SpinLockAcquire(&slot->mutex);
 		slot->started_at = 0;

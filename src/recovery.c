@@ -12,6 +12,11 @@
  * marked needs_replay rather than rebuilt wrong.
  * docs/design/state-and-recovery.md tells the story.
  *
+ * Rights (catalog.c): kappa's tables are read and written as the catalog;
+ * a stored state is deserialized, and a view's rows table written, as the
+ * view's owner.  A view that can no longer run is marked failed here too
+ * (kappa_view_mark_failed), with the error that stopped it.
+ *
  * src/recovery.c
  *
  *-------------------------------------------------------------------------
@@ -23,10 +28,12 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/elog.h"
 #include "utils/timestamp.h"
 
 #include "aggregate.h"
 #include "archive.h"
+#include "catalog.h"
 #include "engine_internal.h"
 #include "state.h"
 
@@ -47,29 +54,34 @@ kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(view->view_id)};
+	KappaCatalogAccess catalog;
 	bool		marker;
 
 	if (engine->shared)
 		kappa_view_lock_state(view->view_id);
-	SPI_connect();
+	kappa_catalog_enter(&catalog);
 	if (SPI_execute_with_args("SELECT 1 FROM kappa.view_state_marker WHERE view_id = $1",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.view_state_marker");
 	marker = (SPI_processed > 0);
-	SPI_finish();
+	kappa_catalog_leave(&catalog);
 	if (!marker)
 		return rebuild_view(engine, view, name);
 
 	kappa_view_load_partitions(engine, view, NULL);
 	if (!engine->shared)
 	{
-		SPI_connect();
+		KappaOwnerAccess owner;
+
+		kappa_catalog_enter(&catalog);
 		if (SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
 								  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kappa.view_state");
+		kappa_owner_enter(&owner, view->owner);
 		for (uint64 i = 0; i < SPI_processed; i++)
 			(void) kappa_view_restore_state(view, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, false);
-		SPI_finish();
+		kappa_owner_leave(&owner);
+		kappa_catalog_leave(&catalog);
 	}
 	view->finalized_upto = kappa_engine_watermark(engine, view, GetCurrentTimestamp());
 	if (engine->shared)
@@ -82,14 +94,14 @@ kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 		bool		isnull;
 		Datum		furthest;
 
-		SPI_connect();
+		kappa_catalog_enter(&catalog);
 		if (SPI_execute_with_args("SELECT max(finalized_upto) FROM kappa.view_marks WHERE view_id = $1",
 								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kappa.view_marks");
 		furthest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)
 			view->finalized_upto = Max(view->finalized_upto, DatumGetTimestampTz(furthest));
-		SPI_finish();
+		kappa_catalog_leave(&catalog);
 	}
 	return true;
 }
@@ -104,6 +116,7 @@ kappa_view_load_partitions(KappaEngine *engine, ViewRuntime *view, const bool *w
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(view->view_id)};
+	KappaCatalogAccess catalog;
 	bool		isnull;
 
 	for (int p = 0; p < engine->nparts; p++)
@@ -119,7 +132,7 @@ kappa_view_load_partitions(KappaEngine *engine, ViewRuntime *view, const bool *w
 			deduptab_reset(vp->dedup);
 	}
 
-	SPI_connect();
+	kappa_catalog_enter(&catalog);
 	if (SPI_execute_with_args("SELECT partition, next_offset, max_event_time, first_offset "
 							  "FROM kappa.view_partitions WHERE view_id = $1",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -160,13 +173,14 @@ kappa_view_load_partitions(KappaEngine *engine, ViewRuntime *view, const bool *w
 			entry->time = DatumGetTimestampTz(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull));
 		}
 	}
-	SPI_finish();
+	kappa_catalog_leave(&catalog);
 }
 
 /*
  * Bring back one stored group (a row of kappa.view_state): as it was, or,
  * with merge, combined into the group it merges into (kappa_groups_merge),
- * which is then dirty and not marked stored.  Returns the group.
+ * which is then dirty and not marked stored.  Returns the group.  Runs
+ * the aggregates' and the keys' code: call as the view's owner.
  */
 KappaGroup *
 kappa_view_restore_state(ViewRuntime *view, HeapTuple row, TupleDesc desc, bool merge)
@@ -224,8 +238,10 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 	Datum		values[2] = {Int32GetDatum(view->view_id), (Datum) 0};
 	char	   *lost = NULL;
 	uint64		npositions;
+	KappaCatalogAccess catalog;
+	KappaOwnerAccess owner;
 
-	SPI_connect();
+	kappa_catalog_enter(&catalog);
 	if (SPI_execute_with_args("SELECT partition, first_offset FROM kappa.view_partitions "
 							  "WHERE view_id = $1 ORDER BY partition",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -260,7 +276,7 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 		if (SPI_execute_with_args("UPDATE kappa.views SET status = 'needs_replay', status_detail = $2 "
 								  "WHERE view_id = $1", 2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not mark view %s", name);
-		SPI_finish();
+		kappa_catalog_leave(&catalog);
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("kappa view %s needs a replay and is not kept current", name),
@@ -273,7 +289,6 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 							  1, types, values, NULL, false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("DELETE FROM kappa.view_dedup WHERE view_id = $1",
 							  1, types, values, NULL, false, 0) != SPI_OK_DELETE ||
-		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("INSERT INTO kappa.view_state_marker VALUES ($1)",
 							  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not reset view %s", name);
@@ -295,7 +310,22 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 								  "VALUES ($1, $2, $3, $3)", 3, ptypes, pvalues, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not reset view %s", name);
 	}
+	kappa_catalog_leave(&catalog);
+
+	/* its rows, as its owner: the table is the owner's */
+	kappa_owner_enter(&owner, view->owner);
+	SPI_connect();
+	if (SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not reset view %s", name);
 	SPI_finish();
+	kappa_owner_leave(&owner);
+
+	/* what it rejected before, it rejects again, without failing first */
+	if (engine->poisons)
+	{
+		kappa_poisons_load(engine->poisons, engine->stream->id, view->view_id);
+		kappa_poisons_load(engine->poisons, engine->stream->id, 0);
+	}
 	if (npositions > 0)
 		ereport(WARNING,
 				(errmsg("kappa view %s lost its state to crash recovery or a failover; rebuilding it from the log", name),
@@ -327,10 +357,43 @@ kappa_view_rebuild_from_archive(KappaEngine *engine, ViewRuntime *view)
 		if (vp->archive_to < 0)
 			continue;
 		ereport(LOG,
-				(errmsg("kappa view %d: reading offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d from the archive",
-						view->view_id, vp->first, vp->archive_to - 1, p)));
+				(errmsg("kappa view %s: reading offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d from the archive",
+						view->name, vp->first, vp->archive_to - 1, p)));
 		archive_read_range(engine->stream, p, vp->first, vp->archive_to, archive_message, engine);
 		vp->archive_to = -1;
 	}
 }
 
+
+/*
+ * Mark a view failed, with the error that stopped it, and say so in the
+ * log: its worker runs it no more, and the stream's other views go on.
+ * kappa_replay rebuilds it (once what failed is mended), kappa_drop_view
+ * removes it.  kappa_views shows the error to the view's owner, and its
+ * SQLSTATE to everyone.  name may be NULL (then it is looked up).
+ */
+void
+kappa_view_mark_failed(int32 view_id, const char *name, ErrorData *edata)
+{
+	KappaCatalogAccess catalog;
+	Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = Int32GetDatum(view_id);
+	values[1] = CStringGetTextDatum(kappa_error_text(edata));
+	values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	kappa_catalog_enter(&catalog);
+	if (SPI_execute_with_args("UPDATE kappa.views SET status = 'failed', status_detail = $2, status_sqlstate = $3 "
+							  "WHERE view_id = $1 RETURNING format('%I.%I', schema_name, view_name)",
+							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not mark kappa view %d failed", view_id);
+	if (name == NULL && SPI_processed > 0)
+		name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	kappa_catalog_leave(&catalog);
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("kappa view %s failed and is not kept current", name ? name : "(dropped)"),
+			 errdetail("%s", kappa_error_text(edata)),
+			 errhint("Mend the cause, then rebuild the view with kappa_replay, or drop it with kappa_drop_view.")));
+}

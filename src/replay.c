@@ -32,6 +32,19 @@
  * version goes live beside the current one instead (keep_beside);
  * kappa_compare and kappa_promote work on such versions.
  *
+ * Rights (catalog.c): only the view's owner (or a member of the owning
+ * role) may replay, compare or promote it.  Every version belongs to the
+ * view's owner, whoever replays it: its code runs as the owner, its rows
+ * table and user-facing view are the owner's, and kappa_compare turns rows
+ * into jsonb as the owner.  An event that fails is a poison as in a worker
+ * (poison.c): the replay works in subtransactions of one flush each, rolls
+ * the failing one back and reads again from what the new version stored.
+ *
+ * Lifetime: a backend holds at most one progress slot, freed when the
+ * replay's transaction ends, or the backend exits, whichever comes first;
+ * the engine and everything the replay reads live in a context of the
+ * call, which an error takes with the transaction.
+ *
  * src/replay.c
  *
  *-------------------------------------------------------------------------
@@ -44,6 +57,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "portability/instr_time.h"
@@ -54,9 +68,11 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "archive.h"
 #include "engine.h"
 #include "guc.h"
@@ -83,6 +99,7 @@ typedef struct Replay
 	int64		reported;		/* events when progress was last published */
 	const int64 *log_to;		/* where the log is read to, per partition */
 	int32		partitions_read;	/* to the end of the log */
+	MemoryContext cxt;			/* the replay's memory */
 } Replay;
 
 /* This backend's progress slot (kappa_replays), or -1. */
@@ -98,11 +115,18 @@ static void replay_event(Replay *r, const KappaMessage *m);
 static void replay_archive_message(const KappaMessage *m, void *arg);
 static void replay_log_message(const KappaMessage *m, void *arg);
 static void replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to);
-static void swap(const char *schema, const char *relname, int32 old_id, int32 new_id);
+static void replay_run(Replay *r, KappaStream *stream, int nparts, int32 new_id,
+					   const int64 *first, const int64 *low, const int64 *high);
+static void replay_read(Replay *r, KappaStream *stream, int nparts, const int64 *first,
+						const int64 *low, const int64 *high);
+static void swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new_id);
+static char *replay_name(const char *relname, int32 view_id);
+static bool columns_extend(int32 old_id, int32 new_id);
+static void recreate_user_view(const char *user_view, const char *new_table, Oid owner);
 static Jsonb *bound_options(Jsonb *options, TimestampTz since, TimestampTz until);
-static void keep_beside(const char *schema, const char *relname, int32 new_id);
+static void keep_beside(const char *schema, const char *relname, Oid owner, int32 new_id);
 static int32 version_id(const char *schema, const char *relname, int32 version, char **view_name);
-static void resolve_view(const char *name, char **schema, char **relname);
+static Oid	resolve_view(const char *name, char **schema, char **relname);
 
 /*
  * Claim a progress slot for this replay, if one is free (a replay without
@@ -230,8 +254,13 @@ replay_event(Replay *r, const KappaMessage *m)
 		r->reported = r->archive_events + r->log_events;
 		progress_update(NULL, -1, r->reported);
 	}
-	if (kappa_engine_pending(r->engine) >= kappa_flush_events)
+	if (kappa_engine_flush_due(r->engine))
+	{
+		/* what is flushed is kept: a poison later rolls back to here */
 		kappa_engine_flush(r->engine);
+		ReleaseCurrentSubTransaction();
+		BeginInternalSubTransaction(NULL);
+	}
 	if (r->archive_events + r->log_events >= r->noticed + REPLAY_NOTICE_EVERY)
 	{
 		r->noticed = r->archive_events + r->log_events;
@@ -286,11 +315,96 @@ replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to)
 }
 
 /*
- * Point the user-facing view at the new version, drop the old one, and
- * make the new one live, in the caller's transaction.
+ * Build the new version: read its history through a replay engine, in
+ * subtransactions of one flush each (replay_event), so that an event that
+ * fails rolls back only to the last flush; the engine is then built again
+ * from what that flush stored, knows the poison, and reading goes on from
+ * its positions.
  */
 static void
-swap(const char *schema, const char *relname, int32 old_id, int32 new_id)
+replay_run(Replay *r, KappaStream *stream, int nparts, int32 new_id,
+		   const int64 *first, const int64 *low, const int64 *high)
+{
+	KappaPoisons *poisons = kappa_poisons_create();
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	for (;;)
+	{
+		PG_TRY();
+		{
+			r->engine = kappa_engine_create_replay(stream, nparts, new_id, poisons);
+			replay_read(r, stream, nparts, first, low, high);
+			kappa_engine_flush(r->engine);
+			ReleaseCurrentSubTransaction();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			if (kappa_engine_blame(r->engine, edata) == KAPPA_BLAME_NONE)
+				PG_RE_THROW();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			BeginInternalSubTransaction(NULL);
+			kappa_engine_destroy(r->engine);
+			r->engine = NULL;
+			ereport(NOTICE,
+					(errmsg("replaying %s: an event failed; going on without it", r->name),
+					 errdetail("%s (SQLSTATE %s)", kappa_error_text(edata),
+							   unpack_sql_state(edata->sqlerrcode))));
+			continue;
+		}
+		PG_END_TRY();
+		break;
+	}
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	kappa_engine_destroy(r->engine);
+	r->engine = NULL;
+}
+
+/*
+ * Read the new version's history from where its engine stands: offsets
+ * [first, low) of each partition from the archive, [low, high) from the
+ * log, or what is left of them.
+ */
+static void
+replay_read(Replay *r, KappaStream *stream, int nparts, const int64 *first,
+			const int64 *low, const int64 *high)
+{
+	int64	   *from = palloc(sizeof(int64) * Max(nparts, 1));
+	int64	   *to = palloc(sizeof(int64) * Max(nparts, 1));
+
+	progress_update("archive", -1, -1);
+	for (int p = 0; p < nparts; p++)
+	{
+		int64		next = kappa_engine_start_offset(r->engine, p);
+
+		from[p] = Max(first[p], next);
+		to[p] = high[p];
+		if (from[p] < low[p])
+		{
+			archive_read_range(stream, p, from[p], low[p], replay_archive_message, r);
+			from[p] = low[p];
+		}
+	}
+	progress_update("log", -1, -1);
+	replay_log(r, stream, nparts, from, to);
+}
+
+/*
+ * Point the user-facing view at the new version, drop the old one, and
+ * make the new one live, in the caller's transaction.  The user-facing
+ * view is the owner's, and stays so.
+ */
+static void
+swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new_id)
 {
 	KappaCatalogAccess access;
 	char	   *user_view = quote_qualified_identifier(schema, relname);
@@ -299,44 +413,26 @@ swap(const char *schema, const char *relname, int32 old_id, int32 new_id)
 	Oid			types[3] = {INT4OID, INT4OID, NAMEOID};
 	Datum		values[3] = {Int32GetDatum(old_id), Int32GetDatum(new_id),
 	DirectFunctionCall1(namein, CStringGetDatum(relname))};
-	volatile bool replaced = false;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 
 	/*
-	 * The user-facing view, as its owner: replaced in place when the new
-	 * columns extend the old ones (readers waiting on it then see the new
-	 * version), else dropped and created again.
+	 * Replaced in place when the new columns extend the old ones (readers
+	 * waiting on it then see the new version, and it keeps its grants),
+	 * else dropped and created again, with the same grants.
 	 */
-	BeginInternalSubTransaction(NULL);
-	PG_TRY();
+	if (columns_extend(old_id, new_id))
 	{
+		KappaOwnerAccess as_owner;
+
+		kappa_owner_enter(&as_owner, owner);
 		SPI_connect();
 		if (SPI_execute(psprintf("CREATE OR REPLACE VIEW %s AS SELECT * FROM %s", user_view, new_table),
 						false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "could not replace view %s", user_view);
 		SPI_finish();
-		ReleaseCurrentSubTransaction();
-		replaced = true;
+		kappa_owner_leave(&as_owner);
 	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	if (!replaced)
-	{
-		SPI_connect();
-		if (SPI_execute(psprintf("DROP VIEW %s", user_view), false, 0) != SPI_OK_UTILITY ||
-			SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM %s", user_view, new_table),
-						false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "could not create view %s", user_view);
-		SPI_finish();
-	}
+	else
+		recreate_user_view(user_view, new_table, owner);
 
 	/* the old version goes, the new one takes its name and goes live */
 	kappa_catalog_enter(&access);
@@ -355,6 +451,74 @@ swap(const char *schema, const char *relname, int32 old_id, int32 new_id)
 		elog(ERROR, "could not swap the versions of view %s", user_view);
 	kappa_catalog_exec(psprintf("DROP TABLE %s", old_table), SPI_OK_UTILITY);
 	kappa_catalog_leave(&access);
+	kappa_wake_launcher_on_commit();
+}
+
+/*
+ * Whether the new version's columns begin with the old version's, with
+ * the same names and types: then CREATE OR REPLACE VIEW can point the
+ * user-facing view at it.
+ */
+static bool
+columns_extend(int32 old_id, int32 new_id)
+{
+	KappaCatalogAccess access;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(kappa_view_rows_table(old_id)),
+	CStringGetTextDatum(kappa_view_rows_table(new_id))};
+	bool		extends;
+	bool		isnull;
+
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT NOT EXISTS (SELECT FROM pg_attribute o "
+							  "  LEFT JOIN pg_attribute n ON n.attrelid = $2::regclass AND n.attnum = o.attnum "
+							  "    AND NOT n.attisdropped "
+							  "  WHERE o.attrelid = $1::regclass AND o.attnum > 0 AND NOT o.attisdropped "
+							  "    AND (n.attname IS DISTINCT FROM o.attname OR n.atttypid IS DISTINCT FROM o.atttypid "
+							  "         OR n.atttypmod IS DISTINCT FROM o.atttypmod "
+							  "         OR n.attcollation IS DISTINCT FROM o.attcollation))",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not compare the columns of two versions");
+	extends = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	kappa_catalog_leave(&access);
+	return extends;
+}
+
+/*
+ * Drop the user-facing view and create it again over the new rows table,
+ * as its owner, granting again what was granted on it.
+ */
+static void
+recreate_user_view(const char *user_view, const char *new_table, Oid owner)
+{
+	KappaOwnerAccess as_owner;
+	List	   *grants = NIL;
+	ListCell   *lc;
+
+	kappa_owner_enter(&as_owner, owner);
+	SPI_connect();
+	if (SPI_execute(psprintf("SELECT format('GRANT %%s ON %s TO %%s%%s', a.privilege_type, "
+							 "  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, "
+							 "  CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) "
+							 "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+							 "LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee "
+							 "WHERE c.oid = %s::regclass AND a.grantee <> c.relowner",
+							 user_view, quote_literal_cstr(user_view)),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the grants of view %s", user_view);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		grants = lappend(grants, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	if (SPI_execute(psprintf("DROP VIEW %s", user_view), false, 0) != SPI_OK_UTILITY ||
+		SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM %s", user_view, new_table),
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create view %s", user_view);
+	foreach(lc, grants)
+	{
+		if (SPI_execute(lfirst(lc), false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not grant on view %s", user_view);
+	}
+	SPI_finish();
+	kappa_owner_leave(&as_owner);
 }
 
 /*
@@ -363,9 +527,10 @@ swap(const char *schema, const char *relname, int32 old_id, int32 new_id)
  * user-facing view of that name; kappa_promote can make it current.
  */
 static void
-keep_beside(const char *schema, const char *relname, int32 new_id)
+keep_beside(const char *schema, const char *relname, Oid owner, int32 new_id)
 {
 	KappaCatalogAccess access;
+	KappaOwnerAccess as_owner;
 	Oid			types[4] = {NAMEOID, NAMEOID, INT4OID, INT4OID};
 	Datum		values[4];
 	bool		isnull;
@@ -392,6 +557,7 @@ keep_beside(const char *schema, const char *relname, int32 new_id)
 		elog(ERROR, "could not record version %d of view %s", version, relname);
 	kappa_catalog_leave(&access);
 
+	kappa_owner_enter(&as_owner, owner);
 	SPI_connect();
 	if (SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM %s",
 							 quote_qualified_identifier(schema, name),
@@ -399,9 +565,11 @@ keep_beside(const char *schema, const char *relname, int32 new_id)
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create view %s", name);
 	SPI_finish();
+	kappa_owner_leave(&as_owner);
 	ereport(NOTICE,
-			(errmsg("version %d of %s is live beside the current one, as %s", version, relname,
-					quote_qualified_identifier(schema, name))));
+			(errmsg("version %d of %s runs beside the current one, as %s", version, relname,
+					quote_qualified_identifier(schema, name)),
+			 errhint("Compare them with kappa_compare, make it current with kappa_promote.")));
 }
 
 /*
@@ -440,8 +608,11 @@ version_id(const char *schema, const char *relname, int32 version, char **view_n
 	return id;
 }
 
-/* The current version of a view given by name, checked to be the caller's. */
-static void
+/*
+ * The current version of a view given by name, checked to be the
+ * caller's; returns its owner.
+ */
+static Oid
 resolve_view(const char *name, char **schema, char **relname)
 {
 	KappaCatalogAccess access;
@@ -468,6 +639,7 @@ resolve_view(const char *name, char **schema, char **relname)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of view %s", name)));
+	return owner;
 }
 
 /*
@@ -482,19 +654,23 @@ kappa_compare(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *schema;
 	char	   *relname;
+	Oid			owner;
 	int32		a;
 	int32		b;
 	char	   *table_a;
 	char	   *table_b;
 	KappaCatalogAccess access;
+	KappaOwnerAccess as_owner;
 	Oid			key_types[2] = {TEXTOID, TEXTOID};
 	Datum		key_tables[2];
 	StringInfoData keys;
 	StringInfoData join;
 	int			nkeys = 0;
+	int			save_nestlevel;
+	MemoryContext caller = CurrentMemoryContext;
 
 	kappa_require_preload();
-	resolve_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schema, &relname);
+	owner = resolve_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schema, &relname);
 	a = version_id(schema, relname, PG_GETARG_INT32(1), NULL);
 	b = version_id(schema, relname, PG_GETARG_INT32(2), NULL);
 	table_a = kappa_view_rows_table(a);
@@ -502,6 +678,8 @@ kappa_compare(PG_FUNCTION_ARGS)
 	key_tables[0] = CStringGetTextDatum(table_a);
 	key_tables[1] = CStringGetTextDatum(table_b);
 	InitMaterializedSRF(fcinfo, 0);
+	initStringInfo(&keys);
+	initStringInfo(&join);
 
 	kappa_catalog_enter(&access);
 	/* the key: version a's unique columns that version b has too */
@@ -513,19 +691,25 @@ kappa_compare(PG_FUNCTION_ARGS)
 							  "ORDER BY a.attnum",
 							  2, key_types, key_tables, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the keys of view %s", relname);
-	initStringInfo(&keys);
-	initStringInfo(&join);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		const char *col = quote_identifier(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		const char *col = quote_identifier(name);
 
 		appendStringInfo(&keys, "%s%s, coalesce(a.%s, b.%s)", nkeys > 0 ? ", " : "",
-						 quote_literal_cstr(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)),
-						 col, col);
+						 quote_literal_cstr(name), col, col);
 		/* =, since a FULL JOIN needs it; rows with a null key stay unmatched */
 		appendStringInfo(&join, "%sa.%s = b.%s", nkeys > 0 ? " AND " : "", col, col);
 		nkeys++;
+		MemoryContextSwitchTo(spi);
 	}
+	kappa_catalog_leave(&access);
+
+	/* the rows, their casts to jsonb and their keys' operators: the owner's */
+	save_nestlevel = kappa_settings_enter();
+	kappa_owner_enter(&as_owner, owner);
+	SPI_connect();
 	if (SPI_execute(psprintf("SELECT %s, to_jsonb(a), to_jsonb(b) "
 							 "FROM %s a FULL JOIN %s b ON %s "
 							 "WHERE to_jsonb(a) IS DISTINCT FROM to_jsonb(b)",
@@ -542,7 +726,9 @@ kappa_compare(PG_FUNCTION_ARGS)
 			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	kappa_catalog_leave(&access);
+	SPI_finish();
+	kappa_owner_leave(&as_owner);
+	kappa_settings_leave(save_nestlevel);
 	return (Datum) 0;
 }
 
@@ -557,26 +743,30 @@ kappa_promote(PG_FUNCTION_ARGS)
 	char	   *schema;
 	char	   *relname;
 	char	   *version_name;
+	Oid			owner;
 	int32		current;
 	int32		promoted;
 	KappaCatalogAccess access;
+	KappaOwnerAccess as_owner;
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 
 	kappa_require_preload();
-	resolve_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schema, &relname);
+	owner = resolve_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schema, &relname);
 	promoted = version_id(schema, relname, PG_GETARG_INT32(1), &version_name);
 	if (strcmp(version_name, relname) == 0)
 		return (Datum) 0;		/* current already */
 	current = version_id(schema, relname, -1, NULL);
 
 	/* the version's own name goes; the view's name will read its rows */
+	kappa_owner_enter(&as_owner, owner);
 	SPI_connect();
 	if (SPI_execute(psprintf("DROP VIEW %s", quote_qualified_identifier(schema, version_name)),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not drop view %s", version_name);
 	SPI_finish();
-	swap(schema, relname, current, promoted);
+	kappa_owner_leave(&as_owner);
+	swap(schema, relname, owner, current, promoted);
 	values[0] = Int32GetDatum(promoted);
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("UPDATE kappa.views SET base_name = NULL WHERE view_id = $1",
@@ -625,6 +815,20 @@ bound_options(Jsonb *options, TimestampTz since, TimestampTz until)
 }
 
 /*
+ * The name of a version being replayed, until the swap: the view's name,
+ * cut to leave room (Postgres truncates longer names, and two replays of
+ * views with the same first 55 bytes would clash), and the view's id.
+ */
+static char *
+replay_name(const char *relname, int32 view_id)
+{
+	char	   *suffix = psprintf("#replay%d", view_id);
+	int			room = NAMEDATALEN - 1 - strlen(suffix);
+
+	return psprintf("%.*s%s", pg_mbcliplen(relname, strlen(relname), room), relname, suffix);
+}
+
+/*
  * kappa_replay(view, since, until, query) rebuilds a view from its stream's
  * history, with its own query or a new one, and swaps it in.  Returns the
  * events read from the archive and from the log, and the seconds taken.
@@ -636,6 +840,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	char	   *schema;
 	char	   *relname;
 	char	   *query_text;
+	char	   *plan;
 	char	   *stream_name;
 	Jsonb	   *options;
 	Oid			owner;
@@ -662,6 +867,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	MemoryContext caller = CurrentMemoryContext;
 	int32		total_partitions = 0;
 	int64		total_events = 0;
+	int			save_nestlevel;
 
 	kappa_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -676,7 +882,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	/* a view that began at "latest" is replayed from where it began */
 	if (SPI_execute_with_args("SELECT v.view_id, v.owner, v.query, "
 							  "CASE WHEN v.options->>'start' = 'latest' THEN v.options - 'start' "
-							  "ELSE v.options END, s.name "
+							  "ELSE v.options END, s.name, v.plan "
 							  "FROM kappa.views v JOIN kappa.streams s USING (stream_id) "
 							  "WHERE v.schema_name = $1 AND v.view_name = $2",
 							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
@@ -692,20 +898,27 @@ kappa_replay(PG_FUNCTION_ARGS)
 	query_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 	options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	stream_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	plan = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
 	MemoryContextSwitchTo(old);
 	kappa_catalog_leave(&access);
 	if (!has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of view %s", name)));
+	/* a new query is analysed as at creation; the same one is as stored */
 	if (!PG_ARGISNULL(3))
+	{
 		query_text = text_to_cstring(PG_GETARG_TEXT_PP(3));
+		plan = NULL;
+	}
 	options = bound_options(options, PG_ARGISNULL(1) ? DT_NOBEGIN : PG_GETARG_TIMESTAMPTZ(1),
 							PG_ARGISNULL(2) ? DT_NOEND : PG_GETARG_TIMESTAMPTZ(2));
 	stream = kappa_stream_load_owned(stream_name);
 
-	/* the new version, invisible until the swap */
-	new_id = kappa_view_define(schema, psprintf("%s#replay", relname), query_text, options, "replaying");
+	/* the new version, the view owner's, invisible until the swap */
+	new_id = kappa_view_define(schema, replay_name(relname, old_id), query_text, plan, options,
+							   "replaying", owner);
+	save_nestlevel = kappa_settings_enter();
 	kappa_catalog_enter(&access);
 	values[0] = Int32GetDatum(new_id);
 	/* not read-only: the row was inserted since this statement began */
@@ -736,32 +949,18 @@ kappa_replay(PG_FUNCTION_ARGS)
 		if (p >= 0 && p < nparts && !isnull)
 			first[p] = DatumGetInt64(f);
 	}
+	kappa_catalog_leave(&access);
 
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "kappa replay", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	memset(&r, 0, sizeof(r));
-	r.name = name;
-	r.engine = kappa_engine_create_replay(stream, nparts, new_id);
-
-	ereport(NOTICE,
-			(errmsg("replaying %s from the history of stream \"%s\"", name, stream->name)));
-	for (int p = 0; p < nparts; p++)
-	{
-		if (kappa_stream_owns(stream, p) && high[p] > first[p])
-		{
-			total_partitions++;
-			total_events += high[p] - first[p];
-		}
-	}
-	progress_start(name, total_partitions, total_events);
-	progress_update("archive", -1, -1);
+	/* which part of each partition comes from the archive, and which from the log */
 	for (int p = 0; p < nparts; p++)
 	{
 		if (!kappa_stream_owns(stream, p) || high[p] <= first[p])
 		{
-			low[p] = high[p];	/* nothing to read there */
+			low[p] = high[p] = first[p];	/* nothing to read there */
 			continue;
 		}
+		total_partitions++;
+		total_events += high[p] - first[p];
 		/* with kappa.replay_prefer_archive, as far as the archive reaches */
 		if (kappa_replay_prefer_archive)
 			low[p] = Max(low[p], Min(archive_end(stream, p), high[p]));
@@ -771,27 +970,33 @@ kappa_replay(PG_FUNCTION_ARGS)
 					 errmsg("cannot replay %s: neither the archive nor the log holds its history", name),
 					 errdetail("Partition %d begins at offset " INT64_FORMAT " in the log, after offset " INT64_FORMAT " where the view began, and the archive does not reach back that far.",
 							   p, low[p], first[p])));
-		archive_read_range(stream, p, first[p], low[p], replay_archive_message, &r);
 		low[p] = Max(low[p], first[p]);
 	}
-	progress_update("log", -1, -1);
-	replay_log(&r, stream, nparts, low, high);
-	kappa_engine_flush(r.engine);
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "kappa replay", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	memset(&r, 0, sizeof(r));
+	r.name = name;
+	r.cxt = cxt;
+	ereport(NOTICE,
+			(errmsg("replaying %s from the history of stream \"%s\"", name, stream->name)));
+	progress_start(name, total_partitions, total_events);
+	replay_run(&r, stream, nparts, new_id, first, low, high);
 	MemoryContextSwitchTo(old);
-	kappa_catalog_leave(&access);
 
 	progress_update("swap", total_partitions, r.archive_events + r.log_events);
 	if (PG_NARGS() > 4 && !PG_ARGISNULL(4) && !PG_GETARG_BOOL(4))
-		keep_beside(schema, relname, new_id);
+		keep_beside(schema, relname, owner, new_id);
 	else
-		swap(schema, relname, old_id, new_id);
+		swap(schema, relname, owner, old_id, new_id);
 	MemoryContextDelete(cxt);
+	kappa_settings_leave(save_nestlevel);
 	progress_end(0, (Datum) 0);
 
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	ereport(NOTICE,
-			(errmsg("replayed %s: " INT64_FORMAT " events from the archive, " INT64_FORMAT " from the log, in %.1f s; the new version is live",
+			(errmsg("replayed %s: " INT64_FORMAT " events from the archive, " INT64_FORMAT " from the log, in %.1f s",
 					name, r.archive_events, r.log_events, INSTR_TIME_GET_DOUBLE(elapsed))));
 	result[0] = Int64GetDatum(r.archive_events);
 	result[1] = Int64GetDatum(r.log_events);

@@ -28,6 +28,7 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -144,9 +145,26 @@ kappa_wake_launcher(void)
 		return;
 	SpinLockAcquire(&kappa_shared->mutex);
 	latch = kappa_shared->launcher_latch;
+	kappa_shared->catalog_changed = true;
 	SpinLockRelease(&kappa_shared->mutex);
 	if (latch)
 		SetLatch(latch);
+}
+
+/*
+ * For the launcher: whether a backend changed streams or views since the
+ * last call (its latch is also set when a worker exits).
+ */
+bool
+kappa_launcher_take_wakeup(void)
+{
+	bool		changed;
+
+	SpinLockAcquire(&kappa_shared->mutex);
+	changed = kappa_shared->catalog_changed;
+	kappa_shared->catalog_changed = false;
+	SpinLockRelease(&kappa_shared->mutex);
+	return changed;
 }
 
 /* The worker slot at index, which must be valid. */
@@ -227,12 +245,14 @@ kappa_partition_owned_since(int32 stream_id, int32 partition)
 }
 
 /*
- * Record why a stream's worker failed: called by the worker itself, or by
- * the launcher when it could not start one.  The text is an error message
- * of kappa's or librdkafka's; neither ever contains a secret.
+ * Record why a stream's worker failed, or stalls: called by the worker
+ * itself, or by the launcher when it could not start one.  The text is an
+ * error message of kappa's, Postgres's or librdkafka's; none contains a
+ * secret, but one may quote the stream's data, so kappa_worker_status
+ * shows it only to the stream's owner, and the SQLSTATE to everyone.
  */
 void
-kappa_slot_set_error(int index, const char *message)
+kappa_slot_set_error(int index, const char *message, const char *sqlstate)
 {
 	KappaWorkerSlot *slot = kappa_slot(index);
 	TimestampTz now = GetCurrentTimestamp();
@@ -244,8 +264,21 @@ kappa_slot_set_error(int index, const char *message)
 	if (slot->pid == MyProcPid || slot->pid == 0)
 	{
 		memcpy(slot->last_error, copy, sizeof(copy));
+		strlcpy(slot->last_sqlstate, sqlstate, sizeof(slot->last_sqlstate));
 		slot->last_error_at = now;
 	}
+	SpinLockRelease(&slot->mutex);
+}
+
+/* Record whose stream a worker serves: its owner may read its errors. */
+void
+kappa_slot_set_owner(int index, Oid owner)
+{
+	KappaWorkerSlot *slot = kappa_slot(index);
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->pid == MyProcPid)
+		slot->owner = owner;
 	SpinLockRelease(&slot->mutex);
 }
 
@@ -267,6 +300,8 @@ kappa_worker_state_name(KappaWorkerState state)
 			return "backoff";
 		case KAPPA_WORKER_DISABLED:
 			return "disabled";
+		case KAPPA_WORKER_FAILED:
+			return "failed";
 	}
 	return "unknown";
 }
@@ -287,8 +322,8 @@ kappa_worker_status(PG_FUNCTION_ARGS)
 	{
 		KappaWorkerSlot copy;
 		KappaWorkerSlot *slot = &kappa_shared->slots[i];
-		Datum		values[11];
-		bool		nulls[11] = {0};
+		Datum		values[12];
+		bool		nulls[12] = {0};
 
 		SpinLockAcquire(&slot->mutex);
 		memcpy(&copy, slot, sizeof(copy));
@@ -307,13 +342,19 @@ kappa_worker_status(PG_FUNCTION_ARGS)
 		values[5] = Int32GetDatum(copy.failures);
 		values[6] = TimestampTzGetDatum(copy.started_at);
 		nulls[6] = (copy.started_at == 0);
-		values[7] = CStringGetTextDatum(copy.last_error);
+		/* the error may quote data: its text for the owner, its code for all */
+		if (OidIsValid(copy.owner) && !has_privs_of_role(GetUserId(), copy.owner))
+			values[7] = CStringGetTextDatum(psprintf("SQLSTATE %s", copy.last_sqlstate));
+		else
+			values[7] = CStringGetTextDatum(copy.last_error);
 		nulls[7] = (copy.last_error[0] == '\0');
 		values[8] = TimestampTzGetDatum(copy.last_error_at);
 		nulls[8] = (copy.last_error_at == 0);
 		values[9] = TimestampTzGetDatum(copy.next_start_at);
 		nulls[9] = (copy.state != KAPPA_WORKER_BACKOFF);
 		values[10] = Int32GetDatum(copy.worker);
+		values[11] = CStringGetTextDatum(copy.last_sqlstate);
+		nulls[11] = (copy.last_error[0] == '\0');
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

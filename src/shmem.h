@@ -26,7 +26,10 @@ typedef enum KappaWorkerState
 	KAPPA_WORKER_RUNNING,		/* connected to the topic */
 	KAPPA_WORKER_STALLED,		/* running, but the brokers fail it: retrying */
 	KAPPA_WORKER_BACKOFF,		/* failed; launcher restarts it later */
-	KAPPA_WORKER_DISABLED		/* kappa.enabled is off */
+	KAPPA_WORKER_DISABLED,		/* kappa.enabled is off */
+	KAPPA_WORKER_FAILED			/* stopped for a reason of the stream's own */
+	/* (kappa.max_state_memory): started again when the catalog or the */
+	/* settings change */
 } KappaWorkerState;
 
 /*
@@ -51,6 +54,8 @@ typedef struct KappaWorkerSlot
 	TimestampTz next_start_at;	/* when in backoff */
 	TimestampTz last_error_at;
 	char		last_error[KAPPA_ERROR_LEN];
+	char		last_sqlstate[6];
+	Oid			owner;			/* the stream's: may read last_error */
 	TimestampTz owned_since;	/* when it was last given partitions */
 	uint8		owned[KAPPA_SLOT_PARTITIONS / 8];	/* bitmap: what it consumes */
 } KappaWorkerSlot;
@@ -77,9 +82,10 @@ typedef struct KappaReplaySlot
 
 typedef struct KappaSharedState
 {
-	slock_t		mutex;			/* protects launcher_pid and launcher_latch */
+	slock_t		mutex;			/* protects the next three */
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
+	bool		catalog_changed;	/* a backend changed streams or views */
 	KappaReplaySlot replays[KAPPA_MAX_REPLAYS];
 	int			nslots;
 	KappaWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
@@ -91,10 +97,12 @@ extern void kappa_shmem_install_hooks(void);
 extern void kappa_require_preload(void);
 extern void kappa_launcher_attach(void);
 extern void kappa_wake_launcher(void);
+extern bool kappa_launcher_take_wakeup(void);
 extern KappaWorkerSlot *kappa_slot(int index);
 extern void kappa_slot_set_state(int index, KappaWorkerState state,
 								 int partitions);
-extern void kappa_slot_set_error(int index, const char *message);
+extern void kappa_slot_set_error(int index, const char *message, const char *sqlstate);
+extern void kappa_slot_set_owner(int index, Oid owner);
 extern void kappa_slot_set_partitions(int index, const bool *owned, int nparts);
 extern TimestampTz kappa_partition_owned_since(int32 stream_id, int32 partition);
 extern const char *kappa_worker_state_name(KappaWorkerState state);

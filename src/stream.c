@@ -20,6 +20,9 @@
  * $n parameters.  Creating or dropping a stream wakes the launcher when the
  * transaction commits, so it starts or stops the stream's worker at once.
  *
+ * Lifetime: the one static, whether to wake the launcher, lives for the
+ * transaction (reset at commit and abort).
+ *
  * src/stream.c
  *
  *-------------------------------------------------------------------------
@@ -44,6 +47,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "columns.h"
 #include "compile.h"
 #include "connection.h"
@@ -74,48 +78,6 @@ static KappaStream *load_stream(const char *where_name, int32 where_id);
 static void launcher_xact_callback(XactEvent event, void *arg);
 
 /*
- * Start accessing kappa's catalog tables: as the bootstrap superuser, with
- * a search_path no caller can change, inside SPI.  An error in between
- * needs no cleanup: transaction abort restores the user and the settings.
- */
-void
-kappa_catalog_enter(KappaCatalogAccess *access)
-{
-	GetUserIdAndSecContext(&access->save_userid, &access->save_sec_context);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   access->save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	access->save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	SPI_connect();
-}
-
-/* Stop accessing the catalog, restoring the caller's user and settings. */
-void
-kappa_catalog_leave(KappaCatalogAccess *access)
-{
-	SPI_finish();
-	AtEOXact_GUC(false, access->save_nestlevel);
-	SetUserIdAndSecContext(access->save_userid, access->save_sec_context);
-}
-
-/*
- * Run one statement of kappa's own, built from constants and quoted
- * identifiers only, between kappa_catalog_enter and kappa_catalog_leave.
- */
-void
-kappa_catalog_exec(const char *sql, int expected)
-{
-	int			rc = SPI_execute(sql, false, 0);
-
-	if (rc != expected)
-		elog(ERROR, "kappa statement failed (%s): %s", SPI_result_code_string(rc), sql);
-}
-
-/*
  * Create the relation that stands for the stream in its views' queries:
  * the stream's columns and the metadata columns every stream has.  It is
  * empty and never written; Postgres's parser resolves view queries
@@ -139,7 +101,7 @@ create_stream_relation(KappaStream *s)
 											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
 	}
 	appendStringInfoString(&sql, "kafka_partition int4, kafka_offset int8, "
-						   "kafka_timestamp timestamptz, kafka_key text)");
+						   "kafka_timestamp timestamptz, kafka_key bytea)");
 	kappa_catalog_exec(sql.data, SPI_OK_UTILITY);
 }
 

@@ -48,17 +48,6 @@ typedef struct KappaStream
 	List	   *settings;		/* KappaSetting, librdkafka settings */
 } KappaStream;
 
-/* What kappa_catalog_enter changed, for kappa_catalog_leave to restore. */
-typedef struct KappaCatalogAccess
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} KappaCatalogAccess;
-
-extern void kappa_catalog_enter(KappaCatalogAccess *access);
-extern void kappa_catalog_leave(KappaCatalogAccess *access);
-extern void kappa_catalog_exec(const char *sql, int expected);
 extern void kappa_wake_launcher_on_commit(void);
 extern bool kappa_stream_lock_consumer(int32 stream_id, bool session);
 extern void kappa_view_lock_state(int32 view_id);

@@ -45,6 +45,7 @@
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "compile.h"
 #include "shmem.h"
 #include "stream.h"
@@ -139,20 +140,23 @@ check_start_option(Jsonb *options)
 }
 
 /*
- * Define a view over its stream: analyse and compile the query, insert its
- * catalog row (with the given status), create its rows table with the
- * unique index of its keys, and mark its state as present.  No
+ * Define a view owned by owner over its stream: analyse and compile the
+ * query (or take plan, the query as an earlier version stored it, bound to
+ * the same objects), check that the owner may run it, insert its catalog
+ * row (with the given status), create its rows table (the owner's) with
+ * the unique index of its keys, and mark its state as present.  No
  * user-facing relation: kappa_create_view adds it, replay swaps it.
  * Returns the view's id.
  */
 int32
 kappa_view_define(const char *schema, const char *relname, const char *query_text,
-				  Jsonb *options, const char *status)
+				  const char *plan, Jsonb *options, const char *status, Oid owner)
 {
 	KappaStream *stream;
 	Query	   *query;
 	KappaViewSpec *spec;
 	KappaCatalogAccess access;
+	KappaOwnerAccess as_owner;
 	int32		view_id;
 	StringInfoData sql;
 	ListCell   *lc;
@@ -161,18 +165,30 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	Datum		values[8];
 
 	/* the query: analysed by Postgres, checked and taken apart by kappa */
-	query = kappa_analyze_view(query_text, &stream);
-	if (!has_privs_of_role(GetUserId(), stream->owner))
+	if (plan)
+		query = kappa_stored_view(plan, &stream);
+	else
+		query = kappa_analyze_view(query_text, &stream);
+	if (!has_privs_of_role(GetUserId(), stream->owner) ||
+		!has_privs_of_role(owner, stream->owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of stream \"%s\" to create a view over it", stream->name)));
+
+	/*
+	 * Compiling folds constants, which may call the owner's functions: as
+	 * the owner, who must be allowed to run everything the view runs.
+	 */
+	kappa_owner_enter(&as_owner, owner);
 	spec = kappa_compile_view(copyObject(query));
+	kappa_check_view_rights(query, owner);
+	kappa_owner_leave(&as_owner);
 
 	kappa_catalog_enter(&access);
 	values[0] = Int32GetDatum(stream->id);
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(schema));
 	values[2] = DirectFunctionCall1(namein, CStringGetDatum(relname));
-	values[3] = ObjectIdGetDatum(GetUserId());
+	values[3] = ObjectIdGetDatum(owner);
 	values[4] = CStringGetTextDatum(query_text);
 	values[5] = CStringGetTextDatum(nodeToString(query));
 	values[6] = JsonbPGetDatum(options);
@@ -211,9 +227,13 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 		appendStringInfoString(&sql, ") NULLS NOT DISTINCT");
 		kappa_catalog_exec(sql.data, SPI_OK_UTILITY);
 	}
-	kappa_catalog_exec(psprintf("GRANT SELECT ON %s TO %s",
+	/*
+	 * The owner's table: what runs on it (its triggers, its index's
+	 * functions, ANALYZE of its types) runs as the owner.
+	 */
+	kappa_catalog_exec(psprintf("ALTER TABLE %s OWNER TO %s",
 								kappa_view_rows_table(view_id),
-								quote_identifier(GetUserNameFromId(GetUserId(), false))),
+								quote_identifier(GetUserNameFromId(owner, false))),
 					   SPI_OK_UTILITY);
 	kappa_catalog_exec(psprintf("INSERT INTO kappa.view_state_marker VALUES (%d)", view_id),
 					   SPI_OK_INSERT);
@@ -253,7 +273,7 @@ kappa_create_view(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DUPLICATE_TABLE),
 				 errmsg("relation \"%s\" already exists", rv->relname)));
 
-	view_id = kappa_view_define(schema, rv->relname, query_text, options, "live");
+	view_id = kappa_view_define(schema, rv->relname, query_text, NULL, options, "live", GetUserId());
 
 	/* the user-facing name, created as the caller */
 	SPI_connect();
@@ -263,6 +283,7 @@ kappa_create_view(PG_FUNCTION_ARGS)
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create view \"%s\"", name);
 	SPI_finish();
+	kappa_wake_launcher_on_commit();
 
 	PG_RETURN_VOID();
 }
@@ -389,6 +410,8 @@ kappa_drop_view_by_name(const char *name)
 	/* the versions kept beside it (kappa_replay(..., swap => false)) go too */
 	foreach(lc, view_names_where("schema_name = $1 AND base_name = $2", 2, types, values))
 		kappa_drop_view_by_name(lfirst(lc));
+	/* a stream stopped for its views' memory may run again */
+	kappa_wake_launcher_on_commit();
 }
 
 /* kappa_drop_view(name) removes a view. */

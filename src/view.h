@@ -22,6 +22,6 @@ extern Oid	kappa_view_relation(const char *name, LOCKMODE lockmode, char **schem
 extern void kappa_drop_view_by_name(const char *name);
 extern char *kappa_canonical_time(TimestampTz ts);
 extern int32 kappa_view_define(const char *schema, const char *relname, const char *query_text,
-							   Jsonb *options, const char *status);
+							   const char *plan, Jsonb *options, const char *status, Oid owner);
 
 #endif							/* KAPPA_VIEW_H */

@@ -20,13 +20,28 @@
  * counts, all or nothing.  New and dropped views are noticed at each
  * flush.
  *
- * Failure: any error ends the worker (an ERROR in a background worker is
+ * Failure: an error while the engine applies a message is the message's
+ * or a view's (poison.c): the worker rolls back to its last flush, builds
+ * the engine again from what that flush stored, and reads on from there,
+ * now knowing the poison, which becomes a dead letter (worker_recover).
+ * Any other error ends the worker (an ERROR in a background worker is
  * FATAL); before that, its message is copied into the slot, where
  * kappa_workers shows it, and the launcher restarts the worker after a
- * backoff.  A worker whose stream was dropped exits quietly.
+ * backoff: backing off is for brokers and the server, never for data.  A
+ * stream whose open state outgrows kappa.max_state_memory stops in state
+ * "failed", naming the view that holds the most.  A worker whose stream
+ * was dropped exits quietly.
+ *
+ * Rights: a worker connects as the bootstrap superuser, the owner of
+ * kappa's catalog, and runs every piece of user code as its owner
+ * (catalog.c), with the settings kappa fixes for the worker's life.
  *
  * Locking: the worker writes only its own slot, under the slot's spinlock,
  * and only while the slot's pid is its own.
+ *
+ * Lifetime: a run (consumer, archive writer, known poisons) lives in a
+ * memory context for the worker's life; the engine is built anew after
+ * each poison, and its memory goes with it.
  *
  * src/worker.c
  *
@@ -49,6 +64,7 @@
 #include "utils/snapmgr.h"
 
 #include "archive.h"
+#include "catalog.h"
 #include "guc.h"
 #include "engine.h"
 #include "kafka.h"
@@ -75,11 +91,21 @@ typedef struct WorkerRun
 	int			nparts;			/* the topic's */
 	int			nowned;			/* those this worker consumes now */
 	bool	   *given;			/* the consumer group's latest assignment */
+	bool	   *owned;			/* what it consumes: given, or its share */
 	int64	   *committed;		/* positions to tell the brokers */
+	KappaPoisons *poisons;		/* events known to fail */
+	KappaMessage *batch;		/* a poll's messages */
+	MemoryContext cxt;			/* where the run lives: the worker's life */
+	TimestampTz last_flush;
+	bool		stalled;
 } WorkerRun;
 
 static void worker_run(const KappaWorkerArgs *args);
 static void worker_consume(const KappaWorkerArgs *args);
+static void worker_loop(WorkerRun *run);
+static void worker_start_engine(WorkerRun *run);
+static bool worker_recover(WorkerRun *run, ErrorData *edata);
+static void worker_check_memory(WorkerRun *run);
 static int	worker_assign(WorkerRun *run, bool seek);
 static bool *worker_static_partitions(WorkerRun *run);
 static void worker_flush(WorkerRun *run, const bool *keep);
@@ -131,8 +157,8 @@ kappa_worker_main(Datum main_arg)
 	before_shmem_exit(worker_detach, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(args.database, InvalidOid, 0);
-	/* kappa's own SQL is qualified; operators resolve in pg_catalog only */
-	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+	/* the search_path, time zone and date style kappa evaluates views with */
+	kappa_settings_fix();
 	worker_run(&args);
 	proc_exit(0);
 }
@@ -156,7 +182,8 @@ worker_run(const KappaWorkerArgs *args)
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		kappa_slot_set_error(worker_slot, edata->message);
+		kappa_slot_set_error(worker_slot, edata->message,
+							 unpack_sql_state(edata->sqlerrcode));
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -320,21 +347,16 @@ worker_leave_group(int code, Datum arg)
 /*
  * The worker's life: load the stream, open its consumer, build the engine
  * of its views, then consume, flushing as kappa.flush_interval and
- * kappa.flush_events say.
+ * kappa.flush_events say, and recovering from poison events.
  */
 static void
 worker_consume(const KappaWorkerArgs *args)
 {
-	MemoryContext engine_cxt = AllocSetContextCreate(TopMemoryContext, "kappa engine",
-													 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "kappa worker",
+											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old;
 	WorkerRun  *run;
-	KappaMessage *batch;
-	TimestampTz last_flush;
-	bool		stalled = false;
 	bool		shared = args->nworkers > 1;
-	bool		group;
-	bool	   *owned;
 	KappaStream *stream = worker_load_stream(args->stream_id);
 
 	if (stream == NULL)
@@ -343,40 +365,37 @@ worker_consume(const KappaWorkerArgs *args)
 				(errmsg("kappa worker: stream %d no longer exists", args->stream_id)));
 		proc_exit(0);
 	}
+	kappa_slot_set_owner(worker_slot, stream->owner);
 	pgstat_report_appname(args->nworkers > 1 ?
 						  psprintf("kappa worker %d %s", args->worker, stream->name) :
 						  psprintf("kappa worker %s", stream->name));
-	/* an explicit partition list is split among the workers, not by a group */
-	group = shared && stream->npartitions == 0;
 
-	old = MemoryContextSwitchTo(engine_cxt);
+	old = MemoryContextSwitchTo(cxt);
 	run = palloc0(sizeof(WorkerRun));
+	run->cxt = cxt;
 	run->stream = stream;
 	run->worker = args->worker;
 	run->nworkers = args->nworkers;
-	run->group = group;
-	batch = palloc(sizeof(KappaMessage) * WORKER_BATCH);
-	run->consumer = kappa_consumer_open(stream, &run->nparts, group);
+	/* an explicit partition list is split among the workers, not by a group */
+	run->group = shared && stream->npartitions == 0;
+	run->consumer = kappa_consumer_open(stream, &run->nparts, run->group);
 	run->given = palloc0(sizeof(bool) * Max(run->nparts, 1));
 	run->committed = palloc(sizeof(int64) * Max(run->nparts, 1));
+	run->owned = run->group ? run->given : worker_static_partitions(run);
+	run->poisons = kappa_poisons_create();
+	run->batch = palloc(sizeof(KappaMessage) * WORKER_BATCH);
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	/* a kappa_feed in progress finishes first; its positions then count */
 	(void) kappa_stream_lock_consumer(stream->id, true);
 	PushActiveSnapshot(GetTransactionSnapshot());
-	MemoryContextSwitchTo(engine_cxt);
-	owned = group ? run->given : worker_static_partitions(run);
-	run->engine = kappa_engine_create(stream, run->nparts, owned, run->worker, run->nworkers,
-									  worker_log_start, run->consumer);
-	kappa_slot_set_partitions(worker_slot, owned, run->nparts);
+	MemoryContextSwitchTo(cxt);
 	if (stream->archive)
 		run->archive = archive_writer_create(stream, run->nparts);
-	if (shared)
-	{
-		/* a view rebuilt here is stored before the other workers see it */
-		kappa_engine_flush(run->engine);
-	}
-	if (group)
+	worker_start_engine(run);
+	kappa_slot_set_partitions(worker_slot, run->owned, run->nparts);
+	if (run->group)
 	{
 		before_shmem_exit(worker_leave_group, PointerGetDatum(run->consumer));
 		kappa_consumer_subscribe(run->consumer);
@@ -400,13 +419,59 @@ worker_consume(const KappaWorkerArgs *args)
 		ereport(LOG,
 				(errmsg("kappa worker %d for stream \"%s\" consuming topic \"%s\" (%d partitions, one of %d workers%s)",
 						run->worker, stream->name, stream->topic, run->nparts, run->nworkers,
-						group ? ", in the consumer group" : "")));
+						run->group ? ", in the consumer group" : "")));
 	else
 		ereport(LOG,
 				(errmsg("kappa worker for stream \"%s\" consuming topic \"%s\" (%d partitions)",
 						stream->name, stream->topic, run->nparts)));
 
-	last_flush = GetCurrentTimestamp();
+	run->last_flush = GetCurrentTimestamp();
+	for (;;)
+	{
+		PG_TRY();
+		{
+			worker_loop(run);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(run->cxt);
+			edata = CopyErrorData();
+			if (!worker_recover(run, edata))
+				PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+}
+
+/*
+ * Build the engine of the worker's views, from what the last flush stored,
+ * in the caller's transaction.  With several workers, a view rebuilt here
+ * is stored before the others see it.
+ */
+static void
+worker_start_engine(WorkerRun *run)
+{
+	MemoryContext old = MemoryContextSwitchTo(run->cxt);
+
+	run->engine = kappa_engine_create(run->stream, run->nparts, run->owned, run->worker,
+									  run->nworkers, worker_log_start, run->consumer,
+									  run->poisons);
+	if (run->nworkers > 1)
+		kappa_engine_flush(run->engine);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Consume: poll, hand the messages to the engine, flush and commit as due.
+ * Returns only by an error.
+ */
+static void
+worker_loop(WorkerRun *run)
+{
+	KappaMessage *batch = run->batch;
+
 	for (;;)
 	{
 		int			n;
@@ -435,23 +500,115 @@ worker_consume(const KappaWorkerArgs *args)
 			if (run->archive)
 				archive_writer_append(run->archive, &batch[i]);
 			kappa_engine_process(run->engine, &batch[i]);
+			if (kappa_engine_flush_due(run->engine))
+			{
+				/* a poison met: what a later one makes us read again stays short */
+				MemoryContextSwitchTo(run->cxt);
+				worker_flush(run, NULL);
+				run->last_flush = GetCurrentTimestamp();
+				SetCurrentStatementStartTimestamp();
+				StartTransactionCommand();
+				PushActiveSnapshot(GetTransactionSnapshot());
+			}
 		}
 		kappa_consumer_release(run->consumer);
-		stalled = worker_note_health(stream, run->consumer, n, stalled, run->nowned);
+		run->stalled = worker_note_health(run->stream, run->consumer, n, run->stalled, run->nowned);
 
-		old = MemoryContextSwitchTo(engine_cxt);
-		if (group)
+		/*
+		 * A flush commits, and the transaction's memory goes with it: the
+		 * loop goes on in the run's memory, never in a context captured
+		 * inside a transaction (the next SIGHUP would then build the
+		 * configuration's memory in a freed context).
+		 */
+		MemoryContextSwitchTo(run->cxt);
+		if (run->group)
 			worker_rebalance(run);
 		now = GetCurrentTimestamp();
 		if (IsTransactionState() &&
-			(kappa_engine_pending(run->engine) >= kappa_flush_events ||
-			 TimestampDifferenceExceeds(last_flush, now, kappa_flush_interval)))
+			(kappa_engine_flush_due(run->engine) ||
+			 TimestampDifferenceExceeds(run->last_flush, now, kappa_flush_interval)))
 		{
 			worker_flush(run, NULL);
-			last_flush = now;
+			run->last_flush = now;
+			worker_check_memory(run);
 		}
-		MemoryContextSwitchTo(old);
+		MemoryContextSwitchTo(run->cxt);
 	}
+}
+
+/*
+ * An error interrupted the worker: if the engine blames an event (or a
+ * view) for it, roll back to the last flush, build the engine again from
+ * what that flush stored, knowing the poison now, and read on from the
+ * stored positions.  Returns false if the error is not the data's, for
+ * the caller to end the worker with it.
+ */
+static bool
+worker_recover(WorkerRun *run, ErrorData *edata)
+{
+	KappaBlame blame = kappa_engine_blame(run->engine, edata);
+
+	if (blame == KAPPA_BLAME_NONE)
+		return false;
+	FlushErrorState();
+	ereport(LOG,
+			(errmsg("kappa worker for stream \"%s\": %s; going back to the last flush and on without it",
+					run->stream->name,
+					blame == KAPPA_BLAME_VIEW ? "a view lost a right it needs" :
+					"an event failed"),
+			 errdetail("%s (SQLSTATE %s)", kappa_error_text(edata),
+					   unpack_sql_state(edata->sqlerrcode))));
+	AbortCurrentTransaction();
+	kappa_consumer_release(run->consumer);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(run->cxt);
+	kappa_engine_destroy(run->engine);
+	run->engine = NULL;
+	if (run->archive)
+		archive_writer_reset(run->archive);
+	worker_start_engine(run);
+	run->nowned = worker_assign(run, run->group);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(run->cxt);
+	return true;
+}
+
+/*
+ * Stop the stream, in state "failed", if its views' open state outgrew
+ * kappa.max_state_memory, naming the view that holds the most: better a
+ * stream stopped with a clear reason than a server killed for its memory.
+ * Checked after each flush, when the state in memory is what is stored.
+ */
+static void
+worker_check_memory(WorkerRun *run)
+{
+	Size		total;
+	int32		view_id;
+	Size		largest;
+	char	   *name;
+
+	if (kappa_max_state_memory <= 0)
+		return;
+	total = kappa_engine_memory(run->engine, &view_id, &name, &largest);
+	if (total <= (Size) kappa_max_state_memory * 1024 * 1024)
+		return;
+	kappa_slot_set_error(worker_slot,
+						 psprintf("the open state of stream \"%s\" takes %zu MB, more than kappa.max_state_memory (%d MB); view %s holds %zu MB",
+								  run->stream->name, total / (1024 * 1024), kappa_max_state_memory,
+								  name ? name : "?", largest / (1024 * 1024)),
+						 "53200");
+	kappa_slot_set_state(worker_slot, KAPPA_WORKER_FAILED, 0);
+	ereport(WARNING,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("kappa stream \"%s\" stopped: its open state takes %zu MB, more than kappa.max_state_memory (%d MB)",
+					run->stream->name, total / (1024 * 1024), kappa_max_state_memory),
+			 errdetail("View %s holds %zu MB of it.", name ? name : "?", largest / (1024 * 1024)),
+			 errhint("Raise kappa.max_state_memory and reload, or drop or replay the view with a shorter window or fewer groups.")));
+	proc_exit(0);
 }
 
 /*
@@ -481,7 +638,7 @@ worker_note_health(KappaStream *stream, KappaConsumer *consumer, int received,
 	if (!stalled && error[0] != '\0')
 	{
 		kappa_slot_set_state(worker_slot, KAPPA_WORKER_STALLED, nparts);
-		kappa_slot_set_error(worker_slot, error);
+		kappa_slot_set_error(worker_slot, error, "08000");
 		ereport(LOG,
 				(errmsg("kappa worker for stream \"%s\" stalls: %s", stream->name, error)));
 		return true;
