@@ -33,6 +33,7 @@ OBJS = \
 	src/aggfuncs_hll.o \
 	src/state.o \
 	src/engine.o \
+	src/engine_views.o \
 	src/poison.o \
 	src/recovery.o \
 	src/flush.o \

@@ -231,5 +231,8 @@ extern void kappa_flush_dead_letters(KappaEngine *engine);
 extern void kappa_engine_fail_view(KappaEngine *engine, ViewRuntime *view, ErrorData *edata);
 extern void kappa_view_mark_failed(int32 view_id, const char *name, ErrorData *edata);
 extern void kappa_engine_forget_view(KappaEngine *engine, ViewRuntime *view);
+extern void kappa_engine_drop_view_runtime(ViewRuntime *view);
+extern void kappa_engine_free_view_plans(void *arg);
+extern ViewRuntime *kappa_engine_load_view_by_id(KappaEngine *engine, int32 view_id);
 
 #endif							/* KAPPA_ENGINE_INTERNAL_H */
