@@ -395,5 +395,8 @@ kappa_view_mark_failed(int32 view_id, const char *name, ErrorData *edata)
 			(errcode(edata->sqlerrcode),
 			 errmsg("kappa view %s failed and is not kept current", name ? name : "(dropped)"),
 			 errdetail("%s", kappa_error_text(edata)),
+			 ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION &&
+			 edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE ?
+			 errhint("kappa runs a view's code with search_path = pg_catalog, pg_temp: schema-qualify the names its functions use, or attach a search_path to them (CREATE FUNCTION ... SET search_path = ...); then rebuild the view with kappa_replay.") :
 			 errhint("Mend the cause, then rebuild the view with kappa_replay, or drop it with kappa_drop_view.")));
 }
