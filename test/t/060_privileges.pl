@@ -467,9 +467,7 @@ foreach my $s ([ 'alice', 'as' ], [ 'alice', 'ks' ], [ 'bob', 'bs' ])
 }
 check_trace('the worker',
 	backend => 'kappa worker',
-	# alice.v_sel runs the query kappa_replay gave it above ('replay-query')
-	labels => [ 'alice:replay-query', 'alice:where', 'alice:agg-trans', 'alice:agg-final', 'alice:types',
-		'bob:select' ]);
+	labels => [ 'alice:select', 'alice:where', 'alice:agg-trans', 'alice:agg-final', 'alice:types', 'bob:select' ]);
 check_alice_views('worker');
 check_exact('bob', 'bob.v_sel', 'dev, n, s', 'SELECT dev, count(*), sum(v) FROM batch.bev GROUP BY dev', 'worker');
 if ($vagg eq '')
