@@ -38,7 +38,17 @@ PG_FUNCTION_INFO_V1(kappa_session);
 #define UNIX_EPOCH_US ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
 
 static int64 floor_div(int64 a, int64 b);
+static int64 floor_mod(int64 a, int64 b);
 static void return_windows(FunctionCallInfo fcinfo, const KappaWindow *window);
+
+/* a mod b, from 0 to b - 1 (b > 0). */
+static int64
+floor_mod(int64 a, int64 b)
+{
+	int64		r = a % b;
+
+	return r < 0 ? r + b : r;
+}
 
 /* a / b rounded towards minus infinity (b > 0). */
 static int64
@@ -74,37 +84,32 @@ kappa_window_interval_us(Interval *iv, const char *what)
 int
 kappa_window_assign(const KappaWindow *window, TimestampTz ts, TimestampTz *starts)
 {
-	/* align to the Unix epoch, not to Postgres's 2000-01-01 */
-	int64		t = ts + UNIX_EPOCH_US;
+	int64		step = (window->kind == KAPPA_WINDOW_TUMBLE) ? window->size : window->slide;
 	int64		first;
 	int64		last;
 	int64		end;
 	int			n = 0;
 
+	Assert(window->kind == KAPPA_WINDOW_TUMBLE || window->kind == KAPPA_WINDOW_HOP);
 	if (TIMESTAMP_NOT_FINITE(ts) || !IS_VALID_TIMESTAMP(ts))
 		return -1;
-	if (window->kind == KAPPA_WINDOW_TUMBLE)
-	{
-		first = last = floor_div(t, window->size) * window->size;
-		if (pg_add_s64_overflow(last, window->size, &end))
-			return -1;
-	}
-	else
-	{
-		/* hop: the latest window start <= t, and back while a window holds t */
-		Assert(window->kind == KAPPA_WINDOW_HOP);
-		last = floor_div(t, window->slide) * window->slide;
-		if (pg_add_s64_overflow(last, window->size, &end))
-			return -1;
-		first = last - floor_div(window->size - 1, window->slide) * window->slide;
-		while (first + window->size <= t)
-			first += window->slide;
-	}
-	if (!IS_VALID_TIMESTAMP(first - UNIX_EPOCH_US) ||
-		!IS_VALID_TIMESTAMP(end - UNIX_EPOCH_US))
+
+	/*
+	 * The latest window start at or before ts, aligned to the Unix epoch:
+	 * ts less (ts - epoch) mod step, computed without ts - epoch, which
+	 * overflows near the ends of the range.
+	 */
+	last = ts - (floor_mod(ts, step) + floor_mod(UNIX_EPOCH_US, step)) % step;
+	if (pg_add_s64_overflow(last, window->size, &end))
 		return -1;
-	for (int64 s = first; s <= last; s += window->slide ? window->slide : 1)
-		starts[n++] = s - UNIX_EPOCH_US;
+	/* hop: back while a window still holds ts */
+	first = last - floor_div(window->size - 1, step) * step;
+	while (first + window->size <= ts)
+		first += step;
+	if (!IS_VALID_TIMESTAMP(first) || !IS_VALID_TIMESTAMP(end))
+		return -1;
+	for (int64 s = first; s <= last; s += step)
+		starts[n++] = s;
 	return n;
 }
 
