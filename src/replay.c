@@ -710,11 +710,15 @@ kappa_compare(PG_FUNCTION_ARGS)
 	save_nestlevel = kappa_settings_enter();
 	kappa_owner_enter(&as_owner, owner);
 	SPI_connect();
-	if (SPI_execute(psprintf("SELECT %s, to_jsonb(a), to_jsonb(b) "
+	/*
+	 * a.* and b.*: a bare a could be a column of that name.  Without key
+	 * columns a version has one row at most, so the two rows are matched.
+	 */
+	if (SPI_execute(psprintf("SELECT %s, to_jsonb(a.*), to_jsonb(b.*) "
 							 "FROM %s a FULL JOIN %s b ON %s "
-							 "WHERE to_jsonb(a) IS DISTINCT FROM to_jsonb(b)",
+							 "WHERE to_jsonb(a.*) IS DISTINCT FROM to_jsonb(b.*)",
 							 nkeys > 0 ? psprintf("jsonb_build_object(%s)", keys.data) : "NULL::jsonb",
-							 table_a, table_b, nkeys > 0 ? join.data : "false"),
+							 table_a, table_b, nkeys > 0 ? join.data : "true"),
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not compare the versions of view %s", relname);
 	for (uint64 i = 0; i < SPI_processed; i++)

@@ -335,14 +335,17 @@ view_names_where(const char *condition, int nargs, Oid *types, Datum *values)
 	return names;
 }
 
-/* The qualified names of a stream's views. */
+/*
+ * The qualified names of a stream's views: their current versions (which
+ * are dropped with the versions beside them).
+ */
 List *
 kappa_stream_view_names(int32 stream_id)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(stream_id)};
 
-	return view_names_where("stream_id = $1", 1, types, values);
+	return view_names_where("stream_id = $1 AND base_name IS NULL", 1, types, values);
 }
 
 /*
