@@ -736,7 +736,11 @@ dedup_key_text(KappaEngine *engine, Datum value)
 
 /*
  * Whether the event repeats a dedup key this view has seen in this
- * partition within the watermark horizon; if not, remember the key.
+ * partition within the watermark horizon; if not, remember the key.  A
+ * key older than the horizon is forgotten here, not only when a flush
+ * prunes it, so that what is a duplicate depends on the partition's
+ * events alone, never on when flushes happened: a replay or a check
+ * decides as the worker did.
  */
 static bool
 is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time)
@@ -749,9 +753,14 @@ is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time)
 		return false;
 	entry = deduptab_lookup(vp->dedup, key);
 	if (entry != NULL)
-		return true;
-	entry = deduptab_insert(vp->dedup, MemoryContextStrdup(GetMemoryChunkContext(vp->dedup), key),
-							&found);
+	{
+		if (vp->max_time == DT_NOBEGIN ||
+			entry->time >= vp->max_time - engine->stream->watermark_us)
+			return true;
+	}
+	else
+		entry = deduptab_insert(vp->dedup, MemoryContextStrdup(GetMemoryChunkContext(vp->dedup), key),
+								&found);
 	entry->time = event_time;
 	remember_dedup_key(engine, vp, key, event_time);
 	return false;

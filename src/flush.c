@@ -216,9 +216,12 @@ kappa_flush_prepare(void)
 										"events_per_s = EXCLUDED.events_per_s, flushed_at = now(), "
 										"flush_ms = EXCLUDED.flush_ms",
 										10, stream_position_types);
+	/* a key seen again after it left the horizon: its latest time counts */
 	dedup_insert_plan = prepare_kept("INSERT INTO kappa.view_dedup "
-									 "SELECT $1, $2, k, t FROM unnest($3, $4) AS u(k, t) "
-									 "ON CONFLICT DO NOTHING",
+									 "SELECT DISTINCT ON (k) $1, $2, k, t FROM unnest($3, $4) AS u(k, t) "
+									 "ORDER BY k, t DESC "
+									 "ON CONFLICT (view_id, partition, dedup_key) "
+									 "DO UPDATE SET event_time = excluded.event_time",
 									 4, dedup_insert_types);
 	dedup_prune_plan = prepare_kept("DELETE FROM kappa.view_dedup "
 									"WHERE view_id = $1 AND partition = $2 AND event_time < $3",
@@ -565,7 +568,10 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 
 	if (view->scratch)
 	{
-		view->rejects = NIL;	/* a recomputation stores nothing else */
+		/* a recomputation stores nothing else; the lists die with the flush */
+		view->rejects = NIL;
+		for (int p = 0; p < engine->nparts; p++)
+			view->parts[p].dedup_new = NIL;
 		return;
 	}
 	kappa_catalog_enter(&catalog);
