@@ -13,6 +13,7 @@ OBJS = \
 	src/kappa.o \
 	src/guc.o \
 	src/catalog.o \
+	src/subxact.o \
 	src/shmem.o \
 	src/launcher.o \
 	src/worker.o \

@@ -67,7 +67,6 @@
 #include <math.h>
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "fmgr.h"
@@ -78,16 +77,14 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
 #include "columns.h"
 #include "decode.h"
+#include "guc.h"
 #include "json_scan.h"
-
-/* Payloads kappa.decode accepts, as a worker does by default. */
-#define DECODE_SQL_MAX_PAYLOAD (1024 * 1024)
+#include "subxact.h"
 
 /* Microseconds from 1970-01-01 to 2000-01-01, Postgres's epoch. */
 #define UNIX_TO_PG_EPOCH_US \
@@ -999,8 +996,7 @@ kappa_decode_payload(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		result[4];
 	bool		result_nulls[4] = {false, false, false, false};
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	KappaSubxact sub;
 	int			save_nestlevel;
 	KappaDecoder *decoder;
 
@@ -1008,29 +1004,23 @@ kappa_decode_payload(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 
 	save_nestlevel = kappa_settings_enter();
-	decoder = kappa_decoder_create(stream, DECODE_SQL_MAX_PAYLOAD);
-	BeginInternalSubTransaction(NULL);
+	/* the worker's limit on payloads, read as a worker reads it */
+	decoder = kappa_decoder_create(stream, kappa_max_payload);
+	kappa_subxact_begin(&sub);
 	PG_TRY();
 	{
 		KappaOwnerAccess access;
 
-		MemoryContextSwitchTo(cxt);
 		kappa_owner_enter(&access, stream->owner);
 		decode_verdict(stream, decoder, payload, result, result_nulls);
 		kappa_owner_leave(&access);
-		ReleaseCurrentSubTransaction();
+		kappa_subxact_commit(&sub);
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
 		const char *field = kappa_decoder_field(decoder);
+		ErrorData  *edata = kappa_subxact_abort(&sub);
 
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		if (kappa_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);
 		result[0] = BoolGetDatum(false);
@@ -1041,8 +1031,6 @@ kappa_decode_payload(PG_FUNCTION_ARGS)
 		result[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 	}
 	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
 	kappa_settings_leave(save_nestlevel);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  result, result_nulls)));

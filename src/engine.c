@@ -269,6 +269,8 @@ kappa_engine_destroy(KappaEngine *engine)
 {
 	ListCell   *lc;
 
+	if (engine == NULL)
+		return;
 	foreach(lc, engine->views)
 		kappa_engine_drop_view_runtime(lfirst(lc));
 	engine->views = NIL;

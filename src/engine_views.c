@@ -48,6 +48,7 @@
 #include "compile.h"
 #include "engine_internal.h"
 #include "state.h"
+#include "subxact.h"
 #include "view.h"
 
 /* A view found in kappa.views that the engine does not run yet. */
@@ -209,34 +210,25 @@ kappa_engine_sync_views(KappaEngine *engine)
 static ViewRuntime *
 load_view_isolated(KappaEngine *engine, NewView *nv)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	KappaSubxact sub;
 	ViewRuntime *volatile view = NULL;
 
-	BeginInternalSubTransaction(NULL);
+	kappa_subxact_begin(&sub);
 	PG_TRY();
 	{
 		view = load_view(engine, nv);
-		ReleaseCurrentSubTransaction();
+		kappa_subxact_commit(&sub);
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = kappa_subxact_abort(&sub);
 
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		if (kappa_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);
 		kappa_view_mark_failed(nv->view_id, nv->name, edata);
 		view = NULL;
 	}
 	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
 	return view;
 }
 

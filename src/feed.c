@@ -8,8 +8,9 @@
  * the very same engine in the calling backend, on messages read from a
  * table of (partition, offset, payload[, key][, timestamp]) rows, as if the
  * worker had consumed them from the log: positions, watermarks, lateness,
- * dedup, dead letters and counts all behave as they would live, and a
- * worker started afterwards goes on from the positions the feed stored.
+ * dedup, dead letters, counts and the stream's archive all behave as they
+ * would live, and a worker started afterwards goes on from the positions
+ * the feed stored.
  *
  * It exists for two reasons.  Benchmarks measure the engine alone with it,
  * without a broker (bench/run's "engine only" figures): it reports the
@@ -39,7 +40,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -51,13 +51,14 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
+#include "archive.h"
 #include "catalog.h"
 #include "engine.h"
 #include "guc.h"
 #include "shmem.h"
 #include "stream.h"
+#include "subxact.h"
 
 PG_FUNCTION_INFO_V1(kappa_feed);
 
@@ -82,18 +83,26 @@ static const FeedColumn feed_columns[] = {
 };
 #define FEED_NCOLUMNS lengthof(feed_columns)
 
+/* A feed under way. */
+typedef struct Feed
+{
+	KappaEngine *engine;
+	ArchiveWriter *archive;		/* the stream's, if it has one; or NULL */
+	KappaMessage *messages;		/* a fetch's */
+	KappaSubxact sub;			/* of the messages since the last flush */
+	instr_time	engine_time;
+	instr_time	flush_time;
+} Feed;
+
 static char *feed_select(Oid relid, bool *present);
 static int	feed_partition_ends(Oid relid, int64 **ends);
 static void feed_batch(KappaEngine *engine, SPITupleTable *tuptable, uint64 n,
 					   KappaMessage *messages);
 static void accumulate_since(instr_time *total, instr_time start);
-static void feed_flush(KappaEngine *engine, MemoryContext feed_cxt, instr_time *flush_time);
-static int64 feed_all(KappaStream *stream, const char *select, int nparts, const int64 *ends,
-					  KappaMessage *messages, MemoryContext feed_cxt,
-					  instr_time *engine_time, instr_time *flush_time);
-static int64 feed_messages(KappaEngine *engine, Portal portal, KappaMessage *messages,
-						   MemoryContext feed_cxt, instr_time *engine_time,
-						   instr_time *flush_time);
+static void feed_flush(Feed *f);
+static int64 feed_messages(Feed *f, Portal portal);
+static int64 feed_all(Feed *f, KappaStream *stream, const char *select, int nparts,
+					  const int64 *ends);
 
 /*
  * The SELECT that reads the messages table in the order a consumer would
@@ -250,41 +259,39 @@ accumulate_since(instr_time *total, instr_time start)
 }
 
 /*
- * Sync the engine's views and flush it, adding the time to flush_time;
- * then the subtransaction of what was flushed ends, and a new one begins.
+ * Sync the engine's views and flush it (the archive first, as a worker
+ * does), adding the time to flush_time; then the subtransaction of what
+ * was flushed ends, and a new one begins.
  */
 static void
-feed_flush(KappaEngine *engine, MemoryContext feed_cxt, instr_time *flush_time)
+feed_flush(Feed *f)
 {
-	MemoryContext old = MemoryContextSwitchTo(feed_cxt);
-	ResourceOwner owner = CurrentResourceOwner;
 	instr_time	start;
 
 	INSTR_TIME_SET_CURRENT(start);
-	(void) kappa_engine_sync_views(engine);
-	kappa_engine_flush(engine);
-	ReleaseCurrentSubTransaction();
-	BeginInternalSubTransaction(NULL);
-	accumulate_since(flush_time, start);
-	MemoryContextSwitchTo(old);
-	CurrentResourceOwner = owner;
+	(void) kappa_engine_sync_views(f->engine);
+	if (f->archive)
+		archive_writer_flush(f->archive);
+	kappa_engine_flush(f->engine);
+	kappa_subxact_commit(&f->sub);
+	kappa_subxact_begin(&f->sub);
+	accumulate_since(&f->flush_time, start);
 }
 
 /*
- * Run every message of the cursor through the engine, flushing every
- * kappa.flush_events messages (and when a poison was met) and at the end.
- * Returns how many messages were read.
+ * Run every message of the cursor through the engine (and the stream's
+ * archive, if it has one), flushing every kappa.flush_events messages (and
+ * when a poison was met) and at the end.  Returns how many messages were
+ * read.
  */
 static int64
-feed_messages(KappaEngine *engine, Portal portal, KappaMessage *messages,
-			  MemoryContext feed_cxt, instr_time *engine_time, instr_time *flush_time)
+feed_messages(Feed *f, Portal portal)
 {
 	int64		total = 0;
 
 	for (;;)
 	{
 		uint64		n;
-		MemoryContext old;
 		instr_time	start;
 
 		CHECK_FOR_INTERRUPTS();
@@ -292,26 +299,26 @@ feed_messages(KappaEngine *engine, Portal portal, KappaMessage *messages,
 		n = SPI_processed;
 		if (n == 0)
 			break;
-		feed_batch(engine, SPI_tuptable, n, messages);
+		feed_batch(f->engine, SPI_tuptable, n, f->messages);
 
-		old = MemoryContextSwitchTo(feed_cxt);
 		INSTR_TIME_SET_CURRENT(start);
 		for (uint64 i = 0; i < n; i++)
 		{
-			kappa_engine_process(engine, &messages[i]);
-			if (kappa_engine_flush_due(engine))
+			if (f->archive)
+				archive_writer_append(f->archive, &f->messages[i]);
+			kappa_engine_process(f->engine, &f->messages[i]);
+			if (kappa_engine_flush_due(f->engine))
 			{
-				accumulate_since(engine_time, start);
-				feed_flush(engine, feed_cxt, flush_time);
+				accumulate_since(&f->engine_time, start);
+				feed_flush(f);
 				INSTR_TIME_SET_CURRENT(start);
 			}
 		}
-		accumulate_since(engine_time, start);
-		MemoryContextSwitchTo(old);
+		accumulate_since(&f->engine_time, start);
 		total += n;
 		SPI_freetuptable(SPI_tuptable);
 	}
-	feed_flush(engine, feed_cxt, flush_time);
+	feed_flush(f);
 	return total;
 }
 
@@ -322,67 +329,61 @@ feed_messages(KappaEngine *engine, Portal portal, KappaMessage *messages,
  * skips what it stored).  Returns how many messages were read.
  */
 static int64
-feed_all(KappaStream *stream, const char *select, int nparts, const int64 *ends,
-		 KappaMessage *messages, MemoryContext feed_cxt,
-		 instr_time *engine_time, instr_time *flush_time)
+feed_all(Feed *f, KappaStream *stream, const char *select, int nparts, const int64 *ends)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	KappaPoisons *poisons = kappa_poisons_create();
-	KappaEngine *volatile engine = NULL;
 	volatile int64 total = 0;
+	volatile bool again = true;
 	Portal		portal;
 
-	BeginInternalSubTransaction(NULL);
-	for (;;)
+	if (stream->archive)
+		f->archive = archive_writer_create(stream, nparts);
+	kappa_subxact_begin(&f->sub);
+	while (again)
 	{
-		MemoryContextSwitchTo(feed_cxt);
+		again = false;
+		/* from the start of the table: the engine skips what it stored */
 		if ((portal = SPI_cursor_find(FEED_CURSOR)) != NULL)
 			SPI_cursor_close(portal);
 		portal = SPI_cursor_open_with_args(FEED_CURSOR, select, 0, NULL, NULL, NULL, true, 0);
 		PG_TRY();
 		{
 			/* no log to ask where it begins: a lost state is rebuilt from the table */
-			engine = kappa_engine_create(stream, nparts, NULL, 0, 1, NULL, NULL, poisons);
+			f->engine = kappa_engine_create(stream, nparts, NULL, 0, 1, NULL, NULL, poisons);
 			for (int p = 0; p < nparts; p++)
 			{
 				if (ends[p] < 0)
 					continue;
-				if (kappa_engine_start_offset(engine, p) == KAPPA_OFFSET_END)
-					kappa_engine_resolve_latest(engine, p, ends[p]);
-				kappa_engine_note_end(engine, p, ends[p]);
+				if (kappa_engine_start_offset(f->engine, p) == KAPPA_OFFSET_END)
+					kappa_engine_resolve_latest(f->engine, p, ends[p]);
+				kappa_engine_note_end(f->engine, p, ends[p]);
 			}
-			total = feed_messages(engine, portal, messages, feed_cxt, engine_time, flush_time);
+			total = feed_messages(f, portal);
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
+			ErrorData  *edata = kappa_subxact_abort(&f->sub);
 
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			if (kappa_engine_blame(engine, edata) == KAPPA_BLAME_NONE)
-				PG_RE_THROW();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			BeginInternalSubTransaction(NULL);
-			kappa_engine_destroy(engine);
-			engine = NULL;
+			if (kappa_engine_blame(f->engine, edata) == KAPPA_BLAME_NONE)
+				ReThrowError(edata);
+			kappa_engine_destroy(f->engine);
+			f->engine = NULL;
+			if (f->archive)
+				archive_writer_reset(f->archive);
+			kappa_subxact_begin(&f->sub);
 			ereport(NOTICE,
 					(errmsg("kappa_feed: an event failed; going on without it"),
 					 errdetail("%s (SQLSTATE %s)", kappa_error_text(edata),
 							   unpack_sql_state(edata->sqlerrcode))));
-			continue;
+			again = true;
 		}
 		PG_END_TRY();
-		break;
 	}
-	ReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	kappa_engine_destroy(engine);
-	SPI_cursor_close(portal);
+	kappa_subxact_commit(&f->sub);
+	kappa_engine_destroy(f->engine);
+	f->engine = NULL;
+	if ((portal = SPI_cursor_find(FEED_CURSOR)) != NULL)
+		SPI_cursor_close(portal);
 	return total;
 }
 
@@ -399,15 +400,14 @@ kappa_feed(PG_FUNCTION_ARGS)
 	Oid			relid;
 	KappaStream *stream;
 	MemoryContext feed_cxt;
-	KappaMessage *messages;
+	MemoryContext old;
+	Feed		f = {0};
 	TupleDesc	tupdesc;
 	bool		present[FEED_NCOLUMNS];
 	char	   *select;
 	int64	   *ends;
 	int			nparts;
 	int64		total;
-	instr_time	engine_time;
-	instr_time	flush_time;
 	int			save_nestlevel;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
@@ -436,17 +436,19 @@ kappa_feed(PG_FUNCTION_ARGS)
 	select = feed_select(relid, present);
 	nparts = feed_partition_ends(relid, &ends);
 	save_nestlevel = kappa_settings_enter();
-	messages = MemoryContextAlloc(feed_cxt, sizeof(KappaMessage) * FEED_BATCH);
-	INSTR_TIME_SET_ZERO(engine_time);
-	INSTR_TIME_SET_ZERO(flush_time);
-
-	total = feed_all(stream, select, nparts, ends, messages, feed_cxt, &engine_time, &flush_time);
+	/* the engine and the archive writer live in the feed's memory */
+	old = MemoryContextSwitchTo(feed_cxt);
+	f.messages = palloc(sizeof(KappaMessage) * FEED_BATCH);
+	INSTR_TIME_SET_ZERO(f.engine_time);
+	INSTR_TIME_SET_ZERO(f.flush_time);
+	total = feed_all(&f, stream, select, nparts, ends);
+	MemoryContextSwitchTo(old);
 	kappa_settings_leave(save_nestlevel);
 	SPI_finish();
 	MemoryContextDelete(feed_cxt);
 
 	values[0] = Int64GetDatum(total);
-	values[1] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(engine_time));
-	values[2] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(flush_time));
+	values[1] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(f.engine_time));
+	values[2] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(f.flush_time));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

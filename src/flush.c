@@ -47,7 +47,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
@@ -59,7 +58,6 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
@@ -69,6 +67,7 @@
 #include "guc.h"
 #include "shmem.h"
 #include "state.h"
+#include "subxact.h"
 
 /*
  * kappa.view_state's statements, prepared once per backend, and its row
@@ -994,32 +993,23 @@ kappa_flush_dead_letters(KappaEngine *engine)
 static void
 flush_view_isolated(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	KappaSubxact sub;
 
-	BeginInternalSubTransaction(NULL);
+	kappa_subxact_begin(&sub);
 	PG_TRY();
 	{
 		kappa_flush_view(engine, view, now);
-		ReleaseCurrentSubTransaction();
+		kappa_subxact_commit(&sub);
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = kappa_subxact_abort(&sub);
 
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		if (kappa_error_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);
 		kappa_engine_fail_view(engine, view, edata);
 	}
 	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
 }
 
 /*

@@ -68,17 +68,17 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
 
-#include "catalog.h"
 #include "archive.h"
+#include "catalog.h"
 #include "engine.h"
 #include "guc.h"
 #include "kafka.h"
 #include "shmem.h"
 #include "stream.h"
+#include "subxact.h"
 #include "view.h"
 
 PG_FUNCTION_INFO_V1(kappa_replay);
@@ -99,6 +99,9 @@ typedef struct Replay
 	int64		reported;		/* events when progress was last published */
 	const int64 *log_to;		/* where the log is read to, per partition */
 	int32		partitions_read;	/* to the end of the log */
+	int64		flushed_archive_events;	/* the counts at the last flush, */
+	int64		flushed_log_events; /* which a rollback goes back to */
+	KappaSubxact sub;			/* of the events since the last flush */
 	MemoryContext cxt;			/* the replay's memory */
 } Replay;
 
@@ -258,8 +261,10 @@ replay_event(Replay *r, const KappaMessage *m)
 	{
 		/* what is flushed is kept: a poison later rolls back to here */
 		kappa_engine_flush(r->engine);
-		ReleaseCurrentSubTransaction();
-		BeginInternalSubTransaction(NULL);
+		kappa_subxact_commit(&r->sub);
+		kappa_subxact_begin(&r->sub);
+		r->flushed_archive_events = r->archive_events;
+		r->flushed_log_events = r->log_events;
 	}
 	if (r->archive_events + r->log_events >= r->noticed + REPLAY_NOTICE_EVERY)
 	{
@@ -326,45 +331,39 @@ replay_run(Replay *r, KappaStream *stream, int nparts, int32 new_id,
 		   const int64 *first, const int64 *low, const int64 *high)
 {
 	KappaPoisons *poisons = kappa_poisons_create();
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool again = true;
 
-	BeginInternalSubTransaction(NULL);
-	for (;;)
+	kappa_subxact_begin(&r->sub);
+	while (again)
 	{
+		again = false;
 		PG_TRY();
 		{
 			r->engine = kappa_engine_create_replay(stream, nparts, new_id, poisons);
 			replay_read(r, stream, nparts, first, low, high);
 			kappa_engine_flush(r->engine);
-			ReleaseCurrentSubTransaction();
+			kappa_subxact_commit(&r->sub);
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
+			ErrorData  *edata = kappa_subxact_abort(&r->sub);
 
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
 			if (kappa_engine_blame(r->engine, edata) == KAPPA_BLAME_NONE)
-				PG_RE_THROW();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			BeginInternalSubTransaction(NULL);
+				ReThrowError(edata);
+			/* back to the last flush: what was read since is read again */
+			r->archive_events = r->flushed_archive_events;
+			r->log_events = r->flushed_log_events;
 			kappa_engine_destroy(r->engine);
 			r->engine = NULL;
+			kappa_subxact_begin(&r->sub);
 			ereport(NOTICE,
 					(errmsg("replaying %s: an event failed; going on without it", r->name),
 					 errdetail("%s (SQLSTATE %s)", kappa_error_text(edata),
 							   unpack_sql_state(edata->sqlerrcode))));
-			continue;
+			again = true;
 		}
 		PG_END_TRY();
-		break;
 	}
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
 	kappa_engine_destroy(r->engine);
 	r->engine = NULL;
 }
