@@ -43,14 +43,9 @@
 /* A stream worker's consumer: assigned partitions, batches of messages. */
 struct KappaConsumer
 {
-	MemoryContext cxt;			/* where it was opened: it outlives transactions */
-	KappaKafka *kk;
+	KappaKafka *kk;				/* with the queue and the messages held */
 	KappaStream *stream;
-	rd_kafka_queue_t *queue;
 	int			nparts;
-	rd_kafka_message_t **batch;
-	int			batch_size;
-	int			batch_used;
 	bool		group;			/* a member of the stream's consumer group */
 	bool		leaving;		/* kappa_consumer_leave: give everything back */
 	KappaRebalance rebalance;	/* what the group decided, not yet done */
@@ -90,7 +85,6 @@ kappa_consumer_open(KappaStream *stream, int *nparts, bool group)
 
 	List	   *extra;
 
-	consumer->cxt = CurrentMemoryContext;
 	consumer->stream = stream;
 	extra = list_make4(kappa_make_setting("group.id", psprintf("kappa-%s", stream->name)),
 					   kappa_make_setting("enable.auto.commit", "false"),
@@ -125,8 +119,8 @@ kappa_consumer_open(KappaStream *stream, int *nparts, bool group)
 	consumer->nparts = kafka_partitions(consumer->kk, stream->topic, deadline);
 	if (consumer->nparts < 0)
 		kafka_broker_error(kafka_reason(consumer->kk), stream, "reach the brokers");
-	consumer->queue = rd_kafka_queue_get_consumer(consumer->kk->rk);
-	if (consumer->queue == NULL)
+	consumer->kk->queue = rd_kafka_queue_get_consumer(consumer->kk->rk);
+	if (consumer->kk->queue == NULL)
 		elog(ERROR, "could not get the consumer queue of stream \"%s\"", stream->name);
 	consumer->given = palloc0(sizeof(bool) * Max(consumer->nparts, 1));
 	*nparts = consumer->nparts;
@@ -224,13 +218,14 @@ kappa_consumer_unassign(KappaConsumer *consumer)
 void
 kappa_consumer_leave(KappaConsumer *consumer)
 {
-	rd_kafka_t *rk = consumer->kk->rk;
+	rd_kafka_t *rk;
 	rd_kafka_queue_t *queue;
 	rd_kafka_error_t *error;
 	TimestampTz deadline;
 
-	if (!consumer->group || rk == NULL || consumer->leaving)
+	if (!consumer->group || consumer->kk == NULL || consumer->leaving)
 		return;
+	rk = consumer->kk->rk;
 	consumer->leaving = true;
 	queue = rd_kafka_queue_new(rk);
 	error = rd_kafka_consumer_close_queue(rk, queue);
@@ -320,44 +315,52 @@ kappa_consumer_seek(KappaConsumer *consumer, int nparts, const int64 *offsets)
 }
 
 /*
- * Wait up to timeout_ms for messages and return up to max of them, valid
- * until kappa_consumer_release.  Errors of partitions are remembered (see
- * kappa_consumer_error) and logged, not raised: librdkafka retries them.
+ * Wait up to timeout_ms for messages and return up to max of them, into
+ * messages[].  The consumer holds every message it returned until
+ * kappa_consumer_release gives it back, across polls, in the order they
+ * were returned: the message bytes stay valid until then.  Errors of
+ * partitions are remembered (see kappa_consumer_error) and logged, not
+ * raised: librdkafka retries them.
  */
 int
 kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms, KappaMessage *messages, int max)
 {
+	KappaKafka *kk = consumer->kk;
+	rd_kafka_message_t **fetched;
 	ssize_t		n;
 	int			kept = 0;
 
-	/* in the consumer's own memory: polls happen inside transactions */
-	if (consumer->batch_size < max)
+	/* in the handle's own memory: polls happen inside transactions */
+	if (kk->held_size < kk->nheld + max)
 	{
-		consumer->batch = consumer->batch ?
-			repalloc(consumer->batch, sizeof(rd_kafka_message_t *) * max) :
-			MemoryContextAlloc(consumer->cxt, sizeof(rd_kafka_message_t *) * max);
-		consumer->batch_size = max;
-	}
-	n = rd_kafka_consume_batch_queue(consumer->queue, timeout_ms, consumer->batch, max);
-	kafka_poll(consumer->kk, 0);
-	consumer->batch_used = n > 0 ? (int) n : 0;
-	for (int i = 0; i < consumer->batch_used; i++)
-	{
-		rd_kafka_message_t *msg = consumer->batch[i];
+		int			size = Max(2 * kk->held_size, kk->nheld + max);
 
-		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-		{
-			/* the fetch reached the log's end: whatever failed works again */
-			consumer->kk->last_error[0] = '\0';
-			continue;
-		}
+		kk->held = kk->held ?
+			repalloc(kk->held, sizeof(rd_kafka_message_t *) * size) :
+			MemoryContextAlloc(kk->context, sizeof(rd_kafka_message_t *) * size);
+		kk->held_size = size;
+	}
+	fetched = kk->held + kk->nheld;
+	n = rd_kafka_consume_batch_queue(kk->queue, timeout_ms, fetched, max);
+	kafka_poll(consumer->kk, 0);
+	for (int i = 0; i < n; i++)
+	{
+		rd_kafka_message_t *msg = fetched[i];
+
 		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
-			snprintf(consumer->kk->last_error, sizeof(consumer->kk->last_error), "%s",
-					 rd_kafka_message_errstr(msg));
+			/* the fetch reached the log's end: whatever failed works again */
+			if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				consumer->kk->last_error[0] = '\0';
+			else
+				snprintf(consumer->kk->last_error, sizeof(consumer->kk->last_error), "%s",
+						 rd_kafka_message_errstr(msg));
+			rd_kafka_message_destroy(msg);
 			continue;
 		}
 		consumer->kk->last_error[0] = '\0';
+		/* held in the order returned, one for one with messages[] */
+		kk->held[kk->nheld++] = msg;
 		messages[kept].partition = msg->partition;
 		messages[kept].offset = msg->offset;
 		messages[kept].timestamp_ms = rd_kafka_message_timestamp(msg, NULL);
@@ -370,13 +373,28 @@ kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms, KappaMessage *messa
 	return kept;
 }
 
-/* Give the last batch's messages back to librdkafka. */
+/* Give every message held back to librdkafka. */
 void
 kappa_consumer_release(KappaConsumer *consumer)
 {
-	for (int i = 0; i < consumer->batch_used; i++)
-		rd_kafka_message_destroy(consumer->batch[i]);
-	consumer->batch_used = 0;
+	kappa_consumer_release_first(consumer, consumer->kk->nheld);
+}
+
+/*
+ * Give the first count messages held back to librdkafka (those returned
+ * first); the others stay held, and valid.
+ */
+void
+kappa_consumer_release_first(KappaConsumer *consumer, int count)
+{
+	KappaKafka *kk = consumer->kk;
+
+	count = Min(count, kk->nheld);
+	for (int i = 0; i < count; i++)
+		rd_kafka_message_destroy(kk->held[i]);
+	if (count > 0 && count < kk->nheld)
+		memmove(kk->held, kk->held + count, sizeof(rd_kafka_message_t *) * (kk->nheld - count));
+	kk->nheld -= count;
 }
 
 /* A partition's end offset as the last fetch saw it, without asking; -1. */
@@ -555,12 +573,12 @@ kappa_consumer_error(KappaConsumer *consumer)
 	return kafka_reason(consumer->kk);
 }
 
-/* Close a consumer, giving back what it holds. */
+/* Close a consumer, giving back what it holds (kafka_destroy does). */
 void
 kappa_consumer_close(KappaConsumer *consumer)
 {
-	kappa_consumer_release(consumer);
-	if (consumer->queue)
-		rd_kafka_queue_destroy(consumer->queue);
+	if (consumer->kk == NULL)
+		return;
 	kafka_destroy(consumer->kk);
+	consumer->kk = NULL;
 }

@@ -26,9 +26,11 @@
  * TopMemoryContext; it is dropped after any failure, so that the next call
  * starts from a fresh connection, and when the stream it finds under its
  * id is not the one it was made for (the extension dropped and created
- * again).  Every handle still alive when the process exits, however it
- * exits, is destroyed by a before_shmem_exit callback, so that no
- * librdkafka thread runs while the process tears itself down.
+ * again).  Every handle lives in a memory context of its own under
+ * TopMemoryContext, with the messages and queue the process holds of it.
+ * Every handle still alive when the process exits, however it exits, is
+ * destroyed by a before_shmem_exit callback, messages and queue first, so
+ * that no librdkafka thread runs while the process tears itself down.
  *
  * src/kafka.c
  *
@@ -86,7 +88,7 @@ static List *producers = NIL;	/* KappaKafka *, in TopMemoryContext */
  * exit, even by FATAL or a SIGTERM, they are destroyed, so that no
  * librdkafka thread still runs while the process tears itself down.
  */
-static List *live_handles = NIL;	/* rd_kafka_t *, in TopMemoryContext */
+static List *live_handles = NIL;	/* KappaKafka *, in TopMemoryContext */
 static bool exit_callback_registered = false;
 
 static rd_kafka_conf_t *kafka_conf(const char *brokers, List *settings, KappaKafka *kk);
@@ -168,78 +170,96 @@ kafka_conf(const char *brokers, List *settings, KappaKafka *kk)
 
 /*
  * Create a handle for a stream, with extra settings (KappaSetting) on top
- * of its own.  Signals are blocked while librdkafka starts its threads.
+ * of its own, in a memory context of its own that kafka_destroy deletes.
+ * Signals are blocked while librdkafka starts its threads.
  */
 KappaKafka *
 kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra,
 		  KafkaRebalanceCallback rebalance)
 {
-	KappaKafka *kk = palloc0(sizeof(KappaKafka));
-	rd_kafka_conf_t *conf;
-	char		errstr[KAFKA_ERRSTR_LEN];
-	sigset_t	all;
-	sigset_t	saved;
-	ListCell   *lc;
+	MemoryContext context = AllocSetContextCreate(TopMemoryContext, "kappa librdkafka handle",
+												  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(context);
+	KappaKafka *volatile kk = palloc0(sizeof(KappaKafka));
 
-	kk->stream_id = stream->id;
-	kk->identity = stream_identity(stream);
-	foreach(lc, stream->settings)
+	kk->context = context;
+	PG_TRY();
 	{
-		KappaSetting *s = lfirst(lc);
+		rd_kafka_conf_t *conf;
+		char		errstr[KAFKA_ERRSTR_LEN];
+		sigset_t	all;
+		sigset_t	saved;
+		ListCell   *lc;
 
-		if (s->secret)
-			kk->secrets = lappend(kk->secrets, pstrdup(s->value));
+		kk->stream_id = stream->id;
+		kk->identity = stream_identity(stream);
+		foreach(lc, stream->settings)
+		{
+			KappaSetting *s = lfirst(lc);
+
+			if (s->secret)
+				kk->secrets = lappend(kk->secrets, pstrdup(s->value));
+		}
+		conf = kafka_conf(stream->brokers, list_concat_copy(stream->settings, extra), kk);
+		if (type == RD_KAFKA_PRODUCER)
+			rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+		if (rebalance)
+			rd_kafka_conf_set_rebalance_cb(conf, rebalance);
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &saved);
+		kk->rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+
+		if (kk->rk == NULL)
+		{
+			/* rd_kafka_new destroys conf only on success */
+			rd_kafka_conf_destroy(conf);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("librdkafka rejected the settings of stream \"%s\"", stream->name),
+					 errdetail("%s", kafka_mask(kk, errstr))));
+		}
 	}
-	conf = kafka_conf(stream->brokers, list_concat_copy(stream->settings, extra), kk);
-	if (type == RD_KAFKA_PRODUCER)
-		rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-	if (rebalance)
-		rd_kafka_conf_set_rebalance_cb(conf, rebalance);
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &saved);
-	kk->rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-
-	if (kk->rk == NULL)
+	PG_CATCH();
 	{
-		/* rd_kafka_new destroys conf only on success */
-		rd_kafka_conf_destroy(conf);
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("librdkafka rejected the settings of stream \"%s\"", stream->name),
-				 errdetail("%s", kafka_mask(kk, errstr))));
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(context);
+		PG_RE_THROW();
 	}
+	PG_END_TRY();
+
 	if (!exit_callback_registered)
 	{
 		before_shmem_exit(destroy_live_handles, (Datum) 0);
 		exit_callback_registered = true;
 	}
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		live_handles = lappend(live_handles, kk->rk);
-		MemoryContextSwitchTo(old);
-	}
+	MemoryContextSwitchTo(TopMemoryContext);
+	live_handles = lappend(live_handles, kk);
+	MemoryContextSwitchTo(old);
 	if (rd_kafka_set_log_queue(kk->rk, NULL) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		elog(ERROR, "could not route librdkafka's log to the main queue");
 	return kk;
 }
 
 /*
- * Destroy a handle without waiting for anything it still had queued: a
- * producer's unsent messages are purged (consumers have none).
+ * Destroy a handle, and its memory, without waiting for anything it still
+ * had queued: a producer's unsent messages are purged (consumers have
+ * none).  The messages and queue the process held of it are given back
+ * first.
  */
 void
 kafka_destroy(KappaKafka *kk)
 {
-	if (kk->rk == NULL)
-		return;
+	live_handles = list_delete_ptr(live_handles, kk);
+	for (int i = 0; i < kk->nheld; i++)
+		rd_kafka_message_destroy(kk->held[i]);
+	if (kk->queue)
+		rd_kafka_queue_destroy(kk->queue);
 	if (rd_kafka_type(kk->rk) == RD_KAFKA_PRODUCER)
 		(void) rd_kafka_purge(kk->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-	live_handles = list_delete_ptr(live_handles, kk->rk);
 	rd_kafka_destroy_flags(kk->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	kk->rk = NULL;
+	MemoryContextDelete(kk->context);
 }
 
 /*
@@ -249,17 +269,8 @@ kafka_destroy(KappaKafka *kk)
 static void
 destroy_live_handles(int code, Datum arg)
 {
-	ListCell   *lc;
-
-	foreach(lc, live_handles)
-	{
-		rd_kafka_t *rk = lfirst(lc);
-
-		if (rd_kafka_type(rk) == RD_KAFKA_PRODUCER)
-			(void) rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	}
-	live_handles = NIL;
+	while (live_handles != NIL)
+		kafka_destroy(linitial(live_handles));
 }
 
 /* Serve callbacks for up to timeout_ms, then report what they logged. */
@@ -448,9 +459,8 @@ stream_identity(KappaStream *stream)
 static KappaKafka *
 get_producer(KappaStream *stream)
 {
-	MemoryContext context;
 	MemoryContext old;
-	KappaKafka *volatile kk = NULL;
+	KappaKafka *kk;
 	ListCell   *lc;
 	char		timeout[32];
 
@@ -468,33 +478,15 @@ get_producer(KappaStream *stream)
 		}
 	}
 
-	/*
-	 * A producer lives in a context of its own, which goes with it: the
-	 * handle's callbacks point into it, and a failed creation frees it.
-	 */
-	context = AllocSetContextCreate(TopMemoryContext, "kappa producer",
-									ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(context);
+	/* a typo in a topic name must be an error, not a new topic */
 	snprintf(timeout, sizeof(timeout), "%d", kappa_broker_timeout);
-	PG_TRY();
-	{
-		/* a typo in a topic name must be an error, not a new topic */
-		kk = kafka_new(stream, RD_KAFKA_PRODUCER,
-					   list_make3(kappa_make_setting("message.timeout.ms", timeout),
-								  kappa_make_setting("linger.ms", "0"),
-								  kappa_make_setting("allow.auto.create.topics", "false")),
-					   NULL);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(context);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	kk = kafka_new(stream, RD_KAFKA_PRODUCER,
+				   list_make3(kappa_make_setting("message.timeout.ms", timeout),
+							  kappa_make_setting("linger.ms", "0"),
+							  kappa_make_setting("allow.auto.create.topics", "false")),
+				   NULL);
 	kk->timeout_ms = kappa_broker_timeout;
-	kk->context = context;
-	MemoryContextSwitchTo(TopMemoryContext);
+	old = MemoryContextSwitchTo(TopMemoryContext);
 	producers = lappend(producers, kk);
 	MemoryContextSwitchTo(old);
 	return kk;
@@ -506,7 +498,6 @@ drop_producer(KappaKafka *kk)
 {
 	producers = list_delete_ptr(producers, kk);
 	kafka_destroy(kk);
-	MemoryContextDelete(kk->context);
 }
 
 /*

@@ -60,6 +60,7 @@ extern void kappa_consumer_seek(KappaConsumer *consumer, int nparts, const int64
 extern int	kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms,
 								KappaMessage *messages, int max);
 extern void kappa_consumer_release(KappaConsumer *consumer);
+extern void kappa_consumer_release_first(KappaConsumer *consumer, int count);
 extern int64 kappa_consumer_end(KappaConsumer *consumer, int32 partition);
 extern int64 kappa_consumer_query_end(KappaConsumer *consumer, int32 partition);
 extern int64 kappa_consumer_query_start(KappaConsumer *consumer, int32 partition);

@@ -34,8 +34,18 @@ typedef struct KappaKafka
 	bool		all_brokers_down;
 	bool		topic_checked;	/* producer: the topic is known to exist */
 	int			timeout_ms;		/* producer: its message.timeout.ms */
-	MemoryContext context;		/* producer: holds this struct */
+	MemoryContext context;		/* holds this struct; goes with the handle */
 	void	   *owner;			/* consumer: its KappaConsumer, for callbacks */
+
+	/*
+	 * What the process holds of the handle, given back by kafka_destroy:
+	 * librdkafka's destroy waits until every message and queue is, so a
+	 * process that exited holding one would never end.
+	 */
+	rd_kafka_queue_t *queue;	/* consumer: its consumer queue, or NULL */
+	rd_kafka_message_t **held;	/* consumer: messages handed out, in order */
+	int			nheld;
+	int			held_size;
 	char		last_error[KAFKA_ERRSTR_LEN];
 } KappaKafka;
 

@@ -75,6 +75,8 @@
 /* Messages taken from the consumer at a time, and the longest wait. */
 #define WORKER_BATCH 10000
 #define WORKER_POLL_MS 100
+/* Bytes of messages held since the last flush that make a flush due. */
+#define WORKER_MAX_HELD_BYTES (64 * 1024 * 1024)
 
 static int	worker_slot = -1;
 
@@ -94,7 +96,11 @@ typedef struct WorkerRun
 	bool	   *owned;			/* what it consumes: given, or its share */
 	int64	   *committed;		/* positions to tell the brokers */
 	KappaPoisons *poisons;		/* events known to fail */
-	KappaMessage *batch;		/* a poll's messages */
+	KappaMessage *msgs;			/* the messages polled since the last flush, */
+	int			nmsgs;			/* held by the consumer until it */
+	int			done;			/* of which the first done are processed */
+	int			msgs_size;
+	Size		held_bytes;		/* their payloads' and keys' bytes */
 	MemoryContext cxt;			/* where the run lives: the worker's life */
 	TimestampTz last_flush;
 	bool		stalled;
@@ -103,6 +109,8 @@ typedef struct WorkerRun
 static void worker_run(const KappaWorkerArgs *args);
 static void worker_consume(const KappaWorkerArgs *args);
 static void worker_loop(WorkerRun *run);
+static void worker_forget_processed(WorkerRun *run);
+static bool worker_needs_seek(WorkerRun *run);
 static void worker_start_engine(WorkerRun *run);
 static bool worker_recover(WorkerRun *run, ErrorData *edata);
 static void worker_check_memory(WorkerRun *run);
@@ -235,6 +243,8 @@ worker_assign(WorkerRun *run, bool seek)
 		kappa_consumer_seek(run->consumer, run->nparts, offsets);
 	else
 		kappa_consumer_assign(run->consumer, run->nparts, offsets);
+	/* what the consumer reads from now on begins there */
+	memcpy(run->committed, offsets, sizeof(int64) * run->nparts);
 	pfree(offsets);
 	return owned;
 }
@@ -287,6 +297,7 @@ worker_flush(WorkerRun *run, const bool *keep)
 		archive_writer_adopt(run->archive, keep);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	worker_forget_processed(run);
 	if (keep != NULL)
 		return;					/* the group is rebalancing: it would refuse */
 
@@ -381,9 +392,12 @@ worker_consume(const KappaWorkerArgs *args)
 	run->consumer = kappa_consumer_open(stream, &run->nparts, run->group);
 	run->given = palloc0(sizeof(bool) * Max(run->nparts, 1));
 	run->committed = palloc(sizeof(int64) * Max(run->nparts, 1));
+	for (int p = 0; p < run->nparts; p++)
+		run->committed[p] = KAPPA_OFFSET_NONE;
 	run->owned = run->group ? run->given : worker_static_partitions(run);
 	run->poisons = kappa_poisons_create();
-	run->batch = palloc(sizeof(KappaMessage) * WORKER_BATCH);
+	run->msgs_size = 2 * WORKER_BATCH;
+	run->msgs = palloc(sizeof(KappaMessage) * run->msgs_size);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -465,16 +479,17 @@ worker_start_engine(WorkerRun *run)
 
 /*
  * Consume: poll, hand the messages to the engine, flush and commit as due.
- * Returns only by an error.
+ * The messages polled since the last flush stay held by the consumer (and
+ * listed in run->msgs) until the flush commits them: after a poison,
+ * worker_recover processes them again from there, without asking the
+ * brokers for them again.  Returns only by an error.
  */
 static void
 worker_loop(WorkerRun *run)
 {
-	KappaMessage *batch = run->batch;
-
 	for (;;)
 	{
-		int			n;
+		int			n = 0;
 		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
@@ -494,13 +509,27 @@ worker_loop(WorkerRun *run)
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
 		}
-		n = kappa_consumer_poll(run->consumer, WORKER_POLL_MS, batch, WORKER_BATCH);
-		for (int i = 0; i < n; i++)
+		if (run->done == run->nmsgs)
 		{
+			if (run->msgs_size < run->nmsgs + WORKER_BATCH)
+			{
+				run->msgs_size = 2 * (run->nmsgs + WORKER_BATCH);
+				run->msgs = repalloc(run->msgs, sizeof(KappaMessage) * run->msgs_size);
+			}
+			n = kappa_consumer_poll(run->consumer, WORKER_POLL_MS, run->msgs + run->nmsgs,
+									WORKER_BATCH);
+			run->nmsgs += n;
+		}
+		while (run->done < run->nmsgs)
+		{
+			KappaMessage *m = &run->msgs[run->done];
+
 			if (run->archive)
-				archive_writer_append(run->archive, &batch[i]);
-			kappa_engine_process(run->engine, &batch[i]);
-			if (kappa_engine_flush_due(run->engine))
+				archive_writer_append(run->archive, m);
+			kappa_engine_process(run->engine, m);
+			run->done++;
+			run->held_bytes += m->len + m->key_len;
+			if (kappa_engine_flush_due(run->engine) || run->held_bytes > WORKER_MAX_HELD_BYTES)
 			{
 				/* a poison met: what a later one makes us read again stays short */
 				MemoryContextSwitchTo(run->cxt);
@@ -511,7 +540,6 @@ worker_loop(WorkerRun *run)
 				PushActiveSnapshot(GetTransactionSnapshot());
 			}
 		}
-		kappa_consumer_release(run->consumer);
 		run->stalled = worker_note_health(run->stream, run->consumer, n, run->stalled, run->nowned);
 
 		/*
@@ -537,11 +565,27 @@ worker_loop(WorkerRun *run)
 }
 
 /*
+ * After a flush committed: the messages processed so far are durable, so
+ * the consumer gives them back; those polled but not processed yet stay.
+ */
+static void
+worker_forget_processed(WorkerRun *run)
+{
+	kappa_consumer_release_first(run->consumer, run->done);
+	if (run->done < run->nmsgs)
+		memmove(run->msgs, run->msgs + run->done,
+				sizeof(KappaMessage) * (run->nmsgs - run->done));
+	run->nmsgs -= run->done;
+	run->done = 0;
+	run->held_bytes = 0;
+}
+
+/*
  * An error interrupted the worker: if the engine blames an event (or a
  * view) for it, roll back to the last flush, build the engine again from
- * what that flush stored, knowing the poison now, and read on from the
- * stored positions.  Returns false if the error is not the data's, for
- * the caller to end the worker with it.
+ * what that flush stored, knowing the poison now, and process the
+ * messages held since that flush again.  Returns false if the error is
+ * not the data's, for the caller to end the worker with it.
  */
 static bool
 worker_recover(WorkerRun *run, ErrorData *edata)
@@ -559,7 +603,6 @@ worker_recover(WorkerRun *run, ErrorData *edata)
 			 errdetail("%s (SQLSTATE %s)", kappa_error_text(edata),
 					   unpack_sql_state(edata->sqlerrcode))));
 	AbortCurrentTransaction();
-	kappa_consumer_release(run->consumer);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -570,11 +613,41 @@ worker_recover(WorkerRun *run, ErrorData *edata)
 	if (run->archive)
 		archive_writer_reset(run->archive);
 	worker_start_engine(run);
-	run->nowned = worker_assign(run, run->group);
+	/* a view new since the last flush may need what was read before it */
+	if (worker_needs_seek(run))
+	{
+		run->nowned = worker_assign(run, run->group);
+		kappa_consumer_release(run->consumer);
+		run->nmsgs = 0;
+	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(run->cxt);
+	/* the messages since the last flush, again */
+	run->done = 0;
+	run->held_bytes = 0;
 	return true;
+}
+
+/*
+ * Whether the engine needs messages from before those held since the
+ * last flush: it starts a partition below where that flush left it (a
+ * view created since), or nothing was flushed yet.
+ */
+static bool
+worker_needs_seek(WorkerRun *run)
+{
+	for (int p = 0; p < run->nparts; p++)
+	{
+		int64		start;
+
+		if (!kappa_engine_owns(run->engine, p))
+			continue;
+		start = kappa_engine_start_offset(run->engine, p);
+		if (run->committed[p] < 0 || start < run->committed[p])
+			return true;
+	}
+	return false;
 }
 
 /*
