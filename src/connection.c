@@ -27,6 +27,10 @@
  * transaction ends (kappa_statement_has_secrets): secrets in forms it does
  * not recognise stay out of the log that way too.
  *
+ * Lifetime: the hook is installed once per process, in _PG_init; the flag
+ * that hides STATEMENT lines lives until the end of the transaction that
+ * set it, and is cleared there, committed or aborted.
+ *
  * src/connection.c
  *
  *-------------------------------------------------------------------------
