@@ -133,10 +133,12 @@ check_start_option(Jsonb *options)
 	initStringInfo(&quoted);
 	escape_json(&quoted, canonical);
 	path = CStringGetTextDatum("start");
-	return DatumGetJsonbP(DirectFunctionCall3(jsonb_set, JsonbPGetDatum(options),
+	/* all four arguments: SQL's default of create_if_missing is not C's */
+	return DatumGetJsonbP(DirectFunctionCall4(jsonb_set, JsonbPGetDatum(options),
 											  PointerGetDatum(construct_array(&path, 1, TEXTOID, -1, false,
 																			  TYPALIGN_INT)),
-											  DirectFunctionCall1(jsonb_in, CStringGetDatum(quoted.data))));
+											  DirectFunctionCall1(jsonb_in, CStringGetDatum(quoted.data)),
+											  BoolGetDatum(true)));
 }
 
 /*
