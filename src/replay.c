@@ -414,6 +414,19 @@ swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new
 	DirectFunctionCall1(namein, CStringGetDatum(relname))};
 
 	/*
+	 * Both catalog rows first, in view-id order, as a worker's flush locks
+	 * its views' rows (kappa_engine_sync_views): kappa_promote may swap in
+	 * a version older than the current one, and deleting the higher id
+	 * before updating the lower could deadlock with the flush.
+	 */
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT FROM kappa.views WHERE view_id IN ($1, $2) "
+							  "ORDER BY view_id FOR UPDATE",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the versions of view %s", user_view);
+	kappa_catalog_leave(&access);
+
+	/*
 	 * Replaced in place when the new columns extend the old ones (readers
 	 * waiting on it then see the new version, and it keeps its grants),
 	 * else dropped and created again, with the same grants.
