@@ -45,7 +45,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "common/hashfn.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -82,8 +81,6 @@ static void count_rows(HTAB *rows, MemoryContext keep, Oid owner, const char *sq
 static void check_message(const KappaMessage *m, void *arg);
 static void recompute(KappaStream *stream, int32 view_id, const char *scratch,
 					  int nparts, int64 *first, int64 *stop);
-static void resolve_checked_view(const char *name, int32 *view_id, Oid *owner,
-								 char **stream_name);
 
 /* The first offset and committed position of a view in each partition. */
 static void
@@ -249,45 +246,6 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 }
 
 /*
- * The view a kappa_check names: its id, its owner and its stream's name;
- * an error unless it is a kappa view the caller may check.
- */
-static void
-resolve_checked_view(const char *name, int32 *view_id, Oid *owner, char **stream_name)
-{
-	char	   *schema;
-	char	   *relname;
-	Oid			types[2] = {NAMEOID, NAMEOID};
-	Datum		values[2];
-	KappaCatalogAccess access;
-	bool		isnull;
-	MemoryContext caller = CurrentMemoryContext;
-
-	kappa_view_relation(name, AccessShareLock, &schema, &relname);
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT v.view_id, v.owner, s.name FROM kappa.views v "
-							  "JOIN kappa.streams s USING (stream_id) "
-							  "WHERE v.schema_name = $1 AND v.view_name = $2",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a kappa view", name)));
-	*view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	/* out of SPI's memory, which goes with kappa_catalog_leave */
-	*stream_name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
-	kappa_catalog_leave(&access);
-	if (!has_privs_of_role(GetUserId(), *owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of view %s", name)));
-}
-
-/*
  * kappa_check(view) returns the rows in which the view differs from its
  * recomputation from the log: (side, row), side 'missing' or 'extra'.  No
  * rows: the view is exactly what its messages make.
@@ -299,9 +257,9 @@ kappa_check(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	KappaStream *stream;
 	KappaCatalogAccess access;
+	KappaViewRef ref;
 	int32		view_id;
 	Oid			owner;
-	char	   *stream_name;
 	char	   *rows_table;
 	char	   *scratch;
 	int			nparts;
@@ -318,10 +276,12 @@ kappa_check(PG_FUNCTION_ARGS)
 
 	kappa_require_preload();
 	InitMaterializedSRF(fcinfo, 0);
-	resolve_checked_view(name, &view_id, &owner, &stream_name);
+	kappa_view_resolve_owned(name, false, &ref);
+	view_id = ref.view_id;
+	owner = ref.owner;
 
 	/* reading the log uses the stream owner's credentials */
-	stream = kappa_stream_load_owned(stream_name);
+	stream = kappa_stream_load_owned(ref.stream_name);
 	kappa_kafka_watermarks(stream, &nparts, &low, &high);
 	first = palloc(sizeof(int64) * Max(nparts, 1));
 	stop = palloc(sizeof(int64) * Max(nparts, 1));

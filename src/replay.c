@@ -61,7 +61,6 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "portability/instr_time.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
@@ -129,7 +128,6 @@ static void recreate_user_view(const char *user_view, const char *new_table, Oid
 static Jsonb *bound_options(Jsonb *options, TimestampTz since, TimestampTz until);
 static void keep_beside(const char *schema, const char *relname, Oid owner, int32 new_id);
 static int32 version_id(const char *schema, const char *relname, int32 version, char **view_name);
-static Oid	resolve_view(const char *name, char **schema, char **relname);
 
 /*
  * Claim a progress slot for this replay, if one is free (a replay without
@@ -621,40 +619,6 @@ version_id(const char *schema, const char *relname, int32 version, char **view_n
 }
 
 /*
- * The current version of a view given by name, checked to be the
- * caller's; returns its owner.
- */
-static Oid
-resolve_view(const char *name, char **schema, char **relname)
-{
-	KappaCatalogAccess access;
-	Oid			types[2] = {NAMEOID, NAMEOID};
-	Datum		values[2];
-	bool		isnull;
-	Oid			owner;
-
-	kappa_view_relation(name, AccessShareLock, schema, relname);
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(*schema));
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(*relname));
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT owner FROM kappa.views WHERE schema_name = $1 AND view_name = $2 "
-							  "AND base_name IS NULL",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not the current version of a kappa view", name)));
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	kappa_catalog_leave(&access);
-	if (!has_privs_of_role(GetUserId(), owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of view %s", name)));
-	return owner;
-}
-
-/*
  * kappa_compare(view, version_a, version_b) returns the rows in which two
  * versions differ, matched by the key columns they share (those of
  * version_a's unique index): the key, and each version's row (null where
@@ -664,6 +628,7 @@ Datum
 kappa_compare(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	KappaViewRef view;
 	char	   *schema;
 	char	   *relname;
 	Oid			owner;
@@ -682,7 +647,10 @@ kappa_compare(PG_FUNCTION_ARGS)
 	MemoryContext caller = CurrentMemoryContext;
 
 	kappa_require_preload();
-	owner = resolve_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schema, &relname);
+	kappa_view_resolve_owned(text_to_cstring(PG_GETARG_TEXT_PP(0)), true, &view);
+	schema = view.schema;
+	relname = view.relname;
+	owner = view.owner;
 	a = version_id(schema, relname, PG_GETARG_INT32(1), NULL);
 	b = version_id(schema, relname, PG_GETARG_INT32(2), NULL);
 	table_a = kappa_view_rows_table(a);
@@ -756,6 +724,7 @@ kappa_compare(PG_FUNCTION_ARGS)
 Datum
 kappa_promote(PG_FUNCTION_ARGS)
 {
+	KappaViewRef view;
 	char	   *schema;
 	char	   *relname;
 	char	   *version_name;
@@ -768,7 +737,10 @@ kappa_promote(PG_FUNCTION_ARGS)
 	Datum		values[1];
 
 	kappa_require_preload();
-	owner = resolve_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schema, &relname);
+	kappa_view_resolve_owned(text_to_cstring(PG_GETARG_TEXT_PP(0)), true, &view);
+	schema = view.schema;
+	relname = view.relname;
+	owner = view.owner;
 	promoted = version_id(schema, relname, PG_GETARG_INT32(1), &version_name);
 	if (strcmp(version_name, relname) == 0)
 		return (Datum) 0;		/* current already */
@@ -857,7 +829,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	char	   *relname;
 	char	   *query_text;
 	char	   *plan;
-	char	   *stream_name;
+	KappaViewRef view;
 	Jsonb	   *options;
 	Oid			owner;
 	int32		old_id;
@@ -865,8 +837,8 @@ kappa_replay(PG_FUNCTION_ARGS)
 	int32		new_stream_id;
 	KappaStream *stream;
 	KappaCatalogAccess access;
-	Oid			types[2] = {NAMEOID, NAMEOID};
-	Datum		values[2];
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
 	bool		isnull;
 	int			nparts;
 	int64	   *low;
@@ -888,39 +860,30 @@ kappa_replay(PG_FUNCTION_ARGS)
 	kappa_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	kappa_view_relation(name, AccessShareLock, &schema, &relname);
 	INSTR_TIME_SET_CURRENT(start);
+	kappa_view_resolve_owned(name, false, &view);
+	schema = view.schema;
+	relname = view.relname;
+	owner = view.owner;
+	old_id = view.view_id;
 
-	/* the view's current version */
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
+	/* its query, plan and options; one begun at "latest" replays from its start */
+	values[0] = Int32GetDatum(old_id);
 	kappa_catalog_enter(&access);
-	/* a view that began at "latest" is replayed from where it began */
-	if (SPI_execute_with_args("SELECT v.view_id, v.owner, v.query, "
-							  "CASE WHEN v.options->>'start' = 'latest' THEN v.options - 'start' "
-							  "ELSE v.options END, s.name, v.plan "
-							  "FROM kappa.views v JOIN kappa.streams s USING (stream_id) "
-							  "WHERE v.schema_name = $1 AND v.view_name = $2",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT query, plan, "
+							  "CASE WHEN options->>'start' = 'latest' THEN options - 'start' "
+							  "ELSE options END "
+							  "FROM kappa.views WHERE view_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
 		elog(ERROR, "could not read kappa.views");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a kappa view", name)));
-	old_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	/* copied out of SPI's memory, which goes with kappa_catalog_leave */
 	old = MemoryContextSwitchTo(caller);
-	query_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
-	stream_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
-	plan = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+	query_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	plan = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	MemoryContextSwitchTo(old);
 	kappa_catalog_leave(&access);
-	if (!has_privs_of_role(GetUserId(), owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of view %s", name)));
 	/* a new query is analysed as at creation; the same one is as stored */
 	if (!PG_ARGISNULL(3))
 	{
@@ -929,7 +892,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	}
 	options = bound_options(options, PG_ARGISNULL(1) ? DT_NOBEGIN : PG_GETARG_TIMESTAMPTZ(1),
 							PG_ARGISNULL(2) ? DT_NOEND : PG_GETARG_TIMESTAMPTZ(2));
-	stream = kappa_stream_load_owned(stream_name);
+	stream = kappa_stream_load_owned(view.stream_name);
 
 	/* the new version, the view owner's, invisible until the swap */
 	new_id = kappa_view_define(schema, replay_name(relname, old_id), query_text, plan, options,

@@ -311,6 +311,54 @@ kappa_view_relation(const char *name, LOCKMODE lockmode, char **schema, char **r
 }
 
 /*
+ * The kappa view a caller names, read under AccessShareLock on its
+ * relation, in the caller's memory; an error unless it is a kappa view (with
+ * current_only, the current version of one, not a version beside it) that
+ * the caller owns (or is a member of its owning role).
+ */
+void
+kappa_view_resolve_owned(const char *name, bool current_only, KappaViewRef *ref)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	KappaCatalogAccess access;
+	Oid			types[3] = {NAMEOID, NAMEOID, BOOLOID};
+	Datum		values[3];
+	HeapTuple	row;
+	TupleDesc	desc;
+	bool		isnull;
+
+	kappa_view_relation(name, AccessShareLock, &ref->schema, &ref->relname);
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(ref->schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(ref->relname));
+	values[2] = BoolGetDatum(current_only);
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT v.view_id, v.owner, s.name, v.base_name IS NULL "
+							  "FROM kappa.views v JOIN kappa.streams s USING (stream_id) "
+							  "WHERE v.schema_name = $1 AND v.view_name = $2 "
+							  "AND (NOT $3 OR v.base_name IS NULL)",
+							  3, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 current_only ?
+				 errmsg("\"%s\" is not the current version of a kappa view", name) :
+				 errmsg("\"%s\" is not a kappa view", name)));
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	ref->view_id = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
+	ref->owner = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
+	/* out of SPI's memory, which goes with kappa_catalog_leave */
+	ref->stream_name = MemoryContextStrdup(caller, SPI_getvalue(row, desc, 3));
+	ref->current = DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
+	kappa_catalog_leave(&access);
+	if (!has_privs_of_role(GetUserId(), ref->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of view %s", name)));
+}
+
+/*
  * The qualified names of the views a condition over kappa.views selects
  * (a constant of kappa's, with $n parameters), in the caller's memory.
  */

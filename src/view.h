@@ -15,10 +15,22 @@
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
+/* A kappa view found by the name a caller gave (kappa_view_resolve_owned). */
+typedef struct KappaViewRef
+{
+	char	   *schema;			/* as kappa.views spells them */
+	char	   *relname;
+	int32		view_id;
+	Oid			owner;
+	char	   *stream_name;
+	bool		current;		/* not a version kept beside the view */
+} KappaViewRef;
+
 extern List *kappa_stream_view_names(int32 stream_id);
 extern char *kappa_view_rows_table_name(int32 view_id);
 extern char *kappa_view_rows_table(int32 view_id);
 extern Oid	kappa_view_relation(const char *name, LOCKMODE lockmode, char **schema, char **relname);
+extern void kappa_view_resolve_owned(const char *name, bool current_only, KappaViewRef *ref);
 extern void kappa_drop_view_by_name(const char *name);
 extern char *kappa_canonical_time(TimestampTz ts);
 extern int32 kappa_view_define(const char *schema, const char *relname, const char *query_text,
