@@ -28,6 +28,9 @@ OBJS = \
 	src/window.o \
 	src/compile.o \
 	src/view.o \
+	src/history.o \
+	src/gap.o \
+	src/monitor.o \
 	src/aggregate.o \
 	src/aggfuncs.o \
 	src/aggfuncs_pick.o \

@@ -43,6 +43,9 @@ CREATE TABLE kappa.streams (
 	keep_late boolean NOT NULL DEFAULT false,
 	-- the partitions this server consumes, ascending; null: all of them
 	partitions int[],
+	-- when the log no longer holds offsets the stream has not read, and no
+	-- archive has them: stop (until kappa_accept_gap) or skip them
+	on_gap text NOT NULL DEFAULT 'stop' CHECK (on_gap IN ('stop', 'skip')),
 	created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE kappa.streams IS 'kappa streams; use the kappa_streams view';
@@ -89,7 +92,23 @@ CREATE TABLE kappa.partitions (
 	flushed_at timestamptz,
 	flush_ms float8,
 	events_per_s float8,
+	-- offsets the stream skipped because neither the log nor the archive
+	-- held them any more (kappa.gaps says which)
+	lost bigint NOT NULL DEFAULT 0,
 	PRIMARY KEY (stream_id, partition)
+);
+
+-- Offsets a stream's worker found gone: retention deleted them before the
+-- worker read them, and no archive holds them.  Until accepted (by the
+-- stream's on_gap = 'skip', or kappa_accept_gap) the worker stops there.
+CREATE TABLE kappa.gaps (
+	stream_id int NOT NULL REFERENCES kappa.streams ON DELETE CASCADE,
+	partition int NOT NULL,
+	from_offset bigint NOT NULL,
+	to_offset bigint NOT NULL,		-- exclusive
+	found_at timestamptz NOT NULL DEFAULT now(),
+	accepted boolean NOT NULL DEFAULT false,
+	PRIMARY KEY (stream_id, partition, from_offset)
 );
 
 -- Messages that could not be decoded (view_id 0), and events a view
@@ -132,11 +151,14 @@ CREATE TABLE kappa.views (
 	plan text NOT NULL,
 	options jsonb NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT now(),
-	-- live; needs_replay: its state was lost and the log no longer holds
-	-- what rebuilding it needs (status_detail says why); replaying: a new
-	-- version being built by kappa_replay, not yet visible; failed: it
-	-- cannot go on (status_detail holds the error, status_sqlstate its code)
-	status text NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'needs_replay', 'replaying', 'failed')),
+	-- live; incomplete: live, but missing offsets that were lost
+	-- (kappa.view_gaps says which); needs_replay: its state was lost and
+	-- the log no longer holds what rebuilding it needs (status_detail says
+	-- why); replaying: a new version being built by kappa_replay, not yet
+	-- visible; failed: it cannot go on (status_detail holds the error,
+	-- status_sqlstate its code)
+	status text NOT NULL DEFAULT 'live'
+		CHECK (status IN ('live', 'incomplete', 'needs_replay', 'replaying', 'failed')),
 	status_detail text,
 	status_sqlstate text,
 	-- versions side by side (kappa_replay(..., swap => false)): a version
@@ -163,7 +185,20 @@ CREATE TABLE kappa.view_partitions (
 	-- the first offset the view read here: a rebuild starts from it, and
 	-- needs the log to still hold it
 	first_offset bigint,
+	-- windows that end at or before this time are final (the same in
+	-- every partition of the view: what all of them passed)
+	final_upto timestamptz,
 	PRIMARY KEY (view_id, partition)
+);
+
+-- The offsets a view never saw because they were lost (kappa.gaps), or a
+-- replay went on without (kappa_replay(..., accept_gaps => true)).
+CREATE TABLE kappa.view_gaps (
+	view_id int NOT NULL REFERENCES kappa.views ON DELETE CASCADE,
+	partition int NOT NULL,
+	from_offset bigint NOT NULL,
+	to_offset bigint NOT NULL,		-- exclusive
+	PRIMARY KEY (view_id, partition, from_offset)
 );
 
 -- The partial aggregates of every open group, as of the last flush.
@@ -217,13 +252,14 @@ CREATE TABLE kappa.archive_files (
 CREATE INDEX ON kappa.archive_files (stream_id, partition, first_offset);
 
 REVOKE ALL ON kappa.streams, kappa.stream_columns, kappa.stream_secrets FROM PUBLIC;
-REVOKE ALL ON kappa.archive_files FROM PUBLIC;
+REVOKE ALL ON kappa.archive_files, kappa.gaps, kappa.view_gaps FROM PUBLIC;
 REVOKE ALL ON kappa.partitions, kappa.dead_letters, kappa.late_events, kappa.views, kappa.view_partitions,
 	kappa.view_state, kappa.view_state_marker, kappa.view_dedup FROM PUBLIC;
 -- the markers say which views have their state (kappa_wait reads them);
 -- a failed view's error may quote data, so only kappa_views shows it, and
 -- only to the view's owner
-GRANT SELECT ON kappa.partitions, kappa.view_partitions, kappa.view_state_marker TO PUBLIC;
+GRANT SELECT ON kappa.partitions, kappa.view_partitions, kappa.view_state_marker,
+	kappa.gaps, kappa.view_gaps TO PUBLIC;
 GRANT SELECT (view_id, stream_id, schema_name, view_name, owner, query, plan, options, created_at,
 	status, status_sqlstate, base_name, version) ON kappa.views TO PUBLIC;
 GRANT SELECT ON kappa.dead_letters, kappa.late_events, kappa.archive_files TO kappa_admin;
@@ -264,11 +300,12 @@ CREATE FUNCTION kappa_create_stream(
 	time_unit text DEFAULT 'ms',
 	idle_timeout interval DEFAULT '30 seconds',
 	keep_late boolean DEFAULT false,
-	partitions text DEFAULT NULL)
+	partitions text DEFAULT NULL,
+	on_gap text DEFAULT 'stop')
 RETURNS void
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'kappa_create_stream';
-COMMENT ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text)
+COMMENT ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text, text)
 	IS 'define a stream: where its events come from and what they look like';
 
 CREATE FUNCTION kappa_drop_stream(name text, "cascade" boolean DEFAULT false)
@@ -277,6 +314,13 @@ RETURNS void
 	AS 'MODULE_PATHNAME', 'kappa_drop_stream';
 COMMENT ON FUNCTION kappa_drop_stream(text, boolean)
 	IS 'remove a stream (and, with cascade, its views)';
+
+CREATE FUNCTION kappa_accept_gap(stream text)
+RETURNS bigint
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_accept_gap';
+COMMENT ON FUNCTION kappa_accept_gap(text)
+	IS 'accept the loss of the offsets a stream''s worker stopped at (kappa.gaps): it counts them as lost and goes on';
 
 CREATE FUNCTION kappa_stream_settings(stream text,
 	OUT setting text, OUT value text)
@@ -380,11 +424,12 @@ RETURNS record
 COMMENT ON FUNCTION kappa_feed(text, regclass)
 	IS 'run the messages of a table (partition, offset, payload[, key][, timestamp]) through the stream''s views as its worker would, while the worker is stopped';
 
-CREATE FUNCTION kappa_check(view text, OUT side text, OUT "row" jsonb)
+CREATE FUNCTION kappa_check(view text, accept_gaps boolean DEFAULT false,
+	OUT side text, OUT "row" jsonb)
 RETURNS SETOF record
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'kappa_check';
-COMMENT ON FUNCTION kappa_check(text)
+COMMENT ON FUNCTION kappa_check(text, boolean)
 	IS 'recompute a view from the log and return the rows that differ (missing from the view, or extra in it)';
 
 CREATE FUNCTION kappa_archive_read(path text,
@@ -412,11 +457,12 @@ GRANT EXECUTE ON FUNCTION kappa_archive_read(text) TO pg_read_server_files;
 
 CREATE FUNCTION kappa_replay(view text, since timestamptz DEFAULT NULL,
 	until timestamptz DEFAULT NULL, query text DEFAULT NULL, swap boolean DEFAULT true,
+	accept_gaps boolean DEFAULT false,
 	OUT archive_events bigint, OUT log_events bigint, OUT seconds float8)
 RETURNS record
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'kappa_replay';
-COMMENT ON FUNCTION kappa_replay(text, timestamptz, timestamptz, text, boolean)
+COMMENT ON FUNCTION kappa_replay(text, timestamptz, timestamptz, text, boolean, boolean)
 	IS 'rebuild a view (or a new query for it) from its stream''s archive and log, and swap it in (or keep it beside, as a new version)';
 
 CREATE FUNCTION kappa_compare(view text, version_a int, version_b int,
@@ -466,8 +512,9 @@ RETURNS SETOF record
 COMMENT ON FUNCTION kappa_worker_status()
 	IS 'state of each stream''s worker, from shared memory';
 
-REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text),
+REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text, text),
 	kappa_drop_stream(text, boolean),
+	kappa_accept_gap(text),
 	kappa_create_view(text, text, jsonb),
 	kappa_drop_view(text),
 	kappa_produce(text, text, text),
@@ -475,13 +522,14 @@ REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, 
 	kappa_peek(text, int),
 	kappa_wait(text, interval),
 	kappa_feed(text, regclass),
-	kappa_check(text),
-	kappa_replay(text, timestamptz, timestamptz, text, boolean),
+	kappa_check(text, boolean),
+	kappa_replay(text, timestamptz, timestamptz, text, boolean, boolean),
 	kappa_compare(text, int, int),
 	kappa_promote(text, int)
 	FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text),
+GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text, text),
 	kappa_drop_stream(text, boolean),
+	kappa_accept_gap(text),
 	kappa_create_view(text, text, jsonb),
 	kappa_drop_view(text),
 	kappa_produce(text, text, text),
@@ -489,8 +537,8 @@ GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, tex
 	kappa_peek(text, int),
 	kappa_wait(text, interval),
 	kappa_feed(text, regclass),
-	kappa_check(text),
-	kappa_replay(text, timestamptz, timestamptz, text, boolean),
+	kappa_check(text, boolean),
+	kappa_replay(text, timestamptz, timestamptz, text, boolean, boolean),
 	kappa_compare(text, int, int),
 	kappa_promote(text, int)
 	TO kappa_admin;
@@ -534,25 +582,44 @@ SELECT format('%I.%I', v.schema_name, v.view_name) AS name,
 		THEN 'SQLSTATE ' || v.status_sqlstate ELSE v.status_detail END AS status_detail,
 	v.version,
 	v.base_name IS NULL AS current,
-	format('%I.%I', v.schema_name, coalesce(v.base_name, v.view_name)) AS version_of
+	format('%I.%I', v.schema_name, coalesce(v.base_name, v.view_name)) AS version_of,
+	(SELECT string_agg(format('partition %s: offsets %s-%s', g.partition, g.from_offset, g.to_offset - 1),
+			', ' ORDER BY g.partition, g.from_offset)
+		FROM kappa.view_gaps g WHERE g.view_id = v.view_id) AS gaps
 FROM kappa.views v JOIN kappa.streams s USING (stream_id);
 COMMENT ON VIEW kappa_views IS 'kappa views and the streams they read';
 GRANT SELECT ON kappa_views TO PUBLIC;
 
+CREATE FUNCTION kappa_log_ends(OUT stream_id int, OUT partition int,
+	OUT log_start bigint, OUT log_end bigint)
+RETURNS SETOF record
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_log_ends';
+COMMENT ON FUNCTION kappa_log_ends()
+	IS 'where each stream''s log begins and ends now, asked of its brokers (those that answer within a second; answers kept a second)';
+
 -- Live figures per stream and partition (view is null), and per view and
 -- partition.  Consumed = ok + dead_lettered for a stream; for a view,
 -- what it read = duplicate + filtered + delivered, and delivered =
--- applied + late + rejected.
+-- applied + late + rejected.  The log's start and end are asked of the
+-- brokers (kappa_log_ends), so that lag is true while the worker is
+-- stopped, disabled or failing; if they do not answer, the end the worker
+-- saw last stands in (end_checked_at says when that was).
 CREATE VIEW kappa_stats AS
+WITH ends AS MATERIALIZED (SELECT * FROM kappa_log_ends())
 SELECT s.name AS stream,
 	NULL::text AS view,
 	k.partition,
 	k.next_offset AS committed_offset,
-	k.end_offset,
-	greatest(k.end_offset - k.next_offset, 0) AS lag,
-	CASE WHEN k.end_offset > k.next_offset
+	coalesce(e.log_end, k.end_offset) AS end_offset,
+	greatest(coalesce(e.log_end, k.end_offset) - k.next_offset, 0) AS lag,
+	CASE WHEN coalesce(e.log_end, k.end_offset) > k.next_offset
 		THEN extract(epoch FROM now() - k.last_event_at) ELSE 0 END AS lag_seconds,
-	k.events_per_s,
+	-- the rate of a worker that is not running is not known; one that
+	-- flushed nothing for 10 s read nothing
+	CASE WHEN ws.state IS DISTINCT FROM 'running' THEN NULL
+		WHEN k.flushed_at < now() - interval '10 seconds' THEN 0
+		ELSE k.events_per_s END AS events_per_s,
 	k.consumed,
 	k.dead_lettered,
 	NULL::bigint AS duplicate,
@@ -567,8 +634,14 @@ SELECT s.name AS stream,
 	NULL::bigint AS state_bytes,
 	ws.state AS worker_state,
 	ws.last_error,
-	NULL::text AS view_status
+	NULL::text AS view_status,
+	k.lost,
+	e.log_start,
+	CASE WHEN e.log_end IS NULL THEN k.flushed_at ELSE now() END AS end_checked_at,
+	NULL::timestamptz AS watermark,
+	NULL::timestamptz AS final_upto
 FROM kappa.partitions k JOIN kappa.streams s USING (stream_id)
+LEFT JOIN ends e ON e.stream_id = k.stream_id AND e.partition = k.partition
 LEFT JOIN LATERAL (SELECT w.state, w.last_error FROM kappa_worker_status() w
 	WHERE w.stream_id = k.stream_id
 	ORDER BY w.last_error IS NULL, w.worker LIMIT 1) ws ON true
@@ -577,8 +650,8 @@ SELECT s.name,
 	format('%I.%I', v.schema_name, v.view_name),
 	vp.partition,
 	vp.next_offset,
-	k.end_offset,
-	greatest(k.end_offset - vp.next_offset, 0),
+	coalesce(e.log_end, k.end_offset),
+	greatest(coalesce(e.log_end, k.end_offset) - vp.next_offset, 0),
 	NULL,
 	NULL,
 	NULL,
@@ -596,11 +669,18 @@ SELECT s.name,
 	NULL,
 	CASE WHEN v.status = 'failed' AND NOT pg_catalog.pg_has_role(v.owner, 'USAGE')
 		THEN 'SQLSTATE ' || v.status_sqlstate ELSE v.status_detail END,
-	v.status
+	v.status,
+	(SELECT coalesce(sum(g.to_offset - g.from_offset), 0)::bigint FROM kappa.view_gaps g
+		WHERE g.view_id = v.view_id AND g.partition = vp.partition),
+	e.log_start,
+	CASE WHEN e.log_end IS NULL THEN k.flushed_at ELSE now() END,
+	vp.max_event_time - s.watermark,
+	vp.final_upto
 FROM kappa.view_partitions vp
 JOIN kappa.views v USING (view_id)
 JOIN kappa.streams s USING (stream_id)
 LEFT JOIN kappa.partitions k ON k.stream_id = v.stream_id AND k.partition = vp.partition
+LEFT JOIN ends e ON e.stream_id = v.stream_id AND e.partition = vp.partition
 LEFT JOIN LATERAL (SELECT count(*) AS rows,
 		sum(pg_column_size(x.group_key) + pg_column_size(x.states)) AS bytes
 	FROM kappa.view_state x WHERE x.view_id = v.view_id) st ON true;

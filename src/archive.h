@@ -50,5 +50,6 @@ extern void archive_writer_append(ArchiveWriter *w, const KappaMessage *m);
 extern void archive_writer_flush(ArchiveWriter *w);
 extern void archive_writer_adopt(ArchiveWriter *w, const bool *owned);
 extern void archive_writer_reset(ArchiveWriter *w);
+extern void archive_writer_break(ArchiveWriter *w, int32 partition);
 
 #endif							/* KAPPA_ARCHIVE_H */

@@ -213,5 +213,7 @@ kappa_archive_register(PG_FUNCTION_ARGS)
 	foreach(lc, partitions)
 		register_dir(stream, lfirst_int(lc), psprintf("%s/%d", dir, lfirst_int(lc)), rsinfo);
 	kappa_catalog_leave(&access);
+	/* a worker stopped at a gap these files may fill tries again */
+	kappa_wake_launcher_on_commit();
 	return (Datum) 0;
 }

@@ -430,6 +430,32 @@ archive_writer_adopt(ArchiveWriter *w, const bool *owned)
 }
 
 /*
+ * The log lost offsets of a partition that the archive does not have
+ * either, and the worker goes on after them: end the partition's file
+ * where the archive stops, so that no file's recorded range spans the
+ * gap.  In the caller's transaction, like archive_writer_flush.
+ */
+void
+archive_writer_break(ArchiveWriter *w, int32 partition)
+{
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		values[2] = {Int32GetDatum(w->stream->id), (Datum) 0};
+	KappaCatalogAccess catalog;
+
+	archive_writer_flush(w);
+	if (w->files[partition] == NULL)
+		return;
+	values[1] = CStringGetTextDatum(w->files[partition]->path);
+	close_file(w, partition);
+	kappa_catalog_enter(&catalog);
+	if (SPI_execute_with_args("UPDATE kappa.archive_files SET closed = true "
+							  "WHERE stream_id = $1 AND path = $2",
+							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the archive files of stream \"%s\"", w->stream->name);
+	kappa_catalog_leave(&catalog);
+}
+
+/*
  * Make every record appended since the last flush durable, and record the
  * files in kappa.archive_files, in the caller's transaction: call it
  * before the transaction that commits the messages' positions.  Files past

@@ -58,6 +58,7 @@
 #include "archive.h"
 #include "engine.h"
 #include "guc.h"
+#include "history.h"
 #include "kafka.h"
 #include "shmem.h"
 #include "stream.h"
@@ -80,6 +81,7 @@ static void count_rows(HTAB *rows, MemoryContext keep, Oid owner, const char *sq
 					   bool from_view);
 static void check_message(const KappaMessage *m, void *arg);
 static void recompute(KappaStream *stream, int32 view_id, const char *scratch,
+					  const int64 *low, bool accept_gaps,
 					  int nparts, int64 *first, int64 *stop);
 
 /* The first offset and committed position of a view in each partition. */
@@ -182,7 +184,8 @@ check_message(const KappaMessage *m, void *arg)
  * them through a scratch engine that writes the view's rows into scratch.
  */
 static void
-recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
+recompute(KappaStream *stream, int32 view_id, const char *scratch,
+		  const int64 *low, bool accept_gaps, int nparts,
 		  int64 *first, int64 *stop)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kappa check",
@@ -192,7 +195,9 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 	KappaEngine *engine;
 	KappaPoisons *poisons = kappa_poisons_create();
 	int			consumer_parts;
-	int64	   *from;
+	KappaHistoryRead read;
+	StringInfoData missing;
+	int64		lost = 0;
 
 	/* what the view rejected, and its stream dead-lettered, it rejects again */
 	kappa_poisons_load(poisons, stream->id, 0);
@@ -202,37 +207,44 @@ recompute(KappaStream *stream, int32 view_id, const char *scratch, int nparts,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the view was dropped during the check")));
-	from = palloc(sizeof(int64) * Max(nparts, 1));
+	/*
+	 * What the view read, from wherever it is held now; offsets held
+	 * nowhere that the view never saw either (kappa.view_gaps) do not
+	 * matter, others are an error unless accept_gaps.
+	 */
+	initStringInfo(&missing);
+	for (int p = 0; p < nparts; p++)
+	{
+		List	   *spans;
+
+		if (first[p] == KAPPA_OFFSET_NONE)
+			continue;
+		spans = kappa_history_spans(stream, p, first[p], stop[p], low[p], kappa_replay_prefer_archive);
+		lost += kappa_history_count(kappa_history_gaps(spans, kappa_history_view_gaps(view_id, p)),
+									p, &missing);
+	}
+	if (lost > 0 && !accept_gaps)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot check the view: neither the log nor the archive holds " INT64_FORMAT " offsets it read",
+						lost),
+				 errdetail("Missing: %s.", missing.data),
+				 errhint("Register the Capture files that hold them with kappa_archive_register, or check without them with kappa_check(..., accept_gaps => true), which then reports the rows they made as extra.")));
+
+	read.stream = stream;
+	read.nparts = nparts;
+	read.from = first;
+	read.to = stop;
+	read.log_start = low;
+	read.prefer_archive = kappa_replay_prefer_archive;
+	read.from_archive = check_message;
+	read.from_log = check_message;
+	read.arg = engine;
+	read.what = "cannot check the view";
 	consumer = kappa_consumer_open(stream, &consumer_parts, false);
 	PG_TRY();
 	{
-		/*
-		 * What the log no longer holds of what the view read comes from the
-		 * archive, if it has it.
-		 */
-		for (int p = 0; p < nparts; p++)
-		{
-			int64		start;
-
-			from[p] = first[p];
-			if (first[p] == KAPPA_OFFSET_NONE)
-				continue;
-			start = kappa_consumer_query_start(consumer, p);
-			if (start > first[p])
-			{
-				if (!archive_covers(stream, p, first[p], Min(start, stop[p])))
-					ereport(ERROR,
-							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							 errmsg("cannot check the view: neither the log nor the archive holds what it read"),
-							 errdetail("Partition %d now begins at offset " INT64_FORMAT ", after offset " INT64_FORMAT " where the view began.",
-									   p, start, first[p]),
-							 errhint("Retention deleted those messages, and the stream's archive (archive =>) does not have them.")));
-				archive_read_range(stream, p, first[p], Min(start, stop[p]), check_message, engine);
-				from[p] = start;
-			}
-		}
-		kappa_consumer_read_ranges(consumer, nparts, from, stop, check_message, engine,
-								   "cannot check the view");
+		kappa_history_read(consumer, &read);
 		kappa_engine_flush(engine);
 	}
 	PG_FINALLY();
@@ -323,7 +335,8 @@ kappa_check(PG_FUNCTION_ARGS)
 								quote_identifier(GetUserNameFromId(owner, false))),
 					   SPI_OK_UTILITY);
 	kappa_catalog_leave(&access);
-	recompute(stream, view_id, scratch, nparts, first, stop);
+	recompute(stream, view_id, scratch, low,
+			  PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1), nparts, first, stop);
 	CommandCounterIncrement();
 	count_rows(rows, keep, owner, psprintf("SELECT to_jsonb(r)::text FROM %s r", scratch), false);
 	kappa_catalog_enter(&access);

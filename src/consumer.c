@@ -50,6 +50,9 @@ struct KappaConsumer
 	bool		leaving;		/* kappa_consumer_leave: give everything back */
 	KappaRebalance rebalance;	/* what the group decided, not yet done */
 	bool	   *given;			/* with KAPPA_REBALANCE_ASSIGN: the partitions */
+	int64	   *out_of_range;	/* per partition: the offset the log no longer
+								 * holds that a fetch asked for, or
+								 * KAPPA_OFFSET_NONE */
 };
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -75,6 +78,9 @@ consumer_default(KappaStream *stream, const char *name, const char *value)
  * set it takes part in the group's assignment (kappa_consumer_subscribe);
  * otherwise its worker assigns it partitions directly.  Either way the
  * positions come from Postgres, never from Kafka's committed offsets.
+ * A position the log no longer holds is never moved silently (librdkafka's
+ * auto.offset.reset is "error"): the poll notes it, and the caller decides
+ * (kappa_consumer_out_of_range).
  */
 KappaConsumer *
 kappa_consumer_open(KappaStream *stream, int *nparts, bool group)
@@ -89,7 +95,7 @@ kappa_consumer_open(KappaStream *stream, int *nparts, bool group)
 	extra = list_make4(kappa_make_setting("group.id", psprintf("kappa-%s", stream->name)),
 					   kappa_make_setting("enable.auto.commit", "false"),
 					   kappa_make_setting("enable.auto.offset.store", "false"),
-					   kappa_make_setting("auto.offset.reset", "earliest"));
+					   kappa_make_setting("auto.offset.reset", "error"));
 
 	/*
 	 * Defaults the stream's options may override: a short fetch wait, for
@@ -123,6 +129,9 @@ kappa_consumer_open(KappaStream *stream, int *nparts, bool group)
 	if (consumer->kk->queue == NULL)
 		elog(ERROR, "could not get the consumer queue of stream \"%s\"", stream->name);
 	consumer->given = palloc0(sizeof(bool) * Max(consumer->nparts, 1));
+	consumer->out_of_range = palloc(sizeof(int64) * Max(consumer->nparts, 1));
+	for (int p = 0; p < consumer->nparts; p++)
+		consumer->out_of_range[p] = KAPPA_OFFSET_NONE;
 	*nparts = consumer->nparts;
 	return consumer;
 }
@@ -349,8 +358,16 @@ kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms, KappaMessage *messa
 
 		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
+			/*
+			 * The position is out of the log's range (retention deleted it):
+			 * librdkafka stops fetching the partition, and the caller must
+			 * decide where it goes on.
+			 */
+			if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET &&
+				msg->partition >= 0 && msg->partition < consumer->nparts)
+				consumer->out_of_range[msg->partition] = Max(msg->offset, 0);
 			/* the fetch reached the log's end: whatever failed works again */
-			if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			else if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				consumer->kk->last_error[0] = '\0';
 			else
 				snprintf(consumer->kk->last_error, sizeof(consumer->kk->last_error), "%s",
@@ -371,6 +388,44 @@ kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms, KappaMessage *messa
 		kept++;
 	}
 	return kept;
+}
+
+/*
+ * A partition whose position the log no longer holds, as polls found it:
+ * returns false if there is none, else sets *partition and *offset (the
+ * position the fetch asked for) and forgets it.
+ */
+bool
+kappa_consumer_out_of_range(KappaConsumer *consumer, int32 *partition, int64 *offset)
+{
+	for (int p = 0; p < consumer->nparts; p++)
+	{
+		if (consumer->out_of_range[p] == KAPPA_OFFSET_NONE)
+			continue;
+		*partition = p;
+		*offset = consumer->out_of_range[p];
+		consumer->out_of_range[p] = KAPPA_OFFSET_NONE;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Whether the brokers answer now, within timeout_ms: if so, whatever went
+ * wrong before is over.  How an idle worker finds out that the brokers are
+ * back, when no message comes to say so.
+ */
+bool
+kappa_consumer_probe(KappaConsumer *consumer, int timeout_ms)
+{
+	int64		low;
+	int64		high;
+
+	if (rd_kafka_query_watermark_offsets(consumer->kk->rk, consumer->stream->topic, 0,
+										 &low, &high, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return false;
+	consumer->kk->last_error[0] = '\0';
+	return true;
 }
 
 /* Give every message held back to librdkafka. */
@@ -498,6 +553,18 @@ kappa_consumer_read_ranges(KappaConsumer *consumer, int nparts, int64 *from, con
 			}
 		}
 		kappa_consumer_release(consumer);
+		{
+			int32		p;
+			int64		offset;
+
+			if (kappa_consumer_out_of_range(consumer, &p, &offset) && from[p] != KAPPA_OFFSET_NONE)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("%s: the log of stream \"%s\" no longer holds offset " INT64_FORMAT " of partition %d",
+								what, consumer->stream->name, offset, p),
+						 errdetail("Retention deleted it while it was being read."),
+						 errhint("Register Capture files that hold it with kappa_archive_register, or try again with what is left.")));
+		}
 		if (n > 0)
 			last_progress = GetCurrentTimestamp();
 		else if (TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),

@@ -343,6 +343,49 @@ kappa_engine_start_offset(KappaEngine *engine, int32 partition)
 	return Min(start, engine->parts[partition].next);
 }
 
+/*
+ * Offsets [from, to) of a partition are lost: neither the log nor the
+ * archive holds them.  Move the stream and each view that had not read
+ * them past them, so that the next flush stores positions after the gap.
+ * Returns a KappaViewGap per view that misses some of them, and sets
+ * *stream_lost to how many the stream itself had not read.
+ */
+List *
+kappa_engine_skip(KappaEngine *engine, int32 partition, int64 from, int64 to,
+				  int64 *stream_lost)
+{
+	StreamPartition *sp = &engine->parts[partition];
+	List	   *gaps = NIL;
+	ListCell   *lc;
+
+	*stream_lost = 0;
+	if (sp->next >= 0 && sp->next < to)
+	{
+		*stream_lost = to - Max(from, sp->next);
+		sp->next = to;
+		sp->changed = true;
+	}
+	foreach(lc, engine->views)
+	{
+		ViewRuntime *view = lfirst(lc);
+		ViewPartition *vp = &view->parts[partition];
+		KappaViewGap *gap;
+
+		if (vp->next < 0 || vp->next >= to)
+			continue;
+		gap = palloc(sizeof(KappaViewGap));
+		gap->view_id = view->view_id;
+		gap->from = Max(from, vp->next);
+		gap->to = to;
+		gaps = lappend(gaps, gap);
+		vp->next = to;
+		if (vp->first < 0)
+			vp->first = gap->from;
+		vp->changed = true;
+	}
+	return gaps;
+}
+
 /* Resolve views that start at the latest message: at the log's end now. */
 void
 kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end)

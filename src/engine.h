@@ -74,6 +74,17 @@ extern void kappa_engine_destroy(KappaEngine *engine);
 extern bool kappa_engine_sync_views(KappaEngine *engine);
 extern int64 kappa_engine_start_offset(KappaEngine *engine, int32 partition);
 extern void kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end);
+
+/* Offsets [from, to) of a partition that a view never saw (gap.c). */
+typedef struct KappaViewGap
+{
+	int32		view_id;
+	int64		from;
+	int64		to;
+} KappaViewGap;
+
+extern List *kappa_engine_skip(KappaEngine *engine, int32 partition, int64 from, int64 to,
+							   int64 *stream_lost);
 extern void kappa_engine_resolve_times(KappaEngine *engine, int32 partition,
 									   KappaOffsetForTime lookup, void *arg);
 extern void kappa_engine_process(KappaEngine *engine, const KappaMessage *message);

@@ -112,6 +112,7 @@ typedef struct ViewRuntime
 	bool	   *key_nulls;
 	ViewPartition *parts;
 	TimestampTz finalized_upto;
+	TimestampTz final_stored;	/* finalized_upto as kappa_stats shows it */
 	TupleTableSlot *group_slot;
 	ExprContext *out_econtext;
 	ProjectionInfo *project;

@@ -142,7 +142,7 @@ kappa_engine_sync_views(KappaEngine *engine)
 	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
 							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner "
 							  "FROM kappa.views WHERE stream_id = $1 AND "
-							  "CASE WHEN $2 = 0 THEN status = 'live' ELSE view_id = $2 END "
+							  "CASE WHEN $2 = 0 THEN status IN ('live', 'incomplete') ELSE view_id = $2 END "
 							  "ORDER BY view_id FOR KEY SHARE",
 							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");
@@ -287,6 +287,7 @@ load_view(KappaEngine *engine, NewView *nv)
 																   ObjectIdGetDatum(InvalidOid),
 																   Int32GetDatum(-1)));
 	view->finalized_upto = DT_NOBEGIN;
+	view->final_stored = DT_NOBEGIN;
 
 	/*
 	 * From here on, as the view's owner: compiling folds constants (the

@@ -645,6 +645,21 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 		vp->rejected = 0;
 		vp->changed = false;
 	}
+
+	/* how far its windows are final, for kappa_stats: when that moved */
+	if (view->finalized_upto != DT_NOBEGIN && view->finalized_upto > view->final_stored &&
+		!view->scratch)
+	{
+		Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+		Datum		values[2] = {Int32GetDatum(view->view_id),
+		TimestampTzGetDatum(view->finalized_upto)};
+
+		if (SPI_execute_with_args("UPDATE kappa.view_partitions SET final_upto = $2 "
+								  "WHERE view_id = $1 AND final_upto IS DISTINCT FROM $2",
+								  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not write the positions of kappa view %s", view->name);
+		view->final_stored = view->finalized_upto;
+	}
 }
 
 /*

@@ -785,26 +785,35 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 
 /*
  * The low and high watermark of every partition of the stream's topic,
- * asked of the brokers within kappa.broker_timeout: what kappa_wait waits
- * for.  Arrays allocated in the current memory context.
+ * asked of the brokers within timeout_ms.  If they do not answer: an
+ * error, or with quiet, false.  Arrays allocated in the current memory
+ * context.
  */
-void
-kappa_kafka_watermarks(KappaStream *stream, int *nparts, int64 **low, int64 **high)
+static bool
+kafka_watermarks(KappaStream *stream, int timeout_ms, bool quiet, int *nparts,
+				 int64 **low, int64 **high)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   kappa_broker_timeout);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	List	   *extra = list_make1(kappa_make_setting("group.id", "kappa-wait"));
 	KappaKafka *volatile kk = NULL;
+	volatile bool answered = true;
 
 	PG_TRY();
 	{
 		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra, NULL);
 		*nparts = kafka_partitions(kk, stream->topic, deadline);
 		if (*nparts < 0)
-			kafka_broker_error(kafka_reason(kk), stream, "reach the brokers");
-		*low = palloc(sizeof(int64) * *nparts);
-		*high = palloc(sizeof(int64) * *nparts);
-		for (int p = 0; p < *nparts; p++)
+		{
+			if (!quiet)
+				kafka_broker_error(kafka_reason(kk), stream, "reach the brokers");
+			answered = false;
+		}
+		else
+		{
+			*low = palloc(sizeof(int64) * Max(*nparts, 1));
+			*high = palloc(sizeof(int64) * Max(*nparts, 1));
+		}
+		for (int p = 0; answered && p < *nparts; p++)
 		{
 			rd_kafka_resp_err_t err;
 
@@ -814,7 +823,9 @@ kappa_kafka_watermarks(KappaStream *stream, int *nparts, int64 **low, int64 **hi
 			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 			{
 				strlcpy(kk->last_error, rd_kafka_err2str(err), sizeof(kk->last_error));
-				kafka_broker_error(kafka_reason(kk), stream, "read the offsets of the topic");
+				if (!quiet)
+					kafka_broker_error(kafka_reason(kk), stream, "read the offsets of the topic");
+				answered = false;
 			}
 		}
 	}
@@ -824,4 +835,27 @@ kappa_kafka_watermarks(KappaStream *stream, int *nparts, int64 **low, int64 **hi
 			kafka_destroy(kk);
 	}
 	PG_END_TRY();
+	return answered;
+}
+
+/*
+ * The low and high watermark of every partition of the stream's topic,
+ * asked of the brokers within kappa.broker_timeout: what kappa_wait waits
+ * for.  Arrays allocated in the current memory context.
+ */
+void
+kappa_kafka_watermarks(KappaStream *stream, int *nparts, int64 **low, int64 **high)
+{
+	(void) kafka_watermarks(stream, kappa_broker_timeout, false, nparts, low, high);
+}
+
+/*
+ * The same within timeout_ms, for monitoring: false if the brokers do not
+ * answer in time.
+ */
+bool
+kappa_kafka_try_watermarks(KappaStream *stream, int timeout_ms, int *nparts,
+						   int64 **low, int64 **high)
+{
+	return kafka_watermarks(stream, timeout_ms, true, nparts, low, high);
 }

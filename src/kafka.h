@@ -49,6 +49,8 @@ extern List *kappa_kafka_peek(KappaStream *stream, int n);
 extern const char *kappa_kafka_version(void);
 extern void kappa_kafka_watermarks(KappaStream *stream, int *nparts,
 								   int64 **low, int64 **high);
+extern bool kappa_kafka_try_watermarks(KappaStream *stream, int timeout_ms, int *nparts,
+									   int64 **low, int64 **high);
 
 extern KappaConsumer *kappa_consumer_open(KappaStream *stream, int *nparts, bool group);
 extern void kappa_consumer_subscribe(KappaConsumer *consumer);
@@ -59,6 +61,9 @@ extern void kappa_consumer_assign(KappaConsumer *consumer, int nparts, const int
 extern void kappa_consumer_seek(KappaConsumer *consumer, int nparts, const int64 *offsets);
 extern int	kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms,
 								KappaMessage *messages, int max);
+extern bool kappa_consumer_out_of_range(KappaConsumer *consumer, int32 *partition,
+									   int64 *offset);
+extern bool kappa_consumer_probe(KappaConsumer *consumer, int timeout_ms);
 extern void kappa_consumer_release(KappaConsumer *consumer);
 extern void kappa_consumer_release_first(KappaConsumer *consumer, int count);
 extern int64 kappa_consumer_end(KappaConsumer *consumer, int32 partition);

@@ -211,10 +211,10 @@ kappa_wait(PG_FUNCTION_ARGS)
 		if (SPI_execute_with_args("SELECT coalesce(bool_and("
 								  "  coalesce((SELECT next_offset FROM kappa.partitions k "
 								  "            WHERE k.stream_id = $1 AND k.partition = e.p), 0) >= e.e "
-								  "  AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 AND v.status = 'live' "
+								  "  AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 AND v.status IN ('live', 'incomplete') "
 								  "    AND coalesce((SELECT next_offset FROM kappa.view_partitions vp "
 								  "                  WHERE vp.view_id = v.view_id AND vp.partition = e.p), 0) < e.e)"
-								  ") AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 AND v.status = 'live' "
+								  ") AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 AND v.status IN ('live', 'incomplete') "
 								  "    AND NOT EXISTS (SELECT FROM kappa.view_state_marker m WHERE m.view_id = v.view_id)), "
 								  "true) FROM unnest($2, $3) AS e(p, e)",
 								  3, types, values, NULL, false, 1) != SPI_OK_SELECT)

@@ -35,6 +35,8 @@
 #include "archive.h"
 #include "catalog.h"
 #include "engine_internal.h"
+#include "guc.h"
+#include "history.h"
 #include "state.h"
 
 static bool rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name);
@@ -261,13 +263,43 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 		view->parts[p].next = first;
 		view->parts[p].first = first;
 		log_start = engine->log_start ? engine->log_start(engine->log_arg, p) : -1;
-		/* what the log no longer holds, the archive may */
-		if (log_start > first && archive_covers(engine->stream, p, first, log_start))
-			view->parts[p].archive_to = log_start;
-		else if (log_start > first && lost == NULL)
-			lost = psprintf("its state was lost to crash recovery or a failover, and partition %d of the log now begins at offset "
-							INT64_FORMAT ", after offset " INT64_FORMAT " where the view began",
-							p, log_start, first);
+		if (log_start < 0)
+			continue;
+
+		/*
+		 * What the log no longer holds, the archive may: the rebuild reads
+		 * from the archive first, up to where the log takes over (with
+		 * kappa.replay_prefer_archive, as far as the archive reaches, up to
+		 * the stream's position).  Offsets neither holds are fine only if
+		 * the view never saw them (kappa.view_gaps).
+		 */
+		{
+			int64		upto = engine->parts[p].next >= 0 ?
+				Max(engine->parts[p].next, log_start) : log_start;
+			List	   *spans = kappa_history_spans(engine->stream, p, first, upto, log_start,
+													kappa_replay_prefer_archive);
+			List	   *known = kappa_history_view_gaps(view->view_id, p);
+			ListCell   *lc;
+			StringInfoData missing;
+
+			initStringInfo(&missing);
+			if (kappa_history_count(kappa_history_gaps(spans, known), p, &missing) > 0)
+			{
+				if (lost == NULL)
+					lost = psprintf("its state was lost to crash recovery or a failover, and partition %d of the log now begins at offset "
+									INT64_FORMAT ", after offset " INT64_FORMAT " where the view began; no archive holds %s",
+									p, log_start, first, missing.data);
+				continue;
+			}
+			foreach(lc, spans)
+			{
+				KappaSpan  *span = lfirst(lc);
+
+				if (span->source == KAPPA_FROM_LOG)
+					break;
+				view->parts[p].archive_to = span->to;
+			}
+		}
 	}
 
 	if (lost != NULL)
@@ -281,7 +313,7 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("kappa view %s needs a replay and is not kept current", name),
 				 errdetail("The view's %s.", lost),
-				 errhint("Rebuild it from the archive with kappa_replay, or drop and create it again.")));
+				 errhint("Register the Capture files that hold the missing offsets with kappa_archive_register and rebuild the view with kappa_replay, or rebuild it without them with kappa_replay(..., accept_gaps => true).")));
 		return false;
 	}
 
@@ -353,13 +385,22 @@ kappa_view_rebuild_from_archive(KappaEngine *engine, ViewRuntime *view)
 	for (int p = 0; p < engine->nparts; p++)
 	{
 		ViewPartition *vp = &view->parts[p];
+		ListCell   *lc;
 
 		if (vp->archive_to < 0)
 			continue;
 		ereport(LOG,
 				(errmsg("kappa view %s: reading offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d from the archive",
 						view->name, vp->first, vp->archive_to - 1, p)));
-		archive_read_range(engine->stream, p, vp->first, vp->archive_to, archive_message, engine);
+		/* the spans rebuild_view found: the archive's, and gaps the view never saw */
+		foreach(lc, kappa_history_spans(engine->stream, p, vp->first, vp->archive_to,
+										vp->archive_to, true))
+		{
+			KappaSpan  *span = lfirst(lc);
+
+			if (span->source == KAPPA_FROM_ARCHIVE)
+				archive_read_range(engine->stream, p, span->from, span->to, archive_message, engine);
+		}
 		vp->archive_to = -1;
 	}
 }

@@ -74,6 +74,7 @@
 #include "catalog.h"
 #include "engine.h"
 #include "guc.h"
+#include "history.h"
 #include "kafka.h"
 #include "shmem.h"
 #include "stream.h"
@@ -116,7 +117,6 @@ static void progress_xact_end(XactEvent event, void *arg);
 static void replay_event(Replay *r, const KappaMessage *m);
 static void replay_archive_message(const KappaMessage *m, void *arg);
 static void replay_log_message(const KappaMessage *m, void *arg);
-static void replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to);
 static void replay_run(Replay *r, KappaStream *stream, int nparts, int32 new_id,
 					   const int64 *first, const int64 *low, const int64 *high);
 static void replay_read(Replay *r, KappaStream *stream, int nparts, const int64 *first,
@@ -296,27 +296,6 @@ replay_log_message(const KappaMessage *m, void *arg)
 		progress_update(NULL, ++r->partitions_read, -1);
 }
 
-/* Read offsets [from[p], to[p]) of every partition from the log. */
-static void
-replay_log(Replay *r, KappaStream *stream, int nparts, int64 *from, int64 *to)
-{
-	KappaConsumer *consumer;
-	int			consumer_parts;
-
-	r->log_to = to;
-	consumer = kappa_consumer_open(stream, &consumer_parts, false);
-	PG_TRY();
-	{
-		kappa_consumer_read_ranges(consumer, nparts, from, to, replay_log_message, r,
-								   psprintf("cannot replay %s", r->name));
-	}
-	PG_FINALLY();
-	{
-		kappa_consumer_close(consumer);
-	}
-	PG_END_TRY();
-}
-
 /*
  * Build the new version: read its history through a replay engine, in
  * subtransactions of one flush each (replay_event), so that an event that
@@ -367,32 +346,76 @@ replay_run(Replay *r, KappaStream *stream, int nparts, int32 new_id,
 }
 
 /*
- * Read the new version's history from where its engine stands: offsets
- * [first, low) of each partition from the archive, [low, high) from the
- * log, or what is left of them.
+ * Read the new version's history from where its engine stands to high[p]
+ * in each partition, from the archive and the log (low[p]: where each
+ * partition's log begins) as kappa_history_read decides.
  */
 static void
 replay_read(Replay *r, KappaStream *stream, int nparts, const int64 *first,
 			const int64 *low, const int64 *high)
 {
 	int64	   *from = palloc(sizeof(int64) * Max(nparts, 1));
-	int64	   *to = palloc(sizeof(int64) * Max(nparts, 1));
+	KappaHistoryRead read;
+	KappaConsumer *consumer;
+	int			consumer_parts;
 
-	progress_update("archive", -1, -1);
+	for (int p = 0; p < nparts; p++)
+		from[p] = Max(first[p], kappa_engine_start_offset(r->engine, p));
+	r->log_to = high;
+	read.stream = stream;
+	read.nparts = nparts;
+	read.from = from;
+	read.to = high;
+	read.log_start = low;
+	read.prefer_archive = kappa_replay_prefer_archive;
+	read.from_archive = replay_archive_message;
+	read.from_log = replay_log_message;
+	read.arg = r;
+	read.what = psprintf("cannot replay %s", r->name);
+	progress_update("reading", -1, -1);
+	consumer = kappa_consumer_open(stream, &consumer_parts, false);
+	PG_TRY();
+	{
+		kappa_history_read(consumer, &read);
+	}
+	PG_FINALLY();
+	{
+		kappa_consumer_close(consumer);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The new version went on without offsets held nowhere: record them, as
+ * offsets it never saw, so that kappa_views marks it incomplete.
+ */
+static void
+record_gaps(int32 view_id, int nparts, List **gaps)
+{
+	Oid			types[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
+	Datum		values[4];
+	KappaCatalogAccess access;
+
+	kappa_catalog_enter(&access);
+	values[0] = Int32GetDatum(view_id);
 	for (int p = 0; p < nparts; p++)
 	{
-		int64		next = kappa_engine_start_offset(r->engine, p);
+		ListCell   *lc;
 
-		from[p] = Max(first[p], next);
-		to[p] = high[p];
-		if (from[p] < low[p])
+		values[1] = Int32GetDatum(p);
+		foreach(lc, gaps[p])
 		{
-			archive_read_range(stream, p, from[p], low[p], replay_archive_message, r);
-			from[p] = low[p];
+			KappaSpan  *gap = lfirst(lc);
+
+			values[2] = Int64GetDatum(gap->from);
+			values[3] = Int64GetDatum(gap->to);
+			if (SPI_execute_with_args("INSERT INTO kappa.view_gaps (view_id, partition, from_offset, to_offset) "
+									  "VALUES ($1, $2, $3, $4)",
+									  4, types, values, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not record the gaps of a view");
 		}
 	}
-	progress_update("log", -1, -1);
-	replay_log(r, stream, nparts, from, to);
+	kappa_catalog_leave(&access);
 }
 
 /*
@@ -456,7 +479,9 @@ swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new
 							  false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("DELETE FROM kappa.view_marks WHERE view_id = $1", 1, types, values, NULL,
 							  false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("UPDATE kappa.views SET view_name = $3, status = 'live' WHERE view_id = $2",
+		SPI_execute_with_args("UPDATE kappa.views SET view_name = $3, status = "
+							  "CASE WHEN EXISTS (SELECT FROM kappa.view_gaps g WHERE g.view_id = $2) "
+							  "THEN 'incomplete' ELSE 'live' END WHERE view_id = $2",
 							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not swap the versions of view %s", user_view);
 	kappa_catalog_exec(psprintf("DROP TABLE %s", old_table), SPI_OK_UTILITY);
@@ -562,7 +587,8 @@ keep_beside(const char *schema, const char *relname, Oid owner, int32 new_id)
 	values[2] = Int32GetDatum(version);
 	values[3] = Int32GetDatum(new_id);
 	if (SPI_execute_with_args("UPDATE kappa.views SET view_name = $1, base_name = $2, version = $3, "
-							  "status = 'live' WHERE view_id = $4",
+							  "status = CASE WHEN EXISTS (SELECT FROM kappa.view_gaps g WHERE g.view_id = $4) "
+							  "THEN 'incomplete' ELSE 'live' END WHERE view_id = $4",
 							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record version %d of view %s", version, relname);
 	kappa_catalog_leave(&access);
@@ -602,7 +628,7 @@ version_id(const char *schema, const char *relname, int32 version, char **view_n
 	values[2] = Int32GetDatum(version);
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT view_id, view_name FROM kappa.views WHERE schema_name = $1 "
-							  "AND coalesce(base_name, view_name) = $2 AND status = 'live' "
+							  "AND coalesce(base_name, view_name) = $2 AND status IN ('live', 'incomplete') "
 							  "AND CASE WHEN $3 < 0 THEN base_name IS NULL ELSE version = $3 END",
 							  3, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");
@@ -856,6 +882,10 @@ kappa_replay(PG_FUNCTION_ARGS)
 	int32		total_partitions = 0;
 	int64		total_events = 0;
 	int			save_nestlevel;
+	bool		accept_gaps = PG_NARGS() > 5 && !PG_ARGISNULL(5) && PG_GETARG_BOOL(5);
+	List	  **gaps;
+	int64		lost = 0;
+	StringInfoData missing;
 
 	kappa_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -915,6 +945,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	/* where the history is: the view began at first[p]; the log holds [low, high) */
 	kappa_kafka_watermarks(stream, &nparts, &low, &high);
 	first = palloc0(sizeof(int64) * Max(nparts, 1));
+	gaps = palloc0(sizeof(List *) * Max(nparts, 1));
 	kappa_catalog_enter(&access);
 	values[0] = Int32GetDatum(old_id);
 	if (SPI_execute_with_args("SELECT partition, first_offset FROM kappa.view_partitions WHERE view_id = $1",
@@ -930,27 +961,35 @@ kappa_replay(PG_FUNCTION_ARGS)
 	}
 	kappa_catalog_leave(&access);
 
-	/* which part of each partition comes from the archive, and which from the log */
+	/*
+	 * Where each partition's history is: the log holds [low, high), the
+	 * archive what kappa.archive_files records.  Offsets neither holds are
+	 * a gap: an error, unless accept_gaps says to go on without them.
+	 */
+	initStringInfo(&missing);
 	for (int p = 0; p < nparts; p++)
 	{
+		List	   *spans;
+
 		if (!kappa_stream_owns(stream, p) || high[p] <= first[p])
 		{
 			low[p] = high[p] = first[p];	/* nothing to read there */
 			continue;
 		}
 		total_partitions++;
+		spans = kappa_history_spans(stream, p, first[p], high[p], low[p], kappa_replay_prefer_archive);
+		gaps[p] = kappa_history_gaps(spans, NIL);
+		lost += kappa_history_count(gaps[p], p, &missing);
 		total_events += high[p] - first[p];
-		/* with kappa.replay_prefer_archive, as far as the archive reaches */
-		if (kappa_replay_prefer_archive)
-			low[p] = Max(low[p], Min(archive_end(stream, p), high[p]));
-		if (low[p] > first[p] && !archive_covers(stream, p, first[p], low[p]))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot replay %s: neither the archive nor the log holds its history", name),
-					 errdetail("Partition %d begins at offset " INT64_FORMAT " in the log, after offset " INT64_FORMAT " where the view began, and the archive does not reach back that far.",
-							   p, low[p], first[p])));
-		low[p] = Max(low[p], first[p]);
 	}
+	total_events -= lost;
+	if (lost > 0 && !accept_gaps)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot replay %s: neither the archive nor the log holds " INT64_FORMAT " offsets of its history",
+						name, lost),
+				 errdetail("Missing: %s.", missing.data),
+				 errhint("Register the Capture files that hold them with kappa_archive_register, or replay without them with kappa_replay(..., accept_gaps => true).")));
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "kappa replay", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
@@ -962,6 +1001,14 @@ kappa_replay(PG_FUNCTION_ARGS)
 	progress_start(name, total_partitions, total_events);
 	replay_run(&r, stream, nparts, new_id, first, low, high);
 	MemoryContextSwitchTo(old);
+	if (lost > 0)
+	{
+		ereport(WARNING,
+				(errmsg("replayed %s without " INT64_FORMAT " offsets that neither the archive nor the log holds",
+						name, lost),
+				 errdetail("Missing: %s.", missing.data)));
+		record_gaps(new_id, nparts, gaps);
+	}
 
 	progress_update("swap", total_partitions, r.archive_events + r.log_events);
 	if (PG_NARGS() > 4 && !PG_ARGISNULL(4) && !PG_GETARG_BOOL(4))

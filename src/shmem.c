@@ -189,6 +189,12 @@ kappa_slot_set_state(int index, KappaWorkerState state, int partitions)
 	{
 		slot->state = state;
 		slot->partitions = partitions;
+		/* running again: the last error is over (last_error_at stays) */
+		if (state == KAPPA_WORKER_RUNNING)
+		{
+			slot->last_error[0] = '\0';
+			slot->last_sqlstate[0] = '\0';
+		}
 	}
 	SpinLockRelease(&slot->mutex);
 }

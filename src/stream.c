@@ -231,6 +231,7 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 	Interval   *watermark = PG_GETARG_INTERVAL_P(6);
 	Interval   *idle_timeout = PG_GETARG_INTERVAL_P(12);
 	char	   *eventhubs_masked = NULL;
+	char	   *on_gap = "stop";
 	List	   *derived = NIL;
 
 	/* any error below must not log the statement: it may hold secrets */
@@ -245,6 +246,14 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 	/* PG_NARGS: an older SQL definition of the function lacks the argument */
 	if (PG_NARGS() > 14 && !PG_ARGISNULL(14))
 		parse_partitions(s, text_to_cstring(PG_GETARG_TEXT_PP(14)));
+	if (PG_NARGS() > 15 && !PG_ARGISNULL(15))
+		on_gap = text_to_cstring(PG_GETARG_TEXT_PP(15));
+	if (strcmp(on_gap, "stop") != 0 && strcmp(on_gap, "skip") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid on_gap \"%s\"", on_gap),
+				 errhint("on_gap is \"stop\" (the default: the worker stops where the log lost offsets it did not read, until kappa_accept_gap) or \"skip\" (it counts them as lost and goes on).")));
+	s->skip_gaps = (strcmp(on_gap, "skip") == 0);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(6) || PG_ARGISNULL(9) ||
 		PG_ARGISNULL(11) || PG_ARGISNULL(12) || PG_ARGISNULL(13))
 		ereport(ERROR,
@@ -353,10 +362,10 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 {
 	JsonbParseState *pub_state = NULL;
 	JsonbParseState *sec_state = NULL;
-	Datum		values[14];
-	char		nulls[14];
-	Oid			types[14] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
-	TEXTOID, INTERVALOID, INTERVALOID, NAMEOID, TEXTOID, JSONBOID, BOOLOID, INT4ARRAYOID};
+	Datum		values[15];
+	char		nulls[15];
+	Oid			types[15] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
+	TEXTOID, INTERVALOID, INTERVALOID, NAMEOID, TEXTOID, JSONBOID, BOOLOID, INT4ARRAYOID, TEXTOID};
 	static const char *const unit_names[] = {"s", "ms", "us"};
 	JsonbValue *pub;
 	JsonbValue *sec;
@@ -424,6 +433,7 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 													 sizeof(int32), true, TYPALIGN_INT));
 		nulls[13] = ' ';
 	}
+	values[14] = CStringGetTextDatum(s->skip_gaps ? "skip" : "stop");
 
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT 1 FROM kappa.streams WHERE name = $1",
@@ -437,10 +447,10 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 
 	if (SPI_execute_with_args("INSERT INTO kappa.streams (name, owner, topic, brokers, eventhubs, "
 							  "event_time, time_unit, watermark, idle_timeout, dedup_key, archive, options, keep_late, "
-							  "partitions) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+							  "partitions, on_gap) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
 							  "RETURNING stream_id",
-							  14, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+							  15, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert stream \"%s\"", s->name);
 	s->id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -675,7 +685,8 @@ load_stream(const char *where_name, int32 where_id)
 							  "s.event_time::text, s.time_unit, "
 							  "(extract(epoch FROM s.watermark) * 1000000)::int8, "
 							  "(extract(epoch FROM s.idle_timeout) * 1000000)::int8, "
-							  "s.dedup_key::text, s.archive, s.options, x.settings, s.keep_late, s.partitions "
+							  "s.dedup_key::text, s.archive, s.options, x.settings, s.keep_late, s.partitions, "
+							  "s.on_gap = 'skip' "
 							  "FROM kappa.streams s "
 							  "LEFT JOIN kappa.stream_secrets x USING (stream_id) "
 							  "WHERE s.name = $1 OR s.stream_id = $2",
@@ -708,6 +719,7 @@ load_stream(const char *where_name, int32 where_id)
 		s->archive = SPI_getvalue(row, desc, 11);
 		public_settings = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 12, &isnull));
 		s->keep_late = DatumGetBool(SPI_getbinval(row, desc, 14, &isnull));
+		s->skip_gaps = DatumGetBool(SPI_getbinval(row, desc, 16, &isnull));
 		{
 			Datum		d = SPI_getbinval(row, desc, 15, &isnull);
 

@@ -43,6 +43,7 @@ typedef struct KappaStream
 	char	   *dedup_key;		/* column name, or NULL */
 	char	   *archive;		/* directory, or NULL */
 	bool		keep_late;		/* keep late events in kappa.late_events */
+	bool		skip_gaps;		/* on_gap = 'skip': go on past lost offsets */
 	int		   *partitions;		/* the partitions consumed here, ascending; */
 	int			npartitions;	/* NULL and 0: all of the topic's */
 	List	   *settings;		/* KappaSetting, librdkafka settings */

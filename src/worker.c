@@ -67,6 +67,8 @@
 #include "catalog.h"
 #include "guc.h"
 #include "engine.h"
+#include "gap.h"
+#include "history.h"
 #include "kafka.h"
 #include "shmem.h"
 #include "stream.h"
@@ -94,6 +96,7 @@ typedef struct WorkerRun
 	int			nowned;			/* those this worker consumes now */
 	bool	   *given;			/* the consumer group's latest assignment */
 	bool	   *owned;			/* what it consumes: given, or its share */
+	bool	   *behind;			/* partitions whose position the log lost */
 	int64	   *committed;		/* positions to tell the brokers */
 	KappaPoisons *poisons;		/* events known to fail */
 	KappaMessage *msgs;			/* the messages polled since the last flush, */
@@ -114,6 +117,8 @@ static bool worker_needs_seek(WorkerRun *run);
 static void worker_start_engine(WorkerRun *run);
 static bool worker_recover(WorkerRun *run, ErrorData *edata);
 static void worker_check_memory(WorkerRun *run);
+static void worker_behind_log(WorkerRun *run, int32 partition);
+static void worker_archive_message(const KappaMessage *m, void *arg);
 static int	worker_assign(WorkerRun *run, bool seek);
 static bool *worker_static_partitions(WorkerRun *run);
 static void worker_flush(WorkerRun *run, const bool *keep);
@@ -391,6 +396,7 @@ worker_consume(const KappaWorkerArgs *args)
 	run->group = shared && stream->npartitions == 0;
 	run->consumer = kappa_consumer_open(stream, &run->nparts, run->group);
 	run->given = palloc0(sizeof(bool) * Max(run->nparts, 1));
+	run->behind = palloc0(sizeof(bool) * Max(run->nparts, 1));
 	run->committed = palloc(sizeof(int64) * Max(run->nparts, 1));
 	for (int p = 0; p < run->nparts; p++)
 		run->committed[p] = KAPPA_OFFSET_NONE;
@@ -540,6 +546,25 @@ worker_loop(WorkerRun *run)
 				PushActiveSnapshot(GetTransactionSnapshot());
 			}
 		}
+
+		/*
+		 * A position the log no longer holds: librdkafka stopped fetching
+		 * the partition.  Until it is dealt with (even after a poison sends
+		 * the worker back to its last flush), nothing else is read there.
+		 */
+		{
+			int32		p;
+			int64		offset;
+
+			while (kappa_consumer_out_of_range(run->consumer, &p, &offset))
+				run->behind[p] = true;
+			for (p = 0; p < run->nparts; p++)
+			{
+				if (run->behind[p] && kappa_engine_owns(run->engine, p))
+					worker_behind_log(run, p);
+				run->behind[p] = false;
+			}
+		}
 		run->stalled = worker_note_health(run->stream, run->consumer, n, run->stalled, run->nowned);
 
 		/*
@@ -650,6 +675,109 @@ worker_needs_seek(WorkerRun *run)
 	return false;
 }
 
+/* A message read back from the archive for a gap in the log. */
+static void
+worker_archive_message(const KappaMessage *m, void *arg)
+{
+	WorkerRun  *run = arg;
+
+	CHECK_FOR_INTERRUPTS();
+	if (run->archive)
+		archive_writer_append(run->archive, m);
+	kappa_engine_process(run->engine, m);
+}
+
+/*
+ * The log of a partition no longer holds the worker's position there:
+ * retention deleted what it had not read yet (it fell behind, or was
+ * stopped too long).  Read what the archive holds of the missing offsets;
+ * what is left is a gap (gap.c): the worker either stops there, in state
+ * "failed", recording the gap and saying so, or, if the gap is accepted,
+ * counts it as lost, records which views miss it, and goes on.  Then it
+ * flushes (so the gap is dealt with once) and reads on from the log's
+ * start.  The caller is in the worker's transaction; so is the return.
+ */
+static void
+worker_behind_log(WorkerRun *run, int32 partition)
+{
+	KappaStream *stream = run->stream;
+	int64		from = kappa_engine_start_offset(run->engine, partition);
+	int64		log_start = kappa_consumer_query_start(run->consumer, partition);
+	int64		log_end = kappa_consumer_query_end(run->consumer, partition);
+	List	   *spans;
+	ListCell   *lc;
+
+	if (from > log_end)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("partition %d of topic \"%s\" ends at offset " INT64_FORMAT ", before offset " INT64_FORMAT " where stream \"%s\" is",
+						partition, stream->topic, log_end, from, stream->name),
+				 errdetail("The topic was deleted and created again, or its log truncated."),
+				 errhint("Drop the stream and create it again to read the new topic from its start.")));
+
+	MemoryContextSwitchTo(run->cxt);
+	kappa_gap_forget(stream, partition, from);
+	spans = kappa_history_spans(stream, partition, from, log_start, log_start, false);
+	foreach(lc, spans)
+	{
+		KappaSpan  *span = lfirst(lc);
+		int64		stream_lost;
+		List	   *gaps;
+		bool		accepted;
+
+		if (span->source == KAPPA_FROM_ARCHIVE)
+		{
+			ereport(LOG,
+					(errmsg("kappa worker for stream \"%s\": the log of partition %d begins at offset " INT64_FORMAT "; reading offsets " INT64_FORMAT " to " INT64_FORMAT " from the archive",
+							stream->name, partition, log_start, span->from, span->to - 1)));
+			archive_read_range(stream, partition, span->from, span->to, worker_archive_message, run);
+			continue;
+		}
+		if (span->source != KAPPA_FROM_NOWHERE)
+			continue;
+
+		accepted = kappa_gap_accepted(stream, partition, span->from);
+		kappa_gap_record(stream, partition, span->from, span->to, accepted);
+		if (!accepted)
+		{
+			/* what was read is kept, and the gap recorded, before stopping */
+			worker_flush(run, NULL);
+			kappa_slot_set_error(worker_slot,
+								 psprintf("offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d are lost: the log begins at offset " INT64_FORMAT " and no archive holds them",
+										  span->from, span->to - 1, partition, log_start),
+								 "55000");
+			kappa_slot_set_state(worker_slot, KAPPA_WORKER_FAILED, 0);
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("kappa stream \"%s\" stopped: offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d are lost",
+							stream->name, span->from, span->to - 1, partition),
+					 errdetail("Retention deleted them from the log before the stream read them, and no archive holds them; kappa.gaps records them."),
+					 errhint("Register the Capture files that hold them with kappa_archive_register, or accept the loss with SELECT kappa_accept_gap('%s').",
+							 stream->name)));
+			proc_exit(0);
+		}
+		gaps = kappa_engine_skip(run->engine, partition, span->from, span->to, &stream_lost);
+		kappa_gap_skip(stream, partition, span->to, stream_lost, gaps);
+		if (run->archive)
+			archive_writer_break(run->archive, partition);
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kappa stream \"%s\" skipped lost offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d",
+						stream->name, span->from, span->to - 1, partition),
+				 errdetail("Retention deleted them before the stream read them, and no archive holds them; %d views miss them and are marked incomplete.",
+						   list_length(gaps))));
+	}
+
+	/* dealt with once: the positions after the gap commit now */
+	worker_flush(run, NULL);
+	run->last_flush = GetCurrentTimestamp();
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(run->cxt);
+	run->nowned = worker_assign(run, run->group);
+}
+
 /*
  * Stop the stream, in state "failed", if its views' open state outgrew
  * kappa.max_state_memory, naming the view that holds the most: better a
@@ -688,9 +816,10 @@ worker_check_memory(WorkerRun *run)
  * Show in the slot whether consumption stalls: when a poll brings nothing
  * while librdkafka has reported an error (a broker down, requests failing),
  * the state becomes "stalled" and the error is recorded, where kappa_workers
- * and kappa_stats show them; a message, or a fetch that reaches the log's
- * end (which clears the error), makes it "running" again.  librdkafka
- * retries by itself meanwhile.  Returns whether the worker is now stalled.
+ * and kappa_stats show them; a message, a fetch that reaches the log's
+ * end, or the brokers answering a probe (each clears the error) makes it
+ * "running" again, which clears the error shown too.  librdkafka retries
+ * by itself meanwhile.  Returns whether the worker is now stalled.
  */
 static bool
 worker_note_health(KappaStream *stream, KappaConsumer *consumer, int received,
@@ -698,8 +827,21 @@ worker_note_health(KappaStream *stream, KappaConsumer *consumer, int received,
 {
 	const char *error;
 
+	static TimestampTz last_probe = 0;
+
 	if (!stalled && received > 0)
 		return false;
+
+	/*
+	 * An idle stream gets no message to say the brokers are back: ask them,
+	 * once a second while stalled.
+	 */
+	if (stalled && received == 0 &&
+		TimestampDifferenceExceeds(last_probe, GetCurrentTimestamp(), 1000))
+	{
+		last_probe = GetCurrentTimestamp();
+		(void) kappa_consumer_probe(consumer, 500);
+	}
 	error = kappa_consumer_error(consumer);
 	if (stalled && (received > 0 || error[0] == '\0'))
 	{
