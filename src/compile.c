@@ -608,8 +608,8 @@ refuse_nondeterministic(const char *what, const char *why, const char *clause)
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("%s cannot be used in %s of a kappa view", what, clause),
 			 errdetail("%s", why),
-			 errhint("A kappa view must give the same result when it is replayed from the stream's log, so it may depend on the event alone: "
-					 "instead of the current time, use the event's time column (or kafka_timestamp).")));
+			 errhint("A kappa view must give the same result when it is replayed from the stream's log, so it may depend on the event alone. "
+					 "For the time, use the event's time column (or kafka_timestamp), not the clock.")));
 }
 
 /* check_functions_in_node's callback: refuse a function, by name. */
