@@ -8,6 +8,9 @@
 # settings, which kappa pins: to_char, date_trunc on timestamptz, its text
 # output; CURRENT_USER, which is the view's owner wherever it runs) works,
 # and the views equal their queries as batch SQL over the same events.
+# Event data that Postgres would read as of the current transaction
+# ("now", "today" in a date or time column) is a dead letter (22007), not
+# a time that differs between the worker and a replay.
 # Views whose names are 63 bytes (NAMEDATALEN - 1, ASCII and multibyte)
 # are replayed, swapped in and kept beside.  Everything runs as ana, a
 # non-superuser member of kappa_admin, several calls per session.
@@ -20,7 +23,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $broker = start_broker('vt:2');
+my $broker = start_broker('vt:2', 'rt:1');
 my $b = $broker->{bootstrap};
 my $node = kappa_node('validation', conf => "kappa.flush_interval = '100ms'\n");
 
@@ -284,5 +287,52 @@ foreach my $case ([ $long, $long ], [ $qwide, $wide ])
 	equals_batch("ana.$current", $views{$name}, "replayed $name");
 	equals_batch($beside, $views{$name}, "version 2 of $name");
 }
+
+# ---------------------------------------------------------------------------
+# Relative times in event data: never read, whatever the date/time type.
+
+as_ana(q{
+	SELECT kappa_create_stream('rt', topic => 'rt', brokers => '} . $b . q{',
+		columns => 'k text, ts timestamptz, d date, t time, tz timetz, l timestamp', event_time => 'ts');
+});
+my @decode = (
+	# [ payload, ok, reason, sqlstate ]
+	[ '{"k": "a", "ts": "2026-01-01T10:00:00Z", "d": "November 5 2026", "t": "10:00", "tz": "10:00+02", "l": "2026-01-01 10:00"}',
+		't', '', '' ],
+	[ '{"k": "a", "ts": "now"}', 'f', 'field "ts": "now" in "now" depends on when the event is read', '22007' ],
+	[ '{"k": "a", "ts": "2026-01-01T10:00:00Z", "d": "Today"}', 'f',
+		'field "d": "today" in "Today" depends on when the event is read', '22007' ],
+	[ '{"k": "a", "ts": "2026-01-01T10:00:00Z", "t": " NOW "}', 'f',
+		'field "t": "now" in " NOW " depends on when the event is read', '22007' ],
+	[ '{"k": "a", "ts": "2026-01-01T10:00:00Z", "tz": "now"}', 'f',
+		'field "tz": "now" in "now" depends on when the event is read', '22007' ],
+	[ '{"k": "a", "ts": "2026-01-01T10:00:00Z", "l": "tomorrow 10:00"}', 'f',
+		'field "l": "tomorrow" in "tomorrow 10:00" depends on when the event is read', '22007' ],
+	[ '{"k": "a", "ts": "yesterday allballs"}', 'f',
+		'field "ts": "yesterday" in "yesterday allballs" depends on when the event is read', '22007' ],
+	[ '{"k": "now", "ts": "epoch", "d": "2026-01-01"}', 't', '', '' ],
+);
+my $decode_sql = '';
+$decode_sql .= "SELECT concat_ws('|', ok, coalesce(reason, ''), coalesce(sqlstate, '')) FROM kappa.decode('rt', convert_to(\$p\$$_->[0]\$p\$, 'UTF8'));\n"
+  foreach @decode;
+my @decoded = split /\n/, as_ana($decode_sql);
+foreach my $i (0 .. $#decode)
+{
+	is($decoded[$i], join('|', @{ $decode[$i] }[ 1 .. 3 ]), "kappa.decode of $decode[$i][0]");
+}
+
+# End to end: the worker dead-letters them, the view counts the others.
+as_ana(q{
+	SELECT kappa_create_view('rt_count', 'SELECT k, count(*) AS n FROM rt GROUP BY k');
+	SELECT count(*) FROM (VALUES ('{"k": "a", "ts": "2026-01-01T10:00:00Z"}'), ('{"k": "a", "ts": "now"}'),
+		('{"k": "b", "ts": "today 10:00"}'), ('{"k": "b", "ts": "2026-01-01T11:00:00Z"}')) e(p),
+		LATERAL kappa_produce('rt', e.p) x;
+	SELECT kappa_wait('rt', '60 seconds');
+});
+is(as_ana('SELECT k, n FROM rt_count ORDER BY k'), "a|1\nb|1", 'the view counts the events with absolute times');
+is(as_ana(q{SELECT convert_from(payload, 'UTF8'), sqlstate FROM kappa.dead_letters
+		WHERE stream_id = (SELECT stream_id FROM kappa.streams WHERE name = 'rt') ORDER BY "offset"}),
+	qq{{"k": "a", "ts": "now"}|22007\n{"k": "b", "ts": "today 10:00"}|22007},
+	'the events with relative times are dead letters (22007)');
 
 done_testing();
