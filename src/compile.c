@@ -12,7 +12,9 @@
  * table of the same events is the batch equivalent of the view.
  *
  * kappa_compile_view then checks the analysed Query's shape, naming any
- * construct a view cannot have, and takes it apart into a KappaViewSpec:
+ * construct a view cannot have (among them whatever a replay would not
+ * reproduce: volatile functions, the clock, the session; see
+ * check_deterministic), and takes it apart into a KappaViewSpec:
  * the WHERE clause, the window, the GROUP BY keys, the aggregates, and the
  * select list rewritten over a "group row" (keys, window bounds, aggregate
  * results).  The analysed Query is what kappa.views stores (as a node
@@ -579,7 +581,7 @@ static const Oid session_functions[] = {
 	F_PG_CURRENT_XACT_ID_IF_ASSIGNED
 };
 
-/* What check_deterministic found, and where. */
+/* The clause check_deterministic is walking, for its messages. */
 typedef struct DeterminismContext
 {
 	const char *clause;
