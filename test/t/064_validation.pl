@@ -335,4 +335,6 @@ is(as_ana(q{SELECT convert_from(payload, 'UTF8'), sqlstate FROM kappa.dead_lette
 	qq{{"k": "a", "ts": "now"}|22007\n{"k": "b", "ts": "today 10:00"}|22007},
 	'the events with relative times are dead letters (22007)');
 
+$node->stop;
+stop_broker($broker);
 done_testing();
