@@ -59,6 +59,7 @@ SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, array_ag
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) FROM vs GROUP BY dev, 2')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT count(*) AS n FROM vs GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs, kappa_tumble(ts, ''5 minutes'') w GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, w.window_start, count(*) AS n FROM vs, kappa_tumble(ts, ts - ts) w GROUP BY dev, w.window_start')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, w.window_start, count(*) AS n FROM vs, kappa_tumble(ts, now() - now()) w GROUP BY dev, w.window_start')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, w.window_start, count(*) AS n FROM vs, kappa_tumble(ts, ''1 month'') w GROUP BY dev, w.window_start')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, w.window_start, count(*) AS n FROM vs, kappa_hop(ts, ''1 day'', ''1 second'') w GROUP BY dev, w.window_start')$$);
@@ -70,6 +71,8 @@ SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*)
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'DELETE FROM batch.vs')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('vs_metrics', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev', '{"start": true}')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev', '{"strat": "latest"}')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs WHERE ts < now() GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_drop_view('batch.vs')$$);
 SELECT * FROM expect_error($$SELECT kappa_drop_view('nosuch')$$);
 SELECT * FROM expect_error($$SELECT kappa_drop_stream('vs')$$);

@@ -12,7 +12,9 @@
  * table of the same events is the batch equivalent of the view.
  *
  * kappa_compile_view then checks the analysed Query's shape, naming any
- * construct a view cannot have, and takes it apart into a KappaViewSpec:
+ * construct a view cannot have (among them whatever a replay would not
+ * reproduce: volatile functions, the clock, the session; see
+ * check_deterministic), and takes it apart into a KappaViewSpec:
  * the WHERE clause, the window, the GROUP BY keys, the aggregates, and the
  * select list rewritten over a "group row" (keys, window bounds, aggregate
  * results).  The analysed Query is what kappa.views stores (as a node
@@ -71,7 +73,7 @@ static int64 const_interval_us(Node *arg, const char *what);
 static bool collect_aggrefs(Node *node, List **aggrefs);
 static void check_aggregate(Aggref *aggref);
 static Node *to_group_row(Node *node, GroupRowContext *context);
-static void check_not_volatile(Node *node, const char *clause);
+static void check_deterministic(Node *node, const char *clause);
 static Oid	kappa_function(const char *name);
 static bool rewrite_aggregates(Node *node, void *context);
 
@@ -360,6 +362,7 @@ compile_window(KappaViewSpec *spec, RangeTblEntry *rte)
 	if (rte->funcordinality)
 		unsupported("WITH ORDINALITY", NULL);
 
+	check_deterministic((Node *) func, "the window function's arguments");
 	spec->window_ts = (Expr *) linitial(func->args);
 	switch (spec->window.kind)
 	{
@@ -381,7 +384,6 @@ compile_window(KappaViewSpec *spec, RangeTblEntry *rte)
 		case KAPPA_WINDOW_NONE:
 			break;
 	}
-	check_not_volatile((Node *) spec->window_ts, "the window's time argument");
 }
 
 /* Collect the Aggrefs of an expression, each once. */
@@ -557,15 +559,159 @@ kappa_check_view_rights(Query *query, Oid owner)
 	(void) query_tree_walker(query, check_rights_walker, &rights, 0);
 }
 
-/* Refuse volatile functions where they would make a view irreproducible. */
-static void
-check_not_volatile(Node *node, const char *clause)
+/*
+ * Functions that are not volatile but still depend on more than the event:
+ * the time of the transaction or statement (a replay runs later than the
+ * worker did), or the session that runs them (a worker's session is not
+ * the one that replays).  Stable functions that depend only on settings,
+ * such as to_char or the timestamptz output, stay allowed: kappa pins
+ * TimeZone, DateStyle and IntervalStyle wherever a view is evaluated.
+ */
+static const Oid clock_functions[] = {
+	F_NOW, F_TRANSACTION_TIMESTAMP, F_STATEMENT_TIMESTAMP,
+	F_AGE_TIMESTAMP, F_AGE_TIMESTAMPTZ,	/* age(x) is age(current_date, x) */
+	F_PG_CONF_LOAD_TIME, F_PG_POSTMASTER_START_TIME
+};
+static const Oid session_functions[] = {
+	F_SESSION_USER, F_CURRENT_SCHEMA, F_CURRENT_SCHEMAS,
+	F_CURRENT_SETTING_TEXT, F_CURRENT_SETTING_TEXT_BOOL, F_PG_BACKEND_PID,
+	F_PG_TRIGGER_DEPTH, F_INET_CLIENT_ADDR, F_INET_CLIENT_PORT,
+	F_INET_SERVER_ADDR, F_INET_SERVER_PORT, F_TXID_CURRENT,
+	F_TXID_CURRENT_IF_ASSIGNED, F_TXID_CURRENT_SNAPSHOT, F_PG_CURRENT_XACT_ID,
+	F_PG_CURRENT_XACT_ID_IF_ASSIGNED
+};
+
+/* The clause check_deterministic is walking, for its messages. */
+typedef struct DeterminismContext
 {
-	if (contain_volatile_functions(node))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("volatile functions cannot be used in %s of a kappa view", clause),
-				 errdetail("A replay must reach the same view, so keys, filters and aggregate arguments must depend on the event alone.")));
+	const char *clause;
+} DeterminismContext;
+
+/* Whether funcid is in a list of function OIDs. */
+static bool
+function_in(Oid funcid, const Oid *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] == funcid)
+			return true;
+	return false;
+}
+
+/*
+ * Refuse one thing that would make a view's result depend on when or
+ * where it is computed rather than on its events alone.  what names it (a
+ * function with its argument types, or the SQL keyword), why says what it
+ * depends on.
+ */
+static void
+refuse_nondeterministic(const char *what, const char *why, const char *clause)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s cannot be used in %s of a kappa view", what, clause),
+			 errdetail("%s", why),
+			 errhint("A kappa view must give the same result when it is replayed from the stream's log, so it may depend on the event alone. "
+					 "For the time, use the event's time column (or kafka_timestamp), not the clock.")));
+}
+
+/* check_functions_in_node's callback: refuse a function, by name. */
+static bool
+refuse_function(Oid funcid, void *context)
+{
+	DeterminismContext *det = context;
+	const char *why = NULL;
+
+	if (func_volatile(funcid) == PROVOLATILE_VOLATILE)
+		why = "It is volatile: it may give another result each time it is called.";
+	else if (function_in(funcid, clock_functions, lengthof(clock_functions)))
+		why = "It reads the time of the current transaction or statement.";
+	else if (function_in(funcid, session_functions, lengthof(session_functions)))
+		why = "Its result depends on the session that runs it.";
+	if (why)
+		refuse_nondeterministic(psprintf("function %s", format_procedure(funcid)), why,
+								det->clause);
+	return false;
+}
+
+/*
+ * Walk an expression for what check_deterministic refuses: SQL's time
+ * keywords and SESSION_USER and CURRENT_SCHEMA (CURRENT_USER, CURRENT_ROLE
+ * and USER stay allowed: a view's code runs as its owner, live and in a
+ * replay, and CURRENT_CATALOG is the database), sequences, and functions.
+ */
+static bool
+determinism_walker(Node *node, DeterminismContext *det)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SQLValueFunction))
+	{
+		SQLValueFunction *svf = (SQLValueFunction *) node;
+		const char *keyword = NULL;
+		const char *why = "It reads the time of the current transaction.";
+
+		switch (svf->op)
+		{
+			case SVFOP_CURRENT_DATE:
+				keyword = "CURRENT_DATE";
+				break;
+			case SVFOP_CURRENT_TIME:
+			case SVFOP_CURRENT_TIME_N:
+				keyword = "CURRENT_TIME";
+				break;
+			case SVFOP_CURRENT_TIMESTAMP:
+			case SVFOP_CURRENT_TIMESTAMP_N:
+				keyword = "CURRENT_TIMESTAMP";
+				break;
+			case SVFOP_LOCALTIME:
+			case SVFOP_LOCALTIME_N:
+				keyword = "LOCALTIME";
+				break;
+			case SVFOP_LOCALTIMESTAMP:
+			case SVFOP_LOCALTIMESTAMP_N:
+				keyword = "LOCALTIMESTAMP";
+				break;
+			case SVFOP_SESSION_USER:
+				keyword = "SESSION_USER";
+				why = "Its result depends on the session that runs it: a view's worker and a replay run in different sessions.";
+				break;
+			case SVFOP_CURRENT_SCHEMA:
+				keyword = "CURRENT_SCHEMA";
+				why = "Its result depends on the search_path of the session that runs it.";
+				break;
+			case SVFOP_CURRENT_ROLE:
+			case SVFOP_CURRENT_USER:
+			case SVFOP_USER:
+			case SVFOP_CURRENT_CATALOG:
+				break;
+		}
+		if (keyword)
+			refuse_nondeterministic(keyword, why, det->clause);
+		return false;
+	}
+	if (IsA(node, NextValueExpr))
+		refuse_nondeterministic("a sequence", "It gives another value each time it is read.",
+								det->clause);
+	(void) check_functions_in_node(node, refuse_function, det);
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, determinism_walker, det, 0);
+	return expression_tree_walker(node, determinism_walker, det);
+}
+
+/*
+ * Refuse what would make a view irreproducible: volatile functions, and
+ * the functions and keywords that read the clock or the session (0A000,
+ * naming it and the clause).  A replay must reach the same view as the
+ * worker, from the same events, at another time and in another session.
+ * kappa cannot see into a function's body, except a SQL function's once
+ * the planner has inlined it: compile checks the planned expressions too.
+ */
+static void
+check_deterministic(Node *node, const char *clause)
+{
+	DeterminismContext det = {.clause = clause};
+
+	(void) determinism_walker(node, &det);
 }
 
 /*
@@ -647,7 +793,7 @@ kappa_compile_view(Query *query)
 	/* WHERE */
 	if (query->jointree->quals)
 	{
-		check_not_volatile(query->jointree->quals, "WHERE");
+		check_deterministic(query->jointree->quals, "WHERE");
 		spec->where = (Expr *) query->jointree->quals;
 	}
 
@@ -682,7 +828,7 @@ kappa_compile_view(Query *query)
 					 errmsg("GROUP BY expression of type %s cannot be used in a kappa view",
 							format_type_be(exprType(expr))),
 					 errdetail("Its type has no hashable equality.")));
-		check_not_volatile(expr, "GROUP BY");
+		check_deterministic(expr, "GROUP BY");
 		spec->keys = lappend(spec->keys, expr);
 		spec->key_eqops = lappend_oid(spec->key_eqops, sgc->eqop);
 		spec->unique_columns = lappend(spec->unique_columns, tle->resname);
@@ -712,10 +858,11 @@ kappa_compile_view(Query *query)
 		Aggref	   *aggref = lfirst(lc);
 
 		check_aggregate(aggref);
-		check_not_volatile((Node *) aggref->args, "aggregate arguments");
-		check_not_volatile((Node *) aggref->aggfilter, "aggregate filters");
+		check_deterministic((Node *) aggref->args, "aggregate arguments");
+		check_deterministic((Node *) aggref->aggfilter, "aggregate filters");
 	}
-	check_not_volatile((Node *) query->targetList, "the select list");
+	check_deterministic((Node *) query->targetList, "the select list");
+	check_deterministic((Node *) query, "the query");	/* anything missed above */
 
 	context.keys = spec->keys;
 	context.aggrefs = spec->aggrefs;
@@ -756,6 +903,21 @@ kappa_compile_view(Query *query)
 		TargetEntry *tle = lfirst(lc);
 
 		tle->expr = expression_planner(tle->expr);
+	}
+
+	/* again, planned: inlined SQL functions show what they call */
+	check_deterministic((Node *) spec->where, "WHERE");
+	check_deterministic((Node *) spec->window_ts, "the window function's arguments");
+	check_deterministic((Node *) spec->keys, "GROUP BY");
+	check_deterministic((Node *) spec->output, "the select list");
+	foreach(lc, spec->aggrefs)
+	{
+		Aggref	   *aggref = lfirst(lc);
+
+		check_deterministic((Node *) expression_planner((Expr *) copyObject(aggref->args)),
+							"aggregate arguments");
+		check_deterministic((Node *) expression_planner((Expr *) copyObject(aggref->aggfilter)),
+							"aggregate filters");
 	}
 	return spec;
 }

@@ -52,10 +52,15 @@
 #define KAFKA_TOPIC_MAX 249
 #define EVENTHUBS_KAFKA_PORT "9093"
 
-/* librdkafka settings that kappa sets itself. */
+/*
+ * librdkafka settings that kappa sets itself, and would silently override:
+ * a stream's consumer group is kappa-<stream> (docs/scaling.md), and where
+ * a view starts reading is its own "start", its positions Postgres's.
+ */
 static const char *const kappa_managed_settings[] = {
 	"bootstrap.servers", "metadata.broker.list", "enable.auto.commit",
 	"enable.auto.offset.store", "enable.partition.eof", "log.queue",
+	"group.id", "auto.offset.reset",
 	NULL
 };
 
@@ -342,7 +347,9 @@ kappa_check_setting_allowed(const char *name)
 					 errmsg("librdkafka setting \"%s\" cannot be set in options", name),
 					 errdetail("kappa sets it itself."),
 					 strstr(name, "broker") ?
-					 errhint("Give the brokers as the brokers argument.") : 0));
+					 errhint("Give the brokers as the brokers argument.") :
+					 strcmp(name, "auto.offset.reset") == 0 ?
+					 errhint("Where a view starts reading is its \"start\" option (kappa_create_view).") : 0));
 	if (len > 3 && strcmp(name + len - 3, "_cb") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

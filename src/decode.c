@@ -33,8 +33,10 @@
  * kappa fixes to UTC (catalog.c), so a time without a zone is UTC.  A
  * numeric date whose field order is not evident ("05/12/2026") is never
  * guessed: it is a reason, with SQLSTATE 22007; ISO 8601 dates
- * (2026-05-12), and dates with the month's name, are read.  An event time
- * must be finite.
+ * (2026-05-12), and dates with the month's name, are read.  Nor are the
+ * words Postgres reads as of the current transaction ("now", "today",
+ * "tomorrow", "yesterday"): a replay would read another time.  An event
+ * time must be finite.
  *
  * Errors.  A payload that cannot be decoded yields false, a reason and a
  * SQLSTATE (kappa_decoder_sqlstate), for a dead letter.  Postgres 15 has no
@@ -113,6 +115,7 @@ typedef struct DecodeColumn
 	bool		direct;			/* text, varchar: no input function */
 	bool		safe;			/* its input function only raises class 22 */
 	bool		is_date;		/* date, timestamp(tz): order must be evident */
+	bool		is_clock;		/* date, time(tz), timestamp(tz): no "now" */
 	Oid			domain;			/* the declared type, if a domain */
 	void	   *domain_extra;	/* domain_check's cache */
 	bool		not_null;
@@ -218,6 +221,7 @@ static bool decode_value(KappaDecoder *d, DecodeColumn *col, const char *path,
 						 const KappaJsonValue *v, Datum *value,
 						 const char **reason);
 static bool ambiguous_date(const char *s);
+static const char *relative_time_word(const char *s);
 static void check_domain(KappaDecoder *d, DecodeColumn *col, const char *path,
 						 Datum value, bool isnull);
 static void decode_verdict(KappaStream *stream, KappaDecoder *decoder, bytea *payload,
@@ -269,6 +273,7 @@ kappa_decoder_create(KappaStream *stream, size_t max_payload)
 		for (int k = 0; k < (int) lengthof(safe_types); k++)
 			col->safe |= (safe_types[k] == base);
 		col->is_date = (base == DATEOID || base == TIMESTAMPOID || base == TIMESTAMPTZOID);
+		col->is_clock = col->is_date || base == TIMEOID || base == TIMETZOID;
 		if (stream->event_time && strcmp(kc->name, stream->event_time) == 0)
 			d->event_time_col = i - 1;
 		col->not_null = kc->not_null;
@@ -386,11 +391,19 @@ input_guarded(KappaDecoder *d, DecodeColumn *col, const char *path,
 {
 	volatile bool ok = true;
 	ErrorContextCallback context;
+	const char *word;
 
 	if (col->is_date && ambiguous_date(str))
 	{
 		*reason = psprintf("field \"%s\": the order of the date's fields in \"%s\" is ambiguous",
 						   path, str);
+		d->sqlstate = ERRCODE_INVALID_DATETIME_FORMAT;
+		return false;
+	}
+	if (col->is_clock && (word = relative_time_word(str)) != NULL)
+	{
+		*reason = psprintf("field \"%s\": \"%s\" in \"%s\" depends on when the event is read",
+						   path, word, str);
 		d->sqlstate = ERRCODE_INVALID_DATETIME_FORMAT;
 		return false;
 	}
@@ -466,6 +479,35 @@ ambiguous_date(const char *s)
 		s++;
 	}
 	return *s >= '0' && *s <= '9';
+}
+
+/*
+ * The word of a date or time's text that Postgres reads as of the current
+ * transaction (its input functions accept them among other fields, as in
+ * "today 10:00"), or NULL: words are runs of letters, in any case.
+ */
+static const char *
+relative_time_word(const char *s)
+{
+	static const char *const words[] = {"now", "today", "tomorrow", "yesterday"};
+
+	while (*s)
+	{
+		const char *start;
+
+		while (*s && !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+			s++;
+		start = s;
+		while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))
+			s++;
+		for (int i = 0; i < (int) lengthof(words); i++)
+		{
+			if ((size_t) (s - start) == strlen(words[i]) &&
+				pg_strncasecmp(start, words[i], s - start) == 0)
+				return words[i];
+		}
+	}
+	return NULL;
 }
 
 /*

@@ -147,13 +147,19 @@ kafka_conf(const char *brokers, List *settings, KappaKafka *kk)
 	{
 		KappaSetting *s = lfirst(lc);
 
-		if (rd_kafka_conf_set(conf, s->name, s->value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, s->name, s->value, errstr, sizeof(errstr));
+
+		if (res != RD_KAFKA_CONF_OK)
 		{
 			rd_kafka_conf_destroy(conf);
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid librdkafka setting \"%s\"", s->name),
 					 errdetail("%s", kafka_mask(kk, errstr)),
+					 res == RD_KAFKA_CONF_UNKNOWN ?
+					 errhint("options holds librdkafka settings only: kappa's own are the arguments of kappa_create_stream, and a topic's retention is the brokers'. "
+							 "See the librdkafka CONFIGURATION page for version %s.",
+							 rd_kafka_version_str()) :
 					 errhint("See the librdkafka CONFIGURATION page for version %s.",
 							 rd_kafka_version_str())));
 		}

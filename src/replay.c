@@ -557,8 +557,23 @@ recreate_user_view(const char *user_view, const char *new_table, Oid owner)
 }
 
 /*
+ * The name of a version kept beside the current one: the view's name, cut
+ * to leave room for "@vN" within NAMEDATALEN - 1 bytes (a 63-byte name
+ * would otherwise be truncated back to the view's own name, which exists).
+ * Versions are found by base name and number, never by this name.
+ */
+static char *
+version_name(const char *relname, int32 version)
+{
+	char	   *suffix = psprintf("@v%d", version);
+	int			room = NAMEDATALEN - 1 - strlen(suffix);
+
+	return psprintf("%.*s%s", pg_mbcliplen(relname, strlen(relname), room), relname, suffix);
+}
+
+/*
  * Keep a replayed version beside the current one (swap => false): it goes
- * live as the next version of the view, named relname@vN, with a
+ * live as the next version of the view, named relname@vN (cut to fit), with a
  * user-facing view of that name; kappa_promote can make it current.
  */
 static void
@@ -582,7 +597,7 @@ keep_beside(const char *schema, const char *relname, Oid owner, int32 new_id)
 		elog(ERROR, "could not read kappa.views");
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	/* in the caller's memory: SPI's goes with kappa_catalog_leave */
-	name = MemoryContextStrdup(caller, psprintf("%s@v%d", relname, version));
+	name = MemoryContextStrdup(caller, version_name(relname, version));
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(name));
 	values[2] = Int32GetDatum(version);
 	values[3] = Int32GetDatum(new_id);

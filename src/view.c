@@ -54,7 +54,14 @@
 PG_FUNCTION_INFO_V1(kappa_create_view);
 PG_FUNCTION_INFO_V1(kappa_drop_view);
 
-static Jsonb *check_start_option(Jsonb *options);
+static Jsonb *check_view_options(Jsonb *options);
+
+/*
+ * The keys a view's options may hold, as kappa_create_view takes them.
+ * kappa_replay adds "since" and "until" to the versions it builds; a
+ * user does not set them (they are stored in UTC by the replay).
+ */
+static const char *const view_option_keys[] = {"start", NULL};
 
 /* The table that holds a view's rows, unqualified (it is in schema kappa). */
 char *
@@ -89,14 +96,28 @@ kappa_canonical_time(TimestampTz ts)
 	return text;
 }
 
+/* The valid keys of a view's options, quoted, for messages. */
+static char *
+view_option_key_list(void)
+{
+	StringInfoData list;
+
+	initStringInfo(&list);
+	for (int i = 0; view_option_keys[i]; i++)
+		appendStringInfo(&list, "%s\"%s\"", i > 0 ? ", " : "", view_option_keys[i]);
+	return list.data;
+}
+
 /*
  * Check the options of a view and return them with the start made
  * canonical: "earliest", "latest", or a timestamp with time zone, stored in
  * UTC so that the worker reads the same instant whatever its TimeZone.
- * Input such as 'now' or 'yesterday' is thereby fixed at creation.
+ * Input such as 'now' or 'yesterday' is thereby fixed at creation.  A key
+ * kappa does not know is refused rather than ignored: a misspelt "start"
+ * would otherwise silently mean the earliest message.
  */
 static Jsonb *
-check_start_option(Jsonb *options)
+check_view_options(Jsonb *options)
 {
 	JsonbValue *start;
 	char	   *value;
@@ -104,11 +125,36 @@ check_start_option(Jsonb *options)
 	char	   *canonical;
 	StringInfoData quoted;
 	Datum		path;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
 
 	if (!JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("view options must be a JSON object")));
+				 errmsg("view options must be a JSON object"),
+				 errhint("Valid keys: %s.", view_option_key_list())));
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+		bool		known = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		for (int i = 0; view_option_keys[i]; i++)
+			known = known || strcmp(key, view_option_keys[i]) == 0;
+		if (!known)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown option \"%s\" of a kappa view", key),
+					 errdetail("Valid keys: %s.", view_option_key_list()),
+					 (strcmp(key, "since") == 0 || strcmp(key, "until") == 0) ?
+					 errhint("kappa_replay takes since and until as its arguments.") :
+					 errhint("A view starts from {\"start\": \"earliest\"} (the default), {\"start\": \"latest\"} or {\"start\": \"<timestamptz>\"}.")));
+	}
+
 	start = getKeyJsonValueFromContainer(&options->root, "start", 5, NULL);
 	if (start == NULL)
 		return options;
@@ -260,7 +306,7 @@ kappa_create_view(PG_FUNCTION_ARGS)
 	int32		view_id;
 
 	kappa_require_preload();
-	options = check_start_option(options);
+	options = check_view_options(options);
 
 	/* the name: like CREATE VIEW's, in the caller's creation schema */
 	rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
