@@ -211,6 +211,19 @@ catalog_is('alice.keep, alice.v1, alice.v1@v2 of v1, alice.v2, alice.v5, dora.dv
 	'created', waited => 1);
 
 # ---------------------------------------------------------------------------
+# A DROP that does not happen changes nothing: another role's is refused
+# by Postgres, and one rolled back is undone with the trigger's work.
+
+my ($out, $code, $err) = run($dora, 'DROP VIEW alice.keep');
+is($code, '42501', 'dora may not drop alice\'s view');
+run_ok($alice, 'BEGIN; DROP VIEW alice.keep', 'alice drops alice.keep in a transaction');
+is((run($alice, q{SELECT count(*) FROM kappa.views WHERE view_name = 'keep'}))[0], '0',
+	'... which removes it from kappa.views');
+run_ok($alice, 'ROLLBACK', '... and rolls back');
+catalog_is('alice.keep, alice.v1, alice.v1@v2 of v1, alice.v2, alice.v5, dora.dv1, dora.dv2, sx.v3, sx.v4',
+	'after the refused and the rolled-back DROP');
+
+# ---------------------------------------------------------------------------
 # DROP VIEW of the user-facing view, as its owner: the view goes, with the
 # version beside it
 
@@ -220,7 +233,7 @@ run_ok($alice, 'DROP VIEW alice.v1', 'alice drops alice.v1 with DROP VIEW');
 catalog_is('alice.keep, alice.v2, alice.v5, dora.dv1, dora.dv2, sx.v3, sx.v4', 'DROP VIEW');
 is((run($su, qq{SELECT count(*) FROM pg_class WHERE relname IN ('v1', 'v1\@v2', 'view_$v1', 'view_$v1b')}))[0], '0',
 	'DROP VIEW: the version beside it and both rows tables are gone');
-my ($out, $code, $err) = run($alice, q{SELECT kappa_drop_view('alice.v1')});
+($out, $code, $err) = run($alice, q{SELECT kappa_drop_view('alice.v1')});
 is($code, '42704', 'DROP VIEW: kappa_drop_view finds no such view afterwards');
 produce(1999, 'dd', 'de');
 delete $views{'alice.v1'};
@@ -310,6 +323,8 @@ is($code, '42P07', 'a leftover\'s name is taken');
 like($err, qr/kappa view "v5" already exists.*HINT:\s+Remove what is left of it with kappa_drop_view\('alice\.v5'\)\./s,
 	'... with a hint naming kappa_drop_view');
 my $v5 = view_id('alice', 'v5');
+($out, $code) = run($dora, q{SELECT kappa_drop_view('alice.v5')});
+is($code, '42501', 'another role may not drop the leftover');
 run_ok($alice, q{SELECT kappa_drop_view('v5')}, 'kappa_drop_view removes the leftover, found through the search path');
 is((run($su, qq{SELECT count(*) FROM pg_class WHERE relname = 'view_$v5'}))[0], '0', '... with its rows table');
 delete $views{'alice.v5'};
