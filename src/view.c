@@ -21,6 +21,13 @@
  * kappa_drop_view deletes the row first, so a flush never writes into a
  * view that is being dropped.
  *
+ * Plain DDL: the event trigger of ddl.c drops a kappa view whose
+ * user-facing view a DROP removed, through kappa_view_forget as
+ * kappa_drop_view does.  With the trigger suppressed, a row can outlive
+ * its relations; kappa_drop_view finds such a leftover by its row, and
+ * kappa_create_view names it rather than failing on kappa.views' unique
+ * key.
+ *
  * src/view.c
  *
  *-------------------------------------------------------------------------
