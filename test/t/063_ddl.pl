@@ -1,7 +1,9 @@
 # Plain DDL on kappa's relations (issue 12, item 4).  Two kappa_admin
 # members who are not superusers (alice, dora) define streams and views;
-# then, by hand: DROP VIEW of a view with a version beside it, DROP TABLE
-# of a view's rows table (with and without CASCADE), ALTER TABLE ... DROP
+# then, by hand: DROP VIEW of a view with a version beside it, of a
+# version alone, and by the owner of the view's schema, a DROP VIEW rolled
+# back, DROP TABLE of a view's rows table (with and without CASCADE),
+# ALTER TABLE ... DROP
 # COLUMN on it and on a stream's relation, DROP SCHEMA ... CASCADE, DROP
 # OWNED BY.  After each the test checks kappa.views and kappa_views
 # exactly, that every view left has its relations and that nothing is left
@@ -72,6 +74,8 @@ $node->safe_psql('postgres', qq{
 	CREATE SCHEMA sx AUTHORIZATION alice;
 	CREATE SCHEMA sy AUTHORIZATION alice;
 	CREATE SCHEMA dora AUTHORIZATION dora;
+	CREATE SCHEMA shared AUTHORIZATION dora;
+	GRANT CREATE, USAGE ON SCHEMA shared TO alice;
 	GRANT USAGE ON SCHEMA alice TO dora;
 	CREATE TABLE ev AS SELECT i, 'd' || (i % 7) AS dev,
 		timestamptz '2026-01-01 00:00:00+00' + i * interval '1 s' AS ts, (i * 13) % 97 AS v
@@ -243,6 +247,20 @@ catalog_is('alice.keep, alice.v2, alice.v5, dora.dv1, dora.dv2, sx.v3, sx.v4', '
 # The name is free again, for a view of another shape.
 run_ok($alice, "SELECT kappa_create_view('alice.v1', \$q\$$q{odd}\$q\$)", 'alice creates alice.v1 again');
 $views{'alice.v1'} = 'odd';
+
+# DROP VIEW of a version's own name drops that version only.
+run_ok($alice, q{SELECT archive_events + log_events FROM kappa_replay('alice.v5', swap => false)},
+	'alice replays v5 beside it');
+my $v5b = view_id('alice', 'v5@v2');
+run_ok($alice, 'DROP VIEW alice."v5@v2"', 'alice drops the version with DROP VIEW');
+is((run($su, qq{SELECT count(*) FROM pg_class WHERE relname = 'view_$v5b'}))[0], '0', '... and its rows table goes');
+
+# The owner of a schema may drop a view of another role's in it, and so
+# the kappa view: Postgres lets her destroy it.
+run_ok($alice, "SELECT kappa_create_view('shared.a1', \$q\$$q{keep}\$q\$)", 'alice creates shared.a1 in dora\'s schema');
+catalog_is('alice.keep, alice.v1, alice.v2, alice.v5, dora.dv1, dora.dv2, shared.a1, sx.v3, sx.v4', 'shared.a1 created');
+run_ok($dora, 'DROP VIEW shared.a1', 'dora, owner of the schema, drops alice\'s shared.a1');
+catalog_is('alice.keep, alice.v1, alice.v2, alice.v5, dora.dv1, dora.dv2, sx.v3, sx.v4', 'DROP VIEW by the schema\'s owner');
 
 # ---------------------------------------------------------------------------
 # The rows table, and columns of kappa's relations: refused
