@@ -287,7 +287,7 @@ kappa_create_view(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_TABLE),
 				 errmsg("kappa view \"%s\" already exists", rv->relname),
-				 errdetail("Its relations were dropped while kappa's event trigger was disabled, which left its catalog entry."),
+				 errdetail("Its relations were dropped while kappa's event trigger did not fire, which left its catalog entry."),
 				 errhint("Remove what is left of it with kappa_drop_view(%s).",
 						 quote_literal_cstr(quote_qualified_identifier(schema, rv->relname)))));
 
@@ -423,42 +423,18 @@ kappa_stream_view_names(int32 stream_id)
 static char *
 leftover_view_schema(const RangeVar *rv)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	KappaCatalogAccess access;
-	List	   *schemas = NIL;
-	Oid			types[2] = {NAMEOID, NAMEOID};
-	Datum		values[2];
-	char	   *found = NULL;
 	ListCell   *lc;
 
 	if (rv->schemaname)
-		schemas = list_make1(rv->schemaname);
-	else
+		return view_row_exists(rv->schemaname, rv->relname) ? rv->schemaname : NULL;
+	foreach(lc, fetch_search_path(false))
 	{
-		foreach(lc, fetch_search_path(false))
-		{
-			char	   *nspname = get_namespace_name(lfirst_oid(lc));
+		char	   *nspname = get_namespace_name(lfirst_oid(lc));
 
-			if (nspname)
-				schemas = lappend(schemas, nspname);
-		}
+		if (nspname && view_row_exists(nspname, rv->relname))
+			return nspname;
 	}
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(rv->relname));
-	kappa_catalog_enter(&access);
-	foreach(lc, schemas)
-	{
-		values[0] = DirectFunctionCall1(namein, CStringGetDatum(lfirst(lc)));
-		if (SPI_execute_with_args("SELECT FROM kappa.views WHERE schema_name = $1 AND view_name = $2",
-								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.views");
-		if (SPI_processed > 0)
-		{
-			found = MemoryContextStrdup(caller, lfirst(lc));
-			break;
-		}
-	}
-	kappa_catalog_leave(&access);
-	return found;
+	return NULL;
 }
 
 /*
