@@ -31,6 +31,7 @@ OBJS = \
 	src/history.o \
 	src/gap.o \
 	src/monitor.o \
+	src/ddl.o \
 	src/aggregate.o \
 	src/aggfuncs.o \
 	src/aggfuncs_pick.o \

@@ -694,6 +694,26 @@ FROM kappa_worker_status();
 COMMENT ON VIEW kappa_workers IS 'state of each stream''s background worker';
 GRANT SELECT ON kappa_workers TO PUBLIC;
 
+-- BEGIN kappa ddl
+-- Plain DDL on kappa's relations (src/ddl.c).  Dropping a view's
+-- user-facing view (DROP VIEW, DROP SCHEMA ... CASCADE, DROP OWNED BY)
+-- drops the kappa view, as kappa_drop_view does; DROP OWNED BY also drops
+-- the views whose rows tables it drops.  Dropping a rows table
+-- kappa.view_<id> any other way, a column of it, or a stream's relation
+-- kappa.stream_<id> is refused, with a hint naming kappa_drop_view or
+-- kappa_drop_stream.  kappa's own DROPs pass.
+CREATE FUNCTION kappa.ddl_sql_drop() RETURNS event_trigger
+	LANGUAGE C
+	AS 'MODULE_PATHNAME', 'kappa_ddl_sql_drop';
+COMMENT ON FUNCTION kappa.ddl_sql_drop() IS
+	'function of the event trigger kappa_sql_drop: keeps kappa''s catalog in line with plain DROPs';
+REVOKE ALL ON FUNCTION kappa.ddl_sql_drop() FROM PUBLIC;
+CREATE EVENT TRIGGER kappa_sql_drop ON sql_drop
+	EXECUTE FUNCTION kappa.ddl_sql_drop();
+COMMENT ON EVENT TRIGGER kappa_sql_drop IS
+	'drops a kappa view whose user-facing view a plain DROP removed; refuses DROPs of kappa''s own relations';
+-- END kappa ddl
+
 -- BEGIN kappa aggregates
 -- Aggregates Postgres 15 cannot combine, as combinable aggregates (C code in
 -- src/aggfuncs.c).  Each result depends only on the multiset of inputs, never

@@ -72,6 +72,7 @@
 
 #include "archive.h"
 #include "catalog.h"
+#include "ddl.h"
 #include "engine.h"
 #include "guc.h"
 #include "history.h"
@@ -543,7 +544,7 @@ recreate_user_view(const char *user_view, const char *new_table, Oid owner)
 		elog(ERROR, "could not read the grants of view %s", user_view);
 	for (uint64 i = 0; i < SPI_processed; i++)
 		grants = lappend(grants, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-	if (SPI_execute(psprintf("DROP VIEW %s", user_view), false, 0) != SPI_OK_UTILITY ||
+	if (kappa_ddl_own_execute(psprintf("DROP VIEW %s", user_view)) != SPI_OK_UTILITY ||
 		SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM %s", user_view, new_table),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create view %s", user_view);
@@ -790,8 +791,8 @@ kappa_promote(PG_FUNCTION_ARGS)
 	/* the version's own name goes; the view's name will read its rows */
 	kappa_owner_enter(&as_owner, owner);
 	SPI_connect();
-	if (SPI_execute(psprintf("DROP VIEW %s", quote_qualified_identifier(schema, version_name)),
-					false, 0) != SPI_OK_UTILITY)
+	if (kappa_ddl_own_execute(psprintf("DROP VIEW %s", quote_qualified_identifier(schema, version_name)))
+		!= SPI_OK_UTILITY)
 		elog(ERROR, "could not drop view %s", version_name);
 	SPI_finish();
 	kappa_owner_leave(&as_owner);

@@ -21,6 +21,13 @@
  * kappa_drop_view deletes the row first, so a flush never writes into a
  * view that is being dropped.
  *
+ * Plain DDL: the event trigger of ddl.c drops a kappa view whose
+ * user-facing view a DROP removed, through kappa_view_forget as
+ * kappa_drop_view does.  With the trigger suppressed, a row can outlive
+ * its relations; kappa_drop_view finds such a leftover by its row, and
+ * kappa_create_view names it rather than failing on kappa.views' unique
+ * key.
+ *
  * src/view.c
  *
  *-------------------------------------------------------------------------
@@ -55,6 +62,8 @@ PG_FUNCTION_INFO_V1(kappa_create_view);
 PG_FUNCTION_INFO_V1(kappa_drop_view);
 
 static Jsonb *check_view_options(Jsonb *options);
+static char *leftover_view_schema(const RangeVar *rv);
+static bool view_row_exists(const char *schema, const char *relname);
 
 /*
  * The keys a view's options may hold, as kappa_create_view takes them.
@@ -320,6 +329,13 @@ kappa_create_view(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_TABLE),
 				 errmsg("relation \"%s\" already exists", rv->relname)));
+	if (view_row_exists(schema, rv->relname))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("kappa view \"%s\" already exists", rv->relname),
+				 errdetail("Its relations were dropped while kappa's event trigger did not fire, which left its catalog entry."),
+				 errhint("Remove what is left of it with kappa_drop_view(%s).",
+						 quote_literal_cstr(quote_qualified_identifier(schema, rv->relname)))));
 
 	view_id = kappa_view_define(schema, rv->relname, query_text, NULL, options, "live", GetUserId());
 
@@ -445,8 +461,112 @@ kappa_stream_view_names(int32 stream_id)
 }
 
 /*
+ * The schema of a kappa view whose relations are gone but whose catalog row
+ * is left (dropped while kappa's event trigger was disabled): the name's
+ * own schema, or the first schema of the search path that has such a row.
+ * NULL if there is none.
+ */
+static char *
+leftover_view_schema(const RangeVar *rv)
+{
+	ListCell   *lc;
+
+	if (rv->schemaname)
+		return view_row_exists(rv->schemaname, rv->relname) ? rv->schemaname : NULL;
+	foreach(lc, fetch_search_path(false))
+	{
+		char	   *nspname = get_namespace_name(lfirst_oid(lc));
+
+		if (nspname && view_row_exists(nspname, rv->relname))
+			return nspname;
+	}
+	return NULL;
+}
+
+/*
+ * Whether a relation is the user-facing view of a kappa view: a view whose
+ * query reads the kappa view's rows table.  A relation of the same name
+ * may be another, made after the kappa view's was dropped by hand.
+ */
+bool
+kappa_view_is_user_facing(Oid relid, int32 view_id)
+{
+	KappaCatalogAccess access;
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2] = {ObjectIdGetDatum(relid),
+	CStringGetTextDatum(kappa_view_rows_table(view_id))};
+	bool		reads;
+	bool		isnull;
+
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT FROM pg_rewrite r JOIN pg_depend d "
+							  "  ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid "
+							  "  WHERE r.ev_class = $1 AND d.refclassid = 'pg_class'::regclass "
+							  "  AND d.refobjid = to_regclass($2))",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_rewrite");
+	reads = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	kappa_catalog_leave(&access);
+	return reads;
+}
+
+/*
+ * Whether kappa.views has a row of that schema and name, whose relations
+ * may be gone (see leftover_view_schema).
+ */
+static bool
+view_row_exists(const char *schema, const char *relname)
+{
+	KappaCatalogAccess access;
+	Oid			types[2] = {NAMEOID, NAMEOID};
+	Datum		values[2];
+	bool		exists;
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT FROM kappa.views WHERE schema_name = $1 AND view_name = $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	exists = SPI_processed > 0;
+	kappa_catalog_leave(&access);
+	return exists;
+}
+
+/*
+ * Remove what a view has besides its catalog row and user-facing view,
+ * once the caller deleted the row: its rows table if it is still there,
+ * its state, marks and late events.
+ */
+void
+kappa_view_forget(int32 view_id)
+{
+	KappaCatalogAccess access;
+
+	kappa_catalog_enter(&access);
+	if (OidIsValid(get_relname_relid(kappa_view_rows_table_name(view_id),
+									 get_namespace_oid("kappa", false))))
+		kappa_catalog_exec(psprintf("DROP TABLE %s", kappa_view_rows_table(view_id)),
+						   SPI_OK_UTILITY);
+	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_dedup WHERE view_id = %d", view_id),
+					   SPI_OK_DELETE);
+	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state WHERE view_id = %d", view_id),
+					   SPI_OK_DELETE);
+	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state_marker WHERE view_id = %d", view_id),
+					   SPI_OK_DELETE);
+	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_marks WHERE view_id = %d", view_id),
+					   SPI_OK_DELETE);
+	kappa_catalog_exec(psprintf("DELETE FROM kappa.late_events WHERE view_id = %d", view_id),
+					   SPI_OK_DELETE);
+	kappa_catalog_leave(&access);
+}
+
+/*
  * Drop a view by its (possibly qualified) name: its catalog rows, state,
  * rows table, and user-facing view.  Only its owner or a superuser may.
+ * What is left of a view whose relations were dropped by hand (while
+ * kappa's event trigger was disabled) is dropped the same way; its name
+ * then finds no relation, so it is looked up in kappa.views.
  */
 void
 kappa_drop_view_by_name(const char *name)
@@ -454,6 +574,8 @@ kappa_drop_view_by_name(const char *name)
 	KappaCatalogAccess access;
 	Oid			types[2] = {NAMEOID, NAMEOID};
 	Datum		values[2];
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
 	char	   *schema;
 	char	   *relname;
 	int32		view_id;
@@ -461,7 +583,17 @@ kappa_drop_view_by_name(const char *name)
 	bool		isnull;
 	ListCell   *lc;
 
-	kappa_view_relation(name, NoLock, &schema, &relname);
+	if (OidIsValid(relid))
+	{
+		schema = get_namespace_name(get_rel_namespace(relid));
+		relname = get_rel_name(relid);
+	}
+	else if ((schema = leftover_view_schema(rv)) != NULL)
+		relname = rv->relname;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("kappa view \"%s\" does not exist", name)));
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
 
@@ -485,26 +617,16 @@ kappa_drop_view_by_name(const char *name)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of view %s", name)));
 
-	SPI_connect();
-	if (SPI_execute(psprintf("DROP VIEW %s", quote_qualified_identifier(schema, relname)),
-					false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not drop view \"%s\"", name);
-	SPI_finish();
-
-	kappa_catalog_enter(&access);
-	kappa_catalog_exec(psprintf("DROP TABLE %s", kappa_view_rows_table(view_id)),
-					   SPI_OK_UTILITY);
-	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_dedup WHERE view_id = %d", view_id),
-					   SPI_OK_DELETE);
-	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state WHERE view_id = %d", view_id),
-					   SPI_OK_DELETE);
-	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state_marker WHERE view_id = %d", view_id),
-					   SPI_OK_DELETE);
-	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_marks WHERE view_id = %d", view_id),
-					   SPI_OK_DELETE);
-	kappa_catalog_exec(psprintf("DELETE FROM kappa.late_events WHERE view_id = %d", view_id),
-					   SPI_OK_DELETE);
-	kappa_catalog_leave(&access);
+	/* the user-facing view, as the caller, unless it is gone already */
+	if (OidIsValid(relid) && kappa_view_is_user_facing(relid, view_id))
+	{
+		SPI_connect();
+		if (SPI_execute(psprintf("DROP VIEW %s", quote_qualified_identifier(schema, relname)),
+						false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not drop view \"%s\"", name);
+		SPI_finish();
+	}
+	kappa_view_forget(view_id);
 
 	/* the versions kept beside it (kappa_replay(..., swap => false)) go too */
 	foreach(lc, view_names_where("schema_name = $1 AND base_name = $2", 2, types, values))

@@ -32,6 +32,8 @@ extern char *kappa_view_rows_table(int32 view_id);
 extern Oid	kappa_view_relation(const char *name, LOCKMODE lockmode, char **schema, char **relname);
 extern void kappa_view_resolve_owned(const char *name, bool current_only, KappaViewRef *ref);
 extern void kappa_drop_view_by_name(const char *name);
+extern void kappa_view_forget(int32 view_id);
+extern bool kappa_view_is_user_facing(Oid relid, int32 view_id);
 extern char *kappa_canonical_time(TimestampTz ts);
 extern int32 kappa_view_define(const char *schema, const char *relname, const char *query_text,
 							   const char *plan, Jsonb *options, const char *status, Oid owner);

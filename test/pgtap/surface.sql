@@ -1,7 +1,7 @@
 -- The SQL surface: every function is documented and declares what it
 -- does; catalog tables are dumped by pg_dump; the views are readable.
 BEGIN;
-SELECT plan(12);
+SELECT plan(13);
 
 SELECT has_schema('kappa');
 SELECT has_table('kappa', 'streams', 'kappa.streams exists');
@@ -44,6 +44,11 @@ SELECT set_eq($$
 
 SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'kappa.stream_secrets'::regclass),
 		  'row level security guards the secrets');
+
+SELECT is((SELECT format('%s %s %s', evtevent, evtenabled, evtfoid::regproc)
+		   FROM pg_event_trigger WHERE evtname = 'kappa_sql_drop'),
+		  'sql_drop O kappa.ddl_sql_drop',
+		  'the event trigger kappa_sql_drop follows plain DROPs of kappa''s relations');
 
 SELECT * FROM finish();
 ROLLBACK;
