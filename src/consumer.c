@@ -418,12 +418,16 @@ kappa_consumer_out_of_range(KappaConsumer *consumer, int32 *partition, int64 *of
 bool
 kappa_consumer_probe(KappaConsumer *consumer, int timeout_ms)
 {
-	int64		low;
-	int64		high;
+	const struct rd_kafka_metadata *metadata;
 
-	if (rd_kafka_query_watermark_offsets(consumer->kk->rk, consumer->stream->topic, 0,
-										 &low, &high, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	/*
+	 * A metadata request, which any broker answers: librdkafka 2.0's
+	 * rd_kafka_query_watermark_offsets waits for the partition's leader
+	 * past its timeout while every broker is down.
+	 */
+	if (rd_kafka_metadata(consumer->kk->rk, 0, NULL, &metadata, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return false;
+	rd_kafka_metadata_destroy(metadata);
 	consumer->kk->last_error[0] = '\0';
 	return true;
 }

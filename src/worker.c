@@ -814,43 +814,46 @@ worker_check_memory(WorkerRun *run)
 
 /*
  * Show in the slot whether consumption stalls: when a poll brings nothing
- * while librdkafka has reported an error (a broker down, requests failing),
- * the state becomes "stalled" and the error is recorded, where kappa_workers
- * and kappa_stats show them; a message, a fetch that reaches the log's
- * end, or the brokers answering a probe (each clears the error) makes it
- * "running" again, which clears the error shown too.  librdkafka retries
- * by itself meanwhile.  Returns whether the worker is now stalled.
+ * while librdkafka has reported an error (a broker down, requests failing)
+ * and the brokers do not answer a probe either, the state becomes "stalled"
+ * and the error is recorded, where kappa_workers and kappa_stats show
+ * them; a message, or the brokers answering a probe, makes it "running"
+ * again, which clears the error shown too.  librdkafka retries by itself
+ * meanwhile.  Returns whether the worker is now stalled.
  */
 static bool
 worker_note_health(KappaStream *stream, KappaConsumer *consumer, int received,
 				   bool stalled, int nparts)
 {
-	const char *error;
-
 	static TimestampTz last_probe = 0;
+	const char *error;
+	bool		answered;
 
-	if (!stalled && received > 0)
-		return false;
-
-	/*
-	 * An idle stream gets no message to say the brokers are back: ask them,
-	 * once a second while stalled.
-	 */
-	if (stalled && received == 0 &&
-		TimestampDifferenceExceeds(last_probe, GetCurrentTimestamp(), 1000))
-	{
-		last_probe = GetCurrentTimestamp();
-		(void) kappa_consumer_probe(consumer, 500);
-	}
 	error = kappa_consumer_error(consumer);
-	if (stalled && (received > 0 || error[0] == '\0'))
+	if (received == 0 && error[0] != '\0')
+	{
+		/*
+		 * librdkafka reported an error and nothing came: whether the brokers
+		 * answer decides, asked once a second at most.  Its reports lag (it
+		 * suppresses repeats and reports them later), and an idle stream
+		 * gets no message to say the brokers are back.
+		 */
+		if (!TimestampDifferenceExceeds(last_probe, GetCurrentTimestamp(), 1000))
+			return stalled;
+		last_probe = GetCurrentTimestamp();
+		answered = kappa_consumer_probe(consumer, 500);
+	}
+	else
+		answered = true;
+
+	if (stalled && answered)
 	{
 		kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, nparts);
 		ereport(LOG,
 				(errmsg("kappa worker for stream \"%s\" is consuming again", stream->name)));
 		return false;
 	}
-	if (!stalled && error[0] != '\0')
+	if (!stalled && !answered)
 	{
 		kappa_slot_set_state(worker_slot, KAPPA_WORKER_STALLED, nparts);
 		kappa_slot_set_error(worker_slot, error, "08000");
