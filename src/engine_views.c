@@ -465,7 +465,7 @@ prepare_view_sql(ViewRuntime *view)
 	view->delete_nulls_sql = delete_sql(view, "IS NOT DISTINCT FROM");
 	view->delete_plan = SPI_prepare(delete_sql(view, "="), view->nunique, delete_types);
 	if (view->delete_plan == NULL)
-		elog(ERROR, "could not prepare the delete of kappa view %d: %s", view->view_id, SPI_result_code_string(SPI_result));
+		elog(ERROR, "could not prepare the delete of kappa view %s: %s", view->name, SPI_result_code_string(SPI_result));
 	SPI_keepplan(view->delete_plan);
 	SPI_finish();
 	MemoryContextSwitchTo(old);

@@ -111,7 +111,7 @@ static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz star
 static Datum group_row(ViewRuntime *view, KappaGroup *group);
 static Datum group_state(ViewRuntime *view, KappaGroup *group);
 static void write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what,
-					   int32 view_id);
+					   const char *view);
 static void forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
 static void forget_stored_state(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
 static void delete_rows(ViewRuntime *view, List *keys);
@@ -430,7 +430,7 @@ group_state(ViewRuntime *view, KappaGroup *group)
 
 /* Run a prepared statement whose one parameter is an array of rows. */
 static void
-write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what, int32 view_id)
+write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what, const char *view)
 {
 	Datum	   *elems;
 	Datum		array;
@@ -444,7 +444,7 @@ write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what, int32 vi
 		elems[foreach_current_index(lc)] = PointerGetDatum(lfirst(lc));
 	array = PointerGetDatum(construct_array(elems, n, row_type, -1, false, TYPALIGN_DOUBLE));
 	if (SPI_execute_plan(plan, &array, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write the %s of kappa view %d", what, view_id);
+		elog(ERROR, "could not write the %s of kappa view %s", what, view);
 }
 
 /*
@@ -561,7 +561,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	if (view->nunique == 0 && w.rows != NIL &&
 		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not clear kappa view %s", view->name);
-	write_rows(view->upsert_plan, view->row_type, w.rows, "rows", view->view_id);
+	write_rows(view->upsert_plan, view->row_type, w.rows, "rows", view->name);
 	SPI_finish();
 	kappa_owner_leave(&owner);
 
@@ -588,7 +588,7 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 {
 	kappa_flush_prepare();
 	delete_states(view, w->state_keys, w->state_starts);
-	write_rows(state_upsert_plan, state_row_type, w->states, "state", view->view_id);
+	write_rows(state_upsert_plan, state_row_type, w->states, "state", view->name);
 	if (engine->shared)
 		forget_shared_state(view, margin, state_upto);
 	write_rejects(engine, view->rejects);
