@@ -89,6 +89,10 @@ PG_FUNCTION_INFO_V1(kappa_promote);
 
 #define REPLAY_NOTICE_EVERY 100000
 
+/* The phases kappa_replays shows while history is read (and "swap"). */
+static const char PHASE_ARCHIVE[] = "archive";
+static const char PHASE_LOG[] = "log";
+
 /* What a replay is doing, for its callbacks and notices. */
 typedef struct Replay
 {
@@ -103,6 +107,7 @@ typedef struct Replay
 	int64		flushed_archive_events;	/* the counts at the last flush, */
 	int64		flushed_log_events; /* which a rollback goes back to */
 	KappaSubxact sub;			/* of the events since the last flush */
+	const char *phase;			/* "archive" or "log": what is read now */
 	MemoryContext cxt;			/* the replay's memory */
 } Replay;
 
@@ -281,6 +286,8 @@ replay_archive_message(const KappaMessage *m, void *arg)
 	Replay	   *r = arg;
 
 	CHECK_FOR_INTERRUPTS();
+	if (r->phase != PHASE_ARCHIVE)
+		progress_update(r->phase = PHASE_ARCHIVE, -1, -1);
 	r->archive_events++;
 	replay_event(r, m);
 }
@@ -291,6 +298,8 @@ replay_log_message(const KappaMessage *m, void *arg)
 {
 	Replay	   *r = arg;
 
+	if (r->phase != PHASE_LOG)
+		progress_update(r->phase = PHASE_LOG, -1, -1);
 	r->log_events++;
 	replay_event(r, m);
 	if (m->offset == r->log_to[m->partition] - 1)
@@ -373,7 +382,6 @@ replay_read(Replay *r, KappaStream *stream, int nparts, const int64 *first,
 	read.from_log = replay_log_message;
 	read.arg = r;
 	read.what = psprintf("cannot replay %s", r->name);
-	progress_update("reading", -1, -1);
 	consumer = kappa_consumer_open(stream, &consumer_parts, false);
 	PG_TRY();
 	{
