@@ -478,9 +478,20 @@ static void
 consumer_watermarks(KappaConsumer *consumer, int32 partition, int64 *low, int64 *high)
 {
 	rd_kafka_resp_err_t err;
+	const struct rd_kafka_metadata *metadata;
 
-	err = rd_kafka_query_watermark_offsets(consumer->kk->rk, consumer->stream->topic, partition,
-										   low, high, kappa_broker_timeout);
+	/*
+	 * librdkafka 2.0's rd_kafka_query_watermark_offsets waits past its
+	 * timeout, for good, when the partition's leader went down since the
+	 * handle last saw it: ask for metadata first, which times out.
+	 */
+	err = rd_kafka_metadata(consumer->kk->rk, 0, NULL, &metadata, kappa_broker_timeout);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		rd_kafka_metadata_destroy(metadata);
+		err = rd_kafka_query_watermark_offsets(consumer->kk->rk, consumer->stream->topic, partition,
+											   low, high, kappa_broker_timeout);
+	}
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		strlcpy(consumer->kk->last_error, rd_kafka_err2str(err), sizeof(consumer->kk->last_error));
