@@ -28,6 +28,7 @@ OBJS = \
 	src/window.o \
 	src/compile.o \
 	src/view.o \
+	src/portable.o \
 	src/aggregate.o \
 	src/aggfuncs.o \
 	src/aggfuncs_pick.o \

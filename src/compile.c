@@ -17,7 +17,9 @@
  * select list rewritten over a "group row" (keys, window bounds, aggregate
  * results).  The analysed Query is what kappa.views stores (as a node
  * string, as Postgres stores its own views), so the worker runs exactly
- * what was checked, bound to the same objects.
+ * what was checked, bound to the same objects.  Beside it kappa.views
+ * keeps the query deparsed with every name qualified, which another
+ * database (a restored dump) analyses again (portable.c).
  *
  * src/compile.c
  *
@@ -62,6 +64,7 @@ typedef struct GroupRowContext
 	int			nkeys;
 } GroupRowContext;
 
+static Query *analyze_view(const char *query_text, KappaStream **stream);
 static void point_at_stream(SelectStmt *select, KappaStream **stream);
 static void check_shape(Query *query);
 static void unsupported(const char *construct, const char *hint);
@@ -83,11 +86,49 @@ kappa_stream_relation_name(int32 stream_id)
 }
 
 /*
+ * Whether the query being analysed is a stored definition (see
+ * portable.c), whose FROM names the stream's relation kappa.stream_<id>
+ * rather than the stream.
+ */
+static bool analysing_definition = false;
+
+/*
  * Parse and analyse a view's query, whose FROM names a stream; return the
  * Query and the stream.
  */
 Query *
 kappa_analyze_view(const char *query_text, KappaStream **stream)
+{
+	analysing_definition = false;
+	return analyze_view(query_text, stream);
+}
+
+/*
+ * Parse and analyse a view's stored definition (kappa.views.definition:
+ * the analysed query deparsed, every name qualified, FROM naming
+ * kappa.stream_<id>); return the Query and the stream.
+ */
+Query *
+kappa_analyze_definition(const char *definition, KappaStream **stream)
+{
+	Query	   *volatile query = NULL;
+
+	analysing_definition = true;
+	PG_TRY();
+	{
+		query = analyze_view(definition, stream);
+	}
+	PG_FINALLY();
+	{
+		analysing_definition = false;
+	}
+	PG_END_TRY();
+	return query;
+}
+
+/* Parse and analyse a view's query or stored definition. */
+static Query *
+analyze_view(const char *query_text, KappaStream **stream)
 {
 	List	   *raw = raw_parser(query_text, RAW_PARSE_DEFAULT);
 	RawStmt    *stmt;
@@ -236,6 +277,25 @@ point_at_stream(SelectStmt *select, KappaStream **stream)
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 				 errmsg("a kappa view must read a stream in FROM"),
 				 errhint("Write FROM stream_name, kappa_tumble(event_time, '5 minutes') w.")));
+	if (analysing_definition)
+	{
+		int32		stream_id;
+		char		rest;
+
+		/* kappa.stream_<id> AS <stream name>, as portable.c deparsed it */
+		if (found->catalogname != NULL || found->schemaname == NULL ||
+			strcmp(found->schemaname, "kappa") != 0 ||
+			sscanf(found->relname, "stream_%d%c", &stream_id, &rest) != 1 ||
+			(*stream = kappa_stream_load_by_id(stream_id)) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("the stream of the view no longer exists"),
+					 errdetail("The view's stored definition reads \"%s\".", found->relname)));
+		if (found->alias == NULL)
+			found->alias = makeAlias((*stream)->name, NIL);
+		found->inh = false;
+		return;
+	}
 	if (found->schemaname != NULL || found->catalogname != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

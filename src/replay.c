@@ -75,6 +75,7 @@
 #include "engine.h"
 #include "guc.h"
 #include "kafka.h"
+#include "portable.h"
 #include "shmem.h"
 #include "stream.h"
 #include "subxact.h"
@@ -868,6 +869,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	old_id = view.view_id;
 
 	/* its query, plan and options; one begun at "latest" replays from its start */
+	(void) kappa_view_localize(old_id);
 	values[0] = Int32GetDatum(old_id);
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT query, plan, "

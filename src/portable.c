@@ -1,0 +1,171 @@
+/*-------------------------------------------------------------------------
+ *
+ * portable.c
+ *	  Views that survive pg_dump and pg_upgrade: a stored plan's origin,
+ *	  and the portable definition another database rebuilds it from.
+ *
+ * kappa.views.plan is the analysed Query as a node string, bound by OID to
+ * the functions, operators, types and relations of the database that
+ * analysed it: exact and fast to load, but meaningless in another
+ * database (a dump restored elsewhere, a cluster after pg_upgrade, where
+ * functions get new OIDs), where it would call whatever now has those
+ * OIDs, or nothing ("cache lookup failed for function").  So each plan
+ * is stored with
+ *
+ * - its origin, kappa_origin_text(): the cluster's system identifier, the
+ *   database's OID and the catalog version.  A restore into another
+ *   database or cluster changes the first two, a pg_upgrade the last (and
+ *   the node string format may change with it), so a plan is used only
+ *   where it was written: the origin is compared before the node string
+ *   is read.  A physical copy (a standby, a base backup) keeps all three,
+ *   and its OIDs with them.
+ *
+ * - its definition: the same Query deparsed by Postgres (pg_get_querydef)
+ *   with search_path pinned to pg_catalog, so that every other name in it
+ *   is schema-qualified.  The stream appears as its relation,
+ *   kappa.stream_<id> aliased by the stream's name; stream ids are kept by
+ *   a dump (kappa.streams is dumped with them).
+ *
+ * kappa_view_localize, called wherever a stored plan is loaded (a worker
+ * loading a view, kappa_replay), finds a plan of another origin, analyses
+ * the definition again as the view's owner with kappa's fixed settings,
+ * as at creation, compiles and checks it, and stores the new plan and
+ * origin.  A definition that no longer analyses (a function it calls is
+ * gone) is an error of the view, which the worker marks failed.
+ *
+ * Rights: catalog statements between kappa_catalog_enter and leave; the
+ * analysis, compilation and checks as the owner (catalog.c).
+ *
+ * Locking: the plan is updated only if its origin is still foreign, so
+ * workers of the same stream that localize a view together store the
+ * same plan once (the second waits on the first's row lock, then finds
+ * nothing to do).
+ *
+ * src/portable.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "catalog/catversion.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/ruleutils.h"
+
+#include "catalog.h"
+#include "compile.h"
+#include "portable.h"
+#include "stream.h"
+
+PG_FUNCTION_INFO_V1(kappa_origin);
+
+/*
+ * This database as kappa tells databases apart: system identifier,
+ * database OID, catalog version.
+ */
+char *
+kappa_origin_text(void)
+{
+	return psprintf(UINT64_FORMAT "/%u/%u", GetSystemIdentifier(), MyDatabaseId,
+					(unsigned) CATALOG_VERSION_NO);
+}
+
+/* kappa.origin() returns kappa_origin_text(). */
+Datum
+kappa_origin(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(kappa_origin_text()));
+}
+
+/*
+ * A view's analysed query deparsed with every name but pg_catalog's
+ * qualified: what kappa_analyze_definition reads back in any database.
+ */
+char *
+kappa_view_definition(Query *query)
+{
+	int			nestlevel = kappa_settings_enter();
+	char	   *text = pg_get_querydef(query, false);
+
+	kappa_settings_leave(nestlevel);
+	return text;
+}
+
+/*
+ * Make a view's stored plan this database's: if its origin is another's,
+ * analyse its definition again, as the owner, and store the new plan.
+ * Returns the new plan, or NULL if the stored one is this database's (or
+ * the view is gone).
+ */
+char *
+kappa_view_localize(int32 view_id)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *origin = kappa_origin_text();
+	KappaCatalogAccess access;
+	KappaOwnerAccess as_owner;
+	Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	bool		isnull;
+	char	   *definition;
+	char	   *name;
+	int32		stream_id;
+	Oid			owner;
+	KappaStream *stream;
+	Query	   *query;
+	char	   *plan;
+	int			nestlevel;
+
+	values[0] = Int32GetDatum(view_id);
+	values[1] = CStringGetTextDatum(origin);
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT definition, format('%I.%I', schema_name, view_name), "
+							  "stream_id, owner FROM kappa.views "
+							  "WHERE view_id = $1 AND plan_origin <> $2",
+							  2, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	if (SPI_processed == 0)
+	{
+		kappa_catalog_leave(&access);
+		return NULL;
+	}
+	definition = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	stream_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	kappa_catalog_leave(&access);
+
+	/*
+	 * As at creation (kappa_view_define): the owner's names and rights,
+	 * kappa's settings, the same compilation and checks.
+	 */
+	nestlevel = kappa_settings_enter();
+	kappa_owner_enter(&as_owner, owner);
+	query = kappa_analyze_definition(definition, &stream);
+	(void) kappa_compile_view(copyObject(query));
+	kappa_check_view_rights(query, owner);
+	kappa_owner_leave(&as_owner);
+	kappa_settings_leave(nestlevel);
+	if (stream->id != stream_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("the stored definition of kappa view %s reads another stream", name)));
+	plan = nodeToString(query);
+
+	values[1] = CStringGetTextDatum(plan);
+	values[2] = CStringGetTextDatum(origin);
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("UPDATE kappa.views SET plan = $2, plan_origin = $3 "
+							  "WHERE view_id = $1 AND plan_origin <> $3",
+							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update kappa.views");
+	kappa_catalog_leave(&access);
+	ereport(LOG,
+			(errmsg("kappa view %s: plan rebuilt from its definition", name),
+			 errdetail("The stored plan was written by another database (a restored dump or an upgrade).")));
+	return plan;
+}
