@@ -247,6 +247,13 @@ is($dst->safe_psql('postgres',
 ok(log_contains($dst, qr/kappa view public\.tumbling: plan rebuilt from its definition/),
 	'the plan was rebuilt from the definition');
 
+# kappa_replay of a restored view, which no worker has loaded, analyses
+# its definition again too.
+is($dst->safe_psql('custom', q{SET ROLE alice; SELECT log_events > 0 FROM kappa_replay('by_key')}), 't',
+	'custom restore: kappa_replay runs before any worker loaded the view');
+is($dst->safe_psql('custom', q{SELECT count(*) FROM kappa.views WHERE plan_origin <> kappa.origin()}),
+	'1', 'custom restore: the replayed view\'s plan is this database\'s');
+
 # The custom restore consumes once the launcher serves its database.
 $dst->safe_psql('custom', "UPDATE kappa.streams SET archive = '$dir/archive_custom'");
 $dst->append_conf('postgresql.conf', "kappa.database = 'custom'\n");
