@@ -60,8 +60,11 @@
 #include "compile.h"
 #include "portable.h"
 #include "stream.h"
+#include "view.h"
 
 PG_FUNCTION_INFO_V1(kappa_origin);
+
+static void require_unique_index(int32 view_id, const char *name);
 
 /*
  * This database as kappa tells databases apart: system identifier,
@@ -96,6 +99,41 @@ kappa_view_definition(Query *query)
 }
 
 /*
+ * Refuse, for now, to load a restored view whose rows table has no unique
+ * index yet: a restore creates indexes after all data, including the
+ * dump's sentinel, so the view's worker may start in between, and could
+ * not upsert its rows.  The error is of the kind a worker retries (with
+ * backoff) rather than one that fails the view.  Once the index is there,
+ * so are the table's rows (pg_restore loads a table's data before its
+ * indexes).
+ */
+static void
+require_unique_index(int32 view_id, const char *name)
+{
+	KappaCatalogAccess access;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	bool		found;
+
+	values[0] = CStringGetTextDatum(kappa_view_rows_table(view_id));
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT FROM pg_index "
+							  "WHERE indrelid = $1::regclass AND indisunique AND indisvalid)",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_index");
+	found = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	kappa_catalog_leave(&access);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("kappa view %s is not completely restored yet", name),
+				 errdetail("Its rows table %s has no unique index, which a restore creates after the data.",
+						   kappa_view_rows_table(view_id)),
+				 errhint("If no restore is running, create the index again, or drop and create the view.")));
+}
+
+/*
  * Make a view's stored plan this database's: if its origin is another's,
  * analyse its definition again, as the owner, and store the new plan.
  * Returns the new plan, or NULL if the stored one is this database's (or
@@ -117,6 +155,7 @@ kappa_view_localize(int32 view_id)
 	Oid			owner;
 	KappaStream *stream;
 	Query	   *query;
+	KappaViewSpec *spec;
 	char	   *plan;
 	int			nestlevel;
 
@@ -146,7 +185,7 @@ kappa_view_localize(int32 view_id)
 	nestlevel = kappa_settings_enter();
 	kappa_owner_enter(&as_owner, owner);
 	query = kappa_analyze_definition(definition, &stream);
-	(void) kappa_compile_view(copyObject(query));
+	spec = kappa_compile_view(copyObject(query));
 	kappa_check_view_rights(query, owner);
 	kappa_owner_leave(&as_owner);
 	kappa_settings_leave(nestlevel);
@@ -155,6 +194,8 @@ kappa_view_localize(int32 view_id)
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 				 errmsg("the stored definition of kappa view %s reads another stream", name)));
 	plan = nodeToString(query);
+	if (spec->unique_columns != NIL)
+		require_unique_index(view_id, name);
 
 	values[1] = CStringGetTextDatum(plan);
 	values[2] = CStringGetTextDatum(origin);

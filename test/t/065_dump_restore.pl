@@ -179,6 +179,9 @@ my $n_replaced = ($sql =~ s{\Q$dir/archive_src\E}{$dir/archive_plain}g);
 is($n_replaced, 1, 'the dump names the archive directory once');
 my $sentinel = ($sql =~ s{^(COPY kappa\.zz_dump_sentinel .*?^\\\.\n)}{}ms) ? $1 : '';
 like($sentinel, qr/^COPY kappa\.zz_dump_sentinel/, 'the dump holds the sentinel');
+my $indexes = '';
+$indexes .= $1 while ($sql =~ s{^(CREATE UNIQUE INDEX \S+ ON kappa\.view_\d+ .*\n)}{}m);
+is(scalar(() = $indexes =~ /^CREATE/mg), 2, 'the dump holds both rows tables\' unique indexes');
 sub restore_plain
 {
 	my ($part, $what) = @_;
@@ -204,8 +207,18 @@ is($dst->safe_psql('postgres',
 		"SELECT count(*) || E'\\n' || coalesce(string_agg(r::text, E'\\n' ORDER BY r::text), '') "
 		  . "FROM ($state_queries{partitions}) r WHERE stream_id = 1"),
 	$at_dump{partitions}, 'its positions are the dumped ones');
+
+# Then the sentinel: the stream is adopted (the probe's drop wakes the
+# launcher), but a restore creates indexes after all data, and a view
+# whose rows table has no unique index yet waits for it, without failing.
+my $log_offset = -s $dst->logfile;
 restore_plain($sentinel, 'the sentinel');
 $dst->safe_psql('postgres', q{SET ROLE alice; SELECT kappa_drop_stream('probe')});
+ok(wait_until(sub { log_contains($dst, qr/kappa view public\.\w+ is not completely restored yet/, $log_offset) }, 60),
+	'the worker, started before the indexes, waits for them');
+is($dst->safe_psql('postgres', q{SELECT string_agg(status, ',') FROM kappa.views}), 'live,live',
+	'the views are not failed for it');
+restore_plain($indexes, 'the indexes');
 
 # More events after the dump, the source's included.
 produce(3, 0);
