@@ -93,6 +93,7 @@ static List *supervised = NIL;	/* SupervisedStream *, in TopMemoryContext */
 static bool retry_failed = false;	/* start failed workers again */
 static bool slots_exhausted_reported = false;
 static bool catalog_read_once = false;
+static List *waiting_noted = NIL;	/* ids of restored streams said to wait */
 
 static void launcher_reset_slots(void);
 static void launcher_read_catalog(void);
@@ -306,7 +307,8 @@ launcher_adopt_restored(Datum origin)
 	Oid			types[1] = {TEXTOID};
 	bool		isnull;
 
-	if (SPI_execute_with_args("SELECT count(*) <> 1 OR bool_or(origin <> $1) FROM kappa.zz_dump_sentinel",
+	if (SPI_execute_with_args("SELECT (SELECT count(*) <> 1 OR bool_or(origin <> $1) FROM kappa.zz_dump_sentinel) "
+							  "OR EXISTS (SELECT FROM kappa.streams WHERE origin <> $1)",
 							  1, types, &origin, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.zz_dump_sentinel");
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
@@ -321,6 +323,27 @@ launcher_adopt_restored(Datum origin)
 		ereport(LOG,
 				(errmsg("kappa stream \"%s\" restored from a dump: its workers start",
 						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1))));
+
+	/* the others wait; say so once per stream and launcher */
+	if (SPI_execute_with_args("SELECT stream_id, name FROM kappa.streams WHERE origin <> $1",
+							  1, types, &origin, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.streams");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContext old;
+
+		if (list_member_int(waiting_noted, id))
+			continue;
+		ereport(LOG,
+				(errmsg("kappa stream \"%s\" comes from a dump whose restore is not complete: its workers wait",
+						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)),
+				 errdetail("A stream's workers start once the last data of its dump, in kappa.zz_dump_sentinel, is restored."),
+				 errhint("If the restore has finished without it, run INSERT INTO kappa.zz_dump_sentinel (origin) SELECT DISTINCT origin FROM kappa.streams as a superuser.")));
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		waiting_noted = lappend_int(waiting_noted, id);
+		MemoryContextSwitchTo(old);
+	}
 	if (SPI_execute_with_args("DELETE FROM kappa.zz_dump_sentinel WHERE origin <> $1",
 							  1, types, &origin, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not update kappa.zz_dump_sentinel");

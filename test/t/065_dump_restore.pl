@@ -203,6 +203,8 @@ ok(wait_until(sub { $dst->safe_psql('postgres',
 	'the launcher started the new stream\'s worker');
 is($dst->safe_psql('postgres', q{SELECT count(*) FROM kappa_workers WHERE stream = 'ev'}), '0',
 	'but none for the stream whose restore is not complete');
+ok(log_contains($dst, qr/kappa stream "ev" comes from a dump whose restore is not complete: its workers wait/),
+	'and says so');
 is($dst->safe_psql('postgres',
 		"SELECT count(*) || E'\\n' || coalesce(string_agg(r::text, E'\\n' ORDER BY r::text), '') "
 		  . "FROM ($state_queries{partitions}) r WHERE stream_id = 1"),
