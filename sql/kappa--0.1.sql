@@ -26,13 +26,14 @@ GRANT USAGE ON SCHEMA kappa TO PUBLIC;
 
 -- BEGIN kappa dump and restore (1 of 2)
 -- Which database wrote a stored plan or consumed a stream: the cluster's
--- system identifier, the database's OID and the catalog version.  A dump
--- restored elsewhere, or a pg_upgrade, changes it.
+-- system identifier, the database's OID, the extension's OID and the
+-- catalog version.  A dump restored elsewhere (or into the same database
+-- after DROP EXTENSION), or a pg_upgrade, changes it.
 CREATE FUNCTION kappa.origin() RETURNS text
 	LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'kappa_origin';
 COMMENT ON FUNCTION kappa.origin()
-	IS 'this database as kappa tells databases apart: system identifier/database OID/catalog version';
+	IS 'this database as kappa tells databases apart: system identifier/database OID/extension OID/catalog version';
 -- END kappa dump and restore (1 of 2)
 
 -- One row per stream.  Secret librdkafka settings are masked in options;

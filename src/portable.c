@@ -13,12 +13,13 @@
  * is stored with
  *
  * - its origin, kappa_origin_text(): the cluster's system identifier, the
- *   database's OID and the catalog version.  A restore into another
- *   database or cluster changes the first two, a pg_upgrade the last (and
- *   the node string format may change with it), so a plan is used only
- *   where it was written: the origin is compared before the node string
- *   is read.  A physical copy (a standby, a base backup) keeps all three,
- *   and its OIDs with them.
+ *   database's OID, the extension's OID and the catalog version.  A
+ *   restore into another database or cluster changes the first two, a
+ *   restore into the same database after DROP EXTENSION the third, a
+ *   pg_upgrade the last (and the node string format may change with it),
+ *   so a plan is used only where it was written: the origin is compared
+ *   before the node string is read.  A physical copy (a standby, a base
+ *   backup) keeps all four, and its OIDs with them.
  *
  * - its definition: the same Query deparsed by Postgres (pg_get_querydef)
  *   with search_path pinned to pg_catalog, so that every other name in it
@@ -50,6 +51,7 @@
 #include "access/xlog.h"
 #include "catalog/catversion.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -68,13 +70,14 @@ static void require_unique_index(int32 view_id, const char *name);
 
 /*
  * This database as kappa tells databases apart: system identifier,
- * database OID, catalog version.
+ * database OID, the extension's OID (a DROP and CREATE EXTENSION gives
+ * kappa's own functions new OIDs), catalog version.
  */
 char *
 kappa_origin_text(void)
 {
-	return psprintf(UINT64_FORMAT "/%u/%u", GetSystemIdentifier(), MyDatabaseId,
-					(unsigned) CATALOG_VERSION_NO);
+	return psprintf(UINT64_FORMAT "/%u/%u/%u", GetSystemIdentifier(), MyDatabaseId,
+					get_extension_oid("kappa", false), (unsigned) CATALOG_VERSION_NO);
 }
 
 /* kappa.origin() returns kappa_origin_text(). */
