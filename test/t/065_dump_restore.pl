@@ -50,6 +50,7 @@ foreach my $name (sort keys %queries)
 	$src->safe_psql('postgres',
 		"SET ROLE alice; SELECT kappa_create_view('$name', \$q\$$queries{$name}\$q\$)");
 }
+$src->safe_psql('postgres', 'CREATE ROLE bob; SET ROLE alice; GRANT SELECT ON tumbling TO bob');
 
 # The oracle: every event produced, once (the duplicates sent for the
 # dedup key are not events), in a table of the source's.
@@ -149,6 +150,7 @@ $dst->safe_psql('postgres', q{
 	CREATE FUNCTION public.padding() RETURNS int LANGUAGE sql AS 'SELECT 1';
 	CREATE ROLE kappa_admin NOLOGIN;
 	CREATE ROLE alice LOGIN IN ROLE kappa_admin, pg_write_server_files;
+	CREATE ROLE bob;
 	CREATE DATABASE custom;
 });
 isnt($dst->safe_psql('postgres', q{SELECT 'alice'::regrole::oid}),
@@ -169,6 +171,15 @@ is($dst->safe_psql('custom', q{SELECT owner::text, owner::oid = 'alice'::regrole
 	'alice|t', 'the stream\'s owner is the new cluster\'s alice');
 is($dst->safe_psql('custom', q{SELECT count(*) FROM kappa.views WHERE plan_origin <> kappa.origin()}),
 	'2', 'the restored plans are marked as another database\'s');
+is($dst->safe_psql('custom', q{
+		SELECT string_agg(format('%s %s', c.oid::regclass, pg_get_userbyid(c.relowner)), ', ' ORDER BY c.relname)
+		FROM pg_class c WHERE c.relname IN ('tumbling', 'by_key')
+		   OR c.oid IN (SELECT format('kappa.view_%s', view_id)::regclass FROM kappa.views)}),
+	'by_key alice, tumbling alice, kappa.view_1 alice, kappa.view_2 alice',
+	'the user-facing views and rows tables are alice\'s');
+is($dst->safe_psql('custom', q{SELECT has_table_privilege('bob', 'tumbling', 'SELECT'),
+		has_table_privilege('bob', 'by_key', 'SELECT')}),
+	't|f', 'and alice\'s grant came back');
 
 # Plain format, into the launcher's database while it watches, in two
 # parts, as a slow restore would be seen: all but the dump's last data (its
