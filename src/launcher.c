@@ -344,7 +344,12 @@ launcher_adopt_restored(Datum origin)
 		waiting_noted = lappend_int(waiting_noted, id);
 		MemoryContextSwitchTo(old);
 	}
-	if (SPI_execute_with_args("DELETE FROM kappa.zz_dump_sentinel WHERE origin <> $1",
+	/*
+	 * Each statement sees the restore's latest commits: keep a sentinel
+	 * that arrived after the adoption above until its streams are adopted.
+	 */
+	if (SPI_execute_with_args("DELETE FROM kappa.zz_dump_sentinel "
+							  "WHERE origin <> $1 AND origin NOT IN (SELECT origin FROM kappa.streams)",
 							  1, types, &origin, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not update kappa.zz_dump_sentinel");
 	if (SPI_execute_with_args("INSERT INTO kappa.zz_dump_sentinel (origin) SELECT $1 "

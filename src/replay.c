@@ -869,8 +869,11 @@ kappa_replay(PG_FUNCTION_ARGS)
 	owner = view.owner;
 	old_id = view.view_id;
 
-	/* its query, plan and options; one begun at "latest" replays from its start */
-	/* a plan another database wrote is analysed again (not visible below) */
+	/*
+	 * Its query, plan and options; one begun at "latest" replays from its
+	 * start.  A plan another database wrote (a restored dump) is analysed
+	 * again first; the read below, read-only, would not see the new one.
+	 */
 	local_plan = kappa_view_localize(old_id);
 	values[0] = Int32GetDatum(old_id);
 	kappa_catalog_enter(&access);

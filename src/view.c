@@ -165,7 +165,7 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	ListCell   *lc;
 	bool		isnull;
 	Oid			types[10] = {INT4OID, NAMEOID, NAMEOID, OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-	TEXTOID, TEXTOID};
+							 TEXTOID, TEXTOID};
 	Datum		values[10];
 	char	   *definition;
 
