@@ -11,6 +11,10 @@
 # kappa_admin member and call a user-defined function and count(DISTINCT)
 # (kappa_count_distinct), whose OIDs differ in the new cluster; the stream
 # has a dedup key, so duplicates are told apart after the restore too.
+# Last, the custom-format copy is dumped and restored over itself
+# (pg_restore --clean): the new extension renumbers kappa's own aggregates,
+# and the plans are analysed again there too.  Only kappa.database has
+# workers, so the two restored databases consume one after the other.
 use strict;
 use warnings;
 
@@ -295,6 +299,40 @@ foreach my $name (sort keys %queries)
 }
 cmp_ok($dst->safe_psql('custom', 'SELECT count(*) FROM kappa.archive_files'), '>',
 	(split /\n/, $at_dump{archive_files})[0], 'custom restore: the archive manifest grew from the dumped one');
+
+# Restored over itself (pg_restore --clean, with kappa disabled meanwhile):
+# a new extension gives kappa's own aggregates new OIDs, and the origin
+# changes with it, so the plans are analysed again here too.
+my $again = "$dir/again.custom";
+$dst->command_ok([ 'pg_dump', '-d', $dst->connstr('custom'), '-Fc', '-f', $again ],
+	'dump of the restored database');
+$dst->safe_psql('custom', "ALTER SYSTEM SET kappa.enabled = off");
+$dst->safe_psql('custom', "SELECT pg_reload_conf()");
+ok(wait_until(sub { $dst->safe_psql('custom', 'SELECT count(*) FROM kappa_workers WHERE pid IS NOT NULL') eq '0' }, 60),
+	'kappa disabled: no worker runs');
+my $origin_before = $dst->safe_psql('custom', 'SELECT kappa.origin()');
+my $count_distinct_before = $dst->safe_psql('custom', q{SELECT 'kappa_count_distinct(anyelement)'::regprocedure::oid});
+$dst->command_ok([ 'pg_restore', '-d', $dst->connstr('custom'), '--clean', '--if-exists', '--exit-on-error', $again ],
+	'pg_restore --clean over the same database');
+isnt($dst->safe_psql('custom', q{SELECT 'kappa_count_distinct(anyelement)'::regprocedure::oid}), $count_distinct_before,
+	'kappa_count_distinct has another OID');
+isnt($dst->safe_psql('custom', 'SELECT kappa.origin()'), $origin_before, 'and the origin changed');
+produce(4, 0);
+$log_offset = -s $dst->logfile;
+$dst->safe_psql('custom', "ALTER SYSTEM SET kappa.enabled = on");
+$dst->safe_psql('custom', "SELECT pg_reload_conf()");
+is($src->safe_psql('postgres', "SELECT kappa_wait('ev', '60 seconds')"), 't', 'source: fourth chunk consumed');
+is($dst->safe_psql('custom', "SELECT kappa_wait('ev', '120 seconds')"), 't', 'restored over itself: all consumed');
+foreach my $name (sort keys %queries)
+{
+	is(view_text($dst, 'custom', $name), batch_text($name), "restored over itself: $name equals its batch query");
+}
+is($dst->safe_psql('custom',
+		q{SELECT count(*) FROM kappa.views WHERE plan_origin = kappa.origin() AND status = 'live'}),
+	'2', 'restored over itself: both views live');
+ok(log_contains($dst, qr/kappa view public\.tumbling: plan rebuilt from its definition/, $log_offset)
+	  && log_contains($dst, qr/kappa view public\.by_key: plan rebuilt from its definition/, $log_offset),
+	'restored over itself: both plans rebuilt from their definitions');
 
 # No backend crashed anywhere.
 foreach my $n ($src, $dst)
