@@ -86,11 +86,11 @@ kappa_stream_relation_name(int32 stream_id)
 }
 
 /*
- * Whether the query being analysed is a stored definition (see
- * portable.c), whose FROM names the stream's relation kappa.stream_<id>
- * rather than the stream.
+ * The stream of the stored definition being analysed (see portable.c),
+ * whose FROM names the stream's relation kappa.stream_<id> rather than the
+ * stream; NULL when a user's query is analysed.
  */
-static bool analysing_definition = false;
+static KappaStream *definition_stream = NULL;
 
 /*
  * Parse and analyse a view's query, whose FROM names a stream; return the
@@ -99,28 +99,31 @@ static bool analysing_definition = false;
 Query *
 kappa_analyze_view(const char *query_text, KappaStream **stream)
 {
-	analysing_definition = false;
+	definition_stream = NULL;
 	return analyze_view(query_text, stream);
 }
 
 /*
  * Parse and analyse a view's stored definition (kappa.views.definition:
  * the analysed query deparsed, every name qualified, FROM naming
- * kappa.stream_<id>); return the Query and the stream.
+ * kappa.stream_<id>), which must read the given stream, loaded by the
+ * caller: this may run as the view's owner, where no catalog statement
+ * may.
  */
 Query *
-kappa_analyze_definition(const char *definition, KappaStream **stream)
+kappa_analyze_definition(const char *definition, KappaStream *stream)
 {
 	Query	   *volatile query = NULL;
+	KappaStream *found;
 
-	analysing_definition = true;
+	definition_stream = stream;
 	PG_TRY();
 	{
-		query = analyze_view(definition, stream);
+		query = analyze_view(definition, &found);
 	}
 	PG_FINALLY();
 	{
-		analysing_definition = false;
+		definition_stream = NULL;
 	}
 	PG_END_TRY();
 	return query;
@@ -277,22 +280,20 @@ point_at_stream(SelectStmt *select, KappaStream **stream)
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 				 errmsg("a kappa view must read a stream in FROM"),
 				 errhint("Write FROM stream_name, kappa_tumble(event_time, '5 minutes') w.")));
-	if (analysing_definition)
+	if (definition_stream)
 	{
-		int32		stream_id;
-		char		rest;
-
 		/* kappa.stream_<id> AS <stream name>, as portable.c deparsed it */
 		if (found->catalogname != NULL || found->schemaname == NULL ||
 			strcmp(found->schemaname, "kappa") != 0 ||
-			sscanf(found->relname, "stream_%d%c", &stream_id, &rest) != 1 ||
-			(*stream = kappa_stream_load_by_id(stream_id)) == NULL)
+			strcmp(found->relname, kappa_stream_relation_name(definition_stream->id)) != 0)
 			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("the stream of the view no longer exists"),
-					 errdetail("The view's stored definition reads \"%s\".", found->relname)));
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("the stored definition of the view does not read its stream \"%s\"",
+							definition_stream->name),
+					 errdetail("It reads \"%s\".", found->relname)));
+		*stream = definition_stream;
 		if (found->alias == NULL)
-			found->alias = makeAlias((*stream)->name, NIL);
+			found->alias = makeAlias(definition_stream->name, NIL);
 		found->inh = false;
 		return;
 	}

@@ -35,7 +35,9 @@
  * gone) is an error of the view, which the worker marks failed.
  *
  * Rights: catalog statements between kappa_catalog_enter and leave; the
- * analysis, compilation and checks as the owner (catalog.c).
+ * analysis, compilation and checks as the owner (catalog.c), with the
+ * stream loaded before, so that no catalog section opens inside the
+ * owner's.
  *
  * Locking: the plan is updated only if its origin is still foreign, so
  * workers of the same stream that localize a view together store the
@@ -181,21 +183,24 @@ kappa_view_localize(int32 view_id)
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	kappa_catalog_leave(&access);
 
+	stream = kappa_stream_load_by_id(stream_id);
+	if (stream == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the stream of the view no longer exists")));
+
 	/*
-	 * As at creation (kappa_view_define): the owner's names and rights,
-	 * kappa's settings, the same compilation and checks.
+	 * As at creation (kappa_view_define): kappa's settings, the same
+	 * compilation and checks, and the owner's rights, since analysis may
+	 * call the input functions of the owner's types.
 	 */
 	nestlevel = kappa_settings_enter();
 	kappa_owner_enter(&as_owner, owner);
-	query = kappa_analyze_definition(definition, &stream);
+	query = kappa_analyze_definition(definition, stream);
 	spec = kappa_compile_view(copyObject(query));
 	kappa_check_view_rights(query, owner);
 	kappa_owner_leave(&as_owner);
 	kappa_settings_leave(nestlevel);
-	if (stream->id != stream_id)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-				 errmsg("the stored definition of kappa view %s reads another stream", name)));
 	plan = nodeToString(query);
 	if (spec->unique_columns != NIL)
 		require_unique_index(view_id, name);
