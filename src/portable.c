@@ -92,13 +92,19 @@ kappa_origin(PG_FUNCTION_ARGS)
 /*
  * A view's analysed query deparsed with every name but pg_catalog's
  * qualified: what kappa_analyze_definition reads back in any database.
+ * As the owner: deparsing calls the output functions of the query's
+ * constants, which may be the owner's.
  */
 char *
-kappa_view_definition(Query *query)
+kappa_view_definition(Query *query, Oid owner)
 {
 	int			nestlevel = kappa_settings_enter();
-	char	   *text = pg_get_querydef(query, false);
+	KappaOwnerAccess as_owner;
+	char	   *text;
 
+	kappa_owner_enter(&as_owner, owner);
+	text = pg_get_querydef(query, false);
+	kappa_owner_leave(&as_owner);
 	kappa_settings_leave(nestlevel);
 	return text;
 }

@@ -14,7 +14,7 @@
 #include "nodes/parsenodes.h"
 
 extern char *kappa_origin_text(void);
-extern char *kappa_view_definition(Query *query);
+extern char *kappa_view_definition(Query *query, Oid owner);
 extern char *kappa_view_localize(int32 view_id);
 
 #endif							/* KAPPA_PORTABLE_H */

@@ -189,7 +189,7 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	kappa_check_view_rights(query, owner);
 	kappa_owner_leave(&as_owner);
 	/* what another database (a restored dump) analyses again */
-	definition = kappa_view_definition(query);
+	definition = kappa_view_definition(query, owner);
 
 	kappa_catalog_enter(&access);
 	values[0] = Int32GetDatum(stream->id);
