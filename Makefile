@@ -32,6 +32,7 @@ OBJS = \
 	src/gap.o \
 	src/monitor.o \
 	src/ddl.o \
+	src/portable.o \
 	src/aggregate.o \
 	src/aggfuncs.o \
 	src/aggfuncs_pick.o \

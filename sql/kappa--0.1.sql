@@ -24,12 +24,25 @@ CREATE SCHEMA kappa;
 REVOKE ALL ON SCHEMA kappa FROM PUBLIC;
 GRANT USAGE ON SCHEMA kappa TO PUBLIC;
 
+-- BEGIN kappa dump and restore (1 of 2)
+-- Which database wrote a stored plan or consumed a stream: the cluster's
+-- system identifier, the database's OID, the extension's OID and the
+-- catalog version.  A dump restored elsewhere (or into the same database
+-- after DROP EXTENSION), or a pg_upgrade, changes it.
+CREATE FUNCTION kappa.origin() RETURNS text
+	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_origin';
+COMMENT ON FUNCTION kappa.origin()
+	IS 'this database as kappa tells databases apart: system identifier/database OID/extension OID/catalog version';
+-- END kappa dump and restore (1 of 2)
+
 -- One row per stream.  Secret librdkafka settings are masked in options;
 -- their values are in kappa.stream_secrets.
 CREATE TABLE kappa.streams (
 	stream_id serial PRIMARY KEY,
 	name text NOT NULL UNIQUE,
-	owner oid NOT NULL,
+	-- regrole: a dump names the role, so it survives a restore elsewhere
+	owner regrole NOT NULL,
 	topic text NOT NULL,
 	brokers text NOT NULL,
 	eventhubs text,
@@ -46,7 +59,11 @@ CREATE TABLE kappa.streams (
 	-- when the log no longer holds offsets the stream has not read, and no
 	-- archive has them: stop (until kappa_accept_gap) or skip them
 	on_gap text NOT NULL DEFAULT 'stop' CHECK (on_gap IN ('stop', 'skip')),
-	created_at timestamptz NOT NULL DEFAULT now()
+	created_at timestamptz NOT NULL DEFAULT now(),
+	-- the database (kappa.origin()) whose workers consume the stream: a
+	-- restored stream waits until its whole dump is restored, then becomes
+	-- this database's (see kappa.zz_dump_sentinel)
+	origin text NOT NULL DEFAULT kappa.origin()
 );
 COMMENT ON TABLE kappa.streams IS 'kappa streams; use the kappa_streams view';
 
@@ -67,7 +84,7 @@ COMMENT ON TABLE kappa.stream_columns IS 'columns of kappa streams and the JSON 
 -- readable only by the stream's owner (and superusers).
 CREATE TABLE kappa.stream_secrets (
 	stream_id int PRIMARY KEY REFERENCES kappa.streams ON DELETE CASCADE,
-	owner oid NOT NULL,
+	owner regrole NOT NULL,
 	settings jsonb NOT NULL
 );
 COMMENT ON TABLE kappa.stream_secrets IS 'secret librdkafka settings of kappa streams, readable by each stream''s owner';
@@ -146,9 +163,15 @@ CREATE TABLE kappa.views (
 	stream_id int NOT NULL REFERENCES kappa.streams,
 	schema_name name NOT NULL,
 	view_name name NOT NULL,
-	owner oid NOT NULL,
+	owner regrole NOT NULL,
 	query text NOT NULL,
+	-- the analysed query as a node string, bound to this database's
+	-- objects by OID; plan_origin says which database (kappa.origin())
+	-- wrote it, and definition is the same query deparsed with every name
+	-- qualified, from which another database rebuilds the plan
 	plan text NOT NULL,
+	plan_origin text NOT NULL,
+	definition text NOT NULL,
 	options jsonb NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	-- live; incomplete: live, but missing offsets that were lost
@@ -260,7 +283,7 @@ REVOKE ALL ON kappa.partitions, kappa.dead_letters, kappa.late_events, kappa.vie
 -- only to the view's owner
 GRANT SELECT ON kappa.partitions, kappa.view_partitions, kappa.view_state_marker,
 	kappa.gaps, kappa.view_gaps TO PUBLIC;
-GRANT SELECT (view_id, stream_id, schema_name, view_name, owner, query, plan, options, created_at,
+GRANT SELECT (view_id, stream_id, schema_name, view_name, owner, query, plan, plan_origin, definition, options, created_at,
 	status, status_sqlstate, base_name, version) ON kappa.views TO PUBLIC;
 GRANT SELECT ON kappa.dead_letters, kappa.late_events, kappa.archive_files TO kappa_admin;
 
@@ -277,13 +300,58 @@ CREATE POLICY stream_owner ON kappa.late_events
 GRANT SELECT ON kappa.streams, kappa.stream_columns TO PUBLIC;
 GRANT SELECT ON kappa.stream_secrets TO kappa_admin;
 
--- pg_dump keeps the definitions (it runs as a role that can read them).
+-- BEGIN kappa dump and restore (2 of 2)
+-- pg_dump keeps the definitions and what the workers have done: positions,
+-- counts, dead letters, late events, the archive's manifest (it runs as a
+-- role that can read them).  Not the unlogged states, markers and dedup
+-- keys: a restored view has no marker, so its worker rebuilds its state
+-- from the log, as after a crash.
 SELECT pg_catalog.pg_extension_config_dump('kappa.streams', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.streams_stream_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.stream_columns', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.stream_secrets', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.views', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.views_view_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.partitions', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.view_partitions', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.archive_files', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.late_events', '');
+
+-- The end of a dump's kappa data.  A restore that is not one transaction
+-- makes streams visible before their positions: their workers must not
+-- start then, or their writes would collide with the rows still to come.
+-- So a stream consumes only in the database of its origin, and the
+-- launcher adopts restored streams once this table holds their origin.
+-- pg_dump loads a configuration table's data after that of the tables it
+-- references, so the references below (never set) make this table's row
+-- come after every other table's; its name makes it sort after the rows
+-- tables kappa.view_<id>, which are not configuration tables.  Each
+-- database holds the row of its own origin.
+CREATE TABLE kappa.zz_dump_sentinel (
+	origin text NOT NULL,
+	stream_id int,
+	view_id int,
+	partition int,
+	attnum int2,
+	"offset" bigint,
+	path text,
+	CHECK (stream_id IS NULL AND view_id IS NULL AND partition IS NULL AND attnum IS NULL
+		AND "offset" IS NULL AND path IS NULL),
+	FOREIGN KEY (stream_id, attnum) REFERENCES kappa.stream_columns,
+	FOREIGN KEY (stream_id) REFERENCES kappa.stream_secrets,
+	FOREIGN KEY (stream_id, partition) REFERENCES kappa.partitions,
+	FOREIGN KEY (stream_id, partition, "offset", view_id) REFERENCES kappa.dead_letters,
+	FOREIGN KEY (view_id, partition, "offset") REFERENCES kappa.late_events,
+	FOREIGN KEY (view_id, partition) REFERENCES kappa.view_partitions,
+	FOREIGN KEY (stream_id, path) REFERENCES kappa.archive_files
+);
+COMMENT ON TABLE kappa.zz_dump_sentinel
+	IS 'the origin of this database''s kappa data; restored last, it tells the launcher a restore is complete';
+REVOKE ALL ON kappa.zz_dump_sentinel FROM PUBLIC;
+INSERT INTO kappa.zz_dump_sentinel (origin) VALUES (kappa.origin());
+SELECT pg_catalog.pg_extension_config_dump('kappa.zz_dump_sentinel', '');
+-- END kappa dump and restore (2 of 2)
 
 CREATE FUNCTION kappa_create_stream(
 	name text,

@@ -19,7 +19,9 @@
  * select list rewritten over a "group row" (keys, window bounds, aggregate
  * results).  The analysed Query is what kappa.views stores (as a node
  * string, as Postgres stores its own views), so the worker runs exactly
- * what was checked, bound to the same objects.
+ * what was checked, bound to the same objects.  Beside it kappa.views
+ * keeps the query deparsed with every name qualified, which another
+ * database (a restored dump) analyses again (portable.c).
  *
  * src/compile.c
  *
@@ -64,6 +66,7 @@ typedef struct GroupRowContext
 	int			nkeys;
 } GroupRowContext;
 
+static Query *analyze_view(const char *query_text, KappaStream **stream);
 static void point_at_stream(SelectStmt *select, KappaStream **stream);
 static void check_shape(Query *query);
 static void unsupported(const char *construct, const char *hint);
@@ -85,11 +88,52 @@ kappa_stream_relation_name(int32 stream_id)
 }
 
 /*
+ * The stream of the stored definition being analysed (see portable.c),
+ * whose FROM names the stream's relation kappa.stream_<id> rather than the
+ * stream; NULL when a user's query is analysed.
+ */
+static KappaStream *definition_stream = NULL;
+
+/*
  * Parse and analyse a view's query, whose FROM names a stream; return the
  * Query and the stream.
  */
 Query *
 kappa_analyze_view(const char *query_text, KappaStream **stream)
+{
+	definition_stream = NULL;
+	return analyze_view(query_text, stream);
+}
+
+/*
+ * Parse and analyse a view's stored definition (kappa.views.definition:
+ * the analysed query deparsed, every name qualified, FROM naming
+ * kappa.stream_<id>), which must read the given stream, loaded by the
+ * caller: this may run as the view's owner, where no catalog statement
+ * may.
+ */
+Query *
+kappa_analyze_definition(const char *definition, KappaStream *stream)
+{
+	Query	   *volatile query = NULL;
+	KappaStream *found;
+
+	definition_stream = stream;
+	PG_TRY();
+	{
+		query = analyze_view(definition, &found);
+	}
+	PG_FINALLY();
+	{
+		definition_stream = NULL;
+	}
+	PG_END_TRY();
+	return query;
+}
+
+/* Parse and analyse a view's query or stored definition. */
+static Query *
+analyze_view(const char *query_text, KappaStream **stream)
 {
 	List	   *raw = raw_parser(query_text, RAW_PARSE_DEFAULT);
 	RawStmt    *stmt;
@@ -238,6 +282,23 @@ point_at_stream(SelectStmt *select, KappaStream **stream)
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 				 errmsg("a kappa view must read a stream in FROM"),
 				 errhint("Write FROM stream_name, kappa_tumble(event_time, '5 minutes') w.")));
+	if (definition_stream)
+	{
+		/* kappa.stream_<id> AS <stream name>, as portable.c deparsed it */
+		if (found->catalogname != NULL || found->schemaname == NULL ||
+			strcmp(found->schemaname, "kappa") != 0 ||
+			strcmp(found->relname, kappa_stream_relation_name(definition_stream->id)) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("the stored definition of the view does not read its stream \"%s\"",
+							definition_stream->name),
+					 errdetail("It reads \"%s\".", found->relname)));
+		*stream = definition_stream;
+		if (found->alias == NULL)
+			found->alias = makeAlias(definition_stream->name, NIL);
+		found->inh = false;
+		return;
+	}
 	if (found->schemaname != NULL || found->catalogname != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

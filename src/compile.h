@@ -37,6 +37,7 @@ typedef struct KappaViewSpec
 } KappaViewSpec;
 
 extern Query *kappa_analyze_view(const char *query_text, KappaStream **stream);
+extern Query *kappa_analyze_definition(const char *definition, KappaStream *stream);
 extern Query *kappa_stored_view(const char *plan, KappaStream **stream);
 extern KappaViewSpec *kappa_compile_view(Query *query);
 extern char *kappa_stream_relation_name(int32 stream_id);

@@ -47,6 +47,7 @@
 #include "catalog.h"
 #include "compile.h"
 #include "engine_internal.h"
+#include "portable.h"
 #include "state.h"
 #include "subxact.h"
 #include "view.h"
@@ -264,6 +265,8 @@ load_view(KappaEngine *engine, NewView *nv)
 	const char *start = nv->start;
 	MemoryContext cxt = AllocSetContextCreate(engine->cxt, "kappa view", ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
+	/* a plan another database wrote (a restored dump) is analysed again */
+	char	   *local_plan = kappa_view_localize(view_id);
 	ViewRuntime *view = palloc0(sizeof(ViewRuntime));
 	KappaViewSpec *spec;
 	KappaOwnerAccess access;
@@ -296,7 +299,7 @@ load_view(KappaEngine *engine, NewView *nv)
 	 * through its state type's input function.
 	 */
 	kappa_owner_enter(&access, view->owner);
-	view->spec = spec = kappa_compile_view((Query *) stringToNode(plan));
+	view->spec = spec = kappa_compile_view((Query *) stringToNode(local_plan ? local_plan : plan));
 
 	/* expressions over the event row */
 	if (spec->where)

@@ -14,6 +14,12 @@
  * starts once recovery has finished, so nothing kappa does writes on a
  * hot standby; a promoted standby starts it.
  *
+ * Restored streams: a stream whose origin (kappa.origin()) is another
+ * database's came from a dump; the launcher starts its workers only once
+ * the dump's last data, its sentinel row, has been restored (see
+ * launcher_adopt_restored), so no worker writes positions or dead letters
+ * that the rest of the restore would collide with.
+ *
  * Restart discipline: stream workers are dynamic background workers that
  * the postmaster never restarts itself (BGW_NEVER_RESTART); when one exits,
  * the launcher restarts it after 1 s, 2 s, 4 s, ... up to
@@ -43,6 +49,7 @@
 #include <signal.h>
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -53,6 +60,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -60,6 +68,7 @@
 #include "catalog.h"
 #include "guc.h"
 #include "launcher.h"
+#include "portable.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -84,9 +93,11 @@ static List *supervised = NIL;	/* SupervisedStream *, in TopMemoryContext */
 static bool retry_failed = false;	/* start failed workers again */
 static bool slots_exhausted_reported = false;
 static bool catalog_read_once = false;
+static List *waiting_noted = NIL;	/* ids of restored streams said to wait */
 
 static void launcher_reset_slots(void);
 static void launcher_read_catalog(void);
+static void launcher_adopt_restored(Datum origin);
 static void launcher_add_stream(int32 stream_id, const char *name);
 static void launcher_add_worker(int32 stream_id, const char *name, int32 worker);
 static void launcher_remove_stream(SupervisedStream *ss);
@@ -236,8 +247,13 @@ launcher_read_catalog(void)
 	/* before CREATE EXTENSION there is nothing to read, and nothing to run */
 	if (OidIsValid(get_extension_oid("kappa", true)))
 	{
-		if (SPI_execute("SELECT stream_id, name FROM kappa.streams ORDER BY stream_id",
-						true, 0) != SPI_OK_SELECT)
+		Datum		origin = CStringGetTextDatum(kappa_origin_text());
+
+		launcher_adopt_restored(origin);
+		/* a restored stream not adopted yet waits for the rest of its dump */
+		if (SPI_execute_with_args("SELECT stream_id, name FROM kappa.streams WHERE origin = $1 "
+								  "ORDER BY stream_id",
+								  1, (Oid[]) {TEXTOID}, &origin, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kappa.streams");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -275,6 +291,71 @@ launcher_read_catalog(void)
 			supervised = foreach_delete_current(supervised, lc);
 		}
 	}
+}
+
+/*
+ * Make the streams of a restored dump this database's (origin), once the
+ * dump's last data, its row in kappa.zz_dump_sentinel, is there: until
+ * then their positions, views and dead letters may still be coming, and a
+ * worker's writes would collide with them.  Then keep the sentinel holding
+ * this database's origin alone, for the next dump.  Writes nothing unless
+ * a restore or an upgrade changed something.
+ */
+static void
+launcher_adopt_restored(Datum origin)
+{
+	Oid			types[1] = {TEXTOID};
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT (SELECT count(*) <> 1 OR bool_or(origin <> $1) FROM kappa.zz_dump_sentinel) "
+							  "OR EXISTS (SELECT FROM kappa.streams WHERE origin <> $1)",
+							  1, types, &origin, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.zz_dump_sentinel");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return;
+
+	if (SPI_execute_with_args("UPDATE kappa.streams SET origin = $1 "
+							  "WHERE origin <> $1 AND origin IN (SELECT origin FROM kappa.zz_dump_sentinel) "
+							  "RETURNING name",
+							  1, types, &origin, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not update kappa.streams");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		ereport(LOG,
+				(errmsg("kappa stream \"%s\" restored from a dump: its workers start",
+						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1))));
+
+	/* the others wait; say so once per stream and launcher */
+	if (SPI_execute_with_args("SELECT stream_id, name FROM kappa.streams WHERE origin <> $1",
+							  1, types, &origin, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.streams");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContext old;
+
+		if (list_member_int(waiting_noted, id))
+			continue;
+		ereport(LOG,
+				(errmsg("kappa stream \"%s\" comes from a dump whose restore is not complete: its workers wait",
+						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)),
+				 errdetail("A stream's workers start once the last data of its dump, in kappa.zz_dump_sentinel, is restored."),
+				 errhint("If the restore has finished without it, run INSERT INTO kappa.zz_dump_sentinel (origin) SELECT DISTINCT origin FROM kappa.streams as a superuser.")));
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		waiting_noted = lappend_int(waiting_noted, id);
+		MemoryContextSwitchTo(old);
+	}
+	/*
+	 * Each statement sees the restore's latest commits: keep a sentinel
+	 * that arrived after the adoption above until its streams are adopted.
+	 */
+	if (SPI_execute_with_args("DELETE FROM kappa.zz_dump_sentinel "
+							  "WHERE origin <> $1 AND origin NOT IN (SELECT origin FROM kappa.streams)",
+							  1, types, &origin, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not update kappa.zz_dump_sentinel");
+	if (SPI_execute_with_args("INSERT INTO kappa.zz_dump_sentinel (origin) SELECT $1 "
+							  "WHERE NOT EXISTS (SELECT FROM kappa.zz_dump_sentinel WHERE origin = $1)",
+							  1, types, &origin, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not update kappa.zz_dump_sentinel");
 }
 
 /* Start supervising the workers of a stream that appeared in the catalog. */

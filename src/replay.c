@@ -77,6 +77,7 @@
 #include "guc.h"
 #include "history.h"
 #include "kafka.h"
+#include "portable.h"
 #include "shmem.h"
 #include "stream.h"
 #include "subxact.h"
@@ -879,6 +880,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	char	   *relname;
 	char	   *query_text;
 	char	   *plan;
+	char	   *local_plan;
 	KappaViewRef view;
 	Jsonb	   *options;
 	Oid			owner;
@@ -921,7 +923,12 @@ kappa_replay(PG_FUNCTION_ARGS)
 	owner = view.owner;
 	old_id = view.view_id;
 
-	/* its query, plan and options; one begun at "latest" replays from its start */
+	/*
+	 * Its query, plan and options; one begun at "latest" replays from its
+	 * start.  A plan another database wrote (a restored dump) is analysed
+	 * again first; the read below, read-only, would not see the new one.
+	 */
+	local_plan = kappa_view_localize(old_id);
 	values[0] = Int32GetDatum(old_id);
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT query, plan, "
@@ -934,7 +941,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	/* copied out of SPI's memory, which goes with kappa_catalog_leave */
 	old = MemoryContextSwitchTo(caller);
 	query_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	plan = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	plan = local_plan ? local_plan : SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	MemoryContextSwitchTo(old);
 	kappa_catalog_leave(&access);

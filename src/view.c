@@ -54,6 +54,7 @@
 
 #include "catalog.h"
 #include "compile.h"
+#include "portable.h"
 #include "shmem.h"
 #include "stream.h"
 #include "view.h"
@@ -218,8 +219,10 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	StringInfoData sql;
 	ListCell   *lc;
 	bool		isnull;
-	Oid			types[8] = {INT4OID, NAMEOID, NAMEOID, OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID};
-	Datum		values[8];
+	Oid			types[10] = {INT4OID, NAMEOID, NAMEOID, OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID,
+							 TEXTOID, TEXTOID};
+	Datum		values[10];
+	char	   *definition;
 
 	/* the query: analysed by Postgres, checked and taken apart by kappa */
 	if (plan)
@@ -240,6 +243,8 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	spec = kappa_compile_view(copyObject(query));
 	kappa_check_view_rights(query, owner);
 	kappa_owner_leave(&as_owner);
+	/* what another database (a restored dump) analyses again */
+	definition = kappa_view_definition(query, owner);
 
 	kappa_catalog_enter(&access);
 	values[0] = Int32GetDatum(stream->id);
@@ -250,9 +255,12 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	values[5] = CStringGetTextDatum(nodeToString(query));
 	values[6] = JsonbPGetDatum(options);
 	values[7] = CStringGetTextDatum(status);
+	values[8] = CStringGetTextDatum(kappa_origin_text());
+	values[9] = CStringGetTextDatum(definition);
 	if (SPI_execute_with_args("INSERT INTO kappa.views (stream_id, schema_name, view_name, owner, query, plan, "
-							  "options, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING view_id",
-							  8, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+							  "options, status, plan_origin, definition) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING view_id",
+							  10, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert view \"%s\"", relname);
 	view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 

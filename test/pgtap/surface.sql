@@ -39,8 +39,9 @@ SELECT set_eq($$
 	SELECT c.relname::text FROM pg_extension e, unnest(e.extconfig) t(oid)
 	JOIN pg_class c ON c.oid = t.oid WHERE e.extname = 'kappa'$$,
 	ARRAY['streams', 'streams_stream_id_seq', 'stream_columns', 'stream_secrets',
-		  'views', 'views_view_id_seq'],
-	'pg_dump keeps the stream catalog');
+		  'views', 'views_view_id_seq', 'partitions', 'view_partitions', 'archive_files',
+		  'dead_letters', 'late_events', 'zz_dump_sentinel'],
+	'pg_dump keeps the catalog and the workers'' positions, dead letters and manifest');
 
 SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'kappa.stream_secrets'::regclass),
 		  'row level security guards the secrets');
