@@ -317,6 +317,8 @@ SELECT pg_catalog.pg_extension_config_dump('kappa.view_partitions', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.archive_files', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.late_events', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.gaps', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.view_gaps', '');
 
 -- The end of a dump's kappa data.  A restore that is not one transaction
 -- makes streams visible before their positions: their workers must not
@@ -336,15 +338,18 @@ CREATE TABLE kappa.zz_dump_sentinel (
 	attnum int2,
 	"offset" bigint,
 	path text,
+	from_offset bigint,
 	CHECK (stream_id IS NULL AND view_id IS NULL AND partition IS NULL AND attnum IS NULL
-		AND "offset" IS NULL AND path IS NULL),
+		AND "offset" IS NULL AND path IS NULL AND from_offset IS NULL),
 	FOREIGN KEY (stream_id, attnum) REFERENCES kappa.stream_columns,
 	FOREIGN KEY (stream_id) REFERENCES kappa.stream_secrets,
 	FOREIGN KEY (stream_id, partition) REFERENCES kappa.partitions,
 	FOREIGN KEY (stream_id, partition, "offset", view_id) REFERENCES kappa.dead_letters,
 	FOREIGN KEY (view_id, partition, "offset") REFERENCES kappa.late_events,
 	FOREIGN KEY (view_id, partition) REFERENCES kappa.view_partitions,
-	FOREIGN KEY (stream_id, path) REFERENCES kappa.archive_files
+	FOREIGN KEY (stream_id, path) REFERENCES kappa.archive_files,
+	FOREIGN KEY (stream_id, partition, from_offset) REFERENCES kappa.gaps,
+	FOREIGN KEY (view_id, partition, from_offset) REFERENCES kappa.view_gaps
 );
 COMMENT ON TABLE kappa.zz_dump_sentinel
 	IS 'the origin of this database''s kappa data; restored last, it tells the launcher a restore is complete';

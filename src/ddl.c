@@ -25,8 +25,11 @@
  *   CASCADE), or a column of it: refused, with a hint to use
  *   kappa_drop_view.  The table is kappa's own, and dropping it before the
  *   catalog row takes locks in the order a flush takes them reversed;
- * - a stream's relation or a column of it: refused, with a hint to use
- *   kappa_drop_stream.
+ * - a stream's relation, when the stream has no views left (as under
+ *   pg_restore --clean, which drops the views first): the stream goes, as
+ *   kappa_drop_stream would drop it;
+ * - a stream's relation while views are defined over it, or a column of
+ *   it: refused, with a hint to use kappa_drop_stream.
  *
  * kappa's own DROPs run either after the catalog rows they concern are
  * deleted (kappa_drop_view, kappa_drop_stream, the end of a swap), which
@@ -86,7 +89,7 @@ typedef struct DroppedPart
 /* Whether kappa is running a DROP of its own (kappa_ddl_own_execute). */
 static bool own_ddl = false;
 
-static void refuse_stream_drops(void);
+static void handle_stream_drops(void);
 static List *dropped_view_parts(void);
 static void forget_views(List *view_ids);
 
@@ -139,7 +142,7 @@ kappa_ddl_sql_drop(PG_FUNCTION_ARGS)
 		!OidIsValid(get_relname_relid("streams", kappa_nsp)))
 		PG_RETURN_VOID();
 
-	refuse_stream_drops();
+	handle_stream_drops();
 	parts = dropped_view_parts();
 	foreach(lc, parts)
 	{
@@ -174,31 +177,51 @@ kappa_ddl_sql_drop(PG_FUNCTION_ARGS)
 }
 
 /*
- * Refuse a command that dropped a stream's relation, or a column of it,
- * while the stream is still defined.
+ * A command dropped a stream's relation, or a column of it.  The whole
+ * relation of a stream without views (pg_restore --clean drops the views
+ * first, and the trigger drops the kappa views with them): the stream
+ * goes, as kappa_drop_stream would drop it.  Otherwise refused: the
+ * stream's views are defined over the relation.
  */
 static void
-refuse_stream_drops(void)
+handle_stream_drops(void)
 {
 	KappaCatalogAccess access;
 	char	   *stream = NULL;
 	char	   *identity = NULL;
+	bool		dropped = false;
 	MemoryContext caller = CurrentMemoryContext;
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute("SELECT s.name, d.object_type || ' ' || d.object_identity "
+	if (SPI_execute("SELECT s.name, d.object_type || ' ' || d.object_identity, "
+					"  d.objsubid = 0 AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = s.stream_id) "
 					"FROM pg_event_trigger_dropped_objects() d JOIN kappa.streams s "
 					"  ON d.classid = 'pg_class'::regclass AND d.schema_name = 'kappa' AND CASE "
 					"    WHEN d.objsubid <> 0 THEN d.objid = to_regclass(format('kappa.%I', 'stream_' || s.stream_id)) "
 					"    ELSE d.object_type = 'table' AND d.object_name = 'stream_' || s.stream_id END "
-					"ORDER BY s.stream_id LIMIT 1",
+					"ORDER BY 3, s.stream_id",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the dropped objects");
-	if (SPI_processed > 0)
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		stream = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-		identity = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull)))
+		{
+			dropped = true;
+			continue;
+		}
+		stream = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		identity = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+		break;
 	}
+	if (stream == NULL && dropped &&
+		SPI_execute("DELETE FROM kappa.streams s USING pg_event_trigger_dropped_objects() d "
+					"WHERE d.classid = 'pg_class'::regclass AND d.schema_name = 'kappa' "
+					"  AND d.objsubid = 0 AND d.object_type = 'table' "
+					"  AND d.object_name = 'stream_' || s.stream_id",
+					false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the dropped streams");
 	kappa_catalog_leave(&access);
 	if (stream)
 		ereport(ERROR,
@@ -206,6 +229,8 @@ refuse_stream_drops(void)
 				 errmsg("cannot drop %s because kappa stream \"%s\" uses it", identity, stream),
 				 errdetail("The stream's views are defined over this relation."),
 				 errhint("Use kappa_drop_stream(%s) to drop the stream.", quote_literal_cstr(stream))));
+	if (dropped)
+		kappa_wake_launcher_on_commit();
 }
 
 /*

@@ -286,6 +286,20 @@ is($code, '2BP01', 'dropping a column of a stream\'s relation is refused');
 is($code, '2BP01', '... also with CASCADE');
 catalog_is('alice.keep, alice.v1, alice.v2, alice.v5, dora.dv1, dora.dv2, sx.v3, sx.v4', 'refused DROPs');
 
+# The relation of a stream without views (pg_restore --clean drops the
+# views first): the stream goes with it, as kappa_drop_stream drops it.
+run_ok($su, qq{SELECT kappa_create_stream('dnone', topic => 'dnone', brokers => '$b', columns => 'v int')},
+	'a stream without views');
+my $dnone = (run($su, q{SELECT stream_id FROM kappa.streams WHERE name = 'dnone'}))[0];
+run_ok($su, "DROP TABLE kappa.stream_$dnone", 'DROP TABLE of the relation of a stream without views');
+is((run($su, qq{SELECT (SELECT count(*) FROM kappa.streams WHERE stream_id = $dnone)
+		+ (SELECT count(*) FROM kappa.stream_columns WHERE stream_id = $dnone)
+		+ (SELECT count(*) FROM kappa_streams WHERE name = 'dnone')}))[0], '0',
+	'... drops the stream from kappa\'s catalog');
+run_ok($su, qq{SELECT kappa_create_stream('dnone', topic => 'dnone', brokers => '$b', columns => 'v int')},
+	'... and its name can be used again');
+run_ok($su, q{SELECT kappa_drop_stream('dnone')}, '... and dropped again');
+
 # kappa's own DROPs pass: a version of v2 with other columns beside it,
 # promoted (its own name dropped, the user-facing view created again).
 run_ok($alice, "SELECT archive_events + log_events FROM kappa_replay('alice.v2', query => \$q\$$q{fewer}\$q\$, swap => false)",
