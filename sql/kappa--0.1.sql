@@ -468,6 +468,36 @@ RETURNS void
 COMMENT ON FUNCTION kappa_drop_view(text)
 	IS 'remove a view';
 
+-- Up to when a view's windows are final: a window that ends at or before
+-- it no longer changes, in any partition.  Resolved on the caller's
+-- search_path, like the view's name in a query; null for a view without
+-- windows, or before any window is final.
+CREATE FUNCTION kappa_final_until(view text) RETURNS timestamptz
+	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+	AS $$
+DECLARE
+	rel regclass := pg_catalog.to_regclass(view);
+	kappa_view int;
+BEGIN
+	IF rel IS NULL THEN
+		RAISE EXCEPTION 'relation "%" does not exist', view USING ERRCODE = '42P01';
+	END IF;
+	SELECT v.view_id INTO kappa_view
+	FROM pg_catalog.pg_class c
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	JOIN kappa.views v ON v.schema_name = n.nspname AND v.view_name = c.relname
+	WHERE c.oid = rel;
+	IF kappa_view IS NULL THEN
+		RAISE EXCEPTION '"%" is not a kappa view', view USING ERRCODE = '42809',
+			HINT = 'kappa_views lists the kappa views.';
+	END IF;
+	RETURN (SELECT pg_catalog.max(vp.final_upto) FROM kappa.view_partitions vp
+		WHERE vp.view_id = kappa_view);
+END
+$$;
+COMMENT ON FUNCTION kappa_final_until(text)
+	IS 'the time up to which a view''s windows are final: rows with window_end at or before it no longer change';
+
 CREATE FUNCTION kappa.redact(text) RETURNS text
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'kappa_redact';

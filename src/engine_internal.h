@@ -93,6 +93,7 @@ typedef struct ViewRuntime
 	int32		view_id;
 	Oid			owner;			/* user code of the view runs as this role */
 	char	   *name;			/* qualified and quoted, for messages */
+	char	   *notify;			/* channel to NOTIFY at flushes, or NULL */
 	bool		scratch;		/* a recomputation (kappa_check): rows only */
 	char	   *rows_table;		/* quoted, qualified */
 	bool		start_latest;

@@ -62,6 +62,7 @@ typedef struct NewView
 	char	   *start;
 	char	   *since;			/* or NULL */
 	char	   *until;			/* or NULL */
+	char	   *notify;			/* the notify option's channel, or NULL */
 } NewView;
 
 static void new_view_from_row(NewView *nv, int32 view_id, HeapTuple row, TupleDesc desc,
@@ -116,6 +117,7 @@ new_view_from_row(NewView *nv, int32 view_id, HeapTuple row, TupleDesc desc, int
 	nv->since = SPI_getvalue(row, desc, first + 3);
 	nv->until = SPI_getvalue(row, desc, first + 4);
 	nv->owner = DatumGetObjectId(SPI_getbinval(row, desc, first + 5, &isnull));
+	nv->notify = SPI_getvalue(row, desc, first + 6);
 	MemoryContextSwitchTo(old);
 }
 
@@ -141,7 +143,8 @@ kappa_engine_sync_views(KappaEngine *engine)
 	kappa_catalog_enter(&access);
 	values[1] = Int32GetDatum(engine->only_view);
 	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
-							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner "
+							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner, "
+							  "options->>'notify' "
 							  "FROM kappa.views WHERE stream_id = $1 AND "
 							  "CASE WHEN $2 = 0 THEN status IN ('live', 'incomplete') ELSE view_id = $2 END "
 							  "ORDER BY view_id FOR KEY SHARE",
@@ -277,6 +280,7 @@ load_view(KappaEngine *engine, NewView *nv)
 	view->view_id = view_id;
 	view->owner = nv->owner;
 	view->name = pstrdup(nv->name);
+	view->notify = nv->notify ? pstrdup(nv->notify) : NULL;
 	view->scratch = (engine->scratch_table != NULL);
 	view->rows_table = view->scratch ? pstrdup(engine->scratch_table) :
 		kappa_view_rows_table(view_id);
@@ -517,7 +521,8 @@ kappa_engine_load_view_by_id(KappaEngine *engine, int32 view_id)
 
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT plan, coalesce(options->>'start', 'earliest'), "
-							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner "
+							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner, "
+							  "options->>'notify' "
 							  "FROM kappa.views WHERE view_id = $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");

@@ -56,6 +56,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -68,6 +69,7 @@
 #include "shmem.h"
 #include "state.h"
 #include "subxact.h"
+#include "view.h"
 
 /*
  * kappa.view_state's statements, prepared once per backend, and its row
@@ -95,6 +97,7 @@ typedef struct FlushWrites
 	List	   *state_keys;		/* bytea *: states to delete, by key ... */
 	List	   *state_starts;	/* TimestampTz *: ... and window start */
 	List	   *states;			/* HeapTupleHeader: states to upsert */
+	int64		finalized;		/* groups whose windows became final */
 } FlushWrites;
 
 /* A row to delete: its unique columns' values. */
@@ -125,6 +128,8 @@ static void merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrit
 static void read_peer_watermarks(KappaEngine *engine, ViewRuntime *view);
 static TimestampTz share_finalization(KappaEngine *engine, ViewRuntime *view);
 static void forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto);
+static void notify_flush(ViewRuntime *view, TimestampTz final_until, int64 changed,
+						 int64 finalized);
 static void flush_view_isolated(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 static int	view_id_cmp(const ListCell *a, const ListCell *b);
 
@@ -526,6 +531,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 			if (group->stored)
 				forget_stored_state(view, group, &w);
 			kappa_groups_remove(view->groups, group);
+			w.finalized++;
 			continue;
 		}
 		if (!view->scratch)
@@ -552,6 +558,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 			if (group->stored)
 				forget_stored_state(view, group, &w);
 			kappa_groups_remove(view->groups, group);
+			w.finalized++;
 		}
 	}
 
@@ -586,6 +593,9 @@ static void
 write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 				   int64 margin, TimestampTz state_upto)
 {
+	TimestampTz final_until;
+	bool		moved = false;
+
 	kappa_flush_prepare();
 	delete_states(view, w->state_keys, w->state_starts);
 	write_rows(state_upsert_plan, state_row_type, w->states, "state", view->name);
@@ -646,20 +656,59 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 		vp->changed = false;
 	}
 
-	/* how far its windows are final, for kappa_stats: when that moved */
-	if (view->finalized_upto != DT_NOBEGIN && view->finalized_upto > view->final_stored &&
-		!view->scratch)
+	/*
+	 * How far its windows are final (kappa_final_until, kappa_stats): what
+	 * every worker has passed, less a session's gap, stored when it moved.
+	 * With the notify option, a NOTIFY, sent when the flush commits, when
+	 * windows became final or rows changed.
+	 */
+	final_until = (view->spec->window.kind == KAPPA_WINDOW_NONE || state_upto == DT_NOBEGIN) ?
+		DT_NOBEGIN : state_upto - margin;
+	if (final_until != DT_NOBEGIN && final_until > view->final_stored)
 	{
 		Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
-		Datum		values[2] = {Int32GetDatum(view->view_id),
-		TimestampTzGetDatum(view->finalized_upto)};
+		Datum		values[2] = {Int32GetDatum(view->view_id), TimestampTzGetDatum(final_until)};
 
+		/* never back: another worker may have stored a later one */
 		if (SPI_execute_with_args("UPDATE kappa.view_partitions SET final_upto = $2 "
-								  "WHERE view_id = $1 AND final_upto IS DISTINCT FROM $2",
+								  "WHERE view_id = $1 AND (final_upto IS NULL OR final_upto < $2)",
 								  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not write the positions of kappa view %s", view->name);
-		view->final_stored = view->finalized_upto;
+		view->final_stored = final_until;
+		moved = true;
 	}
+	if (view->notify != NULL && engine->only_view == 0 && (moved || w->rows != NIL))
+		notify_flush(view, final_until, list_length(w->rows), w->finalized);
+}
+
+/*
+ * NOTIFY the view's channel that a flush finalized windows or changed
+ * rows: {"view": "public.v", "final_until": "2026-01-01 00:05:00+00" or
+ * null, "changed": rows written, "finalized": groups that became final}.
+ * In the flush's transaction, so listeners hear of it once it commits.
+ */
+static void
+notify_flush(ViewRuntime *view, TimestampTz final_until, int64 changed, int64 finalized)
+{
+	StringInfoData payload;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	initStringInfo(&payload);
+	appendStringInfoString(&payload, "{\"view\": ");
+	escape_json(&payload, view->name);
+	appendStringInfoString(&payload, ", \"final_until\": ");
+	if (final_until == DT_NOBEGIN)
+		appendStringInfoString(&payload, "null");
+	else
+		escape_json(&payload, kappa_canonical_time(final_until));
+	appendStringInfo(&payload, ", \"changed\": " INT64_FORMAT ", \"finalized\": " INT64_FORMAT "}",
+					 changed, finalized);
+	values[0] = CStringGetTextDatum(view->notify);
+	values[1] = CStringGetTextDatum(payload.data);
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_notify($1, $2)", 2, types, values, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not notify the listeners of kappa view %s", view->name);
 }
 
 /*

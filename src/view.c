@@ -71,7 +71,7 @@ static bool view_row_exists(const char *schema, const char *relname);
  * kappa_replay adds "since" and "until" to the versions it builds; a
  * user does not set them (they are stored in UTC by the replay).
  */
-static const char *const view_option_keys[] = {"start", NULL};
+static const char *const view_option_keys[] = {"start", "notify", NULL};
 
 /* The table that holds a view's rows, unqualified (it is in schema kappa). */
 char *
@@ -130,6 +130,7 @@ static Jsonb *
 check_view_options(Jsonb *options)
 {
 	JsonbValue *start;
+	JsonbValue *notify;
 	char	   *value;
 	TimestampTz ts;
 	char	   *canonical;
@@ -162,8 +163,20 @@ check_view_options(Jsonb *options)
 					 errdetail("Valid keys: %s.", view_option_key_list()),
 					 (strcmp(key, "since") == 0 || strcmp(key, "until") == 0) ?
 					 errhint("kappa_replay takes since and until as its arguments.") :
-					 errhint("A view starts from {\"start\": \"earliest\"} (the default), {\"start\": \"latest\"} or {\"start\": \"<timestamptz>\"}.")));
+					 errhint("A view starts from {\"start\": \"earliest\"} (the default), {\"start\": \"latest\"} or {\"start\": \"<timestamptz>\"}, and notifies a channel with {\"notify\": \"<channel>\"}.")));
 	}
+
+	/* notify: a channel LISTEN can name */
+	notify = getKeyJsonValueFromContainer(&options->root, "notify", 6, NULL);
+	if (notify != NULL &&
+		(notify->type != jbvString || notify->val.string.len == 0 ||
+		 notify->val.string.len >= NAMEDATALEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid notify option of a view"),
+				 errdetail("The option names the channel kappa notifies when windows become final or rows change: a string of 1 to %d bytes.",
+						   NAMEDATALEN - 1),
+				 errhint("LISTEN to the same name, as in {\"notify\": \"readings\"} and LISTEN readings.")));
 
 	start = getKeyJsonValueFromContainer(&options->root, "start", 5, NULL);
 	if (start == NULL)
