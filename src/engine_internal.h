@@ -94,6 +94,10 @@ typedef struct ViewRuntime
 	Oid			owner;			/* user code of the view runs as this role */
 	char	   *name;			/* qualified and quoted, for messages */
 	char	   *notify;			/* channel to NOTIFY at flushes, or NULL */
+	int64		retention_us;	/* keep final windows this long; 0: for ever */
+	char	   *retention_column;	/* quoted: the rows' window end or start */
+	bool		retention_is_end;
+	TimestampTz retention_done; /* rows of windows ended before it are gone */
 	bool		scratch;		/* a recomputation (kappa_check): rows only */
 	char	   *rows_table;		/* quoted, qualified */
 	bool		start_latest;

@@ -63,6 +63,7 @@ typedef struct NewView
 	char	   *since;			/* or NULL */
 	char	   *until;			/* or NULL */
 	char	   *notify;			/* the notify option's channel, or NULL */
+	char	   *retention;		/* the retention option, or NULL */
 } NewView;
 
 static void new_view_from_row(NewView *nv, int32 view_id, HeapTuple row, TupleDesc desc,
@@ -118,6 +119,7 @@ new_view_from_row(NewView *nv, int32 view_id, HeapTuple row, TupleDesc desc, int
 	nv->until = SPI_getvalue(row, desc, first + 4);
 	nv->owner = DatumGetObjectId(SPI_getbinval(row, desc, first + 5, &isnull));
 	nv->notify = SPI_getvalue(row, desc, first + 6);
+	nv->retention = SPI_getvalue(row, desc, first + 7);
 	MemoryContextSwitchTo(old);
 }
 
@@ -144,7 +146,7 @@ kappa_engine_sync_views(KappaEngine *engine)
 	values[1] = Int32GetDatum(engine->only_view);
 	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
 							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner, "
-							  "options->>'notify' "
+							  "options->>'notify', options->>'retention' "
 							  "FROM kappa.views WHERE stream_id = $1 AND "
 							  "CASE WHEN $2 = 0 THEN status IN ('live', 'incomplete') ELSE view_id = $2 END "
 							  "ORDER BY view_id FOR KEY SHARE",
@@ -304,6 +306,23 @@ load_view(KappaEngine *engine, NewView *nv)
 	 */
 	kappa_owner_enter(&access, view->owner);
 	view->spec = spec = kappa_compile_view((Query *) stringToNode(local_plan ? local_plan : plan));
+
+	/* retention: old final windows' rows go, found by their window column */
+	if (nv->retention != NULL)
+	{
+		Interval   *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+															   CStringGetDatum(nv->retention),
+															   ObjectIdGetDatum(InvalidOid),
+															   Int32GetDatum(-1)));
+		char	   *column = kappa_view_window_column(spec, &view->retention_is_end);
+
+		if (column != NULL)
+		{
+			view->retention_us = iv->time + (int64) iv->day * USECS_PER_DAY;
+			view->retention_column = pstrdup(quote_identifier(column));
+		}
+	}
+	view->retention_done = DT_NOBEGIN;
 
 	/* expressions over the event row */
 	if (spec->where)
@@ -522,7 +541,7 @@ kappa_engine_load_view_by_id(KappaEngine *engine, int32 view_id)
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT plan, coalesce(options->>'start', 'earliest'), "
 							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner, "
-							  "options->>'notify' "
+							  "options->>'notify', options->>'retention' "
 							  "FROM kappa.views WHERE view_id = $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");

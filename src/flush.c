@@ -130,6 +130,7 @@ static TimestampTz share_finalization(KappaEngine *engine, ViewRuntime *view);
 static void forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto);
 static void notify_flush(ViewRuntime *view, TimestampTz final_until, int64 changed,
 						 int64 finalized);
+static void apply_retention(ViewRuntime *view, TimestampTz final_until, bool bounded);
 static void flush_view_isolated(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 static int	view_id_cmp(const ListCell *a, const ListCell *b);
 
@@ -569,6 +570,8 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not clear kappa view %s", view->name);
 	write_rows(view->upsert_plan, view->row_type, w.rows, "rows", view->name);
+	if (view->retention_us > 0 && state_upto != DT_NOBEGIN)
+		apply_retention(view, state_upto - margin, engine->only_view == 0);
 	SPI_finish();
 	kappa_owner_leave(&owner);
 
@@ -679,6 +682,44 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 	}
 	if (view->notify != NULL && engine->only_view == 0 && (moved || w->rows != NIL))
 		notify_flush(view, final_until, list_length(w->rows), w->finalized);
+}
+
+/*
+ * The retention option: delete the rows of windows that ended more than
+ * the retention before final_until, as the view's owner (the caller is in
+ * the owner's section, SPI connected).  Only when that moved on.  A
+ * worker's flush deletes at most RETENTION_BATCH rows, and goes on at the
+ * next flush; a replay or a check deletes them all, so that they end with
+ * what the live view keeps.
+ */
+#define RETENTION_BATCH 10000
+
+static void
+apply_retention(ViewRuntime *view, TimestampTz final_until, bool bounded)
+{
+	TimestampTz cutoff = final_until - view->retention_us;
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+	char	   *sql;
+
+	if (cutoff <= view->retention_done)
+		return;
+	/* a window's end, or (tumble, hop) its start plus its size */
+	values[0] = TimestampTzGetDatum(view->retention_is_end ? cutoff : cutoff - view->spec->window.size);
+	sql = psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %s < $1 LIMIT %d))",
+				   view->rows_table, view->rows_table, view->retention_column, RETENTION_BATCH);
+	for (;;)
+	{
+		if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete old rows of kappa view %s", view->name);
+		if (SPI_processed < RETENTION_BATCH)
+		{
+			view->retention_done = cutoff;
+			return;
+		}
+		if (bounded)
+			return;				/* the next flush goes on */
+	}
 }
 
 /*

@@ -71,7 +71,7 @@ static bool view_row_exists(const char *schema, const char *relname);
  * kappa_replay adds "since" and "until" to the versions it builds; a
  * user does not set them (they are stored in UTC by the replay).
  */
-static const char *const view_option_keys[] = {"start", "notify", NULL};
+static const char *const view_option_keys[] = {"start", "notify", "retention", NULL};
 
 /* The table that holds a view's rows, unqualified (it is in schema kappa). */
 char *
@@ -119,6 +119,68 @@ view_option_key_list(void)
 }
 
 /*
+ * A view's retention option, in microseconds: how long after they are
+ * final its windows' rows are kept (0: for ever).  An interval in days or
+ * smaller units, as a string; anything else is refused.
+ */
+int64
+kappa_view_retention_us(Jsonb *options)
+{
+	JsonbValue *retention = getKeyJsonValueFromContainer(&options->root, "retention", 9, NULL);
+	Interval   *iv;
+	char	   *text;
+
+	if (retention == NULL)
+		return 0;
+	if (retention->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid retention option of a view"),
+				 errdetail("The option is an interval given as a string, as in {\"retention\": \"30 days\"}.")));
+	text = pnstrdup(retention->val.string.val, retention->val.string.len);
+	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(text),
+											   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	if (iv->month != 0 || iv->day < 0 || iv->day > 1000000 ||
+		iv->time + (int64) iv->day * USECS_PER_DAY <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid retention option of a view: \"%s\"", text),
+				 errdetail("Retention must be positive and given in days or smaller units (not months or years).")));
+	return iv->time + (int64) iv->day * USECS_PER_DAY;
+}
+
+/*
+ * The output column that holds the end (*is_end) or the start of a view's
+ * window, for retention to find old rows by; NULL if it selects neither.
+ * A session's end is not its start plus a size: only its end will do.
+ */
+char *
+kappa_view_window_column(KappaViewSpec *spec, bool *is_end)
+{
+	int			nkeys = list_length(spec->keys);
+	char	   *start = NULL;
+	ListCell   *lc;
+
+	foreach(lc, spec->output)
+	{
+		TargetEntry *tle = lfirst(lc);
+		Var		   *var = (Var *) tle->expr;
+
+		if (tle->resjunk || !IsA(var, Var))
+			continue;
+		if (var->varattno == nkeys + 2)
+		{
+			*is_end = true;
+			return tle->resname;
+		}
+		if (var->varattno == nkeys + 1 && start == NULL)
+			start = tle->resname;
+	}
+	*is_end = false;
+	return spec->window.kind == KAPPA_WINDOW_SESSION ? NULL : start;
+}
+
+/*
  * Check the options of a view and return them with the start made
  * canonical: "earliest", "latest", or a timestamp with time zone, stored in
  * UTC so that the worker reads the same instant whatever its TimeZone.
@@ -163,7 +225,7 @@ check_view_options(Jsonb *options)
 					 errdetail("Valid keys: %s.", view_option_key_list()),
 					 (strcmp(key, "since") == 0 || strcmp(key, "until") == 0) ?
 					 errhint("kappa_replay takes since and until as its arguments.") :
-					 errhint("A view starts from {\"start\": \"earliest\"} (the default), {\"start\": \"latest\"} or {\"start\": \"<timestamptz>\"}, and notifies a channel with {\"notify\": \"<channel>\"}.")));
+					 errhint("A view starts from {\"start\": \"earliest\"} (the default), {\"start\": \"latest\"} or {\"start\": \"<timestamptz>\"}, notifies a channel with {\"notify\": \"<channel>\"}, and keeps final windows for {\"retention\": \"<interval>\"}.")));
 	}
 
 	/* notify: a channel LISTEN can name */
@@ -177,6 +239,9 @@ check_view_options(Jsonb *options)
 				 errdetail("The option names the channel kappa notifies when windows become final or rows change: a string of 1 to %d bytes.",
 						   NAMEDATALEN - 1),
 				 errhint("LISTEN to the same name, as in {\"notify\": \"readings\"} and LISTEN readings.")));
+
+	/* retention: how long final windows' rows are kept */
+	(void) kappa_view_retention_us(options);
 
 	start = getKeyJsonValueFromContainer(&options->root, "start", 5, NULL);
 	if (start == NULL)
@@ -256,6 +321,23 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	spec = kappa_compile_view(copyObject(query));
 	kappa_check_view_rights(query, owner);
 	kappa_owner_leave(&as_owner);
+	if (kappa_view_retention_us(options) > 0)
+	{
+		bool		is_end;
+
+		if (spec->window.kind == KAPPA_WINDOW_NONE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a view without windows cannot have a retention"),
+					 errdetail("Its rows are never final: every event may change them."),
+					 errhint("Give the view a window (kappa_tumble, kappa_hop or kappa_session), or drop the retention option.")));
+		if (kappa_view_window_column(spec, &is_end) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a view with a retention must select its window's end"),
+					 errdetail("Retention deletes the rows of windows that ended long enough ago, and finds them by that column."),
+					 errhint("Add w.window_end (or, for tumbling and hopping windows, w.window_start) to the select list.")));
+	}
 	/* what another database (a restored dump) analyses again */
 	definition = kappa_view_definition(query, owner);
 

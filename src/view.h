@@ -15,6 +15,8 @@
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
+#include "compile.h"
+
 /* A kappa view found by the name a caller gave (kappa_view_resolve_owned). */
 typedef struct KappaViewRef
 {
@@ -35,6 +37,8 @@ extern void kappa_drop_view_by_name(const char *name);
 extern void kappa_view_forget(int32 view_id);
 extern bool kappa_view_is_user_facing(Oid relid, int32 view_id);
 extern char *kappa_canonical_time(TimestampTz ts);
+extern int64 kappa_view_retention_us(Jsonb *options);
+extern char *kappa_view_window_column(KappaViewSpec *spec, bool *is_end);
 extern int32 kappa_view_define(const char *schema, const char *relname, const char *query_text,
 							   const char *plan, Jsonb *options, const char *status, Oid owner);
 

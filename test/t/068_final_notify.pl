@@ -4,7 +4,10 @@
 # events come.  A view with {"notify": channel} NOTIFYs the channel at the
 # flushes that finalize windows or change rows; the payloads name the view,
 # its final_until, and the groups finalized, which add up to the final
-# rows.  Checked against hand computations over the events produced.
+# rows.  A view with {"retention": interval} keeps the rows of windows that
+# ended less than that before kappa_final_until, live, replayed and
+# checked alike.  Checked against hand computations over the events
+# produced.
 use strict;
 use warnings;
 
@@ -32,6 +35,10 @@ my %q = (
 	visits => q{SELECT p, w.window_start, w.window_end, count(*) AS n
 		FROM f, kappa_session(ts, '2 minutes') w GROUP BY p, w.window_start, w.window_end},
 	total => q{SELECT count(*) AS n FROM f},
+	kept => q{SELECT w.window_start AS starts, count(*) AS n FROM f, kappa_tumble(ts, '1 minute') w
+		GROUP BY w.window_start},
+	kept_visits => q{SELECT p, w.window_start, w.window_end, count(*) AS n
+		FROM f, kappa_session(ts, '2 minutes') w GROUP BY p, w.window_start, w.window_end},
 );
 $node->safe_psql('postgres', qq{
 	SET ROLE fin;
@@ -40,6 +47,8 @@ $node->safe_psql('postgres', qq{
 	SELECT kappa_create_view('per_min', \$q\$$q{per_min}\$q\$, '{"notify": "readings"}');
 	SELECT kappa_create_view('visits', \$q\$$q{visits}\$q\$, '{"notify": "readings"}');
 	SELECT kappa_create_view('total', \$q\$$q{total}\$q\$);
+	SELECT kappa_create_view('kept', \$q\$$q{kept}\$q\$, '{"retention": "3 minutes"}');
+	SELECT kappa_create_view('kept_visits', \$q\$$q{kept_visits}\$q\$, '{"retention": "4 minutes"}');
 });
 
 # The listener, as a plain role: LISTEN needs no right.
@@ -135,11 +144,48 @@ foreach my $v ('per_min', 'visits')
 		"$v: the groups finalized add up to its final rows");
 }
 
+# Retention: the rows of windows that ended more than the retention before
+# kappa_final_until are gone; the others are the batch query's.
+sub kept_rows
+{
+	my ($view, $column, $retention, $batch) = @_;
+	my $cutoff = $node->safe_psql('postgres', "SELECT kappa_final_until('$view') - interval '$retention'");
+	return (
+		$node->safe_psql('postgres', "SELECT count(*), string_agg(r::text, ',' ORDER BY r::text) FROM $view r"),
+		$node->safe_psql('postgres', "SELECT count(*), string_agg(r::text, ',' ORDER BY r::text) FROM ($batch) r WHERE $column >= '$cutoff'"),
+		$node->safe_psql('postgres', "SELECT count(*) FROM ($batch) r WHERE $column < '$cutoff'"));
+}
+my $kept_batch = $q{kept} =~ s/\bFROM f\b/FROM ev f/r;
+my ($kept_view, $kept_oracle, $gone) = kept_rows('kept', "starts + interval '1 minute'", '3 minutes', $kept_batch);
+is($kept_view, $kept_oracle, 'kept: exactly the rows of windows within the retention, as batch SQL');
+ok($gone > 0, "... and $gone older windows' rows are gone");
+my $sessions_batch = q{
+	WITH o AS (SELECT p, ts, CASE WHEN ts - lag(ts) OVER (PARTITION BY p ORDER BY ts) < interval '2 minutes'
+			THEN 0 ELSE 1 END AS brk FROM ev),
+	g AS (SELECT p, ts, sum(brk) OVER (PARTITION BY p ORDER BY ts ROWS UNBOUNDED PRECEDING) AS sid FROM o)
+	SELECT p, min(ts) AS window_start, max(ts) + interval '2 minutes' AS window_end, count(*) AS n
+	FROM g GROUP BY p, sid};
+my ($kv_view, $kv_oracle, $kv_gone) = kept_rows('kept_visits', 'window_end', '4 minutes', $sessions_batch);
+is($kv_view, $kv_oracle, 'kept_visits: the sessions within the retention, as gaps and islands');
+ok($kv_gone > 0, "... and $kv_gone older sessions are gone");
+is($node->safe_psql('postgres', q{SET ROLE fin; SELECT count(*) FROM kappa_check('kept')}), '0',
+	'kappa_check agrees with what retention keeps');
+$node->safe_psql('postgres', q{SET ROLE fin; SELECT kappa_replay('kept')});
+is($node->safe_psql('postgres', "SELECT count(*), string_agg(r::text, ',' ORDER BY r::text) FROM kept r"), $kept_view,
+	'a replay rebuilds only what retention keeps');
+
 # Bad options and names.
 my ($rc, $out, $err) = $node->psql('postgres', q{SELECT kappa_create_view('bad', 'SELECT count(*) FROM f', '{"notify": ""}')});
 like($err, qr/invalid notify option of a view/, 'an empty channel is refused');
 ($rc, $out, $err) = $node->psql('postgres', q{SELECT kappa_create_view('bad', 'SELECT count(*) FROM f', '{"notify": 5}')});
 like($err, qr/invalid notify option of a view/, 'a channel that is not a string is refused');
+($rc, $out, $err) = $node->psql('postgres', q{SELECT kappa_create_view('bad', 'SELECT count(*) FROM f', '{"retention": "1 day"}')});
+like($err, qr/a view without windows cannot have a retention/, 'retention on a view without windows is refused');
+($rc, $out, $err) = $node->psql('postgres', q{SELECT kappa_create_view('bad', $$SELECT w.window_start, count(*) FROM f, kappa_session(ts, '1 minute') w GROUP BY w.window_start$$, '{"retention": "1 day"}')});
+like($err, qr/a view with a retention must select its window's end/, 'a session view without its end is refused');
+($rc, $out, $err) = $node->psql('postgres', q{SELECT kappa_create_view('bad', $$SELECT w.window_start, count(*) FROM f, kappa_tumble(ts, '1 minute') w GROUP BY 1$$, '{"retention": "1 month"}')});
+like($err, qr/invalid retention option of a view: "1 month"/, 'a retention in months is refused');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM kappa_views WHERE name = 'public.bad'}), '0', 'nothing was created');
 ($rc, $out, $err) = $node->psql('postgres', q{SELECT kappa_final_until('nope')}, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/42P01: relation "nope" does not exist/, 'kappa_final_until of no relation: 42P01');
 ($rc, $out, $err) = $node->psql('postgres', q{SELECT kappa_final_until('ev')}, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
