@@ -688,7 +688,9 @@ SELECT format('%I.%I', v.schema_name, v.view_name) AS name,
 	format('%I.%I', v.schema_name, coalesce(v.base_name, v.view_name)) AS version_of,
 	(SELECT string_agg(format('partition %s: offsets %s-%s', g.partition, g.from_offset, g.to_offset - 1),
 			', ' ORDER BY g.partition, g.from_offset)
-		FROM kappa.view_gaps g WHERE g.view_id = v.view_id) AS gaps
+		FROM kappa.view_gaps g WHERE g.view_id = v.view_id) AS gaps,
+	-- the table that holds the version's rows: what a publication publishes
+	pg_catalog.to_regclass(format('kappa.%I', 'view_' || v.view_id)) AS rows_table
 FROM kappa.views v JOIN kappa.streams s USING (stream_id);
 COMMENT ON VIEW kappa_views IS 'kappa views and the streams they read';
 GRANT SELECT ON kappa_views TO PUBLIC;

@@ -387,6 +387,16 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 		appendStringInfoString(&sql, ") NULLS NOT DISTINCT");
 		kappa_catalog_exec(sql.data, SPI_OK_UTILITY);
 	}
+
+	/*
+	 * Logical replication of the rows (CREATE PUBLICATION ... FOR TABLE
+	 * the rows table) needs a replica identity for the updates and
+	 * deletes, and key columns may be null, which an index identity does
+	 * not allow: the whole row.  It costs WAL only with wal_level =
+	 * logical.
+	 */
+	kappa_catalog_exec(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", kappa_view_rows_table(view_id)),
+					   SPI_OK_UTILITY);
 	/*
 	 * The owner's table: what runs on it (its triggers, its index's
 	 * functions, ANALYZE of its types) runs as the owner.
