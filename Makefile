@@ -33,6 +33,7 @@ OBJS = \
 	src/monitor.o \
 	src/ddl.o \
 	src/portable.o \
+	src/sink.o \
 	src/aggregate.o \
 	src/aggfuncs.o \
 	src/aggfuncs_pick.o \

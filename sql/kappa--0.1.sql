@@ -224,6 +224,41 @@ CREATE TABLE kappa.view_gaps (
 	PRIMARY KEY (view_id, partition, from_offset)
 );
 
+-- Sinks: a view's final (or changed) rows sent to a Kafka topic, exactly
+-- once.  A sink follows its view by name, through replays.  The rows to
+-- send are written to kappa.sink_outbox in the flush that makes them
+-- final (or changes them), numbered by seq; the stream's worker sends
+-- them in Kafka transactions, each message carrying its seq, and after a
+-- crash learns from the topic what was committed there (sink.c).
+CREATE TABLE kappa.sinks (
+	sink_id serial PRIMARY KEY,
+	name text NOT NULL UNIQUE,
+	owner regrole NOT NULL,
+	schema_name name NOT NULL,
+	view_name name NOT NULL,
+	topic text NOT NULL,
+	-- other brokers than the stream's, with their (non-secret) settings;
+	-- null: the stream's own brokers and settings
+	brokers text,
+	options jsonb NOT NULL DEFAULT '{}',
+	emit text NOT NULL CHECK (emit IN ('final', 'changes')),
+	-- the last seq given to a row, and the last one Kafka committed
+	next_seq bigint NOT NULL DEFAULT 0,
+	sent_seq bigint NOT NULL DEFAULT 0,
+	-- emit final: the rows of windows ending up to here are in the outbox
+	final_upto timestamptz,
+	last_sent_at timestamptz,
+	last_error text,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE kappa.sink_outbox (
+	sink_id int NOT NULL REFERENCES kappa.sinks ON DELETE CASCADE,
+	seq bigint NOT NULL,
+	key text NOT NULL,
+	value text NOT NULL,
+	PRIMARY KEY (sink_id, seq)
+);
+
 -- The partial aggregates of every open group, as of the last flush.
 -- Unlogged: fast, and emptied by crash recovery, which the marker shows.
 CREATE UNLOGGED TABLE kappa.view_state (
@@ -276,6 +311,7 @@ CREATE INDEX ON kappa.archive_files (stream_id, partition, first_offset);
 
 REVOKE ALL ON kappa.streams, kappa.stream_columns, kappa.stream_secrets FROM PUBLIC;
 REVOKE ALL ON kappa.archive_files, kappa.gaps, kappa.view_gaps FROM PUBLIC;
+REVOKE ALL ON kappa.sinks, kappa.sink_outbox FROM PUBLIC;
 REVOKE ALL ON kappa.partitions, kappa.dead_letters, kappa.late_events, kappa.views, kappa.view_partitions,
 	kappa.view_state, kappa.view_state_marker, kappa.view_dedup FROM PUBLIC;
 -- the markers say which views have their state (kappa_wait reads them);
@@ -319,6 +355,9 @@ SELECT pg_catalog.pg_extension_config_dump('kappa.dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.late_events', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.gaps', '');
 SELECT pg_catalog.pg_extension_config_dump('kappa.view_gaps', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.sinks', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.sinks_sink_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('kappa.sink_outbox', '');
 
 -- The end of a dump's kappa data.  A restore that is not one transaction
 -- makes streams visible before their positions: their workers must not
@@ -339,8 +378,11 @@ CREATE TABLE kappa.zz_dump_sentinel (
 	"offset" bigint,
 	path text,
 	from_offset bigint,
+	sink_id int,
+	seq bigint,
 	CHECK (stream_id IS NULL AND view_id IS NULL AND partition IS NULL AND attnum IS NULL
-		AND "offset" IS NULL AND path IS NULL AND from_offset IS NULL),
+		AND "offset" IS NULL AND path IS NULL AND from_offset IS NULL AND sink_id IS NULL
+		AND seq IS NULL),
 	FOREIGN KEY (stream_id, attnum) REFERENCES kappa.stream_columns,
 	FOREIGN KEY (stream_id) REFERENCES kappa.stream_secrets,
 	FOREIGN KEY (stream_id, partition) REFERENCES kappa.partitions,
@@ -349,7 +391,8 @@ CREATE TABLE kappa.zz_dump_sentinel (
 	FOREIGN KEY (view_id, partition) REFERENCES kappa.view_partitions,
 	FOREIGN KEY (stream_id, path) REFERENCES kappa.archive_files,
 	FOREIGN KEY (stream_id, partition, from_offset) REFERENCES kappa.gaps,
-	FOREIGN KEY (view_id, partition, from_offset) REFERENCES kappa.view_gaps
+	FOREIGN KEY (view_id, partition, from_offset) REFERENCES kappa.view_gaps,
+	FOREIGN KEY (sink_id, seq) REFERENCES kappa.sink_outbox
 );
 COMMENT ON TABLE kappa.zz_dump_sentinel
 	IS 'the origin of this database''s kappa data; restored last, it tells the launcher a restore is complete';
@@ -498,6 +541,21 @@ $$;
 COMMENT ON FUNCTION kappa_final_until(text)
 	IS 'the time up to which a view''s windows are final: rows with window_end at or before it no longer change';
 
+CREATE FUNCTION kappa_create_sink(name text, view text, topic text, brokers text DEFAULT NULL,
+	eventhubs text DEFAULT NULL, emit text DEFAULT 'final', options jsonb DEFAULT '{}')
+RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_create_sink';
+COMMENT ON FUNCTION kappa_create_sink(text, text, text, text, text, text, jsonb)
+	IS 'send a view''s final (or changed) rows to a Kafka topic, exactly once';
+
+CREATE FUNCTION kappa_drop_sink(name text)
+RETURNS void
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_drop_sink';
+COMMENT ON FUNCTION kappa_drop_sink(text)
+	IS 'remove a sink; what it has not sent is not sent';
+
 CREATE FUNCTION kappa.redact(text) RETURNS text
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'kappa_redact';
@@ -618,6 +676,8 @@ COMMENT ON FUNCTION kappa_worker_status()
 REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text, text),
 	kappa_drop_stream(text, boolean),
 	kappa_accept_gap(text),
+	kappa_create_sink(text, text, text, text, text, text, jsonb),
+	kappa_drop_sink(text),
 	kappa_create_view(text, text, jsonb),
 	kappa_drop_view(text),
 	kappa_produce(text, text, text),
@@ -633,6 +693,8 @@ REVOKE ALL ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, 
 GRANT EXECUTE ON FUNCTION kappa_create_stream(text, text, text, text, jsonb, text, interval, text, text, jsonb, text, text, interval, boolean, text, text),
 	kappa_drop_stream(text, boolean),
 	kappa_accept_gap(text),
+	kappa_create_sink(text, text, text, text, text, text, jsonb),
+	kappa_drop_sink(text),
 	kappa_create_view(text, text, jsonb),
 	kappa_drop_view(text),
 	kappa_produce(text, text, text),
@@ -791,6 +853,26 @@ LEFT JOIN LATERAL (SELECT count(*) AS rows,
 	FROM kappa.view_state x WHERE x.view_id = v.view_id) st ON true;
 COMMENT ON VIEW kappa_stats IS 'kappa''s live figures per stream, view and partition';
 GRANT SELECT ON kappa_stats TO PUBLIC;
+
+CREATE VIEW kappa_sinks AS
+SELECT k.name,
+	format('%I.%I', k.schema_name, k.view_name) AS view,
+	k.owner,
+	k.topic,
+	coalesce(k.brokers, s.brokers) AS brokers,
+	k.emit,
+	k.sent_seq AS sent,
+	k.next_seq - k.sent_seq AS pending,
+	k.final_upto,
+	k.last_sent_at,
+	CASE WHEN pg_catalog.pg_has_role(k.owner, 'USAGE') THEN k.last_error
+		WHEN k.last_error IS NOT NULL THEN 'an error (shown to the sink''s owner)' END AS last_error,
+	k.created_at
+FROM kappa.sinks k
+LEFT JOIN kappa.views v ON v.schema_name = k.schema_name AND v.view_name = k.view_name
+LEFT JOIN kappa.streams s ON s.stream_id = v.stream_id;
+COMMENT ON VIEW kappa_sinks IS 'kappa sinks: where each sends, how far it is, and its last error';
+GRANT SELECT ON kappa_sinks TO PUBLIC;
 
 CREATE VIEW kappa_workers AS
 SELECT stream, worker, state, pid, partitions, failures, started_at,

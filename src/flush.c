@@ -67,6 +67,7 @@
 #include "engine_internal.h"
 #include "guc.h"
 #include "shmem.h"
+#include "sink.h"
 #include "state.h"
 #include "subxact.h"
 #include "view.h"
@@ -98,6 +99,7 @@ typedef struct FlushWrites
 	List	   *state_starts;	/* TimestampTz *: ... and window start */
 	List	   *states;			/* HeapTupleHeader: states to upsert */
 	int64		finalized;		/* groups whose windows became final */
+	List	   *sinks;			/* the view's sinks and what they get (sink.c) */
 } FlushWrites;
 
 /* A row to delete: its unique columns' values. */
@@ -500,6 +502,10 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		kappa_catalog_leave(&catalog);
 	}
 
+	/* the sinks of a live view: a replay or a check sends nothing */
+	if (engine->only_view == 0 && !view->scratch)
+		w.sinks = kappa_sink_load(view);
+
 	kappa_owner_enter(&owner, view->owner);
 	/* a right revoked since the view was loaded stops it here */
 	kappa_check_view_rights(view->spec->query, view->owner);
@@ -570,6 +576,11 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not clear kappa view %s", view->name);
 	write_rows(view->upsert_plan, view->row_type, w.rows, "rows", view->name);
+	/* what the sinks get, before retention deletes any final row */
+	if (w.sinks != NIL)
+		kappa_sink_collect(view, w.sinks, w.rows,
+						   (window->kind == KAPPA_WINDOW_NONE || state_upto == DT_NOBEGIN) ?
+						   DT_NOBEGIN : state_upto - margin, w.cxt);
 	if (view->retention_us > 0 && state_upto != DT_NOBEGIN)
 		apply_retention(view, state_upto - margin, engine->only_view == 0);
 	SPI_finish();
@@ -606,6 +617,7 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 		forget_shared_state(view, margin, state_upto);
 	write_rejects(engine, view->rejects);
 	view->rejects = NIL;		/* in the flush context, which the flush resets */
+	kappa_sink_store(view, w->sinks);
 
 	/* positions and counts; dedup keys older than the horizon go */
 	for (int p = 0; p < engine->nparts; p++)

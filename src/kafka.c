@@ -48,6 +48,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -864,4 +865,226 @@ kappa_kafka_try_watermarks(KappaStream *stream, int timeout_ms, int *nparts,
 						   int64 **low, int64 **high)
 {
 	return kafka_watermarks(stream, timeout_ms, true, nparts, low, high);
+}
+
+/*
+ * Sinks (sink.c): a transactional producer per sink, batches sent in one
+ * Kafka transaction each, and what a topic holds of a sink already.
+ * librdkafka's errors come back as text, never as Postgres errors: a sink
+ * whose brokers fail must not stop its stream.
+ */
+
+/* A sink's producer: a transactional librdkafka producer. */
+struct KappaSinkProducer
+{
+	KappaKafka *kk;
+};
+
+/* A transactional producer for a sink, or NULL with *error set. */
+KappaSinkProducer *
+kappa_sink_producer_open(KappaStream *conn, const char *transactional_id, char **error)
+{
+	KappaSinkProducer *producer;
+	KappaKafka *kk = kafka_new(conn, RD_KAFKA_PRODUCER,
+							   list_make1(kappa_make_setting("transactional.id", transactional_id)),
+							   NULL);
+	rd_kafka_error_t *err;
+
+	/* fences an earlier producer of this sink, and aborts what it left open */
+	err = rd_kafka_init_transactions(kk->rk, kappa_broker_timeout);
+	kafka_flush_logs(kk);
+	if (err != NULL)
+	{
+		*error = psprintf("could not start the transactions of the sink's producer: %s",
+						  kafka_mask(kk, rd_kafka_error_string(err)));
+		rd_kafka_error_destroy(err);
+		kafka_destroy(kk);
+		return NULL;
+	}
+	producer = palloc(sizeof(KappaSinkProducer));
+	producer->kk = kk;
+	return producer;
+}
+
+/* Close a sink's producer; an open transaction is aborted by its brokers. */
+void
+kappa_sink_producer_close(KappaSinkProducer *producer)
+{
+	kafka_destroy(producer->kk);
+	pfree(producer);
+}
+
+/*
+ * Send messages (keys[i], values[i], JSON texts) to topic in one Kafka
+ * transaction.  False, with *error, if it did not commit: then *fatal says
+ * whether the producer is done for (fenced, or its state unknown).
+ */
+bool
+kappa_sink_producer_send(KappaSinkProducer *producer, const char *topic, List *keys, List *values,
+						 char **error, bool *fatal)
+{
+	KappaKafka *kk = producer->kk;
+	rd_kafka_error_t *err = rd_kafka_begin_transaction(kk->rk);
+	ListCell   *kc;
+	ListCell   *vc;
+
+	*fatal = false;
+	if (err == NULL)
+	{
+		forboth(kc, keys, vc, values)
+		{
+			const char *key = lfirst(kc);
+			const char *value = lfirst(vc);
+			rd_kafka_resp_err_t perr;
+
+			for (;;)
+			{
+				perr = rd_kafka_producev(kk->rk,
+										 RD_KAFKA_V_TOPIC(topic),
+										 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+										 RD_KAFKA_V_KEY(key, strlen(key)),
+										 RD_KAFKA_V_VALUE((void *) value, strlen(value)),
+				/* never one kappa_produce waits for */
+										 RD_KAFKA_V_OPAQUE((void *) (uintptr_t) UINT64_MAX),
+										 RD_KAFKA_V_END);
+				if (perr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+					break;
+				rd_kafka_poll(kk->rk, 100);
+			}
+			if (perr != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				err = rd_kafka_error_new(perr, "%s", rd_kafka_err2str(perr));
+				break;
+			}
+		}
+		if (err == NULL)
+			err = rd_kafka_commit_transaction(kk->rk, kappa_broker_timeout);
+	}
+	kafka_flush_logs(kk);
+	if (err == NULL)
+		return true;
+
+	*error = psprintf("could not send to topic \"%s\": %s", topic,
+					  kafka_mask(kk, rd_kafka_error_string(err)));
+	if (rd_kafka_error_txn_requires_abort(err))
+	{
+		rd_kafka_error_t *aerr = rd_kafka_abort_transaction(kk->rk, kappa_broker_timeout);
+
+		if (aerr != NULL)
+		{
+			*fatal = true;
+			rd_kafka_error_destroy(aerr);
+		}
+	}
+	else if (!rd_kafka_error_is_retriable(err))
+		*fatal = true;
+	rd_kafka_error_destroy(err);
+	return false;
+}
+
+/*
+ * The largest seq of the sink that the topic holds, committed (0 if
+ * none), or -1 with *error.  The value of a sink's message begins
+ * {"kappa": {"sink": <name>, "seq": <seq>, ...: the tail of each
+ * partition is read (read_committed, up to 1,000 messages back: a sink's
+ * last transaction ends each partition it wrote, and a topic is a sink's
+ * own).
+ */
+int64
+kappa_sink_last_seq(KappaStream *conn, const char *sink, char **error)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   3 * kappa_broker_timeout);
+	List	   *extra = list_make4(kappa_make_setting("group.id", "kappa-sink-recovery"),
+								   kappa_make_setting("enable.auto.commit", "false"),
+								   kappa_make_setting("enable.partition.eof", "true"),
+								   kappa_make_setting("isolation.level", "read_committed"));
+	KappaKafka *volatile kk = NULL;
+	StringInfoData prefix;
+	volatile int64 last = 0;
+	char	   *volatile failure = NULL;
+
+	initStringInfo(&prefix);
+	appendStringInfoString(&prefix, "{\"kappa\": {\"sink\": ");
+	escape_json(&prefix, sink);
+	appendStringInfoString(&prefix, ", \"seq\": ");
+
+	PG_TRY();
+	{
+		int			nparts;
+		int			pending = 0;
+		rd_kafka_topic_partition_list_t *assignment;
+
+		kk = kafka_new(conn, RD_KAFKA_CONSUMER, extra, NULL);
+		nparts = kafka_partitions(kk, conn->topic, deadline);
+		if (nparts < 0)
+			failure = psprintf("could not reach the brokers: %s", kafka_reason(kk));
+		assignment = rd_kafka_topic_partition_list_new(Max(nparts, 1));
+		for (int p = 0; failure == NULL && p < nparts; p++)
+		{
+			int64		lo;
+			int64		hi;
+			rd_kafka_resp_err_t err;
+
+			err = rd_kafka_query_watermark_offsets(kk->rk, conn->topic, p, &lo, &hi,
+												   Max(remaining_ms(deadline), 1));
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				failure = psprintf("could not read the offsets of topic \"%s\": %s", conn->topic,
+								   rd_kafka_err2str(err));
+			else if (hi > lo)
+			{
+				rd_kafka_topic_partition_list_add(assignment, conn->topic, p)->offset = Max(lo, hi - 1000);
+				pending++;
+			}
+		}
+		if (failure == NULL && pending > 0)
+		{
+			rd_kafka_resp_err_t err = rd_kafka_assign(kk->rk, assignment);
+
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				failure = psprintf("could not read topic \"%s\": %s", conn->topic, rd_kafka_err2str(err));
+		}
+		rd_kafka_topic_partition_list_destroy(assignment);
+		while (failure == NULL && pending > 0)
+		{
+			rd_kafka_message_t *msg;
+
+			CHECK_FOR_INTERRUPTS();
+			if (remaining_ms(deadline) <= 0)
+			{
+				failure = psprintf("could not read topic \"%s\" to its end within %d ms",
+								   conn->topic, 3 * kappa_broker_timeout);
+				break;
+			}
+			msg = rd_kafka_consumer_poll(kk->rk, 100);
+			kafka_flush_logs(kk);
+			if (msg == NULL)
+				continue;
+			if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				pending--;
+			else if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->payload != NULL &&
+					 msg->len > (size_t) prefix.len && memcmp(msg->payload, prefix.data, prefix.len) == 0)
+			{
+				const char *digits = (const char *) msg->payload + prefix.len;
+				int64		seq = 0;
+
+				for (size_t i = prefix.len; i < msg->len && *digits >= '0' && *digits <= '9'; i++, digits++)
+					seq = seq * 10 + (*digits - '0');
+				last = Max(last, seq);
+			}
+			rd_kafka_message_destroy(msg);
+		}
+	}
+	PG_FINALLY();
+	{
+		if (kk)
+			kafka_destroy(kk);
+	}
+	PG_END_TRY();
+	if (failure != NULL)
+	{
+		*error = failure;
+		return -1;
+	}
+	return last;
 }

@@ -79,4 +79,14 @@ extern void kappa_consumer_commit(KappaConsumer *consumer, int nparts, const int
 extern const char *kappa_consumer_error(KappaConsumer *consumer);
 extern void kappa_consumer_close(KappaConsumer *consumer);
 
+/* A sink's transactional producer (sink.c). */
+typedef struct KappaSinkProducer KappaSinkProducer;
+
+extern KappaSinkProducer *kappa_sink_producer_open(KappaStream *conn, const char *transactional_id,
+												   char **error);
+extern void kappa_sink_producer_close(KappaSinkProducer *producer);
+extern bool kappa_sink_producer_send(KappaSinkProducer *producer, const char *topic, List *keys,
+									 List *values, char **error, bool *fatal);
+extern int64 kappa_sink_last_seq(KappaStream *conn, const char *sink, char **error);
+
 #endif							/* KAPPA_KAFKA_H */

@@ -71,6 +71,7 @@
 #include "history.h"
 #include "kafka.h"
 #include "shmem.h"
+#include "sink.h"
 #include "stream.h"
 #include "worker.h"
 
@@ -97,6 +98,7 @@ typedef struct WorkerRun
 	bool	   *given;			/* the consumer group's latest assignment */
 	bool	   *owned;			/* what it consumes: given, or its share */
 	bool	   *behind;			/* partitions whose position the log lost */
+	KappaSinkSenders *sinks;	/* worker 0: the producers of the sinks */
 	int64	   *committed;		/* positions to tell the brokers */
 	KappaPoisons *poisons;		/* events known to fail */
 	KappaMessage *msgs;			/* the messages polled since the last flush, */
@@ -310,6 +312,13 @@ worker_flush(WorkerRun *run, const bool *keep)
 		run->committed[p] = kappa_engine_owns(run->engine, p) ?
 			kappa_engine_start_offset(run->engine, p) : KAPPA_OFFSET_NONE;
 	kappa_consumer_commit(run->consumer, run->nparts, run->committed);
+
+	/* what the flush gave the sinks goes out now: by one worker only */
+	if (run->worker == 0)
+	{
+		kappa_sinks_send(run->stream, &run->sinks);
+		MemoryContextSwitchTo(run->cxt);
+	}
 }
 
 /*

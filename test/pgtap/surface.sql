@@ -23,7 +23,7 @@ SELECT is_empty($$
 	JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
 	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'kappa'
 	WHERE p.proname IN ('kappa_create_stream', 'kappa_drop_stream', 'kappa_produce', 'kappa_peek',
-						'kappa_feed', 'kappa_accept_gap', 'kappa_log_ends')
+						'kappa_feed', 'kappa_accept_gap', 'kappa_log_ends', 'kappa_create_sink', 'kappa_drop_sink')
 	  AND p.provolatile <> 'v'$$,
 	'functions with side effects are VOLATILE');
 
@@ -40,7 +40,7 @@ SELECT set_eq($$
 	JOIN pg_class c ON c.oid = t.oid WHERE e.extname = 'kappa'$$,
 	ARRAY['streams', 'streams_stream_id_seq', 'stream_columns', 'stream_secrets',
 		  'views', 'views_view_id_seq', 'partitions', 'view_partitions', 'archive_files',
-		  'dead_letters', 'late_events', 'gaps', 'view_gaps', 'zz_dump_sentinel'],
+		  'dead_letters', 'late_events', 'gaps', 'view_gaps', 'sinks', 'sinks_sink_id_seq', 'sink_outbox', 'zz_dump_sentinel'],
 	'pg_dump keeps the catalog and the workers'' positions, dead letters and manifest');
 
 SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'kappa.stream_secrets'::regclass),
