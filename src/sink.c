@@ -121,7 +121,7 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 	Oid			types[8] = {TEXTOID, OIDOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID};
 	Datum		values[8];
 	char		nulls[8] = "        ";
-	bool		isnull;
+	MemoryContext caller = CurrentMemoryContext;
 
 	kappa_require_preload();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -176,7 +176,8 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 								  1, (Oid[]) {INT4OID}, values, NULL, true, 1) != SPI_OK_SELECT ||
 			SPI_processed != 1)
 			elog(ERROR, "could not read kappa.views");
-		plan = MemoryContextStrdup(TopTransactionContext,
+		/* in the caller's memory: SPI's goes with the catalog section */
+		plan = MemoryContextStrdup(caller,
 								   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 		kappa_catalog_leave(&access);
 	}
@@ -218,7 +219,6 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 							  8, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert sink \"%s\"", name);
 	kappa_catalog_leave(&access);
-	(void) isnull;
 	PG_RETURN_VOID();
 }
 
