@@ -40,7 +40,8 @@ typedef struct Range
 
 /*
  * The archive's ranges of a partition that meet [from, to), merged where
- * they touch or overlap, in offset order.
+ * they touch or overlap, in offset order.  Not read-only: a worker's
+ * transaction may be older than files registered since.
  */
 static List *
 archive_ranges(KappaStream *stream, int32 partition, int64 from, int64 to)
@@ -58,7 +59,7 @@ archive_ranges(KappaStream *stream, int32 partition, int64 from, int64 to)
 							  "WHERE stream_id = $1 AND partition = $2 "
 							  "  AND last_offset >= $3 AND first_offset < $4 "
 							  "ORDER BY first_offset",
-							  4, types, values, NULL, true, 0) != SPI_OK_SELECT)
+							  4, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.archive_files");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

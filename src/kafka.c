@@ -949,6 +949,7 @@ kappa_sink_producer_send(KappaSinkProducer *producer, const char *topic, List *k
 										 RD_KAFKA_V_END);
 				if (perr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 					break;
+				CHECK_FOR_INTERRUPTS();
 				rd_kafka_poll(kk->rk, 100);
 			}
 			if (perr != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -985,13 +986,13 @@ kappa_sink_producer_send(KappaSinkProducer *producer, const char *topic, List *k
 /*
  * The largest seq of the sink that the topic holds, committed (0 if
  * none), or -1 with *error.  The value of a sink's message begins
- * {"kappa": {"sink": <name>, "seq": <seq>, ...: the tail of each
+ * {"kappa": {"sink": <name>, "sink_id": <id>, "seq": <seq>, ...: the tail of each
  * partition is read (read_committed, up to 1,000 messages back: a sink's
  * last transaction ends each partition it wrote, and a topic is a sink's
  * own).
  */
 int64
-kappa_sink_last_seq(KappaStream *conn, const char *sink, char **error)
+kappa_sink_last_seq(KappaStream *conn, const char *sink, int32 sink_id, char **error)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   3 * kappa_broker_timeout);
@@ -1007,7 +1008,7 @@ kappa_sink_last_seq(KappaStream *conn, const char *sink, char **error)
 	initStringInfo(&prefix);
 	appendStringInfoString(&prefix, "{\"kappa\": {\"sink\": ");
 	escape_json(&prefix, sink);
-	appendStringInfoString(&prefix, ", \"seq\": ");
+	appendStringInfo(&prefix, ", \"sink_id\": %d, \"seq\": ", sink_id);
 
 	PG_TRY();
 	{

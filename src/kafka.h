@@ -87,6 +87,7 @@ extern KappaSinkProducer *kappa_sink_producer_open(KappaStream *conn, const char
 extern void kappa_sink_producer_close(KappaSinkProducer *producer);
 extern bool kappa_sink_producer_send(KappaSinkProducer *producer, const char *topic, List *keys,
 									 List *values, char **error, bool *fatal);
-extern int64 kappa_sink_last_seq(KappaStream *conn, const char *sink, char **error);
+extern int64 kappa_sink_last_seq(KappaStream *conn, const char *sink, int32 sink_id,
+								 char **error);
 
 #endif							/* KAPPA_KAFKA_H */

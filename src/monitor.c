@@ -9,8 +9,9 @@
  * computed from what it noted last says 0 while events pile up.  So
  * kappa_stats asks the brokers itself, through kappa_log_ends(): for each
  * stream, the low and high watermark of every partition.  Brokers that do
- * not answer within a second (or kappa.broker_timeout, if shorter) leave
- * the stream out, and kappa_stats falls back on what the worker noted.
+ * not answer within a second (or kappa.broker_timeout, if shorter), or a
+ * topic they no longer have, leave the stream out, and kappa_stats falls
+ * back on what the worker noted.
  * Answers are kept for a second per backend, so that a dashboard that
  * polls, or a query that reads kappa_stats several times, does not open a
  * connection per row.
@@ -21,11 +22,13 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
@@ -57,9 +60,11 @@ static List *known_ends = NIL;	/* LogEnds, in TopMemoryContext */
 static LogEnds *
 log_ends(int32 stream_id, TimestampTz now)
 {
-	LogEnds    *ends = NULL;
+	LogEnds    *volatile ends = NULL;
 	ListCell   *lc;
 	MemoryContext old;
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
 	KappaStream *stream;
 	int64	   *low = NULL;
 	int64	   *high = NULL;
@@ -83,18 +88,41 @@ log_ends(int32 stream_id, TimestampTz now)
 		MemoryContextSwitchTo(old);
 	}
 
-	stream = kappa_stream_load_by_id(stream_id);
 	ends->asked_at = now;
 	ends->answered = false;
-	if (stream == NULL)
-		return ends;
 	if (ends->low)
 		pfree(ends->low);
 	if (ends->high)
 		pfree(ends->high);
 	ends->low = ends->high = NULL;
-	ends->answered = kappa_kafka_try_watermarks(stream, Min(kappa_broker_timeout, LOG_ENDS_TIMEOUT_MS),
-												&ends->nparts, &low, &high);
+
+	/*
+	 * In a subtransaction: a topic deleted since, or rights the brokers
+	 * refuse, are errors of librdkafka's setup, and kappa_stats must show
+	 * every other stream all the same.
+	 */
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		stream = kappa_stream_load_by_id(stream_id);
+		ends->answered = stream != NULL &&
+			kappa_kafka_try_watermarks(stream, Min(kappa_broker_timeout, LOG_ENDS_TIMEOUT_MS),
+									   &ends->nparts, &low, &high);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(caller);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		ends->answered = false;
+	}
+	PG_END_TRY();
 	if (ends->answered)
 	{
 		Size		size = sizeof(int64) * Max(ends->nparts, 1);

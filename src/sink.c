@@ -28,8 +28,9 @@
  *   committed it, and never twice.
  *
  * The messages are JSON: the key, the view's key columns ({} for a view
- * without); the value, {"kappa": {"sink", "seq", "view", "final"}, "row":
- * the row}.
+ * without); the value, {"kappa": {"sink", "sink_id", "seq", "view",
+ * "final"}, "row": the row}.  sink_id tells this sink from an earlier one
+ * of the same name.
  *
  * src/sink.c
  *
@@ -78,12 +79,27 @@ typedef struct FlushSink
 	TimestampTz final_upto;		/* what the outbox has of final windows */
 } FlushSink;
 
-/* One sink's producer, kept by the stream worker. */
+/* One sink's producer, kept by the stream worker, and its backoff. */
 typedef struct SinkSender
 {
 	int32		sink_id;
-	KappaSinkProducer *producer;
+	KappaSinkProducer *producer;	/* NULL until made, or after a failure */
+	TimestampTz next_attempt;	/* after a failure: not before */
+	int			backoff_ms;
 } SinkSender;
+
+/* How a send went. */
+typedef enum SinkSendResult
+{
+	SINK_SENT_ALL,				/* the outbox is empty */
+	SINK_SENT_BATCH,			/* a full batch went: there may be more */
+	SINK_FAILED					/* recorded in kappa.sinks; back off */
+} SinkSendResult;
+
+/* The longest a worker goes on sending after a flush, and backoff bounds. */
+#define SINK_SEND_BUDGET_MS 1000
+#define SINK_BACKOFF_MIN_MS 1000
+#define SINK_BACKOFF_MAX_MS 60000
 
 struct KappaSinkSenders
 {
@@ -123,6 +139,8 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 	char		nulls[8] = "        ";
 	MemoryContext caller = CurrentMemoryContext;
 
+	/* any error below must not log the statement: its options may hold secrets */
+	kappa_statement_has_secrets(true);
 	kappa_require_preload();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -274,10 +292,12 @@ kappa_sink_load(ViewRuntime *view)
 	Datum		values[1] = {Int32GetDatum(view->view_id)};
 
 	kappa_catalog_enter(&access);
+	/* a view of that name may since belong to someone else: not theirs */
 	if (SPI_execute_with_args("SELECT k.sink_id, k.name, k.emit = 'final', k.final_upto "
 							  "FROM kappa.sinks k JOIN kappa.views v "
 							  "  ON v.schema_name = k.schema_name AND v.view_name = k.view_name "
-							  "WHERE v.view_id = $1 ORDER BY k.sink_id",
+							  "WHERE v.view_id = $1 AND pg_catalog.pg_has_role(k.owner, v.owner, 'USAGE') "
+							  "ORDER BY k.sink_id",
 							  1, (Oid[]) {INT4OID}, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.sinks");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -455,8 +475,8 @@ kappa_sink_store(ViewRuntime *view, List *sinks)
 		memset(nulls, ' ', sizeof(nulls));
 		if (SPI_execute_with_args("INSERT INTO kappa.sink_outbox (sink_id, seq, key, value) "
 								  "SELECT $1, $2 + u.o, u.k, "
-								  "  pg_catalog.format('{\"kappa\": {\"sink\": %s, \"seq\": %s, \"view\": %s, \"final\": %s}, \"row\": %s}', "
-								  "    pg_catalog.to_json($5::text), $2 + u.o, pg_catalog.to_json($6::text), pg_catalog.to_json($7), u.r) "
+								  "  pg_catalog.format('{\"kappa\": {\"sink\": %s, \"sink_id\": %s, \"seq\": %s, \"view\": %s, \"final\": %s}, \"row\": %s}', "
+								  "    pg_catalog.to_json($5::text), $1, $2 + u.o, pg_catalog.to_json($6::text), pg_catalog.to_json($7), u.r) "
 								  "FROM ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) "
 								  "  WITH ORDINALITY AS u(k, r, o)",
 								  7, (Oid[]) {INT4OID, INT8OID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID, BOOLOID},
@@ -550,13 +570,25 @@ find_sender(KappaSinkSenders *senders, int32 sink_id)
 	return NULL;
 }
 
-/* Forget a sink's producer (fenced, failed, or its sink dropped). */
+/* Close a sink's producer (its sink dropped, or a send failed). */
 static void
-drop_sender(KappaSinkSenders *senders, SinkSender *sender)
+close_producer(SinkSender *sender)
 {
-	senders->senders = list_delete_ptr(senders->senders, sender);
-	kappa_sink_producer_close(sender->producer);
-	pfree(sender);
+	if (sender->producer != NULL)
+		kappa_sink_producer_close(sender->producer);
+	sender->producer = NULL;
+}
+
+/*
+ * A send failed: close the producer, so that the next attempt makes a new
+ * one and learns from the topic what was committed, and back off.
+ */
+static void
+sender_failed(SinkSender *sender)
+{
+	close_producer(sender);
+	sender->backoff_ms = Min(Max(2 * sender->backoff_ms, SINK_BACKOFF_MIN_MS), SINK_BACKOFF_MAX_MS);
+	sender->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sender->backoff_ms);
 }
 
 /* Record a sink's error, where kappa_sinks shows it. */
@@ -571,14 +603,16 @@ sink_error(int32 sink_id, const char *error)
 }
 
 /*
- * Send one sink's outbox: a batch in one Kafka transaction, then, in the
- * caller's Postgres transaction, the new sent_seq.  The first time in
- * this process, the producer is made (which aborts what a dead one left
- * open) and the topic tells what was sent already.  A Kafka error is
- * recorded in kappa.sinks, and the outbox waits for the next flush.
+ * Send one batch of a sink's outbox: in one Kafka transaction, then, in
+ * the caller's Postgres transaction, the new sent_seq.  The first time
+ * (or after a failure), the producer is made, which aborts what a dead
+ * one left open, and the topic tells what was sent already: the largest
+ * seq of this sink there (its name and id, which another sink of the same
+ * name, made later, does not share).  A Kafka error is recorded in
+ * kappa.sinks, and the outbox waits.
  */
-static void
-send_sink(KappaStream *stream, KappaSinkSenders *senders, HeapTuple row, TupleDesc desc)
+static SinkSendResult
+send_sink(KappaStream *stream, SinkSender *sender, HeapTuple row, TupleDesc desc)
 {
 	bool		isnull;
 	int32		sink_id = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
@@ -587,43 +621,42 @@ send_sink(KappaStream *stream, KappaSinkSenders *senders, HeapTuple row, TupleDe
 	char	   *brokers = SPI_getvalue(row, desc, 4);
 	Jsonb	   *options = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 5, &isnull));
 	int64		sent = DatumGetInt64(SPI_getbinval(row, desc, 6, &isnull));
-	SinkSender *sender = find_sender(senders, sink_id);
+	int64		next_seq = DatumGetInt64(SPI_getbinval(row, desc, 7, &isnull));
 	KappaStream *conn = sink_connection(stream, topic, brokers, options);
 	char	   *error = NULL;
 	bool		fatal = false;
-	Datum		values[3];
+	Datum		values[2];
 	List	   *keys = NIL;
 	List	   *messages = NIL;
 	int64		last = sent;
 
-	if (sender == NULL)
+	if (sender->producer == NULL)
 	{
-		MemoryContext old = MemoryContextSwitchTo(senders->cxt);
-		KappaSinkProducer *producer = kappa_sink_producer_open(conn, psprintf("kappa-sink-%u-%s", MyDatabaseId, name),
-														&error);
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(sender));
+		KappaSinkProducer *producer = kappa_sink_producer_open(conn, psprintf("kappa-sink-%u-%d", MyDatabaseId, sink_id),
+															   &error);
 		int64		committed;
 
 		MemoryContextSwitchTo(old);
 		if (producer == NULL)
 		{
 			sink_error(sink_id, error);
-			return;
+			return SINK_FAILED;
 		}
+		sender->producer = producer;
 		/* what the topic holds of this sink already counts as sent */
-		committed = kappa_sink_last_seq(conn, name, &error);
+		committed = kappa_sink_last_seq(conn, name, sink_id, &error);
 		if (committed < 0)
 		{
-			kappa_sink_producer_close(producer);
 			sink_error(sink_id, error);
-			return;
+			return SINK_FAILED;
 		}
-		old = MemoryContextSwitchTo(senders->cxt);
-		sender = palloc(sizeof(SinkSender));
-		sender->sink_id = sink_id;
-		sender->producer = producer;
-		senders->senders = lappend(senders->senders, sender);
-		MemoryContextSwitchTo(old);
-		if (committed > sent)
+		if (committed > next_seq)
+			ereport(WARNING,
+					(errmsg("kappa sink \"%s\": its topic holds seq " INT64_FORMAT ", beyond the last one given, " INT64_FORMAT "; ignored",
+							name, committed, next_seq),
+					 errhint("Give each sink a topic of its own.")));
+		else if (committed > sent)
 		{
 			ereport(LOG,
 					(errmsg("kappa sink \"%s\": its topic holds rows up to seq " INT64_FORMAT ", " INT64_FORMAT " more than recorded as sent",
@@ -646,10 +679,8 @@ send_sink(KappaStream *stream, KappaSinkSenders *senders, HeapTuple row, TupleDe
 	}
 	if (messages != NIL && !kappa_sink_producer_send(sender->producer, topic, keys, messages, &error, &fatal))
 	{
-		if (fatal)
-			drop_sender(senders, sender);
 		sink_error(sink_id, error);
-		return;
+		return SINK_FAILED;
 	}
 	values[1] = Int64GetDatum(last);
 	if (SPI_execute_with_args("UPDATE kappa.sinks SET sent_seq = greatest(sent_seq, $2), last_error = NULL, "
@@ -659,20 +690,91 @@ send_sink(KappaStream *stream, KappaSinkSenders *senders, HeapTuple row, TupleDe
 		SPI_execute_with_args("DELETE FROM kappa.sink_outbox WHERE sink_id = $1 AND seq <= $2",
 							  2, (Oid[]) {INT4OID, INT8OID}, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not record what sink \"%s\" sent", name);
+	sender->backoff_ms = 0;
+	return list_length(messages) == SINK_BATCH ? SINK_SENT_BATCH : SINK_SENT_ALL;
+}
+
+/*
+ * One batch of one sink, in a transaction of its own.  An error (a
+ * setting librdkafka refuses, a topic that does not exist, the catalog
+ * changing under it) is the sink's, not the stream's: it is recorded in
+ * kappa.sinks and the sink backs off, while the stream goes on.
+ */
+static SinkSendResult
+send_one_batch(KappaStream *stream, SinkSender *sender)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile SinkSendResult result = SINK_SENT_ALL;
+	KappaCatalogAccess access;
+	Datum		values[1] = {Int32GetDatum(sender->sink_id)};
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		kappa_catalog_enter(&access);
+		/* the row locked: a kappa_drop_sink waits for the send to end */
+		if (SPI_execute_with_args("SELECT sink_id, name, topic, brokers, options, sent_seq, next_seq "
+								  "FROM kappa.sinks WHERE sink_id = $1 FOR UPDATE",
+								  1, (Oid[]) {INT4OID}, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read kappa.sinks");
+		if (SPI_processed == 1)
+			result = send_sink(stream, sender, SPI_copytuple(SPI_tuptable->vals[0]),
+							   CreateTupleDescCopy(SPI_tuptable->tupdesc));
+		kappa_catalog_leave(&access);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		kappa_catalog_enter(&access);
+		sink_error(sender->sink_id, edata->message);
+		kappa_catalog_leave(&access);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		result = SINK_FAILED;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	if (result == SINK_FAILED)
+	{
+		ereport(LOG,
+				(errmsg("kappa sink %d of stream \"%s\" could not send; trying again in %d ms",
+						sender->sink_id, stream->name,
+						Min(Max(2 * sender->backoff_ms, SINK_BACKOFF_MIN_MS), SINK_BACKOFF_MAX_MS))));
+		sender_failed(sender);
+	}
+	return result;
 }
 
 /*
  * Send what the sinks of the stream's views have in their outboxes, after
- * a flush committed, in transactions of its own (one per sink).  The
- * producers live in *senders, made on first use.
+ * a flush committed, in transactions of their own: batch after batch, for
+ * up to SINK_SEND_BUDGET_MS, skipping sinks backing off.  Only sinks whose
+ * owner may still act for the view's owner (and, without brokers of its
+ * own, the stream's) send: a sink follows its view by name, and a view of
+ * that name may since belong to someone else.  The producers live in
+ * *senders, made on first use; those of sinks gone are closed.
  */
 void
 kappa_sinks_send(KappaStream *stream, KappaSinkSenders **senders)
 {
 	Datum		values[1] = {Int32GetDatum(stream->id)};
+	List	   *sinks = NIL;
 	List	   *pending = NIL;
 	ListCell   *lc;
 	KappaCatalogAccess access;
+	TimestampTz start = GetCurrentTimestamp();
 
 	if (*senders == NULL)
 	{
@@ -687,44 +789,63 @@ kappa_sinks_send(KappaStream *stream, KappaSinkSenders **senders)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT k.sink_id FROM kappa.sinks k JOIN kappa.views v "
-							  "  ON v.schema_name = k.schema_name AND v.view_name = k.view_name "
-							  "WHERE v.stream_id = $1 AND (k.next_seq > k.sent_seq OR k.last_error IS NOT NULL) "
+	if (SPI_execute_with_args("SELECT k.sink_id, k.next_seq > k.sent_seq OR k.last_error IS NOT NULL "
+							  "FROM kappa.sinks k "
+							  "JOIN kappa.views v ON v.schema_name = k.schema_name AND v.view_name = k.view_name "
+							  "JOIN kappa.streams s ON s.stream_id = v.stream_id "
+							  "WHERE v.stream_id = $1 AND pg_catalog.pg_has_role(k.owner, v.owner, 'USAGE') "
+							  "  AND (k.brokers IS NOT NULL OR pg_catalog.pg_has_role(k.owner, s.owner, 'USAGE')) "
 							  "ORDER BY k.sink_id",
 							  1, (Oid[]) {INT4OID}, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.sinks");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
+		int32		sink_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		/* in the senders' memory: the transaction's goes at its commit */
 		MemoryContext spi = MemoryContextSwitchTo((*senders)->cxt);
 
-		pending = lappend_int(pending, DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-																	SPI_tuptable->tupdesc, 1, &isnull)));
+		sinks = lappend_int(sinks, sink_id);
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)))
+			pending = lappend_int(pending, sink_id);
 		MemoryContextSwitchTo(spi);
 	}
 	kappa_catalog_leave(&access);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
+	/* the producers of sinks gone (or no longer allowed) are closed */
+	foreach(lc, (*senders)->senders)
+	{
+		SinkSender *sender = lfirst(lc);
+
+		if (!list_member_int(sinks, sender->sink_id))
+		{
+			close_producer(sender);
+			(*senders)->senders = foreach_delete_current((*senders)->senders, lc);
+			pfree(sender);
+		}
+	}
+
 	foreach(lc, pending)
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		kappa_catalog_enter(&access);
-		values[0] = Int32GetDatum(lfirst_int(lc));
-		/* the row locked: a kappa_drop_sink waits for the send to end */
-		if (SPI_execute_with_args("SELECT sink_id, name, topic, brokers, options, sent_seq "
-								  "FROM kappa.sinks WHERE sink_id = $1 FOR UPDATE",
-								  1, (Oid[]) {INT4OID}, values, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.sinks");
-		if (SPI_processed == 1)
-			send_sink(stream, *senders, SPI_copytuple(SPI_tuptable->vals[0]),
-					  CreateTupleDescCopy(SPI_tuptable->tupdesc));
-		kappa_catalog_leave(&access);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		SinkSender *sender = find_sender(*senders, lfirst_int(lc));
+
+		if (sender == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo((*senders)->cxt);
+
+			sender = palloc0(sizeof(SinkSender));
+			sender->sink_id = lfirst_int(lc);
+			(*senders)->senders = lappend((*senders)->senders, sender);
+			MemoryContextSwitchTo(old);
+		}
+		if (sender->next_attempt > GetCurrentTimestamp())
+			continue;			/* backing off */
+		while (send_one_batch(stream, sender) == SINK_SENT_BATCH &&
+			   !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), SINK_SEND_BUDGET_MS))
+			;
 	}
+	list_free(sinks);
 	list_free(pending);
 }

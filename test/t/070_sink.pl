@@ -40,6 +40,8 @@ $node->safe_psql('postgres', qq{
 	SELECT kappa_create_view('tot', 'SELECT dev, count(*) AS n, sum(v) AS s FROM sk GROUP BY dev');
 	SELECT kappa_create_sink('s_final', 'per_min', 'out');
 	SELECT kappa_create_sink('s_chg', 'tot', 'chg', emit => 'changes');
+	-- brokers nobody listens on: its errors are the sink's, not the stream's
+	SELECT kappa_create_sink('s_dead', 'tot', 'dead', brokers => '127.0.0.1:1', emit => 'changes');
 });
 
 # Misuse.
@@ -60,7 +62,7 @@ is(sqlstate(q{SELECT kappa_drop_sink('s_final')}, 'other'), '42501', 'dropping a
 is(sqlstate(q{SELECT kappa_create_sink('x', 'per_min', 'x', brokers => '127.0.0.1:1', options => '{"sasl.password": "p"}')}, 'own'),
 	'0A000', 'a secret in a sink\'s options: 0A000 (not yet)');
 is($node->safe_psql('postgres', q{SELECT string_agg(name || ' ' || emit, ', ' ORDER BY name) FROM kappa_sinks}),
-	's_chg changes, s_final final', 'kappa_sinks lists the two sinks');
+	's_chg changes, s_dead changes, s_final final', 'kappa_sinks lists the three sinks');
 
 # Events i in [lo, hi]: eight devices, a second apart, out of order
 # within half a minute (less than the watermark).
@@ -116,8 +118,10 @@ $node->safe_psql('postgres', qq{
 	COPY (SELECT json_build_object('i', i, 'dev', dev, 'ts', ts, 'v', v)::text FROM ev WHERE i = 100001) TO '$dir/f1.txt'});
 IPC::Run::run([ 'kcat', '-P', '-b', $bootstrap, '-t', 'sk', '-p', $_, '-l', "$dir/f$_.txt" ]) or die "kcat failed" foreach 0 .. 1;
 is(wait_stream(), 't', 'everything consumed');
-ok(wait_until(sub { $node->safe_psql('postgres', q{SELECT bool_and(pending = 0 AND last_error IS NULL) FROM kappa_sinks}) eq 't' }, 120),
+ok(wait_until(sub { $node->safe_psql('postgres', q{SELECT bool_and(pending = 0 AND last_error IS NULL) FROM kappa_sinks WHERE name <> 's_dead'}) eq 't' }, 120),
 	'the sinks sent everything');
+is($node->safe_psql('postgres', q{SELECT sent = 0 AND pending > 0 AND last_error IS NOT NULL FROM kappa_sinks WHERE name = 's_dead'}), 't',
+	'the sink whose brokers do not answer holds its rows, with its error, and the stream went on');
 
 # A crash between Kafka's commit and Postgres's, made by hand: the last
 # five rows sent are recorded as not sent, with stand-ins in the outbox.
@@ -137,7 +141,8 @@ ok(wait_until(sub { $node->safe_psql('postgres', q{SELECT sent FROM kappa_sinks 
 	'the sink is back where it was');
 ok(log_contains($node, qr/kappa sink "s_final": its topic holds rows up to seq $sent_before, 5 more than recorded as sent/, $log_offset),
 	'it learned so from the topic');
-is($node->safe_psql('postgres', q{SELECT count(*) FROM kappa.sink_outbox}), '0', 'and dropped the stand-ins unsent');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM kappa.sink_outbox o JOIN kappa.sinks k USING (sink_id) WHERE k.name = 's_final'}), '0',
+	'and dropped the stand-ins unsent');
 
 # The topics, as a read_committed consumer reads them.
 sub topic_values
@@ -180,8 +185,21 @@ my %tot = map { my @f = split /\|/; ($f[0] => "$f[1]|$f[2]") } split /\n/,
   $node->safe_psql('postgres', q{SELECT dev, count(*), sum(v) FROM ev GROUP BY dev});
 is_deeply(\%last, \%tot, 'the last change of each key is the batch query\'s row');
 
-$node->safe_psql('postgres', q{SET ROLE own; SELECT kappa_drop_sink('s_chg')});
-is($node->safe_psql('postgres', q{SELECT string_agg(name, ',') FROM kappa_sinks}), 's_final', 'the owner drops a sink');
+$node->safe_psql('postgres', q{SET ROLE own; SELECT kappa_drop_sink('s_chg'); SELECT kappa_drop_sink('s_dead')});
+is($node->safe_psql('postgres', q{SELECT string_agg(name, ',') FROM kappa_sinks}), 's_final', 'the owner drops sinks');
+
+# A sink of the same name made again, to the same topic: the topic's
+# messages of the first one are not the new one's, which sends everything.
+my $windows = scalar(keys %batch);
+$node->safe_psql('postgres', q{SET ROLE own; SELECT kappa_drop_sink('s_final'); SELECT kappa_create_sink('s_final', 'per_min', 'out')});
+my $new_id = $node->safe_psql('postgres', q{SELECT sink_id FROM kappa.sinks WHERE name = 's_final'});
+produce(8_001, 8_001);
+is(wait_stream(), 't', 'one more event consumed');
+ok(wait_until(sub { $node->safe_psql('postgres', q{SELECT pending = 0 AND sent >= } . $windows . q{ FROM kappa_sinks WHERE name = 's_final'}) eq 't' }, 120),
+	'the new sink sent the final windows');
+my @again = map { $_->{kappa}{seq} } grep { $_->{kappa}{sink_id} == $new_id } @{ topic_values('out') };
+is_deeply([ sort { $a <=> $b } @again ], [ 1 .. scalar(@again) ], 'its own seqs, 1..' . scalar(@again) . ', no gap, no repeat');
+cmp_ok(scalar(@again), '>=', $windows, 'every final window again, under the new sink\'s id');
 
 $node->stop;
 stop_broker($broker);
