@@ -471,7 +471,10 @@ archive_end(KappaStream *stream, int32 partition)
 /*
  * Read offsets [from, to) of a partition back from the stream's archive, by
  * the ranges kappa.archive_files records, calling emit for each message in
- * offset order.  An error if the archive does not hold them all.
+ * offset order.  An error if the archive does not hold them all.  The
+ * manifest is read with a fresh snapshot (not read-only), as history.c
+ * plans with one: a worker archives meanwhile, and the plan may count on
+ * files it committed since the caller's snapshot.
  */
 void
 archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
@@ -493,7 +496,7 @@ archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 	if (SPI_execute_with_args("SELECT path, last_offset FROM kappa.archive_files "
 							  "WHERE stream_id = $1 AND partition = $2 AND last_offset >= $3 "
 							  "ORDER BY first_offset",
-							  3, types, values, NULL, true, 0) != SPI_OK_SELECT)
+							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.archive_files");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
