@@ -37,8 +37,6 @@ typedef void (*ArchiveRecordCallback) (ArchiveRecord *record, void *arg);
 extern void archive_read_file(const char *path, bool want_properties,
 							  ArchiveRecordCallback emit, void *arg);
 
-extern bool archive_covers(KappaStream *stream, int32 partition, int64 from, int64 to);
-extern int64 archive_end(KappaStream *stream, int32 partition);
 extern void archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 							   KappaMessageCallback emit, void *arg);
 

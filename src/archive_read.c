@@ -410,65 +410,6 @@ range_record(ArchiveRecord *rec, void *arg)
 }
 
 /*
- * Whether a stream's archive holds offsets [from, to) of a partition: the
- * files that meet that range reach both its ends without a gap between
- * them.  kappa's own files are contiguous; registered ones may not be.
- */
-bool
-archive_covers(KappaStream *stream, int32 partition, int64 from, int64 to)
-{
-	Oid			types[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
-	Datum		values[4] = {Int32GetDatum(stream->id), Int32GetDatum(partition),
-	Int64GetDatum(from), Int64GetDatum(to)};
-	bool		covered = false;
-	bool		isnull;
-	KappaCatalogAccess catalog;
-
-	if (from >= to)
-		return true;
-	kappa_catalog_enter(&catalog);
-	/* the files that meet [from, to) must reach both ends, without a gap */
-	if (SPI_execute_with_args("WITH f AS (SELECT first_offset, last_offset, "
-							  "    max(last_offset) OVER (ORDER BY first_offset ROWS BETWEEN UNBOUNDED PRECEDING "
-							  "                           AND 1 PRECEDING) AS reached "
-							  "  FROM kappa.archive_files WHERE stream_id = $1 AND partition = $2 "
-							  "    AND last_offset >= $3 AND first_offset < $4) "
-							  "SELECT coalesce(min(first_offset) <= $3 AND max(last_offset) + 1 >= $4 "
-							  "  AND bool_and(reached IS NULL OR first_offset <= reached + 1), false) FROM f",
-							  4, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.archive_files");
-	covered = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	kappa_catalog_leave(&catalog);
-	return covered;
-}
-
-/* The first offset of a partition that its archive does not hold yet. */
-int64
-archive_end(KappaStream *stream, int32 partition)
-{
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2] = {Int32GetDatum(stream->id), Int32GetDatum(partition)};
-	int64		end = 0;
-	bool		isnull;
-	KappaCatalogAccess catalog;
-
-	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("SELECT max(last_offset) + 1 FROM kappa.archive_files "
-							  "WHERE stream_id = $1 AND partition = $2",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.archive_files");
-	if (SPI_processed > 0)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			end = DatumGetInt64(d);
-	}
-	kappa_catalog_leave(&catalog);
-	return end;
-}
-
-/*
  * Read offsets [from, to) of a partition back from the stream's archive, by
  * the ranges kappa.archive_files records, calling emit for each message in
  * offset order.  An error if the archive does not hold them all.  The
