@@ -80,18 +80,21 @@ is($node->safe_psql('postgres', q{
 		JOIN produced p ON p."offset" = d."offset" AND p.payload IS NOT DISTINCT FROM d.payload}),
 	$dead_names, 'the dead letters are exactly the bad messages, with their bytes');
 
-# Memory: the worker's contexts after the first round, and after ten more.
+# Memory: the worker's contexts after the warm-up, and after ten times as
+# many messages.  Returns the grand total and the context lines, so that a
+# failure can say which context grew.
 sub worker_memory
 {
 	my $offset = -s $node->logfile;
 	$node->safe_psql('postgres', "SELECT pg_log_backend_memory_contexts($pid)");
-	my $total;
+	my ($total, $log);
 	wait_until(sub {
-		my $log = slurp_file($node->logfile, $offset);
+		$log = slurp_file($node->logfile, $offset);
 		($total) = $log =~ /\[$pid\] LOG:\s+Grand total: (\d+) bytes/;
 		return defined $total;
 	}, 30) or die "the worker did not log its memory contexts";
-	return $total;
+	my @contexts = $log =~ /\[$pid\] LOG:\s+level: \d+; (.*)/g;
+	return ($total, \@contexts);
 }
 my @small = grep { $_->[0] !~ /MB/ } @cases;    # the big ones go in once
 my $round = join ', ', map { "($_->[1])" } @small;
@@ -105,14 +108,23 @@ sub rounds
 		"$n rounds of hostile messages consumed");
 	return;
 }
-rounds(30);    # warm-up: contexts and caches reach their working size
-my $before = worker_memory();
+# Warm-up: contexts and caches reach their working size.  Ten rounds, each
+# waited for, so that every kind of write has been flushed ten times
+# whatever the machine's speed (plans are cached, and a cached plan turns
+# generic after its fifth use).
+rounds(3) for 1 .. 10;
+my ($before, $contexts_before) = worker_memory();
 rounds(300);
-my $after = worker_memory();
+my ($after, $contexts_after) = worker_memory();
 is($worker_pid->(), $pid, 'the worker still did not die');
 cmp_ok($after - $before, '<', 128 * 1024,
 	"the worker's memory did not grow with "
-	  . (300 * scalar(@small)) . " more messages ($before bytes, then $after)");
+	  . (300 * scalar(@small)) . " more messages ($before bytes, then $after)")
+  or do
+{
+	my %was = map { $_ => 1 } @$contexts_before;
+	diag "contexts that changed:\n", map { "  $_\n" } grep { !$was{$_} } @$contexts_after;
+};
 is($node->safe_psql('postgres', 'SELECT n FROM total'), scalar(@applied) + 330 * $applied_per_round,
 	'and it applied them all');
 
