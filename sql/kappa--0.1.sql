@@ -283,14 +283,21 @@ CREATE UNLOGGED TABLE kappa.view_marks (
 );
 -- The dedup keys each view has seen per partition within the watermark
 -- horizon, as of the last flush; lost with the states, and rebuilt with
--- them from the log.
+-- them from the log.  A row per flush and partition (a segment): the keys
+-- that flush saw first, with their event times, and the newest of those
+-- times.  A segment goes once all its keys have left the horizon; loading
+-- skips the keys of a segment that already did.
 CREATE UNLOGGED TABLE kappa.view_dedup (
 	view_id int NOT NULL,
 	partition int NOT NULL,
-	dedup_key text NOT NULL,
-	event_time timestamptz NOT NULL,
-	PRIMARY KEY (view_id, partition, dedup_key)
+	newest timestamptz NOT NULL,
+	keys text[] NOT NULL,
+	event_times timestamptz[] NOT NULL
 );
+CREATE INDEX view_dedup_horizon ON kappa.view_dedup (view_id, partition, newest);
+-- the keys are random: compressing them costs more than it saves
+ALTER TABLE kappa.view_dedup ALTER keys SET STORAGE EXTERNAL,
+	ALTER event_times SET STORAGE EXTERNAL;
 
 -- The files of each stream's archive, and what they hold: written in the
 -- transaction that commits the messages' positions, after the file is
@@ -578,7 +585,8 @@ COMMENT ON FUNCTION kappa_wait(text, interval)
 	IS 'wait until the stream and its views have committed every message its topic held at the call; false on timeout';
 
 CREATE FUNCTION kappa_feed(stream text, messages regclass,
-	OUT messages_read bigint, OUT engine_seconds float8, OUT flush_seconds float8)
+	OUT messages_read bigint, OUT engine_seconds float8, OUT flush_seconds float8,
+	OUT phases jsonb)
 RETURNS record
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'kappa_feed';

@@ -386,6 +386,17 @@ kappa_engine_skip(KappaEngine *engine, int32 partition, int64 from, int64 to,
 	return gaps;
 }
 
+const char *const kappa_phase_names[KAPPA_NPHASES] = {
+	"decode", "views", "rows", "states", "dedup", "positions"
+};
+
+/* Time the engine's phases from now on, adding to times (NULL: stop). */
+void
+kappa_engine_time_phases(KappaEngine *engine, KappaPhaseTimes *times)
+{
+	engine->phases = times;
+}
+
 /* Resolve views that start at the latest message: at the log's end now. */
 void
 kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end)
@@ -563,6 +574,7 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 	ErrorContextCallback context;
 	MemoryContext old;
 	ListCell   *lc;
+	instr_time	phase_start;
 
 	if (message->partition < 0 || message->partition >= engine->nparts)
 		return;					/* a partition added after the start: next run */
@@ -581,6 +593,7 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 		return;					/* read again only for a view catching up */
 
 	/* everything temporary lives in per-event memory */
+	kappa_phase_start(engine, &phase_start);
 	ResetExprContext(engine->econtext);
 	old = MemoryContextSwitchTo(engine->econtext->ecxt_per_tuple_memory);
 	ExecClearTuple(slot);
@@ -664,6 +677,7 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 			event_time_null = (message->timestamp_ms < 0);
 		}
 	}
+	kappa_phase_end(engine, KAPPA_PHASE_DECODE, &phase_start);
 
 	foreach(lc, engine->views)
 	{
@@ -700,6 +714,7 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 	}
 	if (poisoned)
 		engine->flush_due = true;	/* so that what is read again stays short */
+	kappa_phase_end(engine, KAPPA_PHASE_VIEWS, &phase_start);
 	error_context_stack = context.previous;
 	engine->message = NULL;
 	MemoryContextSwitchTo(old);

@@ -10,6 +10,7 @@
 #ifndef KAPPA_ENGINE_H
 #define KAPPA_ENGINE_H
 
+#include "portability/instr_time.h"
 #include "utils/elog.h"
 
 #include "stream.h"
@@ -93,6 +94,31 @@ extern void kappa_engine_flush(KappaEngine *engine);
 extern int64 kappa_engine_pending(KappaEngine *engine);
 extern bool kappa_engine_flush_due(KappaEngine *engine);
 extern Size kappa_engine_memory(KappaEngine *engine, int32 *view_id, char **name, Size *largest);
+
+/*
+ * Where an engine's time goes, for kappa_feed and the benchmark: set with
+ * kappa_engine_time_phases, and then added to at every message and flush.
+ * Untimed engines (the workers) pay nothing for it.
+ */
+typedef enum KappaPhase
+{
+	KAPPA_PHASE_DECODE,			/* payload to columns, the dedup key */
+	KAPPA_PHASE_VIEWS,			/* dedup, WHERE, windows, aggregates */
+	KAPPA_PHASE_ROWS,			/* view rows: finalize, project, write */
+	KAPPA_PHASE_STATES,			/* open groups' states: serialize, write */
+	KAPPA_PHASE_DEDUP,			/* dedup keys: prune, write */
+	KAPPA_PHASE_POSITIONS,		/* positions, counts, dead letters */
+	KAPPA_NPHASES
+} KappaPhase;
+
+typedef struct KappaPhaseTimes
+{
+	instr_time	spent[KAPPA_NPHASES];
+} KappaPhaseTimes;
+
+extern const char *const kappa_phase_names[KAPPA_NPHASES];
+
+extern void kappa_engine_time_phases(KappaEngine *engine, KappaPhaseTimes *times);
 
 extern KappaPoisons *kappa_poisons_create(void);
 extern void kappa_poisons_load(KappaPoisons *poisons, int32 stream_id, int32 view_id);

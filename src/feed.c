@@ -49,6 +49,7 @@
 #include "portability/instr_time.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -92,6 +93,7 @@ typedef struct Feed
 	KappaSubxact sub;			/* of the messages since the last flush */
 	instr_time	engine_time;
 	instr_time	flush_time;
+	KappaPhaseTimes phases;		/* the same time, by what it went into */
 } Feed;
 
 static char *feed_select(Oid relid, bool *present);
@@ -350,6 +352,7 @@ feed_all(Feed *f, KappaStream *stream, const char *select, int nparts, const int
 		{
 			/* no log to ask where it begins: a lost state is rebuilt from the table */
 			f->engine = kappa_engine_create(stream, nparts, NULL, 0, 1, NULL, NULL, poisons);
+			kappa_engine_time_phases(f->engine, &f->phases);
 			for (int p = 0; p < nparts; p++)
 			{
 				if (ends[p] < 0)
@@ -392,7 +395,8 @@ feed_all(Feed *f, KappaStream *stream, const char *select, int nparts, const int
  * table through the stream's engine, flushing every kappa.flush_events
  * messages and at the end, in the caller's transaction.  Returns how many
  * messages it read, the seconds spent in the engine (decode, aggregate)
- * and in its flushes; reading the table is not counted.
+ * and in its flushes, and the same time by phase (KappaPhase); reading
+ * the table is not counted.
  */
 Datum
 kappa_feed(PG_FUNCTION_ARGS)
@@ -409,8 +413,9 @@ kappa_feed(PG_FUNCTION_ARGS)
 	int			nparts;
 	int64		total;
 	int			save_nestlevel;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	StringInfoData phases;
 
 	kappa_require_preload();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -441,6 +446,8 @@ kappa_feed(PG_FUNCTION_ARGS)
 	f.messages = palloc(sizeof(KappaMessage) * FEED_BATCH);
 	INSTR_TIME_SET_ZERO(f.engine_time);
 	INSTR_TIME_SET_ZERO(f.flush_time);
+	for (int i = 0; i < KAPPA_NPHASES; i++)
+		INSTR_TIME_SET_ZERO(f.phases.spent[i]);
 	total = feed_all(&f, stream, select, nparts, ends);
 	MemoryContextSwitchTo(old);
 	kappa_settings_leave(save_nestlevel);
@@ -450,5 +457,11 @@ kappa_feed(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(total);
 	values[1] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(f.engine_time));
 	values[2] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(f.flush_time));
+	initStringInfo(&phases);
+	for (int i = 0; i < KAPPA_NPHASES; i++)
+		appendStringInfo(&phases, "%s\"%s\": %.6f", i > 0 ? ", " : "{",
+						 kappa_phase_names[i], INSTR_TIME_GET_DOUBLE(f.phases.spent[i]));
+	appendStringInfoChar(&phases, '}');
+	values[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(phases.data));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -174,7 +174,8 @@ kappa_flush_prepare(void)
 	Oid			stream_position_types[10] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
 	TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID, TIMESTAMPTZOID};
 	Oid			state_array_type;
-	Oid			dedup_insert_types[4] = {INT4OID, INT4OID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+	Oid			dedup_insert_types[5] = {INT4OID, INT4OID, TIMESTAMPTZOID, TEXTARRAYOID,
+		TIMESTAMPTZARRAYOID};
 	Oid			dedup_prune_types[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
 	Oid			relid;
 	MemoryContext old;
@@ -223,15 +224,11 @@ kappa_flush_prepare(void)
 										"events_per_s = EXCLUDED.events_per_s, flushed_at = now(), "
 										"flush_ms = EXCLUDED.flush_ms",
 										10, stream_position_types);
-	/* a key seen again after it left the horizon: its latest time counts */
-	dedup_insert_plan = prepare_kept("INSERT INTO kappa.view_dedup "
-									 "SELECT DISTINCT ON (k) $1, $2, k, t FROM unnest($3, $4) AS u(k, t) "
-									 "ORDER BY k, t DESC "
-									 "ON CONFLICT (view_id, partition, dedup_key) "
-									 "DO UPDATE SET event_time = excluded.event_time",
-									 4, dedup_insert_types);
+	/* a segment: the keys a flush saw first in a partition, in one row */
+	dedup_insert_plan = prepare_kept("INSERT INTO kappa.view_dedup VALUES ($1, $2, $3, $4, $5)",
+									 5, dedup_insert_types);
 	dedup_prune_plan = prepare_kept("DELETE FROM kappa.view_dedup "
-									"WHERE view_id = $1 AND partition = $2 AND event_time < $3",
+									"WHERE view_id = $1 AND partition = $2 AND newest < $3",
 									3, dedup_prune_types);
 	state_relid = relid;
 }
@@ -473,7 +470,9 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	KappaCatalogAccess catalog;
 	KappaOwnerAccess owner;
 	ListCell   *lc;
+	instr_time	phase_start;
 
+	kappa_phase_start(engine, &phase_start);
 	if (engine->shared && !view->scratch)
 	{
 		kappa_catalog_enter(&catalog);
@@ -542,7 +541,11 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 			continue;
 		}
 		if (!view->scratch)
+		{
+			kappa_phase_end(engine, KAPPA_PHASE_ROWS, &phase_start);
 			w.states = lappend(w.states, DatumGetPointer(group_state(view, group)));
+			kappa_phase_end(engine, KAPPA_PHASE_STATES, &phase_start);
+		}
 		group->stored = true;
 		group->stored_start = group->start;
 		group->stored_end = group->end;
@@ -585,6 +588,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		apply_retention(view, state_upto - margin, engine->only_view == 0);
 	SPI_finish();
 	kappa_owner_leave(&owner);
+	kappa_phase_end(engine, KAPPA_PHASE_ROWS, &phase_start);
 
 	if (view->scratch)
 	{
@@ -609,15 +613,19 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 {
 	TimestampTz final_until;
 	bool		moved = false;
+	instr_time	phase_start;
 
+	kappa_phase_start(engine, &phase_start);
 	kappa_flush_prepare();
 	delete_states(view, w->state_keys, w->state_starts);
 	write_rows(state_upsert_plan, state_row_type, w->states, "state", view->name);
 	if (engine->shared)
 		forget_shared_state(view, margin, state_upto);
+	kappa_phase_end(engine, KAPPA_PHASE_STATES, &phase_start);
 	write_rejects(engine, view->rejects);
 	view->rejects = NIL;		/* in the flush context, which the flush resets */
 	kappa_sink_store(view, w->sinks);
+	kappa_phase_end(engine, KAPPA_PHASE_POSITIONS, &phase_start);
 
 	/* positions and counts; dedup keys older than the horizon go */
 	for (int p = 0; p < engine->nparts; p++)
@@ -649,6 +657,7 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 			write_dedup_keys(view, p, vp,
 							 vp->max_time == DT_NOBEGIN ? DT_NOBEGIN :
 							 vp->max_time - engine->stream->watermark_us);
+		kappa_phase_end(engine, KAPPA_PHASE_DEDUP, &phase_start);
 		if (!vp->changed || vp->next < 0)
 			continue;
 		values[0] = Int32GetDatum(view->view_id);
@@ -669,6 +678,7 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 		vp->filtered = vp->duplicate = vp->delivered = vp->applied = vp->late = 0;
 		vp->rejected = 0;
 		vp->changed = false;
+		kappa_phase_end(engine, KAPPA_PHASE_POSITIONS, &phase_start);
 	}
 
 	/*
@@ -694,6 +704,7 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 	}
 	if (view->notify != NULL && engine->only_view == 0 && (moved || w->rows != NIL))
 		notify_flush(view, final_until, list_length(w->rows), w->finalized);
+	kappa_phase_end(engine, KAPPA_PHASE_POSITIONS, &phase_start);
 }
 
 /*
@@ -766,13 +777,15 @@ notify_flush(ViewRuntime *view, TimestampTz final_until, int64 changed, int64 fi
 
 /*
  * Store a view partition's dedup keys as the flush leaves them: the keys
- * seen since the last flush go in, those that left the horizon go out
- * (after, so that a new key already past the horizon does not stay).
+ * seen since the last flush go in as one segment, and the segments whose
+ * keys have all left the horizon go out (after, so that a segment already
+ * past the horizon does not stay).  A key seen again after it left the
+ * horizon is in two segments; loading keeps its latest time.
  */
 static void
 write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, TimestampTz horizon)
 {
-	Datum		values[4];
+	Datum		values[5];
 	int			n = list_length(vp->dedup_new);
 
 	values[0] = Int32GetDatum(view->view_id);
@@ -781,6 +794,7 @@ write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, Timestam
 	{
 		Datum	   *keys = palloc(sizeof(Datum) * n);
 		Datum	   *times = palloc(sizeof(Datum) * n);
+		TimestampTz newest = DT_NOBEGIN;
 		ListCell   *lc;
 
 		foreach(lc, vp->dedup_new)
@@ -789,9 +803,11 @@ write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, Timestam
 
 			keys[foreach_current_index(lc)] = CStringGetTextDatum(nk->key);
 			times[foreach_current_index(lc)] = TimestampTzGetDatum(nk->time);
+			newest = Max(newest, nk->time);
 		}
-		values[2] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
-		values[3] = PointerGetDatum(construct_array(times, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+		values[2] = TimestampTzGetDatum(newest);
+		values[3] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[4] = PointerGetDatum(construct_array(times, n, TIMESTAMPTZOID, sizeof(TimestampTz),
 													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		if (SPI_execute_plan(dedup_insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not store the dedup keys of kappa view %s", view->name);
@@ -1174,11 +1190,15 @@ kappa_engine_flush(KappaEngine *engine)
 	}
 	if (engine->scratch_table == NULL && engine->only_view == 0)
 	{
+		instr_time	phase_start;
+
+		kappa_phase_start(engine, &phase_start);
 		kappa_catalog_enter(&catalog);
 		kappa_flush_dead_letters(engine);
 		kappa_flush_positions(engine, now,
 							  (double) (GetCurrentTimestamp() - now) / 1000.0);
 		kappa_catalog_leave(&catalog);
+		kappa_phase_end(engine, KAPPA_PHASE_POSITIONS, &phase_start);
 	}
 	else
 		engine->dead_letters = engine->late_events = NIL;	/* flush memory */

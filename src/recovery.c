@@ -157,22 +157,41 @@ kappa_view_load_partitions(KappaEngine *engine, ViewRuntime *view, const bool *w
 
 	if (engine->dedup_col >= 0)
 	{
-		if (SPI_execute_with_args("SELECT partition, dedup_key, event_time FROM kappa.view_dedup "
-								  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		/*
+		 * The segments' keys within each partition's horizon (a segment
+		 * whose newest key is still in it can hold older ones); a key in
+		 * two segments, seen again after it left the horizon, has the
+		 * later time.
+		 */
+		if (SPI_execute_with_args("SELECT d.partition, u.k, u.t FROM kappa.view_dedup d, "
+								  "unnest(d.keys, d.event_times) AS u(k, t) WHERE d.view_id = $1",
+								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kappa.view_dedup");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	row = SPI_tuptable->vals[i];
 			int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
-			char	   *key = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
+			TimestampTz time = DatumGetTimestampTz(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull));
+			ViewPartition *vp;
+			char	   *key;
 			DedupEntry *entry;
 			bool		found;
 
 			if (p < 0 || p >= engine->nparts || (which && !which[p]))
 				continue;
-			entry = deduptab_insert(view->parts[p].dedup,
-									MemoryContextStrdup(view->cxt, key), &found);
-			entry->time = DatumGetTimestampTz(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull));
+			vp = &view->parts[p];
+			if (vp->max_time != DT_NOBEGIN && time < vp->max_time - engine->stream->watermark_us)
+				continue;
+			key = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
+			entry = deduptab_lookup(vp->dedup, key);
+			if (entry == NULL)
+			{
+				entry = deduptab_insert(vp->dedup, MemoryContextStrdup(view->cxt, key), &found);
+				entry->time = time;
+			}
+			else
+				entry->time = Max(entry->time, time);
+			pfree(key);
 		}
 	}
 	kappa_catalog_leave(&catalog);
