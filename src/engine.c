@@ -822,18 +822,21 @@ is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time)
 		entry = deduptab_insert(vp->dedup, MemoryContextStrdup(GetMemoryChunkContext(vp->dedup), key),
 								&found);
 	entry->time = event_time;
-	remember_dedup_key(engine, vp, key, event_time);
+	remember_dedup_key(engine, vp, entry->key, event_time);
 	return false;
 }
 
-/* Note a new dedup key for the next flush to store. */
+/*
+ * Note a new dedup key for the next flush to store: the table's own copy,
+ * which only that flush frees.
+ */
 static void
 remember_dedup_key(KappaEngine *engine, ViewPartition *vp, const char *key, TimestampTz time)
 {
 	MemoryContext old = MemoryContextSwitchTo(engine->flush_cxt);
 	NewDedupKey *nk = palloc(sizeof(NewDedupKey));
 
-	nk->key = pstrdup(key);
+	nk->key = key;
 	nk->time = time;
 	vp->dedup_new = lappend(vp->dedup_new, nk);
 	MemoryContextSwitchTo(old);

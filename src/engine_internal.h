@@ -77,13 +77,12 @@ typedef struct ViewPartition
 	bool		changed;
 	deduptab_hash *dedup;
 	List	   *dedup_new;		/* NewDedupKey: seen since the last flush */
-	bool		dedup_pruned;	/* keys left the horizon since then */
 } ViewPartition;
 
 /* A dedup key seen since the last flush, to store (in the flush context). */
 typedef struct NewDedupKey
 {
-	char	   *key;
+	const char *key;			/* the dedup table's copy */
 	TimestampTz time;
 } NewDedupKey;
 
@@ -94,6 +93,7 @@ typedef struct ViewRuntime
 	Oid			owner;			/* user code of the view runs as this role */
 	char	   *name;			/* qualified and quoted, for messages */
 	char	   *notify;			/* channel to NOTIFY at flushes, or NULL */
+	bool		emit_final;		/* rows only of final windows (option emit) */
 	int64		retention_us;	/* keep final windows this long; 0: for ever */
 	char	   *retention_column;	/* quoted: the rows' window end or start */
 	bool		retention_is_end;

@@ -64,6 +64,7 @@ typedef struct NewView
 	char	   *until;			/* or NULL */
 	char	   *notify;			/* the notify option's channel, or NULL */
 	char	   *retention;		/* the retention option, or NULL */
+	char	   *emit;			/* the emit option, or NULL */
 } NewView;
 
 static void new_view_from_row(NewView *nv, int32 view_id, HeapTuple row, TupleDesc desc,
@@ -101,7 +102,8 @@ kappa_engine_free_view_plans(void *arg)
 
 /*
  * A view found in kappa.views, from a row whose columns, from first on,
- * are plan, start, qualified name, since, until and owner; copied into
+ * are plan, start, qualified name, since, until, owner and the options
+ * notify, retention and emit; copied into
  * cxt.
  */
 static void
@@ -120,6 +122,7 @@ new_view_from_row(NewView *nv, int32 view_id, HeapTuple row, TupleDesc desc, int
 	nv->owner = DatumGetObjectId(SPI_getbinval(row, desc, first + 5, &isnull));
 	nv->notify = SPI_getvalue(row, desc, first + 6);
 	nv->retention = SPI_getvalue(row, desc, first + 7);
+	nv->emit = SPI_getvalue(row, desc, first + 8);
 	MemoryContextSwitchTo(old);
 }
 
@@ -146,7 +149,7 @@ kappa_engine_sync_views(KappaEngine *engine)
 	values[1] = Int32GetDatum(engine->only_view);
 	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
 							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner, "
-							  "options->>'notify', options->>'retention' "
+							  "options->>'notify', options->>'retention', options->>'emit' "
 							  "FROM kappa.views WHERE stream_id = $1 AND "
 							  "CASE WHEN $2 = 0 THEN status IN ('live', 'incomplete') ELSE view_id = $2 END "
 							  "ORDER BY view_id FOR KEY SHARE",
@@ -323,6 +326,21 @@ load_view(KappaEngine *engine, NewView *nv)
 		}
 	}
 	view->retention_done = DT_NOBEGIN;
+
+	/*
+	 * emit final: a row once its window is final.  Several workers finalize
+	 * windows by deleting states other workers stored, without their rows:
+	 * not with those.
+	 */
+	view->emit_final = (nv->emit != NULL && strcmp(nv->emit, "final") == 0 &&
+						spec->window.kind != KAPPA_WINDOW_NONE);
+	if (view->emit_final && engine->shared)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kappa view %s emits final rows, which one worker per stream must write",
+						view->name),
+				 errdetail("kappa.workers_per_stream is %d.", engine->nworkers),
+				 errhint("Set kappa.workers_per_stream to 1, or drop the emit option with kappa_replay or a new view.")));
 
 	/* expressions over the event row */
 	if (spec->where)
@@ -541,7 +559,7 @@ kappa_engine_load_view_by_id(KappaEngine *engine, int32 view_id)
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT plan, coalesce(options->>'start', 'earliest'), "
 							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner, "
-							  "options->>'notify', options->>'retention' "
+							  "options->>'notify', options->>'retention', options->>'emit' "
 							  "FROM kappa.views WHERE view_id = $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");

@@ -125,7 +125,7 @@ static void write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrit
 							   int64 margin, TimestampTz state_upto);
 static void write_rejects(KappaEngine *engine, List *dead_letters);
 static void write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp,
-							 TimestampTz horizon);
+							 TimestampTz horizon, bool owned);
 static void merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrites *w);
 static void read_peer_watermarks(KappaEngine *engine, ViewRuntime *view);
 static TimestampTz share_finalization(KappaEngine *engine, ViewRuntime *view);
@@ -287,11 +287,21 @@ project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start, Timestamp
 static void
 forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w)
 {
-	MemoryContext old = MemoryContextSwitchTo(w->cxt);
-	Datum	   *values = palloc(sizeof(Datum) * view->nout);
-	char	   *nulls = palloc(view->nout);
-	RowKey	   *key = palloc(sizeof(RowKey));
+	MemoryContext old;
+	Datum	   *values;
+	char	   *nulls;
+	RowKey	   *key;
 
+	if (view->emit_final)
+	{
+		/* an open window, which has no row yet */
+		forget_stored_state(view, group, w);
+		return;
+	}
+	old = MemoryContextSwitchTo(w->cxt);
+	values = palloc(sizeof(Datum) * view->nout);
+	nulls = palloc(view->nout);
+	key = palloc(sizeof(RowKey));
 	project_group(view, group, group->stored_start, group->stored_end, false, values, nulls);
 	key->values = palloc(sizeof(Datum) * Max(view->nunique, 1));
 	key->nulls = palloc(Max(view->nunique, 1));
@@ -531,7 +541,8 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 
 		if (group->stored && group->stored_start != group->start)
 			forget_stored(view, group, &w);
-		w.rows = lappend(w.rows, DatumGetPointer(group_row(view, group)));
+		if (final || !view->emit_final)
+			w.rows = lappend(w.rows, DatumGetPointer(group_row(view, group)));
 		if (final)
 		{
 			if (group->stored)
@@ -555,7 +566,8 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 
 	/*
 	 * Unchanged groups whose windows every partition has now passed: their
-	 * rows stay as they are, their states go.
+	 * rows stay as they are (with emit final, written now), their states
+	 * go.
 	 */
 	if (window->kind != KAPPA_WINDOW_NONE && state_upto != DT_NOBEGIN)
 	{
@@ -565,6 +577,8 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 
 			if (group->end + margin > state_upto)
 				continue;
+			if (view->emit_final)
+				w.rows = lappend(w.rows, DatumGetPointer(group_row(view, group)));
 			if (group->stored)
 				forget_stored_state(view, group, &w);
 			kappa_groups_remove(view->groups, group);
@@ -634,29 +648,11 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 		Datum		values[11];
 		char		nulls[11] = "           ";
 
-		if (vp->dedup && vp->max_time != DT_NOBEGIN && engine->owned[p])
-		{
-			TimestampTz horizon = vp->max_time - engine->stream->watermark_us;
-			deduptab_iterator it;
-			DedupEntry *entry;
-
-			deduptab_start_iterate(vp->dedup, &it);
-			while ((entry = deduptab_iterate(vp->dedup, &it)) != NULL)
-			{
-				if (entry->time < horizon)
-				{
-					char	   *key = entry->key;
-
-					deduptab_delete_item(vp->dedup, entry);
-					pfree(key);
-					vp->dedup_pruned = true;
-				}
-			}
-		}
 		if (vp->dedup)
 			write_dedup_keys(view, p, vp,
 							 vp->max_time == DT_NOBEGIN ? DT_NOBEGIN :
-							 vp->max_time - engine->stream->watermark_us);
+							 vp->max_time - engine->stream->watermark_us,
+							 engine->owned[p]);
 		kappa_phase_end(engine, KAPPA_PHASE_DEDUP, &phase_start);
 		if (!vp->changed || vp->next < 0)
 			continue;
@@ -777,16 +773,20 @@ notify_flush(ViewRuntime *view, TimestampTz final_until, int64 changed, int64 fi
 
 /*
  * Store a view partition's dedup keys as the flush leaves them: the keys
- * seen since the last flush go in as one segment, and the segments whose
- * keys have all left the horizon go out (after, so that a segment already
- * past the horizon does not stay).  A key seen again after it left the
- * horizon is in two segments; loading keeps its latest time.
+ * seen since the last flush go in as one segment; then, in a partition
+ * this worker owns, the keys that left the horizon leave memory, and the
+ * segments whose keys all did leave the table (after the insert, so that
+ * a segment already past the horizon does not stay).  A key seen again
+ * after it left the horizon is in two segments; loading keeps its latest
+ * time.
  */
 static void
-write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, TimestampTz horizon)
+write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, TimestampTz horizon,
+				 bool owned)
 {
 	Datum		values[5];
 	int			n = list_length(vp->dedup_new);
+	bool		pruned = false;
 
 	values[0] = Int32GetDatum(view->view_id);
 	values[1] = Int32GetDatum(partition);
@@ -812,15 +812,33 @@ write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, Timestam
 		if (SPI_execute_plan(dedup_insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not store the dedup keys of kappa view %s", view->name);
 	}
-	if (vp->dedup_pruned && horizon != DT_NOBEGIN)
+	/* the new keys point into the table's entries: free those only now */
+	vp->dedup_new = NIL;		/* in the flush context, which the flush resets */
+	if (horizon == DT_NOBEGIN || !owned)
+		return;
+	{
+		deduptab_iterator it;
+		DedupEntry *entry;
+
+		deduptab_start_iterate(vp->dedup, &it);
+		while ((entry = deduptab_iterate(vp->dedup, &it)) != NULL)
+		{
+			if (entry->time < horizon)
+			{
+				char	   *key = entry->key;
+
+				deduptab_delete_item(vp->dedup, entry);
+				pfree(key);
+				pruned = true;
+			}
+		}
+	}
+	if (pruned)
 	{
 		values[2] = TimestampTzGetDatum(horizon);
 		if (SPI_execute_plan(dedup_prune_plan, values, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not prune the dedup keys of kappa view %s", view->name);
 	}
-	/* the list lives in the flush context, which the flush resets */
-	vp->dedup_new = NIL;
-	vp->dedup_pruned = false;
 }
 
 /* Views in the order their state locks are taken. */

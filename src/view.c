@@ -71,7 +71,7 @@ static bool view_row_exists(const char *schema, const char *relname);
  * kappa_replay adds "since" and "until" to the versions it builds; a
  * user does not set them (they are stored in UTC by the replay).
  */
-static const char *const view_option_keys[] = {"start", "notify", "retention", NULL};
+static const char *const view_option_keys[] = {"start", "notify", "retention", "emit", NULL};
 
 /* The table that holds a view's rows, unqualified (it is in schema kappa). */
 char *
@@ -116,6 +116,24 @@ view_option_key_list(void)
 	for (int i = 0; view_option_keys[i]; i++)
 		appendStringInfo(&list, "%s\"%s\"", i > 0 ? ", " : "", view_option_keys[i]);
 	return list.data;
+}
+
+/* Whether a view's options give key. */
+bool
+kappa_view_option_given(Jsonb *options, const char *key)
+{
+	return getKeyJsonValueFromContainer(&options->root, key, strlen(key), NULL) != NULL;
+}
+
+/* Whether a view's options say {"emit": "final"}. */
+bool
+kappa_view_emit_final(Jsonb *options)
+{
+	JsonbValue *emit = getKeyJsonValueFromContainer(&options->root, "emit", 4, NULL);
+
+	return emit != NULL && emit->type == jbvString &&
+		emit->val.string.len == strlen("final") &&
+		strncmp(emit->val.string.val, "final", emit->val.string.len) == 0;
 }
 
 /*
@@ -225,7 +243,7 @@ check_view_options(Jsonb *options)
 					 errdetail("Valid keys: %s.", view_option_key_list()),
 					 (strcmp(key, "since") == 0 || strcmp(key, "until") == 0) ?
 					 errhint("kappa_replay takes since and until as its arguments.") :
-					 errhint("A view starts from {\"start\": \"earliest\"} (the default), {\"start\": \"latest\"} or {\"start\": \"<timestamptz>\"}, notifies a channel with {\"notify\": \"<channel>\"}, and keeps final windows for {\"retention\": \"<interval>\"}.")));
+					 errhint("A view starts from {\"start\": \"earliest\"} (the default), {\"start\": \"latest\"} or {\"start\": \"<timestamptz>\"}, notifies a channel with {\"notify\": \"<channel>\"}, keeps final windows for {\"retention\": \"<interval>\"}, and writes rows only of final windows with {\"emit\": \"final\"}.")));
 	}
 
 	/* notify: a channel LISTEN can name */
@@ -242,6 +260,21 @@ check_view_options(Jsonb *options)
 
 	/* retention: how long final windows' rows are kept */
 	(void) kappa_view_retention_us(options);
+
+	/* emit: every change of a window (updates, the default), or its final row */
+	if (!kappa_view_emit_final(options) && kappa_view_option_given(options, "emit"))
+	{
+		JsonbValue *emit = getKeyJsonValueFromContainer(&options->root, "emit", 4, NULL);
+
+		if (emit->type != jbvString ||
+			strncmp(emit->val.string.val, "updates", emit->val.string.len) != 0 ||
+			emit->val.string.len != strlen("updates"))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid emit option of a view"),
+					 errdetail("A view writes a window's row at every flush that changes it (\"updates\", the default), or once, when the window is final (\"final\")."),
+					 errhint("Use {\"emit\": \"updates\"} or {\"emit\": \"final\"}.")));
+	}
 
 	start = getKeyJsonValueFromContainer(&options->root, "start", 5, NULL);
 	if (start == NULL)
@@ -321,6 +354,12 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	spec = kappa_compile_view(copyObject(query));
 	kappa_check_view_rights(query, owner);
 	kappa_owner_leave(&as_owner);
+	if (kappa_view_emit_final(options) && spec->window.kind == KAPPA_WINDOW_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a view without windows cannot emit final rows"),
+				 errdetail("Its rows are never final: every event may change them."),
+				 errhint("Give the view a window (kappa_tumble, kappa_hop or kappa_session), or drop the emit option.")));
 	if (kappa_view_retention_us(options) > 0)
 	{
 		bool		is_end;

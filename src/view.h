@@ -38,6 +38,8 @@ extern void kappa_view_forget(int32 view_id);
 extern bool kappa_view_is_user_facing(Oid relid, int32 view_id);
 extern char *kappa_canonical_time(TimestampTz ts);
 extern int64 kappa_view_retention_us(Jsonb *options);
+extern bool kappa_view_emit_final(Jsonb *options);
+extern bool kappa_view_option_given(Jsonb *options, const char *key);
 extern char *kappa_view_window_column(KappaViewSpec *spec, bool *is_end);
 extern int32 kappa_view_define(const char *schema, const char *relname, const char *query_text,
 							   const char *plan, Jsonb *options, const char *status, Oid owner);

@@ -80,20 +80,20 @@ my $replay_hint = q{A kappa view must give the same result when it is replayed f
 my $volatile = 'It is volatile: it may give another result each time it is called.';
 my $clock = 'It reads the time of the current transaction or statement.';
 my $session = 'Its result depends on the session that runs it.';
-my $start_hint = 'A view starts from {"start": "earliest"} (the default), {"start": "latest"} or {"start": "<timestamptz>"}, notifies a channel with {"notify": "<channel>"}, and keeps final windows for {"retention": "<interval>"}.';
+my $start_hint = 'A view starts from {"start": "earliest"} (the default), {"start": "latest"} or {"start": "<timestamptz>"}, notifies a channel with {"notify": "<channel>"}, keeps final windows for {"retention": "<interval>"}, and writes rows only of final windows with {"emit": "final"}.';
 my $rdkafka_hint = qr/^See the librdkafka CONFIGURATION page for version [0-9.]+\.$/;
 
 my @refused = (
 	# view options: unknown keys, listing the valid ones
 	[ $cv->("$count GROUP BY k", '{"strat": "latest"}'), '22023',
-		'unknown option "strat" of a kappa view', 'Valid keys: "start", "notify", "retention".', $start_hint ],
+		'unknown option "strat" of a kappa view', 'Valid keys: "start", "notify", "retention", "emit".', $start_hint ],
 	[ $cv->("$count GROUP BY k", '{"start": "latest", "retension": "1 hour"}'), '22023',
-		'unknown option "retension" of a kappa view', 'Valid keys: "start", "notify", "retention".', $start_hint ],
+		'unknown option "retension" of a kappa view', 'Valid keys: "start", "notify", "retention", "emit".', $start_hint ],
 	[ $cv->("$count GROUP BY k", '{"since": "2026-01-01 00:00:00+00"}'), '22023',
-		'unknown option "since" of a kappa view', 'Valid keys: "start", "notify", "retention".',
+		'unknown option "since" of a kappa view', 'Valid keys: "start", "notify", "retention", "emit".',
 		'kappa_replay takes since and until as its arguments.' ],
 	[ $cv->("$count GROUP BY k", '["start"]'), '22023', 'view options must be a JSON object', '',
-		'Valid keys: "start", "notify", "retention".' ],
+		'Valid keys: "start", "notify", "retention", "emit".' ],
 	[ $cv->("$count GROUP BY k", '{"start": 5}'), '22023', 'invalid start option of a view', undef, '' ],
 
 	# stream options: librdkafka's own words, a hint, kappa's own settings

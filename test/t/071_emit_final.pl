@@ -1,0 +1,190 @@
+# A view with {"emit": "final"} writes a window's row once, when the window
+# is final, and never a partial one.  After every round of events, its rows
+# are exactly the batch query's rows of the windows that end by
+# kappa_final_until (tumbling, hopping and session windows, with events out
+# of order and sessions that merge), the same as the rows of the same query
+# without the option; a trigger on its rows table counts every write, and
+# each row was inserted once and never updated or deleted.  A clean
+# restart between rounds keeps the open windows' states and still writes
+# each row once; kappa_check and kappa_replay agree.  The option is
+# refused on a view without windows and with a value other than "updates"
+# or "final" (SQLSTATE 22023).
+use strict;
+use warnings;
+
+use lib 'test/lib';
+use KappaTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $broker = start_broker('e:2');
+my $b = $broker->{bootstrap};
+my $dir = PostgreSQL::Test::Utils::tempdir();
+my $node = kappa_node('emit', conf => "kappa.flush_interval = '100ms'\n");
+
+$node->safe_psql('postgres', q{
+	CREATE ROLE em LOGIN IN ROLE kappa_admin;
+	GRANT CREATE ON SCHEMA public TO em;
+	CREATE TABLE ev (p int, k int, i int, ts timestamptz);
+	GRANT SELECT ON ev TO PUBLIC;
+});
+
+# Each view, and its batch query over ev with the end of its windows (the
+# window_end column, or for sessions the last event plus the gap).
+my %q = (
+	per_min => q{SELECT k, w.window_start, w.window_end, count(*) AS n, sum(i) AS s
+		FROM e, kappa_tumble(ts, '1 minute') w GROUP BY k, w.window_start, w.window_end},
+	hopping => q{SELECT k, w.window_start, w.window_end, count(*) AS n, max(i) AS top
+		FROM e, kappa_hop(ts, '3 minutes', '1 minute') w GROUP BY k, w.window_start, w.window_end},
+	visits => q{SELECT k, w.window_start, w.window_end, count(*) AS n, min(i) AS first_i
+		FROM e, kappa_session(ts, '2 minutes') w GROUP BY k, w.window_start, w.window_end},
+);
+my %batch = (
+	per_min => q{SELECT k, date_bin('1 minute', ts, timestamptz '2000-01-01') AS window_start,
+			date_bin('1 minute', ts, timestamptz '2000-01-01') + interval '1 minute' AS window_end,
+			count(*) AS n, sum(i) AS s
+		FROM ev GROUP BY 1, 2, 3},
+	hopping => q{SELECT k, s.window_start, s.window_start + interval '3 minutes' AS window_end,
+			count(*) AS n, max(i) AS top
+		FROM ev, LATERAL (SELECT date_bin('1 minute', ts, timestamptz '2000-01-01') - h * interval '1 minute'
+			AS window_start FROM generate_series(0, 2) h) s
+		GROUP BY 1, 2, 3},
+	visits => q{WITH o AS (
+			SELECT k, i, ts, CASE WHEN ts - lag(ts) OVER (PARTITION BY k ORDER BY ts, i)
+				< interval '2 minutes' THEN 0 ELSE 1 END AS brk FROM ev),
+		g AS (SELECT k, i, ts, sum(brk) OVER (PARTITION BY k ORDER BY ts, i) AS sid FROM o)
+		SELECT k, min(ts) AS window_start, max(ts) + interval '2 minutes' AS window_end,
+			count(*) AS n, min(i) AS first_i
+		FROM g GROUP BY k, sid},
+);
+
+$node->safe_psql('postgres', qq{
+	SET ROLE em;
+	SELECT kappa_create_stream('e', topic => 'e', brokers => '$b',
+		columns => 'p int, k int, i int, ts timestamptz NOT NULL', event_time => 'ts',
+		watermark => '2 minutes', idle_timeout => '1 hour');
+});
+foreach my $v (sort keys %q)
+{
+	$node->safe_psql('postgres', qq{
+		SET ROLE em;
+		SELECT kappa_create_view('$v', \$q\$$q{$v}\$q\$, '{"emit": "final"}');
+		SELECT kappa_create_view('${v}_updates', \$q\$$q{$v}\$q\$);
+	});
+}
+
+# Every write into each emit-final view's rows table, counted by a trigger
+# (the rows tables are kappa's; a superuser may watch them).
+$node->safe_psql('postgres', q{
+	CREATE TABLE writes (view text, op text, k int, window_start timestamptz);
+	CREATE FUNCTION note_write() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO public.writes VALUES (TG_ARGV[0], TG_OP,
+			CASE WHEN TG_OP = 'DELETE' THEN OLD.k ELSE NEW.k END,
+			CASE WHEN TG_OP = 'DELETE' THEN OLD.window_start ELSE NEW.window_start END);
+		RETURN NULL;
+	END $$;
+	GRANT INSERT ON writes TO PUBLIC;
+	DO $$
+	DECLARE v record;
+	BEGIN
+		FOR v IN SELECT split_part(name, '.', 2) AS view_name, rows_table FROM kappa_views WHERE name IN ('public.per_min', 'public.hopping', 'public.visits') LOOP
+			EXECUTE format('CREATE TRIGGER note AFTER INSERT OR UPDATE OR DELETE ON %s '
+				'FOR EACH ROW EXECUTE FUNCTION public.note_write(%L)', v.rows_table, v.view_name);
+		END LOOP;
+	END $$;
+});
+
+# Events of round r into both partitions: keys 0..4, times moving on by 4
+# minutes a round, up to 50 s out of order, and every key silent for a
+# while in some rounds, so that sessions end, start and merge.
+my $round = 0;
+sub produce
+{
+	$round++;
+	foreach my $p (0, 1)
+	{
+		my $file = "$dir/r$round-p$p.txt";
+		$node->safe_psql('postgres', qq{
+			INSERT INTO ev SELECT $p, (i * 7 + $p) % 5, $round * 1000 + i,
+				timestamptz '2026-03-01 00:00:00+00' + ($round * 240 + i * 2 + ((i * 37) % 100) - 50) * interval '1 second'
+			FROM generate_series(0, 119) i
+			WHERE NOT ((i * 7 + $p) % 5 = $round % 5 AND i > 30);
+			COPY (SELECT json_build_object('p', p, 'k', k, 'i', i, 'ts', ts)::text FROM ev
+				WHERE p = $p AND i / 1000 = $round ORDER BY i) TO '$file'});
+		IPC::Run::run([ 'kcat', '-P', '-b', $b, '-t', 'e', '-p', $p, '-l', $file ]) or die "kcat failed";
+	}
+	is($node->safe_psql('postgres', q{SELECT kappa_wait('e', '60 seconds')}), 't', "round $round consumed");
+	return;
+}
+
+# The view's rows, the batch query's rows of final windows, and the rows of
+# the updates view of final windows, compared both ways.
+sub check_final
+{
+	my ($v) = @_;
+	my $until = $node->safe_psql('postgres', "SET ROLE em; SELECT kappa_final_until('$v')");
+	my $final = $until eq '' ? 'false' : "window_end <= '$until'";
+	my $cmp = $node->safe_psql('postgres', qq{SET ROLE em;
+		WITH b AS (SELECT * FROM ($batch{$v}) x WHERE $final),
+		l AS (SELECT * FROM $v),
+		u AS (SELECT * FROM ${v}_updates WHERE $final)
+		SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM b),
+			(SELECT count(*) FROM (SELECT * FROM l EXCEPT SELECT * FROM b) d),
+			(SELECT count(*) FROM (SELECT * FROM b EXCEPT SELECT * FROM l) d),
+			(SELECT count(*) FROM (SELECT * FROM u EXCEPT SELECT * FROM l) d),
+			(SELECT count(*) FROM (SELECT * FROM l EXCEPT SELECT * FROM u) d)});
+	my ($rows, $expected, @diff) = split /\|/, $cmp;
+	cmp_ok($expected, '>', 0, "round $round: $v has final windows");
+	is("$rows|@diff", "$expected|0 0 0 0",
+		"round $round: $v holds exactly the $expected final windows (extra, missing, vs updates)");
+	return;
+}
+
+sub check_writes
+{
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) FILTER (WHERE op <> 'INSERT'),
+			(SELECT count(*) FROM (SELECT view, k, window_start FROM writes GROUP BY 1, 2, 3 HAVING count(*) > 1) d)
+		FROM writes}), '0|0', "round $round: every final row was inserted once, never updated or deleted");
+	return;
+}
+
+produce() for 1 .. 3;
+check_final($_) for sort keys %q;
+check_writes();
+my $some = $node->safe_psql('postgres', q{SELECT count(*) > 20 FROM writes});
+is($some, 't', 'windows became final and were written');
+is($node->safe_psql('postgres', q{SET ROLE em;
+	SELECT count(*) FILTER (WHERE window_end > kappa_final_until('per_min')) FROM per_min_updates}) > 0 ? 't' : 'f',
+	't', 'the updates view holds open windows, which the final view does not');
+
+# A clean restart: the open windows come back from their states, and are
+# written once, when final.
+$node->restart;
+produce() for 4 .. 5;
+check_final($_) for sort keys %q;
+check_writes();
+
+# kappa_check agrees, and a replay gives the same final rows.
+foreach my $v (sort keys %q)
+{
+	is($node->safe_psql('postgres', "SET ROLE em; SELECT count(*) FROM kappa_check('$v')"), '0',
+		"kappa_check('$v') finds no difference");
+}
+$node->safe_psql('postgres', q{SET ROLE em; SELECT kappa_replay('visits')});
+check_final('visits');
+
+# Refused: no windows, and an unknown value.
+my ($ret, $out, $err) = $node->psql('postgres', q{SET ROLE em;
+	SELECT kappa_create_view('t', 'SELECT k, count(*) FROM e GROUP BY k', '{"emit": "final"}')},
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/22023: a view without windows cannot emit final rows/, 'a view without windows cannot emit final rows');
+($ret, $out, $err) = $node->psql('postgres', qq{SET ROLE em;
+	SELECT kappa_create_view('t', \$q\$$q{per_min}\$q\$, '{"emit": "once"}')},
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/22023: invalid emit option of a view/, 'emit takes "updates" or "final"');
+
+stop_broker($broker);
+done_testing();
