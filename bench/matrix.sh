@@ -596,13 +596,14 @@ target_line()
 # Print the matrix's part of the report, in markdown.
 matrix_report()
 {
-	local line t
+	local line t d
 
 	printf '### Matrix of shapes\n\n'
 	printf 'N = %s messages per topic (sparse_dedup: %s of them duplicates), generated in\n' \
 		"$(thousands "$MATRIX_EVENTS")" "$(thousands "${R[mx_dups]:-0}")"
-	printf 'SQL in %s s; payloads of %s bytes on average (dense); medians of %s runs.\n' \
-		"${R[mx_gen_s]}" "${R[mx_payload_dense]:-?}" "$REPEAT"
+	printf 'SQL in %s s; payloads of %s bytes on average; medians of %s runs.\n' \
+		"${R[mx_gen_s]}" "$(for d in $(matrix_used_data); do printf '%s (%s), ' "${R[mx_payload_$d]}" "$d"; done |
+			sed 's/, $//')" "$REPEAT"
 	printf 'Stream options %s; kappa.flush_events %s, kappa.flush_interval 1h (flushes\n' \
 		"$MATRIX_OPTIONS" "${R[mx_flush_events]}"
 	printf 'by count only, the last with the last message). Largest partition (messages):\n%s.\n\n' \
