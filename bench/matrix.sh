@@ -44,6 +44,8 @@
 # its batch table.  And a flush step: the running_100k messages fed to a
 # new stream (view c) with kappa_feed in chunks of 10,000, each chunk one
 # flush of about 10,000 changed groups, whose flush times give p50/p95.
+# With KAPPA_BENCH_PERF=1, one more end-to-end run of sparse_dedup under
+# perf record (bench/run's perf_start and perf_finish).
 #
 # Environment (read by bench/run too):
 #	KAPPA_BENCH_MATRIX          1 (default): run the matrix; 0: skip it
@@ -526,7 +528,36 @@ matrix_measure()
 			matrix_flush_step
 		fi
 	done
+	matrix_profile
 	matrix_flush_settings RESET
+}
+
+# With KAPPA_BENCH_PERF=1: one more end-to-end run of shape sparse_dedup
+# (or the first shape measured) under perf record, as bench/run's step 6
+# profiles the seed shape; its summary goes to MX_PERF_REPORT.
+MX_PERF_REPORT=""
+MX_PERF_SHAPE=""
+matrix_profile()
+{
+	local saved=$PERF_REPORT shape=sparse_dedup
+	local RUN_TOPIC RUN_VIEW_SQL=matrix_view_sql RUN_STREAM_ARGS RUN_EVENTS RUN_MESSAGES
+
+	[ "$PERF" = 1 ] || return 0
+	if ! command -v perf >/dev/null 2>&1; then
+		kappa_warn "perf not found: no profile of the matrix"
+		return 0
+	fi
+	printf '%s\n' "${MATRIX_SHAPES[@]}" | grep -qx "$shape" || shape=${MATRIX_SHAPES[0]}
+	RUN_TOPIC=${MX_TOPIC[$shape]}
+	RUN_STREAM_ARGS=${MX_ARGS[$shape]:-}
+	RUN_EVENTS=${R[mx_n_${MX_DATA[$shape]}]}
+	RUN_MESSAGES=mx.msg_$RUN_TOPIC
+	kappa_log "matrix: profiling shape $shape end to end"
+	kappa_run mxprof mxprof "${MX_VIEWS[$shape]}" "$MATRIX_OPTIONS" 1
+	kappa_drop mxprof
+	MX_PERF_REPORT=$PERF_REPORT
+	MX_PERF_SHAPE=$shape
+	PERF_REPORT=$saved
 }
 
 # Print the PCT-th percentile (nearest rank) of the numbers in R[KEY].
@@ -638,6 +669,11 @@ matrix_report()
 		printf 'running_100k; %s changed groups per flush on average): p50 %s ms, p95 %s ms,\n' \
 			"$(thousands "${R[mx_flush_groups]}")" "${R[mx_flush_p50]}" "${R[mx_flush_p95]}"
 		printf 'max %s ms.\n' "${R[mx_flush_max]}"
+	fi
+	if [ -n "$MX_PERF_REPORT" ]; then
+		printf '\nperf record -F 499 --call-graph dwarf of the worker, one more end-to-end\n'
+		printf 'run of shape %s (%s s, flushes seen at %s):\n\n```\n%s\n```\n' \
+			"$MX_PERF_SHAPE" "$(median mxprof_s)" "${R[mxprof_timeline]}" "$MX_PERF_REPORT"
 	fi
 	if [ "${R[mx_bad]:-0}" -ne 0 ]; then
 		printf '\n**%s view(s) differ from their batch queries: see "check" above.**\n' "${R[mx_bad]}"
