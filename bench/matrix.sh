@@ -1,7 +1,4 @@
 # shellcheck shell=bash
-# R is bench/run's associative array of results (shellcheck takes R[key]=
-# for arrays of its own); the RUN_* locals are read by bench/run's functions.
-# shellcheck disable=SC2154,SC2034
 # bench/matrix.sh — the benchmark matrix of bench/run: several shapes of
 # data, each measured against its own baselines, in the same run.
 #
@@ -24,11 +21,11 @@
 #                device and window), +-3 minutes of disorder; 8 partitions;
 #                views a, s (30-minute sessions per user with
 #                count(DISTINCT deviceId)), c
-#  sparse_dedup  the sparse events plus about 2% duplicates (same eventId
-#                and payload, produced again 1 to 50 messages after the
-#                original, so in the same partition); dedup_key eventId;
-#                views a, s, c.  The batch side keeps the first of each
-#                eventId (DISTINCT ON)
+#  sparse_dedup  the sparse events with about 2% of them produced again
+#                (same eventId and payload, 1 to 50 messages after the
+#                original, so in the same partition), cut to N messages;
+#                dedup_key eventId; views a, s, c.  The batch side keeps
+#                the first of each eventId (DISTINCT ON)
 #  hop           the dense events (same topic); one view h: per device,
 #                1-hour windows every 5 minutes (kappa_hop), count and avg
 #  running_100k  deviceId drawn from 100,000 devices; one view c (running
@@ -45,19 +42,26 @@
 # new stream (view c) with kappa_feed in chunks of 10,000, each chunk one
 # flush of about 10,000 changed groups, whose flush times give p50/p95.
 # With KAPPA_BENCH_PERF=1, one more end-to-end run of sparse_dedup under
-# perf record (bench/run's perf_start and perf_finish).
+# perf record (bench/run's perf_start and perf_finish).  The matrix runs
+# with flushes by count only (matrix_flush_settings), so that no run ends
+# waiting for kappa.flush_interval.
 #
 # Environment (read by bench/run too):
 #	KAPPA_BENCH_MATRIX          1 (default): run the matrix; 0: skip it
-#	KAPPA_BENCH_MATRIX_EVENTS   events per shape (default 100000; the
+#	KAPPA_BENCH_MATRIX_EVENTS   messages per topic, N (default 100000; the
 #	                            broker keeps 5 MiB per partition: with 8
 #	                            partitions about 150,000 fit, and the run
-#	                            stops if anything was dropped)
+#	                            stops if anything was dropped; above
+#	                            100,000 it must be even)
 #	KAPPA_BENCH_MATRIX_SHAPES   shapes to measure (default: all six, in the
 #	                            order above)
 #	KAPPA_BENCH_MATRIX_OPTIONS  librdkafka settings of the matrix's streams
 #	                            (default: KAPPA_BENCH_OPTIONS, kappa's own)
 #	KAPPA_BENCH_ONLY=matrix     set up, then run the matrix only
+
+# R is bench/run's associative array of results (shellcheck takes R[key]=
+# for arrays of its own); the RUN_* locals are read by bench/run's functions.
+# shellcheck disable=SC2154,SC2034
 
 MATRIX=${KAPPA_BENCH_MATRIX:-1}
 MATRIX_EVENTS=${KAPPA_BENCH_MATRIX_EVENTS:-100000}
@@ -672,6 +676,7 @@ matrix_report()
 	fi
 	if [ -n "$MX_PERF_REPORT" ]; then
 		printf '\nperf record -F 499 --call-graph dwarf of the worker, one more end-to-end\n'
+		# shellcheck disable=SC2016 # the backquotes are markdown's
 		printf 'run of shape %s (%s s, flushes seen at %s):\n\n```\n%s\n```\n' \
 			"$MX_PERF_SHAPE" "$(median mxprof_s)" "${R[mxprof_timeline]}" "$MX_PERF_REPORT"
 	fi
