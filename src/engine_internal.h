@@ -126,6 +126,7 @@ typedef struct ViewRuntime
 	int		   *unique_cols;	/* output column indexes (0-based) */
 	int			nunique;
 	SPIPlanPtr	upsert_plan;	/* all changed rows, as an array of the table's rows */
+	SPIPlanPtr	insert_plan;	/* the same without ON CONFLICT: rows not there yet */
 	Oid			row_type;		/* the rows table's composite type */
 	TupleDesc	row_desc;
 	SPIPlanPtr	delete_plan;	/* by the unique columns, with = (indexed) */

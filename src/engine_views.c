@@ -96,7 +96,9 @@ kappa_engine_free_view_plans(void *arg)
 			SPI_freeplan(view->upsert_plan);
 		if (view->delete_plan)
 			SPI_freeplan(view->delete_plan);
-		view->upsert_plan = view->delete_plan = NULL;
+		if (view->insert_plan)
+			SPI_freeplan(view->insert_plan);
+		view->upsert_plan = view->delete_plan = view->insert_plan = NULL;
 	}
 }
 
@@ -465,6 +467,12 @@ prepare_view_sql(ViewRuntime *view)
 	initStringInfo(&sql);
 	/* unnest of an array of rows yields their columns, whatever their names */
 	appendStringInfo(&sql, "INSERT INTO %s SELECT * FROM unnest($1)", view->rows_table);
+	SPI_connect();
+	view->insert_plan = SPI_prepare(sql.data, 1, &row_array_type);
+	if (view->insert_plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	SPI_keepplan(view->insert_plan);
+	SPI_finish();
 	if (view->nunique > 0)
 	{
 		bool		first = true;
@@ -531,6 +539,8 @@ kappa_engine_drop_view_runtime(ViewRuntime *view)
 		SPI_freeplan(view->upsert_plan);
 	if (view->delete_plan)
 		SPI_freeplan(view->delete_plan);
+	if (view->insert_plan)
+		SPI_freeplan(view->insert_plan);
 	FreeExprContext(view->out_econtext, true);
 	MemoryContextDelete(view->cxt);
 }
