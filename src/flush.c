@@ -78,6 +78,7 @@
  */
 static Oid	state_relid = InvalidOid;
 static SPIPlanPtr state_upsert_plan = NULL;
+static SPIPlanPtr state_insert_plan = NULL;
 static Oid	state_row_type = InvalidOid;
 static TupleDesc state_row_desc = NULL;
 
@@ -99,7 +100,8 @@ typedef struct FlushWrites
 	List	   *rows_new;		/* ... and those whose group has none yet */
 	List	   *state_keys;		/* bytea *: states to delete, by key ... */
 	List	   *state_starts;	/* TimestampTz *: ... and window start */
-	List	   *states;			/* HeapTupleHeader: states to upsert */
+	List	   *states;			/* HeapTupleHeader: states to upsert, ... */
+	List	   *states_new;		/* ... and those of groups that stored none */
 	int64		finalized;		/* groups whose windows became final */
 	List	   *sinks;			/* the view's sinks and what they get (sink.c) */
 } FlushWrites;
@@ -121,6 +123,7 @@ static void write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *wh
 					   const char *view);
 static void note_row(KappaEngine *engine, ViewRuntime *view, KappaGroup *group, FlushWrites *w);
 static void insert_new_rows(ViewRuntime *view, List *rows);
+static void insert_new_states(ViewRuntime *view, List *states);
 static void forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
 static void forget_stored_state(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
 static void delete_rows(ViewRuntime *view, List *keys);
@@ -189,6 +192,7 @@ kappa_flush_prepare(void)
 	if (state_upsert_plan != NULL && relid == state_relid)
 		return;
 	free_kept(&state_upsert_plan);
+	free_kept(&state_insert_plan);
 	free_kept(&view_position_plan);
 	free_kept(&stream_position_plan);
 	free_kept(&dedup_insert_plan);
@@ -205,6 +209,8 @@ kappa_flush_prepare(void)
 	state_upsert_plan = prepare_kept("INSERT INTO kappa.view_state SELECT * FROM unnest($1) "
 									 "ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
 									 "SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
+									 1, &state_array_type);
+	state_insert_plan = prepare_kept("INSERT INTO kappa.view_state SELECT * FROM unnest($1)",
 									 1, &state_array_type);
 	view_position_plan = prepare_kept("INSERT INTO kappa.view_partitions AS v (view_id, partition, next_offset, "
 									  "max_event_time, filtered, duplicate, delivered, applied, late, first_offset, rejected) "
@@ -530,6 +536,41 @@ insert_new_rows(ViewRuntime *view, List *rows)
 }
 
 /*
+ * Insert the states of groups that stored none, without ON CONFLICT, as
+ * insert_new_rows does, and with the same fallback: kappa.view_state is
+ * kappa's own, but an update is still the safe answer to a state found
+ * there.  In a catalog section.
+ */
+static void
+insert_new_states(ViewRuntime *view, List *states)
+{
+	KappaSubxact sub;
+
+	if (states == NIL)
+		return;
+	kappa_subxact_begin(&sub);
+	PG_TRY();
+	{
+		write_rows(state_insert_plan, state_row_type, states, "state", view->name);
+		kappa_subxact_commit(&sub);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata = kappa_subxact_abort(&sub);
+
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
+		ereport(LOG,
+				(errmsg("kappa view %s found states it had not stored; it updates them",
+						view->name),
+				 errdetail("%s", edata->message)));
+		FreeErrorData(edata);
+		write_rows(state_upsert_plan, state_row_type, states, "state", view->name);
+	}
+	PG_END_TRY();
+}
+
+/*
  * Flush one view: delete merged-away sessions, write changed groups, then
  * finalize the windows every partition has passed.  What the view's code
  * computes, and its rows table, as its owner; kappa's tables after, as
@@ -620,8 +661,16 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 		}
 		if (!view->scratch)
 		{
+			Pointer		state;
+
 			kappa_phase_end(engine, KAPPA_PHASE_ROWS, &phase_start);
-			w.states = lappend(w.states, DatumGetPointer(group_state(view, group)));
+			state = DatumGetPointer(group_state(view, group));
+
+			/* as rows (note_row): a group that stored no state has none */
+			if (engine->shared || (group->stored && group->stored_start == group->start))
+				w.states = lappend(w.states, state);
+			else
+				w.states_new = lappend(w.states_new, state);
 			kappa_phase_end(engine, KAPPA_PHASE_STATES, &phase_start);
 		}
 		group->stored = true;
@@ -700,6 +749,7 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 	kappa_phase_start(engine, &phase_start);
 	kappa_flush_prepare();
 	delete_states(view, w->state_keys, w->state_starts);
+	insert_new_states(view, w->states_new);
 	write_rows(state_upsert_plan, state_row_type, w->states, "state", view->name);
 	if (engine->shared)
 		forget_shared_state(view, margin, state_upto);

@@ -299,6 +299,15 @@ is($node->safe_psql('postgres', q{
 my $rebuilt = () = slurp_file($node->logfile) =~ /lost its state to crash recovery or a failover; rebuilding/g;
 is($rebuilt, 7, 'each view was rebuilt once, by one of the workers');
 
+# A view that writes only final rows cannot run under several workers,
+# which finalize windows by deleting states another worker stored: it
+# fails, with 0A000, and the other views go on.
+$node->safe_psql('postgres', qq{SELECT kappa_create_view('tumble_final', \$q\$$queries{tumble}\$q\$,
+	'{"emit": "final"}')});
+ok($node->poll_query_until('postgres', q{
+		SELECT status = 'failed' AND status_sqlstate = '0A000' FROM kappa.views WHERE view_name = 'tumble_final'}),
+	'an emit-final view fails under two workers, with 0A000');
+
 $node->stop;
 stop_broker($broker);
 done_testing();
