@@ -122,8 +122,8 @@ static Datum group_state(ViewRuntime *view, KappaGroup *group);
 static void write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what,
 					   const char *view);
 static void note_row(KappaEngine *engine, ViewRuntime *view, KappaGroup *group, FlushWrites *w);
-static void insert_new_rows(ViewRuntime *view, List *rows);
-static void insert_new_states(ViewRuntime *view, List *states);
+static void insert_new(ViewRuntime *view, SPIPlanPtr insert, SPIPlanPtr upsert, Oid row_type,
+					   List *tuples, const char *what);
 static void forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
 static void forget_stored_state(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
 static void delete_rows(ViewRuntime *view, List *keys);
@@ -500,23 +500,25 @@ note_row(KappaEngine *engine, ViewRuntime *view, KappaGroup *group, FlushWrites 
 }
 
 /*
- * Insert the rows of groups that have none, without ON CONFLICT: a plain
- * insert skips the speculative insertion an upsert pays for (about a
- * third of the cost of writing a new row).  Should a row be there after
- * all (someone wrote into the rows table), the insert is undone and the
- * rows are upserted, so the view stays exact either way.
+ * Insert the rows (or states) of groups that have none, without ON
+ * CONFLICT: a plain insert skips the speculative insertion an upsert pays
+ * for (about a third of the cost of writing a new row).  Should one be
+ * there after all (someone wrote into the rows table), the insert is
+ * undone in its subtransaction and they are upserted, so the view stays
+ * exact either way.  what is "rows" or "states".
  */
 static void
-insert_new_rows(ViewRuntime *view, List *rows)
+insert_new(ViewRuntime *view, SPIPlanPtr insert, SPIPlanPtr upsert, Oid row_type, List *tuples,
+		   const char *what)
 {
 	KappaSubxact sub;
 
-	if (rows == NIL)
+	if (tuples == NIL)
 		return;
 	kappa_subxact_begin(&sub);
 	PG_TRY();
 	{
-		write_rows(view->insert_plan, view->row_type, rows, "rows", view->name);
+		write_rows(insert, row_type, tuples, what, view->name);
 		kappa_subxact_commit(&sub);
 	}
 	PG_CATCH();
@@ -526,46 +528,11 @@ insert_new_rows(ViewRuntime *view, List *rows)
 		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
 			ReThrowError(edata);
 		ereport(LOG,
-				(errmsg("kappa view %s found rows it had not written in its table; it updates them",
-						view->name),
+				(errmsg("kappa view %s found %s it had not written in its table; it updates them",
+						view->name, what),
 				 errdetail("%s", edata->message)));
 		FreeErrorData(edata);
-		write_rows(view->upsert_plan, view->row_type, rows, "rows", view->name);
-	}
-	PG_END_TRY();
-}
-
-/*
- * Insert the states of groups that stored none, without ON CONFLICT, as
- * insert_new_rows does, and with the same fallback: kappa.view_state is
- * kappa's own, but an update is still the safe answer to a state found
- * there.  In a catalog section.
- */
-static void
-insert_new_states(ViewRuntime *view, List *states)
-{
-	KappaSubxact sub;
-
-	if (states == NIL)
-		return;
-	kappa_subxact_begin(&sub);
-	PG_TRY();
-	{
-		write_rows(state_insert_plan, state_row_type, states, "state", view->name);
-		kappa_subxact_commit(&sub);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata = kappa_subxact_abort(&sub);
-
-		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-			ReThrowError(edata);
-		ereport(LOG,
-				(errmsg("kappa view %s found states it had not stored; it updates them",
-						view->name),
-				 errdetail("%s", edata->message)));
-		FreeErrorData(edata);
-		write_rows(state_upsert_plan, state_row_type, states, "state", view->name);
+		write_rows(upsert, row_type, tuples, what, view->name);
 	}
 	PG_END_TRY();
 }
@@ -708,7 +675,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	if (view->nunique == 0 && w.rows != NIL &&
 		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not clear kappa view %s", view->name);
-	insert_new_rows(view, w.rows_new);
+	insert_new(view, view->insert_plan, view->upsert_plan, view->row_type, w.rows_new, "rows");
 	write_rows(view->upsert_plan, view->row_type, w.rows_known, "rows", view->name);
 	/* what the sinks get, before retention deletes any final row */
 	if (w.sinks != NIL)
@@ -749,7 +716,7 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 	kappa_phase_start(engine, &phase_start);
 	kappa_flush_prepare();
 	delete_states(view, w->state_keys, w->state_starts);
-	insert_new_states(view, w->states_new);
+	insert_new(view, state_insert_plan, state_upsert_plan, state_row_type, w->states_new, "states");
 	write_rows(state_upsert_plan, state_row_type, w->states, "state", view->name);
 	if (engine->shared)
 		forget_shared_state(view, margin, state_upto);
