@@ -305,6 +305,17 @@ worker_flush(WorkerRun *run, const bool *keep)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	worker_forget_processed(run);
+	if (keep == NULL && added)
+	{
+		/*
+		 * The consumer reads again from the new view's start.  The rest of
+		 * the batch comes again after what the view must read first: were
+		 * it processed now, the view would take its first message for its
+		 * start, and skip the earlier ones when they come.
+		 */
+		kappa_consumer_release(run->consumer);
+		run->nmsgs = 0;
+	}
 	if (keep != NULL)
 		return;					/* the group is rebalancing: it would refuse */
 
