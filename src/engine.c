@@ -699,8 +699,17 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 				 (poison = kappa_poison_find(engine->poisons, message->partition,
 											 message->offset, view->view_id)))
 		{
-			vp->delivered++;
-			reject_event(engine, view, vp, poison->sqlstate, poison->reason);
+			/*
+			 * Dedup comes first, as in process_view: a copy of an event the
+			 * view rejects is a duplicate, not a second rejection.
+			 */
+			if (vp->dedup && is_duplicate(engine, vp, event_time))
+				vp->duplicate++;
+			else
+			{
+				vp->delivered++;
+				reject_event(engine, view, vp, poison->sqlstate, poison->reason);
+			}
 		}
 		else
 		{
