@@ -4,7 +4,8 @@
 # kappa_final_until (tumbling, hopping and session windows, with events out
 # of order and sessions that merge), the same as the rows of the same query
 # without the option; a trigger on its rows table counts every write, and
-# each row was inserted once and never updated or deleted.  A clean
+# each row was inserted once and never updated or deleted, and a changes
+# sink sends one message per final window.  A clean
 # restart between rounds keeps the open windows' states and still writes
 # each row once; kappa_check and kappa_replay agree.  With dedup, a
 # retention, a message its type rejects and events the view's code fails
@@ -76,6 +77,8 @@ foreach my $v (sort keys %q)
 		SELECT kappa_create_view('${v}_updates', \$q\$$q{$v}\$q\$);
 	});
 }
+# A changes sink on the emit-final tumbling view: one message per window.
+$node->safe_psql('postgres', q{SET ROLE em; SELECT kappa_create_sink('pm_changes', 'per_min', 'pmc', emit => 'changes')});
 
 # Every write into each emit-final view's rows table, counted by a trigger
 # (the rows tables are kappa's; a superuser may watch them).
@@ -169,6 +172,29 @@ $node->restart;
 produce() for 4 .. 5;
 check_final($_) for sort keys %q;
 check_writes();
+
+# The changes sink sent each final window once, as the view holds it: read
+# read_committed from its topic, the messages' rows equal the view's rows.
+ok(wait_until(sub { $node->safe_psql('postgres',
+		q{SELECT pending = 0 AND sent > 0 AND last_error IS NULL FROM kappa_sinks WHERE name = 'pm_changes'}) eq 't' }, 60),
+	'the changes sink sent everything');
+{
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'kcat', '-C', '-b', $b, '-t', 'pmc', '-e', '-q', '-X', 'isolation.level=read_committed',
+		'-f', "%s\n" ], '>', \$out, '2>', \$err) or die "kcat -C failed: $err";
+	my $messages = join ',', map { "\$m\$$_\$m\$" } grep { $_ ne '' } split /\n/, $out;
+	is($node->safe_psql('postgres', qq{SET ROLE em;
+		WITH m AS (SELECT (x::jsonb)->'row' AS r FROM unnest(ARRAY[$messages]::text[]) x),
+		sent AS (SELECT (r->>'k')::int AS k, (r->>'window_start')::timestamptz AS window_start,
+			(r->>'window_end')::timestamptz AS window_end, (r->>'n')::bigint AS n, (r->>'s')::bigint AS s FROM m)
+		SELECT (SELECT count(*) FROM sent), (SELECT count(DISTINCT (k, window_start)) FROM sent),
+			(SELECT count(*) FROM (SELECT * FROM sent EXCEPT SELECT * FROM per_min) a),
+			(SELECT count(*) FROM (SELECT * FROM per_min EXCEPT SELECT * FROM sent) b),
+			(SELECT count(*) FROM per_min)}),
+		join('|', ($node->safe_psql('postgres', 'SELECT count(*) FROM per_min')) x 2, 0, 0,
+			$node->safe_psql('postgres', 'SELECT count(*) FROM per_min')),
+		'the changes sink sent one message per final window, each the row the view holds');
+}
 
 # A row written into the rows table by someone else, for a window that is
 # not final yet: the flush that finalizes the window finds it where it
