@@ -27,6 +27,7 @@ OBJS = \
 	src/json_scan.o \
 	src/window.o \
 	src/compile.o \
+	src/lookup.o \
 	src/view.o \
 	src/history.o \
 	src/gap.o \

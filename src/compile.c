@@ -46,6 +46,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
+#include "parser/parsetree.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -55,6 +56,7 @@
 
 #include "aggfuncs.h"
 #include "compile.h"
+#include "lookup.h"
 #include "stream.h"
 
 /* What the select-list rewrite needs to know. */
@@ -69,7 +71,6 @@ typedef struct GroupRowContext
 static Query *analyze_view(const char *query_text, KappaStream **stream);
 static void point_at_stream(SelectStmt *select, KappaStream **stream);
 static void check_shape(Query *query);
-static void unsupported(const char *construct, const char *hint);
 static KappaWindowKind window_kind(Oid funcid);
 static void compile_window(KappaViewSpec *spec, RangeTblEntry *rte);
 static int64 const_interval_us(Node *arg, const char *what);
@@ -257,23 +258,25 @@ point_at_stream(SelectStmt *select, KappaStream **stream)
 	RangeVar   *found = NULL;
 
 	if (select->op != SETOP_NONE)
-		unsupported("UNION, INTERSECT and EXCEPT", NULL);
+		kappa_view_unsupported("UNION, INTERSECT and EXCEPT", NULL);
 	if (select->withClause)
-		unsupported("WITH", NULL);
+		kappa_view_unsupported("WITH", NULL);
 	if (select->valuesLists)
-		unsupported("VALUES", NULL);
+		kappa_view_unsupported("VALUES", NULL);
 	foreach(lc, select->fromClause)
 	{
 		Node	   *item = lfirst(lc);
 
-		if (IsA(item, JoinExpr))
-			unsupported("joins", "A view reads one stream; join the view with other tables when you query it.");
+		/* in a join, the stream comes first (lookup.c) */
+		while (IsA(item, JoinExpr))
+			item = ((JoinExpr *) item)->larg;
 		if (IsA(item, RangeSubselect))
-			unsupported("subqueries in FROM", NULL);
+			kappa_view_unsupported("subqueries in FROM", NULL);
 		if (IsA(item, RangeVar))
 		{
 			if (found)
-				unsupported("joins", "A view reads one stream; join the view with other tables when you query it.");
+				kappa_view_unsupported("tables in FROM beside the stream",
+									   "Join a table with the stream by key: FROM stream s JOIN table t ON t.id = s.column.");
 			found = (RangeVar *) item;
 		}
 	}
@@ -314,8 +317,8 @@ point_at_stream(SelectStmt *select, KappaStream **stream)
 }
 
 /* Refuse a construct a view cannot have, by name. */
-static void
-unsupported(const char *construct, const char *hint)
+void
+kappa_view_unsupported(const char *construct, const char *hint)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -332,23 +335,23 @@ check_shape(Query *query)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("a kappa view is defined by a SELECT statement")));
 	if (query->hasWindowFuncs)
-		unsupported("window functions (OVER)", "Use kappa_tumble, kappa_hop or kappa_session in FROM for time windows.");
+		kappa_view_unsupported("window functions (OVER)", "Use kappa_tumble, kappa_hop or kappa_session in FROM for time windows.");
 	if (query->hasSubLinks)
-		unsupported("subqueries", NULL);
+		kappa_view_unsupported("subqueries", NULL);
 	if (query->hasTargetSRFs)
-		unsupported("set-returning functions in the select list", NULL);
+		kappa_view_unsupported("set-returning functions in the select list", NULL);
 	if (query->sortClause)
-		unsupported("ORDER BY", "Order the rows when you query the view.");
+		kappa_view_unsupported("ORDER BY", "Order the rows when you query the view.");
 	if (query->limitCount || query->limitOffset)
-		unsupported("LIMIT and OFFSET", "Limit the rows when you query the view.");
+		kappa_view_unsupported("LIMIT and OFFSET", "Limit the rows when you query the view.");
 	if (query->distinctClause)
-		unsupported("SELECT DISTINCT", "GROUP BY the columns instead.");
+		kappa_view_unsupported("SELECT DISTINCT", "GROUP BY the columns instead.");
 	if (query->groupingSets)
-		unsupported("GROUPING SETS, ROLLUP and CUBE", NULL);
+		kappa_view_unsupported("GROUPING SETS, ROLLUP and CUBE", NULL);
 	if (query->havingQual)
-		unsupported("HAVING", "Filter the rows when you query the view.");
+		kappa_view_unsupported("HAVING", "Filter the rows when you query the view.");
 	if (query->rowMarks)
-		unsupported("FOR UPDATE and FOR SHARE", NULL);
+		kappa_view_unsupported("FOR UPDATE and FOR SHARE", NULL);
 	if (!query->hasAggs && query->groupClause == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
@@ -414,14 +417,14 @@ compile_window(KappaViewSpec *spec, RangeTblEntry *rte)
 	FuncExpr   *func;
 
 	if (list_length(rte->functions) != 1)
-		unsupported("ROWS FROM", NULL);
+		kappa_view_unsupported("ROWS FROM", NULL);
 	rtfunc = linitial_node(RangeTblFunction, rte->functions);
 	func = (FuncExpr *) rtfunc->funcexpr;
 	if (!IsA(func, FuncExpr) ||
 		(spec->window.kind = window_kind(func->funcid)) == KAPPA_WINDOW_NONE)
-		unsupported("functions in FROM other than kappa_tumble, kappa_hop and kappa_session", NULL);
+		kappa_view_unsupported("functions in FROM other than kappa_tumble, kappa_hop and kappa_session", NULL);
 	if (rte->funcordinality)
-		unsupported("WITH ORDINALITY", NULL);
+		kappa_view_unsupported("WITH ORDINALITY", NULL);
 
 	check_deterministic((Node *) func, "the window function's arguments");
 	spec->window_ts = (Expr *) linitial(func->args);
@@ -474,14 +477,14 @@ check_aggregate(Aggref *aggref)
 	char	   *name = format_procedure(aggref->aggfnoid);
 
 	if (aggref->aggkind != AGGKIND_NORMAL)
-		unsupported(psprintf("ordered-set aggregate %s", name), NULL);
+		kappa_view_unsupported(psprintf("ordered-set aggregate %s", name), NULL);
 	if (aggref->aggorder != NIL)
-		unsupported(psprintf("ORDER BY inside aggregate %s", name),
+		kappa_view_unsupported(psprintf("ORDER BY inside aggregate %s", name),
 					"kappa_first and kappa_last order by event time.");
 	if (aggref->aggdistinct != NIL)
-		unsupported(psprintf("DISTINCT inside aggregate %s", name), NULL);
+		kappa_view_unsupported(psprintf("DISTINCT inside aggregate %s", name), NULL);
 	if (aggref->agglevelsup != 0)
-		unsupported("outer-level aggregates", NULL);
+		kappa_view_unsupported("outer-level aggregates", NULL);
 
 	tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));
 	if (!HeapTupleIsValid(tuple))
@@ -618,6 +621,7 @@ kappa_check_view_rights(Query *query, Oid owner)
 	RightsContext rights = {.owner = owner};
 
 	(void) query_tree_walker(query, check_rights_walker, &rights, 0);
+	kappa_check_lookup_rights(query, owner);
 }
 
 /*
@@ -829,7 +833,10 @@ kappa_compile_view(Query *query)
 	check_shape(query);
 	spec->query = query;
 
-	/* FROM: the stream, and perhaps one window function */
+	/*
+	 * FROM: the stream, perhaps joined with tables (lookup.c), and perhaps
+	 * one window function
+	 */
 	foreach(lc, query->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
@@ -837,19 +844,30 @@ kappa_compile_view(Query *query)
 		if (foreach_current_index(lc) == 0)
 		{
 			if (rte->rtekind != RTE_RELATION)
-				unsupported("anything but a stream first in FROM", NULL);
+				kappa_view_unsupported("anything but a stream first in FROM", NULL);
 			continue;
 		}
+		if (rte->rtekind == RTE_RELATION || rte->rtekind == RTE_JOIN)
+			continue;			/* a joined table: see below */
 		if (rte->rtekind != RTE_FUNCTION || window_rti != 0)
-			unsupported("joins", "A view reads one stream; join the view with other tables when you query it.");
+			kappa_view_unsupported("subqueries and functions in FROM other than one window",
+								   "Use one of kappa_tumble, kappa_hop and kappa_session in FROM.");
 		window_rti = foreach_current_index(lc) + 1;
 		compile_window(spec, rte);
 	}
 	foreach(lc, query->jointree->fromlist)
 	{
-		if (!IsA(lfirst(lc), RangeTblRef))
-			unsupported("joins", "A view reads one stream; join the view with other tables when you query it.");
+		Node	   *item = lfirst(lc);
+
+		if (IsA(item, RangeTblRef) &&
+			rt_fetch(((RangeTblRef *) item)->rtindex, query->rtable)->rtekind == RTE_RELATION &&
+			((RangeTblRef *) item)->rtindex != 1)
+			kappa_view_unsupported("tables in FROM beside the stream",
+								   "Join a table with the stream by key: FROM stream s JOIN table t ON t.id = s.column.");
 	}
+
+	/* the joined tables' columns are read from the lookup row from here on */
+	query = kappa_compile_lookups(query, &spec->lookups, &spec->lookup_desc);
 
 	/* WHERE */
 	if (query->jointree->quals)

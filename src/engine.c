@@ -75,6 +75,7 @@
 #include "engine.h"
 #include "engine_internal.h"
 #include "guc.h"
+#include "lookup.h"
 #include "state.h"
 
 
@@ -907,6 +908,24 @@ process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 	{
 		vp->duplicate++;
 		return;
+	}
+	if (view->lookups)
+	{
+		char	   *reason = NULL;
+
+		switch (kappa_lookups_run(view->lookups, econtext, &engine->lookup_executing, &reason))
+		{
+			case KAPPA_LOOKUP_FOUND:
+				break;
+			case KAPPA_LOOKUP_MISSING:
+				vp->filtered++; /* no row to join with */
+				return;
+			case KAPPA_LOOKUP_AMBIGUOUS:
+				vp->max_time = max_time;
+				vp->delivered++;
+				reject_event(engine, view, vp, "21000", reason);
+				return;
+		}
 	}
 	if (view->where)
 	{

@@ -72,6 +72,7 @@ extern KappaEngine *kappa_engine_create_scratch(KappaStream *stream, int nparts,
 extern KappaEngine *kappa_engine_create_replay(KappaStream *stream, int nparts, int32 view_id,
 											   KappaPoisons *poisons);
 extern void kappa_engine_destroy(KappaEngine *engine);
+extern char *kappa_engine_joined_tables(KappaEngine *engine);
 extern bool kappa_engine_sync_views(KappaEngine *engine);
 extern int64 kappa_engine_start_offset(KappaEngine *engine, int32 partition);
 extern void kappa_engine_resolve_latest(KappaEngine *engine, int32 partition, int64 end);

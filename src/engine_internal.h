@@ -18,6 +18,7 @@
 #include "compile.h"
 #include "decode.h"
 #include "engine.h"
+#include "lookup.h"
 #include "state.h"
 
 /*
@@ -107,6 +108,7 @@ typedef struct ViewRuntime
 	KappaViewSpec *spec;
 	KappaStateSpec sspec;
 	KappaGroupTable *groups;
+	KappaLookupRun *lookups;	/* the tables it joins, or NULL */
 	ExprState  *where;
 	ExprState  *window_ts;
 	ExprState **keys;
@@ -185,6 +187,7 @@ struct KappaEngine
 	bool		flush_due;		/* a poison was applied: flush soon */
 	int32		blame_view;		/* what is being evaluated: -1 nothing, */
 	/* 0 the message's decoding, else a view */
+	bool		lookup_executing;	/* in a lookup join's statement (lookup.c) */
 	int			nparts;
 	bool	   *local;			/* partitions of this server (kappa_stream_owns) */
 	bool	   *owned;			/* those this worker consumes now */

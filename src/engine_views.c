@@ -98,6 +98,8 @@ kappa_engine_free_view_plans(void *arg)
 			SPI_freeplan(view->delete_plan);
 		if (view->insert_plan)
 			SPI_freeplan(view->insert_plan);
+		if (view->lookups)
+			kappa_lookups_free(view->lookups);
 		view->upsert_plan = view->delete_plan = view->insert_plan = NULL;
 	}
 }
@@ -344,7 +346,9 @@ load_view(KappaEngine *engine, NewView *nv)
 				 errdetail("kappa.workers_per_stream is %d.", engine->nworkers),
 				 errhint("Set kappa.workers_per_stream to 1, or drop the emit option with kappa_replay or a new view.")));
 
-	/* expressions over the event row */
+	/* expressions over the event row, and the lookup row of joined tables */
+	if (spec->lookups != NIL)
+		view->lookups = kappa_lookups_start(spec->lookups, spec->lookup_desc);
 	if (spec->where)
 		view->where = ExecInitExpr(spec->where, NULL);
 	if (spec->window_ts)
@@ -521,6 +525,29 @@ prepare_view_sql(ViewRuntime *view)
 	SPI_keepplan(view->delete_plan);
 	SPI_finish();
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The tables the engine's views join (lookup.c), comma-separated, or NULL
+ * if none does.
+ */
+char *
+kappa_engine_joined_tables(KappaEngine *engine)
+{
+	StringInfoData names;
+	ListCell   *lc;
+
+	initStringInfo(&names);
+	foreach(lc, engine->views)
+	{
+		ViewRuntime *view = lfirst(lc);
+		ListCell   *tc;
+
+		foreach(tc, view->spec->lookups)
+			appendStringInfo(&names, "%s%s", names.len ? ", " : "",
+							 ((KappaLookup *) lfirst(tc))->relname);
+	}
+	return names.len ? names.data : NULL;
 }
 
 /* Drop a view from the engine, which runs it no more. */

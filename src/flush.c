@@ -1308,6 +1308,14 @@ kappa_engine_flush(KappaEngine *engine)
 
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(engine->flush_cxt);
+	/* lookups look at their tables again: as they are now */
+	foreach(lc, engine->views)
+	{
+		ViewRuntime *view = lfirst(lc);
+
+		if (view->lookups)
+			kappa_lookups_forget(view->lookups);
+	}
 	engine->pending = 0;
 	engine->flush_due = false;
 	engine->last_flush = now;

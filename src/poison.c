@@ -25,8 +25,9 @@
  * An error is not the event's when it is about the server (no memory,
  * cancel, shutdown: kappa_error_is_transient), or when the same event
  * fails again although it is known: the caller then fails as before.  A
- * permission error of a view's code is the view's, not the event's: the
- * view is marked failed (KAPPA_BLAME_VIEW), and the others go on.
+ * permission error of a view's code, and any error of the statement of a
+ * lookup join (its table dropped, say), is the view's, not the event's:
+ * the view is marked failed (KAPPA_BLAME_VIEW), and the others go on.
  *
  * The set lives in the caller's memory context, across the engines it
  * builds; engines only read it, and note failed views in it.
@@ -206,7 +207,8 @@ kappa_engine_blame(KappaEngine *engine, ErrorData *edata)
 		return KAPPA_BLAME_NONE;
 	m = engine->message;
 	view_id = engine->blame_view;
-	if (view_id > 0 && edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+	if (view_id > 0 &&
+		(edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE || engine->lookup_executing))
 	{
 		MemoryContext old = MemoryContextSwitchTo(engine->poisons->cxt);
 		KappaFailedView *failed = palloc(sizeof(KappaFailedView));

@@ -54,6 +54,7 @@
 
 #include "catalog.h"
 #include "compile.h"
+#include "lookup.h"
 #include "portable.h"
 #include "shmem.h"
 #include "stream.h"
@@ -354,6 +355,8 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	spec = kappa_compile_view(copyObject(query));
 	kappa_check_view_rights(query, owner);
 	kappa_owner_leave(&as_owner);
+	if (plan == NULL)
+		kappa_lookups_require_unique(spec->lookups);
 	if (kappa_view_emit_final(options) && spec->window.kind == KAPPA_WINDOW_NONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
