@@ -56,7 +56,8 @@ LANGUAGE sql AS $$
 	ORDER BY p.partition
 $$;
 
--- The seed's three views, kept live by the stream's worker.
+-- The seed's three views, kept live by the stream's worker, and a fourth
+-- that enriches events from a table.
 
 -- 1. Five-minute tumbling metrics per device.
 SELECT kappa_create_view('device_metrics', $$
@@ -88,3 +89,26 @@ SELECT kappa_create_view('device_totals', $$
 		round(avg(temperature)::numeric, 2) AS lifetimeAvgTemp
 	FROM telemetry
 	GROUP BY deviceId $$);
+
+-- 4. Enrichment: each event's device looked up in an ordinary table (by
+-- its primary key) when the event is processed, and metrics per site.
+CREATE TABLE devices (
+	device_id text PRIMARY KEY,
+	site text NOT NULL,
+	model text NOT NULL
+);
+INSERT INTO devices
+SELECT format('device_%s', lpad(i::text, 3, '0')),
+	(ARRAY['plant-north', 'plant-south', 'warehouse', 'lab'])[1 + i % 4],
+	(ARRAY['TX-100', 'TX-200'])[1 + i % 2]
+FROM generate_series(0, 499) i;
+
+SELECT kappa_create_view('site_metrics', $$
+	SELECT d.site, w.window_start, w.window_end,
+		count(*) AS events,
+		count(DISTINCT t.deviceId) AS devices,
+		round(avg(t.temperature)::numeric, 2) AS avgTemp
+	FROM telemetry t
+	JOIN devices d ON d.device_id = t.deviceId,
+	kappa_tumble(t.eventTimestamp, '5 minutes') w
+	GROUP BY d.site, w.window_start, w.window_end $$);
