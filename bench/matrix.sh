@@ -653,7 +653,7 @@ matrix_report()
 		printf '%s\n' "$line"
 	done
 	printf '```\n\n'
-	printf 'Targets (issue 13; the target and the measured figure):\n\n```\n'
+	printf 'Targets (the target and the measured figure):\n\n```\n'
 	printf '%-52s %12s %12s\n' "" target measured
 	if [ -n "${R[mx_sparse_dedup_rate]:-}" ]; then
 		target_line "sparse_dedup, 3 views, end to end, events/s" 260530 "${R[mx_sparse_dedup_rate]}" ge

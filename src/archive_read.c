@@ -8,10 +8,11 @@
  * position on Event Hubs), EnqueuedTimeUtc (string, "12/9/2022 4:50:12
  * PM"), SystemProperties and Properties (maps of unions) and Body (null or
  * bytes).  Files written by Azure's Capture and files written by kappa's
- * archive (issue 5) are read the same way, with libavro-c, through the
- * schema each file carries: Capture's own files differ from its documented
- * schema (Properties values may be null).  Replay will read archives with
- * archive_read_file; kappa_archive_read shows a file in SQL.
+ * archive (archive_write.c) are read the same way, with libavro-c, through
+ * the schema each file carries: Capture's own files differ from its
+ * documented schema (Properties values may be null).  Replay, check and
+ * crash recovery read archives with archive_read_file (history.c);
+ * kappa_archive_read shows a file in SQL.
  *
  * A file that cannot be read is an error naming the file and what is
  * wrong with it (missing, truncated, corrupt block, a schema without

@@ -31,7 +31,7 @@
  * by readers (replay reads by manifest range).  No gap, no duplicate.
  *
  * Files roll after kappa.archive_roll_interval or kappa.archive_roll_size,
- * and are deflate-compressed when kappa.archive_codec says so.
+ * and are deflate-compressed when kappa.archive_deflate says so.
  *
  * src/archive_write.c
  *

@@ -4,7 +4,8 @@
  *	  A stream's events through its views: decode, route, aggregate, flush.
  *
  * The engine is what a stream's worker runs between the consumer and the
- * database, and what replay will run between the archive and a new view.
+ * database, and what replay, check and crash recovery run between the
+ * history (archive and log) and a view.
  * For each message it decodes the payload once (or records a dead
  * letter), then, for every view whose position in the message's partition
  * it has not passed: drops duplicates (dedup_key), applies the WHERE
@@ -12,7 +13,7 @@
  * and advances the aggregates of the group (or groups: hopping windows;
  * merged sessions) the event belongs to.
  *
- * Per-partition watermarks (DESIGN §1b): a view's watermark of a
+ * Per-partition watermarks: a view's watermark of a
  * partition is the largest event time it has consumed from that partition
  * minus the stream's watermark delay; an event is late iff every window it
  * falls in ended at or before that watermark (for sessions: its time plus

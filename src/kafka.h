@@ -3,8 +3,9 @@
  * kafka.h
  *	  kappa's Kafka client: librdkafka behind functions that speak Postgres.
  *
- * No other file includes rdkafka.h.  Every function here reports problems
- * with ereport and never blocks longer than kappa.broker_timeout.
+ * Only kafka.c, consumer.c and kafka_internal.h include rdkafka.h.  Every
+ * function here reports problems with ereport and never blocks longer than
+ * kappa.broker_timeout.
  *
  * src/kafka.h
  *
