@@ -1,7 +1,11 @@
 # Makefile for kappa (PGXS)
 #
 #   make                  build the extension and the kappa-broker program
-#   make install          install both into the PostgreSQL found by pg_config
+#                         (tools/kappa-broker, where the tests, the demo and
+#                         the benchmark run it from)
+#   make install          install the extension into the PostgreSQL found by
+#                         pg_config; KAPPA_INSTALL_BROKER=1 installs
+#                         kappa-broker beside the server's programs too
 #   make installcheck     pg_regress (sql/ + expected/) and the TAP tests
 #                         (test/t/) against an installed server; see
 #                         scripts/test, which sets up a throwaway cluster and
@@ -67,8 +71,11 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lrdkafka -lavro
 
-# The embedded broker: librdkafka's mock cluster as a stand-alone program.
+# The embedded broker: librdkafka's mock cluster as a stand-alone program,
+# a test tool: installed only when a packager asks for it.
+ifdef KAPPA_INSTALL_BROKER
 SCRIPTS_built = tools/kappa-broker
+endif
 EXTRA_CLEAN = tools/kappa-broker
 
 PG_CONFIG ?= pg_config
@@ -85,6 +92,8 @@ PROVE_FLAGS = -I $(srcdir)/test/lib
 # --enable-depend): without this, a changed struct in a header leaves
 # stale objects that read it with the old layout.
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
+
+all: tools/kappa-broker
 
 tools/kappa-broker: tools/kappa-broker.c tools/broker_control.c tools/broker_control.h
 	$(CC) -std=gnu99 -O2 -g -Wall -Wextra -o $@ tools/kappa-broker.c tools/broker_control.c -lrdkafka -lpthread

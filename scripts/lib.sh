@@ -291,8 +291,8 @@ kappa_start_broker()
 	local args=()
 
 	[ -n "$KAPPA_TMP" ] || kappa_die "kappa_start_broker: call kappa_make_tmp first"
-	bin=$(kappa_pg_bindir)/kappa-broker
-	[ -x "$bin" ] || kappa_die "$bin not found: did 'make install' run?"
+	bin=$KAPPA_ROOT/tools/kappa-broker
+	[ -x "$bin" ] || kappa_die "$bin not found: did 'make' run?"
 	for topic in "$@"; do
 		case $topic in
 		-*) args+=("$topic") ;;

@@ -52,7 +52,9 @@ sub start_broker
 	my $dir = PostgreSQL::Test::Utils::tempdir();
 	my $port_file = "$dir/broker.addr";
 	my $control_file = "$dir/control.addr";
-	my @cmd = ('kappa-broker', (map { ('--topic', $_) } @topics),
+	# built by make in tools/ (make install does not install it)
+	my $bin = $ENV{KAPPA_BROKER_BIN} // 'tools/kappa-broker';
+	my @cmd = ($bin, (map { ('--topic', $_) } @topics),
 		'--port-file', $port_file, '--quiet',
 		($opts->{brokers} ? ('--brokers', $opts->{brokers}) : ()),
 		($opts->{control} ? ('--control-file', $control_file) : ()));
