@@ -21,6 +21,17 @@
  * that nodeAgg.h's public functions read are set: curaggcontext,
  * tmpcontext, curpertrans and curperagg.
  *
+ * At a new Postgres major version, check in nodeAgg.c what these public
+ * functions read of the AggState (AggCheckCallContext, AggGetAggref,
+ * AggGetTempMemoryContext, AggStateIsShared, AggRegisterCallback) and of
+ * its per-trans and per-agg data (AggStatePerTransData in nodeAgg.h),
+ * and whether a new one appeared that support functions call: a field
+ * they read and this file does not set is zero here (AggStateIsShared,
+ * for one, answers "not shared" because curperagg is NULL and the
+ * per-trans data is zeroed, which is what kappa needs: every group has
+ * its own state).  The tests run numeric and array aggregates, whose
+ * support functions call AggCheckCallContext.
+ *
  * Memory: a group's states live in the context the caller passes (the
  * group's); calls run in the per-event memory of the caller's ExprContext,
  * or in the temporary context here, which is reset after each call.
