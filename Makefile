@@ -96,4 +96,4 @@ $(OBJS): $(wildcard $(srcdir)/src/*.h)
 all: tools/kappa-broker
 
 tools/kappa-broker: tools/kappa-broker.c tools/broker_control.c tools/broker_control.h
-	$(CC) -std=gnu99 -O2 -g -Wall -Wextra -o $@ tools/kappa-broker.c tools/broker_control.c -lrdkafka -lpthread
+	$(CC) -std=gnu99 -O2 -g -Wall -Wextra $(COPT) -o $@ tools/kappa-broker.c tools/broker_control.c -lrdkafka -lpthread

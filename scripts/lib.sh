@@ -141,15 +141,20 @@ kappa_pg_bindir()
 	"$PG_CONFIG" --bindir
 }
 
-# (b) Build the extension and kappa-broker, and install both.
+# (b) Build the extension and kappa-broker, and install the extension.  In
+# CI (CI=true), or with KAPPA_WERROR=1, every warning is an error.
 kappa_build_install()
 {
 	local pg_config jobs
+	local werror=()
 
 	pg_config=$(command -v "$PG_CONFIG") || kappa_die "$PG_CONFIG not found"
 	jobs=$(nproc 2>/dev/null || echo 2)
-	kappa_log "building (make -s)"
-	make -C "$KAPPA_ROOT" -s -j"$jobs" PG_CONFIG="$pg_config"
+	if [ "${CI:-}" = true ] || [ "${KAPPA_WERROR:-}" = 1 ]; then
+		werror=(COPT=-Werror)
+	fi
+	kappa_log "building (make -s ${werror[*]})"
+	make -C "$KAPPA_ROOT" -s -j"$jobs" PG_CONFIG="$pg_config" "${werror[@]}"
 	kappa_log "installing (make -s install)"
 	kappa_as_root make -C "$KAPPA_ROOT" -s install PG_CONFIG="$pg_config"
 }
