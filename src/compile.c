@@ -838,7 +838,7 @@ compile_read_filter(KappaViewSpec *spec, Query *query, List *key_tles)
 	if (query->limitCount)
 	{
 		if (spec->window.kind == KAPPA_WINDOW_SESSION)
-			unsupported("LIMIT in a view of session windows",
+			unsupported("LIMIT with session windows",
 						"Each session is a window of its own key, so its top n is the session itself; order and limit when you query the view.");
 		count = eval_const_expressions(NULL, query->limitCount);
 		if (!IsA(count, Const) || ((Const *) count)->consttype != INT8OID)
@@ -859,6 +859,7 @@ compile_read_filter(KappaViewSpec *spec, Query *query, List *key_tles)
 			TargetEntry *tle = get_sortgroupclause_tle(sgc, query->targetList);
 			const char *column = tle->resname;
 
+			check_deterministic((Node *) tle->expr, "ORDER BY");
 			if (tle->resjunk)
 			{
 				column = psprintf("%s%d", KAPPA_ORDER_COLUMN_PREFIX, list_length(hidden) + 1);
@@ -890,6 +891,7 @@ compile_read_filter(KappaViewSpec *spec, Query *query, List *key_tles)
 	}
 	if (query->havingQual)
 	{
+		check_deterministic(query->havingQual, "HAVING");
 		spec->having_column = KAPPA_HAVING_COLUMN;
 		hidden = lappend(hidden, makeTargetEntry((Expr *) query->havingQual, 0,
 												 pstrdup(KAPPA_HAVING_COLUMN), true));
