@@ -9,6 +9,10 @@
  * and the user-facing name, a Postgres view over that table owned by the
  * role that created it.  Users query, join, index-scan and GRANT on the
  * user-facing view like on any relation; the worker upserts the table.
+ * The table keeps every group; a view with HAVING or ORDER BY ... LIMIT
+ * stores their inputs in hidden columns, and its user-facing view filters
+ * and ranks the groups when it is read (kappa_view_read_query), so what a
+ * reader sees is exact however later events move groups in and out.
  *
  * Like the stream catalog, kappa's tables are written as the bootstrap
  * superuser between kappa_catalog_enter and kappa_catalog_leave, with SQL
