@@ -315,6 +315,18 @@ foreach my $what (sort keys %refused)
 		qr/^$state: \S/, "$what is refused with $state and a hint");
 }
 
+# The user-facing views, as kappa made them (in the test's log).
+note("$_: " . $node->safe_psql('postgres', "SELECT pg_get_viewdef('$_')")) foreach qw(hopping top3t);
+
+# Dropped with kappa_drop_view or a plain DROP VIEW (the event trigger),
+# a view with hidden columns leaves nothing behind.
+my ($busy_table, $top3_table) = (stored('busy'), stored('top3'));
+$node->safe_psql('postgres', q{SET ROLE hv; SELECT kappa_drop_view('busy'); DROP VIEW top3});
+is($node->safe_psql('postgres', qq{
+	SELECT (SELECT count(*) FROM kappa.views WHERE view_name IN ('busy', 'top3')),
+		to_regclass('$busy_table') IS NULL AND to_regclass('$top3_table') IS NULL}),
+	'0|t', 'dropped views leave no catalog row and no rows table');
+
 $node->stop;
 stop_broker($broker);
 done_testing();
