@@ -18,11 +18,12 @@
  * the WHERE clause, the window, the GROUP BY keys, the aggregates, and the
  * select list rewritten over a "group row" (keys, window bounds, aggregate
  * results), followed by the hidden columns that HAVING and ORDER BY ...
- * LIMIT need when the view is read (compile_read_filter).  The analysed Query is what kappa.views stores (as a node
- * string, as Postgres stores its own views), so the worker runs exactly
- * what was checked, bound to the same objects.  Beside it kappa.views
- * keeps the query deparsed with every name qualified, which another
- * database (a restored dump) analyses again (portable.c).
+ * LIMIT need when the view is read (compile_read_filter).  The analysed
+ * Query is what kappa.views stores (as a node string, as Postgres stores
+ * its own views), so the worker runs exactly what was checked, bound to
+ * the same objects.  Beside it kappa.views keeps the query deparsed with
+ * every name qualified, which another database (a restored dump) analyses
+ * again (portable.c).
  *
  * src/compile.c
  *
