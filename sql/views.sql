@@ -40,12 +40,16 @@ RESET search_path;
 -- Shapes a view cannot have.
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev ORDER BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev LIMIT 5')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev ORDER BY n DESC LIMIT 2 OFFSET 1')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev ORDER BY n DESC LIMIT 0')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, w.window_start, count(*) AS n FROM vs, kappa_session(ts, ''5 minutes'') w GROUP BY dev, w.window_start ORDER BY n DESC LIMIT 3')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS kappa_rank FROM vs GROUP BY dev ORDER BY 2 LIMIT 1')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT vs.dev, count(*) AS n FROM vs JOIN pg_class c ON true GROUP BY vs.dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT vs.dev, count(*) AS n FROM vs, pg_class c GROUP BY vs.dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM (SELECT * FROM vs) s GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs WHERE dev IN (SELECT relname FROM pg_class) GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n, rank() OVER () AS r FROM vs GROUP BY dev')$$);
-SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev HAVING count(*) > 2')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, count(*) AS n FROM vs GROUP BY dev HAVING count(*) > random()')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT DISTINCT dev FROM vs')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev FROM vs')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'WITH x AS (SELECT 1) SELECT dev, count(*) AS n FROM vs GROUP BY dev')$$);

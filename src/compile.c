@@ -17,11 +17,13 @@
  * check_deterministic), and takes it apart into a KappaViewSpec:
  * the WHERE clause, the window, the GROUP BY keys, the aggregates, and the
  * select list rewritten over a "group row" (keys, window bounds, aggregate
- * results).  The analysed Query is what kappa.views stores (as a node
- * string, as Postgres stores its own views), so the worker runs exactly
- * what was checked, bound to the same objects.  Beside it kappa.views
- * keeps the query deparsed with every name qualified, which another
- * database (a restored dump) analyses again (portable.c).
+ * results), followed by the hidden columns that HAVING and ORDER BY ...
+ * LIMIT need when the view is read (compile_read_filter).  The analysed
+ * Query is what kappa.views stores (as a node string, as Postgres stores
+ * its own views), so the worker runs exactly what was checked, bound to
+ * the same objects.  Beside it kappa.views keeps the query deparsed with
+ * every name qualified, which another database (a restored dump) analyses
+ * again (portable.c).
  *
  * src/compile.c
  *
@@ -53,6 +55,7 @@
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "aggfuncs.h"
 #include "compile.h"
@@ -77,6 +80,8 @@ static int64 const_interval_us(Node *arg, const char *what);
 static bool collect_aggrefs(Node *node, List **aggrefs);
 static void check_aggregate(Aggref *aggref);
 static Node *to_group_row(Node *node, GroupRowContext *context);
+static List *compile_read_filter(KappaViewSpec *spec, Query *query, List *key_tles);
+static void check_not_reserved(const char *name);
 static void check_deterministic(Node *node, const char *clause);
 static Oid	kappa_function(const char *name);
 static bool rewrite_aggregates(Node *node, void *context);
@@ -340,16 +345,21 @@ check_shape(Query *query)
 		kappa_view_unsupported("subqueries", NULL);
 	if (query->hasTargetSRFs)
 		kappa_view_unsupported("set-returning functions in the select list", NULL);
-	if (query->sortClause)
-		kappa_view_unsupported("ORDER BY", "Order the rows when you query the view.");
-	if (query->limitCount || query->limitOffset)
-		kappa_view_unsupported("LIMIT and OFFSET", "Limit the rows when you query the view.");
+	/*
+	 * ORDER BY ... LIMIT n: the top n groups of each window (of all groups
+	 * in a view without windows), chosen when the view is read.  Alone,
+	 * either says nothing a view could keep.
+	 */
+	if (query->limitOffset)
+		kappa_view_unsupported("OFFSET", "Skip rows when you query the view; ORDER BY ... LIMIT n keeps the top n groups of each window.");
+	if (query->sortClause && query->limitCount == NULL)
+		kappa_view_unsupported("ORDER BY without LIMIT", "Order the rows when you query the view; ORDER BY ... LIMIT n keeps the top n groups of each window.");
+	if (query->limitCount && query->sortClause == NIL)
+		kappa_view_unsupported("LIMIT without ORDER BY", "ORDER BY says which groups LIMIT keeps, as in ORDER BY count(*) DESC LIMIT 3: the top 3 groups of each window.");
 	if (query->distinctClause)
 		kappa_view_unsupported("SELECT DISTINCT", "GROUP BY the columns instead.");
 	if (query->groupingSets)
 		kappa_view_unsupported("GROUPING SETS, ROLLUP and CUBE", NULL);
-	if (query->havingQual)
-		kappa_view_unsupported("HAVING", "Filter the rows when you query the view.");
 	if (query->rowMarks)
 		kappa_view_unsupported("FOR UPDATE and FOR SHARE", NULL);
 	if (!query->hasAggs && query->groupClause == NIL)
@@ -779,6 +789,122 @@ check_deterministic(Node *node, const char *clause)
 	(void) determinism_walker(node, &det);
 }
 
+/* A sort item over a column of the rows table. */
+static KappaSortItem *
+sort_item(const char *column, Node *expr, Oid sortop, bool nulls_first)
+{
+	KappaSortItem *item = palloc0(sizeof(KappaSortItem));
+
+	item->column = pstrdup(column);
+	item->type = exprType(expr);
+	item->sortop = sortop;
+	item->collation = exprCollation(expr);
+	item->nulls_first = nulls_first;
+	return item;
+}
+
+/* Refuse a select-list name the rows table or its read query uses. */
+static void
+check_not_reserved(const char *name)
+{
+	if (strcmp(name, KAPPA_HAVING_COLUMN) == 0 || strcmp(name, KAPPA_RANK_COLUMN) == 0 ||
+		strncmp(name, KAPPA_ORDER_COLUMN_PREFIX, strlen(KAPPA_ORDER_COLUMN_PREFIX)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_COLUMN),
+				 errmsg("column name \"%s\" is reserved in a kappa view with HAVING or LIMIT", name),
+				 errdetail("kappa names the hidden columns of such a view %s, %s<n> and %s.",
+						   KAPPA_HAVING_COLUMN, KAPPA_ORDER_COLUMN_PREFIX, KAPPA_RANK_COLUMN),
+				 errhint("Name the column otherwise with AS.")));
+}
+
+/*
+ * HAVING and ORDER BY ... LIMIT n, which the user-facing view applies
+ * when it is read: the rows table keeps every group (a group HAVING
+ * rejects now may pass later, and one outside the top n may enter it), so
+ * the state stays exact.  Fills in the spec's order, limit and tie-break,
+ * and returns the hidden columns to store beside the select list (as
+ * TargetEntries over the stream, named): HAVING's verdict, and each
+ * ORDER BY expression that is not in the select list.
+ *
+ * LIMIT n keeps the first n groups of each window in ORDER BY's order,
+ * ties broken by the GROUP BY columns in ascending order, so that the
+ * result does not depend on the order of rows in the table (row_number);
+ * FETCH FIRST n ROWS WITH TIES keeps the groups that tie with the n-th
+ * too (rank).  A view without windows ranks all its groups.
+ */
+static List *
+compile_read_filter(KappaViewSpec *spec, Query *query, List *key_tles)
+{
+	List	   *hidden = NIL;
+	ListCell   *lc;
+	Node	   *count;
+
+	if (query->limitCount == NULL && query->havingQual == NULL)
+		return NIL;
+	if (query->limitCount)
+	{
+		if (spec->window.kind == KAPPA_WINDOW_SESSION)
+			kappa_view_unsupported("LIMIT with session windows",
+						"Each session is a window of its own key, so its top n is the session itself; order and limit when you query the view.");
+		count = eval_const_expressions(NULL, query->limitCount);
+		if (!IsA(count, Const) || ((Const *) count)->consttype != INT8OID)
+			kappa_view_unsupported("LIMIT other than a constant", "Write the number of groups to keep, as in LIMIT 3.");
+		if (((Const *) count)->constisnull || DatumGetInt64(((Const *) count)->constvalue) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_ROW_COUNT_IN_LIMIT_CLAUSE),
+					 errmsg("LIMIT of a kappa view must be a positive number"),
+					 errhint("Write the number of groups to keep in each window, as in LIMIT 3.")));
+		spec->limit = DatumGetInt64(((Const *) count)->constvalue);
+		spec->with_ties = (query->limitOption == LIMIT_OPTION_WITH_TIES);
+		if (spec->window.kind == KAPPA_WINDOW_NONE)
+			spec->partition_column = NULL;
+
+		foreach(lc, query->sortClause)
+		{
+			SortGroupClause *sgc = lfirst(lc);
+			TargetEntry *tle = get_sortgroupclause_tle(sgc, query->targetList);
+			const char *column = tle->resname;
+
+			check_deterministic((Node *) tle->expr, "ORDER BY");
+			if (tle->resjunk)
+			{
+				column = psprintf("%s%d", KAPPA_ORDER_COLUMN_PREFIX, list_length(hidden) + 1);
+				hidden = lappend(hidden, makeTargetEntry(tle->expr, 0, pstrdup(column), true));
+			}
+			spec->order = lappend(spec->order, sort_item(column, (Node *) tle->expr,
+														 sgc->sortop, sgc->nulls_first));
+		}
+		if (!spec->with_ties)
+		{
+			foreach(lc, key_tles)
+			{
+				TargetEntry *tle = lfirst(lc);
+				TypeCacheEntry *tc = lookup_type_cache(exprType((Node *) tle->expr),
+													   TYPECACHE_LT_OPR);
+
+				if (!OidIsValid(tc->lt_opr))
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("LIMIT cannot be used in a kappa view grouped by type %s",
+									format_type_be(exprType((Node *) tle->expr))),
+							 errdetail("LIMIT breaks ties by the GROUP BY columns, and the type has no ordering."),
+							 errhint("Keep the ties with FETCH FIRST n ROWS WITH TIES instead of LIMIT n.")));
+				spec->tiebreak = lappend(spec->tiebreak,
+										 sort_item(tle->resname, (Node *) tle->expr,
+												   tc->lt_opr, false));
+			}
+		}
+	}
+	if (query->havingQual)
+	{
+		check_deterministic(query->havingQual, "HAVING");
+		spec->having_column = KAPPA_HAVING_COLUMN;
+		hidden = lappend(hidden, makeTargetEntry((Expr *) query->havingQual, 0,
+												 pstrdup(KAPPA_HAVING_COLUMN), true));
+	}
+	return hidden;
+}
+
 /*
  * Rewrite a select-list expression over the group row: GROUP BY
  * expressions become the key attributes, the window's columns the window
@@ -827,6 +953,8 @@ kappa_compile_view(Query *query)
 	GroupRowContext context = {0};
 	Index		window_rti = 0;
 	bool		window_start_grouped = false;
+	List	   *key_tles = NIL;
+	List	   *hidden;
 	ListCell   *lc;
 	int			attno = 0;
 
@@ -898,6 +1026,7 @@ kappa_compile_view(Query *query)
 			{
 				window_start_grouped = true;
 				spec->unique_columns = lappend(spec->unique_columns, tle->resname);
+				spec->partition_column = tle->resname;
 			}
 			continue;
 		}
@@ -911,12 +1040,16 @@ kappa_compile_view(Query *query)
 		spec->keys = lappend(spec->keys, expr);
 		spec->key_eqops = lappend_oid(spec->key_eqops, sgc->eqop);
 		spec->unique_columns = lappend(spec->unique_columns, tle->resname);
+		key_tles = lappend(key_tles, tle);
 	}
 	if (window_rti != 0 && !window_start_grouped)
 		ereport(ERROR,
 				(errcode(ERRCODE_GROUPING_ERROR),
 				 errmsg("a windowed kappa view must GROUP BY the window's window_start"),
 				 errhint("Add w.window_start (and w.window_end) to the select list and to GROUP BY.")));
+
+	/* HAVING and ORDER BY ... LIMIT: what the user-facing view reads */
+	hidden = compile_read_filter(spec, query, key_tles);
 
 	/* the aggregates, and the select list over the group row */
 	foreach(lc, query->targetList)
@@ -930,8 +1063,12 @@ kappa_compile_view(Query *query)
 					(errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
 					 errmsg("column %d of the view has no name", tle->resno),
 					 errhint("Name it with AS.")));
+		if (hidden != NIL || spec->limit > 0)
+			check_not_reserved(tle->resname);
 		(void) collect_aggrefs((Node *) tle->expr, &spec->aggrefs);
 	}
+	foreach(lc, hidden)
+		(void) collect_aggrefs((Node *) ((TargetEntry *) lfirst(lc))->expr, &spec->aggrefs);
 	foreach(lc, spec->aggrefs)
 	{
 		Aggref	   *aggref = lfirst(lc);
@@ -957,6 +1094,16 @@ kappa_compile_view(Query *query)
 							   makeTargetEntry((Expr *) to_group_row((Node *) tle->expr, &context),
 											   list_length(spec->output) + 1,
 											   tle->resname, false));
+	}
+	spec->nvisible = list_length(spec->output);
+	foreach(lc, hidden)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		spec->output = lappend(spec->output,
+							   makeTargetEntry((Expr *) to_group_row((Node *) tle->expr, &context),
+											   list_length(spec->output) + 1,
+											   tle->resname, true));
 	}
 
 	/* the group row: keys, window bounds, aggregate results */

@@ -14,9 +14,11 @@
  * what makes it simple and safe: the new version (a kappa.views row with
  * status 'replaying', its own rows table, states and positions) is built
  * invisibly; then, in the same transaction, the user-facing view is
- * pointed at the new rows table (CREATE OR REPLACE VIEW, so a query waiting
- * on it sees either version whole), the old version is dropped, and the
- * new one becomes live.  One commit makes it all visible.  The live worker
+ * pointed at the new rows table with the new version's read query
+ * (kappa_view_read_query: HAVING and top N are applied when the view is
+ * read), by CREATE OR REPLACE VIEW, so that a query waiting on it sees
+ * either version whole; the old version is dropped, and the new one
+ * becomes live.  One commit makes it all visible.  The live worker
  * goes on meanwhile; at its next flush after the commit it drops the old
  * version and loads the new one from the positions the replay committed,
  * reading again from there: no message is missed or counted twice across
@@ -130,8 +132,8 @@ static void replay_read(Replay *r, KappaStream *stream, int nparts, const int64 
 						const int64 *low, const int64 *high);
 static void swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new_id);
 static char *replay_name(const char *relname, int32 view_id);
-static bool columns_extend(int32 old_id, int32 new_id);
-static void recreate_user_view(const char *user_view, const char *new_table, Oid owner);
+static bool columns_extend(const char *user_view, int32 new_id, int nvisible);
+static void recreate_user_view(const char *user_view, const char *read_query, Oid owner);
 static Jsonb *bound_options(Jsonb *options, TimestampTz since, TimestampTz until);
 static void keep_beside(const char *schema, const char *relname, Oid owner, int32 new_id);
 static int32 version_id(const char *schema, const char *relname, int32 version, char **view_name);
@@ -438,8 +440,9 @@ swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new
 {
 	KappaCatalogAccess access;
 	char	   *user_view = quote_qualified_identifier(schema, relname);
-	char	   *new_table = kappa_view_rows_table(new_id);
 	char	   *old_table = kappa_view_rows_table(old_id);
+	int			nvisible;
+	char	   *read_query = kappa_view_read_definition(new_id, &nvisible);
 	Oid			types[3] = {INT4OID, INT4OID, NAMEOID};
 	Datum		values[3] = {Int32GetDatum(old_id), Int32GetDatum(new_id),
 	DirectFunctionCall1(namein, CStringGetDatum(relname))};
@@ -462,20 +465,20 @@ swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new
 	 * waiting on it then see the new version, and it keeps its grants),
 	 * else dropped and created again, with the same grants.
 	 */
-	if (columns_extend(old_id, new_id))
+	if (columns_extend(user_view, new_id, nvisible))
 	{
 		KappaOwnerAccess as_owner;
 
 		kappa_owner_enter(&as_owner, owner);
 		SPI_connect();
-		if (SPI_execute(psprintf("CREATE OR REPLACE VIEW %s AS SELECT * FROM %s", user_view, new_table),
+		if (SPI_execute(psprintf("CREATE OR REPLACE VIEW %s AS %s", user_view, read_query),
 						false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "could not replace view %s", user_view);
 		SPI_finish();
 		kappa_owner_leave(&as_owner);
 	}
 	else
-		recreate_user_view(user_view, new_table, owner);
+		recreate_user_view(user_view, read_query, owner);
 
 	/* the old version goes, the new one takes its name and goes live */
 	kappa_catalog_enter(&access);
@@ -500,29 +503,30 @@ swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new
 }
 
 /*
- * Whether the new version's columns begin with the old version's, with
- * the same names and types: then CREATE OR REPLACE VIEW can point the
- * user-facing view at it.
+ * Whether the columns the new version shows (the first nvisible of its
+ * rows table: the hidden ones follow) begin with the user-facing view's,
+ * with the same names and types: then CREATE OR REPLACE VIEW can point
+ * the user-facing view at it.
  */
 static bool
-columns_extend(int32 old_id, int32 new_id)
+columns_extend(const char *user_view, int32 new_id, int nvisible)
 {
 	KappaCatalogAccess access;
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(kappa_view_rows_table(old_id)),
-	CStringGetTextDatum(kappa_view_rows_table(new_id))};
+	Oid			types[3] = {TEXTOID, TEXTOID, INT4OID};
+	Datum		values[3] = {CStringGetTextDatum(user_view),
+		CStringGetTextDatum(kappa_view_rows_table(new_id)), Int32GetDatum(nvisible)};
 	bool		extends;
 	bool		isnull;
 
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("SELECT NOT EXISTS (SELECT FROM pg_attribute o "
 							  "  LEFT JOIN pg_attribute n ON n.attrelid = $2::regclass AND n.attnum = o.attnum "
-							  "    AND NOT n.attisdropped "
+							  "    AND NOT n.attisdropped AND n.attnum <= $3 "
 							  "  WHERE o.attrelid = $1::regclass AND o.attnum > 0 AND NOT o.attisdropped "
 							  "    AND (n.attname IS DISTINCT FROM o.attname OR n.atttypid IS DISTINCT FROM o.atttypid "
 							  "         OR n.atttypmod IS DISTINCT FROM o.atttypmod "
 							  "         OR n.attcollation IS DISTINCT FROM o.attcollation))",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+							  3, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not compare the columns of two versions");
 	extends = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	kappa_catalog_leave(&access);
@@ -530,11 +534,12 @@ columns_extend(int32 old_id, int32 new_id)
 }
 
 /*
- * Drop the user-facing view and create it again over the new rows table,
- * as its owner, granting again what was granted on it.
+ * Drop the user-facing view and create it again with the new version's
+ * read query (over its rows table), as its owner, granting again what was
+ * granted on it.
  */
 static void
-recreate_user_view(const char *user_view, const char *new_table, Oid owner)
+recreate_user_view(const char *user_view, const char *read_query, Oid owner)
 {
 	KappaOwnerAccess as_owner;
 	List	   *grants = NIL;
@@ -554,7 +559,7 @@ recreate_user_view(const char *user_view, const char *new_table, Oid owner)
 	for (uint64 i = 0; i < SPI_processed; i++)
 		grants = lappend(grants, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 	if (kappa_ddl_own_execute(psprintf("DROP VIEW %s", user_view)) != SPI_OK_UTILITY ||
-		SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM %s", user_view, new_table),
+		SPI_execute(psprintf("CREATE VIEW %s AS %s", user_view, read_query),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create view %s", user_view);
 	foreach(lc, grants)
@@ -596,6 +601,7 @@ keep_beside(const char *schema, const char *relname, Oid owner, int32 new_id)
 	bool		isnull;
 	int32		version;
 	char	   *name;
+	char	   *read_query;
 	MemoryContext caller = CurrentMemoryContext;
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
@@ -618,11 +624,11 @@ keep_beside(const char *schema, const char *relname, Oid owner, int32 new_id)
 		elog(ERROR, "could not record version %d of view %s", version, relname);
 	kappa_catalog_leave(&access);
 
+	read_query = kappa_view_read_definition(new_id, NULL);
 	kappa_owner_enter(&as_owner, owner);
 	SPI_connect();
-	if (SPI_execute(psprintf("CREATE VIEW %s AS SELECT * FROM %s",
-							 quote_qualified_identifier(schema, name),
-							 kappa_view_rows_table(new_id)),
+	if (SPI_execute(psprintf("CREATE VIEW %s AS %s",
+							 quote_qualified_identifier(schema, name), read_query),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create view %s", name);
 	SPI_finish();

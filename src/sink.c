@@ -390,10 +390,11 @@ kappa_sink_collect(ViewRuntime *view, List *sinks, List *changed_rows, Timestamp
 			values[0] = TimestampTzGetDatum(sink->final_upto == DT_NOBEGIN ? DT_NOBEGIN :
 											sink->final_upto - shift);
 			values[1] = TimestampTzGetDatum(final_until - shift);
-			if (SPI_execute_with_args(psprintf("SELECT %s, pg_catalog.to_jsonb(r)::text FROM %s r "
+			/* as the user-facing view reads them: HAVING and top N applied */
+			if (SPI_execute_with_args(psprintf("SELECT %s, pg_catalog.to_jsonb(r)::text FROM (%s) r "
 											   "WHERE r.%s > $1 AND r.%s <= $2",
-											   key, view->rows_table, quote_identifier(column),
-											   quote_identifier(column)),
+											   key, kappa_view_read_query(view->spec, view->rows_table),
+											   quote_identifier(column), quote_identifier(column)),
 									  2, (Oid[]) {TIMESTAMPTZOID, TIMESTAMPTZOID}, values, NULL,
 									  false, 0) != SPI_OK_SELECT)
 				elog(ERROR, "could not read the final rows of kappa view %s", view->name);

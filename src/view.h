@@ -44,4 +44,7 @@ extern char *kappa_view_window_column(KappaViewSpec *spec, bool *is_end);
 extern int32 kappa_view_define(const char *schema, const char *relname, const char *query_text,
 							   const char *plan, Jsonb *options, const char *status, Oid owner);
 
+extern char *kappa_view_read_query(KappaViewSpec *spec, const char *rows_table);
+extern char *kappa_view_read_definition(int32 view_id, int *nvisible);
+
 #endif							/* KAPPA_VIEW_H */

@@ -52,7 +52,8 @@ my @windows = ([ '', ", kappa_tumble(ts, '5 minutes') w", ", kappa_hop(ts, '10 m
 		", kappa_tumble(f, '5 minutes') w", ", generate_series(1, 3) g", ' JOIN other USING (dev)' ]);
 my @wheres = ([ '', '', ' WHERE v > 0', ' WHERE b AND n IS NOT NULL', ' WHERE ts > \'2026-01-01\'' ],
 	[ ' WHERE dev IN (SELECT dev FROM other)', ' WHERE random() < 0.5', ' WHERE f / 0 > 1' ]);
-my @tails = ([ '', '', '', ' HAVING count(*) > 1' ], [ ' ORDER BY 1', ' LIMIT 10', ' OFFSET 1', ' FOR UPDATE' ]);
+my @tails = ([ '', '', '', ' HAVING count(*) > 1', ' ORDER BY count(*) DESC LIMIT 3',
+		' HAVING count(*) > 1 ORDER BY 1 FETCH FIRST 2 ROWS WITH TIES' ], [ ' ORDER BY 1', ' LIMIT 10', ' OFFSET 1', ' FOR UPDATE' ]);
 
 sub query
 {

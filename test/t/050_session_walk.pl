@@ -1084,7 +1084,7 @@ sub op_probe
 		push @p,
 		  [ "SELECT kappa_create_stream('$st', brokers => '$b', columns => 'x text');", 'create_stream', '42710' ],
 		  [ "SELECT kappa_create_view('${l}_e', 'SELECT dev FROM $st');", 'create_view', '42P17' ],
-		  [ "SELECT kappa_create_view('${l}_e', 'SELECT dev, count(*) AS n FROM $st GROUP BY dev HAVING count(*) > 1');", 'create_view', '0A000' ],
+		  [ "SELECT kappa_create_view('${l}_e', 'SELECT dev, count(*) AS n FROM $st GROUP BY dev ORDER BY n LIMIT 2 OFFSET 1');", 'create_view', '0A000' ],
 		  [ "SELECT kappa_create_view('${l}_e', 'SELECT dev, count(*) AS n FROM $st WHERE random() < 2 GROUP BY dev');", 'create_view', '0A000' ],
 		  [ "SELECT kappa_create_view('${l}_e', 'SELECT dev, count(* AS n FROM $st GROUP BY dev');", 'create_view', '42601' ],
 		  [ "SELECT kappa_create_view('${l}_e', 'SELECT dev, count(*) AS n FROM walk_nosuch GROUP BY dev');", 'create_view', '42704' ],
