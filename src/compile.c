@@ -649,7 +649,7 @@ refuse_ordered_set(Aggref *aggref, const char *name)
 		case F_PERCENTILE_DISC__FLOAT8_ANYELEMENT:
 			hint = "A view computes percentile_cont(f) and percentile_disc(f) with one fraction and WITHIN GROUP (ORDER BY x) ascending: "
 				"use one call per fraction, and order ascending (for percentile_cont, the fraction 1 - f does what DESC does). "
-				"For large groups, the tdigest extension's tdigest(x, 100) is approximate but small; read percentiles from it with tdigest_percentile when you query.";
+				"For large groups, the tdigest extension (CREATE EXTENSION tdigest) is approximate but small: tdigest_percentile(x, 100, f) in the view.";
 			break;
 		default:
 			if (aggref->aggkind == AGGKIND_HYPOTHETICAL)
