@@ -2,10 +2,13 @@
  *
  * aggfuncs.c
  *	  Aggregates that Postgres 15 cannot combine, as ordinary combinable
- *	  Postgres aggregates: kappa_count_distinct, kappa_collect_set and
+ *	  Postgres aggregates: kappa_count_distinct, kappa_collect_set,
+ *	  kappa_sum_distinct, kappa_avg_distinct (one distinct-set state) and
  *	  kappa_collect_list here, and the helpers all of kappa's aggregates
  *	  share (aggfuncs_internal.h); kappa_first and kappa_last are in
- *	  aggfuncs_pick.c, kappa_approx_count_distinct in aggfuncs_hll.c.
+ *	  aggfuncs_pick.c, kappa_approx_count_distinct in aggfuncs_hll.c,
+ *	  kappa_string_agg(_distinct) and kappa_percentile_cont/disc in
+ *	  aggfuncs_bag.c.
  *
  * Purpose.  A kappa view keeps partial aggregate states and merges them
  * with the aggregate's combine function (across flushes, partitions and
