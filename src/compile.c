@@ -245,6 +245,9 @@ ordered_by_value(Aggref *aggref, TargetEntry *value, bool nulls_last)
 /*
  * Point an Aggref at one of kappa's aggregates, which takes the same
  * arguments with neither DISTINCT nor ORDER BY (kappa's sorts itself).
+ * kappa's aggregates compare values in the input collation, which becomes
+ * the value's own, as ORDER BY x sorts (the input collation of
+ * string_agg(x, d COLLATE "C") would be the delimiter's).
  */
 static void
 use_kappa_aggregate(Aggref *aggref, Oid replacement)
@@ -252,6 +255,7 @@ use_kappa_aggregate(Aggref *aggref, Oid replacement)
 	ListCell   *lc;
 
 	aggref->aggfnoid = replacement;
+	aggref->inputcollid = exprCollation((Node *) linitial_node(TargetEntry, aggref->args)->expr);
 	aggref->aggdistinct = NIL;
 	aggref->aggorder = NIL;
 	foreach(lc, aggref->args)
