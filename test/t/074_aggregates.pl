@@ -9,8 +9,10 @@
 # (so the combine functions run), over 4 partitions with events out of
 # order, nulls and duplicates, in three rounds with a cluster restart
 # before the third (so the stored states are deserialized).  The views
-# belong to a kappa_admin member that is not superuser; kappa_check finds
-# nothing to correct; and the forms kappa cannot run are refused with
+# belong to a kappa_admin member that is not superuser; kappa_replay (of
+# the stored query, and of the query given again) rebuilds them equal to
+# the batch query; kappa_check finds nothing to correct; and the forms
+# kappa cannot run are refused with
 # SQLSTATE 0A000 (or 22003 for a fraction out of range) and a hint.
 use strict;
 use warnings;
@@ -163,6 +165,13 @@ produce();
 check_view($_) for sort keys %q;
 cmp_ok($node->safe_psql('postgres', 'SELECT count(*) FROM visits'), '<', $sessions + batch_sessions('3'),
 	'sessions merged after the restart');
+
+# kappa_replay rebuilds each view from the log, from the stored query
+# (visits) and from the query given again as text (per_key): the same
+# rows as the batch query.
+$node->safe_psql('postgres', q{SET ROLE ag; SELECT * FROM kappa_replay('visits')});
+$node->safe_psql('postgres', qq{SET ROLE ag; SELECT * FROM kappa_replay('per_key', query => \$q\$$q{per_key}\$q\$)});
+check_view($_) for sort keys %q;
 
 # kappa_check recomputes each view from the log: nothing differs.
 foreach my $v (sort keys %q)
