@@ -62,7 +62,8 @@ typedef struct KdBag
 	KdType		t;
 	MemoryContext mcxt;
 	bool		param_null;		/* the delimiter or fraction is null */
-	Datum		param;			/* delimiter (of the values' type) or float8 */
+	Datum		param;			/* the delimiter (of the values' type) */
+	float8		fraction;		/* the fraction */
 	Datum	   *values;
 	int64		nvalues;
 	int64		maxvalues;
@@ -95,9 +96,22 @@ kd_bag_create(char kind, Oid type, Oid collation, MemoryContext mcxt,
 	bag->t = t;
 	bag->mcxt = mcxt;
 	bag->param_null = param_null;
-	if (!param_null)
-		bag->param = KD_BAG_FRACTION(kind) ? param : kd_copy_value(&bag->t, mcxt, param);
+	if (param_null)
+		return bag;
+	if (KD_BAG_FRACTION(kind))
+		bag->fraction = DatumGetFloat8(param);
+	else
+		bag->param = kd_copy_value(&bag->t, mcxt, param);
 	return bag;
+}
+
+/* A bag's delimiter or fraction, as a Datum (undefined if null). */
+static Datum
+kd_bag_param(KdBag *bag)
+{
+	if (KD_BAG_FRACTION(bag->kind))
+		return Float8GetDatum(bag->fraction);
+	return bag->param;
 }
 
 /* Check a fraction as Postgres's percentile functions do (22003). */
@@ -117,7 +131,7 @@ kd_bag_same_param(KdBag *bag, Datum param, bool param_null)
 	if (bag->param_null || param_null)
 		return bag->param_null == param_null;
 	if (KD_BAG_FRACTION(bag->kind))
-		return DatumGetFloat8(bag->param) == DatumGetFloat8(param);
+		return bag->fraction == DatumGetFloat8(param);
 	return kd_image_cmp(&bag->t, bag->param, param) == 0;
 }
 
@@ -266,11 +280,11 @@ kappa_bag_combine(PG_FUNCTION_ARGS)
 	}
 	if (state == NULL)
 		state = kd_bag_create(other->kind, other->t.type, other->t.collation, aggcxt,
-							  other->param, other->param_null);
+							  kd_bag_param(other), other->param_null);
 	else
 	{
 		kd_check_same(state->kind, &state->t, other->kind, &other->t);
-		kd_bag_check_param(state, other->param, other->param_null);
+		kd_bag_check_param(state, kd_bag_param(other), other->param_null);
 	}
 	for (int64 i = 0; i < other->nvalues; i++)
 		kd_bag_add(state, other->values[i]);
@@ -299,7 +313,7 @@ kappa_bag_serialize(PG_FUNCTION_ARGS)
 	if (!bag->param_null)
 	{
 		if (KD_BAG_FRACTION(bag->kind))
-			pq_sendfloat8(&buf, DatumGetFloat8(bag->param));
+			pq_sendfloat8(&buf, bag->fraction);
 		else
 			kd_send_value(&buf, io, bag->param, tmp);
 	}
@@ -463,17 +477,13 @@ kappa_percentile_cont_final(PG_FUNCTION_ARGS)
 
 	if (bag == NULL || bag->param_null || bag->nvalues == 0)
 		PG_RETURN_NULL();
-	fraction = DatumGetFloat8(bag->param);
+	fraction = bag->fraction;
 	values = kd_bag_sorted(bag, &n);
 	first_row = (int64) floor(fraction * (n - 1));
 	second_row = (int64) ceil(fraction * (n - 1));
 	lo = values[first_row];
 	if (second_row == first_row)
-	{
-		if (bag->t.type == FLOAT8OID)
-			PG_RETURN_DATUM(lo);
 		PG_RETURN_DATUM(datumCopy(lo, bag->t.typbyval, bag->t.typlen));
-	}
 	hi = values[second_row];
 	proportion = (fraction * (n - 1)) - first_row;
 	switch (bag->t.type)
@@ -513,6 +523,6 @@ kappa_percentile_disc_final(PG_FUNCTION_ARGS)
 	if (bag == NULL || bag->param_null || bag->nvalues == 0)
 		PG_RETURN_NULL();
 	values = kd_bag_sorted(bag, &n);
-	rownum = (int64) ceil(DatumGetFloat8(bag->param) * n);
+	rownum = (int64) ceil(bag->fraction * n);
 	PG_RETURN_DATUM(datumCopy(values[rownum > 1 ? rownum - 1 : 0], bag->t.typbyval, bag->t.typlen));
 }
