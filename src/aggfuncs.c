@@ -993,11 +993,14 @@ kd_sum_int64(Datum *values, int64 n, Oid type)
 											   NumericGetDatum(int64_to_numeric(part))));
 }
 
-/* Add up values in order with a type's "+" function, from the first. */
+/*
+ * Add up values in order with a type's "+" function, from the first; a
+ * new Datum, never one of the state's.
+ */
 static Datum
-kd_fold(PGFunction plus, Datum *values, int64 n)
+kd_fold(KdType *t, PGFunction plus, Datum *values, int64 n)
 {
-	Datum		total = values[0];
+	Datum		total = datumCopy(values[0], t->typbyval, t->typlen);
 
 	for (int64 i = 1; i < n; i++)
 		total = DirectFunctionCall2(plus, total, values[i]);
@@ -1010,8 +1013,10 @@ kd_fold(PGFunction plus, Datum *values, int64 n)
  * numeric, float4, float8, numeric, money and interval -> themselves.
  */
 static Datum
-kd_distinct_sum(Oid type, Datum *values, int64 n)
+kd_distinct_sum(KdType *t, Datum *values, int64 n)
 {
+	Oid			type = t->type;
+
 	switch (type)
 	{
 		case INT2OID:
@@ -1027,15 +1032,15 @@ kd_distinct_sum(Oid type, Datum *values, int64 n)
 		case INT8OID:
 			return NumericGetDatum(kd_sum_int64(values, n, type));
 		case NUMERICOID:
-			return kd_fold(numeric_add, values, n);
+			return kd_fold(t, numeric_add, values, n);
 		case FLOAT4OID:
-			return kd_fold(float4pl, values, n);
+			return kd_fold(t, float4pl, values, n);
 		case FLOAT8OID:
-			return kd_fold(float8pl, values, n);
+			return kd_fold(t, float8pl, values, n);
 		case CASHOID:
-			return kd_fold(cash_pl, values, n);
+			return kd_fold(t, cash_pl, values, n);
 		case INTERVALOID:
-			return kd_fold(interval_pl, values, n);
+			return kd_fold(t, interval_pl, values, n);
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -1051,8 +1056,9 @@ kd_distinct_sum(Oid type, Datum *values, int64 n)
  * interval -> interval (sum / count by interval_div, as interval_avg).
  */
 static Datum
-kd_distinct_avg(Oid type, Datum *values, int64 n)
+kd_distinct_avg(KdType *t, Datum *values, int64 n)
 {
+	Oid			type = t->type;
 	Datum		count = NumericGetDatum(int64_to_numeric(n));
 
 	switch (type)
@@ -1063,7 +1069,7 @@ kd_distinct_avg(Oid type, Datum *values, int64 n)
 			return DirectFunctionCall2(numeric_div, NumericGetDatum(kd_sum_int64(values, n, type)),
 									   count);
 		case NUMERICOID:
-			return DirectFunctionCall2(numeric_div, kd_fold(numeric_add, values, n), count);
+			return DirectFunctionCall2(numeric_div, kd_fold(t, numeric_add, values, n), count);
 		case FLOAT4OID:
 		case FLOAT8OID:
 			{
@@ -1077,7 +1083,7 @@ kd_distinct_avg(Oid type, Datum *values, int64 n)
 				return DirectFunctionCall1(float8_avg, trans);
 			}
 		case INTERVALOID:
-			return DirectFunctionCall2(interval_div, kd_fold(interval_pl, values, n),
+			return DirectFunctionCall2(interval_div, kd_fold(t, interval_pl, values, n),
 									   Float8GetDatum((float8) n));
 	}
 	ereport(ERROR,
@@ -1103,8 +1109,8 @@ kd_distinct_final(FunctionCallInfo fcinfo, char kind)
 			 kd_kind_name(kind), kd_kind_name(set->kind));
 	values = kd_set_sorted(set, &n);
 	if (kind == KD_SUM_DISTINCT)
-		return kd_distinct_sum(set->t.type, values, n);
-	return kd_distinct_avg(set->t.type, values, n);
+		return kd_distinct_sum(&set->t, values, n);
+	return kd_distinct_avg(&set->t, values, n);
 }
 
 /* kappa_sum_distinct's final function: sum(DISTINCT x); NULL if none. */
