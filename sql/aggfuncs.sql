@@ -359,7 +359,7 @@ SELECT kappa_string_agg(x, ', '), string_agg(x, ', ' ORDER BY x),
 FROM (VALUES ('b' COLLATE "C"), ('B'), ('a'), (NULL), ('b')) v(x);
 SELECT kappa_percentile_cont(x, 0.5) AS cont, percentile_cont(0.5) WITHIN GROUP (ORDER BY x),
 	kappa_percentile_disc(x, 0.5) AS disc, percentile_disc(0.5) WITHIN GROUP (ORDER BY x),
-	kappa_percentile_cont(x, NULL) AS null_fraction
+	kappa_percentile_cont(x, NULL::float8) AS null_fraction
 FROM (VALUES (4.0), (1), (NULL), (10), (4.0)) v(x);
 -- of values the type's order calls equal (numeric 4.0 and 4), the one
 -- with the smallest binary image is taken, whatever the input order;
@@ -368,6 +368,16 @@ SELECT kappa_percentile_disc(x, 0.5), kappa_sum_distinct(x) FROM (VALUES (4.0), 
 SELECT kappa_percentile_disc(x, 0.5), kappa_sum_distinct(x) FROM (VALUES (4), (1), (4.0)) v(x);
 SELECT kappa_percentile_cont(x, 0.3), percentile_cont(0.3) WITHIN GROUP (ORDER BY x)
 FROM (VALUES (interval '1 day'), ('2 hours'), ('7 minutes'), (NULL)) v(x);
+-- arrays of fractions: an array of the same shape, nulls where the
+-- fractions are
+SELECT kappa_percentile_cont(x, ARRAY[0.5, NULL, 0.9]),
+	percentile_cont(ARRAY[0.5, NULL, 0.9]) WITHIN GROUP (ORDER BY x),
+	kappa_percentile_disc(x, '[0:1][1:2]={{0,0.3},{0.6,1}}'::float8[]),
+	percentile_disc('[0:1][1:2]={{0,0.3},{0.6,1}}'::float8[]) WITHIN GROUP (ORDER BY x),
+	kappa_percentile_cont(x, '{}'::float8[]), kappa_percentile_cont(x, NULL::float8[])
+FROM (VALUES (1.0::float8), (5), (2), (NULL), (8)) v(x);
+SELECT kappa_percentile_cont(x, ARRAY[0.5, 0.25]), percentile_cont(ARRAY[0.5, 0.25]) WITHIN GROUP (ORDER BY x)
+FROM (VALUES (interval '1 day'), ('2 hours')) v(x);
 -- no rows, only nulls: NULL, as Postgres's
 SELECT kappa_sum_distinct(x), kappa_avg_distinct(x), kappa_string_agg(x::text, ','),
 	kappa_string_agg_distinct(x::text, ','), kappa_percentile_cont(x, 0.5),
@@ -389,7 +399,9 @@ SELECT kappa_avg_distinct(x) FROM (VALUES (1e300::float8), (1.5e300)) v(x);
 SELECT kappa_string_agg(x, d) FROM (VALUES ('a', ','), ('b', ';')) v(x, d);
 SELECT kappa_percentile_disc(x, f) FROM (VALUES (1, 0.5), (2, 0.6)) v(x, f);
 SELECT kappa_percentile_cont(x, 1.5) FROM (VALUES (1.0)) v(x);
-SELECT kappa_percentile_disc(x, 'NaN') FROM (VALUES (1.0)) v(x);
+SELECT kappa_percentile_disc(x, 'NaN'::float8) FROM (VALUES (1.0)) v(x);
+SELECT kappa_percentile_disc(x, ARRAY[0.5, -0.5]) FROM (VALUES (1.0)) v(x);
+SELECT kappa_percentile_disc(x, ARRAY[f]) FROM (VALUES (1, 0.5), (2, 0.6)) v(x, f);
 SELECT kappa_percentile_disc(j, 0.5) FROM (VALUES ('{}'::json)) v(j);
 
 -- Over the events table, per group, against Postgres's own.
@@ -408,7 +420,9 @@ SELECT k,
 	percentile_cont(0.5) WITHIN GROUP (ORDER BY ts - '2026-01-01 00:00+00') AS pc_iv,
 	percentile_disc(0.9) WITHIN GROUP (ORDER BY t) AS pd_t,
 	percentile_disc(0) WITHIN GROUP (ORDER BY u) AS pd_u,
-	percentile_disc(1) WITHIN GROUP (ORDER BY ts) AS pd_ts
+	percentile_disc(1) WITHIN GROUP (ORDER BY ts) AS pd_ts,
+	percentile_cont(ARRAY[0, 0.1, 0.5, NULL, 1]) WITHIN GROUP (ORDER BY i::float8) AS pca_i,
+	percentile_disc(ARRAY[0.2, 0.7]) WITHIN GROUP (ORDER BY n) AS pda_n
 FROM ev GROUP BY k;
 CREATE VIEW ev_more_kappa AS
 SELECT k,
@@ -426,7 +440,9 @@ SELECT k,
 	kappa_percentile_cont(n::float8, 0.37) AS pc_n,
 	kappa_percentile_cont(ts - '2026-01-01 00:00+00', 0.5) AS pc_iv,
 	kappa_percentile_disc(t, 0.9) AS pd_t, kappa_percentile_disc(u, 0) AS pd_u,
-	kappa_percentile_disc(ts, 1) AS pd_ts
+	kappa_percentile_disc(ts, 1) AS pd_ts,
+	kappa_percentile_cont(i::float8, ARRAY[0, 0.1, 0.5, NULL, 1]) AS pca_i,
+	kappa_percentile_disc(n, ARRAY[0.2, 0.7]) AS pda_n
 FROM ev GROUP BY k;
 
 -- The same column types as Postgres's own.

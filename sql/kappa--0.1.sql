@@ -1296,6 +1296,42 @@ CREATE FUNCTION kappa.percentile_disc_final(internal, anyelement, double precisi
 COMMENT ON FUNCTION kappa.percentile_disc_final(internal, anyelement, double precision) IS
 	'final function of kappa_percentile_disc: the first sorted value at or past the fraction';
 
+CREATE FUNCTION kappa.percentile_cont_trans(internal, double precision, double precision[]) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_multi_trans';
+COMMENT ON FUNCTION kappa.percentile_cont_trans(internal, double precision, double precision[]) IS
+	'transition function of kappa_percentile_cont with an array of fractions: keeps a non-null value; the fractions must not change';
+
+CREATE FUNCTION kappa.percentile_cont_trans(internal, interval, double precision[]) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_multi_trans';
+COMMENT ON FUNCTION kappa.percentile_cont_trans(internal, interval, double precision[]) IS
+	'transition function of kappa_percentile_cont with an array of fractions: keeps a non-null value; the fractions must not change';
+
+CREATE FUNCTION kappa.percentile_disc_trans(internal, anyelement, double precision[]) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_disc_multi_trans';
+COMMENT ON FUNCTION kappa.percentile_disc_trans(internal, anyelement, double precision[]) IS
+	'transition function of kappa_percentile_disc with an array of fractions: keeps a non-null value; the fractions must not change';
+
+CREATE FUNCTION kappa.percentile_cont_final(internal, double precision, double precision[]) RETURNS double precision[]
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_multi_final';
+COMMENT ON FUNCTION kappa.percentile_cont_final(internal, double precision, double precision[]) IS
+	'final function of kappa_percentile_cont with an array of fractions: the interpolated percentiles, in the array''s shape';
+
+CREATE FUNCTION kappa.percentile_cont_final(internal, interval, double precision[]) RETURNS interval[]
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_multi_final';
+COMMENT ON FUNCTION kappa.percentile_cont_final(internal, interval, double precision[]) IS
+	'final function of kappa_percentile_cont with an array of fractions: the interpolated percentiles, in the array''s shape';
+
+CREATE FUNCTION kappa.percentile_disc_final(internal, anyelement, double precision[]) RETURNS anyarray
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_disc_multi_final';
+COMMENT ON FUNCTION kappa.percentile_disc_final(internal, anyelement, double precision[]) IS
+	'final function of kappa_percentile_disc with an array of fractions: the percentiles, in the array''s shape';
+
 CREATE FUNCTION kappa.bag_combine(internal, internal) RETURNS internal
 	LANGUAGE C IMMUTABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'kappa_bag_combine';
@@ -1511,4 +1547,31 @@ CREATE AGGREGATE kappa_percentile_disc(value anyelement, fraction double precisi
 	PARALLEL = SAFE);
 COMMENT ON AGGREGATE kappa_percentile_disc(anyelement, double precision) IS
 	'exact discrete percentile (the fraction must be the same in every row): percentile_disc(fraction) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
+
+CREATE AGGREGATE kappa_percentile_cont(value double precision, fractions double precision[]) (
+	SFUNC = kappa.percentile_cont_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.percentile_cont_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_percentile_cont(double precision, double precision[]) IS
+	'exact continuous percentiles, one per fraction (the array must be the same in every row): percentile_cont(fractions) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
+
+CREATE AGGREGATE kappa_percentile_cont(value interval, fractions double precision[]) (
+	SFUNC = kappa.percentile_cont_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.percentile_cont_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_percentile_cont(interval, double precision[]) IS
+	'exact continuous percentiles, one per fraction (the array must be the same in every row): percentile_cont(fractions) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
+
+CREATE AGGREGATE kappa_percentile_disc(value anyelement, fractions double precision[]) (
+	SFUNC = kappa.percentile_disc_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.percentile_disc_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_percentile_disc(anyelement, double precision[]) IS
+	'exact discrete percentiles, one per fraction (the array must be the same in every row): percentile_disc(fractions) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
 -- END kappa aggregates

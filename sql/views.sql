@@ -60,7 +60,7 @@ SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, string_a
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, string_agg(usr, '','' ORDER BY ts) AS s FROM vs GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, array_agg(v ORDER BY v NULLS FIRST) AS s FROM vs GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, percentile_cont(0.5) WITHIN GROUP (ORDER BY v DESC) AS p FROM vs GROUP BY dev')$$);
-SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, percentile_disc(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY v) AS p FROM vs GROUP BY dev')$$);
+SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, percentile_disc(ARRAY[0.5, 1.5]) WITHIN GROUP (ORDER BY v) AS p FROM vs GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, usr, percentile_disc(length(usr) / 100.0) WITHIN GROUP (ORDER BY v) AS p FROM vs GROUP BY dev, usr')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, percentile_cont(1.5) WITHIN GROUP (ORDER BY f) AS p FROM vs GROUP BY dev')$$);
 SELECT * FROM expect_error($$SELECT kappa_create_view('e', 'SELECT dev, mode() WITHIN GROUP (ORDER BY usr) AS m FROM vs GROUP BY dev')$$);
@@ -105,6 +105,8 @@ SELECT kappa_create_view('vs_aggs', $$
 		percentile_cont(0.5) WITHIN GROUP (ORDER BY f) AS p50,
 		percentile_cont(0.9) WITHIN GROUP (ORDER BY ts - '2026-01-01') AS p90,
 		percentile_disc(0.25) WITHIN GROUP (ORDER BY v) AS pd,
+		percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY f) AS pca,
+		percentile_disc(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY usr) AS pda,
 		array_agg(v ORDER BY v) AS l, count(DISTINCT usr ORDER BY usr) AS cd
 	FROM vs GROUP BY dev $$);
 SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute

@@ -204,8 +204,10 @@ kd_kind_name(char kind)
 		case KD_STRING_AGG_DISTINCT:
 			return "kappa_string_agg_distinct";
 		case KD_PERCENTILE_CONT:
+		case KD_PERCENTILE_CONT_MULTI:
 			return "kappa_percentile_cont";
 		case KD_PERCENTILE_DISC:
+		case KD_PERCENTILE_DISC_MULTI:
 			return "kappa_percentile_disc";
 	}
 	return "a kappa aggregate";
@@ -230,6 +232,8 @@ kd_kind_needs(char kind)
 		case KD_STRING_AGG_DISTINCT:
 		case KD_PERCENTILE_CONT:
 		case KD_PERCENTILE_DISC:
+		case KD_PERCENTILE_CONT_MULTI:
+		case KD_PERCENTILE_DISC_MULTI:
 			return KD_NEED_ORDER;
 		case KD_APPROX:
 			return KD_NEED_HASH64;

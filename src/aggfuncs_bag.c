@@ -18,6 +18,10 @@
  *	kappa_percentile_cont(x, f)		percentile_cont(f) WITHIN GROUP (ORDER BY x)
  *	kappa_percentile_disc(x, f)		percentile_disc(f) WITHIN GROUP (ORDER BY x)
  *
+ * and the percentiles with an array of fractions (float8[]), giving an
+ * array of the same shape, as Postgres's percentile_cont(float8[]) and
+ * percentile_disc(float8[]).
+ *
  * The parameter must be the same in every row of a group (a view's is a
  * constant; compile.c checks): a state takes it from its first row, and a
  * row or state with another one is an error, as the results would
@@ -40,6 +44,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/float.h"
@@ -50,10 +55,14 @@
 
 /* The kinds whose state is a bag. */
 #define KD_BAG_KINDS	((const char[]) {KD_STRING_AGG, KD_STRING_AGG_DISTINCT, \
-								 KD_PERCENTILE_CONT, KD_PERCENTILE_DISC, 0})
+								 KD_PERCENTILE_CONT, KD_PERCENTILE_DISC, \
+								 KD_PERCENTILE_CONT_MULTI, KD_PERCENTILE_DISC_MULTI, 0})
 
 /* Whether a kind's parameter is a fraction (float8) rather than a delimiter. */
 #define KD_BAG_FRACTION(kind)	((kind) == KD_PERCENTILE_CONT || (kind) == KD_PERCENTILE_DISC)
+
+/* Whether a kind's parameter is an array of fractions (float8[]). */
+#define KD_BAG_FRACTIONS(kind)	((kind) == KD_PERCENTILE_CONT_MULTI || (kind) == KD_PERCENTILE_DISC_MULTI)
 
 /* The state: the non-null values of a group, and the parameter. */
 typedef struct KdBag
@@ -62,7 +71,8 @@ typedef struct KdBag
 	KdType		t;
 	MemoryContext mcxt;
 	bool		param_null;		/* the delimiter or fraction is null */
-	Datum		param;			/* the delimiter (of the values' type) */
+	Datum		param;			/* the delimiter (of the values' type), or the
+								 * fractions (a float8[], detoasted) */
 	float8		fraction;		/* the fraction */
 	Datum	   *values;
 	int64		nvalues;
@@ -81,6 +91,10 @@ PG_FUNCTION_INFO_V1(kappa_bag_deserialize);
 PG_FUNCTION_INFO_V1(kappa_string_agg_final);
 PG_FUNCTION_INFO_V1(kappa_percentile_cont_final);
 PG_FUNCTION_INFO_V1(kappa_percentile_disc_final);
+PG_FUNCTION_INFO_V1(kappa_percentile_cont_multi_trans);
+PG_FUNCTION_INFO_V1(kappa_percentile_disc_multi_trans);
+PG_FUNCTION_INFO_V1(kappa_percentile_cont_multi_final);
+PG_FUNCTION_INFO_V1(kappa_percentile_disc_multi_final);
 
 /* An empty bag of values of a type, in mcxt, with its parameter. */
 static KdBag *
@@ -100,6 +114,13 @@ kd_bag_create(char kind, Oid type, Oid collation, MemoryContext mcxt,
 		return bag;
 	if (KD_BAG_FRACTION(kind))
 		bag->fraction = DatumGetFloat8(param);
+	else if (KD_BAG_FRACTIONS(kind))
+	{
+		MemoryContext old = MemoryContextSwitchTo(mcxt);
+
+		bag->param = PointerGetDatum(PG_DETOAST_DATUM_COPY(param));
+		MemoryContextSwitchTo(old);
+	}
 	else
 		bag->param = kd_copy_value(&bag->t, mcxt, param);
 	return bag;
@@ -124,6 +145,21 @@ kd_check_fraction(float8 fraction)
 				 errmsg("percentile value %g is not between 0 and 1", fraction)));
 }
 
+/* Check every non-null fraction of an array. */
+static void
+kd_check_fractions(Datum fractions)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(DatumGetArrayTypeP(fractions), FLOAT8OID, sizeof(float8),
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			kd_check_fraction(DatumGetFloat8(elems[i]));
+}
+
 /* Whether a parameter is the bag's: the same null or the same image. */
 static bool
 kd_bag_same_param(KdBag *bag, Datum param, bool param_null)
@@ -132,6 +168,8 @@ kd_bag_same_param(KdBag *bag, Datum param, bool param_null)
 		return bag->param_null == param_null;
 	if (KD_BAG_FRACTION(bag->kind))
 		return bag->fraction == DatumGetFloat8(param);
+	if (KD_BAG_FRACTIONS(bag->kind))
+		return datum_image_eq(bag->param, param, false, -1);
 	return kd_image_cmp(&bag->t, bag->param, param) == 0;
 }
 
@@ -144,7 +182,8 @@ kd_bag_check_param(KdBag *bag, Datum param, bool param_null)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s needs the same %s in every row of a group",
 						kd_kind_name(bag->kind),
-						KD_BAG_FRACTION(bag->kind) ? "fraction" : "delimiter"),
+						KD_BAG_FRACTION(bag->kind) ? "fraction" :
+						KD_BAG_FRACTIONS(bag->kind) ? "fractions" : "delimiter"),
 				 errhint("Write it as a constant.")));
 }
 
@@ -217,6 +256,8 @@ kd_bag_trans(FunctionCallInfo fcinfo, char kind)
 	kd_check_context(fcinfo, &aggcxt, kind);
 	if (KD_BAG_FRACTION(kind) && !param_null)
 		kd_check_fraction(DatumGetFloat8(param));
+	if (KD_BAG_FRACTIONS(kind) && !param_null)
+		kd_check_fractions(param);
 	if (PG_ARGISNULL(0))
 	{
 		Oid			type = kd_arg_type(fcinfo, kind);
@@ -229,8 +270,8 @@ kd_bag_trans(FunctionCallInfo fcinfo, char kind)
 		bag = (KdBag *) PG_GETARG_POINTER(0);
 		kd_bag_check_param(bag, param, param_null);
 	}
-	/* a null fraction makes the result null: no need to keep values */
-	if (!PG_ARGISNULL(1) && !(KD_BAG_FRACTION(kind) && param_null))
+	/* null fractions make the result null: no need to keep values */
+	if (!PG_ARGISNULL(1) && !((KD_BAG_FRACTION(kind) || KD_BAG_FRACTIONS(kind)) && param_null))
 		kd_bag_add(bag, PG_GETARG_DATUM(1));
 	PG_RETURN_POINTER(bag);
 }
@@ -263,6 +304,20 @@ kappa_percentile_disc_trans(PG_FUNCTION_ARGS)
 	return kd_bag_trans(fcinfo, KD_PERCENTILE_DISC);
 }
 
+/* kappa_percentile_cont's transition function, with an array of fractions. */
+Datum
+kappa_percentile_cont_multi_trans(PG_FUNCTION_ARGS)
+{
+	return kd_bag_trans(fcinfo, KD_PERCENTILE_CONT_MULTI);
+}
+
+/* kappa_percentile_disc's transition function, with an array of fractions. */
+Datum
+kappa_percentile_disc_multi_trans(PG_FUNCTION_ARGS)
+{
+	return kd_bag_trans(fcinfo, KD_PERCENTILE_DISC_MULTI);
+}
+
 /* Combine function of every bag aggregate: both bags' values. */
 Datum
 kappa_bag_combine(PG_FUNCTION_ARGS)
@@ -292,9 +347,69 @@ kappa_bag_combine(PG_FUNCTION_ARGS)
 }
 
 /*
+ * An array of fractions in a serialized state: its dimensions and lower
+ * bounds, then each element as a null flag and a float8.
+ */
+static void
+kd_send_fractions(StringInfo buf, Datum fractions)
+{
+	ArrayType  *array = DatumGetArrayTypeP(fractions);
+	int			ndim = ARR_NDIM(array);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(array, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &nulls, &n);
+	pq_sendint32(buf, ndim);
+	for (int i = 0; i < ndim; i++)
+	{
+		pq_sendint32(buf, ARR_DIMS(array)[i]);
+		pq_sendint32(buf, ARR_LBOUND(array)[i]);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		pq_sendbyte(buf, nulls[i] ? 1 : 0);
+		pq_sendfloat8(buf, nulls[i] ? 0 : DatumGetFloat8(elems[i]));
+	}
+}
+
+/* Read an array of fractions written by kd_send_fractions. */
+static Datum
+kd_recv_fractions(StringInfo buf)
+{
+	int			ndim = pq_getmsgint(buf, 4);
+	int			dims[MAXDIM];
+	int			lbs[MAXDIM];
+	int			n;
+	Datum	   *elems;
+	bool	   *nulls;
+
+	if (ndim < 0 || ndim > MAXDIM)
+		kd_corrupt("bad number of dimensions");
+	for (int i = 0; i < ndim; i++)
+	{
+		dims[i] = pq_getmsgint(buf, 4);
+		lbs[i] = pq_getmsgint(buf, 4);
+	}
+	n = ArrayGetNItems(ndim, dims);
+	if (n < 0 || (Size) n * 9 > (Size) (buf->len - buf->cursor))
+		kd_corrupt("bad dimensions");
+	elems = palloc(sizeof(Datum) * Max(n, 1));
+	nulls = palloc(sizeof(bool) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = pq_getmsgbyte(buf) != 0;
+		elems[i] = Float8GetDatum(pq_getmsgfloat8(buf));
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, ndim, dims, lbs, FLOAT8OID,
+											  sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
  * Serialize function of every bag aggregate: header, the parameter (a
- * null flag, then the fraction or the delimiter in the values' send
- * format), the count, the values.
+ * null flag, then the fraction, the fractions or the delimiter in the
+ * values' send format), the count, the values.
  */
 Datum
 kappa_bag_serialize(PG_FUNCTION_ARGS)
@@ -314,6 +429,8 @@ kappa_bag_serialize(PG_FUNCTION_ARGS)
 	{
 		if (KD_BAG_FRACTION(bag->kind))
 			pq_sendfloat8(&buf, bag->fraction);
+		else if (KD_BAG_FRACTIONS(bag->kind))
+			kd_send_fractions(&buf, bag->param);
 		else
 			kd_send_value(&buf, io, bag->param, tmp);
 	}
@@ -353,6 +470,13 @@ kappa_bag_deserialize(PG_FUNCTION_ARGS)
 		{
 			param = Float8GetDatum(pq_getmsgfloat8(&buf));
 			kd_check_fraction(DatumGetFloat8(param));
+		}
+		else if (KD_BAG_FRACTIONS(kind))
+		{
+			old = MemoryContextSwitchTo(tmp);
+			param = kd_recv_fractions(&buf);
+			MemoryContextSwitchTo(old);
+			kd_check_fractions(param);
 		}
 		else
 		{
@@ -456,73 +580,143 @@ kappa_string_agg_final(PG_FUNCTION_ARGS)
 }
 
 /*
- * Final function of kappa_percentile_cont: as Postgres's
- * percentile_cont_final_common, the value at position fraction * (n - 1)
- * of the sorted values, interpolated between its neighbours as
- * float8_lerp and interval_lerp do; NULL if there is no value or the
- * fraction is null.
+ * The continuous percentile of n > 0 sorted values, as Postgres's
+ * percentile_cont_final_common: the value at position fraction * (n - 1),
+ * interpolated between its neighbours as float8_lerp and interval_lerp do.
  */
-Datum
-kappa_percentile_cont_final(PG_FUNCTION_ARGS)
+static Datum
+kd_percentile_cont(KdType *t, Datum *values, int64 n, float8 fraction)
 {
-	KdBag	   *bag = kd_bag_final_state(fcinfo, (char[]) {KD_PERCENTILE_CONT, 0});
-	Datum	   *values;
-	int64		n;
-	float8		fraction;
-	int64		first_row;
-	int64		second_row;
+	int64		first_row = (int64) floor(fraction * (n - 1));
+	int64		second_row = (int64) ceil(fraction * (n - 1));
 	float8		proportion;
-	Datum		lo;
+	Datum		lo = values[first_row];
 	Datum		hi;
 
-	if (bag == NULL || bag->param_null || bag->nvalues == 0)
-		PG_RETURN_NULL();
-	fraction = bag->fraction;
-	values = kd_bag_sorted(bag, &n);
-	first_row = (int64) floor(fraction * (n - 1));
-	second_row = (int64) ceil(fraction * (n - 1));
-	lo = values[first_row];
 	if (second_row == first_row)
-		PG_RETURN_DATUM(datumCopy(lo, bag->t.typbyval, bag->t.typlen));
+		return datumCopy(lo, t->typbyval, t->typlen);
 	hi = values[second_row];
 	proportion = (fraction * (n - 1)) - first_row;
-	switch (bag->t.type)
+	switch (t->type)
 	{
 		case FLOAT8OID:
-			PG_RETURN_FLOAT8(DatumGetFloat8(lo) + (proportion * (DatumGetFloat8(hi) - DatumGetFloat8(lo))));
+			return Float8GetDatum(DatumGetFloat8(lo) + (proportion * (DatumGetFloat8(hi) - DatumGetFloat8(lo))));
 		case INTERVALOID:
 			{
 				Datum		diff = DirectFunctionCall2(interval_mi, hi, lo);
 				Datum		scaled = DirectFunctionCall2(interval_mul, diff,
 														 Float8GetDatum(proportion));
 
-				PG_RETURN_DATUM(DirectFunctionCall2(interval_pl, scaled, lo));
+				return DirectFunctionCall2(interval_pl, scaled, lo);
 			}
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
 			 errmsg("kappa_percentile_cont cannot be used with type %s",
-					format_type_be(bag->t.type))));
-	PG_RETURN_NULL();			/* keep compiler quiet */
+					format_type_be(t->type))));
+	return (Datum) 0;			/* keep compiler quiet */
 }
 
 /*
- * Final function of kappa_percentile_disc: as Postgres's
- * percentile_disc_final, the first sorted value whose position (from 1)
- * is at least fraction * n; NULL if there is no value or the fraction is
- * null.
+ * The discrete percentile of n > 0 sorted values, as Postgres's
+ * percentile_disc_final: the first value whose position (from 1) is at
+ * least fraction * n.
  */
-Datum
-kappa_percentile_disc_final(PG_FUNCTION_ARGS)
+static Datum
+kd_percentile_disc(KdType *t, Datum *values, int64 n, float8 fraction)
 {
-	KdBag	   *bag = kd_bag_final_state(fcinfo, (char[]) {KD_PERCENTILE_DISC, 0});
+	int64		rownum = (int64) ceil(fraction * n);
+
+	return datumCopy(values[rownum > 1 ? rownum - 1 : 0], t->typbyval, t->typlen);
+}
+
+/*
+ * Final function of kappa_percentile_cont and kappa_percentile_disc with
+ * one fraction; NULL if there is no value or the fraction is null.
+ */
+static Datum
+kd_percentile_final(FunctionCallInfo fcinfo, char kind)
+{
+	KdBag	   *bag = kd_bag_final_state(fcinfo, (char[]) {kind, 0});
 	Datum	   *values;
 	int64		n;
-	int64		rownum;
 
 	if (bag == NULL || bag->param_null || bag->nvalues == 0)
 		PG_RETURN_NULL();
 	values = kd_bag_sorted(bag, &n);
-	rownum = (int64) ceil(bag->fraction * n);
-	PG_RETURN_DATUM(datumCopy(values[rownum > 1 ? rownum - 1 : 0], bag->t.typbyval, bag->t.typlen));
+	if (kind == KD_PERCENTILE_CONT)
+		return kd_percentile_cont(&bag->t, values, n, bag->fraction);
+	return kd_percentile_disc(&bag->t, values, n, bag->fraction);
+}
+
+/* kappa_percentile_cont's final function. */
+Datum
+kappa_percentile_cont_final(PG_FUNCTION_ARGS)
+{
+	return kd_percentile_final(fcinfo, KD_PERCENTILE_CONT);
+}
+
+/* kappa_percentile_disc's final function. */
+Datum
+kappa_percentile_disc_final(PG_FUNCTION_ARGS)
+{
+	return kd_percentile_final(fcinfo, KD_PERCENTILE_DISC);
+}
+
+/*
+ * Final function of both percentiles with an array of fractions: an array
+ * of the same shape with the percentile of each fraction, null where the
+ * fraction is, as Postgres's percentile_cont_multi_final and
+ * percentile_disc_multi_final; NULL if there is no value or the array is
+ * null.
+ */
+static Datum
+kd_percentiles_final(FunctionCallInfo fcinfo, char kind)
+{
+	KdBag	   *bag = kd_bag_final_state(fcinfo, (char[]) {kind, 0});
+	ArrayType  *fractions;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nfractions;
+	Datum	   *values;
+	Datum	   *results;
+	int64		n;
+
+	if (bag == NULL || bag->param_null || bag->nvalues == 0)
+		PG_RETURN_NULL();
+	fractions = DatumGetArrayTypeP(bag->param);
+	deconstruct_array(fractions, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &nulls, &nfractions);
+	if (nfractions == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(bag->t.type));
+	values = kd_bag_sorted(bag, &n);
+	results = palloc(sizeof(Datum) * nfractions);
+	for (int i = 0; i < nfractions; i++)
+	{
+		results[i] = (Datum) 0;
+		if (nulls[i])
+			continue;
+		if (kind == KD_PERCENTILE_CONT_MULTI)
+			results[i] = kd_percentile_cont(&bag->t, values, n, DatumGetFloat8(elems[i]));
+		else
+			results[i] = kd_percentile_disc(&bag->t, values, n, DatumGetFloat8(elems[i]));
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(results, nulls, ARR_NDIM(fractions),
+											 ARR_DIMS(fractions), ARR_LBOUND(fractions),
+											 bag->t.type, bag->t.typlen, bag->t.typbyval,
+											 bag->t.typalign));
+}
+
+/* kappa_percentile_cont's final function, with an array of fractions. */
+Datum
+kappa_percentile_cont_multi_final(PG_FUNCTION_ARGS)
+{
+	return kd_percentiles_final(fcinfo, KD_PERCENTILE_CONT_MULTI);
+}
+
+/* kappa_percentile_disc's final function, with an array of fractions. */
+Datum
+kappa_percentile_disc_multi_final(PG_FUNCTION_ARGS)
+{
+	return kd_percentiles_final(fcinfo, KD_PERCENTILE_DISC_MULTI);
 }

@@ -28,6 +28,8 @@
 #define KD_STRING_AGG_DISTINCT	'G'
 #define KD_PERCENTILE_CONT	'p'
 #define KD_PERCENTILE_DISC	'd'
+#define KD_PERCENTILE_CONT_MULTI	'P'
+#define KD_PERCENTILE_DISC_MULTI	'D'
 
 /* The kinds whose state is a distinct set (kappa.set_combine and friends). */
 #define KD_SET_KINDS		((const char[]) {KD_COUNT_DISTINCT, KD_COLLECT_SET, \

@@ -49,6 +49,7 @@
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -265,27 +266,49 @@ use_kappa_aggregate(Aggref *aggref, Oid replacement)
 /*
  * percentile_cont(f) or percentile_disc(f) WITHIN GROUP (ORDER BY x) as
  * the plain aggregate kappa_percentile_cont(x, f) or
- * kappa_percentile_disc(x, f); false if it has another shape (an array of
- * fractions, a descending order), left for check_aggregate to refuse.
+ * kappa_percentile_disc(x, f), f a fraction or an array of them; false if
+ * it has another shape (a descending order), left for check_aggregate to
+ * refuse.
  */
 static bool
 rewrite_percentile(Aggref *aggref)
 {
-	bool		cont = (aggref->aggfnoid == F_PERCENTILE_CONT_FLOAT8_FLOAT8 ||
-						aggref->aggfnoid == F_PERCENTILE_CONT_FLOAT8_INTERVAL);
+	bool		cont;
+	bool		multi;
 	TargetEntry *value;
 	Oid			argtypes[2];
 	Oid			replacement;
 
-	if (!cont && aggref->aggfnoid != F_PERCENTILE_DISC_FLOAT8_ANYELEMENT)
-		return false;
+	switch (aggref->aggfnoid)
+	{
+		case F_PERCENTILE_CONT_FLOAT8_FLOAT8:
+		case F_PERCENTILE_CONT_FLOAT8_INTERVAL:
+			cont = true;
+			multi = false;
+			break;
+		case F_PERCENTILE_CONT__FLOAT8_FLOAT8:
+		case F_PERCENTILE_CONT__FLOAT8_INTERVAL:
+			cont = true;
+			multi = true;
+			break;
+		case F_PERCENTILE_DISC_FLOAT8_ANYELEMENT:
+			cont = false;
+			multi = false;
+			break;
+		case F_PERCENTILE_DISC__FLOAT8_ANYELEMENT:
+			cont = false;
+			multi = true;
+			break;
+		default:
+			return false;
+	}
 	if (list_length(aggref->args) != 1 || list_length(aggref->aggdirectargs) != 1)
 		return false;
 	value = linitial_node(TargetEntry, aggref->args);
 	if (!ordered_by_value(aggref, value, false))
 		return false;
 	argtypes[0] = cont ? exprType((Node *) value->expr) : ANYELEMENTOID;
-	argtypes[1] = FLOAT8OID;
+	argtypes[1] = multi ? FLOAT8ARRAYOID : FLOAT8OID;
 	replacement = kappa_function_args(cont ? "kappa_percentile_cont" : "kappa_percentile_disc",
 									  2, argtypes);
 	if (!OidIsValid(replacement))
@@ -293,7 +316,7 @@ rewrite_percentile(Aggref *aggref)
 	value->ressortgroupref = 0;
 	aggref->args = list_make2(value,
 							  makeTargetEntry(linitial(aggref->aggdirectargs), 2, NULL, false));
-	aggref->aggargtypes = list_make2_oid(exprType((Node *) value->expr), FLOAT8OID);
+	aggref->aggargtypes = list_make2_oid(exprType((Node *) value->expr), argtypes[1]);
 	aggref->aggdirectargs = NIL;
 	aggref->aggkind = AGGKIND_NORMAL;
 	use_kappa_aggregate(aggref, replacement);
@@ -651,8 +674,8 @@ refuse_ordered_set(Aggref *aggref, const char *name)
 		case F_PERCENTILE_CONT__FLOAT8_FLOAT8:
 		case F_PERCENTILE_CONT__FLOAT8_INTERVAL:
 		case F_PERCENTILE_DISC__FLOAT8_ANYELEMENT:
-			hint = "A view computes percentile_cont(f) and percentile_disc(f) with one fraction and WITHIN GROUP (ORDER BY x) ascending: "
-				"use one call per fraction, and order ascending (for percentile_cont, the fraction 1 - f does what DESC does). "
+			hint = "A view computes percentile_cont and percentile_disc WITHIN GROUP (ORDER BY x) ascending: "
+				"order ascending (for percentile_cont, the fraction 1 - f does what DESC does). "
 				"For large groups, the tdigest extension (CREATE EXTENSION tdigest) is approximate but small: tdigest_percentile(x, 100, f) in the view.";
 			break;
 		default:
@@ -701,12 +724,28 @@ check_constant_argument(Aggref *aggref, const char *aggname)
 						 "Write the delimiter as a literal, such as ', '; for a delimiter that varies, keep the values with array_agg(x) and join them with array_to_string when you query the view.")));
 	if (fraction && !((Const *) arg)->constisnull)
 	{
-		float8		f = DatumGetFloat8(((Const *) arg)->constvalue);
+		Datum	   *fractions;
+		bool	   *nulls;
+		int			n = 1;
 
-		if (f < 0 || f > 1 || isnan(f))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("percentile value %g is not between 0 and 1", f)));
+		if (((Const *) arg)->consttype == FLOAT8ARRAYOID)
+			deconstruct_array(DatumGetArrayTypeP(((Const *) arg)->constvalue), FLOAT8OID,
+							  sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+							  &fractions, &nulls, &n);
+		else
+		{
+			fractions = &((Const *) arg)->constvalue;
+			nulls = &((Const *) arg)->constisnull;
+		}
+		for (int i = 0; i < n; i++)
+		{
+			float8		f = DatumGetFloat8(fractions[i]);
+
+			if (!nulls[i] && (f < 0 || f > 1 || isnan(f)))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("percentile value %g is not between 0 and 1", f)));
+		}
 	}
 }
 

@@ -71,7 +71,10 @@ SELECT set_eq($$
 		  'kappa_string_agg_distinct(text,text)', 'kappa_string_agg_distinct(bytea,bytea)',
 		  'kappa_percentile_cont(double precision,double precision)',
 		  'kappa_percentile_cont(interval,double precision)',
-		  'kappa_percentile_disc(anyelement,double precision)'],
+		  'kappa_percentile_disc(anyelement,double precision)',
+		  'kappa_percentile_cont(double precision,double precision[])',
+		  'kappa_percentile_cont(interval,double precision[])',
+		  'kappa_percentile_disc(anyelement,double precision[])'],
 	'the extension''s aggregates');
 
 SELECT is_empty($$

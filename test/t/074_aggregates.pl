@@ -45,13 +45,15 @@ my %q = (
 			percentile_cont(0.5) WITHIN GROUP (ORDER BY f) AS p50,
 			percentile_cont(0.9) WITHIN GROUP (ORDER BY ts - timestamptz '2026-03-01 00:00+00') AS p90,
 			percentile_disc(0.25) WITHIN GROUP (ORDER BY s) AS pd_s,
-			percentile_disc(0.8) WITHIN GROUP (ORDER BY i) AS pd_i
+			percentile_disc(0.8) WITHIN GROUP (ORDER BY i) AS pd_i,
+			percentile_cont(ARRAY[0.1, 0.5, 0.99]) WITHIN GROUP (ORDER BY n::float8) AS pca
 		FROM a GROUP BY k},
 	visits => q{SELECT k, w.window_start, w.window_end, count(*) AS c,
 			string_agg(s, ';' ORDER BY s) AS sa, string_agg(DISTINCT s, ';') AS sd,
 			sum(DISTINCT i) AS si, avg(DISTINCT n) AS an, avg(DISTINCT f) AS af,
 			percentile_cont(0.75) WITHIN GROUP (ORDER BY f) AS pc,
-			percentile_disc(0.5) WITHIN GROUP (ORDER BY n) AS pd
+			percentile_disc(0.5) WITHIN GROUP (ORDER BY n) AS pd,
+			percentile_disc(ARRAY[0.25, 0.75]) WITHIN GROUP (ORDER BY s) AS pda
 		FROM a, kappa_session(ts, '2 minutes') w GROUP BY k, w.window_start, w.window_end},
 );
 my %batch = (
@@ -63,7 +65,8 @@ my %batch = (
 			percentile_cont(0.5) WITHIN GROUP (ORDER BY f) AS p50,
 			percentile_cont(0.9) WITHIN GROUP (ORDER BY ts - timestamptz '2026-03-01 00:00+00') AS p90,
 			percentile_disc(0.25) WITHIN GROUP (ORDER BY s) AS pd_s,
-			percentile_disc(0.8) WITHIN GROUP (ORDER BY i) AS pd_i
+			percentile_disc(0.8) WITHIN GROUP (ORDER BY i) AS pd_i,
+			percentile_cont(ARRAY[0.1, 0.5, 0.99]) WITHIN GROUP (ORDER BY n::float8) AS pca
 		FROM ev GROUP BY k},
 	visits => q{WITH o AS (
 			SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY k ORDER BY ts, id)
@@ -73,7 +76,8 @@ my %batch = (
 			string_agg(s, ';' ORDER BY s) AS sa, string_agg(DISTINCT s, ';' ORDER BY s) AS sd,
 			sum(DISTINCT i) AS si, avg(DISTINCT n) AS an, avg(DISTINCT f) AS af,
 			percentile_cont(0.75) WITHIN GROUP (ORDER BY f) AS pc,
-			percentile_disc(0.5) WITHIN GROUP (ORDER BY n) AS pd
+			percentile_disc(0.5) WITHIN GROUP (ORDER BY n) AS pd,
+			percentile_disc(ARRAY[0.25, 0.75]) WITHIN GROUP (ORDER BY s) AS pda
 		FROM g GROUP BY k, sid},
 );
 
@@ -186,7 +190,7 @@ my %refused = (
 	q{string_agg(s, k::text) AS x} => [ '0A000', 'Write the delimiter as a literal' ],
 	q{string_agg(s, ',' ORDER BY ts) AS x} => [ '0A000', 'kappa_first(x, time)' ],
 	q{percentile_cont(0.5) WITHIN GROUP (ORDER BY f DESC) AS x} => [ '0A000', 'tdigest' ],
-	q{percentile_disc(ARRAY[0.5]) WITHIN GROUP (ORDER BY f) AS x} => [ '0A000', 'one call per fraction' ],
+	q{percentile_disc(ARRAY[0.5, 2]) WITHIN GROUP (ORDER BY f) AS x} => [ '22003', undef ],
 	q{percentile_disc(1.5) WITHIN GROUP (ORDER BY f) AS x} => [ '22003', undef ],
 	q{mode() WITHIN GROUP (ORDER BY s) AS x} => [ '0A000', 'count(*) per value' ],
 	q{max(DISTINCT i) AS x} => [ '0A000', 'array_agg(DISTINCT x)' ],
