@@ -674,8 +674,8 @@ refuse_ordered_set(Aggref *aggref, const char *name)
 		case F_PERCENTILE_CONT__FLOAT8_FLOAT8:
 		case F_PERCENTILE_CONT__FLOAT8_INTERVAL:
 		case F_PERCENTILE_DISC__FLOAT8_ANYELEMENT:
-			hint = "A view computes percentile_cont and percentile_disc WITHIN GROUP (ORDER BY x) ascending: "
-				"order ascending (for percentile_cont, the fraction 1 - f does what DESC does). "
+			hint = "kappa computes percentile_cont and percentile_disc over the values in ascending order: "
+				"write WITHIN GROUP (ORDER BY x) (for percentile_cont, the fraction 1 - f does what DESC does). "
 				"For large groups, the tdigest extension (CREATE EXTENSION tdigest) is approximate but small: tdigest_percentile(x, 100, f) in the view.";
 			break;
 		default:
