@@ -1,7 +1,8 @@
 # The aggregates users reach for, in views: string_agg (plain, DISTINCT,
 # text and bytea), sum(DISTINCT x) and avg(DISTINCT x) over integers,
 # numeric and float8, and percentile_cont / percentile_disc WITHIN GROUP
-# (ORDER BY x) over float8, interval, integers and text.  kappa runs them
+# (ORDER BY x), with one fraction or an array of them, over float8,
+# interval, integers, numeric and text.  kappa runs them
 # as its own combinable aggregates, and each view equals its query run as
 # batch SQL with the order kappa documents made explicit (string_agg(x, d
 # ORDER BY x)), compared with EXCEPT both ways: a running view per key and
