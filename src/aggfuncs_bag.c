@@ -254,14 +254,15 @@ kd_bag_trans(FunctionCallInfo fcinfo, char kind)
 	Datum		param = param_null ? (Datum) 0 : PG_GETARG_DATUM(2);
 
 	kd_check_context(fcinfo, &aggcxt, kind);
-	if (KD_BAG_FRACTION(kind) && !param_null)
-		kd_check_fraction(DatumGetFloat8(param));
-	if (KD_BAG_FRACTIONS(kind) && !param_null)
-		kd_check_fractions(param);
 	if (PG_ARGISNULL(0))
 	{
 		Oid			type = kd_arg_type(fcinfo, kind);
 
+		/* checked once: later rows must have the same */
+		if (KD_BAG_FRACTION(kind) && !param_null)
+			kd_check_fraction(DatumGetFloat8(param));
+		if (KD_BAG_FRACTIONS(kind) && !param_null)
+			kd_check_fractions(param);
 		bag = kd_bag_create(kind, type, kd_arg_collation(fcinfo, type), aggcxt,
 							param, param_null);
 	}
