@@ -43,6 +43,7 @@ OBJS = \
 	src/aggfuncs.o \
 	src/aggfuncs_pick.o \
 	src/aggfuncs_hll.o \
+	src/aggfuncs_bag.o \
 	src/state.o \
 	src/engine.o \
 	src/engine_views.o \

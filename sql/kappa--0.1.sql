@@ -1110,4 +1110,468 @@ CREATE AGGREGATE kappa_approx_count_distinct(anyelement) (
 	PARALLEL = SAFE);
 COMMENT ON AGGREGATE kappa_approx_count_distinct(anyelement) IS
 	'approximate number of distinct non-null values: exact up to 1536, then HyperLogLog with 2^14 registers (standard error 0.81%, within 2.5% for 99.7% of inputs); deterministic; 0 for no rows';
+
+-- sum(DISTINCT x) and avg(DISTINCT x), string_agg and the percentiles, as
+-- combinable aggregates (src/aggfuncs.c, src/aggfuncs_bag.c); compile.c
+-- rewrites a view's sum(DISTINCT x), avg(DISTINCT x), string_agg(x, d),
+-- string_agg(DISTINCT x, d) and percentile_cont/percentile_disc(f) WITHIN
+-- GROUP (ORDER BY x) into them.  kappa_sum_distinct and kappa_avg_distinct
+-- keep a distinct set, with kappa.set_* as combine and (de)serialize
+-- functions, and compute Postgres's sum and avg of its values in ascending
+-- order, with Postgres's result types (one aggregate per input type).  The
+-- others keep every non-null value with the delimiter or fraction, which
+-- must be the same in every row, and sort at the end.
+
+CREATE FUNCTION kappa.sum_distinct_trans(internal, anyelement) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_sum_distinct_trans';
+COMMENT ON FUNCTION kappa.sum_distinct_trans(internal, anyelement) IS
+	'transition function of kappa_sum_distinct: adds a non-null value to the set';
+
+CREATE FUNCTION kappa.avg_distinct_trans(internal, anyelement) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_avg_distinct_trans';
+COMMENT ON FUNCTION kappa.avg_distinct_trans(internal, anyelement) IS
+	'transition function of kappa_avg_distinct: adds a non-null value to the set';
+
+CREATE FUNCTION kappa.sum_distinct_final(internal, smallint) RETURNS bigint
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_sum_distinct_final';
+COMMENT ON FUNCTION kappa.sum_distinct_final(internal, smallint) IS
+	'final function of kappa_sum_distinct(smallint): sum(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.sum_distinct_final(internal, integer) RETURNS bigint
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_sum_distinct_final';
+COMMENT ON FUNCTION kappa.sum_distinct_final(internal, integer) IS
+	'final function of kappa_sum_distinct(integer): sum(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.sum_distinct_final(internal, bigint) RETURNS numeric
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_sum_distinct_final';
+COMMENT ON FUNCTION kappa.sum_distinct_final(internal, bigint) IS
+	'final function of kappa_sum_distinct(bigint): sum(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.sum_distinct_final(internal, numeric) RETURNS numeric
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_sum_distinct_final';
+COMMENT ON FUNCTION kappa.sum_distinct_final(internal, numeric) IS
+	'final function of kappa_sum_distinct(numeric): sum(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.sum_distinct_final(internal, real) RETURNS real
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_sum_distinct_final';
+COMMENT ON FUNCTION kappa.sum_distinct_final(internal, real) IS
+	'final function of kappa_sum_distinct(real): sum(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.sum_distinct_final(internal, double precision) RETURNS double precision
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_sum_distinct_final';
+COMMENT ON FUNCTION kappa.sum_distinct_final(internal, double precision) IS
+	'final function of kappa_sum_distinct(double precision): sum(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.sum_distinct_final(internal, money) RETURNS money
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_sum_distinct_final';
+COMMENT ON FUNCTION kappa.sum_distinct_final(internal, money) IS
+	'final function of kappa_sum_distinct(money): sum(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.sum_distinct_final(internal, interval) RETURNS interval
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_sum_distinct_final';
+COMMENT ON FUNCTION kappa.sum_distinct_final(internal, interval) IS
+	'final function of kappa_sum_distinct(interval): sum(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.avg_distinct_final(internal, smallint) RETURNS numeric
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_avg_distinct_final';
+COMMENT ON FUNCTION kappa.avg_distinct_final(internal, smallint) IS
+	'final function of kappa_avg_distinct(smallint): avg(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.avg_distinct_final(internal, integer) RETURNS numeric
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_avg_distinct_final';
+COMMENT ON FUNCTION kappa.avg_distinct_final(internal, integer) IS
+	'final function of kappa_avg_distinct(integer): avg(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.avg_distinct_final(internal, bigint) RETURNS numeric
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_avg_distinct_final';
+COMMENT ON FUNCTION kappa.avg_distinct_final(internal, bigint) IS
+	'final function of kappa_avg_distinct(bigint): avg(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.avg_distinct_final(internal, numeric) RETURNS numeric
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_avg_distinct_final';
+COMMENT ON FUNCTION kappa.avg_distinct_final(internal, numeric) IS
+	'final function of kappa_avg_distinct(numeric): avg(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.avg_distinct_final(internal, real) RETURNS double precision
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_avg_distinct_final';
+COMMENT ON FUNCTION kappa.avg_distinct_final(internal, real) IS
+	'final function of kappa_avg_distinct(real): avg(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.avg_distinct_final(internal, double precision) RETURNS double precision
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_avg_distinct_final';
+COMMENT ON FUNCTION kappa.avg_distinct_final(internal, double precision) IS
+	'final function of kappa_avg_distinct(double precision): avg(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.avg_distinct_final(internal, interval) RETURNS interval
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_avg_distinct_final';
+COMMENT ON FUNCTION kappa.avg_distinct_final(internal, interval) IS
+	'final function of kappa_avg_distinct(interval): avg(DISTINCT x) of the set';
+
+CREATE FUNCTION kappa.string_agg_trans(internal, text, text) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_string_agg_trans';
+COMMENT ON FUNCTION kappa.string_agg_trans(internal, text, text) IS
+	'transition function of kappa_string_agg: keeps a non-null value; the delimiter must not change';
+
+CREATE FUNCTION kappa.string_agg_trans(internal, bytea, bytea) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_string_agg_trans';
+COMMENT ON FUNCTION kappa.string_agg_trans(internal, bytea, bytea) IS
+	'transition function of kappa_string_agg: keeps a non-null value; the delimiter must not change';
+
+CREATE FUNCTION kappa.string_agg_distinct_trans(internal, text, text) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_string_agg_distinct_trans';
+COMMENT ON FUNCTION kappa.string_agg_distinct_trans(internal, text, text) IS
+	'transition function of kappa_string_agg_distinct: keeps a non-null value (duplicates dropped); the delimiter must not change';
+
+CREATE FUNCTION kappa.string_agg_distinct_trans(internal, bytea, bytea) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_string_agg_distinct_trans';
+COMMENT ON FUNCTION kappa.string_agg_distinct_trans(internal, bytea, bytea) IS
+	'transition function of kappa_string_agg_distinct: keeps a non-null value (duplicates dropped); the delimiter must not change';
+
+CREATE FUNCTION kappa.string_agg_final(internal, text, text) RETURNS text
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_string_agg_final';
+COMMENT ON FUNCTION kappa.string_agg_final(internal, text, text) IS
+	'final function of kappa_string_agg and kappa_string_agg_distinct: the values sorted, joined by the delimiter';
+
+CREATE FUNCTION kappa.string_agg_final(internal, bytea, bytea) RETURNS bytea
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_string_agg_final';
+COMMENT ON FUNCTION kappa.string_agg_final(internal, bytea, bytea) IS
+	'final function of kappa_string_agg and kappa_string_agg_distinct: the values sorted, joined by the delimiter';
+
+CREATE FUNCTION kappa.percentile_cont_trans(internal, double precision, double precision) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_trans';
+COMMENT ON FUNCTION kappa.percentile_cont_trans(internal, double precision, double precision) IS
+	'transition function of kappa_percentile_cont: keeps a non-null value; the fraction must not change';
+
+CREATE FUNCTION kappa.percentile_cont_trans(internal, interval, double precision) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_trans';
+COMMENT ON FUNCTION kappa.percentile_cont_trans(internal, interval, double precision) IS
+	'transition function of kappa_percentile_cont: keeps a non-null value; the fraction must not change';
+
+CREATE FUNCTION kappa.percentile_disc_trans(internal, anyelement, double precision) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_disc_trans';
+COMMENT ON FUNCTION kappa.percentile_disc_trans(internal, anyelement, double precision) IS
+	'transition function of kappa_percentile_disc: keeps a non-null value; the fraction must not change';
+
+CREATE FUNCTION kappa.percentile_cont_final(internal, double precision, double precision) RETURNS double precision
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_final';
+COMMENT ON FUNCTION kappa.percentile_cont_final(internal, double precision, double precision) IS
+	'final function of kappa_percentile_cont: the interpolated percentile of the sorted values';
+
+CREATE FUNCTION kappa.percentile_cont_final(internal, interval, double precision) RETURNS interval
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_final';
+COMMENT ON FUNCTION kappa.percentile_cont_final(internal, interval, double precision) IS
+	'final function of kappa_percentile_cont: the interpolated percentile of the sorted values';
+
+CREATE FUNCTION kappa.percentile_disc_final(internal, anyelement, double precision) RETURNS anyelement
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_disc_final';
+COMMENT ON FUNCTION kappa.percentile_disc_final(internal, anyelement, double precision) IS
+	'final function of kappa_percentile_disc: the first sorted value at or past the fraction';
+
+CREATE FUNCTION kappa.percentile_cont_trans(internal, double precision, double precision[]) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_multi_trans';
+COMMENT ON FUNCTION kappa.percentile_cont_trans(internal, double precision, double precision[]) IS
+	'transition function of kappa_percentile_cont with an array of fractions: keeps a non-null value; the fractions must not change';
+
+CREATE FUNCTION kappa.percentile_cont_trans(internal, interval, double precision[]) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_multi_trans';
+COMMENT ON FUNCTION kappa.percentile_cont_trans(internal, interval, double precision[]) IS
+	'transition function of kappa_percentile_cont with an array of fractions: keeps a non-null value; the fractions must not change';
+
+CREATE FUNCTION kappa.percentile_disc_trans(internal, anyelement, double precision[]) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_disc_multi_trans';
+COMMENT ON FUNCTION kappa.percentile_disc_trans(internal, anyelement, double precision[]) IS
+	'transition function of kappa_percentile_disc with an array of fractions: keeps a non-null value; the fractions must not change';
+
+CREATE FUNCTION kappa.percentile_cont_final(internal, double precision, double precision[]) RETURNS double precision[]
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_multi_final';
+COMMENT ON FUNCTION kappa.percentile_cont_final(internal, double precision, double precision[]) IS
+	'final function of kappa_percentile_cont with an array of fractions: the interpolated percentiles, in the array''s shape';
+
+CREATE FUNCTION kappa.percentile_cont_final(internal, interval, double precision[]) RETURNS interval[]
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_cont_multi_final';
+COMMENT ON FUNCTION kappa.percentile_cont_final(internal, interval, double precision[]) IS
+	'final function of kappa_percentile_cont with an array of fractions: the interpolated percentiles, in the array''s shape';
+
+CREATE FUNCTION kappa.percentile_disc_final(internal, anyelement, double precision[]) RETURNS anyarray
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_percentile_disc_multi_final';
+COMMENT ON FUNCTION kappa.percentile_disc_final(internal, anyelement, double precision[]) IS
+	'final function of kappa_percentile_disc with an array of fractions: the percentiles, in the array''s shape';
+
+CREATE FUNCTION kappa.bag_combine(internal, internal) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_bag_combine';
+COMMENT ON FUNCTION kappa.bag_combine(internal, internal) IS
+	'combine function of kappa_string_agg, kappa_string_agg_distinct, kappa_percentile_cont and kappa_percentile_disc: both bags of values';
+
+CREATE FUNCTION kappa.bag_serialize(internal) RETURNS bytea
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_bag_serialize';
+COMMENT ON FUNCTION kappa.bag_serialize(internal) IS
+	'serialize function of kappa_string_agg, kappa_string_agg_distinct, kappa_percentile_cont and kappa_percentile_disc';
+
+CREATE FUNCTION kappa.bag_deserialize(bytea, internal) RETURNS internal
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'kappa_bag_deserialize';
+COMMENT ON FUNCTION kappa.bag_deserialize(bytea, internal) IS
+	'deserialize function of kappa_string_agg, kappa_string_agg_distinct, kappa_percentile_cont and kappa_percentile_disc';
+
+CREATE AGGREGATE kappa_sum_distinct(smallint) (
+	SFUNC = kappa.sum_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.sum_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_sum_distinct(smallint) IS
+	'sum(DISTINCT x) over smallint, giving bigint, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_sum_distinct(integer) (
+	SFUNC = kappa.sum_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.sum_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_sum_distinct(integer) IS
+	'sum(DISTINCT x) over integer, giving bigint, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_sum_distinct(bigint) (
+	SFUNC = kappa.sum_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.sum_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_sum_distinct(bigint) IS
+	'sum(DISTINCT x) over bigint, giving numeric, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_sum_distinct(numeric) (
+	SFUNC = kappa.sum_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.sum_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_sum_distinct(numeric) IS
+	'sum(DISTINCT x) over numeric, giving numeric, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_sum_distinct(real) (
+	SFUNC = kappa.sum_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.sum_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_sum_distinct(real) IS
+	'sum(DISTINCT x) over real, giving real, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_sum_distinct(double precision) (
+	SFUNC = kappa.sum_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.sum_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_sum_distinct(double precision) IS
+	'sum(DISTINCT x) over double precision, giving double precision, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_sum_distinct(money) (
+	SFUNC = kappa.sum_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.sum_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_sum_distinct(money) IS
+	'sum(DISTINCT x) over money, giving money, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_sum_distinct(interval) (
+	SFUNC = kappa.sum_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.sum_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_sum_distinct(interval) IS
+	'sum(DISTINCT x) over interval, giving interval, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_avg_distinct(smallint) (
+	SFUNC = kappa.avg_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.avg_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_avg_distinct(smallint) IS
+	'avg(DISTINCT x) over smallint, giving numeric, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_avg_distinct(integer) (
+	SFUNC = kappa.avg_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.avg_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_avg_distinct(integer) IS
+	'avg(DISTINCT x) over integer, giving numeric, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_avg_distinct(bigint) (
+	SFUNC = kappa.avg_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.avg_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_avg_distinct(bigint) IS
+	'avg(DISTINCT x) over bigint, giving numeric, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_avg_distinct(numeric) (
+	SFUNC = kappa.avg_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.avg_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_avg_distinct(numeric) IS
+	'avg(DISTINCT x) over numeric, giving numeric, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_avg_distinct(real) (
+	SFUNC = kappa.avg_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.avg_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_avg_distinct(real) IS
+	'avg(DISTINCT x) over real, giving double precision, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_avg_distinct(double precision) (
+	SFUNC = kappa.avg_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.avg_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_avg_distinct(double precision) IS
+	'avg(DISTINCT x) over double precision, giving double precision, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_avg_distinct(interval) (
+	SFUNC = kappa.avg_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.set_combine,
+	SERIALFUNC = kappa.set_serialize, DESERIALFUNC = kappa.set_deserialize,
+	FINALFUNC = kappa.avg_distinct_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_avg_distinct(interval) IS
+	'avg(DISTINCT x) over interval, giving interval, but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_string_agg(value text, delimiter text) (
+	SFUNC = kappa.string_agg_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.string_agg_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_string_agg(text, text) IS
+	'the non-null values sorted by the type''s default order, joined by the delimiter (which must be the same in every row): string_agg(value, delimiter ORDER BY value), but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_string_agg_distinct(value text, delimiter text) (
+	SFUNC = kappa.string_agg_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.string_agg_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_string_agg_distinct(text, text) IS
+	'the distinct non-null values sorted by the type''s default order, joined by the delimiter (which must be the same in every row): string_agg(DISTINCT value, delimiter ORDER BY value), but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_string_agg(value bytea, delimiter bytea) (
+	SFUNC = kappa.string_agg_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.string_agg_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_string_agg(bytea, bytea) IS
+	'the non-null values sorted by the type''s default order, joined by the delimiter (which must be the same in every row): string_agg(value, delimiter ORDER BY value), but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_string_agg_distinct(value bytea, delimiter bytea) (
+	SFUNC = kappa.string_agg_distinct_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.string_agg_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_string_agg_distinct(bytea, bytea) IS
+	'the distinct non-null values sorted by the type''s default order, joined by the delimiter (which must be the same in every row): string_agg(DISTINCT value, delimiter ORDER BY value), but combinable; NULL for no non-null value';
+
+CREATE AGGREGATE kappa_percentile_cont(value double precision, fraction double precision) (
+	SFUNC = kappa.percentile_cont_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.percentile_cont_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_percentile_cont(double precision, double precision) IS
+	'exact continuous percentile (the fraction must be the same in every row): percentile_cont(fraction) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
+
+CREATE AGGREGATE kappa_percentile_cont(value interval, fraction double precision) (
+	SFUNC = kappa.percentile_cont_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.percentile_cont_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_percentile_cont(interval, double precision) IS
+	'exact continuous percentile (the fraction must be the same in every row): percentile_cont(fraction) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
+
+CREATE AGGREGATE kappa_percentile_disc(value anyelement, fraction double precision) (
+	SFUNC = kappa.percentile_disc_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.percentile_disc_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_percentile_disc(anyelement, double precision) IS
+	'exact discrete percentile (the fraction must be the same in every row): percentile_disc(fraction) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
+
+CREATE AGGREGATE kappa_percentile_cont(value double precision, fractions double precision[]) (
+	SFUNC = kappa.percentile_cont_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.percentile_cont_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_percentile_cont(double precision, double precision[]) IS
+	'exact continuous percentiles, one per fraction (the array must be the same in every row): percentile_cont(fractions) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
+
+CREATE AGGREGATE kappa_percentile_cont(value interval, fractions double precision[]) (
+	SFUNC = kappa.percentile_cont_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.percentile_cont_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_percentile_cont(interval, double precision[]) IS
+	'exact continuous percentiles, one per fraction (the array must be the same in every row): percentile_cont(fractions) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
+
+CREATE AGGREGATE kappa_percentile_disc(value anyelement, fractions double precision[]) (
+	SFUNC = kappa.percentile_disc_trans, STYPE = internal,
+	COMBINEFUNC = kappa.bag_combine,
+	SERIALFUNC = kappa.bag_serialize, DESERIALFUNC = kappa.bag_deserialize,
+	FINALFUNC = kappa.percentile_disc_final, FINALFUNC_EXTRA, FINALFUNC_MODIFY = READ_ONLY,
+	PARALLEL = SAFE);
+COMMENT ON AGGREGATE kappa_percentile_disc(anyelement, double precision[]) IS
+	'exact discrete percentiles, one per fraction (the array must be the same in every row): percentile_disc(fractions) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
 -- END kappa aggregates

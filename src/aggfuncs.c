@@ -2,10 +2,13 @@
  *
  * aggfuncs.c
  *	  Aggregates that Postgres 15 cannot combine, as ordinary combinable
- *	  Postgres aggregates: kappa_count_distinct, kappa_collect_set and
+ *	  Postgres aggregates: kappa_count_distinct, kappa_collect_set,
+ *	  kappa_sum_distinct, kappa_avg_distinct (one distinct-set state) and
  *	  kappa_collect_list here, and the helpers all of kappa's aggregates
  *	  share (aggfuncs_internal.h); kappa_first and kappa_last are in
- *	  aggfuncs_pick.c, kappa_approx_count_distinct in aggfuncs_hll.c.
+ *	  aggfuncs_pick.c, kappa_approx_count_distinct in aggfuncs_hll.c,
+ *	  kappa_string_agg(_distinct) and kappa_percentile_cont/disc in
+ *	  aggfuncs_bag.c.
  *
  * Purpose.  A kappa view keeps partial aggregate states and merges them
  * with the aggregate's combine function (across flushes, partitions and
@@ -64,6 +67,7 @@
 #include "access/tupmacs.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
@@ -72,6 +76,8 @@
 #include "port/pg_bitutils.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/cash.h"
+#include "utils/float.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -114,10 +120,13 @@ static inline bool kd_equal_values(KdType *t, Datum a, Datum b);
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
-/* State of kappa_count_distinct and kappa_collect_set: a set of values. */
+/*
+ * State of kappa_count_distinct, kappa_collect_set, kappa_sum_distinct and
+ * kappa_avg_distinct: a set of values.
+ */
 typedef struct KdSet
 {
-	char		kind;			/* KD_COUNT_DISTINCT or KD_COLLECT_SET */
+	char		kind;			/* one of KD_SET_KINDS */
 	KdType		t;
 	MemoryContext mcxt;			/* where the set and its values live */
 	kdset_hash *tab;			/* private_data is &t */
@@ -153,6 +162,10 @@ PG_FUNCTION_INFO_V1(kappa_collect_set_final);
 PG_FUNCTION_INFO_V1(kappa_set_combine);
 PG_FUNCTION_INFO_V1(kappa_set_serialize);
 PG_FUNCTION_INFO_V1(kappa_set_deserialize);
+PG_FUNCTION_INFO_V1(kappa_sum_distinct_trans);
+PG_FUNCTION_INFO_V1(kappa_avg_distinct_trans);
+PG_FUNCTION_INFO_V1(kappa_sum_distinct_final);
+PG_FUNCTION_INFO_V1(kappa_avg_distinct_final);
 PG_FUNCTION_INFO_V1(kappa_collect_list_trans);
 PG_FUNCTION_INFO_V1(kappa_collect_list_combine);
 PG_FUNCTION_INFO_V1(kappa_collect_list_serialize);
@@ -165,7 +178,7 @@ PG_FUNCTION_INFO_V1(kappa_collect_list_final);
  */
 
 /* The SQL name of the aggregate that keeps states of a kind. */
-static const char *
+const char *
 kd_kind_name(char kind)
 {
 	switch (kind)
@@ -182,6 +195,20 @@ kd_kind_name(char kind)
 			return "kappa_last";
 		case KD_APPROX:
 			return "kappa_approx_count_distinct";
+		case KD_SUM_DISTINCT:
+			return "kappa_sum_distinct";
+		case KD_AVG_DISTINCT:
+			return "kappa_avg_distinct";
+		case KD_STRING_AGG:
+			return "kappa_string_agg";
+		case KD_STRING_AGG_DISTINCT:
+			return "kappa_string_agg_distinct";
+		case KD_PERCENTILE_CONT:
+		case KD_PERCENTILE_CONT_MULTI:
+			return "kappa_percentile_cont";
+		case KD_PERCENTILE_DISC:
+		case KD_PERCENTILE_DISC_MULTI:
+			return "kappa_percentile_disc";
 	}
 	return "a kappa aggregate";
 }
@@ -195,10 +222,18 @@ kd_kind_needs(char kind)
 		case KD_COUNT_DISTINCT:
 			return KD_NEED_HASH;
 		case KD_COLLECT_SET:
+		case KD_SUM_DISTINCT:
+		case KD_AVG_DISTINCT:
 			return KD_NEED_HASH | KD_NEED_ORDER;
 		case KD_COLLECT_LIST:
 		case KD_FIRST:
 		case KD_LAST:
+		case KD_STRING_AGG:
+		case KD_STRING_AGG_DISTINCT:
+		case KD_PERCENTILE_CONT:
+		case KD_PERCENTILE_DISC:
+		case KD_PERCENTILE_CONT_MULTI:
+		case KD_PERCENTILE_DISC_MULTI:
 			return KD_NEED_ORDER;
 		case KD_APPROX:
 			return KD_NEED_HASH64;
@@ -289,7 +324,8 @@ void
 kappa_aggfunc_check_type(const char *aggname, Oid argtype)
 {
 	static const char kinds[] = {KD_COUNT_DISTINCT, KD_COLLECT_SET, KD_COLLECT_LIST,
-	KD_FIRST, KD_LAST, KD_APPROX};
+		KD_FIRST, KD_LAST, KD_APPROX, KD_SUM_DISTINCT, KD_AVG_DISTINCT, KD_STRING_AGG,
+	KD_STRING_AGG_DISTINCT, KD_PERCENTILE_CONT, KD_PERCENTILE_DISC};
 	Oid			type = getBaseType(argtype);
 	KdType		t;
 
@@ -489,7 +525,7 @@ kd_sort_cmp(const void *a, const void *b, void *arg)
 }
 
 /* Sort non-null values in place by their type's default btree order. */
-static void
+void
 kd_sort_values(KdType *t, Datum *values, int n)
 {
 	SortSupportData ssup;
@@ -509,7 +545,7 @@ kd_sort_values(KdType *t, Datum *values, int n)
 }
 
 /* A one-dimensional array of n values (nulls may be NULL), from index 1. */
-static Datum
+Datum
 kd_make_array(KdType *t, Datum *values, bool *nulls, int64 n)
 {
 	int			dims[1];
@@ -552,10 +588,10 @@ kd_begin_state(StringInfo buf, char kind, KdType *t)
 /*
  * Start reading a serialized state: copy its bytes into buf (so element
  * receive functions may rely on a terminating zero byte), check its kind
- * is one of kind1 and kind2, and return the kind, type and collation.
+ * is one of kinds, and return the kind, type and collation.
  */
 char
-kd_begin_read(StringInfo buf, bytea *data, char kind1, char kind2,
+kd_begin_read(StringInfo buf, bytea *data, const char *kinds,
 			  Oid *type, Oid *collation)
 {
 	char		kind;
@@ -565,7 +601,7 @@ kd_begin_read(StringInfo buf, bytea *data, char kind1, char kind2,
 	if (buf->len < 10)
 		kd_corrupt("too short");
 	kind = (char) pq_getmsgbyte(buf);
-	if (kind != kind1 && kind != kind2)
+	if (kind == '\0' || strchr(kinds, kind) == NULL)
 		kd_corrupt("state of another aggregate");
 	if (pq_getmsgbyte(buf) != KD_FORMAT_VERSION)
 		kd_corrupt("unknown format version");
@@ -681,8 +717,10 @@ kd_set_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
 }
 
 /*
- * Add a non-null value with its hash.  A set for kappa_collect_set keeps,
- * of values its type calls equal, the one with the smallest image.
+ * Add a non-null value with its hash.  A set for any aggregate but
+ * kappa_count_distinct keeps, of values its type calls equal, the one with
+ * the smallest image: kappa_collect_set returns it, and a sum of numeric
+ * 1.0 or 1.00 differs in scale.
  */
 static void
 kd_set_add(KdSet *set, Datum value, uint32 hash)
@@ -697,7 +735,7 @@ kd_set_add(KdSet *set, Datum value, uint32 hash)
 		entry = kdset_insert_hash(set->tab, copy, hash, &found);
 		Assert(!found);
 	}
-	else if (set->kind == KD_COLLECT_SET &&
+	else if (set->kind != KD_COUNT_DISTINCT &&
 			 kd_image_cmp(&set->t, value, entry->value) < 0)
 	{
 		Datum		copy = kd_copy_value(&set->t, set->mcxt, value);
@@ -825,7 +863,7 @@ kappa_set_deserialize(PG_FUNCTION_ARGS)
 	int64		n;
 
 	kd_check_context(fcinfo, &aggcxt, KD_COUNT_DISTINCT);
-	kind = kd_begin_read(&buf, data, KD_COUNT_DISTINCT, KD_COLLECT_SET, &type, &collation);
+	kind = kd_begin_read(&buf, data, KD_SET_KINDS, &type, &collation);
 	set = kd_set_create(kind, type, collation, CurrentMemoryContext);
 	io = kd_io_cache(fcinfo, type, false);
 	n = pq_getmsgint64(&buf);
@@ -882,6 +920,215 @@ kappa_collect_set_final(PG_FUNCTION_ARGS)
 		values[n++] = entry->value;
 	kd_sort_values(&set->t, values, (int) n);
 	PG_RETURN_DATUM(kd_make_array(&set->t, values, NULL, n));
+}
+
+/* ------------------------------------------------------------------------
+ * kappa_sum_distinct and kappa_avg_distinct
+ *
+ * sum(DISTINCT x) and avg(DISTINCT x) over a set of values: Postgres sorts
+ * the distinct values and feeds them to sum's or avg's transition function
+ * in ascending order, which matters for floating point.  The final
+ * functions do the same with the same arithmetic (the same functions
+ * where they can be called outside an aggregate), so the result has
+ * Postgres's type and, value for value, its result.
+ * ------------------------------------------------------------------------
+ */
+
+/* kappa_sum_distinct's transition function. */
+Datum
+kappa_sum_distinct_trans(PG_FUNCTION_ARGS)
+{
+	return kd_set_trans(fcinfo, KD_SUM_DISTINCT);
+}
+
+/* kappa_avg_distinct's transition function. */
+Datum
+kappa_avg_distinct_trans(PG_FUNCTION_ARGS)
+{
+	return kd_set_trans(fcinfo, KD_AVG_DISTINCT);
+}
+
+/* A set's values in a new array, in ascending order; *n their number. */
+static Datum *
+kd_set_sorted(KdSet *set, int64 *n)
+{
+	Datum	   *values = palloc(sizeof(Datum) * Max(set->tab->members, 1));
+	kdset_iterator it;
+	KdSetEntry *entry;
+
+	*n = 0;
+	kdset_start_iterate(set->tab, &it);
+	while ((entry = kdset_iterate(set->tab, &it)) != NULL)
+		values[(*n)++] = entry->value;
+	if (*n > (int64) INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s cannot sort more than %d values", kd_kind_name(set->kind), INT_MAX)));
+	kd_sort_values(&set->t, values, (int) *n);
+	return values;
+}
+
+/*
+ * The exact sum of integers as a numeric: added as int64 until that would
+ * overflow, then carried into the numeric.
+ */
+static Numeric
+kd_sum_int64(Datum *values, int64 n, Oid type)
+{
+	Datum		total = NumericGetDatum(int64_to_numeric(0));
+	int64		part = 0;
+
+	for (int64 i = 0; i < n; i++)
+	{
+		int64		v = type == INT8OID ? DatumGetInt64(values[i]) :
+			type == INT4OID ? (int64) DatumGetInt32(values[i]) : (int64) DatumGetInt16(values[i]);
+
+		int64		next;
+
+		if (pg_add_s64_overflow(part, v, &next))
+		{
+			total = DirectFunctionCall2(numeric_add, total,
+										NumericGetDatum(int64_to_numeric(part)));
+			next = v;
+		}
+		part = next;
+	}
+	return DatumGetNumeric(DirectFunctionCall2(numeric_add, total,
+											   NumericGetDatum(int64_to_numeric(part))));
+}
+
+/*
+ * Add up values in order with a type's "+" function, from the first; a
+ * new Datum, never one of the state's.
+ */
+static Datum
+kd_fold(KdType *t, PGFunction plus, Datum *values, int64 n)
+{
+	Datum		total = datumCopy(values[0], t->typbyval, t->typlen);
+
+	for (int64 i = 1; i < n; i++)
+		total = DirectFunctionCall2(plus, total, values[i]);
+	return total;
+}
+
+/*
+ * sum of a non-empty set of distinct values, as Postgres's sum for their
+ * type: int2, int4 -> bigint (no overflow check, as int4_sum), int8 ->
+ * numeric, float4, float8, numeric, money and interval -> themselves.
+ */
+static Datum
+kd_distinct_sum(KdType *t, Datum *values, int64 n)
+{
+	Oid			type = t->type;
+
+	switch (type)
+	{
+		case INT2OID:
+		case INT4OID:
+			{
+				uint64		total = 0;
+
+				for (int64 i = 0; i < n; i++)
+					total += (uint64) (type == INT4OID ? (int64) DatumGetInt32(values[i]) :
+									   (int64) DatumGetInt16(values[i]));
+				return Int64GetDatum((int64) total);
+			}
+		case INT8OID:
+			return NumericGetDatum(kd_sum_int64(values, n, type));
+		case NUMERICOID:
+			return kd_fold(t, numeric_add, values, n);
+		case FLOAT4OID:
+			return kd_fold(t, float4pl, values, n);
+		case FLOAT8OID:
+			return kd_fold(t, float8pl, values, n);
+		case CASHOID:
+			return kd_fold(t, cash_pl, values, n);
+		case INTERVALOID:
+			return kd_fold(t, interval_pl, values, n);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("kappa_sum_distinct cannot be used with type %s", format_type_be(type))));
+	return (Datum) 0;			/* keep compiler quiet */
+}
+
+/*
+ * avg of a non-empty set of distinct values, as Postgres's avg for their
+ * type: integers and numeric -> numeric (sum / count by numeric_div, as
+ * int8_avg and numeric_avg), float4 and float8 -> float8 (float8_accum's
+ * running sums, as float4_accum and float8_accum, then float8_avg),
+ * interval -> interval (sum / count by interval_div, as interval_avg).
+ */
+static Datum
+kd_distinct_avg(KdType *t, Datum *values, int64 n)
+{
+	Oid			type = t->type;
+	Datum		count = NumericGetDatum(int64_to_numeric(n));
+
+	switch (type)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			return DirectFunctionCall2(numeric_div, NumericGetDatum(kd_sum_int64(values, n, type)),
+									   count);
+		case NUMERICOID:
+			return DirectFunctionCall2(numeric_div, kd_fold(t, numeric_add, values, n), count);
+		case FLOAT4OID:
+		case FLOAT8OID:
+			{
+				Datum		zeros[3] = {Float8GetDatum(0), Float8GetDatum(0), Float8GetDatum(0)};
+				Datum		trans = PointerGetDatum(construct_array(zeros, 3, FLOAT8OID, sizeof(float8),
+																	FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+				for (int64 i = 0; i < n; i++)
+					trans = DirectFunctionCall2(type == FLOAT4OID ? float4_accum : float8_accum,
+												trans, values[i]);
+				return DirectFunctionCall1(float8_avg, trans);
+			}
+		case INTERVALOID:
+			return DirectFunctionCall2(interval_div, kd_fold(t, interval_pl, values, n),
+									   Float8GetDatum((float8) n));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("kappa_avg_distinct cannot be used with type %s", format_type_be(type))));
+	return (Datum) 0;			/* keep compiler quiet */
+}
+
+/* Final function of kappa_sum_distinct and kappa_avg_distinct. */
+static Datum
+kd_distinct_final(FunctionCallInfo fcinfo, char kind)
+{
+	MemoryContext aggcxt;
+	KdSet	   *set = PG_ARGISNULL(0) ? NULL : (KdSet *) PG_GETARG_POINTER(0);
+	Datum	   *values;
+	int64		n;
+
+	kd_check_context(fcinfo, &aggcxt, kind);
+	if (set == NULL || set->tab->members == 0)
+		PG_RETURN_NULL();
+	if (set->kind != kind)
+		elog(ERROR, "%s called with a state of %s",
+			 kd_kind_name(kind), kd_kind_name(set->kind));
+	values = kd_set_sorted(set, &n);
+	if (kind == KD_SUM_DISTINCT)
+		return kd_distinct_sum(&set->t, values, n);
+	return kd_distinct_avg(&set->t, values, n);
+}
+
+/* kappa_sum_distinct's final function: sum(DISTINCT x); NULL if none. */
+Datum
+kappa_sum_distinct_final(PG_FUNCTION_ARGS)
+{
+	return kd_distinct_final(fcinfo, KD_SUM_DISTINCT);
+}
+
+/* kappa_avg_distinct's final function: avg(DISTINCT x); NULL if none. */
+Datum
+kappa_avg_distinct_final(PG_FUNCTION_ARGS)
+{
+	return kd_distinct_final(fcinfo, KD_AVG_DISTINCT);
 }
 
 /* ------------------------------------------------------------------------
@@ -1025,7 +1272,7 @@ kappa_collect_list_deserialize(PG_FUNCTION_ARGS)
 	int64		nnulls;
 
 	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
-	(void) kd_begin_read(&buf, data, KD_COLLECT_LIST, KD_COLLECT_LIST, &type, &collation);
+	(void) kd_begin_read(&buf, data, (char[]) {KD_COLLECT_LIST, 0}, &type, &collation);
 	list = kd_list_create(type, collation, CurrentMemoryContext);
 	io = kd_io_cache(fcinfo, type, false);
 	nvalues = pq_getmsgint64(&buf);

@@ -2,8 +2,10 @@
  *
  * aggfuncs.h
  *	  kappa's own combinable aggregates: kappa_count_distinct,
- *	  kappa_collect_set, kappa_collect_list, kappa_first, kappa_last and
- *	  kappa_approx_count_distinct.
+ *	  kappa_collect_set, kappa_collect_list, kappa_first, kappa_last,
+ *	  kappa_approx_count_distinct, kappa_sum_distinct, kappa_avg_distinct,
+ *	  kappa_string_agg, kappa_string_agg_distinct, kappa_percentile_cont
+ *	  and kappa_percentile_disc.
  *
  * The aggregates themselves are SQL objects (sql/kappa--0.1.sql); this
  * header only lets other C code ask, before a view is created, whether one

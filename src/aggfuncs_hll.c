@@ -357,7 +357,7 @@ kappa_approx_deserialize(PG_FUNCTION_ARGS)
 	int			mode;
 
 	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
-	(void) kd_begin_read(&buf, data, KD_APPROX, KD_APPROX, &type, &collation);
+	(void) kd_begin_read(&buf, data, (char[]) {KD_APPROX, 0}, &type, &collation);
 	hll = kd_hll_create(CurrentMemoryContext);
 	mode = pq_getmsgbyte(&buf);
 	if (mode == 'd')

@@ -22,6 +22,18 @@
 #define KD_FIRST			'f'
 #define KD_LAST				'L'
 #define KD_APPROX			'h'
+#define KD_SUM_DISTINCT		'S'
+#define KD_AVG_DISTINCT		'A'
+#define KD_STRING_AGG		'g'
+#define KD_STRING_AGG_DISTINCT	'G'
+#define KD_PERCENTILE_CONT	'p'
+#define KD_PERCENTILE_DISC	'd'
+#define KD_PERCENTILE_CONT_MULTI	'P'
+#define KD_PERCENTILE_DISC_MULTI	'D'
+
+/* The kinds whose state is a distinct set (kappa.set_combine and friends). */
+#define KD_SET_KINDS		((const char[]) {KD_COUNT_DISTINCT, KD_COLLECT_SET, \
+								 KD_SUM_DISTINCT, KD_AVG_DISTINCT, 0})
 
 /* The serialized format's version; the second byte. */
 #define KD_FORMAT_VERSION	1
@@ -53,7 +65,7 @@ typedef struct KdIoCache
 
 extern Oid kd_arg_collation(FunctionCallInfo fcinfo, Oid type);
 extern Oid kd_arg_type(FunctionCallInfo fcinfo, char kind);
-extern char kd_begin_read(StringInfo buf, bytea *data, char kind1, char kind2, Oid *type, Oid *collation);
+extern char kd_begin_read(StringInfo buf, bytea *data, const char *kinds, Oid *type, Oid *collation);
 extern void kd_begin_state(StringInfo buf, char kind, KdType *t);
 extern void kd_check_context(FunctionCallInfo fcinfo, MemoryContext *aggcxt, char kind);
 extern void kd_check_same(char kind1, KdType *t1, char kind2, KdType *t2);
@@ -61,6 +73,9 @@ extern int kd_compare_values(KdType *t, Datum a, Datum b);
 extern Datum kd_copy_value(KdType *t, MemoryContext mcxt, Datum value);
 extern void kd_end_read(StringInfo buf);
 extern void kd_free_value(KdType *t, Datum value);
+extern const char *kd_kind_name(char kind);
+extern Datum kd_make_array(KdType *t, Datum *values, bool *nulls, int64 n);
+extern void kd_sort_values(KdType *t, Datum *values, int n);
 extern int kd_image_cmp(KdType *t, Datum a, Datum b);
 extern KdIoCache *kd_io_cache(FunctionCallInfo fcinfo, Oid type, bool send);
 extern Datum kd_recv_value(StringInfo buf, KdIoCache *io);

@@ -226,7 +226,7 @@ kappa_pick_deserialize(PG_FUNCTION_ARGS)
 	char		kind;
 
 	kd_check_context(fcinfo, &aggcxt, KD_FIRST);
-	kind = kd_begin_read(&buf, data, KD_FIRST, KD_LAST, &type, &collation);
+	kind = kd_begin_read(&buf, data, (char[]) {KD_FIRST, KD_LAST, 0}, &type, &collation);
 	pick = kd_pick_create(kind, type, collation, CurrentMemoryContext);
 	if (pq_getmsgbyte(&buf) != 0)
 	{

@@ -1,7 +1,7 @@
 -- The SQL surface: every function is documented and declares what it
 -- does; catalog tables are dumped by pg_dump; the views are readable.
 BEGIN;
-SELECT plan(13);
+SELECT plan(15);
 
 SELECT has_schema('kappa');
 SELECT has_table('kappa', 'streams', 'kappa.streams exists');
@@ -50,6 +50,40 @@ SELECT is((SELECT format('%s %s %s', evtevent, evtenabled, evtfoid::regproc)
 		   FROM pg_event_trigger WHERE evtname = 'kappa_sql_drop'),
 		  'sql_drop O kappa.ddl_sql_drop',
 		  'the event trigger kappa_sql_drop follows plain DROPs of kappa''s relations');
+
+-- kappa's aggregates, and those compile.c rewrites Postgres's into: a
+-- view merges and stores partial states, so each one combines,
+-- serializes and finalizes without changing its state.
+SELECT set_eq($$
+	SELECT a.aggfnoid::regprocedure::text FROM pg_aggregate a
+	JOIN pg_depend d ON d.objid = a.aggfnoid AND d.deptype = 'e'
+	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'kappa'$$,
+	ARRAY['kappa_count_distinct(anyelement)', 'kappa_collect_set(anyelement)',
+		  'kappa_collect_list(anyelement)', 'kappa_first(anyelement,timestamp with time zone)',
+		  'kappa_last(anyelement,timestamp with time zone)', 'kappa_approx_count_distinct(anyelement)',
+		  'kappa_sum_distinct(smallint)', 'kappa_sum_distinct(integer)', 'kappa_sum_distinct(bigint)',
+		  'kappa_sum_distinct(numeric)', 'kappa_sum_distinct(real)', 'kappa_sum_distinct(double precision)',
+		  'kappa_sum_distinct(money)', 'kappa_sum_distinct(interval)',
+		  'kappa_avg_distinct(smallint)', 'kappa_avg_distinct(integer)', 'kappa_avg_distinct(bigint)',
+		  'kappa_avg_distinct(numeric)', 'kappa_avg_distinct(real)', 'kappa_avg_distinct(double precision)',
+		  'kappa_avg_distinct(interval)',
+		  'kappa_string_agg(text,text)', 'kappa_string_agg(bytea,bytea)',
+		  'kappa_string_agg_distinct(text,text)', 'kappa_string_agg_distinct(bytea,bytea)',
+		  'kappa_percentile_cont(double precision,double precision)',
+		  'kappa_percentile_cont(interval,double precision)',
+		  'kappa_percentile_disc(anyelement,double precision)',
+		  'kappa_percentile_cont(double precision,double precision[])',
+		  'kappa_percentile_cont(interval,double precision[])',
+		  'kappa_percentile_disc(anyelement,double precision[])'],
+	'the extension''s aggregates');
+
+SELECT is_empty($$
+	SELECT a.aggfnoid::regprocedure::text FROM pg_aggregate a
+	JOIN pg_depend d ON d.objid = a.aggfnoid AND d.deptype = 'e'
+	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'kappa'
+	WHERE a.aggcombinefn = 0 OR a.aggfinalmodify <> 'r'
+		OR (a.aggtranstype = 'internal'::regtype AND (a.aggserialfn = 0 OR a.aggdeserialfn = 0))$$,
+	'every aggregate of the extension can run in a view: combine, serialize, read-only final');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -40,9 +40,12 @@ my @aggs = (
 		'bool_and(b)', 'bool_or(b)', 'corr(f, n)', 'count(DISTINCT usr)', 'array_agg(dev)',
 		'array_agg(DISTINCT n)', 'kappa_first(v, ts)', 'kappa_last(dev, ts)',
 		'kappa_approx_count_distinct(usr)', 'sum(v) FILTER (WHERE b)', 'sum(n) + 1', 'avg(v)::int',
-		'min(f) * max(f)', 'max(j->>\'k\')' ],
-	[ 'string_agg(dev, \',\')', 'percentile_cont(0.5) WITHIN GROUP (ORDER BY f)', 'array_agg(v ORDER BY ts)',
-		'count(*) FILTER (WHERE f > random())', 'sum(DISTINCT n)', 'jsonb_agg(j)', 'rank() OVER ()',
+		'min(f) * max(f)', 'max(j->>\'k\')', 'string_agg(dev, \',\')', 'string_agg(DISTINCT usr, \'|\')',
+		'percentile_cont(0.5) WITHIN GROUP (ORDER BY f)', 'percentile_disc(0.9) WITHIN GROUP (ORDER BY n)',
+		'sum(DISTINCT n)', 'avg(DISTINCT v)' ],
+	[ 'string_agg(dev, usr)', 'percentile_cont(0.5) WITHIN GROUP (ORDER BY f DESC)', 'array_agg(v ORDER BY ts)',
+		'mode() WITHIN GROUP (ORDER BY dev)', 'max(DISTINCT n)',
+		'count(*) FILTER (WHERE f > random())', 'jsonb_agg(j)', 'rank() OVER ()',
 		'sum(sum(v)) OVER ()', 'sum(nosuch)', 'v' ]);
 my @keys = ([ 'dev', 'usr', 'lower(dev)', 'n % 7', 'b', 'dev || usr', 'j->>\'k\'' ],
 	[ 'random()', 'now()', 'ts', 'nosuch' ]);
