@@ -1,6 +1,7 @@
 # Lookup joins: views that join their stream with ordinary tables by key
 # (JOIN and LEFT JOIN, a chain of two tables, a table column in WHERE and
-# in GROUP BY, a table of another role's that the owner may read).  Every
+# in GROUP BY, a table of another role's that the owner may read, a top 2
+# with HAVING and string_agg over the joined rows).  Every
 # event is joined with the tables as they were when it was processed: the
 # oracle is the views' queries as batch SQL over the same events, each
 # batch joined with a copy of the tables taken before it was produced.
@@ -67,6 +68,9 @@ my %q = (
 		FROM tel e JOIN devices d ON d.id = lower(e.dev) JOIN sites s ON s.name = d.site
 		WHERE d.factor > 1 GROUP BY s.region},
 	by_zone => q{SELECT z.zone, count(*) AS n FROM tel e JOIN zones z ON z.id = e.dev GROUP BY z.zone},
+	top_sites => q{SELECT d.site, count(*) AS n, string_agg(DISTINCT e.dev, ',') AS devs
+		FROM tel e JOIN devices d ON d.id = e.dev GROUP BY d.site
+		HAVING max(d.factor) > 1 ORDER BY count(*) DESC LIMIT 2},
 );
 sub ok_ev
 {
@@ -88,6 +92,11 @@ my %batch = (
 		JOIN sites_at s ON s.batch = e.batch AND s.name = d.site
 		WHERE d.factor > 1 GROUP BY 1},
 	by_zone => q{SELECT z.zone, count(*) AS n FROM ev e JOIN zones z ON z.id = e.dev GROUP BY 1},
+	top_sites => qq{SELECT site, n, devs FROM (
+			SELECT d.site, count(*) AS n, string_agg(DISTINCT e.dev, ',' ORDER BY e.dev) AS devs,
+				row_number() OVER (ORDER BY count(*) DESC, d.site) AS r
+			FROM $ok_ev e JOIN devices_at d ON d.batch = e.batch AND d.id = e.dev
+			GROUP BY d.site HAVING max(d.factor) > 1) x WHERE r <= 2},
 );
 foreach my $v (sort keys %q)
 {
@@ -196,7 +205,7 @@ is($node->safe_psql('postgres', q{
 	join(' ', map { my $n = $node->safe_psql('postgres',
 			$_ eq 'by_region' ? q{SELECT count(*) FROM ev WHERE batch = 4 AND lower(dev) = 'd2'}
 			: q{SELECT count(*) FROM ev WHERE batch = 4 AND dev = 'd2'}); "$_:$n" }
-		qw(by_region per_dev per_site)),
+		qw(by_region per_dev per_site top_sites)),
 	'batch 4: each view joining devices rejected exactly the events that found two rows');
 {
 	my ($ret, $out, $err) = $node->psql('postgres', q{SET ROLE en;
@@ -216,14 +225,14 @@ $sites_gone = 1;
 produce();
 ok(wait_until(sub { $node->safe_psql('postgres', q{
 		SELECT string_agg(name || ' ' || status, ', ' ORDER BY name) FROM kappa_views}) eq
-		'public.by_region failed, public.by_zone failed, public.per_dev failed, public.per_site live' }, 60),
+		'public.by_region failed, public.by_zone failed, public.per_dev failed, public.per_site live, public.top_sites live' }, 60),
 	'the views joining the dropped table and the revoked one failed, the other is live');
 like($node->safe_psql('postgres', q{SELECT status_detail FROM kappa_views WHERE name = 'public.by_zone'}),
 	qr/permission denied for table zones/, 'the revoked right is the failure of by_zone');
 is($node->safe_psql('postgres', q{SELECT string_agg(status_sqlstate, ' ' ORDER BY view_name)
 	FROM kappa.views WHERE status = 'failed'}), '42P01 42501 42P01',
 	'the dropped table fails by_region and per_dev (42P01), the revoked right by_zone (42501)');
-check_view('per_site', 'batch 5');
+check_view($_, 'batch 5') for qw(per_site top_sites);
 
 # kappa_replay joins every event with the table as it is now.
 $node->safe_psql('postgres', q{SET ROLE en; SELECT * FROM kappa_replay('per_site')});
