@@ -78,7 +78,7 @@
 
 PG_FUNCTION_INFO_V1(kappa_alter_stream);
 
-#define ALTER_HINT "Drop the stream and create it again with the new definition (kappa_drop_stream, kappa_create_stream), or create a second stream over the same topic for the new views."
+#define ALTER_HINT "Drop and create the stream (kappa_drop_stream, kappa_create_stream), or create a second stream over the same topic for the views that need the new definition."
 
 /* A view of the stream, and what its stored plan reads. */
 typedef struct AlterView
@@ -221,7 +221,7 @@ check_added_columns(KappaStream *s, const char *spec)
 							col->name, s->name),
 					 errdetail("The column is of type %s; the views' plans and stored states read it as such.",
 							   format_type_with_typemod(existing->typid, existing->typmod)),
-					 errhint("%s Or add a column of another name with the new type.", ALTER_HINT)));
+					 errhint("Drop and create the stream (kappa_drop_stream, kappa_create_stream), or add a column of another name with the new type.")));
 		if (existing)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_COLUMN),

@@ -38,7 +38,7 @@ $node->safe_psql('postgres', qq{
 	SELECT i, 'd' || (i % 10) AS dev,
 		timestamptz '2026-03-01 00:00:00+00' + i * interval '200 ms' + ((i * 37) % 41 - 20) * interval '200 ms' AS ts,
 		(i * 13) % 97 AS v, 'r' || (i % 4) AS region, i % 5 AS w
-	FROM generate_series(0, 13999) i;
+	FROM generate_series(0, 14099) i;
 	GRANT USAGE ON SCHEMA batch TO alice;
 	GRANT SELECT ON batch.ev TO alice;
 	SET ROLE alice;
@@ -258,7 +258,7 @@ foreach my $case (@refused)
 	like($err2, qr/ERROR:  $sqlstate:/, "refused with $sqlstate: $what");
 }
 like(($node->psql('postgres', q{SET ROLE alice; SELECT kappa_alter_stream('al', add_columns => 'v real')}))[2],
-	qr/HINT:  Drop the stream and create it again/, 'a type change is refused with a hint to create the stream again');
+	qr/HINT:  Drop and create the stream \(kappa_drop_stream, kappa_create_stream\), or add a column of another name/, 'a type change is refused with a hint to create the stream again');
 is($node->safe_psql('postgres', q{SELECT string_agg(revision::text, ',' ORDER BY name) FROM kappa.streams}), $revision,
 	'no refused call changed a stream');
 
@@ -309,6 +309,34 @@ foreach my $name (sort keys %queries, sort keys %new_views)
 	is($node->safe_psql('postgres', "SELECT count(*) FROM kappa_check('$name')"), '0',
 		"after the crash, kappa_check finds view $name equal to its log");
 }
+
+# A view over a new column created in the alter's own transaction: the
+# worker running when it commits has no such column, and must leave the
+# view to the worker started in its place.  The launcher is stopped
+# (SIGSTOP) meanwhile, so the old worker goes on for a while, and flushes
+# new events with the view in the catalog.
+$pid = worker_pid('al');
+my $launcher = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'kappa launcher'});
+ok($launcher > 0 && kill('STOP', $launcher), 'the launcher is stopped');
+$node->safe_psql('postgres', q{SET ROLE alice; BEGIN;
+	SELECT kappa_alter_stream('al', add_columns => 'dev2 text', add_paths => '{"dev2": "dev"}');
+	SELECT kappa_create_view('d2', 'SELECT dev2, count(*) AS n, sum(w) AS sw FROM al GROUP BY dev2');
+	COMMIT;});
+produce(14000, 14049);
+ok(wait_until(sub { (consumed('al') // 0) == 14050 }, 60), 'the old worker flushed events after the alter');
+is(worker_pid('al') . '/' . $node->safe_psql('postgres', q{SELECT status FROM kappa_views WHERE name = 'public.d2'})
+	  . '/' . $node->safe_psql('postgres', q{SELECT count(*) FROM kappa.view_partitions p JOIN kappa.views v USING (view_id)
+		WHERE v.view_name = 'd2'}),
+	"$pid/live/0", 'the old worker did not load the view over the column it lacks');
+kill 'CONT', $launcher;
+wait_new_worker('al', $pid, 'alter and a view in one transaction');
+is($node->safe_psql('postgres', "SELECT kappa_wait('al', '60 seconds')"), 't', 'view d2 caught up');
+my ($extra, $missing, $rows) = split m{/}, compare('d2', q{SELECT dev AS dev2, count(*) AS n, sum(w) AS sw FROM ev GROUP BY dev}, 14050);
+ok($rows == 10 && $extra == 0 && $missing == 0,
+	"view d2, created with its column in one transaction, equals its batch query ($rows rows; $extra extra, $missing missing)");
+check_views(14050, 'after the launcher came back', %queries, %new_views);
+ok(log_contains($node, qr/kappa launcher: stream "al" altered, restarting its worker/),
+	'the launcher says why it restarts the worker');
 
 # --- the watermark ------------------------------------------------------------
 
