@@ -512,6 +512,9 @@ kappa_add_paths(List *columns, List *added, Jsonb *paths)
 		}
 		if (col == NULL)
 			col = kappa_find_column(columns, key);
+		/* "deviceId" for the column deviceid, as in the column list */
+		if (col == NULL)
+			col = kappa_find_column(columns, downcase_identifier(key, strlen(key), false, false));
 		if (col == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),

@@ -8,8 +8,8 @@
  * the library is preloaded, connected to kappa.database.  It keeps the set
  * of running stream workers (kappa.workers_per_stream per stream, each with
  * its own slot and backoff) equal to the set of streams in the catalog:
- * it reads kappa.streams when a backend that created or dropped a stream
- * wakes it (its latch is in shared memory), or at the latest every
+ * it reads kappa.streams when a backend that created, altered or dropped a
+ * stream wakes it (its latch is in shared memory), or at the latest every
  * kappa.launcher_naptime, and starts or stops workers to match.  It only
  * starts once recovery has finished, so nothing kappa does writes on a
  * hot standby; a promoted standby starts it.
@@ -19,6 +19,12 @@
  * the dump's last data, its sentinel row, has been restored (see
  * launcher_adopt_restored), so no worker writes positions or dead letters
  * that the rest of the restore would collide with.
+ *
+ * Altered streams: kappa_alter_stream bumps kappa.streams.revision and
+ * wakes the launcher at commit; a revision other than the one last read
+ * makes the launcher stop the stream's workers and start them again at
+ * once, so that they run the new definition from their stored positions
+ * (launcher_restart_altered).
  *
  * Restart discipline: stream workers are dynamic background workers that
  * the postmaster never restarts itself (BGW_NEVER_RESTART); when one exits,

@@ -281,6 +281,11 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM kappa.stream_columns c JO
 is($node->safe_psql('postgres', q{SET ROLE alice;
 		SELECT ok || ' ' || "values"::text FROM kappa.decode('op', '{"a": 1, "x1": 2, "deep": {"x2": "y"}}')}),
 	'true {"a": "1", "x1": "2", "x2": "y"}', 'kappa.decode reads the added columns, at their places');
+$node->safe_psql('postgres', q{SET ROLE alice; SELECT kappa_alter_stream('op', add_paths => '{"A": "alt.a"}')});
+is($node->safe_psql('postgres', q{SET ROLE alice;
+		SELECT "values"::text || ' ' || (SELECT "values"->>'a' FROM kappa.decode('op', '{"a": 1, "alt": {"a": 2}}'))
+		FROM kappa.decode('op', '{"alt": {"a": 9}, "x1": 2}')}),
+	'{"a": "9", "x1": "2", "x2": null} 1', 'a path appended to column a (named "A", which folds to it) reads only where "a" is absent');
 
 # --- a kill -9 right after an alter, with events read and not flushed -------
 
