@@ -40,6 +40,13 @@ $node->safe_psql('postgres', qq{
 		(i * 13) % 97 AS v, 'r' || (i % 4) AS region, i % 5 AS w
 	FROM generate_series(0, 14099) i;
 	GRANT USAGE ON SCHEMA batch TO alice;
+	-- a view calling it tells the test which events the worker applied,
+	-- flushed or not
+	CREATE FUNCTION public.seen(i int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS \$f\$
+	BEGIN
+		RAISE LOG 'kappa test saw event %', i;
+		RETURN true;
+	END \$f\$;
 	GRANT SELECT ON batch.ev TO alice;
 	SET ROLE alice;
 	SELECT kappa_create_stream('al', topic => 'alt', brokers => '$b',
@@ -57,6 +64,10 @@ foreach my $name (sort keys %queries)
 	(my $q = $queries{$name}) =~ s/FROM ev\b/FROM al/;
 	$node->safe_psql('postgres', "SET ROLE alice; SELECT kappa_create_view('$name', \$q\$$q\$q\$)");
 }
+# and its batch query, without the function
+$node->safe_psql('postgres',
+	"SET ROLE alice; SELECT kappa_create_view('sn', 'SELECT dev, count(*) AS n FROM al WHERE public.seen(i) GROUP BY dev')");
+$queries{sn} = q{SELECT dev, count(*) AS n FROM ev GROUP BY dev};
 
 # Produce events lo..hi, keyed by device; in chunk C (6000-7999) the even
 # ones carry their v as "value", which only the path added later reads.
@@ -289,19 +300,34 @@ is($node->safe_psql('postgres', q{SET ROLE alice;
 
 # --- a kill -9 right after an alter, with events read and not flushed -------
 
+# Flushes an hour apart from now on: the worker applies what it reads,
+# and commits none of it.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET kappa.flush_interval = '1h'});
+$node->safe_psql('postgres', q{ALTER SYSTEM SET kappa.flush_events = 1000000});
+$node->reload;
+my $log_offset = -s $node->logfile;
 $kcat = produce_in_background(8000, 13999);
-ok(wait_until(sub { (consumed('al') // 0) > 8500 }, 60), 'the worker consumes the fourth burst');
+ok(wait_until(sub {
+		my %ids = map { $_ => 1 } (slurp_file($node->logfile, $log_offset) =~ /kappa test saw event (\d+)/g);
+		return !grep { !$ids{$_} } (8000 .. 13999);
+	}, 60), 'the worker applied the fourth burst');
+$kcat->finish or die 'kcat failed';
+is(consumed('al'), '8000', 'and committed none of it');
 ($rc, $out, $err) = $node->psql('postgres', q{SET ROLE alice;
 	SELECT kappa_alter_stream('al', add_columns => 'w int', options => '{"fetch.wait.max.ms": 100}')});
-is($rc, 0, 'alter: add column w while events flow');
+is($rc, 0, 'alter: add column w, with 6000 events read and not flushed');
 my $postmaster = $node->{_pid};
 $node->kill9;
 ok(wait_until(sub { !kill(0, $postmaster) && !old_processes_alive() }, 60),
 	'every process of the killed server exits by itself');
 $node->start;
-$kcat->finish or die 'kcat failed';
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET kappa.flush_interval});
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET kappa.flush_events});
+$node->reload;
 is($node->safe_psql('postgres', "SELECT kappa_wait('al', '180 seconds')"), 't',
 	'after the crash, the worker consumed everything');
+ok(log_contains($node, qr/kappa view public\.r1 lost its state to crash recovery or a failover; rebuilding it/, $log_offset),
+	'crash recovery took the views\' state, and the worker rebuilt them with the new definition');
 is($node->safe_psql('postgres', q{SELECT string_agg(setting || '=' || value, ',') FROM kappa_stream_settings('al')
 		WHERE setting = 'fetch.wait.max.ms'}), 'fetch.wait.max.ms=100', 'the options changed too');
 $new_views{wv} = q{SELECT dev, count(w) AS nw, sum(w) AS sw, sum(v) AS s FROM ev GROUP BY dev};
