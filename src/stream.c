@@ -2,7 +2,8 @@
  *
  * stream.c
  *	  The stream catalog: kappa_create_stream, kappa_drop_stream, and
- *	  loading a stream's definition for the workers and the SQL functions.
+ *	  loading a stream's definition for the workers and the SQL functions
+ *	  (kappa_alter_stream, which changes one, is in alter.c).
  *
  * A stream lives in three tables of schema kappa: streams (one row, secret
  * values masked), stream_columns (a row per column) and stream_secrets (the
@@ -625,18 +626,15 @@ AttrNumber
 kappa_stream_meta_attnum(const KappaStream *stream)
 {
 	AttrNumber	attnum = 1;
-	bool		taken;
+	ListCell   *lc;
 
-	do
+	/* the columns are loaded (and created) in attribute order */
+	foreach(lc, stream->columns)
 	{
-		ListCell   *lc;
-
-		taken = false;
-		foreach(lc, stream->columns)
-			taken |= (((KappaColumn *) lfirst(lc))->attnum == attnum);
-		if (taken)
-			attnum++;
-	} while (taken);
+		if (((KappaColumn *) lfirst(lc))->attnum != attnum)
+			break;
+		attnum++;
+	}
 	return attnum;
 }
 
