@@ -560,7 +560,7 @@ report_replays(KappaStream *s, List *added, List *changed,
 							 quote_identifier(((KappaColumn *) lfirst(lc))->name));
 		ereport(NOTICE,
 				(errmsg("stream \"%s\" has new columns: %s", s->name, names.data),
-				 errdetail("Existing views do not read them. A view created from now on can, and reads them from its start; they are null in messages that lack them."),
+				 errdetail("Existing views do not read them. A view created from now on can, and reads them from its start; they are null in messages that lack them. A message whose field a new column's type rejects becomes a dead letter for every view, also when a rebuild or replay reads it again."),
 				 errhint("To use them in an existing view, create the view again.")));
 	}
 

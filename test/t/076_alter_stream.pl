@@ -297,6 +297,9 @@ is($node->safe_psql('postgres', q{SET ROLE alice;
 		SELECT "values"::text || ' ' || (SELECT "values"->>'a' FROM kappa.decode('op', '{"a": 1, "alt": {"a": 2}}'))
 		FROM kappa.decode('op', '{"alt": {"a": 9}, "x1": 2}')}),
 	'{"a": "9", "x1": "2", "x2": null} 1', 'a path appended to column a (named "A", which folds to it) reads only where "a" is absent');
+is($node->safe_psql('postgres', q{SET ROLE alice;
+		SELECT ok || '/' || sqlstate FROM kappa.decode('op', '{"a": 1, "x1": "many"}')}),
+	'false/22P02', 'a field the new column\'s type rejects makes the message a dead letter, as at creation');
 
 # --- a kill -9 right after an alter, with events read and not flushed -------
 
