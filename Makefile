@@ -24,6 +24,7 @@ OBJS = \
 	src/columns.o \
 	src/connection.o \
 	src/stream.o \
+	src/alter.o \
 	src/kafka.o \
 	src/consumer.o \
 	src/produce.o \

@@ -63,7 +63,11 @@ CREATE TABLE kappa.streams (
 	-- the database (kappa.origin()) whose workers consume the stream: a
 	-- restored stream waits until its whole dump is restored, then becomes
 	-- this database's (see kappa.zz_dump_sentinel)
-	origin text NOT NULL DEFAULT kappa.origin()
+	origin text NOT NULL DEFAULT kappa.origin(),
+	-- kappa_alter_stream calls so far; the launcher restarts the stream's
+	-- workers when it changes, so that they run the new definition
+	revision int NOT NULL DEFAULT 0,
+	altered_at timestamptz
 );
 COMMENT ON TABLE kappa.streams IS 'kappa streams; use the kappa_streams view';
 
@@ -438,6 +442,23 @@ RETURNS void
 COMMENT ON FUNCTION kappa_drop_stream(text, boolean)
 	IS 'remove a stream (and, with cascade, its views)';
 
+-- BEGIN kappa_alter_stream
+CREATE FUNCTION kappa_alter_stream(
+	name text,
+	add_columns text DEFAULT NULL,
+	add_paths jsonb DEFAULT NULL,
+	watermark interval DEFAULT NULL,
+	idle_timeout interval DEFAULT NULL,
+	options jsonb DEFAULT NULL)
+RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_alter_stream';
+COMMENT ON FUNCTION kappa_alter_stream(text, text, jsonb, interval, interval, jsonb)
+	IS 'add columns and paths to a stream, change its watermark, idle timeout or librdkafka options; its worker restarts from its stored positions';
+REVOKE ALL ON FUNCTION kappa_alter_stream(text, text, jsonb, interval, interval, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kappa_alter_stream(text, text, jsonb, interval, interval, jsonb) TO kappa_admin;
+-- END kappa_alter_stream
+
 CREATE FUNCTION kappa_accept_gap(stream text)
 RETURNS bigint
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
@@ -738,7 +759,8 @@ SELECT s.name,
 	s.options,
 	s.keep_late,
 	s.created_at,
-	s.partitions
+	s.partitions,
+	s.altered_at
 FROM kappa.streams s;
 COMMENT ON VIEW kappa_streams IS 'kappa streams, secrets masked';
 GRANT SELECT ON kappa_streams TO PUBLIC;

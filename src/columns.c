@@ -33,9 +33,6 @@
 
 #include "columns.h"
 
-/* A stream is a relation of its columns plus the four metadata columns. */
-#define KAPPA_MAX_COLUMNS (MaxHeapAttributeNumber - 4)
-
 /* Names a stream column may not have: the metadata columns of every stream. */
 static const char *const kappa_reserved_columns[] = {
 	"kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_key", NULL
@@ -306,6 +303,7 @@ kappa_parse_columns(const char *spec)
 					 errmsg("streams can have at most %d columns",
 							KAPPA_MAX_COLUMNS)));
 		col->paths = list_make1(col->json_key);
+		col->attnum = position;
 		columns = lappend(columns, col);
 	}
 	return columns;
@@ -464,4 +462,89 @@ check_path(const char *path, const char *column)
 		else
 			segment_empty = false;
 	}
+}
+
+/*
+ * kappa_alter_stream's paths: {"column": "a.b"} or {"column": ["a.b", ...]}.
+ * A key naming a column of added (the columns the same call adds, matched
+ * as kappa_apply_paths does) replaces that column's default path; a key
+ * naming one of the stream's columns appends the paths to that column's
+ * alternatives, after those it has, so that a message one of its paths
+ * reads is read as before.  Returns the stream's columns whose paths
+ * changed.
+ */
+List *
+kappa_add_paths(List *columns, List *added, Jsonb *paths)
+{
+	List	   *changed = NIL;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(paths))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("add_paths must be a JSON object"),
+				 errhint("Map column names to a path or a list of alternative paths, as in {\"temperature\": \"data.temp\"}.")));
+
+	it = JsonbIteratorInit(&paths->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+		KappaColumn *col = NULL;
+		bool		is_new = false;
+		List	   *given;
+		ListCell   *lc;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		foreach(lc, added)
+		{
+			KappaColumn *c = lfirst(lc);
+
+			if (strcmp(c->json_key, key) == 0 || strcmp(c->name, key) == 0)
+			{
+				col = c;
+				is_new = true;
+				break;
+			}
+		}
+		if (col == NULL)
+			col = kappa_find_column(columns, key);
+		/* "deviceId" for the column deviceid, as in the column list */
+		if (col == NULL)
+			col = kappa_find_column(columns, downcase_identifier(key, strlen(key), false, false));
+		if (col == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("add_paths names column \"%s\", which the stream does not have", key),
+					 errhint("A key of add_paths is a column of the stream (its SQL name) or one that add_columns adds.")));
+
+		tok = JsonbIteratorNext(&it, &v, true);
+		Assert(tok == WJB_VALUE);
+		given = parse_path_value(&v, col->name);
+		if (is_new)
+		{
+			col->paths = given;
+			continue;
+		}
+		foreach(lc, given)
+		{
+			char	   *path = lfirst(lc);
+			ListCell   *pc;
+
+			foreach(pc, col->paths)
+			{
+				if (strcmp(lfirst(pc), path) == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_OBJECT),
+							 errmsg("column \"%s\" already reads path \"%s\"", col->name, path),
+							 errhint("kappa_streams shows each column's paths.")));
+			}
+			col->paths = lappend(col->paths, path);
+		}
+		changed = list_append_unique_ptr(changed, col);
+	}
+	return changed;
 }

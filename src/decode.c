@@ -126,6 +126,7 @@ typedef struct DecodeColumn
 	int			npaths;
 	int32	   *nodes;			/* trie node of each path */
 	char	  **paths;			/* as written, for reasons */
+	int			out;			/* its place in values[]: attnum - 1 */
 } DecodeColumn;
 
 struct KappaDecoder
@@ -134,7 +135,7 @@ struct KappaDecoder
 	MemoryContext msg_cxt;		/* reset per message */
 	size_t		max_payload;
 	KappaTimeUnit time_unit;
-	int			event_time_col; /* or -1 */
+	int			event_time_col; /* its place in values[], or -1 */
 	bool		convert;		/* the database encoding is not UTF-8 */
 	int			sqlstate;		/* of the last reason */
 	const char *path;			/* the field being converted, for errors */
@@ -274,8 +275,9 @@ kappa_decoder_create(KappaStream *stream, size_t max_payload)
 			col->safe |= (safe_types[k] == base);
 		col->is_date = (base == DATEOID || base == TIMESTAMPOID || base == TIMESTAMPTZOID);
 		col->is_clock = col->is_date || base == TIMEOID || base == TIMETZOID;
+		col->out = kc->attnum - 1;
 		if (stream->event_time && strcmp(kc->name, stream->event_time) == 0)
-			d->event_time_col = i - 1;
+			d->event_time_col = col->out;
 		col->not_null = kc->not_null;
 		col->type_name = format_type_with_typemod(kc->typid, kc->typmod);
 		col->npaths = list_length(kc->paths);
@@ -933,10 +935,11 @@ kappa_decode(KappaDecoder *d, const char *payload, size_t len,
 	{
 		DecodeColumn *col = &d->columns[i];
 		const KappaJsonValue *v = NULL;
+		int			o = col->out;
 		int			j;
 
-		values[i] = (Datum) 0;
-		nulls[i] = true;
+		values[o] = (Datum) 0;
+		nulls[o] = true;
 		for (j = 0; j < col->npaths; j++)
 		{
 			v = &d->found[col->nodes[j]];
@@ -961,13 +964,13 @@ kappa_decode(KappaDecoder *d, const char *payload, size_t len,
 				ok = false;
 			}
 		}
-		else if (decode_value(d, col, col->paths[j], v, &values[i], reason))
-			nulls[i] = false;
+		else if (decode_value(d, col, col->paths[j], v, &values[o], reason))
+			nulls[o] = false;
 		else
 			ok = false;
 		if (ok && OidIsValid(col->domain))
 			check_domain(d, col, j < col->npaths ? col->paths[j] : col->paths[0],
-						 values[i], nulls[i]);
+						 values[o], nulls[o]);
 	}
 	if (ok && d->event_time_col >= 0)
 	{
@@ -1086,9 +1089,10 @@ static void
 decode_verdict(KappaStream *stream, KappaDecoder *decoder, bytea *payload,
 			   Datum *result, bool *result_nulls)
 {
-	int			ncolumns = list_length(stream->columns);
-	Datum	   *values = palloc(sizeof(Datum) * Max(ncolumns, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(ncolumns, 1));
+	/* the stream's columns and its metadata columns, as in the engine */
+	int			natts = list_length(stream->columns) + 4;
+	Datum	   *values = palloc(sizeof(Datum) * natts);
+	bool	   *nulls = palloc(sizeof(bool) * natts);
 	const char *reason;
 	JsonbParseState *state = NULL;
 	JsonbValue *object;
@@ -1114,7 +1118,7 @@ decode_verdict(KappaStream *stream, KappaDecoder *decoder, bytea *payload,
 		k.type = jbvString;
 		k.val.string.val = col->name;
 		k.val.string.len = strlen(col->name);
-		if (nulls[i])
+		if (nulls[col->attnum - 1])
 			v.type = jbvNull;
 		else
 		{
@@ -1123,7 +1127,7 @@ decode_verdict(KappaStream *stream, KappaDecoder *decoder, bytea *payload,
 
 			getTypeOutputInfo(col->typid, &typoutput, &varlena);
 			v.type = jbvString;
-			v.val.string.val = OidOutputFunctionCall(typoutput, values[i]);
+			v.val.string.val = OidOutputFunctionCall(typoutput, values[col->attnum - 1]);
 			v.val.string.len = strlen(v.val.string.val);
 		}
 		pushJsonbValue(&state, WJB_KEY, &k);

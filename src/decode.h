@@ -26,9 +26,11 @@ typedef struct KappaDecoder KappaDecoder;
 extern KappaDecoder *kappa_decoder_create(KappaStream *stream, size_t max_payload);
 
 /*
- * Decode one payload into values[]/nulls[] (one per stream column, in
- * order).  Returns true, or false with *reason set to why the message must
- * be dead-lettered (kappa_decoder_sqlstate gives its SQLSTATE).  An input
+ * Decode one payload into values[]/nulls[], each column at its place in
+ * the stream's relation (KappaColumn.attnum - 1; the places of the four
+ * metadata columns are left alone).  Returns true, or false with *reason
+ * set to why the message must be dead-lettered (kappa_decoder_sqlstate
+ * gives its SQLSTATE).  An input
  * function of a type that is not known to be safe, or a domain's
  * constraint, may raise an error instead (see decode.c): call it as the
  * stream's owner, and roll back on an error.

@@ -228,13 +228,19 @@ engine_init(KappaStream *stream, int nparts, KappaPoisons *poisons)
 	engine->started = GetCurrentTimestamp();
 	engine->last_flush = engine->started;
 
-	/* the event row: the stream's columns, then its metadata columns */
+	/*
+	 * The event row, laid out as the stream's relation, which the views'
+	 * expressions refer to: the stream's columns, with its metadata columns
+	 * after those it was created with (kappa_stream_meta_attnum).
+	 */
+	engine->meta_col = kappa_stream_meta_attnum(stream) - 1;
 	engine->event_desc = CreateTemplateTupleDesc(engine->ncols + 4);
 	foreach(lc, stream->columns)
 	{
 		KappaColumn *col = lfirst(lc);
 
-		TupleDescInitEntry(engine->event_desc, ++attno, col->name, col->typid, col->typmod, 0);
+		attno = col->attnum;
+		TupleDescInitEntry(engine->event_desc, attno, col->name, col->typid, col->typmod, 0);
 		if (stream->event_time && strcmp(col->name, stream->event_time) == 0)
 			engine->event_time_col = attno - 1;
 		if (stream->dedup_key && strcmp(col->name, stream->dedup_key) == 0)
@@ -247,6 +253,7 @@ engine_init(KappaStream *stream, int nparts, KappaPoisons *poisons)
 			fmgr_info(output, &engine->dedup_out);
 		}
 	}
+	attno = engine->meta_col;
 	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_partition", INT4OID, -1, 0);
 	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_offset", INT8OID, -1, 0);
 	TupleDescInitEntry(engine->event_desc, ++attno, "kafka_timestamp", TIMESTAMPTZOID, -1, 0);
@@ -658,7 +665,7 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 
 	if (ok)
 	{
-		int			n = engine->ncols;
+		int			n = engine->meta_col;
 
 		slot->tts_values[n] = Int32GetDatum(message->partition);
 		slot->tts_isnull[n] = false;

@@ -206,6 +206,7 @@ struct KappaEngine
 	int			dedup_col;		/* -1: no dedup */
 	FmgrInfo	dedup_out;		/* its output function, unless text */
 	int			ncols;
+	int			meta_col;		/* kafka_partition's place in the event row */
 	TupleDesc	event_desc;
 	TupleTableSlot *event_slot;
 	ExprContext *econtext;

@@ -49,6 +49,7 @@
 #include "engine_internal.h"
 #include "portable.h"
 #include "state.h"
+#include "stream.h"
 #include "subxact.h"
 #include "view.h"
 
@@ -186,6 +187,24 @@ kappa_engine_sync_views(KappaEngine *engine)
 	}
 	MemoryContextSwitchTo(old);
 	kappa_catalog_leave(&access);
+
+	/*
+	 * A view created after kappa_alter_stream may read a column this
+	 * engine's stream does not have yet: load new views only with the
+	 * stream's definition as it is now.  A worker leaves them to the
+	 * worker the launcher starts in its place (launcher.c); a backend
+	 * (replay, check) that loaded the stream before the change commits
+	 * tries again.
+	 */
+	if (added != NIL && kappa_stream_revision(engine->stream->id) != engine->stream->revision)
+	{
+		if (engine->only_view != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("stream \"%s\" was altered meanwhile", engine->stream->name),
+					 errhint("Try again.")));
+		added = NIL;
+	}
 
 	foreach(lc, engine->views)
 	{

@@ -8,8 +8,8 @@
  * the library is preloaded, connected to kappa.database.  It keeps the set
  * of running stream workers (kappa.workers_per_stream per stream, each with
  * its own slot and backoff) equal to the set of streams in the catalog:
- * it reads kappa.streams when a backend that created or dropped a stream
- * wakes it (its latch is in shared memory), or at the latest every
+ * it reads kappa.streams when a backend that created, altered or dropped a
+ * stream wakes it (its latch is in shared memory), or at the latest every
  * kappa.launcher_naptime, and starts or stops workers to match.  It only
  * starts once recovery has finished, so nothing kappa does writes on a
  * hot standby; a promoted standby starts it.
@@ -19,6 +19,12 @@
  * the dump's last data, its sentinel row, has been restored (see
  * launcher_adopt_restored), so no worker writes positions or dead letters
  * that the rest of the restore would collide with.
+ *
+ * Altered streams: kappa_alter_stream bumps kappa.streams.revision and
+ * wakes the launcher at commit; a revision other than the one last read
+ * makes the launcher stop the stream's workers and start them again at
+ * once, so that they run the new definition from their stored positions
+ * (launcher_restart_altered).
  *
  * Restart discipline: stream workers are dynamic background workers that
  * the postmaster never restarts itself (BGW_NEVER_RESTART); when one exits,
@@ -87,6 +93,8 @@ typedef struct SupervisedStream
 	int			slot;
 	BackgroundWorkerHandle *handle; /* NULL when not running */
 	bool		in_catalog;		/* seen by the latest catalog read */
+	int32		revision;		/* the stream's, as last read */
+	bool		altered;		/* since its worker started: restart it */
 } SupervisedStream;
 
 static List *supervised = NIL;	/* SupervisedStream *, in TopMemoryContext */
@@ -98,8 +106,10 @@ static List *waiting_noted = NIL;	/* ids of restored streams said to wait */
 static void launcher_reset_slots(void);
 static void launcher_read_catalog(void);
 static void launcher_adopt_restored(Datum origin);
-static void launcher_add_stream(int32 stream_id, const char *name);
-static void launcher_add_worker(int32 stream_id, const char *name, int32 worker);
+static void launcher_add_stream(int32 stream_id, const char *name, int32 revision);
+static void launcher_add_worker(int32 stream_id, const char *name, int32 worker,
+								int32 revision);
+static void launcher_restart_altered(SupervisedStream *ss);
 static void launcher_remove_stream(SupervisedStream *ss);
 static long launcher_supervise(void);
 static void launcher_start_worker(SupervisedStream *ss);
@@ -251,7 +261,7 @@ launcher_read_catalog(void)
 
 		launcher_adopt_restored(origin);
 		/* a restored stream not adopted yet waits for the rest of its dump */
-		if (SPI_execute_with_args("SELECT stream_id, name FROM kappa.streams WHERE origin = $1 "
+		if (SPI_execute_with_args("SELECT stream_id, name, revision FROM kappa.streams WHERE origin = $1 "
 								  "ORDER BY stream_id",
 								  1, (Oid[]) {TEXTOID}, &origin, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kappa.streams");
@@ -261,6 +271,8 @@ launcher_read_catalog(void)
 			int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
 														 SPI_tuptable->tupdesc, 1, &isnull));
 			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+			int32		revision = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+															   SPI_tuptable->tupdesc, 3, &isnull));
 			bool		known = false;
 
 			foreach(lc, supervised)
@@ -268,10 +280,16 @@ launcher_read_catalog(void)
 				SupervisedStream *ss = lfirst(lc);
 
 				if (ss->stream_id == id)
+				{
 					ss->in_catalog = known = true;
+					/* kappa_alter_stream changed its definition */
+					if (ss->revision != revision)
+						ss->altered = true;
+					ss->revision = revision;
+				}
 			}
 			if (!known)
-				launcher_add_stream(id, name);
+				launcher_add_stream(id, name, revision);
 		}
 	}
 
@@ -290,7 +308,37 @@ launcher_read_catalog(void)
 			launcher_remove_stream(ss);
 			supervised = foreach_delete_current(supervised, lc);
 		}
+		else if (ss->altered)
+			launcher_restart_altered(ss);
 	}
+}
+
+/*
+ * A stream's definition changed (kappa_alter_stream committed): stop its
+ * worker, which runs with the old one, and have it start again at once,
+ * whatever its backoff, with the new one.  A worker keeps nothing but what
+ * its flushes committed, so the new one reads on from its stored
+ * positions, and decodes with the new definition whatever the old one had
+ * read and not flushed yet.
+ */
+static void
+launcher_restart_altered(SupervisedStream *ss)
+{
+	KappaWorkerSlot *slot = kappa_slot(ss->slot);
+
+	ss->altered = false;
+	if (ss->worker == 0)
+		ereport(LOG,
+				(errmsg("kappa launcher: stream \"%s\" altered, restarting its worker%s", ss->name,
+						kappa_workers_per_stream > 1 ? "s" : "")));
+	launcher_stop_worker(ss);
+	SpinLockAcquire(&slot->mutex);
+	if (slot->state != KAPPA_WORKER_DISABLED)
+	{
+		slot->state = KAPPA_WORKER_STARTING;
+		slot->next_start_at = 0;
+	}
+	SpinLockRelease(&slot->mutex);
 }
 
 /*
@@ -360,15 +408,15 @@ launcher_adopt_restored(Datum origin)
 
 /* Start supervising the workers of a stream that appeared in the catalog. */
 static void
-launcher_add_stream(int32 stream_id, const char *name)
+launcher_add_stream(int32 stream_id, const char *name, int32 revision)
 {
 	for (int32 worker = 0; worker < kappa_workers_per_stream; worker++)
-		launcher_add_worker(stream_id, name, worker);
+		launcher_add_worker(stream_id, name, worker, revision);
 }
 
 /* Give one of a stream's workers a slot; it starts at the next supervision. */
 static void
-launcher_add_worker(int32 stream_id, const char *name, int32 worker)
+launcher_add_worker(int32 stream_id, const char *name, int32 worker, int32 revision)
 {
 	MemoryContext old;
 	SupervisedStream *ss;
@@ -421,6 +469,7 @@ launcher_add_worker(int32 stream_id, const char *name, int32 worker)
 	ss->worker = worker;
 	ss->slot = free_slot;
 	ss->in_catalog = true;
+	ss->revision = revision;
 	supervised = lappend(supervised, ss);
 	MemoryContextSwitchTo(old);
 }

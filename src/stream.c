@@ -2,7 +2,8 @@
  *
  * stream.c
  *	  The stream catalog: kappa_create_stream, kappa_drop_stream, and
- *	  loading a stream's definition for the workers and the SQL functions.
+ *	  loading a stream's definition for the workers and the SQL functions
+ *	  (kappa_alter_stream, which changes one, is in alter.c).
  *
  * A stream lives in three tables of schema kappa: streams (one row, secret
  * values masked), stream_columns (a row per column) and stream_secrets (the
@@ -70,7 +71,6 @@ static void drop_stream_views(KappaStream *s, bool cascade);
 static void check_stream_name(const char *name);
 static KappaTimeUnit parse_time_unit(const char *unit);
 static void parse_partitions(KappaStream *s, const char *text);
-static int64 interval_to_us(Interval *iv, const char *what, bool allow_zero);
 static List *options_to_settings(Jsonb *options);
 static void insert_stream(KappaStream *s, const char *eventhubs_masked,
 						  Interval *watermark, Interval *idle_timeout);
@@ -143,8 +143,8 @@ parse_time_unit(const char *unit)
  * An interval as microseconds.  Months have no fixed length, so watermarks
  * and timeouts must be given in days or smaller units.
  */
-static int64
-interval_to_us(Interval *iv, const char *what, bool allow_zero)
+int64
+kappa_interval_to_us(Interval *iv, const char *what, bool allow_zero)
 {
 	int64		us;
 
@@ -163,6 +163,27 @@ interval_to_us(Interval *iv, const char *what, bool allow_zero)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be %s", what, allow_zero ? "zero or positive" : "positive")));
 	return us;
+}
+
+/* The text of an options value: a string, a number or a boolean. */
+char *
+kappa_option_value(const char *name, JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("value of librdkafka setting \"%s\" must be a string, number or boolean", name)));
+	}
+	return NULL;				/* keep compiler quiet */
 }
 
 /*
@@ -193,23 +214,7 @@ options_to_settings(Jsonb *options)
 			continue;
 		name = pnstrdup(v.val.string.val, v.val.string.len);
 		tok = JsonbIteratorNext(&it, &v, true);
-		switch (v.type)
-		{
-			case jbvString:
-				value = pnstrdup(v.val.string.val, v.val.string.len);
-				break;
-			case jbvNumeric:
-				value = DatumGetCString(DirectFunctionCall1(numeric_out,
-															NumericGetDatum(v.val.numeric)));
-				break;
-			case jbvBool:
-				value = v.val.boolean ? "true" : "false";
-				break;
-			default:
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("value of librdkafka setting \"%s\" must be a string, number or boolean", name)));
-		}
+		value = kappa_option_value(name, &v);
 		kappa_check_setting_allowed(name);
 		settings = lappend(settings, kappa_make_setting(name, value));
 	}
@@ -320,8 +325,8 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 					 errhint("Declare it as timestamptz; ISO 8601 strings and epoch numbers (see time_unit) are both read.")));
 	}
 	s->time_unit = parse_time_unit(text_to_cstring(PG_GETARG_TEXT_PP(11)));
-	s->watermark_us = interval_to_us(watermark, "watermark", true);
-	s->idle_timeout_us = interval_to_us(idle_timeout, "idle_timeout", false);
+	s->watermark_us = kappa_interval_to_us(watermark, "watermark", true);
+	s->idle_timeout_us = kappa_interval_to_us(idle_timeout, "idle_timeout", false);
 	if (!PG_ARGISNULL(7))
 	{
 		s->dedup_key = kappa_parse_column_ref(text_to_cstring(PG_GETARG_TEXT_PP(7)),
@@ -355,30 +360,24 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* Write a validated stream into the catalog tables. */
-static void
-insert_stream(KappaStream *s, const char *eventhubs_masked,
-			  Interval *watermark, Interval *idle_timeout)
+/*
+ * A stream's settings as stored: all of them, secret values masked, for
+ * kappa.streams.options, and the secret ones in clear, for
+ * kappa.stream_secrets (NULL if there are none).
+ */
+void
+kappa_settings_to_jsonb(List *settings, Jsonb **public_settings, Jsonb **secret_settings)
 {
 	JsonbParseState *pub_state = NULL;
 	JsonbParseState *sec_state = NULL;
-	Datum		values[15];
-	char		nulls[15];
-	Oid			types[15] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
-	TEXTOID, INTERVALOID, INTERVALOID, NAMEOID, TEXTOID, JSONBOID, BOOLOID, INT4ARRAYOID, TEXTOID};
-	static const char *const unit_names[] = {"s", "ms", "us"};
+	bool		has_secrets = false;
 	JsonbValue *pub;
 	JsonbValue *sec;
-	bool		has_secrets = false;
-	bool		isnull;
-	KappaCatalogAccess access;
-	int			attnum = 0;
 	ListCell   *lc;
 
-	/* settings: masked in kappa.streams, in clear in kappa.stream_secrets */
 	pushJsonbValue(&pub_state, WJB_BEGIN_OBJECT, NULL);
 	pushJsonbValue(&sec_state, WJB_BEGIN_OBJECT, NULL);
-	foreach(lc, s->settings)
+	foreach(lc, settings)
 	{
 		KappaSetting *setting = lfirst(lc);
 		JsonbValue	k,
@@ -403,6 +402,27 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 	}
 	pub = pushJsonbValue(&pub_state, WJB_END_OBJECT, NULL);
 	sec = pushJsonbValue(&sec_state, WJB_END_OBJECT, NULL);
+	*public_settings = JsonbValueToJsonb(pub);
+	*secret_settings = has_secrets ? JsonbValueToJsonb(sec) : NULL;
+}
+
+/* Write a validated stream into the catalog tables. */
+static void
+insert_stream(KappaStream *s, const char *eventhubs_masked,
+			  Interval *watermark, Interval *idle_timeout)
+{
+	Jsonb	   *pub;
+	Jsonb	   *sec;
+	Datum		values[15];
+	char		nulls[15];
+	Oid			types[15] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
+	TEXTOID, INTERVALOID, INTERVALOID, NAMEOID, TEXTOID, JSONBOID, BOOLOID, INT4ARRAYOID, TEXTOID};
+	static const char *const unit_names[] = {"s", "ms", "us"};
+	bool		isnull;
+	KappaCatalogAccess access;
+	ListCell   *lc;
+
+	kappa_settings_to_jsonb(s->settings, &pub, &sec);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(s->name);
@@ -420,7 +440,7 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 	nulls[9] = s->dedup_key ? ' ' : 'n';
 	values[10] = s->archive ? CStringGetTextDatum(s->archive) : (Datum) 0;
 	nulls[10] = s->archive ? ' ' : 'n';
-	values[11] = JsonbPGetDatum(JsonbValueToJsonb(pub));
+	values[11] = JsonbPGetDatum(pub);
 	values[12] = BoolGetDatum(s->keep_late);
 	nulls[13] = 'n';
 	if (s->partitions != NULL)
@@ -466,7 +486,7 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 		foreach(pc, col->paths)
 			paths[n++] = CStringGetTextDatum(lfirst(pc));
 		colvalues[0] = Int32GetDatum(s->id);
-		colvalues[1] = Int16GetDatum(++attnum);
+		colvalues[1] = Int16GetDatum(col->attnum);
 		colvalues[2] = DirectFunctionCall1(namein, CStringGetDatum(col->name));
 		colvalues[3] = ObjectIdGetDatum(col->typid);
 		colvalues[4] = Int32GetDatum(col->typmod);
@@ -478,14 +498,14 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 			elog(ERROR, "could not insert column \"%s\"", col->name);
 	}
 
-	if (has_secrets)
+	if (sec != NULL)
 	{
 		Oid			sectypes[3] = {INT4OID, OIDOID, JSONBOID};
 		Datum		secvalues[3];
 
 		secvalues[0] = Int32GetDatum(s->id);
 		secvalues[1] = ObjectIdGetDatum(s->owner);
-		secvalues[2] = JsonbPGetDatum(JsonbValueToJsonb(sec));
+		secvalues[2] = JsonbPGetDatum(sec);
 		if (SPI_execute_with_args("INSERT INTO kappa.stream_secrets (stream_id, owner, settings) "
 								  "VALUES ($1, $2, $3)",
 								  3, sectypes, secvalues, NULL, false, 0) != SPI_OK_INSERT)
@@ -595,6 +615,49 @@ kappa_stream_owns(const KappaStream *stream, int32 partition)
 }
 
 /*
+ * The attribute of kafka_partition in the stream's relation: the columns
+ * the stream was created with come first, then its four metadata columns
+ * (kafka_partition, kafka_offset, kafka_timestamp, kafka_key), then the
+ * columns kappa_alter_stream added, each at the end, so that the
+ * attributes the views' stored plans refer to never move.  So it is the
+ * first attribute number no column has.
+ */
+AttrNumber
+kappa_stream_meta_attnum(const KappaStream *stream)
+{
+	AttrNumber	attnum = 1;
+	ListCell   *lc;
+
+	/* the columns are loaded (and created) in attribute order */
+	foreach(lc, stream->columns)
+	{
+		if (((KappaColumn *) lfirst(lc))->attnum != attnum)
+			break;
+		attnum++;
+	}
+	return attnum;
+}
+
+/* The stream's revision in the catalog now (-1 if it was dropped). */
+int32
+kappa_stream_revision(int32 stream_id)
+{
+	Datum		value = Int32GetDatum(stream_id);
+	KappaCatalogAccess access;
+	int32		revision = -1;
+	bool		isnull;
+
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT revision FROM kappa.streams WHERE stream_id = $1",
+							  1, (Oid[]) {INT4OID}, &value, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.streams");
+	if (SPI_processed > 0)
+		revision = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	kappa_catalog_leave(&access);
+	return revision;
+}
+
+/*
  * Parse a partitions option, "0-3,7,9-10", into the stream: ascending,
  * each once.  An error names what is wrong.
  */
@@ -686,7 +749,7 @@ load_stream(const char *where_name, int32 where_id)
 							  "(extract(epoch FROM s.watermark) * 1000000)::int8, "
 							  "(extract(epoch FROM s.idle_timeout) * 1000000)::int8, "
 							  "s.dedup_key::text, s.archive, s.options, x.settings, s.keep_late, s.partitions, "
-							  "s.on_gap = 'skip' "
+							  "s.on_gap = 'skip', s.revision "
 							  "FROM kappa.streams s "
 							  "LEFT JOIN kappa.stream_secrets x USING (stream_id) "
 							  "WHERE s.name = $1 OR s.stream_id = $2",
@@ -720,6 +783,7 @@ load_stream(const char *where_name, int32 where_id)
 		public_settings = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 12, &isnull));
 		s->keep_late = DatumGetBool(SPI_getbinval(row, desc, 14, &isnull));
 		s->skip_gaps = DatumGetBool(SPI_getbinval(row, desc, 16, &isnull));
+		s->revision = DatumGetInt32(SPI_getbinval(row, desc, 17, &isnull));
 		{
 			Datum		d = SPI_getbinval(row, desc, 15, &isnull);
 
@@ -748,7 +812,7 @@ load_stream(const char *where_name, int32 where_id)
 	/* columns, in order: by the id just read, whichever way it was found */
 	values[1] = Int32GetDatum(s->id);
 	nulls[1] = ' ';
-	if (SPI_execute_with_args("SELECT name::text, type, typmod, paths, not_null FROM kappa.stream_columns "
+	if (SPI_execute_with_args("SELECT name::text, type, typmod, paths, not_null, attnum FROM kappa.stream_columns "
 							  "WHERE stream_id = $2 ORDER BY attnum",
 							  2, types, values, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the columns of stream \"%s\"", s->name);
@@ -769,6 +833,7 @@ load_stream(const char *where_name, int32 where_id)
 		col->typid = DatumGetObjectId(SPI_getbinval(crow, SPI_tuptable->tupdesc, 2, &isnull));
 		col->typmod = DatumGetInt32(SPI_getbinval(crow, SPI_tuptable->tupdesc, 3, &isnull));
 		col->not_null = DatumGetBool(SPI_getbinval(crow, SPI_tuptable->tupdesc, 5, &isnull));
+		col->attnum = DatumGetInt16(SPI_getbinval(crow, SPI_tuptable->tupdesc, 6, &isnull));
 		for (int j = 0; j < nelems; j++)
 			col->paths = lappend(col->paths, TextDatumGetCString(elems[j]));
 		s->columns = lappend(s->columns, col);

@@ -10,8 +10,10 @@
 #ifndef KAPPA_STREAM_H
 #define KAPPA_STREAM_H
 
+#include "access/attnum.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "utils/jsonb.h"
 
 /* Event times given as JSON numbers count these units since the epoch. */
 typedef enum KappaTimeUnit
@@ -47,6 +49,7 @@ typedef struct KappaStream
 	int		   *partitions;		/* the partitions consumed here, ascending; */
 	int			npartitions;	/* NULL and 0: all of the topic's */
 	List	   *settings;		/* KappaSetting, librdkafka settings */
+	int32		revision;		/* kappa_alter_stream calls so far */
 } KappaStream;
 
 extern void kappa_wake_launcher_on_commit(void);
@@ -56,5 +59,11 @@ extern KappaStream *kappa_stream_load(const char *name);
 extern KappaStream *kappa_stream_load_owned(const char *name);
 extern KappaStream *kappa_stream_load_by_id(int32 id);
 extern bool kappa_stream_owns(const KappaStream *stream, int32 partition);
+extern AttrNumber kappa_stream_meta_attnum(const KappaStream *stream);
+extern int32 kappa_stream_revision(int32 stream_id);
+extern int64 kappa_interval_to_us(Interval *iv, const char *what, bool allow_zero);
+extern char *kappa_option_value(const char *name, JsonbValue *v);
+extern void kappa_settings_to_jsonb(List *settings, Jsonb **public_settings,
+									Jsonb **secret_settings);
 
 #endif							/* KAPPA_STREAM_H */

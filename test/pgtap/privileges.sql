@@ -1,7 +1,7 @@
 -- Who may do what: kappa_admin defines streams, owners drop them, nobody
 -- else reads secrets, and every admin function is closed to PUBLIC.
 BEGIN;
-SELECT plan(41);
+SELECT plan(43);
 
 CREATE ROLE kappa_tap_alice LOGIN;
 CREATE ROLE kappa_tap_bob LOGIN;
@@ -12,7 +12,7 @@ GRANT kappa_admin TO kappa_tap_alice, kappa_tap_bob;
 SELECT ok(NOT has_function_privilege('kappa_tap_mallory', p.oid, 'EXECUTE'),
 		  format('%s is not executable by an ordinary role', p.oid::regprocedure))
 FROM pg_proc p
-WHERE p.proname IN ('kappa_create_stream', 'kappa_drop_stream', 'kappa_produce', 'kappa_peek',
+WHERE p.proname IN ('kappa_create_stream', 'kappa_alter_stream', 'kappa_drop_stream', 'kappa_produce', 'kappa_peek',
 					 'kappa_feed', 'kappa_check', 'kappa_archive_read', 'kappa_replay',
 					 'kappa_archive_register', 'kappa_compare', 'kappa_promote')
 ORDER BY p.oid::regprocedure::text;
@@ -51,6 +51,9 @@ SELECT is((SELECT value FROM kappa_stream_settings('alice_s') WHERE setting = 's
 SELECT throws_ok($$SELECT kappa_drop_stream('alice_s')$$,
 	'42501', 'must be owner of stream "alice_s"',
 	'another admin cannot drop the stream');
+SELECT throws_ok($$SELECT kappa_alter_stream('alice_s', options => '{"sasl.password": "bob-secret"}')$$,
+	'42501', 'must be owner of stream "alice_s"',
+	'another admin cannot alter the stream');
 SELECT throws_ok($$SELECT kappa_produce('alice_s', 'x')$$,
 	'42501', 'must be owner of stream "alice_s"',
 	'another admin cannot produce with the owner''s credentials');

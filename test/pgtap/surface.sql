@@ -22,7 +22,7 @@ SELECT is_empty($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
 	JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
 	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'kappa'
-	WHERE p.proname IN ('kappa_create_stream', 'kappa_drop_stream', 'kappa_produce', 'kappa_peek',
+	WHERE p.proname IN ('kappa_create_stream', 'kappa_alter_stream', 'kappa_drop_stream', 'kappa_produce', 'kappa_peek',
 						'kappa_feed', 'kappa_accept_gap', 'kappa_log_ends', 'kappa_create_sink', 'kappa_drop_sink')
 	  AND p.provolatile <> 'v'$$,
 	'functions with side effects are VOLATILE');

@@ -15,7 +15,9 @@
 # deduplicates by id: duplicates produced after its partitions moved must
 # be found by the worker that has them now.  A third stream checks that
 # the workers finalize windows together: once idle partitions let one
-# worker finalize a window, no worker applies a late event to it.
+# worker finalize a window, no worker applies a late event to it.  Last,
+# kappa_alter_stream restarts both workers, and a view over the column it
+# added comes out exact.
 use strict;
 use warnings;
 
@@ -307,6 +309,24 @@ $node->safe_psql('postgres', qq{SELECT kappa_create_view('tumble_final', \$q\$$q
 ok($node->poll_query_until('postgres', q{
 		SELECT status = 'failed' AND status_sqlstate = '0A000' FROM kappa.views WHERE view_name = 'tumble_final'}),
 	'an emit-final view fails under two workers, with 0A000');
+
+# kappa_alter_stream restarts both workers; they resume from their stored
+# positions, and a view over the new column, shared by both, equals its
+# batch query.
+my %before = map { split /\|/ } split /\n/, $node->safe_psql('postgres',
+	q{SELECT worker || '|' || pid FROM kappa_workers WHERE stream = 'ev'});
+$node->safe_psql('postgres', q{SELECT kappa_alter_stream('ev', add_columns => 'tag text', add_paths => '{"tag": "usr"}')});
+ok($node->poll_query_until('postgres', qq{
+		SELECT count(*) = 2 FROM kappa_workers WHERE stream = 'ev' AND state = 'running'
+			AND pid <> CASE worker WHEN 0 THEN $before{0} ELSE $before{1} END}),
+	'an alter restarts both workers of the stream');
+ok(both_consume(), 'and both consume again');
+$node->safe_psql('postgres', q{SELECT kappa_create_view('by_tag', 'SELECT tag, count(*) AS n, sum(v) AS s FROM ev GROUP BY tag')});
+check_views($n, 'after an alter');
+is($node->safe_psql('postgres', q{
+		SELECT (SELECT count(*) FROM (SELECT * FROM by_tag EXCEPT ALL SELECT usr, count(*), sum(v) FROM batch.ev GROUP BY usr) a)
+			|| '/' || (SELECT count(*) FROM (SELECT usr, count(*), sum(v) FROM batch.ev GROUP BY usr EXCEPT ALL SELECT * FROM by_tag) b)}),
+	'0/0', 'a view over the new column, kept by both workers, equals its batch query');
 
 $node->stop;
 stop_broker($broker);

@@ -10,7 +10,9 @@
 # SQLSTATE is in the documented set for that call (%ALLOW, from
 # docs/reference.md); where the model knows the answer (a probe of an
 # unknown object, a privilege, a bad argument), exactly that SQLSTATE.
-# kappa_check must find no difference whenever it runs.  At the end every
+# kappa_check must find no difference whenever it runs.  Streams are also
+# altered (kappa_alter_stream) in ways that change no view's result, which
+# restarts their workers in the middle of the other calls.  At the end every
 # stream is waited for, and every view and version equals its query run as
 # batch SQL over a table of everything produced (the oracle, walk.ev), and
 # kappa_check finds nothing; the server log shows no crash, TRAP or heap
@@ -48,7 +50,7 @@ my $step_timeout = $ENV{KAPPA_WALK_STEP_TIMEOUT} // 60;
 my $wait_seconds = $ENV{KAPPA_WALK_WAIT_TIMEOUT} // 60;    # kappa_wait's timeout
 my $max_failures = 25;
 # Operations to leave out, to isolate a failure: e.g. "feed,cancel"
-# (names as in choose(): create_stream, drop_stream, create_view, drop_view,
+# (names as in choose(): create_stream, alter_stream, drop_stream, create_view, drop_view,
 # produce, wait, flood, replay, check, compare, promote, feed, peek, decode,
 # archive_read, register, catalog, select, probe, cancel, peer).
 my %skip = map { $_ => 1 } split /[,\s]+/, $ENV{KAPPA_WALK_SKIP} // '';
@@ -63,6 +65,7 @@ my $started = Time::HiRes::time();
 my @create_view_errors = qw(42P07 42601 42704 42703 42883 42804 0A000 42P17 42803 42501 22007 22023);
 my %ALLOW = (
 	create_stream => [qw(42602 42622 42939 42601 42704 0A000 42701 42703 42804 22004 22023 42501 22015 42710 55000)],
+	alter_stream => [qw(42704 42501)],
 	drop_stream => [qw(42704 42501 2BP01)],    # 2BP01: views depend on it (not in reference.md)
 	create_view => [@create_view_errors],
 	drop_view => [qw(42704 42809 42501)],
@@ -72,8 +75,8 @@ my %ALLOW = (
 	settings => [qw(42704)],
 	decode => [qw(42704)],
 	feed => [qw(55006 42703 42804 42501 42P01 42704)],
-	check => [qw(42704 42809 55000 08006 42501)],
-	replay => [qw(55000 22023 42809 42501 42704 08006), @create_view_errors],
+	check => [qw(42704 42809 55000 08006 42501 40001)],
+	replay => [qw(55000 22023 42809 42501 42704 08006 40001), @create_view_errors],
 	compare => [qw(42704 42809 42501)],
 	promote => [qw(42704 42809 42501)],
 	archive_read => [qw(58P01 XX001 22023 42501)],
@@ -125,9 +128,9 @@ foreach my $t (@topics_a, @topics_b, 'wcap:1')
 # its topics, and the counters that name new objects.
 my %S = (
 	a => { topics => [ map { (split /:/)[0] } @topics_a ], streams => {}, dropped => [],
-		nstream => 0, nview => 0, nfeed => 0, nreg => 0 },
+		nstream => 0, nview => 0, nfeed => 0, nreg => 0, nextra => 0 },
 	b => { topics => [ map { (split /:/)[0] } @topics_b ], streams => {}, dropped => [],
-		nstream => 0, nview => 0, nfeed => 0, nreg => 0 },
+		nstream => 0, nview => 0, nfeed => 0, nreg => 0, nextra => 0 },
 );
 my $capture_stream_made = 0;
 my %archives_used;    # "directory/stream" of every archive so far
@@ -493,6 +496,23 @@ sub op_drop_stream
 			push @{ $S{$l}{dropped} }, $st->{name} unless $st->{capture};
 			return;
 		} });
+	return;
+}
+
+# Alter a stream in ways that change no view's result: its idle timeout,
+# a librdkafka option, or a column (and path) no view reads.  Each restarts
+# the stream's worker, in the middle of whatever the sessions do.
+sub op_alter_stream
+{
+	my ($l) = @_;
+	my $m = $S{$l};
+	my $st = pick(user_streams($l));
+	my $what = int(rand(3));
+	my $args = $what == 0 ? "idle_timeout => '" . pick('20 seconds', '30 seconds', '1 minute') . "'"
+	  : $what == 1 ? "options => '{\"fetch.wait.max.ms\": " . pick(100, 200, 500) . "}'"
+	  : "add_columns => 'extra" . ++$m->{nextra} . " text', add_paths => '{\"extra$m->{nextra}\": \"meta.x\"}'";
+	q_add($l, { sql => "SELECT kappa_alter_stream(" . lit($st->{name}) . ", $args);",
+		call => 'alter_stream', expect => 'ok' });
 	return;
 }
 
@@ -1224,6 +1244,7 @@ sub choose
 		[ 4 + (@streams ? 0 : 30), \&op_create_stream, @streams < 4 ],
 		[ 1, \&op_capture_stream, $l eq 'a' && !$capture_stream_made ],
 		[ 1, \&op_drop_stream, @streams >= 2 || (@streams && chance(0.2)) ],
+		[ 2, \&op_alter_stream, scalar @streams ],
 		[ 9 + (@views ? 0 : 10), \&op_create_view, @streams && @views < 8 ],
 		[ 2, \&op_drop_view, @views >= 3 ],
 		[ 18, \&op_produce, scalar @streams ],
@@ -1245,7 +1266,7 @@ sub choose
 	push @w, [ 3, 'cancel', $can_cancel && @views ];
 	push @w, [ 6, 'peer', $l eq 'b' ];
 	my %names = (\&op_create_stream => 'create_stream', \&op_capture_stream => 'register',
-		\&op_drop_stream => 'drop_stream', \&op_create_view => 'create_view', \&op_drop_view => 'drop_view',
+		\&op_drop_stream => 'drop_stream', \&op_alter_stream => 'alter_stream', \&op_create_view => 'create_view', \&op_drop_view => 'drop_view',
 		\&op_produce => 'produce', \&op_wait => 'wait', \&op_flood => 'flood', \&op_replay => 'replay',
 		\&op_check => 'check', \&op_compare => 'compare', \&op_promote => 'promote', \&op_feed => 'feed',
 		\&op_peek => 'peek', \&op_decode => 'decode', \&op_archive_read => 'archive_read',
