@@ -1111,3 +1111,18 @@ CREATE AGGREGATE kappa_approx_count_distinct(anyelement) (
 COMMENT ON AGGREGATE kappa_approx_count_distinct(anyelement) IS
 	'approximate number of distinct non-null values: exact up to 1536, then HyperLogLog with 2^14 registers (standard error 0.81%, within 2.5% for 99.7% of inputs); deterministic; 0 for no rows';
 -- END kappa aggregates
+
+-- BEGIN kappa retry dead letters
+-- Dead letters decoded again with the stream's definition as it is now,
+-- and applied to their views by the stream's worker, each once (retry.c).
+CREATE FUNCTION kappa_retry_dead_letters(stream text, since timestamptz DEFAULT NULL,
+	until timestamptz DEFAULT NULL, timeout interval DEFAULT '30 seconds',
+	OUT applied bigint, OUT late bigint, OUT still_dead bigint)
+RETURNS record
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_retry_dead_letters';
+COMMENT ON FUNCTION kappa_retry_dead_letters(text, timestamptz, timestamptz, interval)
+	IS 'decode a stream''s dead letters (broker time in [since, until)) again and apply those that decode now to their views, once; those that fail again stay';
+REVOKE ALL ON FUNCTION kappa_retry_dead_letters(text, timestamptz, timestamptz, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kappa_retry_dead_letters(text, timestamptz, timestamptz, interval) TO kappa_admin;
+-- END kappa retry dead letters
