@@ -52,6 +52,7 @@
 #include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -325,6 +326,12 @@ kappa_retry_apply(int slot_index, KappaEngine *engine, KappaStream *stream,
 	retry_applied = retry_late = retry_still_dead = 0;
 	if (id == 0)
 		return;
+
+	/*
+	 * The definition as it is now: the flush's transaction may have begun
+	 * before the domain or type that rejected the letters was changed.
+	 */
+	AcceptInvalidationMessages();
 
 	/* the letters, in memory that an error takes with the transaction */
 	cxt = AllocSetContextCreate(TopTransactionContext, "kappa retry", ALLOCSET_DEFAULT_SIZES);
