@@ -28,6 +28,11 @@
  * permission error of a view's code is the view's, not the event's: the
  * view is marked failed (KAPPA_BLAME_VIEW), and the others go on.
  *
+ * A dead letter of the stream stays dead for every engine that reads its
+ * offset again (a view catching up, a replay, a rebuild, a check): they
+ * load the stream's dead letters into the set (kappa_poisons_load), until
+ * kappa_retry_dead_letters (retry.c) forgets them and applies them, once.
+ *
  * The set lives in the caller's memory context, across the engines it
  * builds; engines only read it, and note failed views in it.
  *
