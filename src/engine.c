@@ -324,17 +324,34 @@ int64
 kappa_engine_start_offset(KappaEngine *engine, int32 partition)
 {
 	int64		start = PG_INT64_MAX;
+	int64		stream_next = engine->parts[partition].next;
+	bool		at_beginning = false;
 	ListCell   *lc;
 
 	foreach(lc, engine->views)
 	{
-		int64		next = ((ViewRuntime *) lfirst(lc))->parts[partition].next;
+		ViewPartition *vp = &((ViewRuntime *) lfirst(lc))->parts[partition];
+		int64		next;
 
+		/*
+		 * A view that starts at "latest" on a stream that is consuming
+		 * starts where the stream is: were it left unresolved, it would
+		 * take every message read from here on, and a view created with it
+		 * that reads from further back would make it read those too.
+		 */
+		if (vp->next == KAPPA_OFFSET_END && stream_next >= 0)
+		{
+			vp->next = vp->first = stream_next;
+			vp->changed = true;
+		}
+		next = vp->next;
 		if (next == KAPPA_OFFSET_BEGINNING)
-			return KAPPA_OFFSET_BEGINNING;
+			at_beginning = true;	/* after every view is resolved */
 		if (next >= 0)
 			start = Min(start, next);
 	}
+	if (at_beginning)
+		return KAPPA_OFFSET_BEGINNING;
 	if (engine->parts[partition].next == KAPPA_OFFSET_BEGINNING)
 	{
 		if (start == PG_INT64_MAX)
