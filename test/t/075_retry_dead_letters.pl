@@ -202,6 +202,21 @@ sub check_views
 	return;
 }
 
+# Whether view v (alice.v) equals query (over rs) as batch SQL over the
+# events batch.ev's where clause picks.
+sub check_oracle
+{
+	my ($v, $query, $where, $label) = @_;
+	my $oracle = $query =~ s/\bFROM rs\b/FROM (SELECT * FROM batch.ev WHERE $where) rs/r;
+	my ($extra, $missing, $rows) = split m{/}, $su->(qq{
+		SELECT (SELECT count(*) FROM (SELECT * FROM alice.$v EXCEPT ALL ($oracle)) a)
+			|| '/' || (SELECT count(*) FROM (($oracle) EXCEPT ALL SELECT * FROM alice.$v) b)
+			|| '/' || (SELECT count(*) FROM alice.$v)});
+	ok($extra == 0 && $missing == 0,
+		"$label: alice.$v equals its query over the events that count ($rows rows; $extra extra, $missing missing)");
+	return;
+}
+
 # The dead letters: view (0 or name) and SQLSTATE, with how many.
 sub letters
 {
@@ -241,11 +256,29 @@ check_views('after a retry that applied nothing', 'good', 'zero');
 # The definition accepts them now
 
 $su->('ALTER DOMAIN public.posdom DROP CONSTRAINT posdom_positive');
+
+# Two views created now, after the letters, while the definition would
+# accept them: v_early reads every partition from its start and meets the
+# letters' offsets, which stay dead for it until the retry; v_late starts
+# at the log's end, after them, and never gets them.
+my $q_run = $views{v_run};
+is((run_as('alice', qq{
+	SELECT kappa_create_view('alice.v_early', \$q\$$q_run\$q\$);
+	SELECT kappa_create_view('alice.v_late', \$q\$$q_run\$q\$, '{"start": "latest"}');
+	}))[0], '', 'alice creates v_early (from the start) and v_late (from the end) after the letters');
+is(alice("SELECT kappa_wait('rs', '60 seconds')"), 't', 'v_early caught up');
+check_oracle('v_early', $q_run, q{kind IN ('good', 'zero')},
+	'before the retry, a view created after the fix still leaves the letters out');
+check_oracle('v_late', $q_run, 'false', 'a view starting at the end has nothing yet');
+
 is(alice(q{SELECT applied, late, still_dead FROM kappa_retry_dead_letters('rs')}), '14|4|12',
 	'after ALTER DOMAIN: 14 letters applied (4 of them late for v_tumble), 12 still dead (no JSON, v_div)');
 is(letters(), "0 22P02 4, v_div 22012 10",
 	'left: the messages that are no JSON, and v_div\'s letters, two of them new (decoded now, v = 0)');
 check_views('after the retry', 'good', 'zero', 'ontime', 'late', 'zerodomain');
+check_oracle('v_early', $q_run, q{kind IN ('good', 'zero', 'ontime', 'late', 'zerodomain')},
+	'after the retry, the view created from the start got each letter once');
+check_oracle('v_late', $q_run, 'false', 'the view that started after the letters got none');
 is($su->(qq{SELECT count(*) FROM kappa.late_events WHERE view_id = $view_id{v_tumble}}), '4',
 	'the 4 late ones are kept in kappa.late_events (keep_late), for v_tumble');
 
@@ -257,7 +290,8 @@ sub counts
 			ORDER BY view) FROM (
 			SELECT view, sum(delivered) AS sum_d, sum(applied) AS sum_a, sum(late) AS sum_l,
 				sum(rejected) AS sum_r, sum(duplicate) AS sum_dup
-			FROM kappa_stats WHERE stream = 'rs' AND view IS NOT NULL GROUP BY view) s});
+			FROM kappa_stats WHERE stream = 'rs' AND view IS NOT NULL
+				AND view NOT IN ('alice.v_early', 'alice.v_late') GROUP BY view) s});
 }
 # delivered/applied/late/rejected/duplicate: 400 good, 12 decoded now (2 copies are duplicates)
 is(counts(), 'v_div 412/402/0/10/2, v_run 412/412/0/0/2, v_slow 412/412/0/0/2, v_tumble 412/408/4/0/2',
@@ -347,12 +381,17 @@ check_views('rebuilt after kill -9 of the worker mid-retry (the letters stay out
 is(alice("SELECT kappa_wait('rs', '60 seconds')"), 't', 'the views are rebuilt again');
 is(letters(), "0 22P02 4, 0 23514 4, v_div 22012 10", 'the second killed retry left every letter in place too');
 check_views('rebuilt after kill -9 of the postmaster mid-retry', 'good', 'zero', 'ontime', 'late', 'zerodomain');
+check_oracle('v_late', $q_run, q{phase = 2 AND kind = 'good'}, 'rebuilt after the crashes, v_late without the letters');
 
 is(alice(q{SELECT applied, late, still_dead FROM kappa_retry_dead_letters('rs', timeout => '120 seconds')}),
 	'4|0|14', 'a retry after the crashes applies the 4 letters of phase 2');
 is(letters(), "0 22P02 4, v_div 22012 10", 'they are gone from kappa.dead_letters');
 check_views('after the retry that followed the crashes', 'good', 'zero', 'ontime', 'late', 'zerodomain',
 	'slow', 'ontime2');
+check_oracle('v_early', $q_run, q{kind IN ('good', 'zero', 'ontime', 'late', 'zerodomain', 'slow', 'ontime2')},
+	'after the crashes and the retry, v_early');
+check_oracle('v_late', $q_run, q{phase = 2 AND kind IN ('good', 'slow', 'ontime2')},
+	'after the crashes and the retry, v_late has phase 2 only, its letters once');
 is(alice(q{SELECT applied, late, still_dead FROM kappa_retry_dead_letters('rs', timeout => '120 seconds')}),
 	'0|0|14', 'and once more: nothing to apply');
 is(counts(), 'v_div 616/606/0/10/2, v_run 616/616/0/0/2, v_slow 616/616/0/0/2, v_tumble 616/612/4/0/2',
@@ -361,7 +400,7 @@ is($su->(q{SELECT sum(dead_lettered) FROM kappa_stats WHERE stream = 'rs' AND vi
 	'the stream still counts the 4 letters it cannot decode');
 
 # every view, recomputed from the log by kappa_check, agrees
-foreach my $v (@view_names)
+foreach my $v (@view_names, 'v_early', 'v_late')
 {
 	is($su->("SELECT count(*) FROM kappa_check('alice.$v')"), '0', "kappa_check finds alice.$v exact");
 }
