@@ -18,7 +18,8 @@
  * (or kappa.flush_events) the engine writes everything since the last
  * flush and the transaction commits: view rows, states, positions and
  * counts, all or nothing.  New and dropped views are noticed at each
- * flush.
+ * flush, and dead letters a backend asked to retry are applied by it
+ * (retry.c).
  *
  * Failure: an error while the engine applies a message is the message's
  * or a view's (poison.c): the worker rolls back to its last flush, builds
