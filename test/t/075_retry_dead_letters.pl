@@ -250,6 +250,8 @@ is(alice(q{SELECT applied, late, still_dead FROM kappa_retry_dead_letters('rs')}
 is(letters(), "0 22P02 4, 0 23514 14, v_div 22012 8", 'every letter stays, with its SQLSTATE');
 like($su->(q{SELECT string_agg(DISTINCT reason, ' / ') FROM kappa.dead_letters WHERE sqlstate = '23514'}),
 	qr/posdom/, 'the reason names the domain');
+is($su->(qq{SELECT string_agg(DISTINCT reason, ' / ') FROM kappa.dead_letters WHERE view_id = $view_id{v_div}}),
+	'division by zero', 'v_div\'s letters keep their reason');
 check_views('after a retry that applied nothing', 'good', 'zero');
 
 # ---------------------------------------------------------------------------
@@ -404,5 +406,15 @@ foreach my $v (@view_names, 'v_early', 'v_late')
 {
 	is($su->("SELECT count(*) FROM kappa_check('alice.$v')"), '0', "kappa_check finds alice.$v exact");
 }
+
+# Without a running worker there is nobody to apply them
+$su->('ALTER SYSTEM SET kappa.enabled = off; SELECT pg_reload_conf()');
+ok(wait_until(sub { $worker_pid->() eq '' }, 30), 'with kappa.enabled off, the worker stops');
+is((run_as('alice', q{SELECT * FROM kappa_retry_dead_letters('rs')}))[0], '55000',
+	'a stream without a running worker: 55000');
+$su->('ALTER SYSTEM RESET kappa.enabled; SELECT pg_reload_conf()');
+ok(wait_until(sub { $worker_pid->() =~ /^\d+$/ }, 30), 'the worker runs again');
+is(alice(q{SELECT applied, late, still_dead FROM kappa_retry_dead_letters('rs')}), '0|0|14',
+	'and a retry then finds what is left');
 
 done_testing();
