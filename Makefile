@@ -49,6 +49,7 @@ OBJS = \
 	src/engine.o \
 	src/engine_views.o \
 	src/poison.o \
+	src/retry.o \
 	src/recovery.o \
 	src/flush.o \
 	src/feed.o \

@@ -1597,3 +1597,18 @@ CREATE AGGREGATE kappa_percentile_disc(value anyelement, fractions double precis
 COMMENT ON AGGREGATE kappa_percentile_disc(anyelement, double precision[]) IS
 	'exact discrete percentiles, one per fraction (the array must be the same in every row): percentile_disc(fractions) WITHIN GROUP (ORDER BY value), but combinable; keeps every value';
 -- END kappa aggregates
+
+-- BEGIN kappa retry dead letters
+-- Dead letters decoded again with the stream's definition as it is now,
+-- and applied to their views by the stream's worker, each once (retry.c).
+CREATE FUNCTION kappa_retry_dead_letters(stream text, since timestamptz DEFAULT NULL,
+	until timestamptz DEFAULT NULL, timeout interval DEFAULT '30 seconds',
+	OUT applied bigint, OUT late bigint, OUT still_dead bigint)
+RETURNS record
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'kappa_retry_dead_letters';
+COMMENT ON FUNCTION kappa_retry_dead_letters(text, timestamptz, timestamptz, interval)
+	IS 'decode a stream''s dead letters (broker time in [since, until)) again and apply those that decode now to their views, once; those that fail again stay';
+REVOKE ALL ON FUNCTION kappa_retry_dead_letters(text, timestamptz, timestamptz, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kappa_retry_dead_letters(text, timestamptz, timestamptz, interval) TO kappa_admin;
+-- END kappa retry dead letters

@@ -84,7 +84,10 @@
 static KappaEngine *engine_init(KappaStream *stream, int nparts, KappaPoisons *poisons);
 static void load_stream_positions(KappaEngine *engine, const bool *which);
 static void process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
-						 TimestampTz event_time, bool event_time_null);
+						 TimestampTz event_time, bool event_time_null, bool check_dedup);
+static bool decode_message(KappaEngine *engine, const KappaMessage *message,
+						   TimestampTz broker_time, const char **reason, const char **sqlstate,
+						   TimestampTz *event_time, bool *event_time_null);
 static void advance_group(KappaEngine *engine, ViewRuntime *view, KappaGroup *group);
 static bool is_duplicate(KappaEngine *engine, ViewPartition *vp, TimestampTz event_time);
 static DeadLetter *make_dead_letter(KappaEngine *engine, int32 view_id, const char *reason,
@@ -330,17 +333,34 @@ int64
 kappa_engine_start_offset(KappaEngine *engine, int32 partition)
 {
 	int64		start = PG_INT64_MAX;
+	int64		stream_next = engine->parts[partition].next;
+	bool		at_beginning = false;
 	ListCell   *lc;
 
 	foreach(lc, engine->views)
 	{
-		int64		next = ((ViewRuntime *) lfirst(lc))->parts[partition].next;
+		ViewPartition *vp = &((ViewRuntime *) lfirst(lc))->parts[partition];
+		int64		next;
 
+		/*
+		 * A view that starts at "latest" on a stream that is consuming
+		 * starts where the stream is: were it left unresolved, it would
+		 * take every message read from here on, and a view created with it
+		 * that reads from further back would make it read those too.
+		 */
+		if (vp->next == KAPPA_OFFSET_END && stream_next >= 0)
+		{
+			vp->next = vp->first = stream_next;
+			vp->changed = true;
+		}
+		next = vp->next;
 		if (next == KAPPA_OFFSET_BEGINNING)
-			return KAPPA_OFFSET_BEGINNING;
+			at_beginning = true;	/* after every view is resolved */
 		if (next >= 0)
 			start = Min(start, next);
 	}
+	if (at_beginning)
+		return KAPPA_OFFSET_BEGINNING;
 	if (engine->parts[partition].next == KAPPA_OFFSET_BEGINNING)
 	{
 		if (start == PG_INT64_MAX)
@@ -630,19 +650,8 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 		sqlstate = poison->sqlstate;
 	}
 	else
-	{
-		/* the input functions of the stream's types, as its owner */
-		engine->blame_view = 0;
-		kappa_owner_enter(&access, engine->stream->owner);
-		ok = kappa_decode(engine->decoder, message->payload, message->len,
-						  slot->tts_values, slot->tts_isnull, &reason);
-		if (!ok)
-			sqlstate = kappa_decoder_sqlstate(engine->decoder);
-		if (ok && engine->dedup_col >= 0 && !slot->tts_isnull[engine->dedup_col])
-			engine->dedup_text = dedup_key_text(engine, slot->tts_values[engine->dedup_col]);
-		kappa_owner_leave(&access);
-		engine->blame_view = -1;
-	}
+		ok = decode_message(engine, message, broker_time, &reason, &sqlstate,
+							&event_time, &event_time_null);
 
 	if (first)
 	{
@@ -663,29 +672,6 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 	}
 	engine->pending++;
 
-	if (ok)
-	{
-		int			n = engine->meta_col;
-
-		slot->tts_values[n] = Int32GetDatum(message->partition);
-		slot->tts_isnull[n] = false;
-		slot->tts_values[n + 1] = Int64GetDatum(message->offset);
-		slot->tts_isnull[n + 1] = false;
-		slot->tts_values[n + 2] = TimestampTzGetDatum(broker_time);
-		slot->tts_isnull[n + 2] = (message->timestamp_ms < 0);
-		slot->tts_isnull[n + 3] = (message->key == NULL);
-		if (message->key)
-			slot->tts_values[n + 3] = PointerGetDatum(bytes_to_bytea(message->key,
-																	 message->key_len));
-		ExecStoreVirtualTuple(slot);
-		if (engine->event_time_col >= 0)
-			event_time = DatumGetTimestampTz(slot->tts_values[engine->event_time_col]);
-		else
-		{
-			event_time = broker_time;
-			event_time_null = (message->timestamp_ms < 0);
-		}
-	}
 	kappa_phase_end(engine, KAPPA_PHASE_DECODE, &phase_start);
 
 	foreach(lc, engine->views)
@@ -725,7 +711,7 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 			/* the view's code, as the view's owner */
 			engine->blame_view = view->view_id;
 			kappa_owner_enter(&access, view->owner);
-			process_view(engine, view, vp, event_time, event_time_null);
+			process_view(engine, view, vp, event_time, event_time_null, true);
 			kappa_owner_leave(&access);
 			engine->blame_view = -1;
 		}
@@ -736,6 +722,237 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 	error_context_stack = context.previous;
 	engine->message = NULL;
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Decode a message into the event slot, as the stream's owner: its columns,
+ * its dedup key, then its metadata columns and its event time.  False, with
+ * the reason and its SQLSTATE, if the decoder refuses it; an input function
+ * that raises an error leaves with it (engine->blame_view says whose).
+ * In per-event memory.
+ */
+static bool
+decode_message(KappaEngine *engine, const KappaMessage *message, TimestampTz broker_time,
+			   const char **reason, const char **sqlstate,
+			   TimestampTz *event_time, bool *event_time_null)
+{
+	TupleTableSlot *slot = engine->event_slot;
+	KappaOwnerAccess access;
+	int			n = engine->meta_col;
+	bool		ok;
+
+	engine->blame_view = 0;
+	kappa_owner_enter(&access, engine->stream->owner);
+	ok = kappa_decode(engine->decoder, message->payload, message->len,
+					  slot->tts_values, slot->tts_isnull, reason);
+	if (!ok)
+		*sqlstate = kappa_decoder_sqlstate(engine->decoder);
+	if (ok && engine->dedup_col >= 0 && !slot->tts_isnull[engine->dedup_col])
+		engine->dedup_text = dedup_key_text(engine, slot->tts_values[engine->dedup_col]);
+	kappa_owner_leave(&access);
+	engine->blame_view = -1;
+	if (!ok)
+		return false;
+
+	slot->tts_values[n] = Int32GetDatum(message->partition);
+	slot->tts_isnull[n] = false;
+	slot->tts_values[n + 1] = Int64GetDatum(message->offset);
+	slot->tts_isnull[n + 1] = false;
+	slot->tts_values[n + 2] = TimestampTzGetDatum(broker_time);
+	slot->tts_isnull[n + 2] = (message->timestamp_ms < 0);
+	slot->tts_isnull[n + 3] = (message->key == NULL);
+	if (message->key)
+		slot->tts_values[n + 3] = PointerGetDatum(bytes_to_bytea(message->key,
+																 message->key_len));
+	ExecStoreVirtualTuple(slot);
+	if (engine->event_time_col >= 0)
+		*event_time = DatumGetTimestampTz(slot->tts_values[engine->event_time_col]);
+	else
+	{
+		*event_time = broker_time;
+		*event_time_null = (message->timestamp_ms < 0);
+	}
+	return true;
+}
+
+/*
+ * Retry a dead letter (kappa_retry_dead_letters, retry.c): message is its
+ * bytes at its place in the log.  view_id 0: a message the stream could
+ * not decode, decoded again with the stream's definition now and, if that
+ * works, applied to every view that was reading the partition there (its
+ * first offset at or before the message, its position past it, and not
+ * started after the message's time): those views never counted it.  Else
+ * an event that view rejected, applied to that view alone, which counted
+ * it delivered and rejected then: it now counts as what it comes to.
+ * Either way the event goes through dedup, the WHERE clause and lateness
+ * as any event does, against the views' state now.  *result says whether
+ * it is dead still, and why.  An error of a view's code or of an input
+ * function leaves as in kappa_engine_process, blamed on this message.
+ */
+void
+kappa_engine_retry(KappaEngine *engine, const KappaMessage *message, int32 view_id,
+				   KappaRetryResult *result)
+{
+	TupleTableSlot *slot = engine->event_slot;
+	MemoryContext caller = CurrentMemoryContext;
+	const char *reason = NULL;
+	const char *sqlstate = NULL;
+	TimestampTz broker_time;
+	TimestampTz event_time = 0;
+	bool		event_time_null = false;
+	bool		ok;
+	KappaOwnerAccess access;
+	KappaPoison *poison;
+	ErrorContextCallback context;
+	MemoryContext old;
+	ListCell   *lc;
+
+	memset(result, 0, sizeof(*result));
+	ResetExprContext(engine->econtext);
+	old = MemoryContextSwitchTo(engine->econtext->ecxt_per_tuple_memory);
+	ExecClearTuple(slot);
+	broker_time = message->timestamp_ms >= 0 ?
+		time_t_to_timestamptz(0) + message->timestamp_ms * INT64CONST(1000) : 0;
+	engine->message = message;
+	engine->dedup_text = NULL;
+	context.callback = process_error_context;
+	context.arg = engine;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+
+	if (message->payload == NULL)
+	{
+		ok = false;
+		reason = "message has no payload (a tombstone)";
+		sqlstate = "22004";
+	}
+	else if ((poison = kappa_poison_find(engine->poisons, message->partition, message->offset, 0)))
+	{
+		/* it failed again in an earlier attempt of this retry */
+		ok = false;
+		reason = poison->reason;
+		sqlstate = poison->sqlstate;
+	}
+	else
+		ok = decode_message(engine, message, broker_time, &reason, &sqlstate,
+							&event_time, &event_time_null);
+
+	foreach(lc, engine->views)
+	{
+		ViewRuntime *view = lfirst(lc);
+		ViewPartition *vp = &view->parts[message->partition];
+		int64		late = vp->late;
+		int64		rejected = vp->rejected;
+
+		if (!ok)
+			break;
+		if (view_id != 0)
+		{
+			if (view->view_id != view_id)
+				continue;
+			poison = kappa_poison_find(engine->poisons, message->partition, message->offset,
+									   view_id);
+			if (poison)
+			{
+				ok = false;
+				reason = poison->reason;
+				sqlstate = poison->sqlstate;
+				break;
+			}
+			/* counted delivered and rejected when it failed; now as it comes */
+			vp->delivered--;
+			vp->rejected--;
+			rejected--;
+		}
+		else
+		{
+			if (vp->first < 0 || message->offset < vp->first ||
+				vp->next < 0 || message->offset >= vp->next)
+				continue;		/* the view was not reading here then */
+			if (view->start_time != DT_NOBEGIN &&
+				(message->timestamp_ms < 0 || broker_time < view->start_time))
+				continue;		/* from before its start: it counted it filtered */
+			poison = kappa_poison_find(engine->poisons, message->partition, message->offset,
+									   view->view_id);
+			if (poison)
+			{
+				/* decoded now, but the view cannot apply it: as in process */
+				vp->changed = true;
+				if (vp->dedup && is_duplicate(engine, vp, event_time))
+					vp->duplicate++;
+				else
+				{
+					vp->delivered++;
+					reject_event(engine, view, vp, poison->sqlstate, poison->reason);
+				}
+				continue;
+			}
+		}
+		vp->changed = true;
+		engine->blame_view = view->view_id;
+		kappa_owner_enter(&access, view->owner);
+		process_view(engine, view, vp, event_time, event_time_null, view_id == 0);
+		kappa_owner_leave(&access);
+		engine->blame_view = -1;
+		result->late += vp->late - late;
+		if (view_id != 0 && vp->rejected > rejected)
+		{
+			/* kappa's own checks rejected it again (its window, its key) */
+			DeadLetter *dl = llast(view->rejects);
+
+			view->rejects = list_delete_last(view->rejects);
+			ok = false;
+			reason = dl->reason;
+			sqlstate = dl->sqlstate;
+		}
+	}
+	if (ok && view_id == 0)
+	{
+		/* the stream counts what is dead now */
+		engine->parts[message->partition].dead--;
+		engine->parts[message->partition].changed = true;
+	}
+
+	result->dead = !ok;
+	if (!ok)
+	{
+		result->reason = MemoryContextStrdup(caller, reason);
+		result->sqlstate = MemoryContextStrdup(caller, sqlstate ? sqlstate : "22000");
+	}
+	{
+		/* for the flush: the letter goes, or stays with its new reason */
+		MemoryContext cur = MemoryContextSwitchTo(engine->flush_cxt);
+		RetriedLetter *rl = palloc0(sizeof(RetriedLetter));
+
+		rl->view_id = view_id;
+		rl->partition = message->partition;
+		rl->offset = message->offset;
+		rl->dead = !ok;
+		if (!ok)
+		{
+			rl->reason = pstrdup(reason);
+			strlcpy(rl->sqlstate, sqlstate ? sqlstate : "22000", sizeof(rl->sqlstate));
+		}
+		engine->retried = lappend(engine->retried, rl);
+		MemoryContextSwitchTo(cur);
+	}
+	error_context_stack = context.previous;
+	engine->message = NULL;
+	MemoryContextSwitchTo(old);
+}
+
+/* Whether the engine runs a view (not failed, dropped or being replayed). */
+bool
+kappa_engine_has_view(KappaEngine *engine, int32 view_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, engine->views)
+	{
+		if (((ViewRuntime *) lfirst(lc))->view_id == view_id)
+			return true;
+	}
+	return false;
 }
 
 /* Errors while processing a message say which, and for which view. */
@@ -895,7 +1112,7 @@ advance_group(KappaEngine *engine, ViewRuntime *view, KappaGroup *group)
 /* Run the event in the slot through one view. */
 static void
 process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
-			 TimestampTz event_time, bool event_time_null)
+			 TimestampTz event_time, bool event_time_null, bool check_dedup)
 {
 	ExprContext *econtext = engine->econtext;
 	KappaWindow *window = &view->spec->window;
@@ -912,7 +1129,7 @@ process_view(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 	if (!event_time_null && (vp->max_time == DT_NOBEGIN || event_time > vp->max_time))
 		vp->max_time = event_time;
 
-	if (vp->dedup && is_duplicate(engine, vp, event_time))
+	if (check_dedup && vp->dedup && is_duplicate(engine, vp, event_time))
 	{
 		vp->duplicate++;
 		return;

@@ -90,6 +90,18 @@ extern List *kappa_engine_skip(KappaEngine *engine, int32 partition, int64 from,
 extern void kappa_engine_resolve_times(KappaEngine *engine, int32 partition,
 									   KappaOffsetForTime lookup, void *arg);
 extern void kappa_engine_process(KappaEngine *engine, const KappaMessage *message);
+/* What retrying a dead letter came to (kappa_engine_retry). */
+typedef struct KappaRetryResult
+{
+	bool		dead;			/* it failed again: why, and its SQLSTATE */
+	const char *reason;
+	const char *sqlstate;
+	int64		late;			/* else the views that found it late */
+} KappaRetryResult;
+
+extern void kappa_engine_retry(KappaEngine *engine, const KappaMessage *message, int32 view_id,
+							   KappaRetryResult *result);
+extern bool kappa_engine_has_view(KappaEngine *engine, int32 view_id);
 extern void kappa_engine_note_end(KappaEngine *engine, int32 partition, int64 end);
 extern void kappa_engine_flush(KappaEngine *engine);
 extern int64 kappa_engine_pending(KappaEngine *engine);
@@ -124,5 +136,9 @@ extern void kappa_engine_time_phases(KappaEngine *engine, KappaPhaseTimes *times
 extern KappaPoisons *kappa_poisons_create(void);
 extern void kappa_poisons_load(KappaPoisons *poisons, int32 stream_id, int32 view_id);
 extern KappaBlame kappa_engine_blame(KappaEngine *engine, ErrorData *edata);
+extern void kappa_poisons_forget(KappaPoisons *poisons, int32 partition, int64 offset,
+								 int32 view_id);
+extern void kappa_poisons_note(KappaPoisons *poisons, int32 partition, int64 offset,
+							   int32 view_id, const char *sqlstate, const char *reason);
 
 #endif							/* KAPPA_ENGINE_H */

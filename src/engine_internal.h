@@ -164,6 +164,20 @@ typedef struct DeadLetter
 	char		sqlstate[6];
 } DeadLetter;
 
+/*
+ * A dead letter retried (kappa_engine_retry), for the next flush: deleted
+ * if its event went to its views, else kept with the new reason.
+ */
+typedef struct RetriedLetter
+{
+	int32		view_id;
+	int32		partition;
+	int64		offset;
+	bool		dead;
+	char	   *reason;
+	char		sqlstate[6];
+} RetriedLetter;
+
 /* A known poison event for one view (0: for decoding), with its error. */
 typedef struct KappaPoison
 {
@@ -212,6 +226,7 @@ struct KappaEngine
 	ExprContext *econtext;
 	List	   *dead_letters;
 	List	   *late_events;	/* LateEvent, with keep_late */
+	List	   *retried;		/* RetriedLetter: dead letters retried */
 	const KappaMessage *message;	/* the message being processed */
 	char	   *dedup_text;		/* its dedup key, as text; or NULL */
 	int64		pending;

@@ -338,6 +338,8 @@ feed_all(Feed *f, KappaStream *stream, const char *select, int nparts, const int
 	volatile bool again = true;
 	Portal		portal;
 
+	/* as in the worker: the stream's dead letters stay dead until retried */
+	kappa_poisons_load(poisons, stream->id, 0);
 	if (stream->archive)
 		f->archive = archive_writer_create(stream, nparts);
 	kappa_subxact_begin(&f->sub);

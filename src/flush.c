@@ -131,6 +131,7 @@ static void delete_states(ViewRuntime *view, List *keys, List *starts);
 static void write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 							   int64 margin, TimestampTz state_upto);
 static void write_rejects(KappaEngine *engine, List *dead_letters);
+static void write_retried(KappaEngine *engine);
 static void write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp,
 							 TimestampTz horizon, bool owned);
 static void merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrites *w);
@@ -1189,6 +1190,48 @@ write_rejects(KappaEngine *engine, List *dead_letters)
 }
 
 /*
+ * The outcome of the dead letters retried since the last flush
+ * (kappa_engine_retry): those whose event went to its views are deleted,
+ * in the transaction that writes the views' rows, states and positions,
+ * so that each is applied once; those that failed again keep their place
+ * with the new reason.  In a catalog section.
+ */
+static void
+write_retried(KappaEngine *engine)
+{
+	Oid			types[6] = {INT4OID, INT4OID, INT8OID, INT4OID, TEXTOID, TEXTOID};
+	ListCell   *lc;
+
+	foreach(lc, engine->retried)
+	{
+		RetriedLetter *rl = lfirst(lc);
+		Datum		values[6];
+		char		nulls[6] = "      ";
+
+		values[0] = Int32GetDatum(engine->stream->id);
+		values[1] = Int32GetDatum(rl->partition);
+		values[2] = Int64GetDatum(rl->offset);
+		values[3] = Int32GetDatum(rl->view_id);
+		if (rl->dead)
+		{
+			values[4] = CStringGetTextDatum(rl->reason);
+			values[5] = CStringGetTextDatum(rl->sqlstate);
+			if (SPI_execute_with_args("UPDATE kappa.dead_letters SET reason = $5, sqlstate = $6 "
+									  "WHERE stream_id = $1 AND partition = $2 AND \"offset\" = $3 "
+									  "AND view_id = $4",
+									  6, types, values, nulls, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not update a dead letter of stream \"%s\"", engine->stream->name);
+		}
+		else if (SPI_execute_with_args("DELETE FROM kappa.dead_letters "
+									   "WHERE stream_id = $1 AND partition = $2 AND \"offset\" = $3 "
+									   "AND view_id = $4",
+									   4, types, values, nulls, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete a dead letter of stream \"%s\"", engine->stream->name);
+	}
+	engine->retried = NIL;		/* in the flush context, which the flush resets */
+}
+
+/*
  * Insert the stream's dead letters and kept late events since the last
  * flush (again after a crash: nothing happens).  In a catalog section.
  */
@@ -1199,6 +1242,7 @@ kappa_flush_dead_letters(KappaEngine *engine)
 
 	write_rejects(engine, engine->dead_letters);
 	engine->dead_letters = NIL;
+	write_retried(engine);
 
 	foreach(lc, engine->late_events)
 	{
@@ -1304,7 +1348,7 @@ kappa_engine_flush(KappaEngine *engine)
 		kappa_phase_end(engine, KAPPA_PHASE_POSITIONS, &phase_start);
 	}
 	else
-		engine->dead_letters = engine->late_events = NIL;	/* flush memory */
+		engine->dead_letters = engine->late_events = engine->retried = NIL;	/* flush memory */
 
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(engine->flush_cxt);

@@ -29,6 +29,11 @@
  * lookup join (its table dropped, say), is the view's, not the event's:
  * the view is marked failed (KAPPA_BLAME_VIEW), and the others go on.
  *
+ * A dead letter of the stream stays dead for every engine that reads its
+ * offset again (a view catching up, a replay, a rebuild, a check): they
+ * load the stream's dead letters into the set (kappa_poisons_load), until
+ * kappa_retry_dead_letters (retry.c) forgets them and applies them, once.
+ *
  * The set lives in the caller's memory context, across the engines it
  * builds; engines only read it, and note failed views in it.
  *
@@ -66,8 +71,23 @@ struct KappaPoisons
 	MemoryContext cxt;
 	HTAB	   *events;			/* PoisonKey -> PoisonEntry */
 	int64		count;
+	/*
+	 * Per partition, the largest offset that has a poison (-1: none): the
+	 * worker knows its stream's dead letters, which lie behind what it
+	 * reads, so a message past them needs no hash lookup.
+	 */
+	int64	   *max_offset;
+	int			nmax;
 	List	   *failed_views;	/* KappaFailedView, to mark at the next load */
 };
+
+/* Whether a message may have a poison at all: cheap, before the hash. */
+static inline bool
+poisons_may_have(KappaPoisons *poisons, int32 partition, int64 offset)
+{
+	return poisons != NULL && poisons->count > 0 && partition >= 0 &&
+		partition < poisons->nmax && offset <= poisons->max_offset[partition];
+}
 
 /* Events known to fail: an empty set, in the current memory context. */
 KappaPoisons *
@@ -110,6 +130,17 @@ poisons_add(KappaPoisons *poisons, int32 partition, int64 offset, int32 view_id,
 	poison->reason = pstrdup(reason);
 	entry->poisons = lappend(entry->poisons, poison);
 	poisons->count++;
+	if (partition >= poisons->nmax)
+	{
+		int			n = Max(partition + 1, 2 * poisons->nmax);
+
+		poisons->max_offset = poisons->max_offset == NULL ?
+			palloc(sizeof(int64) * n) : repalloc(poisons->max_offset, sizeof(int64) * n);
+		for (int p = poisons->nmax; p < n; p++)
+			poisons->max_offset[p] = -1;
+		poisons->nmax = n;
+	}
+	poisons->max_offset[partition] = Max(poisons->max_offset[partition], offset);
 	MemoryContextSwitchTo(old);
 }
 
@@ -124,7 +155,7 @@ kappa_poison_find(KappaPoisons *poisons, int32 partition, int64 offset, int32 vi
 	PoisonEntry *entry;
 	ListCell   *lc;
 
-	if (poisons == NULL || poisons->count == 0)
+	if (!poisons_may_have(poisons, partition, offset))
 		return NULL;
 	memset(&key, 0, sizeof(key));
 	key.partition = partition;
@@ -148,12 +179,56 @@ kappa_poisons_any(KappaPoisons *poisons, int32 partition, int64 offset)
 {
 	PoisonKey	key;
 
-	if (poisons == NULL || poisons->count == 0)
+	if (!poisons_may_have(poisons, partition, offset))
 		return false;
 	memset(&key, 0, sizeof(key));
 	key.partition = partition;
 	key.offset = offset;
 	return hash_search(poisons->events, &key, HASH_FIND, NULL) != NULL;
+}
+
+/*
+ * Forget the poison of a message for a view (0: for decoding it), if
+ * known: kappa_retry_dead_letters evaluates the event again, and an error
+ * then is the event's once more, not a known poison failing again.
+ */
+void
+kappa_poisons_forget(KappaPoisons *poisons, int32 partition, int64 offset, int32 view_id)
+{
+	PoisonKey	key;
+	PoisonEntry *entry;
+	ListCell   *lc;
+
+	if (!poisons_may_have(poisons, partition, offset))
+		return;
+	memset(&key, 0, sizeof(key));
+	key.partition = partition;
+	key.offset = offset;
+	entry = hash_search(poisons->events, &key, HASH_FIND, NULL);
+	if (entry == NULL)
+		return;
+	foreach(lc, entry->poisons)
+	{
+		KappaPoison *poison = lfirst(lc);
+
+		if (poison->view_id == view_id)
+		{
+			entry->poisons = foreach_delete_current(entry->poisons, lc);
+			poisons->count--;
+			break;
+		}
+	}
+	if (entry->poisons == NIL)
+		(void) hash_search(poisons->events, &key, HASH_REMOVE, NULL);
+}
+
+/* Know a message as poison for a view (0: for decoding), unless known. */
+void
+kappa_poisons_note(KappaPoisons *poisons, int32 partition, int64 offset, int32 view_id,
+				   const char *sqlstate, const char *reason)
+{
+	if (kappa_poison_find(poisons, partition, offset, view_id) == NULL)
+		poisons_add(poisons, partition, offset, view_id, sqlstate, reason);
 }
 
 /*

@@ -323,6 +323,13 @@ replay_run(Replay *r, KappaStream *stream, int nparts, int32 new_id,
 	KappaPoisons *poisons = kappa_poisons_create();
 	volatile bool again = true;
 
+	/*
+	 * The stream's dead letters are dead for the new version too, as for
+	 * the worker's views, until kappa_retry_dead_letters applies them to
+	 * the views that read them.
+	 */
+	kappa_poisons_load(poisons, stream->id, 0);
+
 	kappa_subxact_begin(&r->sub);
 	while (again)
 	{

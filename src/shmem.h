@@ -58,6 +58,22 @@ typedef struct KappaWorkerSlot
 	Oid			owner;			/* the stream's: may read last_error */
 	TimestampTz owned_since;	/* when it was last given partitions */
 	uint8		owned[KAPPA_SLOT_PARTITIONS / 8];	/* bitmap: what it consumes */
+
+	/*
+	 * kappa_retry_dead_letters (retry.c): a backend places a request (a
+	 * number, and bounds on broker time) while none is pending; the worker
+	 * takes it at its next flush and, once that committed, answers it with
+	 * the counts and clears it.
+	 */
+	uint32		retry_next;		/* the last request number given */
+	uint32		retry_id;		/* the pending request; 0: none */
+	uint32		retry_taken;	/* the request a worker is carrying out */
+	TimestampTz retry_since;	/* its bounds: [since, until) */
+	TimestampTz retry_until;
+	uint32		retry_done;		/* the last request carried out, */
+	int64		retry_applied;	/* and what it came to */
+	int64		retry_late;
+	int64		retry_still_dead;
 } KappaWorkerSlot;
 
 /* Replays that may report progress at once; more run, unreported. */

@@ -18,7 +18,8 @@
  * (or kappa.flush_events) the engine writes everything since the last
  * flush and the transaction commits: view rows, states, positions and
  * counts, all or nothing.  New and dropped views are noticed at each
- * flush.
+ * flush, and dead letters a backend asked to retry are applied by it
+ * (retry.c).
  *
  * Failure: an error while the engine applies a message is the message's
  * or a view's (poison.c): the worker rolls back to its last flush, builds
@@ -70,6 +71,7 @@
 #include "gap.h"
 #include "history.h"
 #include "kafka.h"
+#include "retry.h"
 #include "shmem.h"
 #include "sink.h"
 #include "stream.h"
@@ -297,6 +299,9 @@ worker_flush(WorkerRun *run, const bool *keep)
 	/* the archive is on disk before the positions commit */
 	if (run->archive)
 		archive_writer_flush(run->archive);
+	/* dead letters a backend asked to retry: applied by this flush */
+	if (keep == NULL)
+		kappa_retry_apply(worker_slot, run->engine, run->stream, run->poisons);
 	kappa_engine_flush(run->engine);
 	if (keep == NULL && added)
 		(void) worker_assign(run, run->group);
@@ -304,6 +309,8 @@ worker_flush(WorkerRun *run, const bool *keep)
 		archive_writer_adopt(run->archive, keep);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	if (keep == NULL)
+		kappa_retry_report(worker_slot);
 	worker_forget_processed(run);
 	if (keep == NULL && added)
 	{
@@ -433,6 +440,8 @@ worker_consume(const KappaWorkerArgs *args)
 	MemoryContextSwitchTo(cxt);
 	if (stream->archive)
 		run->archive = archive_writer_create(stream, run->nparts);
+	/* the stream's dead letters stay dead for every view until retried */
+	kappa_poisons_load(run->poisons, stream->id, 0);
 	worker_start_engine(run);
 	kappa_slot_set_partitions(worker_slot, run->owned, run->nparts);
 	if (run->group)
@@ -599,7 +608,8 @@ worker_loop(WorkerRun *run)
 		now = GetCurrentTimestamp();
 		if (IsTransactionState() &&
 			(kappa_engine_flush_due(run->engine) ||
-			 TimestampDifferenceExceeds(run->last_flush, now, kappa_flush_interval)))
+			 TimestampDifferenceExceeds(run->last_flush, now, kappa_flush_interval) ||
+			 kappa_retry_pending(worker_slot)))
 		{
 			worker_flush(run, NULL);
 			run->last_flush = now;

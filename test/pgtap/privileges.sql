@@ -1,7 +1,7 @@
 -- Who may do what: kappa_admin defines streams, owners drop them, nobody
 -- else reads secrets, and every admin function is closed to PUBLIC.
 BEGIN;
-SELECT plan(43);
+SELECT plan(44);
 
 CREATE ROLE kappa_tap_alice LOGIN;
 CREATE ROLE kappa_tap_bob LOGIN;
@@ -14,7 +14,8 @@ SELECT ok(NOT has_function_privilege('kappa_tap_mallory', p.oid, 'EXECUTE'),
 FROM pg_proc p
 WHERE p.proname IN ('kappa_create_stream', 'kappa_alter_stream', 'kappa_drop_stream', 'kappa_produce', 'kappa_peek',
 					 'kappa_feed', 'kappa_check', 'kappa_archive_read', 'kappa_replay',
-					 'kappa_archive_register', 'kappa_compare', 'kappa_promote')
+					 'kappa_archive_register', 'kappa_compare', 'kappa_promote',
+					 'kappa_retry_dead_letters')
 ORDER BY p.oid::regprocedure::text;
 
 SET ROLE kappa_tap_mallory;

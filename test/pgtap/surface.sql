@@ -1,7 +1,7 @@
 -- The SQL surface: every function is documented and declares what it
 -- does; catalog tables are dumped by pg_dump; the views are readable.
 BEGIN;
-SELECT plan(15);
+SELECT plan(17);
 
 SELECT has_schema('kappa');
 SELECT has_table('kappa', 'streams', 'kappa.streams exists');
@@ -23,7 +23,8 @@ SELECT is_empty($$
 	JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
 	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'kappa'
 	WHERE p.proname IN ('kappa_create_stream', 'kappa_alter_stream', 'kappa_drop_stream', 'kappa_produce', 'kappa_peek',
-						'kappa_feed', 'kappa_accept_gap', 'kappa_log_ends', 'kappa_create_sink', 'kappa_drop_sink')
+						'kappa_feed', 'kappa_accept_gap', 'kappa_log_ends', 'kappa_create_sink', 'kappa_drop_sink',
+						'kappa_retry_dead_letters')
 	  AND p.provolatile <> 'v'$$,
 	'functions with side effects are VOLATILE');
 
@@ -84,6 +85,14 @@ SELECT is_empty($$
 	WHERE a.aggcombinefn = 0 OR a.aggfinalmodify <> 'r'
 		OR (a.aggtranstype = 'internal'::regtype AND (a.aggserialfn = 0 OR a.aggdeserialfn = 0))$$,
 	'every aggregate of the extension can run in a view: combine, serialize, read-only final');
+
+SELECT function_returns('kappa_retry_dead_letters', ARRAY['text', 'timestamp with time zone',
+		'timestamp with time zone', 'interval'], 'record',
+	'kappa_retry_dead_letters(stream, since, until, timeout) returns (applied, late, still_dead)');
+
+SELECT ok(NOT has_function_privilege('public', 'kappa_retry_dead_letters(text, timestamptz, timestamptz, interval)', 'EXECUTE')
+		  AND has_function_privilege('kappa_admin', 'kappa_retry_dead_letters(text, timestamptz, timestamptz, interval)', 'EXECUTE'),
+		  'kappa_retry_dead_letters is for kappa_admin members, not PUBLIC');
 
 SELECT * FROM finish();
 ROLLBACK;
