@@ -16,48 +16,48 @@ MODULE_big = kappa
 OBJS = \
 	src/kappa.o \
 	src/guc.o \
-	src/catalog.o \
-	src/subxact.o \
-	src/shmem.o \
-	src/launcher.o \
-	src/worker.o \
-	src/columns.o \
-	src/connection.o \
-	src/stream.o \
-	src/alter.o \
-	src/kafka.o \
-	src/consumer.o \
-	src/produce.o \
-	src/decode.o \
-	src/json_scan.o \
-	src/window.o \
-	src/compile.o \
-	src/lookup.o \
-	src/view.o \
-	src/history.o \
-	src/gap.o \
-	src/monitor.o \
-	src/ddl.o \
-	src/portable.o \
-	src/sink.o \
-	src/aggregate.o \
-	src/aggfuncs.o \
-	src/aggfuncs_pick.o \
-	src/aggfuncs_hll.o \
-	src/aggfuncs_bag.o \
-	src/state.o \
-	src/engine.o \
-	src/engine_views.o \
-	src/poison.o \
-	src/retry.o \
-	src/recovery.o \
-	src/flush.o \
-	src/feed.o \
-	src/check.o \
-	src/archive_read.o \
-	src/archive_write.o \
-	src/archive_register.o \
-	src/replay.o
+	src/util/subxact.o \
+	src/catalog/catalog.o \
+	src/catalog/columns.o \
+	src/catalog/stream.o \
+	src/catalog/view.o \
+	src/catalog/ddl.o \
+	src/catalog/portable.o \
+	src/bgw/shmem.o \
+	src/bgw/launcher.o \
+	src/bgw/worker.o \
+	src/kafka/connection.o \
+	src/kafka/kafka.o \
+	src/kafka/consumer.o \
+	src/decode/decode.o \
+	src/decode/json_scan.o \
+	src/agg/aggregate.o \
+	src/agg/aggfuncs.o \
+	src/agg/aggfuncs_pick.o \
+	src/agg/aggfuncs_hll.o \
+	src/agg/aggfuncs_bag.o \
+	src/engine/window.o \
+	src/engine/compile.o \
+	src/engine/lookup.o \
+	src/engine/history.o \
+	src/engine/gap.o \
+	src/engine/state.o \
+	src/engine/engine.o \
+	src/engine/engine_views.o \
+	src/engine/poison.o \
+	src/engine/recovery.o \
+	src/engine/flush.o \
+	src/archive/archive_read.o \
+	src/archive/archive_write.o \
+	src/archive/archive_register.o \
+	src/sink/sink.o \
+	src/api/alter.o \
+	src/api/produce.o \
+	src/api/monitor.o \
+	src/api/retry.o \
+	src/api/feed.o \
+	src/api/check.o \
+	src/api/replay.o
 
 DATA = sql/kappa--0.1.sql
 
@@ -94,7 +94,7 @@ PROVE_FLAGS = -I $(srcdir)/test/lib
 # PGXS tracks no header dependencies (unless Postgres was configured with
 # --enable-depend): without this, a changed struct in a header leaves
 # stale objects that read it with the old layout.
-$(OBJS): $(wildcard $(srcdir)/src/*.h)
+$(OBJS): $(wildcard $(srcdir)/src/*.h $(srcdir)/src/*/*.h)
 
 all: tools/kappa-broker
 

@@ -5,7 +5,7 @@
  *	  reads a topic from its beginning to its end, doing nothing with the
  *	  messages but counting them.
  *
- * It reads the way a kappa stream worker does (src/kafka.c): a consumer
+ * It reads the way a kappa stream worker does (src/kafka/kafka.c): a consumer
  * handle with a group.id but no subscription, every partition assigned
  * directly from the beginning, batches of up to 10,000 messages taken with
  * rd_kafka_consume_batch_queue, fetch.wait.max.ms = 100.  It first asks

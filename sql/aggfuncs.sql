@@ -1,5 +1,5 @@
 --
--- aggfuncs: kappa's combinable aggregates (src/aggfuncs.c) against
+-- aggfuncs: kappa's combinable aggregates (src/agg/aggfuncs.c) against
 -- independent oracles in plain SQL, serially, through the combine +
 -- serialize/deserialize path (partitionwise and parallel aggregation), and
 -- as window aggregates (whose final functions run again and again on the

@@ -912,7 +912,7 @@ COMMENT ON VIEW kappa_workers IS 'state of each stream''s background worker';
 GRANT SELECT ON kappa_workers TO PUBLIC;
 
 -- BEGIN kappa ddl
--- Plain DDL on kappa's relations (src/ddl.c).  Dropping a view's
+-- Plain DDL on kappa's relations (src/catalog/ddl.c).  Dropping a view's
 -- user-facing view (DROP VIEW, DROP SCHEMA ... CASCADE, DROP OWNED BY)
 -- drops the kappa view, as kappa_drop_view does; DROP OWNED BY also drops
 -- the views whose rows tables it drops.  Dropping a rows table
@@ -933,7 +933,7 @@ COMMENT ON EVENT TRIGGER kappa_sql_drop IS
 
 -- BEGIN kappa aggregates
 -- Aggregates Postgres 15 cannot combine, as combinable aggregates (C code in
--- src/aggfuncs.c).  Each result depends only on the multiset of inputs, never
+-- src/agg/aggfuncs.c).  Each result depends only on the multiset of inputs, never
 -- on their order or on how partial states were split and merged, so a view
 -- equals the same query run as batch SQL, serial or parallel.  States are
 -- internal, serialized to bytea with the element type's send function; the
@@ -1134,7 +1134,7 @@ COMMENT ON AGGREGATE kappa_approx_count_distinct(anyelement) IS
 	'approximate number of distinct non-null values: exact up to 1536, then HyperLogLog with 2^14 registers (standard error 0.81%, within 2.5% for 99.7% of inputs); deterministic; 0 for no rows';
 
 -- sum(DISTINCT x) and avg(DISTINCT x), string_agg and the percentiles, as
--- combinable aggregates (src/aggfuncs.c, src/aggfuncs_bag.c); compile.c
+-- combinable aggregates (src/agg/aggfuncs.c, src/agg/aggfuncs_bag.c); compile.c
 -- rewrites a view's sum(DISTINCT x), avg(DISTINCT x), string_agg(x, d),
 -- string_agg(DISTINCT x, d) and percentile_cont/percentile_disc(f) WITHIN
 -- GROUP (ORDER BY x) into them.  kappa_sum_distinct and kappa_avg_distinct

@@ -21,10 +21,10 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "connection.h"
+#include "kafka/connection.h"
 #include "guc.h"
-#include "launcher.h"
-#include "shmem.h"
+#include "bgw/launcher.h"
+#include "bgw/shmem.h"
 
 PG_MODULE_MAGIC;
 

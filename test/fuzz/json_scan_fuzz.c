@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * json_scan_fuzz.c
- *	  libFuzzer target for kappa's JSON scanner (src/json_scan.c), the part
+ *	  libFuzzer target for kappa's JSON scanner (src/decode/json_scan.c), the part
  *	  of the event decoder that reads untrusted bytes.
  *
  * Every input is scanned with a fixed trie of paths like a stream's: top
@@ -19,7 +19,7 @@
  */
 #include "postgres.h"
 
-#include "json_scan.h"
+#include "decode/json_scan.h"
 
 static KappaJsonTrie *trie;
 static KappaJsonValue *found;

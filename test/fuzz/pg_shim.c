@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * pg_shim.c
- *	  The few backend functions src/json_scan.c calls, for running it in a
+ *	  The few backend functions src/decode/json_scan.c calls, for running it in a
  *	  fuzzer outside Postgres.
  *
  * json_scan.c allocates only when a decoder builds its trie, and never

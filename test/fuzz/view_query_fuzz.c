@@ -4,7 +4,7 @@
  *	  libFuzzer target for kappa's view-query compiler, driven through a
  *	  running server.
  *
- * The compiler (src/compile.c) runs inside a backend, on Postgres's own
+ * The compiler (src/engine/compile.c) runs inside a backend, on Postgres's own
  * parser and analyser, so it cannot be linked into a fuzzer.  This target
  * is libFuzzer's mutation engine on the outside instead: each input is
  * given, as a query, to kappa_create_view over libpq (the server in

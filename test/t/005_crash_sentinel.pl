@@ -80,10 +80,10 @@ like($out, qr/^\Q$glibc\E:2: double free or corruption \(out\)$/m, 'double free:
 
 my $trap = write_log('trap.log',
 	"$pre [102] LOG:  statement: SELECT 1",
-	'TRAP: FailedAssertion("hits > 0", File: "src/engine.c", Line: 42, PID: 102)');
+	'TRAP: FailedAssertion("hits > 0", File: "src/engine/engine.c", Line: 42, PID: 102)');
 ($rc, $out) = sentinel($trap);
 is($rc, 1, 'TRAP: exit status 1');
-is($out, qq{$trap:2: TRAP: FailedAssertion("hits > 0", File: "src/engine.c", Line: 42, PID: 102)\n},
+is($out, qq{$trap:2: TRAP: FailedAssertion("hits > 0", File: "src/engine/engine.c", Line: 42, PID: 102)\n},
 	'TRAP: the file, the line and its text');
 
 # The same words where a client or a payload put them: in a logged
@@ -110,7 +110,7 @@ is($rc, 1, 'PANIC: exit status 1');
 # Several files: every hit of every file, the clean ones silent.
 ($rc, $out) = sentinel($kills, $segv, $trap);
 is($rc, 1, 'several files: exit status 1');
-is($out, "$segv:2: $segv_line\n" . qq{$trap:2: TRAP: FailedAssertion("hits > 0", File: "src/engine.c", Line: 42, PID: 102)\n},
+is($out, "$segv:2: $segv_line\n" . qq{$trap:2: TRAP: FailedAssertion("hits > 0", File: "src/engine/engine.c", Line: 42, PID: 102)\n},
 	'several files: each hit once, in order');
 
 # A directory: its *.log files, but not a TAP test's own regress_log_*.

@@ -1,4 +1,4 @@
-# The event decoder's JSON scanner (src/json_scan.c) under libFuzzer, with
+# The event decoder's JSON scanner (src/decode/json_scan.c) under libFuzzer, with
 # AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer: first
 # every input of the checked-in corpus (test/fuzz/corpus/json_scan), then
 # new inputs for a bounded time.  Any crash, sanitizer report or leak
@@ -21,7 +21,7 @@ ok( PostgreSQL::Test::Utils::system_log(
 		'clang-14', '-g', '-O1', '-Wno-ignored-attributes',
 		'-fsanitize=fuzzer,address,undefined', '-fno-sanitize-recover=undefined',
 		'-Isrc', "-I$includedir",
-		'test/fuzz/json_scan_fuzz.c', 'test/fuzz/pg_shim.c', 'src/json_scan.c',
+		'test/fuzz/json_scan_fuzz.c', 'test/fuzz/pg_shim.c', 'src/decode/json_scan.c',
 		"$pkglibdir/libpgcommon.a", "$pkglibdir/libpgport.a", '-o', $fuzzer) == 0,
 	'the fuzz target builds with clang');
 

@@ -1,0 +1,1373 @@
+/*-------------------------------------------------------------------------
+ *
+ * flush.c
+ *	  Writing what the engine processed: view rows, states, positions,
+ *	  counts, dead letters and late events, in the caller's transaction.
+ *
+ * kappa_engine_flush runs every kappa.flush_interval in the worker's
+ * transaction, and the commit that follows makes it all durable together:
+ * that is what makes every message count once.  Per view it first decides
+ * which windows every partition has passed, then deletes the rows of
+ * sessions merged away, writes every changed group's row and the states
+ * of those still open (each with one statement: an array of rows), and
+ * drops the states of finalized groups.  docs/design/state-and-recovery.md
+ * tells the whole story.
+ *
+ * Rights (catalog.c): a view's flush computes its rows (final functions,
+ * the select list) and states (serialization functions), and writes its
+ * rows table, as the view's owner; then it writes kappa's tables (states,
+ * positions, dedup keys, the events it rejected) as the catalog.  A view
+ * that cannot be flushed (a row its table refuses, a right its owner
+ * lost) fails alone: with engine->isolate_views, each view is flushed in a
+ * subtransaction, and one that fails is marked failed and dropped from the
+ * engine, while the others and the stream go on.
+ *
+ * With kappa.workers_per_stream > 1 (engine->shared), each worker applies
+ * only the partitions its consumer group gave it, and a view's groups in
+ * memory hold only what this worker applied since its last flush: the
+ * stored state is the sum of every worker's flushes.  Each flush then
+ * takes the view's state lock (views in id order, so two workers never
+ * wait on each other crosswise), reads the stored groups it changes,
+ * combines them into its own with each aggregate's combine function
+ * (sessions that the new events bridge merge, as they do in memory), and
+ * writes the results; it finalizes by every partition's watermark, the
+ * other workers' as they last stored them, and forgets its groups.
+ *
+ * Lifetime: the catalog statements are prepared once per backend and kept
+ * (the static plans below), and prepared again if kappa.view_state is no
+ * longer the table they were prepared for (the extension was dropped and
+ * created again).  Everything else lives in the engine's flush context,
+ * reset after each flush.  All SQL here is prepared or built from
+ * constants and quoted identifiers, with $n parameters.
+ *
+ * src/engine/flush.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "agg/aggregate.h"
+#include "catalog/catalog.h"
+#include "engine/engine_internal.h"
+#include "guc.h"
+#include "bgw/shmem.h"
+#include "sink/sink.h"
+#include "engine/state.h"
+#include "util/subxact.h"
+#include "catalog/view.h"
+
+/*
+ * kappa.view_state's statements, prepared once per backend, and its row
+ * type: for the table whose relation is state_relid.
+ */
+static Oid	state_relid = InvalidOid;
+static SPIPlanPtr state_upsert_plan = NULL;
+static SPIPlanPtr state_insert_plan = NULL;
+static Oid	state_row_type = InvalidOid;
+static TupleDesc state_row_desc = NULL;
+
+/* The positions and counts of views and streams, prepared likewise. */
+static SPIPlanPtr view_position_plan = NULL;
+static SPIPlanPtr stream_position_plan = NULL;
+
+/* kappa.view_dedup's: new keys of a view's partition, and pruning. */
+static SPIPlanPtr dedup_insert_plan = NULL;
+static SPIPlanPtr dedup_prune_plan = NULL;
+
+/* What a view's flush writes, gathered as its owner, written after. */
+typedef struct FlushWrites
+{
+	MemoryContext cxt;			/* where they live: the flush's context */
+	List	   *row_deletes;	/* RowKey: rows to delete, by unique columns */
+	List	   *rows;			/* HeapTupleHeader: every row to write, ... */
+	List	   *rows_known;		/* ... those whose group has one already, */
+	List	   *rows_new;		/* ... and those whose group has none yet */
+	List	   *state_keys;		/* bytea *: states to delete, by key ... */
+	List	   *state_starts;	/* TimestampTz *: ... and window start */
+	List	   *states;			/* HeapTupleHeader: states to upsert, ... */
+	List	   *states_new;		/* ... and those of groups that stored none */
+	int64		finalized;		/* groups whose windows became final */
+	List	   *sinks;			/* the view's sinks and what they get (sink.c) */
+} FlushWrites;
+
+/* A row to delete: its unique columns' values. */
+typedef struct RowKey
+{
+	Datum	   *values;
+	char	   *nulls;
+	bool		any_null;
+} RowKey;
+
+static void free_kept(SPIPlanPtr *plan);
+static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start,
+						  TimestampTz end, bool with_aggs, Datum *values, char *nulls);
+static Datum group_row(ViewRuntime *view, KappaGroup *group);
+static Datum group_state(ViewRuntime *view, KappaGroup *group);
+static void write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what,
+					   const char *view);
+static void note_row(KappaEngine *engine, ViewRuntime *view, KappaGroup *group, FlushWrites *w);
+static void insert_new(ViewRuntime *view, SPIPlanPtr insert, SPIPlanPtr upsert, Oid row_type,
+					   List *tuples, const char *what);
+static void forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
+static void forget_stored_state(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
+static void delete_rows(ViewRuntime *view, List *keys);
+static void delete_states(ViewRuntime *view, List *keys, List *starts);
+static void write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
+							   int64 margin, TimestampTz state_upto);
+static void write_rejects(KappaEngine *engine, List *dead_letters);
+static void write_retried(KappaEngine *engine);
+static void write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp,
+							 TimestampTz horizon, bool owned);
+static void merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrites *w);
+static void read_peer_watermarks(KappaEngine *engine, ViewRuntime *view);
+static TimestampTz share_finalization(KappaEngine *engine, ViewRuntime *view);
+static void forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto);
+static void notify_flush(ViewRuntime *view, TimestampTz final_until, int64 changed,
+						 int64 finalized);
+static void apply_retention(ViewRuntime *view, TimestampTz final_until, bool bounded);
+static void flush_view_isolated(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
+static int	view_id_cmp(const ListCell *a, const ListCell *b);
+
+/* Prepare one statement for the rest of the backend's life. */
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare a kappa statement (%s): %s",
+			 SPI_result_code_string(SPI_result), sql);
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/* Free a kept statement, if there is one. */
+static void
+free_kept(SPIPlanPtr *plan)
+{
+	if (*plan != NULL)
+		SPI_freeplan(*plan);
+	*plan = NULL;
+}
+
+/*
+ * Prepare the flush's fixed statements: the upsert of an array of
+ * kappa.view_state's rows, the upserts of view and stream positions, and
+ * those of dedup keys.  Kept for the backend's life, unless kappa.view_state
+ * is a new table (DROP and CREATE EXTENSION in the same session): then
+ * they, and the row type they use, are prepared again.  Called in a
+ * catalog section.
+ */
+void
+kappa_flush_prepare(void)
+{
+	Oid			view_position_types[11] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
+	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Oid			stream_position_types[10] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID, TIMESTAMPTZOID};
+	Oid			state_array_type;
+	Oid			dedup_insert_types[5] = {INT4OID, INT4OID, TIMESTAMPTZOID, TEXTARRAYOID,
+		TIMESTAMPTZARRAYOID};
+	Oid			dedup_prune_types[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
+	Oid			relid;
+	MemoryContext old;
+
+	kappa_catalog_check();
+	relid = RangeVarGetRelid(makeRangeVar("kappa", "view_state", -1), NoLock, false);
+	if (state_upsert_plan != NULL && relid == state_relid)
+		return;
+	free_kept(&state_upsert_plan);
+	free_kept(&state_insert_plan);
+	free_kept(&view_position_plan);
+	free_kept(&stream_position_plan);
+	free_kept(&dedup_insert_plan);
+	free_kept(&dedup_prune_plan);
+	if (state_row_desc != NULL)
+		FreeTupleDesc(state_row_desc);
+	state_row_desc = NULL;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	state_row_type = get_rel_type_id(relid);
+	state_row_desc = lookup_rowtype_tupdesc_copy(state_row_type, -1);
+	MemoryContextSwitchTo(old);
+	state_array_type = get_array_type(state_row_type);
+	state_upsert_plan = prepare_kept("INSERT INTO kappa.view_state SELECT * FROM unnest($1) "
+									 "ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
+									 "SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
+									 1, &state_array_type);
+	state_insert_plan = prepare_kept("INSERT INTO kappa.view_state SELECT * FROM unnest($1)",
+									 1, &state_array_type);
+	view_position_plan = prepare_kept("INSERT INTO kappa.view_partitions AS v (view_id, partition, next_offset, "
+									  "max_event_time, filtered, duplicate, delivered, applied, late, first_offset, rejected) "
+									  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+									  "ON CONFLICT (view_id, partition) DO UPDATE SET "
+									  "next_offset = EXCLUDED.next_offset, max_event_time = EXCLUDED.max_event_time, "
+									  "filtered = v.filtered + EXCLUDED.filtered, duplicate = v.duplicate + EXCLUDED.duplicate, "
+									  "delivered = v.delivered + EXCLUDED.delivered, applied = v.applied + EXCLUDED.applied, "
+									  "late = v.late + EXCLUDED.late, rejected = v.rejected + EXCLUDED.rejected, "
+									  "first_offset = coalesce(v.first_offset, EXCLUDED.first_offset)",
+									  11, view_position_types);
+	stream_position_plan = prepare_kept("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, end_offset, "
+										"consumed, dead_lettered, last_event_at, events_per_s, flush_ms, last_message_at, flushed_at) "
+										"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) "
+										"ON CONFLICT (stream_id, partition) DO UPDATE SET "
+										"next_offset = EXCLUDED.next_offset, end_offset = EXCLUDED.end_offset, "
+										"consumed = k.consumed + EXCLUDED.consumed, "
+										"dead_lettered = k.dead_lettered + EXCLUDED.dead_lettered, "
+										"last_event_at = coalesce(EXCLUDED.last_event_at, k.last_event_at), "
+										"last_message_at = coalesce(EXCLUDED.last_message_at, k.last_message_at), "
+										"events_per_s = EXCLUDED.events_per_s, flushed_at = now(), "
+										"flush_ms = EXCLUDED.flush_ms",
+										10, stream_position_types);
+	/* a segment: the keys a flush saw first in a partition, in one row */
+	dedup_insert_plan = prepare_kept("INSERT INTO kappa.view_dedup VALUES ($1, $2, $3, $4, $5)",
+									 5, dedup_insert_types);
+	dedup_prune_plan = prepare_kept("DELETE FROM kappa.view_dedup "
+									"WHERE view_id = $1 AND partition = $2 AND newest < $3",
+									3, dedup_prune_types);
+	state_relid = relid;
+}
+
+/*
+ * A group's output row, as values[] and nulls[] ('n'/' ') for SPI, with
+ * the given window bounds; its aggregates finalized, or null.  Runs the
+ * view's code: call as its owner.
+ */
+static void
+project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start, TimestampTz end,
+			  bool with_aggs, Datum *values, char *nulls)
+{
+	TupleTableSlot *gslot = view->group_slot;
+	TupleTableSlot *out;
+	int			nkeys = view->nkeys;
+
+	ExecClearTuple(gslot);
+	for (int i = 0; i < nkeys; i++)
+	{
+		gslot->tts_values[i] = group->keys[i];
+		gslot->tts_isnull[i] = group->key_nulls[i];
+	}
+	gslot->tts_values[nkeys] = TimestampTzGetDatum(start);
+	gslot->tts_isnull[nkeys] = (view->spec->window.kind == KAPPA_WINDOW_NONE);
+	gslot->tts_values[nkeys + 1] = TimestampTzGetDatum(end);
+	gslot->tts_isnull[nkeys + 1] = (view->spec->window.kind == KAPPA_WINDOW_NONE);
+	for (int i = 0; i < view->sspec.naggs; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(view->out_econtext->ecxt_per_tuple_memory);
+
+		if (with_aggs)
+			gslot->tts_values[nkeys + 2 + i] =
+				kappa_agg_final(&view->sspec.aggs[i], view->sspec.aggcx, group->cxt,
+								group->states[i], group->state_nulls[i],
+								&gslot->tts_isnull[nkeys + 2 + i]);
+		else
+			gslot->tts_isnull[nkeys + 2 + i] = true;
+		MemoryContextSwitchTo(old);
+	}
+	ExecStoreVirtualTuple(gslot);
+	out = ExecProject(view->project);
+	slot_getallattrs(out);
+	for (int i = 0; i < view->nout; i++)
+	{
+		values[i] = out->tts_values[i];
+		nulls[i] = out->tts_isnull[i] ? 'n' : ' ';
+	}
+}
+
+/*
+ * A group was stored under other bounds than it has now, or is going:
+ * note its row (by its unique columns, projected as the view's owner) and
+ * its stored state, to delete.  In the flush context.
+ */
+static void
+forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w)
+{
+	MemoryContext old;
+	Datum	   *values;
+	char	   *nulls;
+	RowKey	   *key;
+
+	if (view->emit_final)
+	{
+		/* an open window, which has no row yet */
+		forget_stored_state(view, group, w);
+		return;
+	}
+	old = MemoryContextSwitchTo(w->cxt);
+	values = palloc(sizeof(Datum) * view->nout);
+	nulls = palloc(view->nout);
+	key = palloc(sizeof(RowKey));
+	project_group(view, group, group->stored_start, group->stored_end, false, values, nulls);
+	key->values = palloc(sizeof(Datum) * Max(view->nunique, 1));
+	key->nulls = palloc(Max(view->nunique, 1));
+	key->any_null = false;
+	for (int i = 0; i < view->nunique; i++)
+	{
+		int			col = view->unique_cols[i];
+
+		key->values[i] = values[col];
+		key->nulls[i] = nulls[col];
+		if (nulls[col] == 'n')
+			key->any_null = true;
+		else
+		{
+			Form_pg_attribute att = TupleDescAttr(view->row_desc, col);
+
+			key->values[i] = datumCopy(values[col], att->attbyval, att->attlen);
+		}
+	}
+	ResetExprContext(view->out_econtext);
+	w->row_deletes = lappend(w->row_deletes, key);
+	forget_stored_state(view, group, w);
+	MemoryContextSwitchTo(old);
+}
+
+/* Note the state a group was last stored with, to delete. */
+static void
+forget_stored_state(ViewRuntime *view, KappaGroup *group, FlushWrites *w)
+{
+	MemoryContext old;
+	TimestampTz *start;
+
+	group->stored = false;
+	if (view->scratch)
+		return;					/* a recomputation stores no states */
+	old = MemoryContextSwitchTo(w->cxt);
+	start = palloc(sizeof(TimestampTz));
+	*start = group->stored_start;
+	w->state_keys = lappend(w->state_keys, kappa_groups_encode_key(view->groups, group));
+	w->state_starts = lappend(w->state_starts, start);
+	MemoryContextSwitchTo(old);
+}
+
+/* Delete rows by their unique columns, as the view's owner. */
+static void
+delete_rows(ViewRuntime *view, List *keys)
+{
+	ListCell   *lc;
+
+	foreach(lc, keys)
+	{
+		RowKey	   *key = lfirst(lc);
+
+		if ((key->any_null ?
+			 SPI_execute_with_args(view->delete_nulls_sql, view->nunique, view->delete_types,
+								   key->values, key->nulls, false, 0) :
+			 SPI_execute_plan(view->delete_plan, key->values, key->nulls, false, 0)) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete a row of kappa view %s", view->name);
+	}
+}
+
+/* Delete stored states by their keys and window starts, in one statement. */
+static void
+delete_states(ViewRuntime *view, List *keys, List *starts)
+{
+	int			n = list_length(keys);
+	Datum	   *k;
+	Datum	   *s;
+	Datum		values[3];
+	Oid			types[3] = {INT4OID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
+
+	if (n == 0 || view->scratch)
+		return;
+	k = palloc(sizeof(Datum) * n);
+	s = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		k[i] = PointerGetDatum(list_nth(keys, i));
+		s[i] = TimestampTzGetDatum(*(TimestampTz *) list_nth(starts, i));
+	}
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = PointerGetDatum(construct_array(k, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(s, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("DELETE FROM kappa.view_state s USING unnest($2, $3) AS d(k, w) "
+							  "WHERE s.view_id = $1 AND s.group_key = d.k AND s.window_start = d.w",
+							  3, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the states of kappa view %s", view->name);
+}
+
+/*
+ * A group's row (its aggregates finalized now), as a row of the rows
+ * table.  The view's code: call as its owner.
+ */
+static Datum
+group_row(ViewRuntime *view, KappaGroup *group)
+{
+	Datum	   *values = palloc(sizeof(Datum) * view->nout);
+	char	   *nulls = palloc(view->nout);
+	bool	   *isnull = palloc(sizeof(bool) * view->nout);
+	HeapTuple	tuple;
+
+	project_group(view, group, group->start, group->end, true, values, nulls);
+	for (int i = 0; i < view->nout; i++)
+		isnull[i] = (nulls[i] == 'n');
+	tuple = heap_form_tuple(view->row_desc, values, isnull);
+	ResetExprContext(view->out_econtext);
+	return HeapTupleGetDatum(tuple);
+}
+
+/*
+ * A group's stored state, as a row of kappa.view_state.  Serializing runs
+ * the aggregates' code: call as the view's owner.
+ */
+static Datum
+group_state(ViewRuntime *view, KappaGroup *group)
+{
+	int			naggs = view->sspec.naggs;
+	Datum	   *states = palloc(sizeof(Datum) * Max(naggs, 1));
+	bool	   *state_nulls = palloc(sizeof(bool) * Max(naggs, 1));
+	int			dims[1] = {naggs};
+	int			lbs[1] = {1};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+
+	for (int i = 0; i < naggs; i++)
+	{
+		bytea	   *b = kappa_agg_serialize(&view->sspec.aggs[i], view->sspec.aggcx, group->cxt,
+											group->states[i], group->state_nulls[i]);
+
+		states[i] = PointerGetDatum(b);
+		state_nulls[i] = (b == NULL);
+	}
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
+	values[2] = TimestampTzGetDatum(group->start);
+	values[3] = TimestampTzGetDatum(group->end);
+	values[4] = PointerGetDatum(construct_md_array(states, state_nulls, naggs > 0 ? 1 : 0,
+												   dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	return HeapTupleGetDatum(heap_form_tuple(state_row_desc, values, nulls));
+}
+
+/* Run a prepared statement whose one parameter is an array of rows. */
+static void
+write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what, const char *view)
+{
+	Datum	   *elems;
+	Datum		array;
+	int			n = list_length(rows);
+	ListCell   *lc;
+
+	if (n == 0)
+		return;
+	elems = palloc(sizeof(Datum) * n);
+	foreach(lc, rows)
+		elems[foreach_current_index(lc)] = PointerGetDatum(lfirst(lc));
+	array = PointerGetDatum(construct_array(elems, n, row_type, -1, false, TYPALIGN_DOUBLE));
+	if (SPI_execute_plan(plan, &array, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the %s of kappa view %s", what, view);
+}
+
+/*
+ * A changed group's row, to write: as an update of the row the group has
+ * (it wrote one before, under the same window start), or as a new row.
+ * A group has no row if it is new since the last flush, if its session's
+ * start moved (the old row is deleted first), and with emit final (only
+ * final windows have rows, and a final window's group goes).  A finalized
+ * window never comes back (its events are late), nor does a session's
+ * start; a crash rebuild and a replay start from empty tables.  With
+ * several workers another one may have written the row: an update then.
+ */
+static void
+note_row(KappaEngine *engine, ViewRuntime *view, KappaGroup *group, FlushWrites *w)
+{
+	Pointer		row = DatumGetPointer(group_row(view, group));
+	bool		known = engine->shared ||
+		(view->nunique > 0 && !view->emit_final &&
+		 group->stored && group->stored_start == group->start);
+	MemoryContext old = MemoryContextSwitchTo(w->cxt);
+
+	w->rows = lappend(w->rows, row);
+	if (known)
+		w->rows_known = lappend(w->rows_known, row);
+	else
+		w->rows_new = lappend(w->rows_new, row);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Insert the rows (or states) of groups that have none, without ON
+ * CONFLICT: a plain insert skips the speculative insertion an upsert pays
+ * for (about a third of the cost of writing a new row).  Should one be
+ * there after all (someone wrote into the rows table), the insert is
+ * undone in its subtransaction and they are upserted, so the view stays
+ * exact either way.  what is "rows" or "states".
+ */
+static void
+insert_new(ViewRuntime *view, SPIPlanPtr insert, SPIPlanPtr upsert, Oid row_type, List *tuples,
+		   const char *what)
+{
+	KappaSubxact sub;
+
+	if (tuples == NIL)
+		return;
+	kappa_subxact_begin(&sub);
+	PG_TRY();
+	{
+		write_rows(insert, row_type, tuples, what, view->name);
+		kappa_subxact_commit(&sub);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata = kappa_subxact_abort(&sub);
+
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
+		ereport(LOG,
+				(errmsg("kappa view %s found %s it had not written in its table; it updates them",
+						view->name, what),
+				 errdetail("%s", edata->message)));
+		FreeErrorData(edata);
+		write_rows(upsert, row_type, tuples, what, view->name);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Flush one view: delete merged-away sessions, write changed groups, then
+ * finalize the windows every partition has passed.  What the view's code
+ * computes, and its rows table, as its owner; kappa's tables after, as
+ * the catalog.
+ */
+void
+kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
+{
+	FlushWrites w = {.cxt = CurrentMemoryContext};
+	List	   *retired;
+	List	   *dirty;
+	TimestampTz state_upto;
+	KappaWindow *window = &view->spec->window;
+	int64		margin = (window->kind == KAPPA_WINDOW_SESSION) ? window->gap : 0;
+	KappaCatalogAccess catalog;
+	KappaOwnerAccess owner;
+	ListCell   *lc;
+	instr_time	phase_start;
+
+	kappa_phase_start(engine, &phase_start);
+	if (engine->shared && !view->scratch)
+	{
+		kappa_catalog_enter(&catalog);
+		merge_shared_state(engine, view, &w);
+		if (window->kind != KAPPA_WINDOW_NONE)
+			read_peer_watermarks(engine, view);
+		kappa_catalog_leave(&catalog);
+	}
+	retired = kappa_groups_take_retired(view->groups);
+	dirty = kappa_groups_take_dirty(view->groups);
+
+	/* what every partition has passed, before writing anything */
+	if (window->kind != KAPPA_WINDOW_NONE)
+	{
+		TimestampTz mark = kappa_engine_watermark(engine, view, now);
+
+		if (mark != DT_NOBEGIN && mark > view->finalized_upto)
+			view->finalized_upto = mark;
+	}
+	/* how far states may go: with other workers, what all of them passed */
+	state_upto = view->finalized_upto;
+	if (engine->shared && !view->scratch && window->kind != KAPPA_WINDOW_NONE)
+	{
+		kappa_catalog_enter(&catalog);
+		state_upto = share_finalization(engine, view);
+		kappa_catalog_leave(&catalog);
+	}
+
+	/* the sinks of a live view: a replay or a check sends nothing */
+	if (engine->only_view == 0 && !view->scratch)
+		w.sinks = kappa_sink_load(view);
+
+	kappa_owner_enter(&owner, view->owner);
+	/* a right revoked since the view was loaded stops it here */
+	kappa_check_view_rights(view->spec->query, view->owner);
+	foreach(lc, retired)
+	{
+		KappaGroup *group = lfirst(lc);
+
+		if (group->stored)
+			forget_stored(view, group, &w);
+		kappa_groups_remove(view->groups, group);
+	}
+
+	/*
+	 * Changed groups: their rows, and the states of those still open, each
+	 * written with one statement.  A session whose start moved (a merge)
+	 * has a row under its old start; a final group's stored state goes.
+	 */
+	foreach(lc, dirty)
+	{
+		KappaGroup *group = lfirst(lc);
+		bool		final = (window->kind != KAPPA_WINDOW_NONE &&
+							 state_upto != DT_NOBEGIN &&
+							 group->end + margin <= state_upto);
+
+		if (group->stored && group->stored_start != group->start)
+			forget_stored(view, group, &w);
+		if (final || !view->emit_final)
+			note_row(engine, view, group, &w);
+		if (final)
+		{
+			if (group->stored)
+				forget_stored_state(view, group, &w);
+			kappa_groups_remove(view->groups, group);
+			w.finalized++;
+			continue;
+		}
+		if (!view->scratch)
+		{
+			Pointer		state;
+
+			kappa_phase_end(engine, KAPPA_PHASE_ROWS, &phase_start);
+			state = DatumGetPointer(group_state(view, group));
+
+			/* as rows (note_row): a group that stored no state has none */
+			if (engine->shared || (group->stored && group->stored_start == group->start))
+				w.states = lappend(w.states, state);
+			else
+				w.states_new = lappend(w.states_new, state);
+			kappa_phase_end(engine, KAPPA_PHASE_STATES, &phase_start);
+		}
+		group->stored = true;
+		group->stored_start = group->start;
+		group->stored_end = group->end;
+	}
+	list_free(retired);
+	list_free(dirty);
+
+	/*
+	 * Unchanged groups whose windows every partition has now passed: their
+	 * rows stay as they are (with emit final, written now), their states
+	 * go.
+	 */
+	if (window->kind != KAPPA_WINDOW_NONE && state_upto != DT_NOBEGIN)
+	{
+		foreach(lc, kappa_groups_all(view->groups))
+		{
+			KappaGroup *group = lfirst(lc);
+
+			if (group->end + margin > state_upto)
+				continue;
+			if (view->emit_final)
+				note_row(engine, view, group, &w);
+			if (group->stored)
+				forget_stored_state(view, group, &w);
+			kappa_groups_remove(view->groups, group);
+			w.finalized++;
+		}
+	}
+
+	/* the rows table, as the view's owner: its triggers and indexes too */
+	SPI_connect();
+	delete_rows(view, w.row_deletes);
+	if (view->nunique == 0 && w.rows != NIL &&
+		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not clear kappa view %s", view->name);
+	insert_new(view, view->insert_plan, view->upsert_plan, view->row_type, w.rows_new, "rows");
+	write_rows(view->upsert_plan, view->row_type, w.rows_known, "rows", view->name);
+	/* what the sinks get, before retention deletes any final row */
+	if (w.sinks != NIL)
+		kappa_sink_collect(view, w.sinks, w.rows,
+						   (window->kind == KAPPA_WINDOW_NONE || state_upto == DT_NOBEGIN) ?
+						   DT_NOBEGIN : state_upto - margin, w.cxt);
+	if (view->retention_us > 0 && state_upto != DT_NOBEGIN)
+		apply_retention(view, state_upto - margin, engine->only_view == 0);
+	SPI_finish();
+	kappa_owner_leave(&owner);
+	kappa_phase_end(engine, KAPPA_PHASE_ROWS, &phase_start);
+
+	if (view->scratch)
+	{
+		/* a recomputation stores nothing else; the lists die with the flush */
+		view->rejects = NIL;
+		for (int p = 0; p < engine->nparts; p++)
+			view->parts[p].dedup_new = NIL;
+		return;
+	}
+	kappa_catalog_enter(&catalog);
+	write_view_catalog(engine, view, &w, margin, state_upto);
+	kappa_catalog_leave(&catalog);
+}
+
+/*
+ * The catalog part of a view's flush: its states, positions and counts,
+ * dedup keys, and the events it rejected.  In a catalog section.
+ */
+static void
+write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
+				   int64 margin, TimestampTz state_upto)
+{
+	TimestampTz final_until;
+	bool		moved = false;
+	instr_time	phase_start;
+
+	kappa_phase_start(engine, &phase_start);
+	kappa_flush_prepare();
+	delete_states(view, w->state_keys, w->state_starts);
+	insert_new(view, state_insert_plan, state_upsert_plan, state_row_type, w->states_new, "states");
+	write_rows(state_upsert_plan, state_row_type, w->states, "state", view->name);
+	if (engine->shared)
+		forget_shared_state(view, margin, state_upto);
+	kappa_phase_end(engine, KAPPA_PHASE_STATES, &phase_start);
+	write_rejects(engine, view->rejects);
+	view->rejects = NIL;		/* in the flush context, which the flush resets */
+	kappa_sink_store(view, w->sinks);
+	kappa_phase_end(engine, KAPPA_PHASE_POSITIONS, &phase_start);
+
+	/* positions and counts; dedup keys older than the horizon go */
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		ViewPartition *vp = &view->parts[p];
+		Datum		values[11];
+		char		nulls[11] = "           ";
+
+		if (vp->dedup)
+			write_dedup_keys(view, p, vp,
+							 vp->max_time == DT_NOBEGIN ? DT_NOBEGIN :
+							 vp->max_time - engine->stream->watermark_us,
+							 engine->owned[p]);
+		kappa_phase_end(engine, KAPPA_PHASE_DEDUP, &phase_start);
+		if (!vp->changed || vp->next < 0)
+			continue;
+		values[0] = Int32GetDatum(view->view_id);
+		values[1] = Int32GetDatum(p);
+		values[2] = Int64GetDatum(vp->next);
+		values[3] = TimestampTzGetDatum(vp->max_time);
+		nulls[3] = (vp->max_time == DT_NOBEGIN) ? 'n' : ' ';
+		values[4] = Int64GetDatum(vp->filtered);
+		values[5] = Int64GetDatum(vp->duplicate);
+		values[6] = Int64GetDatum(vp->delivered);
+		values[7] = Int64GetDatum(vp->applied);
+		values[8] = Int64GetDatum(vp->late);
+		values[9] = Int64GetDatum(vp->first);
+		nulls[9] = (vp->first < 0) ? 'n' : ' ';
+		values[10] = Int64GetDatum(vp->rejected);
+		if (SPI_execute_plan(view_position_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the positions of kappa view %s", view->name);
+		vp->filtered = vp->duplicate = vp->delivered = vp->applied = vp->late = 0;
+		vp->rejected = 0;
+		vp->changed = false;
+		kappa_phase_end(engine, KAPPA_PHASE_POSITIONS, &phase_start);
+	}
+
+	/*
+	 * How far its windows are final (kappa_final_until, kappa_stats): what
+	 * every worker has passed, less a session's gap, stored when it moved.
+	 * With the notify option, a NOTIFY, sent when the flush commits, when
+	 * windows became final or rows changed.
+	 */
+	final_until = (view->spec->window.kind == KAPPA_WINDOW_NONE || state_upto == DT_NOBEGIN) ?
+		DT_NOBEGIN : state_upto - margin;
+	if (final_until != DT_NOBEGIN && final_until > view->final_stored)
+	{
+		Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+		Datum		values[2] = {Int32GetDatum(view->view_id), TimestampTzGetDatum(final_until)};
+
+		/* never back: another worker may have stored a later one */
+		if (SPI_execute_with_args("UPDATE kappa.view_partitions SET final_upto = $2 "
+								  "WHERE view_id = $1 AND (final_upto IS NULL OR final_upto < $2)",
+								  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not write the positions of kappa view %s", view->name);
+		view->final_stored = final_until;
+		moved = true;
+	}
+	if (view->notify != NULL && engine->only_view == 0 && (moved || w->rows != NIL))
+		notify_flush(view, final_until, list_length(w->rows), w->finalized);
+	kappa_phase_end(engine, KAPPA_PHASE_POSITIONS, &phase_start);
+}
+
+/*
+ * The retention option: delete the rows of windows that ended more than
+ * the retention before final_until, as the view's owner (the caller is in
+ * the owner's section, SPI connected).  Only when that moved on.  A
+ * worker's flush deletes at most RETENTION_BATCH rows, and goes on at the
+ * next flush; a replay or a check deletes them all, so that they end with
+ * what the live view keeps.
+ */
+#define RETENTION_BATCH 10000
+
+static void
+apply_retention(ViewRuntime *view, TimestampTz final_until, bool bounded)
+{
+	TimestampTz cutoff = final_until - view->retention_us;
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+	char	   *sql;
+
+	if (cutoff <= view->retention_done)
+		return;
+	/* a window's end, or (tumble, hop) its start plus its size */
+	values[0] = TimestampTzGetDatum(view->retention_is_end ? cutoff : cutoff - view->spec->window.size);
+	sql = psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %s < $1 LIMIT %d))",
+				   view->rows_table, view->rows_table, view->retention_column, RETENTION_BATCH);
+	for (;;)
+	{
+		if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete old rows of kappa view %s", view->name);
+		if (SPI_processed < RETENTION_BATCH)
+		{
+			view->retention_done = cutoff;
+			return;
+		}
+		if (bounded)
+			return;				/* the next flush goes on */
+	}
+}
+
+/*
+ * NOTIFY the view's channel that a flush finalized windows or changed
+ * rows: {"view": "public.v", "final_until": "2026-01-01 00:05:00+00" or
+ * null, "changed": rows written, "finalized": groups that became final}.
+ * In the flush's transaction, so listeners hear of it once it commits.
+ */
+static void
+notify_flush(ViewRuntime *view, TimestampTz final_until, int64 changed, int64 finalized)
+{
+	StringInfoData payload;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	initStringInfo(&payload);
+	appendStringInfoString(&payload, "{\"view\": ");
+	escape_json(&payload, view->name);
+	appendStringInfoString(&payload, ", \"final_until\": ");
+	if (final_until == DT_NOBEGIN)
+		appendStringInfoString(&payload, "null");
+	else
+		escape_json(&payload, kappa_canonical_time(final_until));
+	appendStringInfo(&payload, ", \"changed\": " INT64_FORMAT ", \"finalized\": " INT64_FORMAT "}",
+					 changed, finalized);
+	values[0] = CStringGetTextDatum(view->notify);
+	values[1] = CStringGetTextDatum(payload.data);
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_notify($1, $2)", 2, types, values, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not notify the listeners of kappa view %s", view->name);
+}
+
+/*
+ * Store a view partition's dedup keys as the flush leaves them: the keys
+ * seen since the last flush go in as one segment; then, in a partition
+ * this worker owns, the keys that left the horizon leave memory, and the
+ * segments whose keys all did leave the table (after the insert, so that
+ * a segment already past the horizon does not stay).  A key seen again
+ * after it left the horizon is in two segments; loading keeps its latest
+ * time.
+ */
+static void
+write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, TimestampTz horizon,
+				 bool owned)
+{
+	Datum		values[5];
+	int			n = list_length(vp->dedup_new);
+	bool		pruned = false;
+
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = Int32GetDatum(partition);
+	if (n > 0)
+	{
+		Datum	   *keys = palloc(sizeof(Datum) * n);
+		Datum	   *times = palloc(sizeof(Datum) * n);
+		TimestampTz newest = DT_NOBEGIN;
+		ListCell   *lc;
+
+		foreach(lc, vp->dedup_new)
+		{
+			NewDedupKey *nk = lfirst(lc);
+
+			keys[foreach_current_index(lc)] = CStringGetTextDatum(nk->key);
+			times[foreach_current_index(lc)] = TimestampTzGetDatum(nk->time);
+			newest = Max(newest, nk->time);
+		}
+		values[2] = TimestampTzGetDatum(newest);
+		values[3] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[4] = PointerGetDatum(construct_array(times, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (SPI_execute_plan(dedup_insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not store the dedup keys of kappa view %s", view->name);
+	}
+	/* the new keys point into the table's entries: free those only now */
+	vp->dedup_new = NIL;		/* in the flush context, which the flush resets */
+	if (horizon == DT_NOBEGIN || !owned)
+		return;
+	{
+		deduptab_iterator it;
+		DedupEntry *entry;
+
+		deduptab_start_iterate(vp->dedup, &it);
+		while ((entry = deduptab_iterate(vp->dedup, &it)) != NULL)
+		{
+			if (entry->time < horizon)
+			{
+				char	   *key = entry->key;
+
+				deduptab_delete_item(vp->dedup, entry);
+				pfree(key);
+				pruned = true;
+			}
+		}
+	}
+	if (pruned)
+	{
+		values[2] = TimestampTzGetDatum(horizon);
+		if (SPI_execute_plan(dedup_prune_plan, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not prune the dedup keys of kappa view %s", view->name);
+	}
+}
+
+/* Views in the order their state locks are taken. */
+static int
+view_id_cmp(const ListCell *a, const ListCell *b)
+{
+	int32		x = ((ViewRuntime *) lfirst(a))->view_id;
+	int32		y = ((ViewRuntime *) lfirst(b))->view_id;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Shared state: bring the stored groups this flush changes into memory,
+ * combined with this worker's.  Windowed and running groups are read by
+ * (key, window start) and then rewritten under the same; the stored
+ * sessions of the changed keys are all read, merged where they overlap,
+ * and noted for deletion, so that the merged sessions are written afresh.
+ * In a catalog section; the states are combined as the view's owner.
+ */
+static void
+merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrites *w)
+{
+	bool		sessions = (view->spec->window.kind == KAPPA_WINDOW_SESSION);
+	List	   *changed = kappa_groups_all(view->groups);
+	int			n = list_length(changed);
+	Datum	   *keys;
+	Datum	   *starts;
+	Datum		values[3];
+	Oid			types[3] = {INT4OID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
+	KappaOwnerAccess owner;
+	ListCell   *lc;
+
+	if (n == 0)
+		return;
+	keys = palloc(sizeof(Datum) * n);
+	starts = palloc(sizeof(Datum) * n);
+	foreach(lc, changed)
+	{
+		KappaGroup *group = lfirst(lc);
+
+		keys[foreach_current_index(lc)] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
+		starts[foreach_current_index(lc)] = TimestampTzGetDatum(group->start);
+	}
+	values[0] = Int32GetDatum(view->view_id);
+	values[1] = PointerGetDatum(construct_array(keys, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(starts, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	if ((sessions ?
+		 SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
+							   "WHERE view_id = $1 AND group_key = ANY ($2)",
+							   2, types, values, NULL, false, 0) :
+		 SPI_execute_with_args("SELECT s.group_key, s.window_start, s.window_end, s.states "
+							   "FROM kappa.view_state s JOIN unnest($2, $3) AS d(k, w) "
+							   "ON s.group_key = d.k AND s.window_start = d.w WHERE s.view_id = $1",
+							   3, types, values, NULL, false, 0)) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the state of kappa view %s", view->name);
+
+	kappa_owner_enter(&owner, view->owner);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		KappaGroup *group = kappa_view_restore_state(view, row, desc, true);
+		bool		isnull;
+
+		if (sessions)
+		{
+			KappaGroup	was = *group;
+
+			was.stored_start = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
+			was.stored_end = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
+			forget_stored(view, &was, w);
+		}
+		else
+		{
+			group->stored = true;
+			group->stored_start = group->start;
+			group->stored_end = group->end;
+		}
+	}
+	kappa_owner_leave(&owner);
+}
+
+/*
+ * Shared state: the watermarks of the partitions other workers consume,
+ * as their last flushes stored them.  Such a partition may count as idle
+ * only while a running worker consumes it (shared memory says which): idle
+ * when that worker last consumed a message there, or was given it, more
+ * than idle_timeout ago.  A partition whose worker is gone, or that the
+ * consumer group is moving, holds finalization back, since messages may be
+ * waiting there.
+ */
+static void
+read_peer_watermarks(KappaEngine *engine, ViewRuntime *view)
+{
+	Datum		values[2] = {Int32GetDatum(view->view_id), Int32GetDatum(engine->stream->id)};
+	Oid			types[2] = {INT4OID, INT4OID};
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (SPI_execute_with_args("SELECT v.partition, v.max_event_time, k.last_message_at "
+							  "FROM kappa.view_partitions v LEFT JOIN kappa.partitions k "
+							  "ON k.stream_id = $2 AND k.partition = v.partition WHERE v.view_id = $1",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the watermarks of kappa view %s", view->name);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		bool		isnull;
+		int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
+		TimestampTz since;
+		Datum		d;
+
+		if (p < 0 || p >= engine->nparts || engine->owned[p])
+			continue;
+		d = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull);
+		view->parts[p].max_time = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		since = kappa_partition_owned_since(engine->stream->id, p);
+		d = SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull);
+		if (since == 0)
+			engine->parts[p].last_seen = now;	/* nobody reads it: not idle */
+		else
+			engine->parts[p].last_seen = isnull ? since : Max(since, DatumGetTimestampTz(d));
+	}
+}
+
+/*
+ * Shared state: how far a window's stored state may be deleted.  Each
+ * worker decides lateness by its own finalization mark, and the marks of
+ * two workers differ for a while (idle partitions, flush times); a state
+ * deleted by one worker's mark could then be recreated, partial, by an
+ * event another worker still takes as on time.  So each worker stores its
+ * mark in kappa.view_marks, moves it up to the furthest any worker has
+ * reached (that only makes it treat more as late), and states go only up
+ * to the mark every worker of the stream has passed.  In a catalog section.
+ */
+static TimestampTz
+share_finalization(KappaEngine *engine, ViewRuntime *view)
+{
+	Datum		values[3] = {Int32GetDatum(view->view_id), Int32GetDatum(engine->worker),
+	TimestampTzGetDatum(view->finalized_upto)};
+	Oid			types[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
+	bool		isnull;
+	TimestampTz all_passed = DT_NOBEGIN;
+	Datum		d;
+
+	if (view->finalized_upto != DT_NOBEGIN &&
+		SPI_execute_with_args("INSERT INTO kappa.view_marks AS m VALUES ($1, $2, $3) "
+							  "ON CONFLICT (view_id, worker) DO UPDATE "
+							  "SET finalized_upto = greatest(m.finalized_upto, EXCLUDED.finalized_upto)",
+							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store the finalization mark of kappa view %s", view->name);
+	values[1] = Int32GetDatum(engine->nworkers);
+	if (SPI_execute_with_args("SELECT count(*) = $2, min(finalized_upto), max(finalized_upto) "
+							  "FROM kappa.view_marks WHERE view_id = $1 AND worker < $2",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the finalization marks of kappa view %s", view->name);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	if (!isnull && DatumGetTimestampTz(d) > view->finalized_upto)
+		view->finalized_upto = DatumGetTimestampTz(d);
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		all_passed = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+													   2, &isnull));
+	return Min(all_passed, view->finalized_upto);
+}
+
+/*
+ * Shared state: everything this flush merged is stored now, so memory
+ * keeps nothing until the next event; and the stored states of every
+ * window all workers have passed (state_upto) go, whichever worker wrote
+ * them.  In a catalog section.
+ */
+static void
+forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto)
+{
+	ListCell   *lc;
+
+	foreach(lc, kappa_groups_all(view->groups))
+		kappa_groups_remove(view->groups, lfirst(lc));
+	if (view->spec->window.kind != KAPPA_WINDOW_NONE && state_upto != DT_NOBEGIN)
+	{
+		Datum		values[2] = {Int32GetDatum(view->view_id),
+		TimestampTzGetDatum(state_upto - margin)};
+		Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+
+		if (SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1 AND window_end <= $2",
+								  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not prune the state of kappa view %s", view->name);
+	}
+}
+
+/* Write the stream's positions and counts.  In a catalog section. */
+void
+kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
+{
+	double		seconds = (double) (now - engine->last_flush) / USECS_PER_SEC;
+
+	kappa_flush_prepare();
+	for (int p = 0; p < engine->nparts; p++)
+	{
+		StreamPartition *sp = &engine->parts[p];
+		Datum		values[10];
+		char		nulls[10] = "          ";
+
+		if (!sp->changed || sp->next < 0)
+			continue;
+		values[0] = Int32GetDatum(engine->stream->id);
+		values[1] = Int32GetDatum(p);
+		values[2] = Int64GetDatum(sp->next);
+		values[3] = Int64GetDatum(sp->end);
+		nulls[3] = (sp->end < 0) ? 'n' : ' ';
+		values[4] = Int64GetDatum(sp->consumed);
+		values[5] = Int64GetDatum(sp->dead);
+		values[6] = TimestampTzGetDatum(sp->last_event_at);
+		nulls[6] = sp->last_event_at ? ' ' : 'n';
+		values[7] = Float8GetDatum(seconds > 0 ? sp->consumed / seconds : 0);
+		values[8] = Float8GetDatum(flush_ms);
+		values[9] = TimestampTzGetDatum(sp->last_seen);
+		nulls[9] = sp->last_seen ? ' ' : 'n';
+		if (SPI_execute_plan(stream_position_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the positions of stream \"%s\"", engine->stream->name);
+		sp->consumed = sp->dead = 0;
+		sp->changed = false;
+	}
+}
+
+/*
+ * Insert dead letters: messages the stream could not decode (view_id 0),
+ * or events a view rejected (again after a crash: nothing happens).  In a
+ * catalog section.
+ */
+static void
+write_rejects(KappaEngine *engine, List *dead_letters)
+{
+	ListCell   *lc;
+
+	foreach(lc, dead_letters)
+	{
+		DeadLetter *dl = lfirst(lc);
+		Oid			types[9] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, BYTEAOID, BYTEAOID, TEXTOID,
+		INT4OID, TEXTOID};
+		Datum		values[9];
+		char		nulls[9] = "         ";
+
+		values[0] = Int32GetDatum(engine->stream->id);
+		values[1] = Int32GetDatum(dl->partition);
+		values[2] = Int64GetDatum(dl->offset);
+		values[3] = TimestampTzGetDatum(dl->broker_time);
+		nulls[3] = dl->broker_time ? ' ' : 'n';
+		values[4] = PointerGetDatum(dl->key);
+		nulls[4] = dl->key ? ' ' : 'n';
+		values[5] = PointerGetDatum(dl->payload);
+		nulls[5] = dl->payload ? ' ' : 'n';
+		values[6] = CStringGetTextDatum(dl->reason);
+		values[7] = Int32GetDatum(dl->view_id);
+		values[8] = CStringGetTextDatum(dl->sqlstate);
+		if (SPI_execute_with_args("INSERT INTO kappa.dead_letters (stream_id, partition, \"offset\", broker_time, "
+								  "key, payload, reason, view_id, sqlstate) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+								  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write a dead letter of stream \"%s\"", engine->stream->name);
+	}
+}
+
+/*
+ * The outcome of the dead letters retried since the last flush
+ * (kappa_engine_retry): those whose event went to its views are deleted,
+ * in the transaction that writes the views' rows, states and positions,
+ * so that each is applied once; those that failed again keep their place
+ * with the new reason.  In a catalog section.
+ */
+static void
+write_retried(KappaEngine *engine)
+{
+	Oid			types[6] = {INT4OID, INT4OID, INT8OID, INT4OID, TEXTOID, TEXTOID};
+	ListCell   *lc;
+
+	foreach(lc, engine->retried)
+	{
+		RetriedLetter *rl = lfirst(lc);
+		Datum		values[6];
+		char		nulls[6] = "      ";
+
+		values[0] = Int32GetDatum(engine->stream->id);
+		values[1] = Int32GetDatum(rl->partition);
+		values[2] = Int64GetDatum(rl->offset);
+		values[3] = Int32GetDatum(rl->view_id);
+		if (rl->dead)
+		{
+			values[4] = CStringGetTextDatum(rl->reason);
+			values[5] = CStringGetTextDatum(rl->sqlstate);
+			if (SPI_execute_with_args("UPDATE kappa.dead_letters SET reason = $5, sqlstate = $6 "
+									  "WHERE stream_id = $1 AND partition = $2 AND \"offset\" = $3 "
+									  "AND view_id = $4",
+									  6, types, values, nulls, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not update a dead letter of stream \"%s\"", engine->stream->name);
+		}
+		else if (SPI_execute_with_args("DELETE FROM kappa.dead_letters "
+									   "WHERE stream_id = $1 AND partition = $2 AND \"offset\" = $3 "
+									   "AND view_id = $4",
+									   4, types, values, nulls, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete a dead letter of stream \"%s\"", engine->stream->name);
+	}
+	engine->retried = NIL;		/* in the flush context, which the flush resets */
+}
+
+/*
+ * Insert the stream's dead letters and kept late events since the last
+ * flush (again after a crash: nothing happens).  In a catalog section.
+ */
+void
+kappa_flush_dead_letters(KappaEngine *engine)
+{
+	ListCell   *lc;
+
+	write_rejects(engine, engine->dead_letters);
+	engine->dead_letters = NIL;
+	write_retried(engine);
+
+	foreach(lc, engine->late_events)
+	{
+		LateEvent  *le = lfirst(lc);
+		Oid			types[5] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, BYTEAOID};
+		Datum		values[5];
+		char		nulls[5] = "     ";
+
+		values[0] = Int32GetDatum(le->view_id);
+		values[1] = Int32GetDatum(le->partition);
+		values[2] = Int64GetDatum(le->offset);
+		values[3] = TimestampTzGetDatum(le->event_time);
+		values[4] = PointerGetDatum(le->payload);
+		nulls[4] = le->payload ? ' ' : 'n';
+		if (SPI_execute_with_args("INSERT INTO kappa.late_events VALUES ($1, $2, $3, $4, $5) "
+								  "ON CONFLICT DO NOTHING",
+								  5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not keep a late event of stream \"%s\"", engine->stream->name);
+	}
+	engine->late_events = NIL;
+}
+
+/*
+ * Flush one view in a subtransaction of its own: if it fails for a reason
+ * of its own (not the server's), it is marked failed and dropped from the
+ * engine, and the flush goes on with the other views.
+ */
+static void
+flush_view_isolated(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
+{
+	KappaSubxact sub;
+
+	kappa_subxact_begin(&sub);
+	PG_TRY();
+	{
+		kappa_flush_view(engine, view, now);
+		kappa_subxact_commit(&sub);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata = kappa_subxact_abort(&sub);
+
+		if (kappa_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		kappa_engine_fail_view(engine, view, edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * A view that cannot go on: marked failed, with the error, and dropped
+ * from the engine.  kappa_replay or kappa_drop_view gets it out.
+ */
+void
+kappa_engine_fail_view(KappaEngine *engine, ViewRuntime *view, ErrorData *edata)
+{
+	kappa_view_mark_failed(view->view_id, view->name, edata);
+	kappa_engine_forget_view(engine, view);
+}
+
+/*
+ * Write everything since the last flush, in the caller's transaction:
+ * views first, then dead letters and positions.  The caller commits.
+ */
+void
+kappa_engine_flush(KappaEngine *engine)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext old = MemoryContextSwitchTo(engine->flush_cxt);
+	List	   *views = list_copy(engine->views);
+	KappaCatalogAccess catalog;
+	ListCell   *lc;
+
+	/* the statements and the state row type, before any view needs them */
+	kappa_catalog_enter(&catalog);
+	kappa_flush_prepare();
+	kappa_catalog_leave(&catalog);
+	if (engine->shared && engine->scratch_table == NULL)
+	{
+		list_sort(views, view_id_cmp);
+		foreach(lc, views)
+			kappa_view_lock_state(((ViewRuntime *) lfirst(lc))->view_id);
+	}
+	foreach(lc, views)
+	{
+		ViewRuntime *view = lfirst(lc);
+
+		if (engine->isolate_views)
+			flush_view_isolated(engine, view, now);
+		else
+			kappa_flush_view(engine, view, now);
+	}
+	if (engine->scratch_table == NULL && engine->only_view == 0)
+	{
+		instr_time	phase_start;
+
+		kappa_phase_start(engine, &phase_start);
+		kappa_catalog_enter(&catalog);
+		kappa_flush_dead_letters(engine);
+		kappa_flush_positions(engine, now,
+							  (double) (GetCurrentTimestamp() - now) / 1000.0);
+		kappa_catalog_leave(&catalog);
+		kappa_phase_end(engine, KAPPA_PHASE_POSITIONS, &phase_start);
+	}
+	else
+		engine->dead_letters = engine->late_events = engine->retried = NIL;	/* flush memory */
+
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(engine->flush_cxt);
+	/* lookups look at their tables again: as they are now */
+	foreach(lc, engine->views)
+	{
+		ViewRuntime *view = lfirst(lc);
+
+		if (view->lookups)
+			kappa_lookups_forget(view->lookups);
+	}
+	engine->pending = 0;
+	engine->flush_due = false;
+	engine->last_flush = now;
+}
+
+/* Whether the engine should be flushed now: enough events, or a poison met. */
+bool
+kappa_engine_flush_due(KappaEngine *engine)
+{
+	return engine->pending >= kappa_flush_events || engine->flush_due;
+}

@@ -1,0 +1,188 @@
+/*-------------------------------------------------------------------------
+ *
+ * gap.c
+ *	  Offsets a stream lost: retention deleted them before its worker read
+ *	  them, and no archive holds them.
+ *
+ * A worker whose position falls behind the start of a partition's log
+ * (librdkafka reports it instead of moving the position: see consumer.c)
+ * reads what it can of the missing offsets from the archive.  What is left
+ * is a gap.  It is never skipped silently: it is recorded in kappa.gaps,
+ * logged with its range, and then either the worker stops there (the
+ * stream's on_gap = 'stop', the default) until someone decides, or it
+ * counts the offsets as lost (kappa.partitions.lost), records in
+ * kappa.view_gaps which views miss which offsets, marks those views
+ * "incomplete", and goes on.  Deciding is registering the Capture files
+ * that hold the offsets (kappa_archive_register: the worker then reads
+ * them) or accepting the loss (kappa_accept_gap).
+ *
+ * src/engine/gap.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "catalog/catalog.h"
+#include "engine/engine.h"
+#include "engine/gap.h"
+#include "bgw/shmem.h"
+#include "catalog/stream.h"
+
+PG_FUNCTION_INFO_V1(kappa_accept_gap);
+
+/*
+ * Whether the stream goes on past lost offsets of a partition beginning at
+ * from: its on_gap says so, or kappa_accept_gap accepted a gap recorded
+ * there.
+ */
+bool
+kappa_gap_accepted(KappaStream *stream, int32 partition, int64 from)
+{
+	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
+	Datum		values[3] = {Int32GetDatum(stream->id), Int32GetDatum(partition),
+	Int64GetDatum(from)};
+	bool		accepted;
+	KappaCatalogAccess catalog;
+
+	if (stream->skip_gaps)
+		return true;
+	kappa_catalog_enter(&catalog);
+	/* not read-only: kappa_accept_gap may have committed just now */
+	if (SPI_execute_with_args("SELECT FROM kappa.gaps WHERE stream_id = $1 AND partition = $2 "
+							  "AND from_offset <= $3 AND to_offset > $3 AND accepted",
+							  3, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.gaps");
+	accepted = (SPI_processed > 0);
+	kappa_catalog_leave(&catalog);
+	return accepted;
+}
+
+/*
+ * Forget the gaps of a partition not accepted yet from offset from on: the
+ * worker is about to look again, and the archive may hold them now.
+ */
+void
+kappa_gap_forget(KappaStream *stream, int32 partition, int64 from)
+{
+	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
+	Datum		values[3] = {Int32GetDatum(stream->id), Int32GetDatum(partition),
+	Int64GetDatum(from)};
+	KappaCatalogAccess catalog;
+
+	kappa_catalog_enter(&catalog);
+	if (SPI_execute_with_args("DELETE FROM kappa.gaps WHERE stream_id = $1 AND partition = $2 "
+							  "AND from_offset >= $3 AND NOT accepted",
+							  3, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not update kappa.gaps");
+	kappa_catalog_leave(&catalog);
+}
+
+/*
+ * Record lost offsets [from, to) of a partition in kappa.gaps, in the
+ * caller's transaction.  A gap found again (the worker stopped there, and
+ * retention went on meanwhile) grows; it stays accepted once it was.
+ */
+void
+kappa_gap_record(KappaStream *stream, int32 partition, int64 from, int64 to, bool accepted)
+{
+	Oid			types[5] = {INT4OID, INT4OID, INT8OID, INT8OID, BOOLOID};
+	Datum		values[5] = {Int32GetDatum(stream->id), Int32GetDatum(partition),
+		Int64GetDatum(from), Int64GetDatum(to), BoolGetDatum(accepted)};
+	KappaCatalogAccess catalog;
+
+	kappa_catalog_enter(&catalog);
+	if (SPI_execute_with_args("INSERT INTO kappa.gaps AS g (stream_id, partition, from_offset, to_offset, accepted) "
+							  "VALUES ($1, $2, $3, $4, $5) "
+							  "ON CONFLICT (stream_id, partition, from_offset) DO UPDATE SET "
+							  "to_offset = greatest(g.to_offset, EXCLUDED.to_offset), "
+							  "accepted = g.accepted OR EXCLUDED.accepted",
+							  5, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record a gap of stream \"%s\"", stream->name);
+	kappa_catalog_leave(&catalog);
+}
+
+/*
+ * The stream goes on past lost offsets of a partition: count those it had
+ * not read as lost, and record for each view the offsets it misses (gaps,
+ * from kappa_engine_skip), marking it incomplete.  In the caller's
+ * transaction, which the worker's next flush commits.
+ */
+void
+kappa_gap_skip(KappaStream *stream, int32 partition, int64 to, int64 stream_lost, List *gaps)
+{
+	Oid			types[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
+	Datum		values[4];
+	ListCell   *lc;
+	KappaCatalogAccess catalog;
+
+	kappa_catalog_enter(&catalog);
+	values[0] = Int32GetDatum(stream->id);
+	values[1] = Int32GetDatum(partition);
+	values[2] = Int64GetDatum(to);
+	values[3] = Int64GetDatum(stream_lost);
+	if (stream_lost > 0 &&
+		SPI_execute_with_args("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, lost) "
+							  "VALUES ($1, $2, $3, $4) "
+							  "ON CONFLICT (stream_id, partition) DO UPDATE SET "
+							  "next_offset = greatest(k.next_offset, EXCLUDED.next_offset), "
+							  "lost = k.lost + EXCLUDED.lost",
+							  4, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not count the lost offsets of stream \"%s\"", stream->name);
+	foreach(lc, gaps)
+	{
+		KappaViewGap *gap = lfirst(lc);
+
+		values[0] = Int32GetDatum(gap->view_id);
+		values[2] = Int64GetDatum(gap->from);
+		values[3] = Int64GetDatum(gap->to);
+		if (SPI_execute_with_args("INSERT INTO kappa.view_gaps AS g (view_id, partition, from_offset, to_offset) "
+								  "VALUES ($1, $2, $3, $4) "
+								  "ON CONFLICT (view_id, partition, from_offset) DO UPDATE SET "
+								  "to_offset = greatest(g.to_offset, EXCLUDED.to_offset)",
+								  4, types, values, NULL, false, 0) != SPI_OK_INSERT ||
+			SPI_execute_with_args("UPDATE kappa.views SET status = 'incomplete' "
+								  "WHERE view_id = $1 AND status = 'live'",
+								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record a gap of stream \"%s\"", stream->name);
+	}
+	kappa_catalog_leave(&catalog);
+}
+
+/*
+ * kappa_accept_gap(stream) accepts the loss of the offsets the stream's
+ * worker stopped at: it goes on after them, counting them as lost.
+ * Returns how many offsets that is.
+ */
+Datum
+kappa_accept_gap(PG_FUNCTION_ARGS)
+{
+	KappaStream *stream;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	int64		accepted = 0;
+	bool		isnull;
+	KappaCatalogAccess catalog;
+
+	kappa_require_preload();
+	stream = kappa_stream_load_owned(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	values[0] = Int32GetDatum(stream->id);
+	kappa_catalog_enter(&catalog);
+	if (SPI_execute_with_args("WITH a AS (UPDATE kappa.gaps SET accepted = true "
+							  "  WHERE stream_id = $1 AND NOT accepted RETURNING to_offset - from_offset AS n) "
+							  "SELECT coalesce(sum(n), 0)::int8 FROM a",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not accept the gaps of stream \"%s\"", stream->name);
+	accepted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	kappa_catalog_leave(&catalog);
+	if (accepted == 0)
+		ereport(NOTICE,
+				(errmsg("stream \"%s\" has no gap to accept", stream->name)));
+	/* the worker stopped at the gap: start it again once this commits */
+	kappa_wake_launcher_on_commit();
+	PG_RETURN_INT64(accepted);
+}

@@ -1,0 +1,309 @@
+/*-------------------------------------------------------------------------
+ *
+ * history.c
+ *	  A partition's history from any mix of archive and log.
+ *
+ * A stream's history is held in two places: the log, from where retention
+ * has brought its start to its end, and the archive, as the ranges of
+ * offsets kappa.archive_files records (kappa's own files, and Capture
+ * files registered from any number of directories).  Archive ranges may
+ * lie before the log's start, overlap it, or leave holes; offsets neither
+ * holds are a gap.  kappa_history_spans cuts the offsets a reader needs
+ * into spans, each read from one source, in offset order: the log wherever
+ * it holds an offset, the archive elsewhere, or, with
+ * kappa.replay_prefer_archive, the archive wherever it holds one.
+ * kappa_history_read then reads every partition's spans in order, the
+ * archive's directly and the log's through a consumer, so that each
+ * partition's messages reach the reader in offset order.  kappa_replay,
+ * kappa_check and the worker (for a partition whose position fell behind
+ * the log's start) all read history this way.
+ *
+ * src/engine/history.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+
+#include "archive/archive.h"
+#include "catalog/catalog.h"
+#include "engine/history.h"
+
+/* An archive range, [from, to). */
+typedef struct Range
+{
+	int64		from;
+	int64		to;
+} Range;
+
+/*
+ * The archive's ranges of a partition that meet [from, to), merged where
+ * they touch or overlap, in offset order.  Not read-only: a worker's
+ * transaction may be older than files registered since.
+ */
+static List *
+archive_ranges(KappaStream *stream, int32 partition, int64 from, int64 to)
+{
+	Oid			types[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
+	Datum		values[4] = {Int32GetDatum(stream->id), Int32GetDatum(partition),
+	Int64GetDatum(from), Int64GetDatum(to)};
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *ranges = NIL;
+	Range	   *last = NULL;
+	KappaCatalogAccess catalog;
+
+	kappa_catalog_enter(&catalog);
+	if (SPI_execute_with_args("SELECT first_offset, last_offset + 1 FROM kappa.archive_files "
+							  "WHERE stream_id = $1 AND partition = $2 "
+							  "  AND last_offset >= $3 AND first_offset < $4 "
+							  "ORDER BY first_offset",
+							  4, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.archive_files");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		f = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		int64		t = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (last != NULL && f <= last->to)
+		{
+			last->to = Max(last->to, t);
+			continue;
+		}
+		/* in the caller's memory: SPI's goes with the catalog section */
+		last = MemoryContextAlloc(caller, sizeof(Range));
+		last->from = f;
+		last->to = t;
+		ranges = lappend(ranges, last);
+	}
+	kappa_catalog_leave(&catalog);
+	return ranges;
+}
+
+/* Append a span, merging it into the last one if it continues it. */
+static List *
+add_span(List *spans, int64 from, int64 to, KappaSource source)
+{
+	KappaSpan  *span;
+
+	if (spans != NIL)
+	{
+		span = llast(spans);
+		if (span->source == source && span->to == from)
+		{
+			span->to = to;
+			return spans;
+		}
+	}
+	span = palloc(sizeof(KappaSpan));
+	span->from = from;
+	span->to = to;
+	span->source = source;
+	return lappend(spans, span);
+}
+
+/*
+ * Cut offsets [from, to) of a partition into spans by where they are read
+ * from, in offset order: the log holds what is at or after log_start; the
+ * archive what kappa.archive_files records.  Where both hold an offset,
+ * prefer_archive chooses.  Spans from nowhere are the gaps.
+ */
+List *
+kappa_history_spans(KappaStream *stream, int32 partition, int64 from, int64 to,
+					int64 log_start, bool prefer_archive)
+{
+	List	   *ranges;
+	ListCell   *lc;
+	List	   *spans = NIL;
+	int64		at = from;
+
+	if (from >= to)
+		return NIL;
+	ranges = archive_ranges(stream, partition, from, to);
+	lc = list_head(ranges);
+	while (at < to)
+	{
+		Range	   *range;
+		bool		in_archive;
+		bool		in_log = (at >= log_start);
+		int64		until = to;
+		KappaSource source;
+
+		/* the first archive range that ends after at */
+		while (lc != NULL && ((Range *) lfirst(lc))->to <= at)
+			lc = lnext(ranges, lc);
+		range = lc ? lfirst(lc) : NULL;
+		in_archive = (range != NULL && range->from <= at);
+
+		/* up to where neither changes */
+		if (range != NULL)
+			until = Min(until, in_archive ? range->to : range->from);
+		if (!in_log)
+			until = Min(until, log_start);
+
+		if (in_archive && (prefer_archive || !in_log))
+			source = KAPPA_FROM_ARCHIVE;
+		else if (in_log)
+			source = KAPPA_FROM_LOG;
+		else
+			source = KAPPA_FROM_NOWHERE;
+		spans = add_span(spans, at, until, source);
+		at = until;
+	}
+	return spans;
+}
+
+/*
+ * The offsets of a partition a view is recorded never to have seen
+ * (kappa.view_gaps), as spans from nowhere, in offset order.
+ */
+List *
+kappa_history_view_gaps(int32 view_id, int32 partition)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(view_id), Int32GetDatum(partition)};
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *gaps = NIL;
+	KappaCatalogAccess catalog;
+
+	kappa_catalog_enter(&catalog);
+	if (SPI_execute_with_args("SELECT from_offset, to_offset FROM kappa.view_gaps "
+							  "WHERE view_id = $1 AND partition = $2 ORDER BY from_offset",
+							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.view_gaps");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		gaps = add_span(gaps,
+						DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)),
+						DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)),
+						KAPPA_FROM_NOWHERE);
+		MemoryContextSwitchTo(spi);
+	}
+	kappa_catalog_leave(&catalog);
+	return gaps;
+}
+
+/*
+ * The offsets of the spans held nowhere, less those in known (spans, in
+ * offset order, such as a view's recorded gaps): returns the pieces, as
+ * spans in offset order.
+ */
+List *
+kappa_history_gaps(List *spans, List *known)
+{
+	List	   *gaps = NIL;
+	ListCell   *lc;
+
+	foreach(lc, spans)
+	{
+		KappaSpan  *span = lfirst(lc);
+		int64		at = span->from;
+		ListCell   *kc;
+
+		if (span->source != KAPPA_FROM_NOWHERE)
+			continue;
+		foreach(kc, known)
+		{
+			KappaSpan  *k = lfirst(kc);
+
+			if (k->to <= at || k->from >= span->to)
+				continue;
+			if (k->from > at)
+				gaps = add_span(gaps, at, k->from, KAPPA_FROM_NOWHERE);
+			at = Max(at, k->to);
+			if (at >= span->to)
+				break;
+		}
+		if (at < span->to)
+			gaps = add_span(gaps, at, span->to, KAPPA_FROM_NOWHERE);
+	}
+	return gaps;
+}
+
+/*
+ * How many offsets the gaps hold; with ranges, the partition's ranges are
+ * appended to it ("partition 0: offsets 100-499, 800-899").
+ */
+int64
+kappa_history_count(List *gaps, int32 partition, StringInfo ranges)
+{
+	int64		count = 0;
+	ListCell   *lc;
+
+	foreach(lc, gaps)
+	{
+		KappaSpan  *gap = lfirst(lc);
+
+		if (ranges != NULL)
+			appendStringInfo(ranges, "%s" INT64_FORMAT "-" INT64_FORMAT,
+							 foreach_current_index(lc) == 0 ?
+							 psprintf("%spartition %d: offsets ", ranges->len > 0 ? "; " : "", partition) :
+							 ", ",
+							 gap->from, gap->to - 1);
+		count += gap->to - gap->from;
+	}
+	return count;
+}
+
+/*
+ * Read offsets [from[p], to[p]) of every partition from wherever they are
+ * held, each partition in offset order: in rounds, each reading every
+ * partition's spans up to its next log span from the archive, and then
+ * those log spans together from the log.  Offsets held nowhere are
+ * skipped: the caller checked first that it may go on without them.
+ */
+void
+kappa_history_read(KappaConsumer *consumer, const KappaHistoryRead *read)
+{
+	int			nparts = read->nparts;
+	List	  **spans = palloc0(sizeof(List *) * Max(nparts, 1));
+	int		   *next = palloc0(sizeof(int) * Max(nparts, 1));
+	int64	   *log_from = palloc(sizeof(int64) * Max(nparts, 1));
+	int64	   *log_to = palloc(sizeof(int64) * Max(nparts, 1));
+
+	for (int p = 0; p < nparts; p++)
+	{
+		if (read->from[p] == KAPPA_OFFSET_NONE || !kappa_stream_owns(read->stream, p))
+			continue;
+		spans[p] = kappa_history_spans(read->stream, p, read->from[p], read->to[p],
+									   read->log_start[p], read->prefer_archive);
+	}
+
+	for (;;)
+	{
+		bool		left = false;
+		bool		from_log = false;
+
+		for (int p = 0; p < nparts; p++)
+		{
+			log_from[p] = KAPPA_OFFSET_NONE;
+			log_to[p] = KAPPA_OFFSET_NONE;
+			while (next[p] < list_length(spans[p]))
+			{
+				KappaSpan  *span = list_nth(spans[p], next[p]++);
+
+				if (span->source == KAPPA_FROM_ARCHIVE)
+					archive_read_range(read->stream, p, span->from, span->to,
+									   read->from_archive, read->arg);
+				else if (span->source == KAPPA_FROM_LOG)
+				{
+					log_from[p] = span->from;
+					log_to[p] = span->to;
+					from_log = true;
+					break;
+				}
+			}
+			left |= (next[p] < list_length(spans[p]));
+		}
+		if (from_log)
+			kappa_consumer_read_ranges(consumer, nparts, log_from, log_to, read->from_log,
+									   read->arg, read->what);
+		if (!left)
+			break;
+	}
+}

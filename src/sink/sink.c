@@ -1,0 +1,852 @@
+/*-------------------------------------------------------------------------
+ *
+ * sink.c
+ *	  A view's final (or changed) rows sent to a Kafka topic, exactly once.
+ *
+ * kappa_create_sink(name, view, topic, ...) records a sink in kappa.sinks.
+ * It follows its view by name, so a replay's new version feeds it too.
+ *
+ * Exactly once rests on two transactions and one number:
+ *
+ * - Postgres: the flush that makes windows final (emit 'final'), or that
+ *   changes rows (emit 'changes'), also writes those rows to
+ *   kappa.sink_outbox, numbered by the sink's seq, in the same
+ *   transaction as the rows themselves.  So the outbox holds exactly what
+ *   the view committed, once.  Replays and checks write nothing there.
+ *
+ * - Kafka: the stream's worker (its first, with several) sends the outbox
+ *   after each flush, in one Kafka transaction per batch, with a
+ *   transactional producer of its own per sink.  Each message's value
+ *   carries the sink's name and the row's seq.  Once the Kafka transaction
+ *   commits, the worker records the last seq sent (sent_seq) and deletes
+ *   the outbox up to it, in a Postgres transaction.
+ *
+ * - After a crash between the two commits, kappa_sink_last_seq reads what
+ *   the topic holds (read_committed: an unfinished transaction of the dead
+ *   producer is aborted when the new one starts) and takes the largest seq
+ *   of this sink there as sent.  So a row is sent again only if Kafka never
+ *   committed it, and never twice.
+ *
+ * The messages are JSON: the key, the view's key columns ({} for a view
+ * without); the value, {"kappa": {"sink", "sink_id", "seq", "view",
+ * "final"}, "row": the row}.  sink_id tells this sink from an earlier one
+ * of the same name.
+ *
+ * src/sink/sink.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "catalog/catalog.h"
+#include "engine/compile.h"
+#include "kafka/connection.h"
+#include "guc.h"
+#include "kafka/kafka.h"
+#include "catalog/portable.h"
+#include "bgw/shmem.h"
+#include "sink/sink.h"
+#include "catalog/stream.h"
+#include "catalog/view.h"
+
+PG_FUNCTION_INFO_V1(kappa_create_sink);
+PG_FUNCTION_INFO_V1(kappa_drop_sink);
+
+/* The most outbox rows one Kafka transaction sends. */
+#define SINK_BATCH 10000
+
+/* A sink as a flush sees it. */
+typedef struct FlushSink
+{
+	KappaSinkRows out;
+	char	   *name;
+	TimestampTz final_upto;		/* what the outbox has of final windows */
+} FlushSink;
+
+/* One sink's producer, kept by the stream worker, and its backoff. */
+typedef struct SinkSender
+{
+	int32		sink_id;
+	KappaSinkProducer *producer;	/* NULL until made, or after a failure */
+	TimestampTz next_attempt;	/* after a failure: not before */
+	int			backoff_ms;
+} SinkSender;
+
+/* How a send went. */
+typedef enum SinkSendResult
+{
+	SINK_SENT_ALL,				/* the outbox is empty */
+	SINK_SENT_BATCH,			/* a full batch went: there may be more */
+	SINK_FAILED					/* recorded in kappa.sinks; back off */
+} SinkSendResult;
+
+/* The longest a worker goes on sending after a flush, and backoff bounds. */
+#define SINK_SEND_BUDGET_MS 1000
+#define SINK_BACKOFF_MIN_MS 1000
+#define SINK_BACKOFF_MAX_MS 60000
+
+struct KappaSinkSenders
+{
+	List	   *senders;		/* SinkSender */
+	MemoryContext cxt;
+};
+
+static KappaStream *sink_connection(KappaStream *stream, const char *topic,
+									const char *brokers, Jsonb *options);
+static List *sink_settings(Jsonb *options);
+
+/*
+ * kappa_create_sink(name, view, topic, brokers, eventhubs, emit, options)
+ * sends a view's rows to a topic: with emit 'final', the rows of its
+ * windows once final (those final already first), each once; with
+ * 'changes', each row as a flush changes it, from now on.  The view's
+ * owner creates it; by default it sends to the stream's own brokers, with
+ * the stream's settings and credentials.
+ */
+Datum
+kappa_create_sink(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *topic;
+	char	   *brokers = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *emit = PG_ARGISNULL(5) ? "final" : text_to_cstring(PG_GETARG_TEXT_PP(5));
+	Jsonb	   *options = PG_ARGISNULL(6) ? NULL : PG_GETARG_JSONB_P(6);
+	KappaViewRef view;
+	KappaStream *stream;
+	KappaCatalogAccess access;
+	KappaOwnerAccess as_owner;
+	char	   *plan;
+	KappaViewSpec *spec;
+	bool		is_end;
+	Oid			types[8] = {TEXTOID, OIDOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = "        ";
+	MemoryContext caller = CurrentMemoryContext;
+
+	/* any error below must not log the statement: its options may hold secrets */
+	kappa_statement_has_secrets(true);
+	kappa_require_preload();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name, view and topic must be given")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	topic = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (strlen(name) == 0 || strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid sink name \"%s\"", name),
+				 errdetail("A sink's name is 1 to %d bytes.", NAMEDATALEN - 1)));
+	if (!PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a sink to another Event Hubs namespace is not supported yet"),
+				 errhint("Leave brokers and eventhubs out to send to the stream's own brokers (its Event Hubs namespace, with its credentials).")));
+	if (strcmp(emit, "final") != 0 && strcmp(emit, "changes") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid emit \"%s\"", emit),
+				 errhint("emit is \"final\" (each window's row once, when it is final) or \"changes\" (each row as it changes).")));
+	kappa_check_topic(topic);
+	kappa_view_resolve_owned(text_to_cstring(PG_GETARG_TEXT_PP(1)), true, &view);
+	stream = kappa_stream_load_owned(view.stream_name);
+
+	/* other brokers: their settings are checked as a stream's are */
+	if (brokers != NULL)
+	{
+		ListCell   *lc;
+
+		kappa_check_brokers(brokers);
+		foreach(lc, sink_settings(options))
+			kappa_check_setting_allowed(((KappaSetting *) lfirst(lc))->name);
+		kappa_kafka_check_settings(sink_connection(stream, topic, brokers,
+												   options ? options : DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))));
+	}
+	else if (options != NULL && JB_ROOT_COUNT(options) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options of a sink are for other brokers than the stream's"),
+				 errhint("Without brokers, a sink uses the stream's own settings.")));
+
+	/* emit final needs windows, and a column by which to find them */
+	plan = kappa_view_localize(view.view_id);
+	if (plan == NULL)
+	{
+		kappa_catalog_enter(&access);
+		values[0] = Int32GetDatum(view.view_id);
+		if (SPI_execute_with_args("SELECT plan FROM kappa.views WHERE view_id = $1",
+								  1, (Oid[]) {INT4OID}, values, NULL, true, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "could not read kappa.views");
+		/* in the caller's memory: SPI's goes with the catalog section */
+		plan = MemoryContextStrdup(caller,
+								   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		kappa_catalog_leave(&access);
+	}
+	kappa_owner_enter(&as_owner, view.owner);
+	spec = kappa_compile_view(kappa_stored_view(plan, &stream));
+	kappa_owner_leave(&as_owner);
+	if (strcmp(emit, "final") == 0 &&
+		(spec->window.kind == KAPPA_WINDOW_NONE || kappa_view_window_column(spec, &is_end) == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(spec->window.kind == KAPPA_WINDOW_NONE ?
+						"a view without windows has no final rows to send" :
+						"a sink of final rows needs the view to select its window's end"),
+				 errhint(spec->window.kind == KAPPA_WINDOW_NONE ?
+						 "Use emit => 'changes' to send each row as it changes." :
+						 "Add w.window_end (or, for tumbling and hopping windows, w.window_start) to the view's select list.")));
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = ObjectIdGetDatum(GetUserId());
+	values[2] = DirectFunctionCall1(namein, CStringGetDatum(view.schema));
+	values[3] = DirectFunctionCall1(namein, CStringGetDatum(view.relname));
+	values[4] = CStringGetTextDatum(topic);
+	values[5] = brokers ? CStringGetTextDatum(brokers) : (Datum) 0;
+	nulls[5] = brokers ? ' ' : 'n';
+	values[6] = options ? JsonbPGetDatum(options) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	values[7] = CStringGetTextDatum(emit);
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT FROM kappa.sinks WHERE name = $1", 1, types, values, NULL,
+							  true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.sinks");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("sink \"%s\" already exists", name),
+				 errhint("Drop it first with kappa_drop_sink, or choose another name.")));
+	/* emit changes: from now on; emit final: every final window, from the first */
+	if (SPI_execute_with_args("INSERT INTO kappa.sinks (name, owner, schema_name, view_name, topic, brokers, options, emit) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+							  8, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert sink \"%s\"", name);
+	kappa_catalog_leave(&access);
+	PG_RETURN_VOID();
+}
+
+/*
+ * kappa_drop_sink(name) removes a sink and its outbox: what it has not sent
+ * is not sent.  Its owner (or a superuser) may.
+ */
+Datum
+kappa_drop_sink(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	Oid			owner = InvalidOid;
+	bool		isnull;
+	KappaCatalogAccess access;
+
+	kappa_require_preload();
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT owner FROM kappa.sinks WHERE name = $1 FOR UPDATE",
+							  1, (Oid[]) {TEXTOID}, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.sinks");
+	if (SPI_processed > 0)
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	kappa_catalog_leave(&access);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("sink \"%s\" does not exist", name),
+				 errhint("kappa_sinks lists the sinks.")));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of sink \"%s\"", name)));
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("DELETE FROM kappa.sinks WHERE name = $1",
+							  1, (Oid[]) {TEXTOID}, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete sink \"%s\"", name);
+	kappa_catalog_leave(&access);
+	PG_RETURN_VOID();
+}
+
+/*
+ * The sinks of a view, as a flush sees them (read in a catalog section of
+ * its own; call it before the owner's section of the flush).  NIL for a
+ * replay's or a check's engine: they send nothing.
+ */
+List *
+kappa_sink_load(ViewRuntime *view)
+{
+	List	   *sinks = NIL;
+	KappaCatalogAccess access;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		values[1] = {Int32GetDatum(view->view_id)};
+
+	kappa_catalog_enter(&access);
+	/* a view of that name may since belong to someone else: not theirs */
+	if (SPI_execute_with_args("SELECT k.sink_id, k.name, k.emit = 'final', k.final_upto "
+							  "FROM kappa.sinks k JOIN kappa.views v "
+							  "  ON v.schema_name = k.schema_name AND v.view_name = k.view_name "
+							  "WHERE v.view_id = $1 AND pg_catalog.pg_has_role(k.owner, v.owner, 'USAGE') "
+							  "ORDER BY k.sink_id",
+							  1, (Oid[]) {INT4OID}, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.sinks");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		FlushSink  *sink = palloc0(sizeof(FlushSink));
+		bool		isnull;
+		Datum		d;
+
+		sink->out.sink_id = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
+		sink->name = SPI_getvalue(row, desc, 2);
+		sink->out.final = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull));
+		d = SPI_getbinval(row, desc, 4, &isnull);
+		sink->final_upto = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		sink->out.final_upto = DT_NOBEGIN;
+		sinks = lappend(sinks, sink);
+		MemoryContextSwitchTo(spi);
+	}
+	kappa_catalog_leave(&access);
+	return sinks;
+}
+
+/* The SQL of a row's key: its key columns as a JSON object. */
+static char *
+key_expression(ViewRuntime *view)
+{
+	StringInfoData key;
+
+	initStringInfo(&key);
+	appendStringInfoString(&key, "pg_catalog.jsonb_build_object(");
+	for (int i = 0; i < view->nunique; i++)
+	{
+		TargetEntry *tle = list_nth(view->spec->output, view->unique_cols[i]);
+
+		appendStringInfo(&key, "%s%s, r.%s", i > 0 ? ", " : "",
+						 quote_literal_cstr(tle->resname), quote_identifier(tle->resname));
+	}
+	appendStringInfoString(&key, ")::text");
+	return key.data;
+}
+
+/* Each row the statement returns (key, row), appended to the sink's. */
+static void
+take_rows(FlushSink *sink, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		sink->out.keys = lappend(sink->out.keys,
+								 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		sink->out.rows = lappend(sink->out.rows,
+								 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * What the flush gives each sink of the view: with emit final, the rows
+ * of the windows that became final since the sink's last (read from the
+ * rows table, whose rows the flush has just written: not read-only, so
+ * that the statement sees them); with changes, the
+ * rows the flush wrote (changed_rows, of the rows table's type).  In the
+ * owner's section of the flush, SPI connected: the rows become JSON
+ * through their types' output functions, the owner's code.  What is
+ * taken lives in cxt (the flush's memory: SPI's goes at SPI_finish).
+ */
+void
+kappa_sink_collect(ViewRuntime *view, List *sinks, List *changed_rows, TimestampTz final_until,
+				   MemoryContext cxt)
+{
+	ListCell   *lc;
+	char	   *key = key_expression(view);
+
+	foreach(lc, sinks)
+	{
+		FlushSink  *sink = lfirst(lc);
+
+		if (sink->out.final)
+		{
+			bool		is_end;
+			char	   *column = kappa_view_window_column(view->spec, &is_end);
+			int64		shift = is_end ? 0 : view->spec->window.size;
+			Datum		values[2];
+
+			if (column == NULL || final_until == DT_NOBEGIN || final_until <= sink->final_upto)
+				continue;
+			values[0] = TimestampTzGetDatum(sink->final_upto == DT_NOBEGIN ? DT_NOBEGIN :
+											sink->final_upto - shift);
+			values[1] = TimestampTzGetDatum(final_until - shift);
+			/* as the user-facing view reads them: HAVING and top N applied */
+			if (SPI_execute_with_args(psprintf("SELECT %s, pg_catalog.to_jsonb(r)::text FROM (%s) r "
+											   "WHERE r.%s > $1 AND r.%s <= $2",
+											   key, kappa_view_read_query(view->spec, view->rows_table),
+											   quote_identifier(column), quote_identifier(column)),
+									  2, (Oid[]) {TIMESTAMPTZOID, TIMESTAMPTZOID}, values, NULL,
+									  false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not read the final rows of kappa view %s", view->name);
+			take_rows(sink, cxt);
+			sink->out.final_upto = final_until;
+		}
+		else if (changed_rows != NIL)
+		{
+			int			n = list_length(changed_rows);
+			Datum	   *elems = palloc(sizeof(Datum) * n);
+			Datum		array;
+			ListCell   *rc;
+
+			foreach(rc, changed_rows)
+				elems[foreach_current_index(rc)] = PointerGetDatum(lfirst(rc));
+			array = PointerGetDatum(construct_array(elems, n, view->row_type, -1, false, TYPALIGN_DOUBLE));
+			if (SPI_execute_with_args(psprintf("SELECT %s, pg_catalog.to_jsonb(r)::text FROM pg_catalog.unnest($1) r",
+											   key),
+									  1, (Oid[]) {get_array_type(view->row_type)}, &array, NULL,
+									  false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not read the changed rows of kappa view %s", view->name);
+			take_rows(sink, cxt);
+		}
+	}
+}
+
+/*
+ * Put what kappa_sink_collect took into the sinks' outboxes, numbered
+ * from each sink's next seq, in the flush's transaction (a catalog
+ * section).
+ */
+void
+kappa_sink_store(ViewRuntime *view, List *sinks)
+{
+	ListCell   *lc;
+
+	foreach(lc, sinks)
+	{
+		FlushSink  *sink = lfirst(lc);
+		int			n = list_length(sink->out.rows);
+		Datum	   *keys;
+		Datum	   *rows;
+		Datum		values[6];
+		char		nulls[6] = "      ";
+		bool		isnull;
+		int64		first;
+		ListCell   *kc;
+		ListCell   *rc;
+
+		if (n == 0 && sink->out.final_upto == DT_NOBEGIN)
+			continue;
+		values[0] = Int32GetDatum(sink->out.sink_id);
+		values[1] = Int64GetDatum(n);
+		values[2] = TimestampTzGetDatum(sink->out.final_upto);
+		nulls[2] = sink->out.final_upto == DT_NOBEGIN ? 'n' : ' ';
+		if (SPI_execute_with_args("UPDATE kappa.sinks SET next_seq = next_seq + $2, "
+								  "final_upto = coalesce($3, final_upto) "
+								  "WHERE sink_id = $1 RETURNING next_seq - $2",
+								  3, (Oid[]) {INT4OID, INT8OID, TIMESTAMPTZOID}, values, nulls,
+								  false, 0) != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+			elog(ERROR, "could not write the outbox of sink \"%s\"", sink->name);
+		first = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (n == 0)
+			continue;
+		keys = palloc(sizeof(Datum) * n);
+		rows = palloc(sizeof(Datum) * n);
+		forboth(kc, sink->out.keys, rc, sink->out.rows)
+		{
+			int			i = foreach_current_index(kc);
+
+			keys[i] = CStringGetTextDatum(lfirst(kc));
+			rows[i] = CStringGetTextDatum(lfirst(rc));
+		}
+		values[1] = Int64GetDatum(first);
+		values[2] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[3] = PointerGetDatum(construct_array(rows, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[4] = CStringGetTextDatum(sink->name);
+		values[5] = CStringGetTextDatum(view->name);
+		memset(nulls, ' ', sizeof(nulls));
+		if (SPI_execute_with_args("INSERT INTO kappa.sink_outbox (sink_id, seq, key, value) "
+								  "SELECT $1, $2 + u.o, u.k, "
+								  "  pg_catalog.format('{\"kappa\": {\"sink\": %s, \"sink_id\": %s, \"seq\": %s, \"view\": %s, \"final\": %s}, \"row\": %s}', "
+								  "    pg_catalog.to_json($5::text), $1, $2 + u.o, pg_catalog.to_json($6::text), pg_catalog.to_json($7), u.r) "
+								  "FROM ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) "
+								  "  WITH ORDINALITY AS u(k, r, o)",
+								  7, (Oid[]) {INT4OID, INT8OID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID, BOOLOID},
+								  (Datum[]) {values[0], values[1], values[2], values[3], values[4], values[5],
+			BoolGetDatum(sink->out.final)}, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the outbox of sink \"%s\"", sink->name);
+	}
+}
+
+/*
+ * A sink's options as librdkafka settings: strings, numbers or booleans,
+ * and no secrets (they would be stored unmasked in kappa.sinks).
+ */
+static List *
+sink_settings(Jsonb *options)
+{
+	List	   *settings = NIL;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (options == NULL)
+		return NIL;
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object of librdkafka settings")));
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *name;
+		char	   *value;
+		KappaSetting *setting;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		(void) JsonbIteratorNext(&it, &v, true);
+		if (v.type == jbvString)
+			value = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (v.type == jbvNumeric)
+			value = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
+		else if (v.type == jbvBool)
+			value = v.val.boolean ? "true" : "false";
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("value of librdkafka setting \"%s\" must be a string, number or boolean", name)));
+		setting = kappa_make_setting(name, value);
+		if (setting->secret)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("secret settings in a sink's options are not supported yet"),
+					 errdetail("Setting \"%s\" is a secret.", name),
+					 errhint("Leave brokers out to send with the stream's own settings and credentials.")));
+		settings = lappend(settings, setting);
+	}
+	return settings;
+}
+
+/*
+ * Where a sink sends: the stream's own brokers and settings (with its
+ * credentials), or other brokers with the sink's options.
+ */
+static KappaStream *
+sink_connection(KappaStream *stream, const char *topic, const char *brokers, Jsonb *options)
+{
+	KappaStream *conn = palloc(sizeof(KappaStream));
+
+	memcpy(conn, stream, sizeof(KappaStream));
+	conn->topic = pstrdup(topic);
+	if (brokers != NULL)
+	{
+		conn->brokers = pstrdup(brokers);
+		conn->settings = sink_settings(options);
+	}
+	return conn;
+}
+
+/* The sink's producer, kept by the worker; NULL if it has none yet. */
+static SinkSender *
+find_sender(KappaSinkSenders *senders, int32 sink_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, senders->senders)
+	{
+		if (((SinkSender *) lfirst(lc))->sink_id == sink_id)
+			return lfirst(lc);
+	}
+	return NULL;
+}
+
+/* Close a sink's producer (its sink dropped, or a send failed). */
+static void
+close_producer(SinkSender *sender)
+{
+	if (sender->producer != NULL)
+		kappa_sink_producer_close(sender->producer);
+	sender->producer = NULL;
+}
+
+/*
+ * A send failed: close the producer, so that the next attempt makes a new
+ * one and learns from the topic what was committed, and back off.
+ */
+static void
+sender_failed(SinkSender *sender)
+{
+	close_producer(sender);
+	sender->backoff_ms = Min(Max(2 * sender->backoff_ms, SINK_BACKOFF_MIN_MS), SINK_BACKOFF_MAX_MS);
+	sender->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sender->backoff_ms);
+}
+
+/* Record a sink's error, where kappa_sinks shows it. */
+static void
+sink_error(int32 sink_id, const char *error)
+{
+	Datum		values[2] = {Int32GetDatum(sink_id), CStringGetTextDatum(error)};
+
+	if (SPI_execute_with_args("UPDATE kappa.sinks SET last_error = $2 WHERE sink_id = $1",
+							  2, (Oid[]) {INT4OID, TEXTOID}, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the error of a sink");
+}
+
+/*
+ * Send one batch of a sink's outbox: in one Kafka transaction, then, in
+ * the caller's Postgres transaction, the new sent_seq.  The first time
+ * (or after a failure), the producer is made, which aborts what a dead
+ * one left open, and the topic tells what was sent already: the largest
+ * seq of this sink there (its name and id, which another sink of the same
+ * name, made later, does not share).  A Kafka error is recorded in
+ * kappa.sinks, and the outbox waits.
+ */
+static SinkSendResult
+send_sink(KappaStream *stream, SinkSender *sender, HeapTuple row, TupleDesc desc)
+{
+	bool		isnull;
+	int32		sink_id = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
+	char	   *name = SPI_getvalue(row, desc, 2);
+	char	   *topic = SPI_getvalue(row, desc, 3);
+	char	   *brokers = SPI_getvalue(row, desc, 4);
+	Jsonb	   *options = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 5, &isnull));
+	int64		sent = DatumGetInt64(SPI_getbinval(row, desc, 6, &isnull));
+	int64		next_seq = DatumGetInt64(SPI_getbinval(row, desc, 7, &isnull));
+	KappaStream *conn = sink_connection(stream, topic, brokers, options);
+	char	   *error = NULL;
+	bool		fatal = false;
+	Datum		values[2];
+	List	   *keys = NIL;
+	List	   *messages = NIL;
+	int64		last = sent;
+
+	if (sender->producer == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(sender));
+		KappaSinkProducer *producer = kappa_sink_producer_open(conn, psprintf("kappa-sink-%u-%d", MyDatabaseId, sink_id),
+															   &error);
+		int64		committed;
+
+		MemoryContextSwitchTo(old);
+		if (producer == NULL)
+		{
+			sink_error(sink_id, error);
+			return SINK_FAILED;
+		}
+		sender->producer = producer;
+		/* what the topic holds of this sink already counts as sent */
+		committed = kappa_sink_last_seq(conn, name, sink_id, &error);
+		if (committed < 0)
+		{
+			sink_error(sink_id, error);
+			return SINK_FAILED;
+		}
+		if (committed > next_seq)
+			ereport(WARNING,
+					(errmsg("kappa sink \"%s\": its topic holds seq " INT64_FORMAT ", beyond the last one given, " INT64_FORMAT "; ignored",
+							name, committed, next_seq),
+					 errhint("Give each sink a topic of its own.")));
+		else if (committed > sent)
+		{
+			ereport(LOG,
+					(errmsg("kappa sink \"%s\": its topic holds rows up to seq " INT64_FORMAT ", " INT64_FORMAT " more than recorded as sent",
+							name, committed, committed - sent)));
+			sent = last = committed;
+		}
+	}
+
+	values[0] = Int32GetDatum(sink_id);
+	values[1] = Int64GetDatum(sent);
+	if (SPI_execute_with_args("SELECT seq, key, value FROM kappa.sink_outbox "
+							  "WHERE sink_id = $1 AND seq > $2 ORDER BY seq LIMIT " CppAsString2(SINK_BATCH),
+							  2, (Oid[]) {INT4OID, INT8OID}, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the outbox of sink \"%s\"", name);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		keys = lappend(keys, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+		messages = lappend(messages, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3));
+	}
+	if (messages != NIL && !kappa_sink_producer_send(sender->producer, topic, keys, messages, &error, &fatal))
+	{
+		sink_error(sink_id, error);
+		return SINK_FAILED;
+	}
+	values[1] = Int64GetDatum(last);
+	if (SPI_execute_with_args("UPDATE kappa.sinks SET sent_seq = greatest(sent_seq, $2), last_error = NULL, "
+							  "last_sent_at = CASE WHEN $2 > sent_seq THEN now() ELSE last_sent_at END "
+							  "WHERE sink_id = $1",
+							  2, (Oid[]) {INT4OID, INT8OID}, values, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_execute_with_args("DELETE FROM kappa.sink_outbox WHERE sink_id = $1 AND seq <= $2",
+							  2, (Oid[]) {INT4OID, INT8OID}, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not record what sink \"%s\" sent", name);
+	sender->backoff_ms = 0;
+	return list_length(messages) == SINK_BATCH ? SINK_SENT_BATCH : SINK_SENT_ALL;
+}
+
+/*
+ * One batch of one sink, in a transaction of its own.  An error (a
+ * setting librdkafka refuses, a topic that does not exist, the catalog
+ * changing under it) is the sink's, not the stream's: it is recorded in
+ * kappa.sinks and the sink backs off, while the stream goes on.
+ */
+static SinkSendResult
+send_one_batch(KappaStream *stream, SinkSender *sender)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile SinkSendResult result = SINK_SENT_ALL;
+	KappaCatalogAccess access;
+	Datum		values[1] = {Int32GetDatum(sender->sink_id)};
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		kappa_catalog_enter(&access);
+		/* the row locked: a kappa_drop_sink waits for the send to end */
+		if (SPI_execute_with_args("SELECT sink_id, name, topic, brokers, options, sent_seq, next_seq "
+								  "FROM kappa.sinks WHERE sink_id = $1 FOR UPDATE",
+								  1, (Oid[]) {INT4OID}, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read kappa.sinks");
+		if (SPI_processed == 1)
+			result = send_sink(stream, sender, SPI_copytuple(SPI_tuptable->vals[0]),
+							   CreateTupleDescCopy(SPI_tuptable->tupdesc));
+		kappa_catalog_leave(&access);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		kappa_catalog_enter(&access);
+		sink_error(sender->sink_id, edata->message);
+		kappa_catalog_leave(&access);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		result = SINK_FAILED;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	if (result == SINK_FAILED)
+	{
+		ereport(LOG,
+				(errmsg("kappa sink %d of stream \"%s\" could not send; trying again in %d ms",
+						sender->sink_id, stream->name,
+						Min(Max(2 * sender->backoff_ms, SINK_BACKOFF_MIN_MS), SINK_BACKOFF_MAX_MS))));
+		sender_failed(sender);
+	}
+	return result;
+}
+
+/*
+ * Send what the sinks of the stream's views have in their outboxes, after
+ * a flush committed, in transactions of their own: batch after batch, for
+ * up to SINK_SEND_BUDGET_MS, skipping sinks backing off.  Only sinks whose
+ * owner may still act for the view's owner (and, without brokers of its
+ * own, the stream's) send: a sink follows its view by name, and a view of
+ * that name may since belong to someone else.  The producers live in
+ * *senders, made on first use; those of sinks gone are closed.
+ */
+void
+kappa_sinks_send(KappaStream *stream, KappaSinkSenders **senders)
+{
+	Datum		values[1] = {Int32GetDatum(stream->id)};
+	List	   *sinks = NIL;
+	List	   *pending = NIL;
+	ListCell   *lc;
+	KappaCatalogAccess access;
+	TimestampTz start = GetCurrentTimestamp();
+
+	if (*senders == NULL)
+	{
+		MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "kappa sink senders",
+												  ALLOCSET_SMALL_SIZES);
+
+		*senders = MemoryContextAllocZero(cxt, sizeof(KappaSinkSenders));
+		(*senders)->cxt = cxt;
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	kappa_catalog_enter(&access);
+	if (SPI_execute_with_args("SELECT k.sink_id, k.next_seq > k.sent_seq OR k.last_error IS NOT NULL "
+							  "FROM kappa.sinks k "
+							  "JOIN kappa.views v ON v.schema_name = k.schema_name AND v.view_name = k.view_name "
+							  "JOIN kappa.streams s ON s.stream_id = v.stream_id "
+							  "WHERE v.stream_id = $1 AND pg_catalog.pg_has_role(k.owner, v.owner, 'USAGE') "
+							  "  AND (k.brokers IS NOT NULL OR pg_catalog.pg_has_role(k.owner, s.owner, 'USAGE')) "
+							  "ORDER BY k.sink_id",
+							  1, (Oid[]) {INT4OID}, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.sinks");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		sink_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		/* in the senders' memory: the transaction's goes at its commit */
+		MemoryContext spi = MemoryContextSwitchTo((*senders)->cxt);
+
+		sinks = lappend_int(sinks, sink_id);
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)))
+			pending = lappend_int(pending, sink_id);
+		MemoryContextSwitchTo(spi);
+	}
+	kappa_catalog_leave(&access);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	/* the producers of sinks gone (or no longer allowed) are closed */
+	foreach(lc, (*senders)->senders)
+	{
+		SinkSender *sender = lfirst(lc);
+
+		if (!list_member_int(sinks, sender->sink_id))
+		{
+			close_producer(sender);
+			(*senders)->senders = foreach_delete_current((*senders)->senders, lc);
+			pfree(sender);
+		}
+	}
+
+	foreach(lc, pending)
+	{
+		SinkSender *sender = find_sender(*senders, lfirst_int(lc));
+
+		if (sender == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo((*senders)->cxt);
+
+			sender = palloc0(sizeof(SinkSender));
+			sender->sink_id = lfirst_int(lc);
+			(*senders)->senders = lappend((*senders)->senders, sender);
+			MemoryContextSwitchTo(old);
+		}
+		if (sender->next_attempt > GetCurrentTimestamp())
+			continue;			/* backing off */
+		while (send_one_batch(stream, sender) == SINK_SENT_BATCH &&
+			   !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), SINK_SEND_BUDGET_MS))
+			;
+	}
+	list_free(sinks);
+	list_free(pending);
+}
