@@ -16,14 +16,14 @@ MODULE_big = kappa
 OBJS = \
 	src/kappa.o \
 	src/guc.o \
-	src/util/subxact.o \
-	src/catalog/catalog.o \
-	src/catalog/columns.o \
-	src/catalog/stream.o \
-	src/catalog/view.o \
-	src/catalog/ddl.o \
-	src/catalog/portable.o \
-	src/bgw/shmem.o \
+	src/subxact.o \
+	src/kappa_catalog/catalog.o \
+	src/kappa_catalog/columns.o \
+	src/kappa_catalog/stream.o \
+	src/kappa_catalog/view.o \
+	src/kappa_catalog/ddl.o \
+	src/engine/portable.o \
+	src/shmem.o \
 	src/bgw/launcher.o \
 	src/bgw/worker.o \
 	src/kafka/connection.o \
@@ -50,11 +50,11 @@ OBJS = \
 	src/archive/archive_read.o \
 	src/archive/archive_write.o \
 	src/archive/archive_register.o \
-	src/sink/sink.o \
+	src/engine/sink.o \
 	src/api/alter.o \
 	src/api/produce.o \
 	src/api/monitor.o \
-	src/api/retry.o \
+	src/engine/retry.o \
 	src/api/feed.o \
 	src/api/check.o \
 	src/api/replay.o

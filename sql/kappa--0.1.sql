@@ -912,7 +912,7 @@ COMMENT ON VIEW kappa_workers IS 'state of each stream''s background worker';
 GRANT SELECT ON kappa_workers TO PUBLIC;
 
 -- BEGIN kappa ddl
--- Plain DDL on kappa's relations (src/catalog/ddl.c).  Dropping a view's
+-- Plain DDL on kappa's relations (src/kappa_catalog/ddl.c).  Dropping a view's
 -- user-facing view (DROP VIEW, DROP SCHEMA ... CASCADE, DROP OWNED BY)
 -- drops the kappa view, as kappa_drop_view does; DROP OWNED BY also drops
 -- the views whose rows tables it drops.  Dropping a rows table

@@ -24,7 +24,7 @@
 #include "kafka/connection.h"
 #include "guc.h"
 #include "bgw/launcher.h"
-#include "bgw/shmem.h"
+#include "shmem.h"
 
 PG_MODULE_MAGIC;
 

@@ -54,15 +54,15 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "archive/archive.h"
 #include "engine/engine.h"
 #include "guc.h"
 #include "engine/history.h"
 #include "kafka/kafka.h"
-#include "bgw/shmem.h"
-#include "catalog/stream.h"
-#include "catalog/view.h"
+#include "shmem.h"
+#include "kappa_catalog/stream.h"
+#include "kappa_catalog/view.h"
 
 PG_FUNCTION_INFO_V1(kappa_check);
 

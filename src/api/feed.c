@@ -54,12 +54,12 @@
 #include "utils/memutils.h"
 
 #include "archive/archive.h"
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "engine/engine.h"
 #include "guc.h"
-#include "bgw/shmem.h"
-#include "catalog/stream.h"
-#include "util/subxact.h"
+#include "shmem.h"
+#include "kappa_catalog/stream.h"
+#include "subxact.h"
 
 PG_FUNCTION_INFO_V1(kappa_feed);
 

@@ -34,8 +34,8 @@
 
 #include "kafka/kafka.h"
 #include "api/produce.h"
-#include "bgw/shmem.h"
-#include "catalog/stream.h"
+#include "shmem.h"
+#include "kappa_catalog/stream.h"
 
 PG_FUNCTION_INFO_V1(kappa_produce);
 PG_FUNCTION_INFO_V1(kappa_peek);

@@ -73,17 +73,17 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive.h"
-#include "catalog/catalog.h"
-#include "catalog/ddl.h"
+#include "kappa_catalog/catalog.h"
+#include "kappa_catalog/ddl.h"
 #include "engine/engine.h"
 #include "guc.h"
 #include "engine/history.h"
 #include "kafka/kafka.h"
-#include "catalog/portable.h"
-#include "bgw/shmem.h"
-#include "catalog/stream.h"
-#include "util/subxact.h"
-#include "catalog/view.h"
+#include "engine/portable.h"
+#include "shmem.h"
+#include "kappa_catalog/stream.h"
+#include "subxact.h"
+#include "kappa_catalog/view.h"
 
 PG_FUNCTION_INFO_V1(kappa_replay);
 PG_FUNCTION_INFO_V1(kappa_replay_status);

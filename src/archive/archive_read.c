@@ -46,8 +46,8 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive.h"
-#include "catalog/catalog.h"
-#include "bgw/shmem.h"
+#include "kappa_catalog/catalog.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_archive_read);
 

@@ -35,9 +35,9 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive.h"
-#include "catalog/catalog.h"
-#include "bgw/shmem.h"
-#include "catalog/stream.h"
+#include "kappa_catalog/catalog.h"
+#include "shmem.h"
+#include "kappa_catalog/stream.h"
 
 PG_FUNCTION_INFO_V1(kappa_archive_register);
 

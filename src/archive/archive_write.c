@@ -57,7 +57,7 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive.h"
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "guc.h"
 
 /* Capture's record, as Azure's files carry it (null property values). */

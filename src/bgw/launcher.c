@@ -71,11 +71,11 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "guc.h"
 #include "bgw/launcher.h"
-#include "catalog/portable.h"
-#include "bgw/shmem.h"
+#include "engine/portable.h"
+#include "shmem.h"
 #include "bgw/worker.h"
 
 /* A worker that ran this long before exiting starts its backoff afresh. */

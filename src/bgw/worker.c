@@ -65,16 +65,16 @@
 #include "utils/snapmgr.h"
 
 #include "archive/archive.h"
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "guc.h"
 #include "engine/engine.h"
 #include "engine/gap.h"
 #include "engine/history.h"
 #include "kafka/kafka.h"
-#include "api/retry.h"
-#include "bgw/shmem.h"
-#include "sink/sink.h"
-#include "catalog/stream.h"
+#include "engine/retry.h"
+#include "shmem.h"
+#include "engine/sink.h"
+#include "kappa_catalog/stream.h"
 #include "bgw/worker.h"
 
 /* Messages taken from the consumer at a time, and the longest wait. */

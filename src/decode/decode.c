@@ -81,12 +81,12 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "catalog/catalog.h"
-#include "catalog/columns.h"
+#include "kappa_catalog/catalog.h"
+#include "kappa_catalog/columns.h"
 #include "decode/decode.h"
 #include "guc.h"
 #include "decode/json_scan.h"
-#include "util/subxact.h"
+#include "subxact.h"
 
 /* Microseconds from 1970-01-01 to 2000-01-01, Postgres's epoch. */
 #define UNIX_TO_PG_EPOCH_US \

@@ -12,7 +12,7 @@
 
 #include "nodes/pg_list.h"
 
-#include "catalog/stream.h"
+#include "kappa_catalog/stream.h"
 
 typedef struct KappaDecoder KappaDecoder;
 

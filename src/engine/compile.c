@@ -63,7 +63,7 @@
 #include "agg/aggfuncs.h"
 #include "engine/compile.h"
 #include "engine/lookup.h"
-#include "catalog/stream.h"
+#include "kappa_catalog/stream.h"
 
 /* What the select-list rewrite needs to know. */
 typedef struct GroupRowContext

@@ -12,7 +12,7 @@
 
 #include "nodes/parsenodes.h"
 
-#include "catalog/stream.h"
+#include "kappa_catalog/stream.h"
 #include "engine/window.h"
 
 /*

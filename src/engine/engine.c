@@ -70,8 +70,8 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive.h"
-#include "catalog/catalog.h"
-#include "catalog/columns.h"
+#include "kappa_catalog/catalog.h"
+#include "kappa_catalog/columns.h"
 #include "decode/decode.h"
 #include "engine/engine.h"
 #include "engine/engine_internal.h"

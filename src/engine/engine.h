@@ -13,25 +13,8 @@
 #include "portability/instr_time.h"
 #include "utils/elog.h"
 
-#include "catalog/stream.h"
-
-/* One message from the log, as the engine sees it. */
-typedef struct KappaMessage
-{
-	int32		partition;
-	int64		offset;
-	int64		timestamp_ms;	/* broker timestamp, -1 if none */
-	const char *key;
-	size_t		key_len;
-	const char *payload;		/* NULL for a tombstone */
-	size_t		len;
-} KappaMessage;
-
-/* Where to start reading a partition that has no stored position. */
-#define KAPPA_OFFSET_BEGINNING (-2)
-#define KAPPA_OFFSET_END (-1)
-/* A partition not to be read at all. */
-#define KAPPA_OFFSET_NONE (-1000)
+#include "kappa_catalog/stream.h"
+#include "message.h"
 
 typedef struct KappaEngine KappaEngine;
 
@@ -50,9 +33,6 @@ typedef enum KappaBlame
 	KAPPA_BLAME_EVENT,			/* the message, for the stream or one view */
 	KAPPA_BLAME_VIEW			/* a view that can no longer run (rights) */
 } KappaBlame;
-
-/* A message read back (from the log or the archive), for a caller to apply. */
-typedef void (*KappaMessageCallback) (const KappaMessage *message, void *arg);
 
 /* The first offset a partition's log still holds; -1: unknown. */
 typedef int64 (*KappaLogStart) (void *arg, int32 partition);

@@ -44,14 +44,14 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "engine/compile.h"
 #include "engine/engine_internal.h"
-#include "catalog/portable.h"
+#include "engine/portable.h"
 #include "engine/state.h"
-#include "catalog/stream.h"
-#include "util/subxact.h"
-#include "catalog/view.h"
+#include "kappa_catalog/stream.h"
+#include "subxact.h"
+#include "kappa_catalog/view.h"
 
 /* A view found in kappa.views that the engine does not run yet. */
 typedef struct NewView

@@ -63,14 +63,14 @@
 #include "utils/typcache.h"
 
 #include "agg/aggregate.h"
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "engine/engine_internal.h"
 #include "guc.h"
-#include "bgw/shmem.h"
-#include "sink/sink.h"
+#include "shmem.h"
+#include "engine/sink.h"
 #include "engine/state.h"
-#include "util/subxact.h"
-#include "catalog/view.h"
+#include "subxact.h"
+#include "kappa_catalog/view.h"
 
 /*
  * kappa.view_state's statements, prepared once per backend, and its row

@@ -12,7 +12,7 @@
 
 #include "nodes/pg_list.h"
 
-#include "catalog/stream.h"
+#include "kappa_catalog/stream.h"
 
 extern bool kappa_gap_accepted(KappaStream *stream, int32 partition, int64 from);
 extern void kappa_gap_forget(KappaStream *stream, int32 partition, int64 from);

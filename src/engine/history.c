@@ -28,7 +28,7 @@
 #include "executor/spi.h"
 
 #include "archive/archive.h"
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "engine/history.h"
 
 /* An archive range, [from, to). */

@@ -16,7 +16,7 @@
 
 #include "engine/engine.h"
 #include "kafka/kafka.h"
-#include "catalog/stream.h"
+#include "kappa_catalog/stream.h"
 
 /* Where a span of offsets is read from. */
 typedef enum KappaSource

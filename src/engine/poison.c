@@ -49,7 +49,7 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "engine/engine_internal.h"
 
 /* Where a poison event is in the log. */

@@ -33,7 +33,7 @@
 
 #include "agg/aggregate.h"
 #include "archive/archive.h"
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "engine/engine_internal.h"
 #include "guc.h"
 #include "engine/history.h"

@@ -16,8 +16,8 @@
 
 #include "nodes/pg_list.h"
 
-#include "engine/engine.h"
-#include "catalog/stream.h"
+#include "message.h"
+#include "kappa_catalog/stream.h"
 
 typedef struct KappaConsumer KappaConsumer;
 

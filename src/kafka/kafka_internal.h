@@ -16,7 +16,7 @@
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 
-#include "catalog/stream.h"
+#include "kappa_catalog/stream.h"
 
 #define KAFKA_ERRSTR_LEN 512
 

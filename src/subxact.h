@@ -3,7 +3,7 @@
  * subxact.h
  *	  Internal subtransactions that leave the caller where it was.
  *
- * src/util/subxact.h
+ * src/subxact.h
  *
  *-------------------------------------------------------------------------
  */

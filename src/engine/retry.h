@@ -4,7 +4,7 @@
  *	  kappa_retry_dead_letters: dead letters decoded and applied again,
  *	  by the stream's worker at a flush.
  *
- * src/api/retry.h
+ * src/engine/retry.h
  *
  *-------------------------------------------------------------------------
  */
@@ -12,7 +12,7 @@
 #define KAPPA_RETRY_H
 
 #include "engine/engine.h"
-#include "catalog/stream.h"
+#include "kappa_catalog/stream.h"
 
 extern bool kappa_retry_pending(int slot_index);
 extern void kappa_retry_apply(int slot_index, KappaEngine *engine, KappaStream *stream,

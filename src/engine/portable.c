@@ -44,7 +44,7 @@
  * same plan once (the second waits on the first's row lock, then finds
  * nothing to do).
  *
- * src/catalog/portable.c
+ * src/engine/portable.c
  *
  *-------------------------------------------------------------------------
  */
@@ -60,11 +60,11 @@
 #include "utils/builtins.h"
 #include "utils/ruleutils.h"
 
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "engine/compile.h"
-#include "catalog/portable.h"
-#include "catalog/stream.h"
-#include "catalog/view.h"
+#include "engine/portable.h"
+#include "kappa_catalog/stream.h"
+#include "kappa_catalog/view.h"
 
 PG_FUNCTION_INFO_V1(kappa_origin);
 

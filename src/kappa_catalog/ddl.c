@@ -54,7 +54,7 @@
  * session_replication_role = replica) leaves catalog rows without
  * relations; kappa_drop_view and kappa_drop_stream remove them.
  *
- * src/catalog/ddl.c
+ * src/kappa_catalog/ddl.c
  *
  *-------------------------------------------------------------------------
  */
@@ -70,10 +70,10 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
-#include "catalog/catalog.h"
-#include "catalog/ddl.h"
-#include "catalog/stream.h"
-#include "catalog/view.h"
+#include "kappa_catalog/catalog.h"
+#include "kappa_catalog/ddl.h"
+#include "kappa_catalog/stream.h"
+#include "kappa_catalog/view.h"
 
 PG_FUNCTION_INFO_V1(kappa_ddl_sql_drop);
 

@@ -4,7 +4,7 @@
  *	  Views that survive pg_dump and pg_upgrade: a stored plan's origin,
  *	  and the portable definition another database rebuilds it from.
  *
- * src/catalog/portable.h
+ * src/engine/portable.h
  *
  *-------------------------------------------------------------------------
  */

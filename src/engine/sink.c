@@ -32,7 +32,7 @@
  * "final"}, "row": the row}.  sink_id tells this sink from an earlier one
  * of the same name.
  *
- * src/sink/sink.c
+ * src/engine/sink.c
  *
  *-------------------------------------------------------------------------
  */
@@ -54,16 +54,16 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "engine/compile.h"
 #include "kafka/connection.h"
 #include "guc.h"
 #include "kafka/kafka.h"
-#include "catalog/portable.h"
-#include "bgw/shmem.h"
-#include "sink/sink.h"
-#include "catalog/stream.h"
-#include "catalog/view.h"
+#include "engine/portable.h"
+#include "shmem.h"
+#include "engine/sink.h"
+#include "kappa_catalog/stream.h"
+#include "kappa_catalog/view.h"
 
 PG_FUNCTION_INFO_V1(kappa_create_sink);
 PG_FUNCTION_INFO_V1(kappa_drop_sink);

@@ -4,7 +4,7 @@
  *	  Shared memory of kappa: the launcher's latch and one slot per stream
  *	  worker.
  *
- * src/bgw/shmem.h
+ * src/shmem.h
  *
  *-------------------------------------------------------------------------
  */

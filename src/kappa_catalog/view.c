@@ -32,7 +32,7 @@
  * kappa_create_view names it rather than failing on kappa.views' unique
  * key.
  *
- * src/catalog/view.c
+ * src/kappa_catalog/view.c
  *
  *-------------------------------------------------------------------------
  */
@@ -60,13 +60,13 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "engine/compile.h"
 #include "engine/lookup.h"
-#include "catalog/portable.h"
-#include "bgw/shmem.h"
-#include "catalog/stream.h"
-#include "catalog/view.h"
+#include "engine/portable.h"
+#include "shmem.h"
+#include "kappa_catalog/stream.h"
+#include "kappa_catalog/view.h"
 
 PG_FUNCTION_INFO_V1(kappa_create_view);
 PG_FUNCTION_INFO_V1(kappa_drop_view);

@@ -46,7 +46,7 @@
  * Lifetime: the only state is the copy of search_path's text that
  * kappa_owner_leave compares with, for the process's life.
  *
- * src/catalog/catalog.c
+ * src/kappa_catalog/catalog.c
  *
  *-------------------------------------------------------------------------
  */
@@ -60,7 +60,7 @@
 #include "utils/elog.h"
 #include "utils/guc.h"
 
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 
 /* The search_path of catalog statements, and of user code in kappa. */
 #define CATALOG_SEARCH_PATH "pg_catalog, pg_temp"

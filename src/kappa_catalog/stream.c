@@ -24,7 +24,7 @@
  * Lifetime: the one static, whether to wake the launcher, lives for the
  * transaction (reset at commit and abort).
  *
- * src/catalog/stream.c
+ * src/kappa_catalog/stream.c
  *
  *-------------------------------------------------------------------------
  */
@@ -48,14 +48,14 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "catalog/catalog.h"
-#include "catalog/columns.h"
+#include "kappa_catalog/catalog.h"
+#include "kappa_catalog/columns.h"
 #include "engine/compile.h"
 #include "kafka/connection.h"
 #include "kafka/kafka.h"
-#include "bgw/shmem.h"
-#include "catalog/stream.h"
-#include "catalog/view.h"
+#include "shmem.h"
+#include "kappa_catalog/stream.h"
+#include "kappa_catalog/view.h"
 
 #define STREAM_NAME_HINT "Stream names are lower-case SQL identifiers: letters, digits and underscores, starting with a letter or underscore, at most 63 characters."
 

@@ -3,7 +3,7 @@
  * view.h
  *	  The view catalog: kappa_create_view and kappa_drop_view.
  *
- * src/catalog/view.h
+ * src/kappa_catalog/view.h
  *
  *-------------------------------------------------------------------------
  */

@@ -36,7 +36,7 @@
  * the letters hold the owner's data.  The function is granted to
  * kappa_admin, as the stream functions are.
  *
- * src/api/retry.c
+ * src/engine/retry.c
  *
  *-------------------------------------------------------------------------
  */
@@ -56,12 +56,12 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "catalog/catalog.h"
+#include "kappa_catalog/catalog.h"
 #include "engine/engine.h"
 #include "guc.h"
-#include "api/retry.h"
-#include "bgw/shmem.h"
-#include "catalog/stream.h"
+#include "engine/retry.h"
+#include "shmem.h"
+#include "kappa_catalog/stream.h"
 
 PG_FUNCTION_INFO_V1(kappa_retry_dead_letters);
 

@@ -14,7 +14,7 @@
  * releasing it, as pg_stat_statements does with its entries.  Only the
  * launcher allocates or frees a slot, so two writers never race for one.
  *
- * src/bgw/shmem.c
+ * src/shmem.c
  *
  *-------------------------------------------------------------------------
  */
@@ -33,7 +33,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "bgw/shmem.h"
+#include "shmem.h"
 
 KappaSharedState *kappa_shared = NULL;
 

@@ -4,7 +4,7 @@
  *	  Plain DDL on kappa's relations: the sql_drop event trigger, and
  *	  kappa's own DROPs that it lets through.
  *
- * src/catalog/ddl.h
+ * src/kappa_catalog/ddl.h
  *
  *-------------------------------------------------------------------------
  */

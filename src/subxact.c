@@ -20,7 +20,7 @@
  * kappa_subxact_commit; PG_CATCH kappa_subxact_abort, which copies the
  * error and rolls back, then decide, and ReThrowError if it is not ours.
  *
- * src/util/subxact.c
+ * src/subxact.c
  *
  *-------------------------------------------------------------------------
  */
@@ -29,7 +29,7 @@
 #include "access/xact.h"
 #include "utils/memutils.h"
 
-#include "util/subxact.h"
+#include "subxact.h"
 
 /* Begin an internal subtransaction, staying in the caller's memory. */
 void

@@ -3,7 +3,7 @@
  * stream.h
  *	  The stream catalog: definition, validation and loading of streams.
  *
- * src/catalog/stream.h
+ * src/kappa_catalog/stream.h
  *
  *-------------------------------------------------------------------------
  */

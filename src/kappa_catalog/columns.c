@@ -15,7 +15,7 @@
  * Everything here runs at kappa_create_stream time and reports problems
  * with ereport; nothing here is on the per-event path.
  *
- * src/catalog/columns.c
+ * src/kappa_catalog/columns.c
  *
  *-------------------------------------------------------------------------
  */
@@ -31,7 +31,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "catalog/columns.h"
+#include "kappa_catalog/columns.h"
 
 /* Names a stream column may not have: the metadata columns of every stream. */
 static const char *const kappa_reserved_columns[] = {

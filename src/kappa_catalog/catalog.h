@@ -4,7 +4,7 @@
  *	  The boundary between kappa's own rights and its users': statements
  *	  against kappa's catalog, user code as its owner, fixed settings.
  *
- * src/catalog/catalog.h
+ * src/kappa_catalog/catalog.h
  *
  *-------------------------------------------------------------------------
  */

@@ -3,7 +3,7 @@
  * sink.h
  *	  A view's final (or changed) rows sent to a Kafka topic, exactly once.
  *
- * src/sink/sink.h
+ * src/engine/sink.h
  *
  *-------------------------------------------------------------------------
  */

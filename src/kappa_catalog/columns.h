@@ -3,7 +3,7 @@
  * columns.h
  *	  Parsing and validation of a stream's column list and JSON paths.
  *
- * src/catalog/columns.h
+ * src/kappa_catalog/columns.h
  *
  *-------------------------------------------------------------------------
  */
