@@ -23,10 +23,11 @@ OBJS = \
 	src/kappa_catalog/view.o \
 	src/kappa_catalog/ddl.o \
 	src/engine/portable.o \
+	src/engine/view_read.o \
 	src/shmem.o \
 	src/bgw/launcher.o \
 	src/bgw/worker.o \
-	src/kafka/connection.o \
+	src/kappa_catalog/connection.o \
 	src/kafka/kafka.o \
 	src/kafka/consumer.o \
 	src/decode/decode.o \
@@ -52,6 +53,8 @@ OBJS = \
 	src/archive/archive_register.o \
 	src/engine/sink.o \
 	src/api/alter.o \
+	src/api/create_stream.o \
+	src/api/create_view.o \
 	src/api/produce.o \
 	src/api/monitor.o \
 	src/engine/retry.o \

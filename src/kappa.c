@@ -21,9 +21,9 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "kafka/connection.h"
-#include "guc.h"
 #include "bgw/launcher.h"
+#include "guc.h"
+#include "kappa_catalog/connection.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;

@@ -67,14 +67,14 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "engine/compile.h"
+#include "engine/portable.h"
+#include "kafka/kafka.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/columns.h"
-#include "engine/compile.h"
-#include "kafka/connection.h"
-#include "kafka/kafka.h"
-#include "engine/portable.h"
-#include "shmem.h"
+#include "kappa_catalog/connection.h"
 #include "kappa_catalog/stream.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_alter_stream);
 

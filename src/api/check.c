@@ -54,15 +54,15 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "kappa_catalog/catalog.h"
 #include "archive/archive.h"
 #include "engine/engine.h"
-#include "guc.h"
 #include "engine/history.h"
+#include "guc.h"
 #include "kafka/kafka.h"
-#include "shmem.h"
+#include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_check);
 

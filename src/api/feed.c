@@ -54,11 +54,11 @@
 #include "utils/memutils.h"
 
 #include "archive/archive.h"
-#include "kappa_catalog/catalog.h"
 #include "engine/engine.h"
 #include "guc.h"
-#include "shmem.h"
+#include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
+#include "shmem.h"
 #include "subxact.h"
 
 PG_FUNCTION_INFO_V1(kappa_feed);

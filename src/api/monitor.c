@@ -31,11 +31,11 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
-#include "kappa_catalog/catalog.h"
 #include "guc.h"
 #include "kafka/kafka.h"
-#include "shmem.h"
+#include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_log_ends);
 

@@ -32,10 +32,10 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "kafka/kafka.h"
 #include "api/produce.h"
-#include "shmem.h"
+#include "kafka/kafka.h"
 #include "kappa_catalog/stream.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_produce);
 PG_FUNCTION_INFO_V1(kappa_peek);

@@ -72,18 +72,20 @@
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
 
+#include "api/create_view.h"
 #include "archive/archive.h"
+#include "engine/engine.h"
+#include "engine/history.h"
+#include "engine/portable.h"
+#include "engine/view_read.h"
+#include "guc.h"
+#include "kafka/kafka.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/ddl.h"
-#include "engine/engine.h"
-#include "guc.h"
-#include "engine/history.h"
-#include "kafka/kafka.h"
-#include "engine/portable.h"
-#include "shmem.h"
 #include "kappa_catalog/stream.h"
-#include "subxact.h"
 #include "kappa_catalog/view.h"
+#include "shmem.h"
+#include "subxact.h"
 
 PG_FUNCTION_INFO_V1(kappa_replay);
 PG_FUNCTION_INFO_V1(kappa_replay_status);

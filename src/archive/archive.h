@@ -12,8 +12,8 @@
 
 #include "datatype/timestamp.h"
 
-#include "message.h"
 #include "kappa_catalog/stream.h"
+#include "message.h"
 
 /* One record of a Capture file, as read (in the current memory context). */
 typedef struct ArchiveRecord

@@ -36,8 +36,8 @@
 
 #include "archive/archive.h"
 #include "kappa_catalog/catalog.h"
-#include "shmem.h"
 #include "kappa_catalog/stream.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_archive_register);
 

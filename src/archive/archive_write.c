@@ -57,8 +57,8 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive.h"
-#include "kappa_catalog/catalog.h"
 #include "guc.h"
+#include "kappa_catalog/catalog.h"
 
 /* Capture's record, as Azure's files carry it (null property values). */
 static const char capture_schema_json[] =

@@ -71,12 +71,12 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "kappa_catalog/catalog.h"
-#include "guc.h"
 #include "bgw/launcher.h"
-#include "engine/portable.h"
-#include "shmem.h"
 #include "bgw/worker.h"
+#include "engine/portable.h"
+#include "guc.h"
+#include "kappa_catalog/catalog.h"
+#include "shmem.h"
 
 /* A worker that ran this long before exiting starts its backoff afresh. */
 #define LAUNCHER_HEALTHY_RUN_MS (60 * 1000)

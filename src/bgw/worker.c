@@ -65,17 +65,17 @@
 #include "utils/snapmgr.h"
 
 #include "archive/archive.h"
-#include "kappa_catalog/catalog.h"
-#include "guc.h"
+#include "bgw/worker.h"
 #include "engine/engine.h"
 #include "engine/gap.h"
 #include "engine/history.h"
-#include "kafka/kafka.h"
 #include "engine/retry.h"
-#include "shmem.h"
 #include "engine/sink.h"
+#include "guc.h"
+#include "kafka/kafka.h"
+#include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
-#include "bgw/worker.h"
+#include "shmem.h"
 
 /* Messages taken from the consumer at a time, and the longest wait. */
 #define WORKER_BATCH 10000

@@ -81,11 +81,11 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "decode/decode.h"
+#include "decode/json_scan.h"
+#include "guc.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/columns.h"
-#include "decode/decode.h"
-#include "guc.h"
-#include "decode/json_scan.h"
 #include "subxact.h"
 
 /* Microseconds from 1970-01-01 to 2000-01-01, Postgres's epoch. */

@@ -89,13 +89,6 @@ static void check_deterministic(Node *node, const char *clause);
 static Oid	kappa_function(const char *name);
 static bool rewrite_aggregates(Node *node, void *context);
 
-/* The relation that stands for a stream in its views' queries. */
-char *
-kappa_stream_relation_name(int32 stream_id)
-{
-	return psprintf("stream_%d", stream_id);
-}
-
 /*
  * The stream of the stored definition being analysed (see portable.c),
  * whose FROM names the stream's relation kappa.stream_<id> rather than the

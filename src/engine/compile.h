@@ -12,8 +12,8 @@
 
 #include "nodes/parsenodes.h"
 
-#include "kappa_catalog/stream.h"
 #include "engine/window.h"
+#include "kappa_catalog/stream.h"
 
 /*
  * One ORDER BY item of a top-N view (or a tie-break key), over a column of
@@ -77,7 +77,6 @@ extern Query *kappa_analyze_view(const char *query_text, KappaStream **stream);
 extern Query *kappa_analyze_definition(const char *definition, KappaStream *stream);
 extern Query *kappa_stored_view(const char *plan, KappaStream **stream);
 extern KappaViewSpec *kappa_compile_view(Query *query);
-extern char *kappa_stream_relation_name(int32 stream_id);
 extern void kappa_check_view_rights(Query *query, Oid owner);
 extern void kappa_view_unsupported(const char *construct, const char *hint) pg_attribute_noreturn();
 

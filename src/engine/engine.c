@@ -70,14 +70,14 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive.h"
-#include "kappa_catalog/catalog.h"
-#include "kappa_catalog/columns.h"
 #include "decode/decode.h"
 #include "engine/engine.h"
 #include "engine/engine_internal.h"
-#include "guc.h"
 #include "engine/lookup.h"
 #include "engine/state.h"
+#include "guc.h"
+#include "kappa_catalog/catalog.h"
+#include "kappa_catalog/columns.h"
 
 
 

@@ -15,8 +15,8 @@
 #include "executor/spi.h"
 #include "nodes/execnodes.h"
 
-#include "engine/compile.h"
 #include "decode/decode.h"
+#include "engine/compile.h"
 #include "engine/engine.h"
 #include "engine/lookup.h"
 #include "engine/state.h"

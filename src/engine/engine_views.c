@@ -44,14 +44,15 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
-#include "kappa_catalog/catalog.h"
 #include "engine/compile.h"
 #include "engine/engine_internal.h"
 #include "engine/portable.h"
 #include "engine/state.h"
+#include "engine/view_read.h"
+#include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
-#include "subxact.h"
 #include "kappa_catalog/view.h"
+#include "subxact.h"
 
 /* A view found in kappa.views that the engine does not run yet. */
 typedef struct NewView

@@ -63,14 +63,14 @@
 #include "utils/typcache.h"
 
 #include "agg/aggregate.h"
-#include "kappa_catalog/catalog.h"
 #include "engine/engine_internal.h"
-#include "guc.h"
-#include "shmem.h"
 #include "engine/sink.h"
 #include "engine/state.h"
-#include "subxact.h"
+#include "guc.h"
+#include "kappa_catalog/catalog.h"
 #include "kappa_catalog/view.h"
+#include "shmem.h"
+#include "subxact.h"
 
 /*
  * kappa.view_state's statements, prepared once per backend, and its row

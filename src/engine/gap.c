@@ -27,11 +27,11 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-#include "kappa_catalog/catalog.h"
 #include "engine/engine.h"
 #include "engine/gap.h"
-#include "shmem.h"
+#include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_accept_gap);
 

@@ -28,8 +28,8 @@
 #include "executor/spi.h"
 
 #include "archive/archive.h"
-#include "kappa_catalog/catalog.h"
 #include "engine/history.h"
+#include "kappa_catalog/catalog.h"
 
 /* An archive range, [from, to). */
 typedef struct Range

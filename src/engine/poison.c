@@ -49,8 +49,8 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
-#include "kappa_catalog/catalog.h"
 #include "engine/engine_internal.h"
+#include "kappa_catalog/catalog.h"
 
 /* Where a poison event is in the log. */
 typedef struct PoisonKey

@@ -60,9 +60,9 @@
 #include "utils/builtins.h"
 #include "utils/ruleutils.h"
 
-#include "kappa_catalog/catalog.h"
 #include "engine/compile.h"
 #include "engine/portable.h"
+#include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
 

@@ -33,11 +33,11 @@
 
 #include "agg/aggregate.h"
 #include "archive/archive.h"
-#include "kappa_catalog/catalog.h"
 #include "engine/engine_internal.h"
-#include "guc.h"
 #include "engine/history.h"
 #include "engine/state.h"
+#include "guc.h"
+#include "kappa_catalog/catalog.h"
 
 static bool rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name);
 static void archive_message(const KappaMessage *m, void *arg);

@@ -56,12 +56,12 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "kappa_catalog/catalog.h"
 #include "engine/engine.h"
-#include "guc.h"
 #include "engine/retry.h"
-#include "shmem.h"
+#include "guc.h"
+#include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_retry_dead_letters);
 

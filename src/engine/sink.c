@@ -54,16 +54,17 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "kappa_catalog/catalog.h"
 #include "engine/compile.h"
-#include "kafka/connection.h"
+#include "engine/portable.h"
+#include "engine/sink.h"
+#include "engine/view_read.h"
 #include "guc.h"
 #include "kafka/kafka.h"
-#include "engine/portable.h"
-#include "shmem.h"
-#include "engine/sink.h"
+#include "kappa_catalog/catalog.h"
+#include "kappa_catalog/connection.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_create_sink);
 PG_FUNCTION_INFO_V1(kappa_drop_sink);

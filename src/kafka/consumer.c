@@ -30,10 +30,10 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "kafka/connection.h"
 #include "guc.h"
 #include "kafka/kafka.h"
 #include "kafka/kafka_internal.h"
+#include "kappa_catalog/connection.h"
 
 /* Messages kappa_consumer_read_ranges takes from the consumer at a time. */
 #define CONSUMER_RANGE_BATCH 10000

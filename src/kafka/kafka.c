@@ -52,10 +52,10 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "kafka/connection.h"
 #include "guc.h"
 #include "kafka/kafka.h"
 #include "kafka/kafka_internal.h"
+#include "kappa_catalog/connection.h"
 
 #define KAFKA_LOG_RING 32
 #define KAFKA_POLL_MS 50

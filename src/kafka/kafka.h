@@ -16,8 +16,8 @@
 
 #include "nodes/pg_list.h"
 
-#include "message.h"
 #include "kappa_catalog/stream.h"
+#include "message.h"
 
 typedef struct KappaConsumer KappaConsumer;
 

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * stream.c
- *	  The stream catalog: kappa_create_stream, kappa_drop_stream, and
- *	  loading a stream's definition for the workers and the SQL functions
- *	  (kappa_alter_stream, which changes one, is in alter.c).
+ *	  The stream catalog: a stream's rows and relation written, and its
+ *	  definition loaded for the workers and the SQL functions (which are
+ *	  in api/: create_stream.c, alter.c).
  *
  * A stream lives in three tables of schema kappa: streams (one row, secret
  * values masked), stream_columns (a row per column) and stream_secrets (the
@@ -16,10 +16,9 @@
  * names in a column list resolve on the caller's search_path, as in
  * CREATE TABLE, and the calling role becomes the stream's owner.
  *
- * Every argument is validated before anything is written, so a stream in
- * the catalog is one a worker can run.  All SQL here is constant text with
- * $n parameters.  Creating or dropping a stream wakes the launcher when the
- * transaction commits, so it starts or stops the stream's worker at once.
+ * All SQL here is constant text with $n parameters.  Creating or dropping
+ * a stream wakes the launcher when the transaction commits, so it starts
+ * or stops the stream's worker at once.
  *
  * Lifetime: the one static, whether to wake the launcher, lives for the
  * transaction (reset at commit and abort).
@@ -50,30 +49,16 @@
 
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/columns.h"
-#include "engine/compile.h"
-#include "kafka/connection.h"
-#include "kafka/kafka.h"
-#include "shmem.h"
+#include "kappa_catalog/connection.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
+#include "shmem.h"
 
-#define STREAM_NAME_HINT "Stream names are lower-case SQL identifiers: letters, digits and underscores, starting with a letter or underscore, at most 63 characters."
 
-PG_FUNCTION_INFO_V1(kappa_create_stream);
-PG_FUNCTION_INFO_V1(kappa_drop_stream);
-PG_FUNCTION_INFO_V1(kappa_stream_settings);
 
 static bool wake_launcher_at_commit = false;
 static bool xact_callback_registered = false;
 
-static void create_stream_relation(KappaStream *s);
-static void drop_stream_views(KappaStream *s, bool cascade);
-static void check_stream_name(const char *name);
-static KappaTimeUnit parse_time_unit(const char *unit);
-static void parse_partitions(KappaStream *s, const char *text);
-static List *options_to_settings(Jsonb *options);
-static void insert_stream(KappaStream *s, const char *eventhubs_masked,
-						  Interval *watermark, Interval *idle_timeout);
 static KappaStream *load_stream(const char *where_name, int32 where_id);
 static void launcher_xact_callback(XactEvent event, void *arg);
 
@@ -83,8 +68,8 @@ static void launcher_xact_callback(XactEvent event, void *arg);
  * empty and never written; Postgres's parser resolves view queries
  * against it.  Called between kappa_catalog_enter and kappa_catalog_leave.
  */
-static void
-create_stream_relation(KappaStream *s)
+void
+kappa_stream_create_relation(KappaStream *s)
 {
 	StringInfoData sql;
 	ListCell   *lc;
@@ -105,26 +90,8 @@ create_stream_relation(KappaStream *s)
 	kappa_catalog_exec(sql.data, SPI_OK_UTILITY);
 }
 
-/* Stream names are plain lower-case identifiers; see STREAM_NAME_HINT. */
-static void
-check_stream_name(const char *name)
-{
-	size_t		len = strlen(name);
-	bool		ok = len > 0 && len < NAMEDATALEN &&
-		((name[0] >= 'a' && name[0] <= 'z') || name[0] == '_');
-
-	for (size_t i = 1; ok && i < len; i++)
-		ok = (name[i] >= 'a' && name[i] <= 'z') ||
-			(name[i] >= '0' && name[i] <= '9') || name[i] == '_';
-	if (!ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("invalid stream name \"%.*s\"", NAMEDATALEN, name),
-				 errhint(STREAM_NAME_HINT)));
-}
-
-static KappaTimeUnit
-parse_time_unit(const char *unit)
+KappaTimeUnit
+kappa_stream_parse_time_unit(const char *unit)
 {
 	if (strcmp(unit, "s") == 0)
 		return KAPPA_TIME_S;
@@ -187,180 +154,6 @@ kappa_option_value(const char *name, JsonbValue *v)
 }
 
 /*
- * Turn the options object into librdkafka settings, each checked against
- * kappa's own rules and then against librdkafka's configuration API.
- */
-static List *
-options_to_settings(Jsonb *options)
-{
-	List	   *settings = NIL;
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	if (!JB_ROOT_IS_OBJECT(options))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options must be a JSON object of librdkafka settings"),
-				 errhint("For example: {\"fetch.max.bytes\": \"52428800\"}.")));
-
-	it = JsonbIteratorInit(&options->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		char	   *name;
-		char	   *value;
-
-		if (tok != WJB_KEY)
-			continue;
-		name = pnstrdup(v.val.string.val, v.val.string.len);
-		tok = JsonbIteratorNext(&it, &v, true);
-		value = kappa_option_value(name, &v);
-		kappa_check_setting_allowed(name);
-		settings = lappend(settings, kappa_make_setting(name, value));
-	}
-	return settings;
-}
-
-/*
- * kappa_create_stream(name, topic, brokers, columns, paths, event_time,
- * watermark, dedup_key, archive, options, eventhubs, time_unit,
- * idle_timeout, keep_late) defines a stream.
- */
-Datum
-kappa_create_stream(PG_FUNCTION_ARGS)
-{
-	KappaStream *s = palloc0(sizeof(KappaStream));
-	char	   *topic = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *brokers = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *eventhubs = PG_ARGISNULL(10) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(10));
-	Interval   *watermark = PG_GETARG_INTERVAL_P(6);
-	Interval   *idle_timeout = PG_GETARG_INTERVAL_P(12);
-	char	   *eventhubs_masked = NULL;
-	char	   *on_gap = "stop";
-	List	   *derived = NIL;
-
-	/* any error below must not log the statement: it may hold secrets */
-	kappa_statement_has_secrets(true);
-	kappa_require_preload();
-
-	if (PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("columns must be given"),
-				 errhint("List the columns of the events as in CREATE TABLE, as in columns => 'deviceId text, temperature float8'.")));
-	/* PG_NARGS: an older SQL definition of the function lacks the argument */
-	if (PG_NARGS() > 14 && !PG_ARGISNULL(14))
-		parse_partitions(s, text_to_cstring(PG_GETARG_TEXT_PP(14)));
-	if (PG_NARGS() > 15 && !PG_ARGISNULL(15))
-		on_gap = text_to_cstring(PG_GETARG_TEXT_PP(15));
-	if (strcmp(on_gap, "stop") != 0 && strcmp(on_gap, "skip") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid on_gap \"%s\"", on_gap),
-				 errhint("on_gap is \"stop\" (the default: the worker stops where the log lost offsets it did not read, until kappa_accept_gap) or \"skip\" (it counts them as lost and goes on).")));
-	s->skip_gaps = (strcmp(on_gap, "skip") == 0);
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(6) || PG_ARGISNULL(9) ||
-		PG_ARGISNULL(11) || PG_ARGISNULL(12) || PG_ARGISNULL(13))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("name, watermark, options, time_unit, idle_timeout and keep_late must not be null")));
-
-	s->name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	check_stream_name(s->name);
-	s->keep_late = PG_GETARG_BOOL(13);
-	s->owner = GetUserId();
-
-	/* where the events come from */
-	if ((brokers == NULL) == (eventhubs == NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg(brokers ? "brokers and eventhubs cannot both be given" :
-						"either brokers or eventhubs must be given"),
-				 errhint("Give brokers => 'host:port,...' for Kafka, or eventhubs => 'Endpoint=sb://...' for Azure Event Hubs.")));
-	if (brokers)
-	{
-		kappa_check_brokers(brokers);
-		s->brokers = brokers;
-		s->topic = topic ? topic : s->name;
-	}
-	else
-	{
-		KappaEventHubs *eh = kappa_parse_eventhubs(eventhubs);
-
-		s->brokers = eh->bootstrap;
-		derived = eh->settings;
-		eventhubs_masked = eh->masked;
-		s->topic = topic ? topic : eh->entity_path;
-		if (s->topic == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("no topic given for stream \"%s\"", s->name),
-					 errdetail("The Event Hubs connection string has no EntityPath part."),
-					 errhint("Give the event hub's name as topic, or use a connection string with EntityPath.")));
-	}
-	kappa_check_topic(s->topic);
-
-	/* what the events look like */
-	s->columns = kappa_parse_columns(text_to_cstring(PG_GETARG_TEXT_PP(3)));
-	if (!PG_ARGISNULL(4))
-		kappa_apply_paths(s->columns, PG_GETARG_JSONB_P(4));
-	if (!PG_ARGISNULL(5))
-	{
-		KappaColumn *col;
-
-		s->event_time = kappa_parse_column_ref(text_to_cstring(PG_GETARG_TEXT_PP(5)),
-											   "event_time column");
-		col = kappa_find_column(s->columns, s->event_time);
-		if (col == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("event_time column \"%s\" is not a column of the stream", s->event_time)));
-		if (getBaseType(col->typid) != TIMESTAMPTZOID &&
-			getBaseType(col->typid) != TIMESTAMPOID)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("event_time column \"%s\" is of type %s", s->event_time,
-							format_type_be(col->typid)),
-					 errdetail("The event time must be a timestamptz or timestamp column."),
-					 errhint("Declare it as timestamptz; ISO 8601 strings and epoch numbers (see time_unit) are both read.")));
-	}
-	s->time_unit = parse_time_unit(text_to_cstring(PG_GETARG_TEXT_PP(11)));
-	s->watermark_us = kappa_interval_to_us(watermark, "watermark", true);
-	s->idle_timeout_us = kappa_interval_to_us(idle_timeout, "idle_timeout", false);
-	if (!PG_ARGISNULL(7))
-	{
-		s->dedup_key = kappa_parse_column_ref(text_to_cstring(PG_GETARG_TEXT_PP(7)),
-											  "dedup_key column");
-		if (kappa_find_column(s->columns, s->dedup_key) == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("dedup_key column \"%s\" is not a column of the stream", s->dedup_key)));
-	}
-	if (!PG_ARGISNULL(8))
-	{
-		s->archive = text_to_cstring(PG_GETARG_TEXT_PP(8));
-		if (!is_absolute_path(s->archive))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("archive directory must be an absolute path")));
-		/* the worker writes the archive with the server's rights */
-		if (!has_privs_of_role(GetUserId(), ROLE_PG_WRITE_SERVER_FILES))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("must be superuser or a member of pg_write_server_files to archive a stream"),
-					 errdetail("The stream's worker writes the archive's files as the database server.")));
-	}
-
-	/* how to reach them: derived settings first, so options may refine them */
-	s->settings = list_concat(derived, options_to_settings(PG_GETARG_JSONB_P(9)));
-	kappa_kafka_check_settings(s);
-
-	insert_stream(s, eventhubs_masked, watermark, idle_timeout);
-	kappa_wake_launcher_on_commit();
-	PG_RETURN_VOID();
-}
-
-/*
  * A stream's settings as stored: all of them, secret values masked, for
  * kappa.streams.options, and the secret ones in clear, for
  * kappa.stream_secrets (NULL if there are none).
@@ -407,8 +200,8 @@ kappa_settings_to_jsonb(List *settings, Jsonb **public_settings, Jsonb **secret_
 }
 
 /* Write a validated stream into the catalog tables. */
-static void
-insert_stream(KappaStream *s, const char *eventhubs_masked,
+void
+kappa_stream_insert(KappaStream *s, const char *eventhubs_masked,
 			  Interval *watermark, Interval *idle_timeout)
 {
 	Jsonb	   *pub;
@@ -511,59 +304,8 @@ insert_stream(KappaStream *s, const char *eventhubs_masked,
 								  3, sectypes, secvalues, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert secrets of stream \"%s\"", s->name);
 	}
-	create_stream_relation(s);
+	kappa_stream_create_relation(s);
 	kappa_catalog_leave(&access);
-}
-
-/*
- * kappa_drop_stream(name, cascade) removes a stream.  Only its owner (or a
- * member of the owning role) and superusers may drop it.
- */
-Datum
-kappa_drop_stream(PG_FUNCTION_ARGS)
-{
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	KappaStream *s;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	KappaCatalogAccess access;
-
-	kappa_require_preload();
-	s = kappa_stream_load_owned(name);
-
-	drop_stream_views(s, PG_GETARG_BOOL(1));
-	values[0] = Int32GetDatum(s->id);
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("DELETE FROM kappa.streams WHERE stream_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete stream \"%s\"", name);
-	kappa_catalog_exec(psprintf("DROP TABLE IF EXISTS kappa.%s",
-								quote_identifier(kappa_stream_relation_name(s->id))),
-					   SPI_OK_UTILITY);
-	kappa_catalog_leave(&access);
-
-	kappa_wake_launcher_on_commit();
-	PG_RETURN_VOID();
-}
-
-/*
- * Drop the views of a stream that is being dropped, or refuse when there
- * are views and cascade is false.
- */
-static void
-drop_stream_views(KappaStream *s, bool cascade)
-{
-	List	   *views = kappa_stream_view_names(s->id);
-	ListCell   *lc;
-
-	if (views != NIL && !cascade)
-		ereport(ERROR,
-				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot drop stream \"%s\" because views depend on it", s->name),
-				 errdetail("View %s reads the stream.", (char *) linitial(views)),
-				 errhint("Drop the views first, or use kappa_drop_stream(name, cascade => true).")));
-	foreach(lc, views)
-		kappa_drop_view_by_name(lfirst(lc));
 }
 
 /* Load a stream by name; an error if there is none. */
@@ -657,60 +399,6 @@ kappa_stream_revision(int32 stream_id)
 	return revision;
 }
 
-/*
- * Parse a partitions option, "0-3,7,9-10", into the stream: ascending,
- * each once.  An error names what is wrong.
- */
-static void
-parse_partitions(KappaStream *s, const char *text)
-{
-	bool	   *seen = palloc0(sizeof(bool) * (KAPPA_MAX_PARTITION + 1));
-	const char *p = text;
-
-	for (;;)
-	{
-		char	   *end;
-		long		lo;
-		long		hi;
-
-		while (*p == ' ')
-			p++;
-		errno = 0;
-		lo = strtol(p, &end, 10);
-		if (end == p || errno != 0 || lo < 0 || lo > KAPPA_MAX_PARTITION)
-			break;
-		p = end;
-		hi = lo;
-		if (*p == '-')
-		{
-			p++;
-			hi = strtol(p, &end, 10);
-			if (end == p || errno != 0 || hi < lo || hi > KAPPA_MAX_PARTITION)
-				break;
-			p = end;
-		}
-		for (long i = lo; i <= hi; i++)
-			seen[i] = true;
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-		{
-			s->partitions = palloc(sizeof(int) * (KAPPA_MAX_PARTITION + 1));
-			for (int i = 0; i <= KAPPA_MAX_PARTITION; i++)
-				if (seen[i])
-					s->partitions[s->npartitions++] = i;
-			return;
-		}
-		if (*p++ != ',')
-			break;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid partitions \"%s\"", text),
-			 errdetail("Partitions are listed as numbers and ascending ranges from 0 to %d, as in '0-3,7'.",
-					   KAPPA_MAX_PARTITION)));
-}
-
 /* Load a stream by id, or NULL if it was dropped. */
 KappaStream *
 kappa_stream_load_by_id(int32 id)
@@ -775,7 +463,7 @@ load_stream(const char *where_name, int32 where_id)
 		s->brokers = SPI_getvalue(row, desc, 5);
 		s->event_time = SPI_getvalue(row, desc, 6);
 		unit = SPI_getvalue(row, desc, 7);
-		s->time_unit = parse_time_unit(unit);
+		s->time_unit = kappa_stream_parse_time_unit(unit);
 		s->watermark_us = DatumGetInt64(SPI_getbinval(row, desc, 8, &isnull));
 		s->idle_timeout_us = DatumGetInt64(SPI_getbinval(row, desc, 9, &isnull));
 		s->dedup_key = SPI_getvalue(row, desc, 10);
@@ -846,36 +534,11 @@ load_stream(const char *where_name, int32 where_id)
 	return s;
 }
 
-/*
- * kappa_stream_settings(name) shows the librdkafka settings a stream's
- * workers use, secrets masked: what kappa derived from brokers or the
- * Event Hubs connection string, then the stream's options.
- */
-Datum
-kappa_stream_settings(PG_FUNCTION_ARGS)
+/* The relation that stands for a stream in its views' queries. */
+char *
+kappa_stream_relation_name(int32 stream_id)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	KappaStream *s;
-	ListCell   *lc;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
-
-	kappa_require_preload();
-	s = kappa_stream_load(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	InitMaterializedSRF(fcinfo, 0);
-
-	values[0] = CStringGetTextDatum("bootstrap.servers");
-	values[1] = CStringGetTextDatum(s->brokers);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	foreach(lc, s->settings)
-	{
-		KappaSetting *setting = lfirst(lc);
-
-		values[0] = CStringGetTextDatum(setting->name);
-		values[1] = CStringGetTextDatum(setting->secret ? KAPPA_SECRET_MASK : setting->value);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	return (Datum) 0;
+	return psprintf("stream_%d", stream_id);
 }
 
 /*

@@ -55,6 +55,11 @@ typedef struct KappaStream
 extern void kappa_wake_launcher_on_commit(void);
 extern bool kappa_stream_lock_consumer(int32 stream_id, bool session);
 extern void kappa_view_lock_state(int32 view_id);
+extern char *kappa_stream_relation_name(int32 stream_id);
+extern void kappa_stream_create_relation(KappaStream *s);
+extern void kappa_stream_insert(KappaStream *s, const char *eventhubs_masked,
+								Interval *watermark, Interval *idle_timeout);
+extern KappaTimeUnit kappa_stream_parse_time_unit(const char *unit);
 extern KappaStream *kappa_stream_load(const char *name);
 extern KappaStream *kappa_stream_load_owned(const char *name);
 extern KappaStream *kappa_stream_load_by_id(int32 id);

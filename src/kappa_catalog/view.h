@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * view.h
- *	  The view catalog: kappa_create_view and kappa_drop_view.
+ *	  The view catalog: a view's names, rows table and catalog row.
  *
  * src/kappa_catalog/view.h
  *
@@ -14,8 +14,6 @@
 #include "storage/lockdefs.h"
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
-
-#include "engine/compile.h"
 
 /* A kappa view found by the name a caller gave (kappa_view_resolve_owned). */
 typedef struct KappaViewRef
@@ -36,15 +34,8 @@ extern void kappa_view_resolve_owned(const char *name, bool current_only, KappaV
 extern void kappa_drop_view_by_name(const char *name);
 extern void kappa_view_forget(int32 view_id);
 extern bool kappa_view_is_user_facing(Oid relid, int32 view_id);
+extern bool kappa_view_row_exists(const char *schema, const char *relname);
 extern char *kappa_canonical_time(TimestampTz ts);
-extern int64 kappa_view_retention_us(Jsonb *options);
-extern bool kappa_view_emit_final(Jsonb *options);
-extern bool kappa_view_option_given(Jsonb *options, const char *key);
-extern char *kappa_view_window_column(KappaViewSpec *spec, bool *is_end);
-extern int32 kappa_view_define(const char *schema, const char *relname, const char *query_text,
-							   const char *plan, Jsonb *options, const char *status, Oid owner);
 
-extern char *kappa_view_read_query(KappaViewSpec *spec, const char *rows_table);
-extern char *kappa_view_read_definition(int32 view_id, int *nvisible);
 
 #endif							/* KAPPA_VIEW_H */

@@ -31,7 +31,7 @@
  * that hides STATEMENT lines lives until the end of the transaction that
  * set it, and is cleared there, committed or aborted.
  *
- * src/kafka/connection.c
+ * src/kappa_catalog/connection.c
  *
  *-------------------------------------------------------------------------
  */
@@ -47,7 +47,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
-#include "kafka/connection.h"
+#include "kappa_catalog/connection.h"
 
 #define KAFKA_TOPIC_MAX 249
 #define EVENTHUBS_KAFKA_PORT "9093"

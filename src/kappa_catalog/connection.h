@@ -4,7 +4,7 @@
  *	  Where a stream's events come from: broker lists, Event Hubs
  *	  connection strings, topic names and librdkafka settings.
  *
- * src/kafka/connection.h
+ * src/kappa_catalog/connection.h
  *
  *-------------------------------------------------------------------------
  */
