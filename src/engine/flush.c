@@ -10,7 +10,7 @@
  * which windows every partition has passed, then deletes the rows of
  * sessions merged away, writes every changed group's row and the states
  * of those still open (each with one statement: an array of rows), and
- * drops the states of finalized groups.  docs/design/state-and-recovery.md
+ * drops the states of finalized groups.  src/engine/README.md
  * tells the whole story.
  *
  * Rights (catalog.c): a view's flush computes its rows (final functions,

@@ -10,7 +10,7 @@
  * from the first offset it read in each partition, from the log, and from
  * the archive for what the log no longer holds, or, if neither has it,
  * marked needs_replay rather than rebuilt wrong.
- * docs/design/state-and-recovery.md tells the story.
+ * src/engine/README.md tells the story.
  *
  * Rights (catalog.c): kappa's tables are read and written as the catalog;
  * a stored state is deserialized, and a view's rows table written, as the
