@@ -104,15 +104,15 @@ typedef struct KdSetEntry
 	char		status;
 } KdSetEntry;
 
-static inline uint32 kd_hash_value(KdType *t, Datum value);
-static inline bool kd_equal_values(KdType *t, Datum a, Datum b);
+static inline uint32 kappa_value_hash_value(KappaValueType *t, Datum value);
+static inline bool kappa_value_equal_values(KappaValueType *t, Datum a, Datum b);
 
 #define SH_PREFIX kdset
 #define SH_ELEMENT_TYPE KdSetEntry
 #define SH_KEY_TYPE Datum
 #define SH_KEY value
-#define SH_HASH_KEY(tb, key) kd_hash_value((KdType *) (tb)->private_data, key)
-#define SH_EQUAL(tb, a, b) kd_equal_values((KdType *) (tb)->private_data, a, b)
+#define SH_HASH_KEY(tb, key) kappa_value_hash_value((KappaValueType *) (tb)->private_data, key)
+#define SH_EQUAL(tb, a, b) kappa_value_equal_values((KappaValueType *) (tb)->private_data, a, b)
 #define SH_STORE_HASH
 #define SH_GET_HASH(tb, a) ((a)->hash)
 #define SH_SCOPE static inline
@@ -127,7 +127,7 @@ static inline bool kd_equal_values(KdType *t, Datum a, Datum b);
 typedef struct KdSet
 {
 	char		kind;			/* one of KD_SET_KINDS */
-	KdType		t;
+	KappaValueType		t;
 	MemoryContext mcxt;			/* where the set and its values live */
 	kdset_hash *tab;			/* private_data is &t */
 } KdSet;
@@ -136,7 +136,7 @@ typedef struct KdSet
 typedef struct KdList
 {
 	char		kind;			/* KD_COLLECT_LIST */
-	KdType		t;
+	KappaValueType		t;
 	MemoryContext mcxt;
 	Datum	   *values;
 	int64		nvalues;
@@ -152,7 +152,7 @@ typedef struct KdList
 typedef struct KdSortArg
 {
 	SortSupport ssup;
-	KdType	   *t;
+	KappaValueType	   *t;
 } KdSortArg;
 
 PG_FUNCTION_INFO_V1(kappa_count_distinct_trans);
@@ -179,7 +179,7 @@ PG_FUNCTION_INFO_V1(kappa_collect_list_final);
 
 /* The SQL name of the aggregate that keeps states of a kind. */
 const char *
-kd_kind_name(char kind)
+kappa_value_kind_name(char kind)
 {
 	switch (kind)
 	{
@@ -215,7 +215,7 @@ kd_kind_name(char kind)
 
 /* What an aggregate of a kind needs of its argument's type (KD_NEED_*). */
 static int
-kd_kind_needs(char kind)
+kappa_value_kind_needs(char kind)
 {
 	switch (kind)
 	{
@@ -247,7 +247,7 @@ kd_kind_needs(char kind)
  * opclass (money, bit, varbit) can be hashed by its binary image.
  */
 static bool
-kd_equal_is_image(Oid type, Oid collation)
+kappa_value_equal_is_image(Oid type, Oid collation)
 {
 	TypeCacheEntry *tce = lookup_type_cache(type, TYPECACHE_BTREE_OPFAMILY);
 	Oid			proc;
@@ -263,9 +263,9 @@ kd_equal_is_image(Oid type, Oid collation)
 
 /* Fill in a state's type, or fail clearly if the aggregate cannot take it. */
 void
-kd_type_init(KdType *t, char kind, Oid type, Oid collation)
+kappa_value_type_init(KappaValueType *t, char kind, Oid type, Oid collation)
 {
-	int			needs = kd_kind_needs(kind);
+	int			needs = kappa_value_kind_needs(kind);
 	int			flags = 0;
 	TypeCacheEntry *tce;
 
@@ -280,9 +280,9 @@ kd_type_init(KdType *t, char kind, Oid type, Oid collation)
 	t->image_hash = false;
 	if ((needs & KD_NEED_HASH) &&
 		(!OidIsValid(tce->eq_opr_finfo.fn_oid) || !OidIsValid(tce->hash_proc_finfo.fn_oid)))
-		t->image_hash = kd_equal_is_image(type, collation);
+		t->image_hash = kappa_value_equal_is_image(type, collation);
 	if ((needs & KD_NEED_HASH64) && !OidIsValid(tce->hash_extended_proc_finfo.fn_oid))
-		t->image_hash = kd_equal_is_image(type, collation);
+		t->image_hash = kappa_value_equal_is_image(type, collation);
 	if (t->image_hash)
 		tce = lookup_type_cache(type, flags | TYPECACHE_CMP_PROC_FINFO);
 
@@ -291,7 +291,7 @@ kd_type_init(KdType *t, char kind, Oid type, Oid collation)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("%s cannot be used with type %s",
-						kd_kind_name(kind), format_type_be(type)),
+						kappa_value_kind_name(kind), format_type_be(type)),
 				 errdetail("It needs the type's default hash operator class, to find equal values, and type %s has none (nor a btree operator class whose equality is binary equality).",
 						   format_type_be(type))));
 	if ((needs & KD_NEED_ORDER) &&
@@ -299,7 +299,7 @@ kd_type_init(KdType *t, char kind, Oid type, Oid collation)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("%s cannot be used with type %s",
-						kd_kind_name(kind), format_type_be(type)),
+						kappa_value_kind_name(kind), format_type_be(type)),
 				 errdetail("It needs the type's default btree operator class, to order values, and type %s has none.",
 						   format_type_be(type))));
 	if ((needs & KD_NEED_HASH64) && !t->image_hash &&
@@ -307,7 +307,7 @@ kd_type_init(KdType *t, char kind, Oid type, Oid collation)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("%s cannot be used with type %s",
-						kd_kind_name(kind), format_type_be(type)),
+						kappa_value_kind_name(kind), format_type_be(type)),
 				 errdetail("It needs the extended (64-bit) hash function of the type's default hash operator class, and type %s has none (nor a btree operator class whose equality is binary equality).",
 						   format_type_be(type))));
 
@@ -327,20 +327,20 @@ kappa_aggfunc_check_type(const char *aggname, Oid argtype)
 		KD_FIRST, KD_LAST, KD_APPROX, KD_SUM_DISTINCT, KD_AVG_DISTINCT, KD_STRING_AGG,
 	KD_STRING_AGG_DISTINCT, KD_PERCENTILE_CONT, KD_PERCENTILE_DISC};
 	Oid			type = getBaseType(argtype);
-	KdType		t;
+	KappaValueType		t;
 
 	for (int i = 0; i < (int) lengthof(kinds); i++)
-		if (strcmp(aggname, kd_kind_name(kinds[i])) == 0)
-			kd_type_init(&t, kinds[i], type, get_typcollation(type));
+		if (strcmp(aggname, kappa_value_kind_name(kinds[i])) == 0)
+			kappa_value_type_init(&t, kinds[i], type, get_typcollation(type));
 }
 
 /* Fail unless called as an aggregate; set *aggcxt to the aggregate memory. */
 void
-kd_check_context(FunctionCallInfo fcinfo, MemoryContext *aggcxt, char kind)
+kappa_value_check_context(FunctionCallInfo fcinfo, MemoryContext *aggcxt, char kind)
 {
 	if (!AggCheckCallContext(fcinfo, aggcxt))
 		elog(ERROR, "support function of %s called in non-aggregate context",
-			 kd_kind_name(kind));
+			 kappa_value_kind_name(kind));
 }
 
 /*
@@ -349,7 +349,7 @@ kd_check_context(FunctionCallInfo fcinfo, MemoryContext *aggcxt, char kind)
  * replaced by their base types.
  */
 Oid
-kd_arg_type(FunctionCallInfo fcinfo, char kind)
+kappa_value_arg_type(FunctionCallInfo fcinfo, char kind)
 {
 	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 1);
 
@@ -364,7 +364,7 @@ kd_arg_type(FunctionCallInfo fcinfo, char kind)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("could not determine the input data type of %s",
-						kd_kind_name(kind))));
+						kappa_value_kind_name(kind))));
 	return getBaseType(type);
 }
 
@@ -374,7 +374,7 @@ kd_arg_type(FunctionCallInfo fcinfo, char kind)
  * no collation.
  */
 Oid
-kd_arg_collation(FunctionCallInfo fcinfo, Oid type)
+kappa_value_arg_collation(FunctionCallInfo fcinfo, Oid type)
 {
 	Oid			collation;
 
@@ -395,7 +395,7 @@ kd_arg_collation(FunctionCallInfo fcinfo, Oid type)
 
 /* The 64-bit hash of a value's binary image (varlena: its contents). */
 uint64
-kd_image_hash(KdType *t, Datum value, uint64 seed)
+kappa_value_image_hash(KappaValueType *t, Datum value, uint64 seed)
 {
 	if (t->typbyval)
 	{
@@ -422,25 +422,25 @@ kd_image_hash(KdType *t, Datum value, uint64 seed)
 
 /* The hash of a value by its type's default hash opclass (or its image). */
 static inline uint32
-kd_hash_value(KdType *t, Datum value)
+kappa_value_hash_value(KappaValueType *t, Datum value)
 {
 	if (t->image_hash)
-		return (uint32) kd_image_hash(t, value, 0);
+		return (uint32) kappa_value_image_hash(t, value, 0);
 	return DatumGetUInt32(FunctionCall1Coll(&t->tce->hash_proc_finfo, t->collation, value));
 }
 
 /* Whether two values are equal by their type's default equality. */
 static inline bool
-kd_equal_values(KdType *t, Datum a, Datum b)
+kappa_value_equal_values(KappaValueType *t, Datum a, Datum b)
 {
 	if (t->image_hash)
-		return kd_image_cmp(t, a, b) == 0;
+		return kappa_value_image_cmp(t, a, b) == 0;
 	return DatumGetBool(FunctionCall2Coll(&t->tce->eq_opr_finfo, t->collation, a, b));
 }
 
 /* Compare two values by their type's default btree order. */
 int
-kd_compare_values(KdType *t, Datum a, Datum b)
+kappa_value_compare_values(KappaValueType *t, Datum a, Datum b)
 {
 	return DatumGetInt32(FunctionCall2Coll(&t->tce->cmp_proc_finfo, t->collation, a, b));
 }
@@ -451,7 +451,7 @@ kd_compare_values(KdType *t, Datum a, Datum b)
  * contents, whatever their headers.
  */
 int
-kd_image_cmp(KdType *t, Datum a, Datum b)
+kappa_value_image_cmp(KappaValueType *t, Datum a, Datum b)
 {
 	if (t->typbyval)
 	{
@@ -486,7 +486,7 @@ kd_image_cmp(KdType *t, Datum a, Datum b)
 
 /* A copy of a value in a state's memory (varlena values detoasted). */
 Datum
-kd_copy_value(KdType *t, MemoryContext mcxt, Datum value)
+kappa_value_copy_value(KappaValueType *t, MemoryContext mcxt, Datum value)
 {
 	MemoryContext old;
 	Datum		copy;
@@ -504,7 +504,7 @@ kd_copy_value(KdType *t, MemoryContext mcxt, Datum value)
 
 /* Free a value that a state copied. */
 void
-kd_free_value(KdType *t, Datum value)
+kappa_value_free_value(KappaValueType *t, Datum value)
 {
 	if (!t->typbyval)
 		pfree(DatumGetPointer(value));
@@ -512,7 +512,7 @@ kd_free_value(KdType *t, Datum value)
 
 /* qsort_arg comparator: btree order, then binary image. */
 static int
-kd_sort_cmp(const void *a, const void *b, void *arg)
+kappa_value_sort_cmp(const void *a, const void *b, void *arg)
 {
 	KdSortArg  *sa = (KdSortArg *) arg;
 	Datum		da = *(const Datum *) a;
@@ -520,13 +520,13 @@ kd_sort_cmp(const void *a, const void *b, void *arg)
 	int			c = ApplySortComparator(da, false, db, false, sa->ssup);
 
 	if (c == 0)
-		c = kd_image_cmp(sa->t, da, db);
+		c = kappa_value_image_cmp(sa->t, da, db);
 	return c;
 }
 
 /* Sort non-null values in place by their type's default btree order. */
 void
-kd_sort_values(KdType *t, Datum *values, int n)
+kappa_value_sort_values(KappaValueType *t, Datum *values, int n)
 {
 	SortSupportData ssup;
 	KdSortArg	arg;
@@ -541,12 +541,12 @@ kd_sort_values(KdType *t, Datum *values, int n)
 	PrepareSortSupportFromOrderingOp(t->tce->lt_opr, &ssup);
 	arg.ssup = &ssup;
 	arg.t = t;
-	qsort_arg(values, n, sizeof(Datum), kd_sort_cmp, &arg);
+	qsort_arg(values, n, sizeof(Datum), kappa_value_sort_cmp, &arg);
 }
 
 /* A one-dimensional array of n values (nulls may be NULL), from index 1. */
 Datum
-kd_make_array(KdType *t, Datum *values, bool *nulls, int64 n)
+kappa_value_make_array(KappaValueType *t, Datum *values, bool *nulls, int64 n)
 {
 	int			dims[1];
 	int			lbs[1] = {1};
@@ -567,7 +567,7 @@ kd_make_array(KdType *t, Datum *values, bool *nulls, int64 n)
 
 /* Report a serialized state that cannot be read. */
 void
-kd_corrupt(const char *what)
+kappa_value_corrupt(const char *what)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
@@ -576,7 +576,7 @@ kd_corrupt(const char *what)
 
 /* Start a serialized state: kind, version, type and collation. */
 void
-kd_begin_state(StringInfo buf, char kind, KdType *t)
+kappa_value_begin_state(StringInfo buf, char kind, KappaValueType *t)
 {
 	pq_begintypsend(buf);
 	pq_sendbyte(buf, (uint8) kind);
@@ -591,7 +591,7 @@ kd_begin_state(StringInfo buf, char kind, KdType *t)
  * is one of kinds, and return the kind, type and collation.
  */
 char
-kd_begin_read(StringInfo buf, bytea *data, const char *kinds,
+kappa_value_begin_read(StringInfo buf, bytea *data, const char *kinds,
 			  Oid *type, Oid *collation)
 {
 	char		kind;
@@ -599,12 +599,12 @@ kd_begin_read(StringInfo buf, bytea *data, const char *kinds,
 	initStringInfo(buf);
 	appendBinaryStringInfo(buf, VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data));
 	if (buf->len < 10)
-		kd_corrupt("too short");
+		kappa_value_corrupt("too short");
 	kind = (char) pq_getmsgbyte(buf);
 	if (kind == '\0' || strchr(kinds, kind) == NULL)
-		kd_corrupt("state of another aggregate");
+		kappa_value_corrupt("state of another aggregate");
 	if (pq_getmsgbyte(buf) != KD_FORMAT_VERSION)
-		kd_corrupt("unknown format version");
+		kappa_value_corrupt("unknown format version");
 	*type = (Oid) pq_getmsgint(buf, 4);
 	*collation = (Oid) pq_getmsgint(buf, 4);
 	return kind;
@@ -612,22 +612,22 @@ kd_begin_read(StringInfo buf, bytea *data, const char *kinds,
 
 /* Finish reading a serialized state: every byte must have been used. */
 void
-kd_end_read(StringInfo buf)
+kappa_value_end_read(StringInfo buf)
 {
 	if (buf->cursor != buf->len)
-		kd_corrupt("trailing bytes");
+		kappa_value_corrupt("trailing bytes");
 	pfree(buf->data);
 }
 
 /* The send (or receive) function of a type, cached in the call's fn_extra. */
-KdIoCache *
-kd_io_cache(FunctionCallInfo fcinfo, Oid type, bool send)
+KappaValueIo *
+kappa_value_io_cache(FunctionCallInfo fcinfo, Oid type, bool send)
 {
-	KdIoCache  *cache = (KdIoCache *) fcinfo->flinfo->fn_extra;
+	KappaValueIo  *cache = (KappaValueIo *) fcinfo->flinfo->fn_extra;
 
 	if (cache == NULL)
 	{
-		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(KdIoCache));
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(KappaValueIo));
 		fcinfo->flinfo->fn_extra = cache;
 	}
 	if (cache->type != type)
@@ -647,7 +647,7 @@ kd_io_cache(FunctionCallInfo fcinfo, Oid type, bool send)
 
 /* A child context for the garbage of send and receive functions. */
 MemoryContext
-kd_temp_context(void)
+kappa_value_temp_context(void)
 {
 	return AllocSetContextCreate(CurrentMemoryContext, "kappa aggregate state I/O",
 								 ALLOCSET_SMALL_SIZES);
@@ -655,7 +655,7 @@ kd_temp_context(void)
 
 /* Append a value in its type's binary format, with its length first. */
 void
-kd_send_value(StringInfo buf, KdIoCache *io, Datum value, MemoryContext tmp)
+kappa_value_send_value(StringInfo buf, KappaValueIo *io, Datum value, MemoryContext tmp)
 {
 	MemoryContext old = MemoryContextSwitchTo(tmp);
 	bytea	   *bytes = SendFunctionCall(&io->fn, value);
@@ -667,12 +667,12 @@ kd_send_value(StringInfo buf, KdIoCache *io, Datum value, MemoryContext tmp)
 }
 
 /*
- * Read a value written by kd_send_value, allocated in the current memory
+ * Read a value written by kappa_value_send_value, allocated in the current memory
  * context.  The byte after the value is zeroed during the call (buf is our
  * own copy) and restored.
  */
 Datum
-kd_recv_value(StringInfo buf, KdIoCache *io)
+kappa_value_recv_value(StringInfo buf, KappaValueIo *io)
 {
 	int			len = pq_getmsgint(buf, 4);
 	StringInfoData elem;
@@ -680,7 +680,7 @@ kd_recv_value(StringInfo buf, KdIoCache *io)
 	Datum		value;
 
 	if (len < 0 || len > buf->len - buf->cursor)
-		kd_corrupt("bad value length");
+		kappa_value_corrupt("bad value length");
 	elem.data = buf->data + buf->cursor;
 	elem.len = len;
 	elem.maxlen = len + 1;
@@ -689,7 +689,7 @@ kd_recv_value(StringInfo buf, KdIoCache *io)
 	elem.data[len] = '\0';
 	value = ReceiveFunctionCall(&io->fn, &elem, io->ioparam, -1);
 	if (elem.cursor != elem.len)
-		kd_corrupt("value not fully read by its type's receive function");
+		kappa_value_corrupt("value not fully read by its type's receive function");
 	elem.data[len] = saved;
 	buf->cursor += len;
 	return value;
@@ -702,12 +702,12 @@ kd_recv_value(StringInfo buf, KdIoCache *io)
 
 /* An empty set of values of a type, in mcxt. */
 static KdSet *
-kd_set_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
+kappa_value_set_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
 {
-	KdType		t;
+	KappaValueType		t;
 	KdSet	   *set;
 
-	kd_type_init(&t, kind, type, collation);
+	kappa_value_type_init(&t, kind, type, collation);
 	set = MemoryContextAllocZero(mcxt, sizeof(KdSet));
 	set->kind = kind;
 	set->t = t;
@@ -723,41 +723,41 @@ kd_set_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
  * 1.0 or 1.00 differs in scale.
  */
 static void
-kd_set_add(KdSet *set, Datum value, uint32 hash)
+kappa_value_set_add(KdSet *set, Datum value, uint32 hash)
 {
 	KdSetEntry *entry = kdset_lookup_hash(set->tab, value, hash);
 
 	if (entry == NULL)
 	{
-		Datum		copy = kd_copy_value(&set->t, set->mcxt, value);
+		Datum		copy = kappa_value_copy_value(&set->t, set->mcxt, value);
 		bool		found;
 
 		entry = kdset_insert_hash(set->tab, copy, hash, &found);
 		Assert(!found);
 	}
 	else if (set->kind != KD_COUNT_DISTINCT &&
-			 kd_image_cmp(&set->t, value, entry->value) < 0)
+			 kappa_value_image_cmp(&set->t, value, entry->value) < 0)
 	{
-		Datum		copy = kd_copy_value(&set->t, set->mcxt, value);
+		Datum		copy = kappa_value_copy_value(&set->t, set->mcxt, value);
 
-		kd_free_value(&set->t, entry->value);
+		kappa_value_free_value(&set->t, entry->value);
 		entry->value = copy;
 	}
 }
 
 /* Transition of both set aggregates: add the value unless it is null. */
 static Datum
-kd_set_trans(FunctionCallInfo fcinfo, char kind)
+kappa_value_set_trans(FunctionCallInfo fcinfo, char kind)
 {
 	MemoryContext aggcxt;
 	KdSet	   *set;
 
-	kd_check_context(fcinfo, &aggcxt, kind);
+	kappa_value_check_context(fcinfo, &aggcxt, kind);
 	if (PG_ARGISNULL(0))
 	{
-		Oid			type = kd_arg_type(fcinfo, kind);
+		Oid			type = kappa_value_arg_type(fcinfo, kind);
 
-		set = kd_set_create(kind, type, kd_arg_collation(fcinfo, type), aggcxt);
+		set = kappa_value_set_create(kind, type, kappa_value_arg_collation(fcinfo, type), aggcxt);
 	}
 	else
 		set = (KdSet *) PG_GETARG_POINTER(0);
@@ -765,7 +765,7 @@ kd_set_trans(FunctionCallInfo fcinfo, char kind)
 	{
 		Datum		value = PG_GETARG_DATUM(1);
 
-		kd_set_add(set, value, kd_hash_value(&set->t, value));
+		kappa_value_set_add(set, value, kappa_value_hash_value(&set->t, value));
 	}
 	PG_RETURN_POINTER(set);
 }
@@ -774,24 +774,24 @@ kd_set_trans(FunctionCallInfo fcinfo, char kind)
 Datum
 kappa_count_distinct_trans(PG_FUNCTION_ARGS)
 {
-	return kd_set_trans(fcinfo, KD_COUNT_DISTINCT);
+	return kappa_value_set_trans(fcinfo, KD_COUNT_DISTINCT);
 }
 
 /* kappa_collect_set's transition function. */
 Datum
 kappa_collect_set_trans(PG_FUNCTION_ARGS)
 {
-	return kd_set_trans(fcinfo, KD_COLLECT_SET);
+	return kappa_value_set_trans(fcinfo, KD_COLLECT_SET);
 }
 
 /* Fail if two states to be combined are of different kinds or types. */
 void
-kd_check_same(char kind1, KdType *t1, char kind2, KdType *t2)
+kappa_value_check_same(char kind1, KappaValueType *t1, char kind2, KappaValueType *t2)
 {
 	if (kind1 != kind2 || t1->type != t2->type || t1->collation != t2->collation)
 		elog(ERROR, "cannot combine states of %s over %s with states of %s over %s",
-			 kd_kind_name(kind1), format_type_be(t1->type),
-			 kd_kind_name(kind2), format_type_be(t2->type));
+			 kappa_value_kind_name(kind1), format_type_be(t1->type),
+			 kappa_value_kind_name(kind2), format_type_be(t2->type));
 }
 
 /* Combine function of both set aggregates: the union. */
@@ -804,7 +804,7 @@ kappa_set_combine(PG_FUNCTION_ARGS)
 	kdset_iterator it;
 	KdSetEntry *entry;
 
-	kd_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
+	kappa_value_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
 	if (other == NULL)
 	{
 		if (state == NULL)
@@ -812,13 +812,13 @@ kappa_set_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(state);
 	}
 	if (state == NULL)
-		state = kd_set_create(other->kind, other->t.type, other->t.collation, aggcxt);
+		state = kappa_value_set_create(other->kind, other->t.type, other->t.collation, aggcxt);
 	else
-		kd_check_same(state->kind, &state->t, other->kind, &other->t);
+		kappa_value_check_same(state->kind, &state->t, other->kind, &other->t);
 
 	kdset_start_iterate(other->tab, &it);
 	while ((entry = kdset_iterate(other->tab, &it)) != NULL)
-		kd_set_add(state, entry->value, entry->hash);
+		kappa_value_set_add(state, entry->value, entry->hash);
 	PG_RETURN_POINTER(state);
 }
 
@@ -830,18 +830,18 @@ kappa_set_serialize(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	MemoryContext tmp;
 	StringInfoData buf;
-	KdIoCache  *io;
+	KappaValueIo  *io;
 	kdset_iterator it;
 	KdSetEntry *entry;
 
-	kd_check_context(fcinfo, &aggcxt, set->kind);
-	io = kd_io_cache(fcinfo, set->t.type, true);
-	tmp = kd_temp_context();
-	kd_begin_state(&buf, set->kind, &set->t);
+	kappa_value_check_context(fcinfo, &aggcxt, set->kind);
+	io = kappa_value_io_cache(fcinfo, set->t.type, true);
+	tmp = kappa_value_temp_context();
+	kappa_value_begin_state(&buf, set->kind, &set->t);
 	pq_sendint64(&buf, (int64) set->tab->members);
 	kdset_start_iterate(set->tab, &it);
 	while ((entry = kdset_iterate(set->tab, &it)) != NULL)
-		kd_send_value(&buf, io, entry->value, tmp);
+		kappa_value_send_value(&buf, io, entry->value, tmp);
 	MemoryContextDelete(tmp);
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
@@ -855,33 +855,33 @@ kappa_set_deserialize(PG_FUNCTION_ARGS)
 	MemoryContext tmp;
 	MemoryContext old;
 	StringInfoData buf;
-	KdIoCache  *io;
+	KappaValueIo  *io;
 	KdSet	   *set;
 	Oid			type;
 	Oid			collation;
 	char		kind;
 	int64		n;
 
-	kd_check_context(fcinfo, &aggcxt, KD_COUNT_DISTINCT);
-	kind = kd_begin_read(&buf, data, KD_SET_KINDS, &type, &collation);
-	set = kd_set_create(kind, type, collation, CurrentMemoryContext);
-	io = kd_io_cache(fcinfo, type, false);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_COUNT_DISTINCT);
+	kind = kappa_value_begin_read(&buf, data, KD_SET_KINDS, &type, &collation);
+	set = kappa_value_set_create(kind, type, collation, CurrentMemoryContext);
+	io = kappa_value_io_cache(fcinfo, type, false);
 	n = pq_getmsgint64(&buf);
 	if (n < 0)
-		kd_corrupt("bad count");
-	tmp = kd_temp_context();
+		kappa_value_corrupt("bad count");
+	tmp = kappa_value_temp_context();
 	for (int64 i = 0; i < n; i++)
 	{
 		Datum		value;
 
 		old = MemoryContextSwitchTo(tmp);
-		value = kd_recv_value(&buf, io);
-		kd_set_add(set, value, kd_hash_value(&set->t, value));
+		value = kappa_value_recv_value(&buf, io);
+		kappa_value_set_add(set, value, kappa_value_hash_value(&set->t, value));
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(tmp);
 	}
 	MemoryContextDelete(tmp);
-	kd_end_read(&buf);
+	kappa_value_end_read(&buf);
 	PG_RETURN_POINTER(set);
 }
 
@@ -892,7 +892,7 @@ kappa_count_distinct_final(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	KdSet	   *set = PG_ARGISNULL(0) ? NULL : (KdSet *) PG_GETARG_POINTER(0);
 
-	kd_check_context(fcinfo, &aggcxt, KD_COUNT_DISTINCT);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_COUNT_DISTINCT);
 	PG_RETURN_INT64(set ? (int64) set->tab->members : 0);
 }
 
@@ -907,7 +907,7 @@ kappa_collect_set_final(PG_FUNCTION_ARGS)
 	kdset_iterator it;
 	KdSetEntry *entry;
 
-	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_SET);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_SET);
 	if (set == NULL || set->tab->members == 0)
 		PG_RETURN_NULL();
 	if (set->tab->members > MaxArraySize)
@@ -918,8 +918,8 @@ kappa_collect_set_final(PG_FUNCTION_ARGS)
 	kdset_start_iterate(set->tab, &it);
 	while ((entry = kdset_iterate(set->tab, &it)) != NULL)
 		values[n++] = entry->value;
-	kd_sort_values(&set->t, values, (int) n);
-	PG_RETURN_DATUM(kd_make_array(&set->t, values, NULL, n));
+	kappa_value_sort_values(&set->t, values, (int) n);
+	PG_RETURN_DATUM(kappa_value_make_array(&set->t, values, NULL, n));
 }
 
 /* ------------------------------------------------------------------------
@@ -938,19 +938,19 @@ kappa_collect_set_final(PG_FUNCTION_ARGS)
 Datum
 kappa_sum_distinct_trans(PG_FUNCTION_ARGS)
 {
-	return kd_set_trans(fcinfo, KD_SUM_DISTINCT);
+	return kappa_value_set_trans(fcinfo, KD_SUM_DISTINCT);
 }
 
 /* kappa_avg_distinct's transition function. */
 Datum
 kappa_avg_distinct_trans(PG_FUNCTION_ARGS)
 {
-	return kd_set_trans(fcinfo, KD_AVG_DISTINCT);
+	return kappa_value_set_trans(fcinfo, KD_AVG_DISTINCT);
 }
 
 /* A set's values in a new array, in ascending order; *n their number. */
 static Datum *
-kd_set_sorted(KdSet *set, int64 *n)
+kappa_value_set_sorted(KdSet *set, int64 *n)
 {
 	Datum	   *values = palloc(sizeof(Datum) * Max(set->tab->members, 1));
 	kdset_iterator it;
@@ -963,8 +963,8 @@ kd_set_sorted(KdSet *set, int64 *n)
 	if (*n > (int64) INT_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s cannot sort more than %d values", kd_kind_name(set->kind), INT_MAX)));
-	kd_sort_values(&set->t, values, (int) *n);
+				 errmsg("%s cannot sort more than %d values", kappa_value_kind_name(set->kind), INT_MAX)));
+	kappa_value_sort_values(&set->t, values, (int) *n);
 	return values;
 }
 
@@ -1002,7 +1002,7 @@ kd_sum_int64(Datum *values, int64 n, Oid type)
  * new Datum, never one of the state's.
  */
 static Datum
-kd_fold(KdType *t, PGFunction plus, Datum *values, int64 n)
+kappa_value_fold(KappaValueType *t, PGFunction plus, Datum *values, int64 n)
 {
 	Datum		total = datumCopy(values[0], t->typbyval, t->typlen);
 
@@ -1017,7 +1017,7 @@ kd_fold(KdType *t, PGFunction plus, Datum *values, int64 n)
  * numeric, float4, float8, numeric, money and interval -> themselves.
  */
 static Datum
-kd_distinct_sum(KdType *t, Datum *values, int64 n)
+kappa_value_distinct_sum(KappaValueType *t, Datum *values, int64 n)
 {
 	Oid			type = t->type;
 
@@ -1036,15 +1036,15 @@ kd_distinct_sum(KdType *t, Datum *values, int64 n)
 		case INT8OID:
 			return NumericGetDatum(kd_sum_int64(values, n, type));
 		case NUMERICOID:
-			return kd_fold(t, numeric_add, values, n);
+			return kappa_value_fold(t, numeric_add, values, n);
 		case FLOAT4OID:
-			return kd_fold(t, float4pl, values, n);
+			return kappa_value_fold(t, float4pl, values, n);
 		case FLOAT8OID:
-			return kd_fold(t, float8pl, values, n);
+			return kappa_value_fold(t, float8pl, values, n);
 		case CASHOID:
-			return kd_fold(t, cash_pl, values, n);
+			return kappa_value_fold(t, cash_pl, values, n);
 		case INTERVALOID:
-			return kd_fold(t, interval_pl, values, n);
+			return kappa_value_fold(t, interval_pl, values, n);
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -1060,7 +1060,7 @@ kd_distinct_sum(KdType *t, Datum *values, int64 n)
  * interval -> interval (sum / count by interval_div, as interval_avg).
  */
 static Datum
-kd_distinct_avg(KdType *t, Datum *values, int64 n)
+kappa_value_distinct_avg(KappaValueType *t, Datum *values, int64 n)
 {
 	Oid			type = t->type;
 	Datum		count = NumericGetDatum(int64_to_numeric(n));
@@ -1073,7 +1073,7 @@ kd_distinct_avg(KdType *t, Datum *values, int64 n)
 			return DirectFunctionCall2(numeric_div, NumericGetDatum(kd_sum_int64(values, n, type)),
 									   count);
 		case NUMERICOID:
-			return DirectFunctionCall2(numeric_div, kd_fold(t, numeric_add, values, n), count);
+			return DirectFunctionCall2(numeric_div, kappa_value_fold(t, numeric_add, values, n), count);
 		case FLOAT4OID:
 		case FLOAT8OID:
 			{
@@ -1087,7 +1087,7 @@ kd_distinct_avg(KdType *t, Datum *values, int64 n)
 				return DirectFunctionCall1(float8_avg, trans);
 			}
 		case INTERVALOID:
-			return DirectFunctionCall2(interval_div, kd_fold(t, interval_pl, values, n),
+			return DirectFunctionCall2(interval_div, kappa_value_fold(t, interval_pl, values, n),
 									   Float8GetDatum((float8) n));
 	}
 	ereport(ERROR,
@@ -1098,37 +1098,37 @@ kd_distinct_avg(KdType *t, Datum *values, int64 n)
 
 /* Final function of kappa_sum_distinct and kappa_avg_distinct. */
 static Datum
-kd_distinct_final(FunctionCallInfo fcinfo, char kind)
+kappa_value_distinct_final(FunctionCallInfo fcinfo, char kind)
 {
 	MemoryContext aggcxt;
 	KdSet	   *set = PG_ARGISNULL(0) ? NULL : (KdSet *) PG_GETARG_POINTER(0);
 	Datum	   *values;
 	int64		n;
 
-	kd_check_context(fcinfo, &aggcxt, kind);
+	kappa_value_check_context(fcinfo, &aggcxt, kind);
 	if (set == NULL || set->tab->members == 0)
 		PG_RETURN_NULL();
 	if (set->kind != kind)
 		elog(ERROR, "%s called with a state of %s",
-			 kd_kind_name(kind), kd_kind_name(set->kind));
-	values = kd_set_sorted(set, &n);
+			 kappa_value_kind_name(kind), kappa_value_kind_name(set->kind));
+	values = kappa_value_set_sorted(set, &n);
 	if (kind == KD_SUM_DISTINCT)
-		return kd_distinct_sum(&set->t, values, n);
-	return kd_distinct_avg(&set->t, values, n);
+		return kappa_value_distinct_sum(&set->t, values, n);
+	return kappa_value_distinct_avg(&set->t, values, n);
 }
 
 /* kappa_sum_distinct's final function: sum(DISTINCT x); NULL if none. */
 Datum
 kappa_sum_distinct_final(PG_FUNCTION_ARGS)
 {
-	return kd_distinct_final(fcinfo, KD_SUM_DISTINCT);
+	return kappa_value_distinct_final(fcinfo, KD_SUM_DISTINCT);
 }
 
 /* kappa_avg_distinct's final function: avg(DISTINCT x); NULL if none. */
 Datum
 kappa_avg_distinct_final(PG_FUNCTION_ARGS)
 {
-	return kd_distinct_final(fcinfo, KD_AVG_DISTINCT);
+	return kappa_value_distinct_final(fcinfo, KD_AVG_DISTINCT);
 }
 
 /* ------------------------------------------------------------------------
@@ -1138,12 +1138,12 @@ kappa_avg_distinct_final(PG_FUNCTION_ARGS)
 
 /* An empty list of values of a type, in mcxt. */
 static KdList *
-kd_list_create(Oid type, Oid collation, MemoryContext mcxt)
+kappa_value_list_create(Oid type, Oid collation, MemoryContext mcxt)
 {
-	KdType		t;
+	KappaValueType		t;
 	KdList	   *list;
 
-	kd_type_init(&t, KD_COLLECT_LIST, type, collation);
+	kappa_value_type_init(&t, KD_COLLECT_LIST, type, collation);
 	list = MemoryContextAllocZero(mcxt, sizeof(KdList));
 	list->kind = KD_COLLECT_LIST;
 	list->t = t;
@@ -1153,7 +1153,7 @@ kd_list_create(Oid type, Oid collation, MemoryContext mcxt)
 
 /* Fail if a list would have more elements than an array can. */
 static void
-kd_list_check_size(KdList *list, int64 more)
+kappa_value_list_check_size(KdList *list, int64 more)
 {
 	if (list->nvalues + list->nnulls + more > (int64) MaxArraySize)
 		ereport(ERROR,
@@ -1164,9 +1164,9 @@ kd_list_check_size(KdList *list, int64 more)
 
 /* Append a value (copied) or a null to a list. */
 static void
-kd_list_add(KdList *list, Datum value, bool isnull)
+kappa_value_list_add(KdList *list, Datum value, bool isnull)
 {
-	kd_list_check_size(list, 1);
+	kappa_value_list_check_size(list, 1);
 	if (isnull)
 	{
 		list->nnulls++;
@@ -1183,7 +1183,7 @@ kd_list_add(KdList *list, Datum value, bool isnull)
 			list->values = repalloc(list->values, sizeof(Datum) * newmax);
 		list->maxvalues = newmax;
 	}
-	list->values[list->nvalues] = kd_copy_value(&list->t, list->mcxt, value);
+	list->values[list->nvalues] = kappa_value_copy_value(&list->t, list->mcxt, value);
 	list->nvalues++;
 }
 
@@ -1194,16 +1194,16 @@ kappa_collect_list_trans(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	KdList	   *list;
 
-	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
 	if (PG_ARGISNULL(0))
 	{
-		Oid			type = kd_arg_type(fcinfo, KD_COLLECT_LIST);
+		Oid			type = kappa_value_arg_type(fcinfo, KD_COLLECT_LIST);
 
-		list = kd_list_create(type, kd_arg_collation(fcinfo, type), aggcxt);
+		list = kappa_value_list_create(type, kappa_value_arg_collation(fcinfo, type), aggcxt);
 	}
 	else
 		list = (KdList *) PG_GETARG_POINTER(0);
-	kd_list_add(list, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
+	kappa_value_list_add(list, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
 	PG_RETURN_POINTER(list);
 }
 
@@ -1215,7 +1215,7 @@ kappa_collect_list_combine(PG_FUNCTION_ARGS)
 	KdList	   *state = PG_ARGISNULL(0) ? NULL : (KdList *) PG_GETARG_POINTER(0);
 	KdList	   *other = PG_ARGISNULL(1) ? NULL : (KdList *) PG_GETARG_POINTER(1);
 
-	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
 	if (other == NULL)
 	{
 		if (state == NULL)
@@ -1223,12 +1223,12 @@ kappa_collect_list_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(state);
 	}
 	if (state == NULL)
-		state = kd_list_create(other->t.type, other->t.collation, aggcxt);
+		state = kappa_value_list_create(other->t.type, other->t.collation, aggcxt);
 	else
-		kd_check_same(state->kind, &state->t, other->kind, &other->t);
-	kd_list_check_size(state, other->nvalues + other->nnulls);
+		kappa_value_check_same(state->kind, &state->t, other->kind, &other->t);
+	kappa_value_list_check_size(state, other->nvalues + other->nnulls);
 	for (int64 i = 0; i < other->nvalues; i++)
-		kd_list_add(state, other->values[i], false);
+		kappa_value_list_add(state, other->values[i], false);
 	state->nnulls += other->nnulls;
 	PG_RETURN_POINTER(state);
 }
@@ -1241,16 +1241,16 @@ kappa_collect_list_serialize(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	MemoryContext tmp;
 	StringInfoData buf;
-	KdIoCache  *io;
+	KappaValueIo  *io;
 
-	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
-	io = kd_io_cache(fcinfo, list->t.type, true);
-	tmp = kd_temp_context();
-	kd_begin_state(&buf, list->kind, &list->t);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
+	io = kappa_value_io_cache(fcinfo, list->t.type, true);
+	tmp = kappa_value_temp_context();
+	kappa_value_begin_state(&buf, list->kind, &list->t);
 	pq_sendint64(&buf, list->nvalues);
 	pq_sendint64(&buf, list->nnulls);
 	for (int64 i = 0; i < list->nvalues; i++)
-		kd_send_value(&buf, io, list->values[i], tmp);
+		kappa_value_send_value(&buf, io, list->values[i], tmp);
 	MemoryContextDelete(tmp);
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
@@ -1264,33 +1264,33 @@ kappa_collect_list_deserialize(PG_FUNCTION_ARGS)
 	MemoryContext tmp;
 	MemoryContext old;
 	StringInfoData buf;
-	KdIoCache  *io;
+	KappaValueIo  *io;
 	KdList	   *list;
 	Oid			type;
 	Oid			collation;
 	int64		nvalues;
 	int64		nnulls;
 
-	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
-	(void) kd_begin_read(&buf, data, (char[]) {KD_COLLECT_LIST, 0}, &type, &collation);
-	list = kd_list_create(type, collation, CurrentMemoryContext);
-	io = kd_io_cache(fcinfo, type, false);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
+	(void) kappa_value_begin_read(&buf, data, (char[]) {KD_COLLECT_LIST, 0}, &type, &collation);
+	list = kappa_value_list_create(type, collation, CurrentMemoryContext);
+	io = kappa_value_io_cache(fcinfo, type, false);
 	nvalues = pq_getmsgint64(&buf);
 	nnulls = pq_getmsgint64(&buf);
 	if (nvalues < 0 || nnulls < 0)
-		kd_corrupt("bad count");
-	kd_list_check_size(list, nvalues + nnulls);
-	tmp = kd_temp_context();
+		kappa_value_corrupt("bad count");
+	kappa_value_list_check_size(list, nvalues + nnulls);
+	tmp = kappa_value_temp_context();
 	for (int64 i = 0; i < nvalues; i++)
 	{
 		old = MemoryContextSwitchTo(tmp);
-		kd_list_add(list, kd_recv_value(&buf, io), false);
+		kappa_value_list_add(list, kappa_value_recv_value(&buf, io), false);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(tmp);
 	}
 	MemoryContextDelete(tmp);
 	list->nnulls = nnulls;
-	kd_end_read(&buf);
+	kappa_value_end_read(&buf);
 	PG_RETURN_POINTER(list);
 }
 
@@ -1308,19 +1308,19 @@ kappa_collect_list_final(PG_FUNCTION_ARGS)
 	Datum	   *values;
 	bool	   *nulls = NULL;
 
-	kd_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
 	if (list == NULL || list->nvalues + list->nnulls == 0)
 		PG_RETURN_NULL();
 	n = list->nvalues + list->nnulls;
 	values = palloc0(sizeof(Datum) * n);
 	if (list->nvalues > 0)
 		memcpy(values, list->values, sizeof(Datum) * list->nvalues);
-	kd_sort_values(&list->t, values, (int) list->nvalues);
+	kappa_value_sort_values(&list->t, values, (int) list->nvalues);
 	if (list->nnulls > 0)
 	{
 		nulls = palloc0(sizeof(bool) * n);
 		for (int64 i = list->nvalues; i < n; i++)
 			nulls[i] = true;
 	}
-	PG_RETURN_DATUM(kd_make_array(&list->t, values, nulls, n));
+	PG_RETURN_DATUM(kappa_value_make_array(&list->t, values, nulls, n));
 }

@@ -68,7 +68,7 @@
 typedef struct KdBag
 {
 	char		kind;			/* one of KD_BAG_KINDS */
-	KdType		t;
+	KappaValueType		t;
 	MemoryContext mcxt;
 	bool		param_null;		/* the delimiter or fraction is null */
 	Datum		param;			/* the delimiter (of the values' type), or the
@@ -98,13 +98,13 @@ PG_FUNCTION_INFO_V1(kappa_percentile_disc_multi_final);
 
 /* An empty bag of values of a type, in mcxt, with its parameter. */
 static KdBag *
-kd_bag_create(char kind, Oid type, Oid collation, MemoryContext mcxt,
+kappa_value_bag_create(char kind, Oid type, Oid collation, MemoryContext mcxt,
 			  Datum param, bool param_null)
 {
-	KdType		t;
+	KappaValueType		t;
 	KdBag	   *bag;
 
-	kd_type_init(&t, kind, type, collation);
+	kappa_value_type_init(&t, kind, type, collation);
 	bag = MemoryContextAllocZero(mcxt, sizeof(KdBag));
 	bag->kind = kind;
 	bag->t = t;
@@ -122,13 +122,13 @@ kd_bag_create(char kind, Oid type, Oid collation, MemoryContext mcxt,
 		MemoryContextSwitchTo(old);
 	}
 	else
-		bag->param = kd_copy_value(&bag->t, mcxt, param);
+		bag->param = kappa_value_copy_value(&bag->t, mcxt, param);
 	return bag;
 }
 
 /* A bag's delimiter or fraction, as a Datum (undefined if null). */
 static Datum
-kd_bag_param(KdBag *bag)
+kappa_value_bag_param(KdBag *bag)
 {
 	if (KD_BAG_FRACTION(bag->kind))
 		return Float8GetDatum(bag->fraction);
@@ -137,7 +137,7 @@ kd_bag_param(KdBag *bag)
 
 /* Check a fraction as Postgres's percentile functions do (22003). */
 static void
-kd_check_fraction(float8 fraction)
+kappa_value_check_fraction(float8 fraction)
 {
 	if (fraction < 0 || fraction > 1 || isnan(fraction))
 		ereport(ERROR,
@@ -147,7 +147,7 @@ kd_check_fraction(float8 fraction)
 
 /* Check every non-null fraction of an array. */
 static void
-kd_check_fractions(Datum fractions)
+kappa_value_check_fractions(Datum fractions)
 {
 	Datum	   *elems;
 	bool	   *nulls;
@@ -157,12 +157,12 @@ kd_check_fractions(Datum fractions)
 					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
 		if (!nulls[i])
-			kd_check_fraction(DatumGetFloat8(elems[i]));
+			kappa_value_check_fraction(DatumGetFloat8(elems[i]));
 }
 
 /* Whether a parameter is the bag's: the same null or the same image. */
 static bool
-kd_bag_same_param(KdBag *bag, Datum param, bool param_null)
+kappa_value_bag_same_param(KdBag *bag, Datum param, bool param_null)
 {
 	if (bag->param_null || param_null)
 		return bag->param_null == param_null;
@@ -170,18 +170,18 @@ kd_bag_same_param(KdBag *bag, Datum param, bool param_null)
 		return bag->fraction == DatumGetFloat8(param);
 	if (KD_BAG_FRACTIONS(bag->kind))
 		return datum_image_eq(bag->param, param, false, -1);
-	return kd_image_cmp(&bag->t, bag->param, param) == 0;
+	return kappa_value_image_cmp(&bag->t, bag->param, param) == 0;
 }
 
 /* Fail on a row or state whose parameter is not the bag's. */
 static void
-kd_bag_check_param(KdBag *bag, Datum param, bool param_null)
+kappa_value_bag_check_param(KdBag *bag, Datum param, bool param_null)
 {
-	if (!kd_bag_same_param(bag, param, param_null))
+	if (!kappa_value_bag_same_param(bag, param, param_null))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s needs the same %s in every row of a group",
-						kd_kind_name(bag->kind),
+						kappa_value_kind_name(bag->kind),
 						KD_BAG_FRACTION(bag->kind) ? "fraction" :
 						KD_BAG_FRACTIONS(bag->kind) ? "fractions" : "delimiter"),
 				 errhint("Write it as a constant.")));
@@ -192,19 +192,19 @@ kd_bag_check_param(KdBag *bag, Datum param, bool param_null)
  * first of each run of equal values (the smallest image).
  */
 static void
-kd_bag_compact(KdBag *bag)
+kappa_value_bag_compact(KdBag *bag)
 {
 	int64		kept = 0;
 
 	if (bag->nvalues > (int64) INT_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s cannot sort more than %d values", kd_kind_name(bag->kind), INT_MAX)));
-	kd_sort_values(&bag->t, bag->values, (int) bag->nvalues);
+				 errmsg("%s cannot sort more than %d values", kappa_value_kind_name(bag->kind), INT_MAX)));
+	kappa_value_sort_values(&bag->t, bag->values, (int) bag->nvalues);
 	for (int64 i = 0; i < bag->nvalues; i++)
 	{
-		if (kept > 0 && kd_compare_values(&bag->t, bag->values[kept - 1], bag->values[i]) == 0)
-			kd_free_value(&bag->t, bag->values[i]);
+		if (kept > 0 && kappa_value_compare_values(&bag->t, bag->values[kept - 1], bag->values[i]) == 0)
+			kappa_value_free_value(&bag->t, bag->values[i]);
 		else
 			bag->values[kept++] = bag->values[i];
 	}
@@ -214,13 +214,13 @@ kd_bag_compact(KdBag *bag)
 
 /* Add a non-null value (copied) to a bag. */
 static void
-kd_bag_add(KdBag *bag, Datum value)
+kappa_value_bag_add(KdBag *bag, Datum value)
 {
 	if (bag->nvalues == bag->maxvalues)
 	{
 		/* a distinct bag first drops its duplicates, and grows if still half full */
 		if (bag->kind == KD_STRING_AGG_DISTINCT && bag->nvalues > bag->ndistinct)
-			kd_bag_compact(bag);
+			kappa_value_bag_compact(bag);
 		if (bag->nvalues >= bag->maxvalues / 2)
 		{
 			int64		newmax = bag->maxvalues ? bag->maxvalues * 2 : 8;
@@ -229,7 +229,7 @@ kd_bag_add(KdBag *bag, Datum value)
 				ereport(ERROR,
 						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						 errmsg("%s cannot keep more than %lld values",
-								kd_kind_name(bag->kind), (long long) bag->maxvalues)));
+								kappa_value_kind_name(bag->kind), (long long) bag->maxvalues)));
 			if (bag->values == NULL)
 				bag->values = MemoryContextAllocHuge(bag->mcxt, sizeof(Datum) * newmax);
 			else
@@ -237,7 +237,7 @@ kd_bag_add(KdBag *bag, Datum value)
 			bag->maxvalues = newmax;
 		}
 	}
-	bag->values[bag->nvalues++] = kd_copy_value(&bag->t, bag->mcxt, value);
+	bag->values[bag->nvalues++] = kappa_value_copy_value(&bag->t, bag->mcxt, value);
 }
 
 /*
@@ -246,34 +246,34 @@ kd_bag_add(KdBag *bag, Datum value)
  * parameter is the state's.
  */
 static Datum
-kd_bag_trans(FunctionCallInfo fcinfo, char kind)
+kappa_value_bag_trans(FunctionCallInfo fcinfo, char kind)
 {
 	MemoryContext aggcxt;
 	KdBag	   *bag;
 	bool		param_null = PG_ARGISNULL(2);
 	Datum		param = param_null ? (Datum) 0 : PG_GETARG_DATUM(2);
 
-	kd_check_context(fcinfo, &aggcxt, kind);
+	kappa_value_check_context(fcinfo, &aggcxt, kind);
 	if (PG_ARGISNULL(0))
 	{
-		Oid			type = kd_arg_type(fcinfo, kind);
+		Oid			type = kappa_value_arg_type(fcinfo, kind);
 
 		/* checked once: later rows must have the same */
 		if (KD_BAG_FRACTION(kind) && !param_null)
-			kd_check_fraction(DatumGetFloat8(param));
+			kappa_value_check_fraction(DatumGetFloat8(param));
 		if (KD_BAG_FRACTIONS(kind) && !param_null)
-			kd_check_fractions(param);
-		bag = kd_bag_create(kind, type, kd_arg_collation(fcinfo, type), aggcxt,
+			kappa_value_check_fractions(param);
+		bag = kappa_value_bag_create(kind, type, kappa_value_arg_collation(fcinfo, type), aggcxt,
 							param, param_null);
 	}
 	else
 	{
 		bag = (KdBag *) PG_GETARG_POINTER(0);
-		kd_bag_check_param(bag, param, param_null);
+		kappa_value_bag_check_param(bag, param, param_null);
 	}
 	/* null fractions make the result null: no need to keep values */
 	if (!PG_ARGISNULL(1) && !((KD_BAG_FRACTION(kind) || KD_BAG_FRACTIONS(kind)) && param_null))
-		kd_bag_add(bag, PG_GETARG_DATUM(1));
+		kappa_value_bag_add(bag, PG_GETARG_DATUM(1));
 	PG_RETURN_POINTER(bag);
 }
 
@@ -281,42 +281,42 @@ kd_bag_trans(FunctionCallInfo fcinfo, char kind)
 Datum
 kappa_string_agg_trans(PG_FUNCTION_ARGS)
 {
-	return kd_bag_trans(fcinfo, KD_STRING_AGG);
+	return kappa_value_bag_trans(fcinfo, KD_STRING_AGG);
 }
 
 /* kappa_string_agg_distinct's transition function. */
 Datum
 kappa_string_agg_distinct_trans(PG_FUNCTION_ARGS)
 {
-	return kd_bag_trans(fcinfo, KD_STRING_AGG_DISTINCT);
+	return kappa_value_bag_trans(fcinfo, KD_STRING_AGG_DISTINCT);
 }
 
 /* kappa_percentile_cont's transition function. */
 Datum
 kappa_percentile_cont_trans(PG_FUNCTION_ARGS)
 {
-	return kd_bag_trans(fcinfo, KD_PERCENTILE_CONT);
+	return kappa_value_bag_trans(fcinfo, KD_PERCENTILE_CONT);
 }
 
 /* kappa_percentile_disc's transition function. */
 Datum
 kappa_percentile_disc_trans(PG_FUNCTION_ARGS)
 {
-	return kd_bag_trans(fcinfo, KD_PERCENTILE_DISC);
+	return kappa_value_bag_trans(fcinfo, KD_PERCENTILE_DISC);
 }
 
 /* kappa_percentile_cont's transition function, with an array of fractions. */
 Datum
 kappa_percentile_cont_multi_trans(PG_FUNCTION_ARGS)
 {
-	return kd_bag_trans(fcinfo, KD_PERCENTILE_CONT_MULTI);
+	return kappa_value_bag_trans(fcinfo, KD_PERCENTILE_CONT_MULTI);
 }
 
 /* kappa_percentile_disc's transition function, with an array of fractions. */
 Datum
 kappa_percentile_disc_multi_trans(PG_FUNCTION_ARGS)
 {
-	return kd_bag_trans(fcinfo, KD_PERCENTILE_DISC_MULTI);
+	return kappa_value_bag_trans(fcinfo, KD_PERCENTILE_DISC_MULTI);
 }
 
 /* Combine function of every bag aggregate: both bags' values. */
@@ -327,7 +327,7 @@ kappa_bag_combine(PG_FUNCTION_ARGS)
 	KdBag	   *state = PG_ARGISNULL(0) ? NULL : (KdBag *) PG_GETARG_POINTER(0);
 	KdBag	   *other = PG_ARGISNULL(1) ? NULL : (KdBag *) PG_GETARG_POINTER(1);
 
-	kd_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
+	kappa_value_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
 	if (other == NULL)
 	{
 		if (state == NULL)
@@ -335,15 +335,15 @@ kappa_bag_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(state);
 	}
 	if (state == NULL)
-		state = kd_bag_create(other->kind, other->t.type, other->t.collation, aggcxt,
-							  kd_bag_param(other), other->param_null);
+		state = kappa_value_bag_create(other->kind, other->t.type, other->t.collation, aggcxt,
+							  kappa_value_bag_param(other), other->param_null);
 	else
 	{
-		kd_check_same(state->kind, &state->t, other->kind, &other->t);
-		kd_bag_check_param(state, kd_bag_param(other), other->param_null);
+		kappa_value_check_same(state->kind, &state->t, other->kind, &other->t);
+		kappa_value_bag_check_param(state, kappa_value_bag_param(other), other->param_null);
 	}
 	for (int64 i = 0; i < other->nvalues; i++)
-		kd_bag_add(state, other->values[i]);
+		kappa_value_bag_add(state, other->values[i]);
 	PG_RETURN_POINTER(state);
 }
 
@@ -352,7 +352,7 @@ kappa_bag_combine(PG_FUNCTION_ARGS)
  * bounds, then each element as a null flag and a float8.
  */
 static void
-kd_send_fractions(StringInfo buf, Datum fractions)
+kappa_value_send_fractions(StringInfo buf, Datum fractions)
 {
 	ArrayType  *array = DatumGetArrayTypeP(fractions);
 	int			ndim = ARR_NDIM(array);
@@ -375,9 +375,9 @@ kd_send_fractions(StringInfo buf, Datum fractions)
 	}
 }
 
-/* Read an array of fractions written by kd_send_fractions. */
+/* Read an array of fractions written by kappa_value_send_fractions. */
 static Datum
-kd_recv_fractions(StringInfo buf)
+kappa_value_recv_fractions(StringInfo buf)
 {
 	int			ndim = pq_getmsgint(buf, 4);
 	int			dims[MAXDIM];
@@ -387,7 +387,7 @@ kd_recv_fractions(StringInfo buf)
 	bool	   *nulls;
 
 	if (ndim < 0 || ndim > MAXDIM)
-		kd_corrupt("bad number of dimensions");
+		kappa_value_corrupt("bad number of dimensions");
 	for (int i = 0; i < ndim; i++)
 	{
 		dims[i] = pq_getmsgint(buf, 4);
@@ -395,7 +395,7 @@ kd_recv_fractions(StringInfo buf)
 	}
 	n = ArrayGetNItems(ndim, dims);
 	if (n < 0 || (Size) n * 9 > (Size) (buf->len - buf->cursor))
-		kd_corrupt("bad dimensions");
+		kappa_value_corrupt("bad dimensions");
 	elems = palloc(sizeof(Datum) * Max(n, 1));
 	nulls = palloc(sizeof(bool) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -419,25 +419,25 @@ kappa_bag_serialize(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	MemoryContext tmp;
 	StringInfoData buf;
-	KdIoCache  *io;
+	KappaValueIo  *io;
 
-	kd_check_context(fcinfo, &aggcxt, bag->kind);
-	io = kd_io_cache(fcinfo, bag->t.type, true);
-	tmp = kd_temp_context();
-	kd_begin_state(&buf, bag->kind, &bag->t);
+	kappa_value_check_context(fcinfo, &aggcxt, bag->kind);
+	io = kappa_value_io_cache(fcinfo, bag->t.type, true);
+	tmp = kappa_value_temp_context();
+	kappa_value_begin_state(&buf, bag->kind, &bag->t);
 	pq_sendbyte(&buf, bag->param_null ? 1 : 0);
 	if (!bag->param_null)
 	{
 		if (KD_BAG_FRACTION(bag->kind))
 			pq_sendfloat8(&buf, bag->fraction);
 		else if (KD_BAG_FRACTIONS(bag->kind))
-			kd_send_fractions(&buf, bag->param);
+			kappa_value_send_fractions(&buf, bag->param);
 		else
-			kd_send_value(&buf, io, bag->param, tmp);
+			kappa_value_send_value(&buf, io, bag->param, tmp);
 	}
 	pq_sendint64(&buf, bag->nvalues);
 	for (int64 i = 0; i < bag->nvalues; i++)
-		kd_send_value(&buf, io, bag->values[i], tmp);
+		kappa_value_send_value(&buf, io, bag->values[i], tmp);
 	MemoryContextDelete(tmp);
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
@@ -451,7 +451,7 @@ kappa_bag_deserialize(PG_FUNCTION_ARGS)
 	MemoryContext tmp;
 	MemoryContext old;
 	StringInfoData buf;
-	KdIoCache  *io;
+	KappaValueIo  *io;
 	KdBag	   *bag;
 	Oid			type;
 	Oid			collation;
@@ -460,46 +460,46 @@ kappa_bag_deserialize(PG_FUNCTION_ARGS)
 	Datum		param = (Datum) 0;
 	int64		n;
 
-	kd_check_context(fcinfo, &aggcxt, KD_STRING_AGG);
-	kind = kd_begin_read(&buf, data, KD_BAG_KINDS, &type, &collation);
-	io = kd_io_cache(fcinfo, type, false);
-	tmp = kd_temp_context();
+	kappa_value_check_context(fcinfo, &aggcxt, KD_STRING_AGG);
+	kind = kappa_value_begin_read(&buf, data, KD_BAG_KINDS, &type, &collation);
+	io = kappa_value_io_cache(fcinfo, type, false);
+	tmp = kappa_value_temp_context();
 	param_null = pq_getmsgbyte(&buf) != 0;
 	if (!param_null)
 	{
 		if (KD_BAG_FRACTION(kind))
 		{
 			param = Float8GetDatum(pq_getmsgfloat8(&buf));
-			kd_check_fraction(DatumGetFloat8(param));
+			kappa_value_check_fraction(DatumGetFloat8(param));
 		}
 		else if (KD_BAG_FRACTIONS(kind))
 		{
 			old = MemoryContextSwitchTo(tmp);
-			param = kd_recv_fractions(&buf);
+			param = kappa_value_recv_fractions(&buf);
 			MemoryContextSwitchTo(old);
-			kd_check_fractions(param);
+			kappa_value_check_fractions(param);
 		}
 		else
 		{
 			old = MemoryContextSwitchTo(tmp);
-			param = kd_recv_value(&buf, io);
+			param = kappa_value_recv_value(&buf, io);
 			MemoryContextSwitchTo(old);
 		}
 	}
-	bag = kd_bag_create(kind, type, collation, CurrentMemoryContext, param, param_null);
+	bag = kappa_value_bag_create(kind, type, collation, CurrentMemoryContext, param, param_null);
 	MemoryContextReset(tmp);
 	n = pq_getmsgint64(&buf);
 	if (n < 0)
-		kd_corrupt("bad count");
+		kappa_value_corrupt("bad count");
 	for (int64 i = 0; i < n; i++)
 	{
 		old = MemoryContextSwitchTo(tmp);
-		kd_bag_add(bag, kd_recv_value(&buf, io));
+		kappa_value_bag_add(bag, kappa_value_recv_value(&buf, io));
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(tmp);
 	}
 	MemoryContextDelete(tmp);
-	kd_end_read(&buf);
+	kappa_value_end_read(&buf);
 	PG_RETURN_POINTER(bag);
 }
 
@@ -508,7 +508,7 @@ kappa_bag_deserialize(PG_FUNCTION_ARGS)
  * without duplicates); *n their number.  The bag is left as it was.
  */
 static Datum *
-kd_bag_sorted(KdBag *bag, int64 *n)
+kappa_value_bag_sorted(KdBag *bag, int64 *n)
 {
 	Datum	   *values;
 	int64		kept = 0;
@@ -516,18 +516,18 @@ kd_bag_sorted(KdBag *bag, int64 *n)
 	if (bag->nvalues > (int64) INT_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s cannot sort more than %d values", kd_kind_name(bag->kind), INT_MAX)));
+				 errmsg("%s cannot sort more than %d values", kappa_value_kind_name(bag->kind), INT_MAX)));
 	values = palloc_extended(sizeof(Datum) * Max(bag->nvalues, 1), MCXT_ALLOC_HUGE);
 	if (bag->nvalues > 0)
 		memcpy(values, bag->values, sizeof(Datum) * bag->nvalues);
-	kd_sort_values(&bag->t, values, (int) bag->nvalues);
+	kappa_value_sort_values(&bag->t, values, (int) bag->nvalues);
 	if (bag->kind != KD_STRING_AGG_DISTINCT)
 	{
 		*n = bag->nvalues;
 		return values;
 	}
 	for (int64 i = 0; i < bag->nvalues; i++)
-		if (kept == 0 || kd_compare_values(&bag->t, values[kept - 1], values[i]) != 0)
+		if (kept == 0 || kappa_value_compare_values(&bag->t, values[kept - 1], values[i]) != 0)
 			values[kept++] = values[i];
 	*n = kept;
 	return values;
@@ -535,15 +535,15 @@ kd_bag_sorted(KdBag *bag, int64 *n)
 
 /* Fetch a bag state in a final function, checking its kind. */
 static KdBag *
-kd_bag_final_state(FunctionCallInfo fcinfo, const char *kinds)
+kappa_value_bag_final_state(FunctionCallInfo fcinfo, const char *kinds)
 {
 	MemoryContext aggcxt;
 	KdBag	   *bag = PG_ARGISNULL(0) ? NULL : (KdBag *) PG_GETARG_POINTER(0);
 
-	kd_check_context(fcinfo, &aggcxt, kinds[0]);
+	kappa_value_check_context(fcinfo, &aggcxt, kinds[0]);
 	if (bag != NULL && strchr(kinds, bag->kind) == NULL)
 		elog(ERROR, "final function of %s called with a state of %s",
-			 kd_kind_name(kinds[0]), kd_kind_name(bag->kind));
+			 kappa_value_kind_name(kinds[0]), kappa_value_kind_name(bag->kind));
 	return bag;
 }
 
@@ -555,7 +555,7 @@ kd_bag_final_state(FunctionCallInfo fcinfo, const char *kinds)
 Datum
 kappa_string_agg_final(PG_FUNCTION_ARGS)
 {
-	KdBag	   *bag = kd_bag_final_state(fcinfo,
+	KdBag	   *bag = kappa_value_bag_final_state(fcinfo,
 										 (char[]) {KD_STRING_AGG, KD_STRING_AGG_DISTINCT, 0});
 	StringInfoData buf;
 	Datum	   *values;
@@ -564,7 +564,7 @@ kappa_string_agg_final(PG_FUNCTION_ARGS)
 
 	if (bag == NULL || bag->nvalues == 0)
 		PG_RETURN_NULL();
-	values = kd_bag_sorted(bag, &n);
+	values = kappa_value_bag_sorted(bag, &n);
 	if (!bag->param_null)
 		delimiter = PG_DETOAST_DATUM_PACKED(bag->param);
 	initStringInfo(&buf);
@@ -586,7 +586,7 @@ kappa_string_agg_final(PG_FUNCTION_ARGS)
  * interpolated between its neighbours as float8_lerp and interval_lerp do.
  */
 static Datum
-kd_percentile_cont(KdType *t, Datum *values, int64 n, float8 fraction)
+kappa_value_percentile_cont(KappaValueType *t, Datum *values, int64 n, float8 fraction)
 {
 	int64		first_row = (int64) floor(fraction * (n - 1));
 	int64		second_row = (int64) ceil(fraction * (n - 1));
@@ -624,7 +624,7 @@ kd_percentile_cont(KdType *t, Datum *values, int64 n, float8 fraction)
  * least fraction * n.
  */
 static Datum
-kd_percentile_disc(KdType *t, Datum *values, int64 n, float8 fraction)
+kappa_value_percentile_disc(KappaValueType *t, Datum *values, int64 n, float8 fraction)
 {
 	int64		rownum = (int64) ceil(fraction * n);
 
@@ -636,32 +636,32 @@ kd_percentile_disc(KdType *t, Datum *values, int64 n, float8 fraction)
  * one fraction; NULL if there is no value or the fraction is null.
  */
 static Datum
-kd_percentile_final(FunctionCallInfo fcinfo, char kind)
+kappa_value_percentile_final(FunctionCallInfo fcinfo, char kind)
 {
-	KdBag	   *bag = kd_bag_final_state(fcinfo, (char[]) {kind, 0});
+	KdBag	   *bag = kappa_value_bag_final_state(fcinfo, (char[]) {kind, 0});
 	Datum	   *values;
 	int64		n;
 
 	if (bag == NULL || bag->param_null || bag->nvalues == 0)
 		PG_RETURN_NULL();
-	values = kd_bag_sorted(bag, &n);
+	values = kappa_value_bag_sorted(bag, &n);
 	if (kind == KD_PERCENTILE_CONT)
-		return kd_percentile_cont(&bag->t, values, n, bag->fraction);
-	return kd_percentile_disc(&bag->t, values, n, bag->fraction);
+		return kappa_value_percentile_cont(&bag->t, values, n, bag->fraction);
+	return kappa_value_percentile_disc(&bag->t, values, n, bag->fraction);
 }
 
 /* kappa_percentile_cont's final function. */
 Datum
 kappa_percentile_cont_final(PG_FUNCTION_ARGS)
 {
-	return kd_percentile_final(fcinfo, KD_PERCENTILE_CONT);
+	return kappa_value_percentile_final(fcinfo, KD_PERCENTILE_CONT);
 }
 
 /* kappa_percentile_disc's final function. */
 Datum
 kappa_percentile_disc_final(PG_FUNCTION_ARGS)
 {
-	return kd_percentile_final(fcinfo, KD_PERCENTILE_DISC);
+	return kappa_value_percentile_final(fcinfo, KD_PERCENTILE_DISC);
 }
 
 /*
@@ -672,9 +672,9 @@ kappa_percentile_disc_final(PG_FUNCTION_ARGS)
  * null.
  */
 static Datum
-kd_percentiles_final(FunctionCallInfo fcinfo, char kind)
+kappa_value_percentiles_final(FunctionCallInfo fcinfo, char kind)
 {
-	KdBag	   *bag = kd_bag_final_state(fcinfo, (char[]) {kind, 0});
+	KdBag	   *bag = kappa_value_bag_final_state(fcinfo, (char[]) {kind, 0});
 	ArrayType  *fractions;
 	Datum	   *elems;
 	bool	   *nulls;
@@ -690,7 +690,7 @@ kd_percentiles_final(FunctionCallInfo fcinfo, char kind)
 					  &elems, &nulls, &nfractions);
 	if (nfractions == 0)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(bag->t.type));
-	values = kd_bag_sorted(bag, &n);
+	values = kappa_value_bag_sorted(bag, &n);
 	results = palloc(sizeof(Datum) * nfractions);
 	for (int i = 0; i < nfractions; i++)
 	{
@@ -698,9 +698,9 @@ kd_percentiles_final(FunctionCallInfo fcinfo, char kind)
 		if (nulls[i])
 			continue;
 		if (kind == KD_PERCENTILE_CONT_MULTI)
-			results[i] = kd_percentile_cont(&bag->t, values, n, DatumGetFloat8(elems[i]));
+			results[i] = kappa_value_percentile_cont(&bag->t, values, n, DatumGetFloat8(elems[i]));
 		else
-			results[i] = kd_percentile_disc(&bag->t, values, n, DatumGetFloat8(elems[i]));
+			results[i] = kappa_value_percentile_disc(&bag->t, values, n, DatumGetFloat8(elems[i]));
 	}
 	PG_RETURN_ARRAYTYPE_P(construct_md_array(results, nulls, ARR_NDIM(fractions),
 											 ARR_DIMS(fractions), ARR_LBOUND(fractions),
@@ -712,12 +712,12 @@ kd_percentiles_final(FunctionCallInfo fcinfo, char kind)
 Datum
 kappa_percentile_cont_multi_final(PG_FUNCTION_ARGS)
 {
-	return kd_percentiles_final(fcinfo, KD_PERCENTILE_CONT_MULTI);
+	return kappa_value_percentiles_final(fcinfo, KD_PERCENTILE_CONT_MULTI);
 }
 
 /* kappa_percentile_disc's final function, with an array of fractions. */
 Datum
 kappa_percentile_disc_multi_final(PG_FUNCTION_ARGS)
 {
-	return kd_percentiles_final(fcinfo, KD_PERCENTILE_DISC_MULTI);
+	return kappa_value_percentiles_final(fcinfo, KD_PERCENTILE_DISC_MULTI);
 }

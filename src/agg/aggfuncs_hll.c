@@ -74,7 +74,7 @@ typedef struct KdHashCache
 	Oid			type;
 	Oid			collation;
 	FmgrInfo   *hash;			/* the type cache's extended hash function */
-	KdType		t;				/* t.image_hash: hash the image instead */
+	KappaValueType		t;				/* t.image_hash: hash the image instead */
 	bool		numeric;		/* numeric: hash the sign too */
 	Datum		zero;			/* numeric: 0 */
 } KdHashCache;
@@ -92,7 +92,7 @@ PG_FUNCTION_INFO_V1(kappa_approx_final);
 
 /* An empty sparse state, in mcxt. */
 static KdHll *
-kd_hll_create(MemoryContext mcxt)
+kappa_value_hll_create(MemoryContext mcxt)
 {
 	KdHll	   *hll = MemoryContextAllocZero(mcxt, sizeof(KdHll));
 
@@ -104,7 +104,7 @@ kd_hll_create(MemoryContext mcxt)
 
 /* Raise a register for a hash: the first 14 bits choose it, the rest give rho. */
 static inline void
-kd_hll_dense_add(uint8 *regs, uint64 hash)
+kappa_value_hll_dense_add(uint8 *regs, uint64 hash)
 {
 	uint32		index = (uint32) (hash >> (64 - HLL_P));
 	uint64		rest = hash << HLL_P;
@@ -117,7 +117,7 @@ kd_hll_dense_add(uint8 *regs, uint64 hash)
 
 /* The slot of a non-zero hash in a sparse table: where it is, or would go. */
 static inline uint32
-kd_hll_slot(uint64 *table, uint32 cap, uint64 hash)
+kappa_value_hll_slot(uint64 *table, uint32 cap, uint64 hash)
 {
 	uint32		mask = cap - 1;
 	uint32		slot = (uint32) hash & mask;
@@ -129,16 +129,16 @@ kd_hll_slot(uint64 *table, uint32 cap, uint64 hash)
 
 /* Turn a sparse state into registers. */
 static void
-kd_hll_to_dense(KdHll *hll)
+kappa_value_hll_to_dense(KdHll *hll)
 {
 	if (hll->regs != NULL)
 		return;
 	hll->regs = MemoryContextAllocZero(hll->mcxt, HLL_M);
 	for (uint32 i = 0; i < hll->capsparse; i++)
 		if (hll->sparse[i] != 0)
-			kd_hll_dense_add(hll->regs, hll->sparse[i]);
+			kappa_value_hll_dense_add(hll->regs, hll->sparse[i]);
 	if (hll->has_zero)
-		kd_hll_dense_add(hll->regs, 0);
+		kappa_value_hll_dense_add(hll->regs, 0);
 	pfree(hll->sparse);
 	hll->sparse = NULL;
 	hll->nsparse = 0;
@@ -148,14 +148,14 @@ kd_hll_to_dense(KdHll *hll)
 
 /* Double a sparse table. */
 static void
-kd_hll_grow(KdHll *hll)
+kappa_value_hll_grow(KdHll *hll)
 {
 	uint32		newcap = hll->capsparse * 2;
 	uint64	   *table = MemoryContextAllocZero(hll->mcxt, sizeof(uint64) * newcap);
 
 	for (uint32 i = 0; i < hll->capsparse; i++)
 		if (hll->sparse[i] != 0)
-			table[kd_hll_slot(table, newcap, hll->sparse[i])] = hll->sparse[i];
+			table[kappa_value_hll_slot(table, newcap, hll->sparse[i])] = hll->sparse[i];
 	pfree(hll->sparse);
 	hll->sparse = table;
 	hll->capsparse = newcap;
@@ -166,17 +166,17 @@ kd_hll_grow(KdHll *hll)
  * distinct hashes becomes dense.
  */
 static void
-kd_hll_add(KdHll *hll, uint64 hash)
+kappa_value_hll_add(KdHll *hll, uint64 hash)
 {
 	uint32		slot = 0;
 
 	if (hll->regs == NULL)
 	{
 		if (hash == 0 ? hll->has_zero :
-			hll->sparse[slot = kd_hll_slot(hll->sparse, hll->capsparse, hash)] == hash)
+			hll->sparse[slot = kappa_value_hll_slot(hll->sparse, hll->capsparse, hash)] == hash)
 			return;				/* seen */
 		if (hll->nsparse + (hll->has_zero ? 1 : 0) >= HLL_SPARSE_MAX)
-			kd_hll_to_dense(hll);
+			kappa_value_hll_to_dense(hll);
 		else if (hash == 0)
 		{
 			hll->has_zero = true;
@@ -186,15 +186,15 @@ kd_hll_add(KdHll *hll, uint64 hash)
 		{
 			if ((hll->nsparse + 1) * 4 > hll->capsparse * 3)
 			{
-				kd_hll_grow(hll);
-				slot = kd_hll_slot(hll->sparse, hll->capsparse, hash);
+				kappa_value_hll_grow(hll);
+				slot = kappa_value_hll_slot(hll->sparse, hll->capsparse, hash);
 			}
 			hll->sparse[slot] = hash;
 			hll->nsparse++;
 			return;
 		}
 	}
-	kd_hll_dense_add(hll->regs, hash);
+	kappa_value_hll_dense_add(hll->regs, hash);
 }
 
 /*
@@ -204,7 +204,7 @@ kd_hll_add(KdHll *hll, uint64 hash)
  * HyperLogLog by about -0.6%; mixed, the bias is gone.
  */
 static inline uint64
-kd_hll_mix(uint64 hash)
+kappa_value_hll_mix(uint64 hash)
 {
 	hash ^= hash >> 33;
 	hash *= UINT64CONST(0xff51afd7ed558ccd);
@@ -222,15 +222,15 @@ kappa_approx_trans(PG_FUNCTION_ARGS)
 	KdHashCache *cache = (KdHashCache *) fcinfo->flinfo->fn_extra;
 	KdHll	   *hll;
 
-	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_APPROX);
 	if (cache == NULL)
 	{
-		Oid			type = kd_arg_type(fcinfo, KD_APPROX);
-		KdType		t;
+		Oid			type = kappa_value_arg_type(fcinfo, KD_APPROX);
+		KappaValueType		t;
 
-		Oid			collation = kd_arg_collation(fcinfo, type);
+		Oid			collation = kappa_value_arg_collation(fcinfo, type);
 
-		kd_type_init(&t, KD_APPROX, type, collation);
+		kappa_value_type_init(&t, KD_APPROX, type, collation);
 		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(KdHashCache));
 		cache->type = type;
 		cache->collation = collation;
@@ -246,14 +246,14 @@ kappa_approx_trans(PG_FUNCTION_ARGS)
 		}
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	hll = PG_ARGISNULL(0) ? kd_hll_create(aggcxt) : (KdHll *) PG_GETARG_POINTER(0);
+	hll = PG_ARGISNULL(0) ? kappa_value_hll_create(aggcxt) : (KdHll *) PG_GETARG_POINTER(0);
 	if (!PG_ARGISNULL(1))
 	{
 		Datum		value = PG_GETARG_DATUM(1);
 		uint64		hash;
 
 		if (cache->t.image_hash)
-			hash = kd_image_hash(&cache->t, value, HLL_SEED);
+			hash = kappa_value_image_hash(&cache->t, value, HLL_SEED);
 		else
 			hash = DatumGetUInt64(FunctionCall2Coll(cache->hash, cache->collation,
 													value, Int64GetDatum(HLL_SEED)));
@@ -273,7 +273,7 @@ kappa_approx_trans(PG_FUNCTION_ARGS)
 													   cache->zero)) < 0)
 				hash ^= UINT64CONST(0x9e3779b97f4a7c15);
 		}
-		kd_hll_add(hll, kd_hll_mix(hash));
+		kappa_value_hll_add(hll, kappa_value_hll_mix(hash));
 	}
 	PG_RETURN_POINTER(hll);
 }
@@ -286,7 +286,7 @@ kappa_approx_combine(PG_FUNCTION_ARGS)
 	KdHll	   *state = PG_ARGISNULL(0) ? NULL : (KdHll *) PG_GETARG_POINTER(0);
 	KdHll	   *other = PG_ARGISNULL(1) ? NULL : (KdHll *) PG_GETARG_POINTER(1);
 
-	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_APPROX);
 	if (other == NULL)
 	{
 		if (state == NULL)
@@ -294,10 +294,10 @@ kappa_approx_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(state);
 	}
 	if (state == NULL)
-		state = kd_hll_create(aggcxt);
+		state = kappa_value_hll_create(aggcxt);
 	if (other->regs != NULL)
 	{
-		kd_hll_to_dense(state);
+		kappa_value_hll_to_dense(state);
 		for (int i = 0; i < HLL_M; i++)
 			if (state->regs[i] < other->regs[i])
 				state->regs[i] = other->regs[i];
@@ -306,9 +306,9 @@ kappa_approx_combine(PG_FUNCTION_ARGS)
 	{
 		for (uint32 i = 0; i < other->capsparse; i++)
 			if (other->sparse[i] != 0)
-				kd_hll_add(state, other->sparse[i]);
+				kappa_value_hll_add(state, other->sparse[i]);
 		if (other->has_zero)
-			kd_hll_add(state, 0);
+			kappa_value_hll_add(state, 0);
 	}
 	PG_RETURN_POINTER(state);
 }
@@ -324,8 +324,8 @@ kappa_approx_serialize(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	StringInfoData buf;
 
-	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
-	kd_begin_state(&buf, KD_APPROX, NULL);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_APPROX);
+	kappa_value_begin_state(&buf, KD_APPROX, NULL);
 	if (hll->regs != NULL)
 	{
 		pq_sendbyte(&buf, 'd');
@@ -356,38 +356,38 @@ kappa_approx_deserialize(PG_FUNCTION_ARGS)
 	Oid			collation;
 	int			mode;
 
-	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
-	(void) kd_begin_read(&buf, data, (char[]) {KD_APPROX, 0}, &type, &collation);
-	hll = kd_hll_create(CurrentMemoryContext);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_APPROX);
+	(void) kappa_value_begin_read(&buf, data, (char[]) {KD_APPROX, 0}, &type, &collation);
+	hll = kappa_value_hll_create(CurrentMemoryContext);
 	mode = pq_getmsgbyte(&buf);
 	if (mode == 'd')
 	{
-		kd_hll_to_dense(hll);
+		kappa_value_hll_to_dense(hll);
 		pq_copymsgbytes(&buf, (char *) hll->regs, HLL_M);
 		for (int i = 0; i < HLL_M; i++)
 			if (hll->regs[i] > HLL_MAX_RHO)
-				kd_corrupt("bad register");
+				kappa_value_corrupt("bad register");
 	}
 	else if (mode == 's')
 	{
 		int			n = pq_getmsgint(&buf, 4);
 
 		if (n < 0 || n > HLL_SPARSE_MAX)
-			kd_corrupt("bad count");
+			kappa_value_corrupt("bad count");
 		for (int i = 0; i < n; i++)
-			kd_hll_add(hll, (uint64) pq_getmsgint64(&buf));
+			kappa_value_hll_add(hll, (uint64) pq_getmsgint64(&buf));
 		if (hll->nsparse + (hll->has_zero ? 1 : 0) != (uint32) n)
-			kd_corrupt("repeated hashes");
+			kappa_value_corrupt("repeated hashes");
 	}
 	else
-		kd_corrupt("bad mode");
-	kd_end_read(&buf);
+		kappa_value_corrupt("bad mode");
+	kappa_value_end_read(&buf);
 	PG_RETURN_POINTER(hll);
 }
 
 /* Ertl's sigma(x) = x + sum_{k>=1} x^(2^k) 2^(k-1), for x in [0, 1). */
 static double
-kd_hll_sigma(double x)
+kappa_value_hll_sigma(double x)
 {
 	double		y = 1.0;
 	double		z = x;
@@ -405,7 +405,7 @@ kd_hll_sigma(double x)
 
 /* Ertl's tau(x) = (1 - x - sum_{k>=1} (1 - x^(2^-k))^2 2^-k) / 3. */
 static double
-kd_hll_tau(double x)
+kappa_value_hll_tau(double x)
 {
 	double		y = 1.0;
 	double		z;
@@ -435,7 +435,7 @@ kd_hll_tau(double x)
  * estimator is biased by +2% near the switch (n ~ 2.5 m = 41k).
  */
 static int64
-kd_hll_estimate(const uint8 *regs)
+kappa_value_hll_estimate(const uint8 *regs)
 {
 	int			hist[HLL_MAX_RHO + 1] = {0};
 	double		m = HLL_M;
@@ -445,10 +445,10 @@ kd_hll_estimate(const uint8 *regs)
 		hist[regs[i]]++;
 	if (hist[0] == HLL_M)
 		return 0;
-	z = m * kd_hll_tau(1.0 - hist[HLL_MAX_RHO] / m);
+	z = m * kappa_value_hll_tau(1.0 - hist[HLL_MAX_RHO] / m);
 	for (int k = HLL_MAX_RHO - 1; k >= 1; k--)
 		z = 0.5 * (z + hist[k]);
-	z += m * kd_hll_sigma(hist[0] / m);
+	z += m * kappa_value_hll_sigma(hist[0] / m);
 	return (int64) floor(m * m / (2.0 * log(2.0) * z) + 0.5);
 }
 
@@ -462,10 +462,10 @@ kappa_approx_final(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	KdHll	   *hll = PG_ARGISNULL(0) ? NULL : (KdHll *) PG_GETARG_POINTER(0);
 
-	kd_check_context(fcinfo, &aggcxt, KD_APPROX);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_APPROX);
 	if (hll == NULL)
 		PG_RETURN_INT64(0);
 	if (hll->regs == NULL)
 		PG_RETURN_INT64((int64) hll->nsparse + (hll->has_zero ? 1 : 0));
-	PG_RETURN_INT64(kd_hll_estimate(hll->regs));
+	PG_RETURN_INT64(kappa_value_hll_estimate(hll->regs));
 }

@@ -44,7 +44,7 @@
 #define KD_NEED_HASH64		0x04	/* default hash opclass: extended hash */
 
 /* The argument type of a state, with what the aggregate needs of it. */
-typedef struct KdType
+typedef struct KappaValueType
 {
 	Oid			type;			/* element type (a base type, never a domain) */
 	Oid			collation;		/* input collation, or InvalidOid */
@@ -53,36 +53,36 @@ typedef struct KdType
 	char		typalign;
 	bool		image_hash;		/* no hash opclass: hash the binary image */
 	TypeCacheEntry *tce;		/* equality, hash, comparison, "<" */
-} KdType;
+} KappaValueType;
 
 /* A send or receive function, cached in a serialize or deserialize call. */
-typedef struct KdIoCache
+typedef struct KappaValueIo
 {
 	Oid			type;
 	Oid			ioparam;
 	FmgrInfo	fn;
-} KdIoCache;
+} KappaValueIo;
 
-extern Oid kd_arg_collation(FunctionCallInfo fcinfo, Oid type);
-extern Oid kd_arg_type(FunctionCallInfo fcinfo, char kind);
-extern char kd_begin_read(StringInfo buf, bytea *data, const char *kinds, Oid *type, Oid *collation);
-extern void kd_begin_state(StringInfo buf, char kind, KdType *t);
-extern void kd_check_context(FunctionCallInfo fcinfo, MemoryContext *aggcxt, char kind);
-extern void kd_check_same(char kind1, KdType *t1, char kind2, KdType *t2);
-extern int kd_compare_values(KdType *t, Datum a, Datum b);
-extern Datum kd_copy_value(KdType *t, MemoryContext mcxt, Datum value);
-extern void kd_end_read(StringInfo buf);
-extern void kd_free_value(KdType *t, Datum value);
-extern const char *kd_kind_name(char kind);
-extern Datum kd_make_array(KdType *t, Datum *values, bool *nulls, int64 n);
-extern void kd_sort_values(KdType *t, Datum *values, int n);
-extern int kd_image_cmp(KdType *t, Datum a, Datum b);
-extern KdIoCache *kd_io_cache(FunctionCallInfo fcinfo, Oid type, bool send);
-extern Datum kd_recv_value(StringInfo buf, KdIoCache *io);
-extern void kd_send_value(StringInfo buf, KdIoCache *io, Datum value, MemoryContext tmp);
-extern MemoryContext kd_temp_context(void);
-extern void kd_type_init(KdType *t, char kind, Oid type, Oid collation);
-extern void kd_corrupt(const char *what);
-extern uint64 kd_image_hash(KdType *t, Datum value, uint64 seed);
+extern Oid kappa_value_arg_collation(FunctionCallInfo fcinfo, Oid type);
+extern Oid kappa_value_arg_type(FunctionCallInfo fcinfo, char kind);
+extern char kappa_value_begin_read(StringInfo buf, bytea *data, const char *kinds, Oid *type, Oid *collation);
+extern void kappa_value_begin_state(StringInfo buf, char kind, KappaValueType *t);
+extern void kappa_value_check_context(FunctionCallInfo fcinfo, MemoryContext *aggcxt, char kind);
+extern void kappa_value_check_same(char kind1, KappaValueType *t1, char kind2, KappaValueType *t2);
+extern int kappa_value_compare_values(KappaValueType *t, Datum a, Datum b);
+extern Datum kappa_value_copy_value(KappaValueType *t, MemoryContext mcxt, Datum value);
+extern void kappa_value_end_read(StringInfo buf);
+extern void kappa_value_free_value(KappaValueType *t, Datum value);
+extern const char *kappa_value_kind_name(char kind);
+extern Datum kappa_value_make_array(KappaValueType *t, Datum *values, bool *nulls, int64 n);
+extern void kappa_value_sort_values(KappaValueType *t, Datum *values, int n);
+extern int kappa_value_image_cmp(KappaValueType *t, Datum a, Datum b);
+extern KappaValueIo *kappa_value_io_cache(FunctionCallInfo fcinfo, Oid type, bool send);
+extern Datum kappa_value_recv_value(StringInfo buf, KappaValueIo *io);
+extern void kappa_value_send_value(StringInfo buf, KappaValueIo *io, Datum value, MemoryContext tmp);
+extern MemoryContext kappa_value_temp_context(void);
+extern void kappa_value_type_init(KappaValueType *t, char kind, Oid type, Oid collation);
+extern void kappa_value_corrupt(const char *what);
+extern uint64 kappa_value_image_hash(KappaValueType *t, Datum value, uint64 seed);
 
 #endif							/* KAPPA_AGGFUNCS_INTERNAL_H */

@@ -42,7 +42,7 @@
 typedef struct KdPick
 {
 	char		kind;			/* KD_FIRST or KD_LAST */
-	KdType		t;
+	KappaValueType		t;
 	MemoryContext mcxt;
 	bool		has;			/* a candidate (with a non-null ts) was seen */
 	TimestampTz ts;
@@ -64,12 +64,12 @@ PG_FUNCTION_INFO_V1(kappa_pick_final);
 
 /* A state without a candidate, in mcxt. */
 static KdPick *
-kd_pick_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
+kappa_value_pick_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
 {
-	KdType		t;
+	KappaValueType		t;
 	KdPick	   *pick;
 
-	kd_type_init(&t, kind, type, collation);
+	kappa_value_type_init(&t, kind, type, collation);
 	pick = MemoryContextAllocZero(mcxt, sizeof(KdPick));
 	pick->kind = kind;
 	pick->t = t;
@@ -82,7 +82,7 @@ kd_pick_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
  * the type's default btree order with nulls last, then binary image.
  */
 static bool
-kd_value_before(KdType *t, Datum a, bool anull, Datum b, bool bnull)
+kappa_value_value_before(KappaValueType *t, Datum a, bool anull, Datum b, bool bnull)
 {
 	int			c;
 
@@ -90,10 +90,10 @@ kd_value_before(KdType *t, Datum a, bool anull, Datum b, bool bnull)
 		return false;
 	if (bnull)
 		return true;
-	c = kd_compare_values(t, a, b);
+	c = kappa_value_compare_values(t, a, b);
 	if (c != 0)
 		return c < 0;
-	return kd_image_cmp(t, a, b) < 0;
+	return kappa_value_image_cmp(t, a, b) < 0;
 }
 
 /*
@@ -102,7 +102,7 @@ kd_value_before(KdType *t, Datum a, bool anull, Datum b, bool bnull)
  * before in the tie-break order.
  */
 static void
-kd_pick_offer(KdPick *pick, TimestampTz ts, Datum value, bool isnull)
+kappa_value_pick_offer(KdPick *pick, TimestampTz ts, Datum value, bool isnull)
 {
 	Datum		copy = (Datum) 0;
 
@@ -113,13 +113,13 @@ kd_pick_offer(KdPick *pick, TimestampTz ts, Datum value, bool isnull)
 			if (pick->kind == KD_FIRST ? ts > pick->ts : ts < pick->ts)
 				return;
 		}
-		else if (!kd_value_before(&pick->t, value, isnull, pick->value, pick->isnull))
+		else if (!kappa_value_value_before(&pick->t, value, isnull, pick->value, pick->isnull))
 			return;
 	}
 	if (!isnull)
-		copy = kd_copy_value(&pick->t, pick->mcxt, value);
+		copy = kappa_value_copy_value(&pick->t, pick->mcxt, value);
 	if (pick->has && !pick->isnull)
-		kd_free_value(&pick->t, pick->value);
+		kappa_value_free_value(&pick->t, pick->value);
 	pick->has = true;
 	pick->ts = ts;
 	pick->isnull = isnull;
@@ -128,22 +128,22 @@ kd_pick_offer(KdPick *pick, TimestampTz ts, Datum value, bool isnull)
 
 /* Transition of kappa_first and kappa_last: offer (value, ts) unless ts is null. */
 static Datum
-kd_pick_trans(FunctionCallInfo fcinfo, char kind)
+kappa_value_pick_trans(FunctionCallInfo fcinfo, char kind)
 {
 	MemoryContext aggcxt;
 	KdPick	   *pick;
 
-	kd_check_context(fcinfo, &aggcxt, kind);
+	kappa_value_check_context(fcinfo, &aggcxt, kind);
 	if (PG_ARGISNULL(0))
 	{
-		Oid			type = kd_arg_type(fcinfo, kind);
+		Oid			type = kappa_value_arg_type(fcinfo, kind);
 
-		pick = kd_pick_create(kind, type, kd_arg_collation(fcinfo, type), aggcxt);
+		pick = kappa_value_pick_create(kind, type, kappa_value_arg_collation(fcinfo, type), aggcxt);
 	}
 	else
 		pick = (KdPick *) PG_GETARG_POINTER(0);
 	if (!PG_ARGISNULL(2))
-		kd_pick_offer(pick, PG_GETARG_TIMESTAMPTZ(2),
+		kappa_value_pick_offer(pick, PG_GETARG_TIMESTAMPTZ(2),
 					  PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
 	PG_RETURN_POINTER(pick);
 }
@@ -152,14 +152,14 @@ kd_pick_trans(FunctionCallInfo fcinfo, char kind)
 Datum
 kappa_first_trans(PG_FUNCTION_ARGS)
 {
-	return kd_pick_trans(fcinfo, KD_FIRST);
+	return kappa_value_pick_trans(fcinfo, KD_FIRST);
 }
 
 /* kappa_last's transition function. */
 Datum
 kappa_last_trans(PG_FUNCTION_ARGS)
 {
-	return kd_pick_trans(fcinfo, KD_LAST);
+	return kappa_value_pick_trans(fcinfo, KD_LAST);
 }
 
 /* Combine function of kappa_first and kappa_last: the better candidate. */
@@ -170,7 +170,7 @@ kappa_pick_combine(PG_FUNCTION_ARGS)
 	KdPick	   *state = PG_ARGISNULL(0) ? NULL : (KdPick *) PG_GETARG_POINTER(0);
 	KdPick	   *other = PG_ARGISNULL(1) ? NULL : (KdPick *) PG_GETARG_POINTER(1);
 
-	kd_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
+	kappa_value_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
 	if (other == NULL)
 	{
 		if (state == NULL)
@@ -178,11 +178,11 @@ kappa_pick_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(state);
 	}
 	if (state == NULL)
-		state = kd_pick_create(other->kind, other->t.type, other->t.collation, aggcxt);
+		state = kappa_value_pick_create(other->kind, other->t.type, other->t.collation, aggcxt);
 	else
-		kd_check_same(state->kind, &state->t, other->kind, &other->t);
+		kappa_value_check_same(state->kind, &state->t, other->kind, &other->t);
 	if (other->has)
-		kd_pick_offer(state, other->ts, other->value, other->isnull);
+		kappa_value_pick_offer(state, other->ts, other->value, other->isnull);
 	PG_RETURN_POINTER(state);
 }
 
@@ -194,8 +194,8 @@ kappa_pick_serialize(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	StringInfoData buf;
 
-	kd_check_context(fcinfo, &aggcxt, pick->kind);
-	kd_begin_state(&buf, pick->kind, &pick->t);
+	kappa_value_check_context(fcinfo, &aggcxt, pick->kind);
+	kappa_value_begin_state(&buf, pick->kind, &pick->t);
 	pq_sendbyte(&buf, pick->has ? 1 : 0);
 	if (pick->has)
 	{
@@ -203,10 +203,10 @@ kappa_pick_serialize(PG_FUNCTION_ARGS)
 		pq_sendbyte(&buf, pick->isnull ? 1 : 0);
 		if (!pick->isnull)
 		{
-			KdIoCache  *io = kd_io_cache(fcinfo, pick->t.type, true);
-			MemoryContext tmp = kd_temp_context();
+			KappaValueIo  *io = kappa_value_io_cache(fcinfo, pick->t.type, true);
+			MemoryContext tmp = kappa_value_temp_context();
 
-			kd_send_value(&buf, io, pick->value, tmp);
+			kappa_value_send_value(&buf, io, pick->value, tmp);
 			MemoryContextDelete(tmp);
 		}
 	}
@@ -225,27 +225,27 @@ kappa_pick_deserialize(PG_FUNCTION_ARGS)
 	Oid			collation;
 	char		kind;
 
-	kd_check_context(fcinfo, &aggcxt, KD_FIRST);
-	kind = kd_begin_read(&buf, data, (char[]) {KD_FIRST, KD_LAST, 0}, &type, &collation);
-	pick = kd_pick_create(kind, type, collation, CurrentMemoryContext);
+	kappa_value_check_context(fcinfo, &aggcxt, KD_FIRST);
+	kind = kappa_value_begin_read(&buf, data, (char[]) {KD_FIRST, KD_LAST, 0}, &type, &collation);
+	pick = kappa_value_pick_create(kind, type, collation, CurrentMemoryContext);
 	if (pq_getmsgbyte(&buf) != 0)
 	{
 		TimestampTz ts = pq_getmsgint64(&buf);
 
 		if (pq_getmsgbyte(&buf) != 0)
-			kd_pick_offer(pick, ts, (Datum) 0, true);
+			kappa_value_pick_offer(pick, ts, (Datum) 0, true);
 		else
 		{
-			KdIoCache  *io = kd_io_cache(fcinfo, type, false);
-			MemoryContext tmp = kd_temp_context();
+			KappaValueIo  *io = kappa_value_io_cache(fcinfo, type, false);
+			MemoryContext tmp = kappa_value_temp_context();
 			MemoryContext old = MemoryContextSwitchTo(tmp);
 
-			kd_pick_offer(pick, ts, kd_recv_value(&buf, io), false);
+			kappa_value_pick_offer(pick, ts, kappa_value_recv_value(&buf, io), false);
 			MemoryContextSwitchTo(old);
 			MemoryContextDelete(tmp);
 		}
 	}
-	kd_end_read(&buf);
+	kappa_value_end_read(&buf);
 	PG_RETURN_POINTER(pick);
 }
 
@@ -256,7 +256,7 @@ kappa_pick_final(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	KdPick	   *pick = PG_ARGISNULL(0) ? NULL : (KdPick *) PG_GETARG_POINTER(0);
 
-	kd_check_context(fcinfo, &aggcxt, pick ? pick->kind : KD_FIRST);
+	kappa_value_check_context(fcinfo, &aggcxt, pick ? pick->kind : KD_FIRST);
 	if (pick == NULL || !pick->has || pick->isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(datumCopy(pick->value, pick->t.typbyval, pick->t.typlen));

@@ -313,7 +313,7 @@ merge_options(KappaStream *s, Jsonb *options)
 		{
 			KappaSetting *setting = kappa_make_setting(name, kappa_option_value(name, &v));
 
-			kappa_check_setting_allowed(name);
+			kappa_validate_setting(name);
 			foreach(lc, s->settings)
 			{
 				if (strcmp(((KappaSetting *) lfirst(lc))->name, name) == 0)

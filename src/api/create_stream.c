@@ -109,7 +109,7 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 				 errhint("Give brokers => 'host:port,...' for Kafka, or eventhubs => 'Endpoint=sb://...' for Azure Event Hubs.")));
 	if (brokers)
 	{
-		kappa_check_brokers(brokers);
+		kappa_validate_brokers(brokers);
 		s->brokers = brokers;
 		s->topic = topic ? topic : s->name;
 	}
@@ -128,7 +128,7 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 					 errdetail("The Event Hubs connection string has no EntityPath part."),
 					 errhint("Give the event hub's name as topic, or use a connection string with EntityPath.")));
 	}
-	kappa_check_topic(s->topic);
+	kappa_validate_topic(s->topic);
 
 	/* what the events look like */
 	s->columns = kappa_parse_columns(text_to_cstring(PG_GETARG_TEXT_PP(3)));
@@ -300,7 +300,7 @@ options_to_settings(Jsonb *options)
 		name = pnstrdup(v.val.string.val, v.val.string.len);
 		tok = JsonbIteratorNext(&it, &v, true);
 		value = kappa_option_value(name, &v);
-		kappa_check_setting_allowed(name);
+		kappa_validate_setting(name);
 		settings = lappend(settings, kappa_make_setting(name, value));
 	}
 	return settings;

@@ -285,7 +285,7 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	 */
 	kappa_owner_enter(&as_owner, owner);
 	spec = kappa_compile_view(copyObject(query));
-	kappa_check_view_rights(query, owner);
+	kappa_view_check_rights(query, owner);
 	kappa_owner_leave(&as_owner);
 	if (plan == NULL)
 		kappa_lookups_require_unique(spec->lookups);

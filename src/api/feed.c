@@ -88,7 +88,7 @@ static const FeedColumn feed_columns[] = {
 typedef struct Feed
 {
 	KappaEngine *engine;
-	ArchiveWriter *archive;		/* the stream's, if it has one; or NULL */
+	KappaArchiveWriter *archive;		/* the stream's, if it has one; or NULL */
 	KappaMessage *messages;		/* a fetch's */
 	KappaSubxact sub;			/* of the messages since the last flush */
 	instr_time	engine_time;
@@ -273,7 +273,7 @@ feed_flush(Feed *f)
 	INSTR_TIME_SET_CURRENT(start);
 	(void) kappa_engine_sync_views(f->engine);
 	if (f->archive)
-		archive_writer_flush(f->archive);
+		kappa_archive_writer_flush(f->archive);
 	kappa_engine_flush(f->engine);
 	kappa_subxact_commit(&f->sub);
 	kappa_subxact_begin(&f->sub);
@@ -307,7 +307,7 @@ feed_messages(Feed *f, Portal portal)
 		for (uint64 i = 0; i < n; i++)
 		{
 			if (f->archive)
-				archive_writer_append(f->archive, &f->messages[i]);
+				kappa_archive_writer_append(f->archive, &f->messages[i]);
 			kappa_engine_process(f->engine, &f->messages[i]);
 			if (kappa_engine_flush_due(f->engine))
 			{
@@ -341,7 +341,7 @@ feed_all(Feed *f, KappaStream *stream, const char *select, int nparts, const int
 	/* as in the worker: the stream's dead letters stay dead until retried */
 	kappa_poisons_load(poisons, stream->id, 0);
 	if (stream->archive)
-		f->archive = archive_writer_create(stream, nparts);
+		f->archive = kappa_archive_writer_create(stream, nparts);
 	kappa_subxact_begin(&f->sub);
 	while (again)
 	{
@@ -374,7 +374,7 @@ feed_all(Feed *f, KappaStream *stream, const char *select, int nparts, const int
 			kappa_engine_destroy(f->engine);
 			f->engine = NULL;
 			if (f->archive)
-				archive_writer_reset(f->archive);
+				kappa_archive_writer_reset(f->archive);
 			kappa_subxact_begin(&f->sub);
 			ereport(NOTICE,
 					(errmsg("kappa_feed: an event failed; going on without it"),

@@ -34,20 +34,20 @@ typedef struct ArchiveRecord
 
 typedef void (*ArchiveRecordCallback) (ArchiveRecord *record, void *arg);
 
-extern void archive_read_file(const char *path, bool want_properties,
+extern void kappa_archive_read_file(const char *path, bool want_properties,
 							  ArchiveRecordCallback emit, void *arg);
 
-extern void archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
+extern void kappa_archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 							   KappaMessageCallback emit, void *arg);
 
 /* A stream's archive being written (archive_write.c). */
-typedef struct ArchiveWriter ArchiveWriter;
+typedef struct KappaArchiveWriter KappaArchiveWriter;
 
-extern ArchiveWriter *archive_writer_create(KappaStream *stream, int nparts);
-extern void archive_writer_append(ArchiveWriter *w, const KappaMessage *m);
-extern void archive_writer_flush(ArchiveWriter *w);
-extern void archive_writer_adopt(ArchiveWriter *w, const bool *owned);
-extern void archive_writer_reset(ArchiveWriter *w);
-extern void archive_writer_break(ArchiveWriter *w, int32 partition);
+extern KappaArchiveWriter *kappa_archive_writer_create(KappaStream *stream, int nparts);
+extern void kappa_archive_writer_append(KappaArchiveWriter *w, const KappaMessage *m);
+extern void kappa_archive_writer_flush(KappaArchiveWriter *w);
+extern void kappa_archive_writer_adopt(KappaArchiveWriter *w, const bool *owned);
+extern void kappa_archive_writer_reset(KappaArchiveWriter *w);
+extern void kappa_archive_writer_break(KappaArchiveWriter *w, int32 partition);
 
 #endif							/* KAPPA_ARCHIVE_H */

@@ -11,7 +11,7 @@
  * archive (archive_write.c) are read the same way, with libavro-c, through
  * the schema each file carries: Capture's own files differ from its
  * documented schema (Properties values may be null).  Replay, check and
- * crash recovery read archives with archive_read_file (history.c);
+ * crash recovery read archives with kappa_archive_read_file (history.c);
  * kappa_archive_read shows a file in SQL.
  *
  * A file that cannot be read is an error naming the file and what is
@@ -239,7 +239,7 @@ parse_enqueued_time(const char *text, bool *ok)
  * and the key).  An error names the file and, for a bad record, its number.
  */
 void
-archive_read_file(const char *path, bool want_properties, ArchiveRecordCallback emit, void *arg)
+kappa_archive_read_file(const char *path, bool want_properties, ArchiveRecordCallback emit, void *arg)
 {
 	avro_file_reader_t reader;
 	avro_schema_t schema;
@@ -372,7 +372,7 @@ archive_read_file(const char *path, bool want_properties, ArchiveRecordCallback 
 	PG_END_TRY();
 }
 
-/* What archive_read_range is doing, for its callback. */
+/* What kappa_archive_read_range is doing, for its callback. */
 typedef struct RangeRead
 {
 	int32		partition;
@@ -419,7 +419,7 @@ range_record(ArchiveRecord *rec, void *arg)
  * files it committed since the caller's snapshot.
  */
 void
-archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
+kappa_archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 				   KappaMessageCallback emit, void *arg)
 {
 	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
@@ -467,7 +467,7 @@ archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 			break;
 		/* only the file's recorded records: any later ones are unrecorded */
 		rr.to = Min(to, *(int64 *) lfirst(lc2) + 1);
-		archive_read_file(lfirst(lc), false, range_record, &rr);
+		kappa_archive_read_file(lfirst(lc), false, range_record, &rr);
 	}
 	if (rr.next < to)
 		ereport(ERROR,
@@ -524,6 +524,6 @@ kappa_archive_read(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("archive file \"%s\" is not an absolute path", path)));
 	InitMaterializedSRF(fcinfo, 0);
-	archive_read_file(path, true, emit_row, rsinfo);
+	kappa_archive_read_file(path, true, emit_row, rsinfo);
 	return (Datum) 0;
 }

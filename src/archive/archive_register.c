@@ -121,7 +121,7 @@ register_dir(KappaStream *stream, int32 partition, const char *dir, ReturnSetInf
 		if (len < 5 || strcmp(path + len - 5, ".avro") != 0)
 			continue;
 		memset(&fr, 0, sizeof(fr));
-		archive_read_file(path, false, range_of, &fr);
+		kappa_archive_read_file(path, false, range_of, &fr);
 		if (fr.records == 0)
 			continue;			/* Capture writes empty files too */
 

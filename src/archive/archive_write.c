@@ -97,7 +97,7 @@ typedef struct ArchiveFile
 	bool		new_dir_entry;	/* its directory must be synced */
 } ArchiveFile;
 
-struct ArchiveWriter
+struct KappaArchiveWriter
 {
 	KappaStream *stream;
 	int			nparts;
@@ -109,15 +109,15 @@ struct ArchiveWriter
 	MemoryContext cxt;
 };
 
-static void archive_fail(ArchiveWriter *w, const char *what, const char *path) pg_attribute_noreturn();
-static ArchiveFile *open_file(ArchiveWriter *w, int32 partition, TimestampTz time, size_t need);
-static void close_file(ArchiveWriter *w, int32 partition);
-static void read_archive_ends(ArchiveWriter *w, const bool *which);
-static void fill_record(ArchiveWriter *w, const KappaMessage *m, TimestampTz time);
+static void archive_fail(KappaArchiveWriter *w, const char *what, const char *path) pg_attribute_noreturn();
+static ArchiveFile *open_file(KappaArchiveWriter *w, int32 partition, TimestampTz time, size_t need);
+static void close_file(KappaArchiveWriter *w, int32 partition);
+static void read_archive_ends(KappaArchiveWriter *w, const bool *which);
+static void fill_record(KappaArchiveWriter *w, const KappaMessage *m, TimestampTz time);
 static void sync_dir_of(const char *path);
 
 static void
-archive_fail(ArchiveWriter *w, const char *what, const char *path)
+archive_fail(KappaArchiveWriter *w, const char *what, const char *path)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_IO_ERROR),
@@ -131,10 +131,10 @@ archive_fail(ArchiveWriter *w, const char *what, const char *path)
  * records.  Runs SPI; call it in a transaction.  Lives in the current
  * memory context.
  */
-ArchiveWriter *
-archive_writer_create(KappaStream *stream, int nparts)
+KappaArchiveWriter *
+kappa_archive_writer_create(KappaStream *stream, int nparts)
 {
-	ArchiveWriter *w = palloc0(sizeof(ArchiveWriter));
+	KappaArchiveWriter *w = palloc0(sizeof(KappaArchiveWriter));
 	KappaCatalogAccess catalog;
 
 	w->stream = stream;
@@ -164,7 +164,7 @@ archive_writer_create(KappaStream *stream, int nparts)
  * new file.  Call it in a transaction.
  */
 void
-archive_writer_reset(ArchiveWriter *w)
+kappa_archive_writer_reset(KappaArchiveWriter *w)
 {
 	KappaCatalogAccess catalog;
 
@@ -184,7 +184,7 @@ archive_writer_reset(ArchiveWriter *w)
  * (NULL: every one) ends: appends go on from there.  SPI is connected.
  */
 static void
-read_archive_ends(ArchiveWriter *w, const bool *which)
+read_archive_ends(KappaArchiveWriter *w, const bool *which)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(w->stream->id)};
@@ -220,7 +220,7 @@ capture_time(TimestampTz t)
 
 /* Set the Avro record to a message. */
 static void
-fill_record(ArchiveWriter *w, const KappaMessage *m, TimestampTz time)
+fill_record(KappaArchiveWriter *w, const KappaMessage *m, TimestampTz time)
 {
 	avro_value_t field;
 	avro_value_t elem;
@@ -288,7 +288,7 @@ sync_dir_of(const char *path)
  * a leftover of a crash and is replaced.
  */
 static ArchiveFile *
-open_file(ArchiveWriter *w, int32 partition, TimestampTz time, size_t need)
+open_file(KappaArchiveWriter *w, int32 partition, TimestampTz time, size_t need)
 {
 	MemoryContext old = MemoryContextSwitchTo(w->cxt);
 	ArchiveFile *f = palloc0(sizeof(ArchiveFile));
@@ -349,7 +349,7 @@ open_file(ArchiveWriter *w, int32 partition, TimestampTz time, size_t need)
 
 /* Close a partition's file; its manifest row is written by the flush. */
 static void
-close_file(ArchiveWriter *w, int32 partition)
+close_file(KappaArchiveWriter *w, int32 partition)
 {
 	ArchiveFile *f = w->files[partition];
 
@@ -364,10 +364,10 @@ close_file(ArchiveWriter *w, int32 partition)
 
 /*
  * Archive one consumed message, unless the archive has it already.  What
- * is appended is durable only after archive_writer_flush.
+ * is appended is durable only after kappa_archive_writer_flush.
  */
 void
-archive_writer_append(ArchiveWriter *w, const KappaMessage *m)
+kappa_archive_writer_append(KappaArchiveWriter *w, const KappaMessage *m)
 {
 	int32		p = m->partition;
 	ArchiveFile *f;
@@ -406,7 +406,7 @@ archive_writer_append(ArchiveWriter *w, const KappaMessage *m)
  * another worker may have moved.  Runs SPI; call it in a transaction.
  */
 void
-archive_writer_adopt(ArchiveWriter *w, const bool *owned)
+kappa_archive_writer_adopt(KappaArchiveWriter *w, const bool *owned)
 {
 	Oid			types[2] = {INT4OID, TEXTOID};
 	Datum		values[2] = {Int32GetDatum(w->stream->id), (Datum) 0};
@@ -433,16 +433,16 @@ archive_writer_adopt(ArchiveWriter *w, const bool *owned)
  * The log lost offsets of a partition that the archive does not have
  * either, and the worker goes on after them: end the partition's file
  * where the archive stops, so that no file's recorded range spans the
- * gap.  In the caller's transaction, like archive_writer_flush.
+ * gap.  In the caller's transaction, like kappa_archive_writer_flush.
  */
 void
-archive_writer_break(ArchiveWriter *w, int32 partition)
+kappa_archive_writer_break(KappaArchiveWriter *w, int32 partition)
 {
 	Oid			types[2] = {INT4OID, TEXTOID};
 	Datum		values[2] = {Int32GetDatum(w->stream->id), (Datum) 0};
 	KappaCatalogAccess catalog;
 
-	archive_writer_flush(w);
+	kappa_archive_writer_flush(w);
 	if (w->files[partition] == NULL)
 		return;
 	values[1] = CStringGetTextDatum(w->files[partition]->path);
@@ -462,7 +462,7 @@ archive_writer_break(ArchiveWriter *w, int32 partition)
  * kappa.archive_roll_interval or kappa.archive_roll_size are closed.
  */
 void
-archive_writer_flush(ArchiveWriter *w)
+kappa_archive_writer_flush(KappaArchiveWriter *w)
 {
 	Oid			types[9] = {INT4OID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID,
 	TIMESTAMPTZOID, INT8OID, BOOLOID};

@@ -94,7 +94,7 @@ typedef struct WorkerRun
 	bool		group;			/* a member of the stream's consumer group */
 	KappaConsumer *consumer;
 	KappaEngine *engine;
-	ArchiveWriter *archive;		/* NULL without an archive */
+	KappaArchiveWriter *archive;		/* NULL without an archive */
 	int			nparts;			/* the topic's */
 	int			nowned;			/* those this worker consumes now */
 	bool	   *given;			/* the consumer group's latest assignment */
@@ -298,7 +298,7 @@ worker_flush(WorkerRun *run, const bool *keep)
 	added = kappa_engine_sync_views(run->engine);
 	/* the archive is on disk before the positions commit */
 	if (run->archive)
-		archive_writer_flush(run->archive);
+		kappa_archive_writer_flush(run->archive);
 	/* dead letters a backend asked to retry: applied by this flush */
 	if (keep == NULL)
 		kappa_retry_apply(worker_slot, run->engine, run->stream, run->poisons);
@@ -306,7 +306,7 @@ worker_flush(WorkerRun *run, const bool *keep)
 	if (keep == NULL && added)
 		(void) worker_assign(run, run->group);
 	if (keep != NULL && run->archive)
-		archive_writer_adopt(run->archive, keep);
+		kappa_archive_writer_adopt(run->archive, keep);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	if (keep == NULL)
@@ -370,7 +370,7 @@ worker_rebalance(WorkerRun *run)
 	{
 		kappa_engine_adopt(run->engine, run->given);
 		if (run->archive)
-			archive_writer_adopt(run->archive, run->given);
+			kappa_archive_writer_adopt(run->archive, run->given);
 		kappa_slot_set_partitions(worker_slot, run->given, run->nparts);
 		run->nowned = worker_assign(run, false);
 		kappa_slot_set_state(worker_slot, KAPPA_WORKER_RUNNING, run->nowned);
@@ -439,7 +439,7 @@ worker_consume(const KappaWorkerArgs *args)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	MemoryContextSwitchTo(cxt);
 	if (stream->archive)
-		run->archive = archive_writer_create(stream, run->nparts);
+		run->archive = kappa_archive_writer_create(stream, run->nparts);
 	/* the stream's dead letters stay dead for every view until retried */
 	kappa_poisons_load(run->poisons, stream->id, 0);
 	worker_start_engine(run);
@@ -560,7 +560,7 @@ worker_loop(WorkerRun *run)
 			KappaMessage *m = &run->msgs[run->done];
 
 			if (run->archive)
-				archive_writer_append(run->archive, m);
+				kappa_archive_writer_append(run->archive, m);
 			kappa_engine_process(run->engine, m);
 			run->done++;
 			run->held_bytes += m->len + m->key_len;
@@ -666,7 +666,7 @@ worker_recover(WorkerRun *run, ErrorData *edata)
 	kappa_engine_destroy(run->engine);
 	run->engine = NULL;
 	if (run->archive)
-		archive_writer_reset(run->archive);
+		kappa_archive_writer_reset(run->archive);
 	worker_start_engine(run);
 	/* a view new since the last flush may need what was read before it */
 	if (worker_needs_seek(run))
@@ -713,7 +713,7 @@ worker_archive_message(const KappaMessage *m, void *arg)
 
 	CHECK_FOR_INTERRUPTS();
 	if (run->archive)
-		archive_writer_append(run->archive, m);
+		kappa_archive_writer_append(run->archive, m);
 	kappa_engine_process(run->engine, m);
 }
 
@@ -760,7 +760,7 @@ worker_behind_log(WorkerRun *run, int32 partition)
 			ereport(LOG,
 					(errmsg("kappa worker for stream \"%s\": the log of partition %d begins at offset " INT64_FORMAT "; reading offsets " INT64_FORMAT " to " INT64_FORMAT " from the archive",
 							stream->name, partition, log_start, span->from, span->to - 1)));
-			archive_read_range(stream, partition, span->from, span->to, worker_archive_message, run);
+			kappa_archive_read_range(stream, partition, span->from, span->to, worker_archive_message, run);
 			continue;
 		}
 		if (span->source != KAPPA_FROM_NOWHERE)
@@ -789,7 +789,7 @@ worker_behind_log(WorkerRun *run, int32 partition)
 		gaps = kappa_engine_skip(run->engine, partition, span->from, span->to, &stream_lost);
 		kappa_gap_skip(stream, partition, span->to, stream_lost, gaps);
 		if (run->archive)
-			archive_writer_break(run->archive, partition);
+			kappa_archive_writer_break(run->archive, partition);
 		ereport(WARNING,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("kappa stream \"%s\" skipped lost offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d",

@@ -811,7 +811,7 @@ check_aggregate(Aggref *aggref)
 	}
 }
 
-/* What kappa_check_view_rights checks against. */
+/* What kappa_view_check_rights checks against. */
 typedef struct RightsContext
 {
 	Oid			owner;
@@ -912,12 +912,12 @@ check_rights_walker(Node *node, RightsContext *rights)
  * later stops the view.
  */
 void
-kappa_check_view_rights(Query *query, Oid owner)
+kappa_view_check_rights(Query *query, Oid owner)
 {
 	RightsContext rights = {.owner = owner};
 
 	(void) query_tree_walker(query, check_rights_walker, &rights, 0);
-	kappa_check_lookup_rights(query, owner);
+	kappa_lookup_check_rights(query, owner);
 }
 
 /*

@@ -77,7 +77,7 @@ extern Query *kappa_analyze_view(const char *query_text, KappaStream **stream);
 extern Query *kappa_analyze_definition(const char *definition, KappaStream *stream);
 extern Query *kappa_stored_view(const char *plan, KappaStream **stream);
 extern KappaViewSpec *kappa_compile_view(Query *query);
-extern void kappa_check_view_rights(Query *query, Oid owner);
+extern void kappa_view_check_rights(Query *query, Oid owner);
 extern void kappa_view_unsupported(const char *construct, const char *hint) pg_attribute_noreturn();
 
 #endif							/* KAPPA_COMPILE_H */

@@ -593,7 +593,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 
 	kappa_owner_enter(&owner, view->owner);
 	/* a right revoked since the view was loaded stops it here */
-	kappa_check_view_rights(view->spec->query, view->owner);
+	kappa_view_check_rights(view->spec->query, view->owner);
 	foreach(lc, retired)
 	{
 		KappaGroup *group = lfirst(lc);

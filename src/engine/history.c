@@ -288,7 +288,7 @@ kappa_history_read(KappaConsumer *consumer, const KappaHistoryRead *read)
 				KappaSpan  *span = list_nth(spans[p], next[p]++);
 
 				if (span->source == KAPPA_FROM_ARCHIVE)
-					archive_read_range(read->stream, p, span->from, span->to,
+					kappa_archive_read_range(read->stream, p, span->from, span->to,
 									   read->from_archive, read->arg);
 				else if (span->source == KAPPA_FROM_LOG)
 				{

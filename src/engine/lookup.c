@@ -542,7 +542,7 @@ kappa_lookups_require_unique(List *lookups)
  * lookups as the owner, where Postgres checks again.
  */
 void
-kappa_check_lookup_rights(Query *query, Oid owner)
+kappa_lookup_check_rights(Query *query, Oid owner)
 {
 	ListCell   *lc;
 

@@ -43,7 +43,7 @@ typedef struct KappaLookupRun KappaLookupRun;
 
 /* compiling (compile.c calls it) */
 extern Query *kappa_compile_lookups(Query *query, List **lookups, TupleDesc *lookup_desc);
-extern void kappa_check_lookup_rights(Query *query, Oid owner);
+extern void kappa_lookup_check_rights(Query *query, Oid owner);
 extern void kappa_lookups_require_unique(List *lookups);
 
 /* running (engine) */

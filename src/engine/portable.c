@@ -204,7 +204,7 @@ kappa_view_localize(int32 view_id)
 	kappa_owner_enter(&as_owner, owner);
 	query = kappa_analyze_definition(definition, stream);
 	spec = kappa_compile_view(copyObject(query));
-	kappa_check_view_rights(query, owner);
+	kappa_view_check_rights(query, owner);
 	kappa_owner_leave(&as_owner);
 	kappa_settings_leave(nestlevel);
 	plan = nodeToString(query);

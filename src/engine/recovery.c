@@ -418,7 +418,7 @@ kappa_view_rebuild_from_archive(KappaEngine *engine, ViewRuntime *view)
 			KappaSpan  *span = lfirst(lc);
 
 			if (span->source == KAPPA_FROM_ARCHIVE)
-				archive_read_range(engine->stream, p, span->from, span->to, archive_message, engine);
+				kappa_archive_read_range(engine->stream, p, span->from, span->to, archive_message, engine);
 		}
 		vp->archive_to = -1;
 	}

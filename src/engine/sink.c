@@ -164,7 +164,7 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid emit \"%s\"", emit),
 				 errhint("emit is \"final\" (each window's row once, when it is final) or \"changes\" (each row as it changes).")));
-	kappa_check_topic(topic);
+	kappa_validate_topic(topic);
 	kappa_view_resolve_owned(text_to_cstring(PG_GETARG_TEXT_PP(1)), true, &view);
 	stream = kappa_stream_load_owned(view.stream_name);
 
@@ -173,9 +173,9 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 	{
 		ListCell   *lc;
 
-		kappa_check_brokers(brokers);
+		kappa_validate_brokers(brokers);
 		foreach(lc, sink_settings(options))
-			kappa_check_setting_allowed(((KappaSetting *) lfirst(lc))->name);
+			kappa_validate_setting(((KappaSetting *) lfirst(lc))->name);
 		kappa_kafka_check_settings(sink_connection(stream, topic, brokers,
 												   options ? options : DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))));
 	}

@@ -120,11 +120,11 @@ kappa_consumer_open(KappaStream *stream, int *nparts, bool group)
 		extra = list_concat(extra, consumer_default(stream, "heartbeat.interval.ms", "1000"));
 	}
 	consumer->group = group;
-	consumer->kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra, group ? rebalance_cb : NULL);
+	consumer->kk = kappa_kafka_new(stream, RD_KAFKA_CONSUMER, extra, group ? rebalance_cb : NULL);
 	consumer->kk->owner = consumer;
-	consumer->nparts = kafka_partitions(consumer->kk, stream->topic, deadline);
+	consumer->nparts = kappa_kafka_partitions(consumer->kk, stream->topic, deadline);
 	if (consumer->nparts < 0)
-		kafka_broker_error(kafka_reason(consumer->kk), stream, "reach the brokers");
+		kappa_kafka_broker_error(kappa_kafka_reason(consumer->kk), stream, "reach the brokers");
 	consumer->kk->queue = rd_kafka_queue_get_consumer(consumer->kk->rk);
 	if (consumer->kk->queue == NULL)
 		elog(ERROR, "could not get the consumer queue of stream \"%s\"", stream->name);
@@ -351,7 +351,7 @@ kappa_consumer_poll(KappaConsumer *consumer, int timeout_ms, KappaMessage *messa
 	}
 	fetched = kk->held + kk->nheld;
 	n = rd_kafka_consume_batch_queue(kk->queue, timeout_ms, fetched, max);
-	kafka_poll(consumer->kk, 0);
+	kappa_kafka_poll(consumer->kk, 0);
 	for (int i = 0; i < n; i++)
 	{
 		rd_kafka_message_t *msg = fetched[i];
@@ -495,7 +495,7 @@ consumer_watermarks(KappaConsumer *consumer, int32 partition, int64 *low, int64 
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		strlcpy(consumer->kk->last_error, rd_kafka_err2str(err), sizeof(consumer->kk->last_error));
-		kafka_broker_error(kafka_reason(consumer->kk), consumer->stream, "read the offsets of the topic");
+		kappa_kafka_broker_error(kappa_kafka_reason(consumer->kk), consumer->stream, "read the offsets of the topic");
 	}
 }
 
@@ -652,7 +652,7 @@ kappa_consumer_commit(KappaConsumer *consumer, int nparts, const int64 *offsets)
 const char *
 kappa_consumer_error(KappaConsumer *consumer)
 {
-	return kafka_reason(consumer->kk);
+	return kappa_kafka_reason(consumer->kk);
 }
 
 /* Close a consumer, giving back what it holds (kafka_destroy does). */
@@ -661,6 +661,6 @@ kappa_consumer_close(KappaConsumer *consumer)
 {
 	if (consumer->kk == NULL)
 		return;
-	kafka_destroy(consumer->kk);
+	kappa_kafka_destroy(consumer->kk);
 	consumer->kk = NULL;
 }

@@ -121,7 +121,7 @@ kappa_kafka_version(void)
 void
 kappa_kafka_check_settings(KappaStream *stream)
 {
-	kafka_destroy(kafka_new(stream, RD_KAFKA_CONSUMER,
+	kappa_kafka_destroy(kappa_kafka_new(stream, RD_KAFKA_CONSUMER,
 							list_make1(kappa_make_setting("group.id", stream->name)), NULL));
 }
 
@@ -181,7 +181,7 @@ kafka_conf(const char *brokers, List *settings, KappaKafka *kk)
  * Signals are blocked while librdkafka starts its threads.
  */
 KappaKafka *
-kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra,
+kappa_kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra,
 		  KafkaRebalanceCallback rebalance)
 {
 	MemoryContext context = AllocSetContextCreate(TopMemoryContext, "kappa librdkafka handle",
@@ -256,7 +256,7 @@ kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra,
  * first.
  */
 void
-kafka_destroy(KappaKafka *kk)
+kappa_kafka_destroy(KappaKafka *kk)
 {
 	live_handles = list_delete_ptr(live_handles, kk);
 	for (int i = 0; i < kk->nheld; i++)
@@ -277,12 +277,12 @@ static void
 destroy_live_handles(int code, Datum arg)
 {
 	while (live_handles != NIL)
-		kafka_destroy(linitial(live_handles));
+		kappa_kafka_destroy(linitial(live_handles));
 }
 
 /* Serve callbacks for up to timeout_ms, then report what they logged. */
 void
-kafka_poll(KappaKafka *kk, int timeout_ms)
+kappa_kafka_poll(KappaKafka *kk, int timeout_ms)
 {
 	rd_kafka_poll(kk->rk, timeout_ms);
 	kafka_flush_logs(kk);
@@ -352,7 +352,7 @@ remaining_ms(TimestampTz deadline)
 
 /* What librdkafka said last about a handle, masked, in the caller's context. */
 char *
-kafka_reason(KappaKafka *kk)
+kappa_kafka_reason(KappaKafka *kk)
 {
 	return kafka_mask(kk, kk->last_error);
 }
@@ -362,7 +362,7 @@ kafka_reason(KappaKafka *kk)
  * (already masked; see kafka_reason).
  */
 void
-kafka_broker_error(const char *reason, KappaStream *stream, const char *what)
+kappa_kafka_broker_error(const char *reason, KappaStream *stream, const char *what)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -377,7 +377,7 @@ kafka_broker_error(const char *reason, KappaStream *stream, const char *what)
  * An error if the topic does not exist or no broker answers.
  */
 int
-kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline)
+kappa_kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline)
 {
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(kk->rk, topic, NULL);
 	volatile int result = -1;
@@ -398,7 +398,7 @@ kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline)
 
 			CHECK_FOR_INTERRUPTS();
 			err = rd_kafka_metadata(kk->rk, 0, rkt, &md, Max(wait, 1));
-			kafka_poll(kk, 0);
+			kappa_kafka_poll(kk, 0);
 			if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
 			{
 				rd_kafka_resp_err_t terr = md->topics[0].err;
@@ -487,7 +487,7 @@ get_producer(KappaStream *stream)
 
 	/* a typo in a topic name must be an error, not a new topic */
 	snprintf(timeout, sizeof(timeout), "%d", kappa_broker_timeout);
-	kk = kafka_new(stream, RD_KAFKA_PRODUCER,
+	kk = kappa_kafka_new(stream, RD_KAFKA_PRODUCER,
 				   list_make3(kappa_make_setting("message.timeout.ms", timeout),
 							  kappa_make_setting("linger.ms", "0"),
 							  kappa_make_setting("allow.auto.create.topics", "false")),
@@ -504,7 +504,7 @@ static void
 drop_producer(KappaKafka *kk)
 {
 	producers = list_delete_ptr(producers, kk);
-	kafka_destroy(kk);
+	kappa_kafka_destroy(kk);
 }
 
 /*
@@ -529,18 +529,18 @@ kappa_kafka_produce(KappaStream *stream, const char *payload, size_t payload_len
 	 * an idle spell cannot fail this call: only a fresh producer, in its
 	 * topic check, heeds it; after that only the delivery report counts.
 	 */
-	kafka_poll(kk, 0);
+	kappa_kafka_poll(kk, 0);
 
 	/* the topic must exist: fail with a clear error, not a timeout */
 	if (!kk->topic_checked)
 	{
-		if (kafka_partitions(kk, stream->topic, deadline) < 0)
+		if (kappa_kafka_partitions(kk, stream->topic, deadline) < 0)
 		{
-			char	   *reason = kafka_reason(kk);
+			char	   *reason = kappa_kafka_reason(kk);
 
 			/* a fresh producer next time notices a dead broker at once */
 			drop_producer(kk);
-			kafka_broker_error(reason, stream, "reach the brokers");
+			kappa_kafka_broker_error(reason, stream, "reach the brokers");
 		}
 		kk->topic_checked = true;
 	}
@@ -574,7 +574,7 @@ kappa_kafka_produce(KappaStream *stream, const char *payload, size_t payload_len
 	while (!delivery.done)
 	{
 		CHECK_FOR_INTERRUPTS();
-		kafka_poll(kk, KAFKA_POLL_MS);
+		kappa_kafka_poll(kk, KAFKA_POLL_MS);
 		if (!delivery.done && remaining_ms(deadline) <= 0)
 		{
 			drop_producer(kk);
@@ -586,7 +586,7 @@ kappa_kafka_produce(KappaStream *stream, const char *payload, size_t payload_len
 	}
 	if (delivery.err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
-		char	   *reason = kafka_reason(kk);
+		char	   *reason = kappa_kafka_reason(kk);
 
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -641,10 +641,10 @@ kappa_kafka_peek(KappaStream *stream, int n)
 		int64	   *high;
 		rd_kafka_topic_partition_list_t *assignment;
 
-		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra, NULL);
-		nparts = kafka_partitions(kk, stream->topic, deadline);
+		kk = kappa_kafka_new(stream, RD_KAFKA_CONSUMER, extra, NULL);
+		nparts = kappa_kafka_partitions(kk, stream->topic, deadline);
 		if (nparts < 0)
-			kafka_broker_error(kafka_reason(kk), stream, "reach the brokers");
+			kappa_kafka_broker_error(kappa_kafka_reason(kk), stream, "reach the brokers");
 
 		/* where each partition ends, and where its last n messages start */
 		high = palloc(sizeof(int64) * nparts);
@@ -660,7 +660,7 @@ kappa_kafka_peek(KappaStream *stream, int n)
 			{
 				rd_kafka_topic_partition_list_destroy(assignment);
 				strlcpy(kk->last_error, rd_kafka_err2str(err), sizeof(kk->last_error));
-				kafka_broker_error(kafka_reason(kk), stream, "read the offsets of the topic");
+				kappa_kafka_broker_error(kappa_kafka_reason(kk), stream, "read the offsets of the topic");
 			}
 			if (high[p] > lo)
 			{
@@ -688,11 +688,11 @@ kappa_kafka_peek(KappaStream *stream, int n)
 			CHECK_FOR_INTERRUPTS();
 			msg = rd_kafka_consumer_poll(kk->rk, KAFKA_POLL_MS);
 			/* errors and logs are on the main queue, not the consumer's */
-			kafka_poll(kk, 0);
+			kappa_kafka_poll(kk, 0);
 			if (msg == NULL)
 			{
 				if (remaining_ms(deadline) <= 0)
-					kafka_broker_error(kafka_reason(kk), stream, "read the topic in time");
+					kappa_kafka_broker_error(kappa_kafka_reason(kk), stream, "read the topic in time");
 				continue;
 			}
 			if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -701,7 +701,7 @@ kappa_kafka_peek(KappaStream *stream, int n)
 			{
 				strlcpy(kk->last_error, rd_kafka_message_errstr(msg), sizeof(kk->last_error));
 				rd_kafka_message_destroy(msg);
-				kafka_broker_error(kafka_reason(kk), stream, "read the topic");
+				kappa_kafka_broker_error(kappa_kafka_reason(kk), stream, "read the topic");
 			}
 			else
 			{
@@ -740,7 +740,7 @@ kappa_kafka_peek(KappaStream *stream, int n)
 	PG_FINALLY();
 	{
 		if (kk)
-			kafka_destroy(kk);
+			kappa_kafka_destroy(kk);
 	}
 	PG_END_TRY();
 
@@ -807,12 +807,12 @@ kafka_watermarks(KappaStream *stream, int timeout_ms, bool quiet, int *nparts,
 
 	PG_TRY();
 	{
-		kk = kafka_new(stream, RD_KAFKA_CONSUMER, extra, NULL);
-		*nparts = kafka_partitions(kk, stream->topic, deadline);
+		kk = kappa_kafka_new(stream, RD_KAFKA_CONSUMER, extra, NULL);
+		*nparts = kappa_kafka_partitions(kk, stream->topic, deadline);
 		if (*nparts < 0)
 		{
 			if (!quiet)
-				kafka_broker_error(kafka_reason(kk), stream, "reach the brokers");
+				kappa_kafka_broker_error(kappa_kafka_reason(kk), stream, "reach the brokers");
 			answered = false;
 		}
 		else
@@ -831,7 +831,7 @@ kafka_watermarks(KappaStream *stream, int timeout_ms, bool quiet, int *nparts,
 			{
 				strlcpy(kk->last_error, rd_kafka_err2str(err), sizeof(kk->last_error));
 				if (!quiet)
-					kafka_broker_error(kafka_reason(kk), stream, "read the offsets of the topic");
+					kappa_kafka_broker_error(kappa_kafka_reason(kk), stream, "read the offsets of the topic");
 				answered = false;
 			}
 		}
@@ -839,7 +839,7 @@ kafka_watermarks(KappaStream *stream, int timeout_ms, bool quiet, int *nparts,
 	PG_FINALLY();
 	{
 		if (kk)
-			kafka_destroy(kk);
+			kappa_kafka_destroy(kk);
 	}
 	PG_END_TRY();
 	return answered;
@@ -885,7 +885,7 @@ KappaSinkProducer *
 kappa_sink_producer_open(KappaStream *conn, const char *transactional_id, char **error)
 {
 	KappaSinkProducer *producer;
-	KappaKafka *kk = kafka_new(conn, RD_KAFKA_PRODUCER,
+	KappaKafka *kk = kappa_kafka_new(conn, RD_KAFKA_PRODUCER,
 							   list_make1(kappa_make_setting("transactional.id", transactional_id)),
 							   NULL);
 	rd_kafka_error_t *err;
@@ -898,7 +898,7 @@ kappa_sink_producer_open(KappaStream *conn, const char *transactional_id, char *
 		*error = psprintf("could not start the transactions of the sink's producer: %s",
 						  kafka_mask(kk, rd_kafka_error_string(err)));
 		rd_kafka_error_destroy(err);
-		kafka_destroy(kk);
+		kappa_kafka_destroy(kk);
 		return NULL;
 	}
 	producer = palloc(sizeof(KappaSinkProducer));
@@ -910,7 +910,7 @@ kappa_sink_producer_open(KappaStream *conn, const char *transactional_id, char *
 void
 kappa_sink_producer_close(KappaSinkProducer *producer)
 {
-	kafka_destroy(producer->kk);
+	kappa_kafka_destroy(producer->kk);
 	pfree(producer);
 }
 
@@ -1016,10 +1016,10 @@ kappa_sink_last_seq(KappaStream *conn, const char *sink, int32 sink_id, char **e
 		int			pending = 0;
 		rd_kafka_topic_partition_list_t *assignment;
 
-		kk = kafka_new(conn, RD_KAFKA_CONSUMER, extra, NULL);
-		nparts = kafka_partitions(kk, conn->topic, deadline);
+		kk = kappa_kafka_new(conn, RD_KAFKA_CONSUMER, extra, NULL);
+		nparts = kappa_kafka_partitions(kk, conn->topic, deadline);
 		if (nparts < 0)
-			failure = psprintf("could not reach the brokers: %s", kafka_reason(kk));
+			failure = psprintf("could not reach the brokers: %s", kappa_kafka_reason(kk));
 		assignment = rd_kafka_topic_partition_list_new(Max(nparts, 1));
 		for (int p = 0; failure == NULL && p < nparts; p++)
 		{
@@ -1079,7 +1079,7 @@ kappa_sink_last_seq(KappaStream *conn, const char *sink, int32 sink_id, char **e
 	PG_FINALLY();
 	{
 		if (kk)
-			kafka_destroy(kk);
+			kappa_kafka_destroy(kk);
 	}
 	PG_END_TRY();
 	if (failure != NULL)

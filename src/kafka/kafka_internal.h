@@ -49,12 +49,12 @@ typedef struct KappaKafka
 	char		last_error[KAFKA_ERRSTR_LEN];
 } KappaKafka;
 
-extern KappaKafka *kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra,
+extern KappaKafka *kappa_kafka_new(KappaStream *stream, rd_kafka_type_t type, List *extra,
 							 KafkaRebalanceCallback rebalance);
-extern void kafka_destroy(KappaKafka *kk);
-extern void kafka_poll(KappaKafka *kk, int timeout_ms);
-extern int	kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline);
-extern void kafka_broker_error(const char *reason, KappaStream *stream, const char *what);
-extern char *kafka_reason(KappaKafka *kk);
+extern void kappa_kafka_destroy(KappaKafka *kk);
+extern void kappa_kafka_poll(KappaKafka *kk, int timeout_ms);
+extern int	kappa_kafka_partitions(KappaKafka *kk, const char *topic, TimestampTz deadline);
+extern void kappa_kafka_broker_error(const char *reason, KappaStream *stream, const char *what);
+extern char *kappa_kafka_reason(KappaKafka *kk);
 
 #endif							/* KAPPA_KAFKA_INTERNAL_H */

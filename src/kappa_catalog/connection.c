@@ -144,7 +144,7 @@ broker_error(const char *entry)
  * should fail now, with the entry that is wrong.
  */
 void
-kappa_check_brokers(const char *brokers)
+kappa_validate_brokers(const char *brokers)
 {
 	const char *p = brokers;
 
@@ -187,7 +187,7 @@ kappa_check_brokers(const char *brokers)
  * satisfy), so a typo is an error now rather than a worker failing later.
  */
 void
-kappa_check_topic(const char *topic)
+kappa_validate_topic(const char *topic)
 {
 	size_t		len = strlen(topic);
 	bool		ok = len > 0 && len <= KAFKA_TOPIC_MAX &&
@@ -336,7 +336,7 @@ has_prefix(const char *name, const char *const *prefixes)
  * setting that runs code or reads server files needs those rights already.
  */
 void
-kappa_check_setting_allowed(const char *name)
+kappa_validate_setting(const char *name)
 {
 	size_t		len = strlen(name);
 

@@ -33,11 +33,11 @@ typedef struct KappaEventHubs
 
 #define KAPPA_SECRET_MASK "********"
 
-extern void kappa_check_brokers(const char *brokers);
+extern void kappa_validate_brokers(const char *brokers);
 extern KappaEventHubs *kappa_parse_eventhubs(const char *connstr);
-extern void kappa_check_topic(const char *topic);
+extern void kappa_validate_topic(const char *topic);
 extern bool kappa_setting_is_secret(const char *name);
-extern void kappa_check_setting_allowed(const char *name);
+extern void kappa_validate_setting(const char *name);
 extern KappaSetting *kappa_make_setting(const char *name, const char *value);
 extern void kappa_secrets_install_log_hook(void);
 extern void kappa_statement_has_secrets(bool has);
