@@ -53,6 +53,7 @@ OBJS = \
 	src/archive/archive_register.o \
 	src/engine/sink.o \
 	src/api/alter.o \
+	src/api/args.o \
 	src/api/create_stream.o \
 	src/api/create_view.o \
 	src/api/produce.o \

@@ -67,6 +67,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "api/args.h"
 #include "engine/compile.h"
 #include "engine/portable.h"
 #include "kafka/kafka.h"
@@ -120,44 +121,56 @@ kappa_alter_stream(PG_FUNCTION_ARGS)
 	int64		old_watermark_us;
 	List	   *added = NIL;
 	List	   *changed = NIL;
-	Interval   *watermark = PG_ARGISNULL(3) ? NULL : PG_GETARG_INTERVAL_P(3);
-	Interval   *idle_timeout = PG_ARGISNULL(4) ? NULL : PG_GETARG_INTERVAL_P(4);
+	KappaArgs	args;
+	char	   *name;
+	char	   *add_columns;
+	Jsonb	   *add_paths;
+	Interval   *watermark;
+	Interval   *idle_timeout;
+	Jsonb	   *options;
 
 	/* options may hold secrets: errors must not log the statement */
 	kappa_statement_has_secrets(true);
 	kappa_require_preload();
 
-	if (PG_ARGISNULL(0))
+	kappa_args_init(&args, fcinfo);
+	name = kappa_arg_text(&args, "name", NULL);
+	add_columns = kappa_arg_text(&args, "add_columns", NULL);
+	add_paths = kappa_arg_jsonb(&args, "add_paths");
+	watermark = kappa_arg_interval(&args, "watermark");
+	idle_timeout = kappa_arg_interval(&args, "idle_timeout");
+	options = kappa_arg_jsonb(&args, "options");
+	if (name == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("name must not be null")));
-	if (PG_ARGISNULL(1) && PG_ARGISNULL(2) && PG_ARGISNULL(3) && PG_ARGISNULL(4) && PG_ARGISNULL(5))
+	if (!add_columns && !add_paths && !watermark && !idle_timeout && !options)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("nothing to alter"),
 				 errhint("Give add_columns, add_paths, watermark, idle_timeout or options.")));
 
-	s = lock_stream(text_to_cstring(PG_GETARG_TEXT_PP(0)), &old_watermark);
+	s = lock_stream(name, &old_watermark);
 	old_watermark_us = s->watermark_us;
 
-	if (!PG_ARGISNULL(1))
-		added = check_added_columns(s, text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	if (!PG_ARGISNULL(2))
+	if (add_columns)
+		added = check_added_columns(s, add_columns);
+	if (add_paths)
 	{
-		changed = kappa_add_paths(s->columns, added, PG_GETARG_JSONB_P(2));
+		changed = kappa_add_paths(s->columns, added, add_paths);
 		check_changed_paths(s, changed);
 	}
 	if (watermark)
 		s->watermark_us = kappa_interval_to_us(watermark, "watermark", true);
 	if (idle_timeout)
 		s->idle_timeout_us = kappa_interval_to_us(idle_timeout, "idle_timeout", false);
-	if (!PG_ARGISNULL(5))
+	if (options)
 	{
-		merge_options(s, PG_GETARG_JSONB_P(5));
+		merge_options(s, options);
 		kappa_kafka_check_settings(s);
 	}
 
-	write_changes(s, added, changed, watermark, idle_timeout, !PG_ARGISNULL(5));
+	write_changes(s, added, changed, watermark, idle_timeout, options != NULL);
 	kappa_wake_launcher_on_commit();
 	report_replays(s, added, changed, old_watermark, watermark, old_watermark_us);
 	PG_RETURN_VOID();

@@ -32,6 +32,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "api/args.h"
 #include "kafka/kafka.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/columns.h"
@@ -54,50 +55,59 @@ static void drop_stream_views(KappaStream *s, bool cascade);
 /*
  * kappa_create_stream(name, topic, brokers, columns, paths, event_time,
  * watermark, dedup_key, archive, options, eventhubs, time_unit,
- * idle_timeout, keep_late) defines a stream.
+ * idle_timeout, keep_late, partitions, on_gap) defines a stream; its
+ * arguments are read by name (api/args.c).
  */
 Datum
 kappa_create_stream(PG_FUNCTION_ARGS)
 {
 	KappaStream *s = palloc0(sizeof(KappaStream));
-	char	   *topic = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *brokers = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *eventhubs = PG_ARGISNULL(10) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(10));
-	Interval   *watermark = PG_GETARG_INTERVAL_P(6);
-	Interval   *idle_timeout = PG_GETARG_INTERVAL_P(12);
+	KappaArgs	args;
+	char	   *topic;
+	char	   *brokers;
+	char	   *eventhubs;
+	char	   *partitions;
+	Interval   *watermark;
+	Interval   *idle_timeout;
 	char	   *eventhubs_masked = NULL;
-	char	   *on_gap = "stop";
+	char	   *on_gap;
 	List	   *derived = NIL;
 
 	/* any error below must not log the statement: it may hold secrets */
 	kappa_statement_has_secrets(true);
 	kappa_require_preload();
 
-	if (PG_ARGISNULL(3))
+	kappa_args_init(&args, fcinfo);
+	topic = kappa_arg_text(&args, "topic", NULL);
+	brokers = kappa_arg_text(&args, "brokers", NULL);
+	eventhubs = kappa_arg_text(&args, "eventhubs", NULL);
+	partitions = kappa_arg_text(&args, "partitions", NULL);
+	on_gap = kappa_arg_text(&args, "on_gap", "stop");
+	if (kappa_arg_isnull(&args, "columns"))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("columns must be given"),
 				 errhint("List the columns of the events as in CREATE TABLE, as in columns => 'deviceId text, temperature float8'.")));
-	/* PG_NARGS: an older SQL definition of the function lacks the argument */
-	if (PG_NARGS() > 14 && !PG_ARGISNULL(14))
-		parse_partitions(s, text_to_cstring(PG_GETARG_TEXT_PP(14)));
-	if (PG_NARGS() > 15 && !PG_ARGISNULL(15))
-		on_gap = text_to_cstring(PG_GETARG_TEXT_PP(15));
+	if (partitions)
+		parse_partitions(s, partitions);
 	if (strcmp(on_gap, "stop") != 0 && strcmp(on_gap, "skip") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid on_gap \"%s\"", on_gap),
 				 errhint("on_gap is \"stop\" (the default: the worker stops where the log lost offsets it did not read, until kappa_accept_gap) or \"skip\" (it counts them as lost and goes on).")));
 	s->skip_gaps = (strcmp(on_gap, "skip") == 0);
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(6) || PG_ARGISNULL(9) ||
-		PG_ARGISNULL(11) || PG_ARGISNULL(12) || PG_ARGISNULL(13))
+	if (kappa_arg_isnull(&args, "name") || kappa_arg_isnull(&args, "watermark") ||
+		kappa_arg_isnull(&args, "options") || kappa_arg_isnull(&args, "time_unit") ||
+		kappa_arg_isnull(&args, "idle_timeout") || kappa_arg_isnull(&args, "keep_late"))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("name, watermark, options, time_unit, idle_timeout and keep_late must not be null")));
 
-	s->name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	s->name = kappa_arg_text(&args, "name", NULL);
 	check_stream_name(s->name);
-	s->keep_late = PG_GETARG_BOOL(13);
+	s->keep_late = kappa_arg_bool(&args, "keep_late", false);
+	watermark = kappa_arg_interval(&args, "watermark");
+	idle_timeout = kappa_arg_interval(&args, "idle_timeout");
 	s->owner = GetUserId();
 
 	/* where the events come from */
@@ -131,14 +141,14 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 	kappa_validate_topic(s->topic);
 
 	/* what the events look like */
-	s->columns = kappa_parse_columns(text_to_cstring(PG_GETARG_TEXT_PP(3)));
-	if (!PG_ARGISNULL(4))
-		kappa_apply_paths(s->columns, PG_GETARG_JSONB_P(4));
-	if (!PG_ARGISNULL(5))
+	s->columns = kappa_parse_columns(kappa_arg_text(&args, "columns", NULL));
+	if (kappa_arg_jsonb(&args, "paths"))
+		kappa_apply_paths(s->columns, kappa_arg_jsonb(&args, "paths"));
+	if (kappa_arg_text(&args, "event_time", NULL))
 	{
 		KappaColumn *col;
 
-		s->event_time = kappa_parse_column_ref(text_to_cstring(PG_GETARG_TEXT_PP(5)),
+		s->event_time = kappa_parse_column_ref(kappa_arg_text(&args, "event_time", NULL),
 											   "event_time column");
 		col = kappa_find_column(s->columns, s->event_time);
 		if (col == NULL)
@@ -154,21 +164,21 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 					 errdetail("The event time must be a timestamptz or timestamp column."),
 					 errhint("Declare it as timestamptz; ISO 8601 strings and epoch numbers (see time_unit) are both read.")));
 	}
-	s->time_unit = kappa_stream_parse_time_unit(text_to_cstring(PG_GETARG_TEXT_PP(11)));
+	s->time_unit = kappa_stream_parse_time_unit(kappa_arg_text(&args, "time_unit", "ms"));
 	s->watermark_us = kappa_interval_to_us(watermark, "watermark", true);
 	s->idle_timeout_us = kappa_interval_to_us(idle_timeout, "idle_timeout", false);
-	if (!PG_ARGISNULL(7))
+	if (kappa_arg_text(&args, "dedup_key", NULL))
 	{
-		s->dedup_key = kappa_parse_column_ref(text_to_cstring(PG_GETARG_TEXT_PP(7)),
+		s->dedup_key = kappa_parse_column_ref(kappa_arg_text(&args, "dedup_key", NULL),
 											  "dedup_key column");
 		if (kappa_find_column(s->columns, s->dedup_key) == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("dedup_key column \"%s\" is not a column of the stream", s->dedup_key)));
 	}
-	if (!PG_ARGISNULL(8))
+	if (kappa_arg_text(&args, "archive", NULL))
 	{
-		s->archive = text_to_cstring(PG_GETARG_TEXT_PP(8));
+		s->archive = kappa_arg_text(&args, "archive", NULL);
 		if (!is_absolute_path(s->archive))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -182,7 +192,7 @@ kappa_create_stream(PG_FUNCTION_ARGS)
 	}
 
 	/* how to reach them: derived settings first, so options may refine them */
-	s->settings = list_concat(derived, options_to_settings(PG_GETARG_JSONB_P(9)));
+	s->settings = list_concat(derived, options_to_settings(kappa_arg_jsonb(&args, "options")));
 	kappa_kafka_check_settings(s);
 
 	kappa_stream_insert(s, eventhubs_masked, watermark, idle_timeout);
