@@ -449,7 +449,6 @@ swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new
 {
 	KappaCatalogAccess access;
 	char	   *user_view = quote_qualified_identifier(schema, relname);
-	char	   *old_table = kappa_view_rows_table(old_id);
 	int			nvisible;
 	char	   *read_query = kappa_view_read_definition(new_id, &nvisible);
 	Oid			types[3] = {INT4OID, INT4OID, NAMEOID};
@@ -493,21 +492,13 @@ swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new
 	kappa_catalog_enter(&access);
 	if (SPI_execute_with_args("DELETE FROM kappa.views WHERE view_id = $1", 1, types, values, NULL,
 							  false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1", 1, types, values, NULL,
-							  false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("DELETE FROM kappa.view_state_marker WHERE view_id = $1", 1, types, values,
-							  NULL, false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("DELETE FROM kappa.view_dedup WHERE view_id = $1", 1, types, values, NULL,
-							  false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("DELETE FROM kappa.view_marks WHERE view_id = $1", 1, types, values, NULL,
-							  false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("UPDATE kappa.views SET view_name = $3, status = "
 							  "CASE WHEN EXISTS (SELECT FROM kappa.view_gaps g WHERE g.view_id = $2) "
 							  "THEN 'incomplete' ELSE 'live' END WHERE view_id = $2",
 							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not swap the versions of view %s", user_view);
-	kappa_catalog_exec(psprintf("DROP TABLE %s", old_table), SPI_OK_UTILITY);
 	kappa_catalog_leave(&access);
+	kappa_view_forget(old_id);
 	kappa_wake_launcher_on_commit();
 }
 

@@ -287,28 +287,34 @@ kappa_view_row_exists(const char *schema, const char *relname)
 /*
  * Remove what a view has besides its catalog row and user-facing view,
  * once the caller deleted the row: its rows table if it is still there,
- * its state, marks and late events.
+ * its states, dedup keys, marks and late events.  The one list of what a
+ * view leaves behind: dropping a view, the DROP trigger and a replay's
+ * swap all forget through it.
  */
 void
 kappa_view_forget(int32 view_id)
 {
+	static const char *const forget[] = {
+		"DELETE FROM kappa.view_dedup WHERE view_id = $1",
+		"DELETE FROM kappa.view_state WHERE view_id = $1",
+		"DELETE FROM kappa.view_state_marker WHERE view_id = $1",
+		"DELETE FROM kappa.view_marks WHERE view_id = $1",
+		"DELETE FROM kappa.late_events WHERE view_id = $1",
+	};
 	KappaCatalogAccess access;
+	Oid			type = INT4OID;
+	Datum		value = Int32GetDatum(view_id);
 
 	kappa_catalog_enter(&access);
 	if (OidIsValid(get_relname_relid(kappa_view_rows_table_name(view_id),
 									 get_namespace_oid("kappa", false))))
 		kappa_catalog_exec(psprintf("DROP TABLE %s", kappa_view_rows_table(view_id)),
 						   SPI_OK_UTILITY);
-	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_dedup WHERE view_id = %d", view_id),
-					   SPI_OK_DELETE);
-	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state WHERE view_id = %d", view_id),
-					   SPI_OK_DELETE);
-	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_state_marker WHERE view_id = %d", view_id),
-					   SPI_OK_DELETE);
-	kappa_catalog_exec(psprintf("DELETE FROM kappa.view_marks WHERE view_id = %d", view_id),
-					   SPI_OK_DELETE);
-	kappa_catalog_exec(psprintf("DELETE FROM kappa.late_events WHERE view_id = %d", view_id),
-					   SPI_OK_DELETE);
+	for (int i = 0; i < (int) lengthof(forget); i++)
+	{
+		if (SPI_execute_with_args(forget[i], 1, &type, &value, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not forget kappa view %d: %s", view_id, forget[i]);
+	}
 	kappa_catalog_leave(&access);
 }
 
