@@ -57,6 +57,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -77,6 +78,8 @@
  * type: for the table whose relation is state_relid.
  */
 static Oid	state_relid = InvalidOid;
+static bool state_invalid = false;	/* its definition may have changed */
+static bool state_callback_registered = false;
 static SPIPlanPtr state_upsert_plan = NULL;
 static SPIPlanPtr state_insert_plan = NULL;
 static Oid	state_row_type = InvalidOid;
@@ -144,6 +147,19 @@ static void apply_retention(ViewRuntime *view, TimestampTz final_until, bool bou
 static void flush_view_isolated(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 static int	view_id_cmp(const ListCell *a, const ListCell *b);
 
+/*
+ * A relcache invalidation of kappa.view_state (an ALTER EXTENSION ...
+ * UPDATE may change it): its row type, which the statements take as an
+ * array, is read again before the next flush.  Plans alone would not
+ * need it; the plan cache revalidates them.
+ */
+static void
+state_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == state_relid)
+		state_invalid = true;
+}
+
 /* Prepare one statement for the rest of the backend's life. */
 static SPIPlanPtr
 prepare_kept(const char *sql, int nargs, Oid *types)
@@ -170,9 +186,9 @@ free_kept(SPIPlanPtr *plan)
  * Prepare the flush's fixed statements: the upsert of an array of
  * kappa.view_state's rows, the upserts of view and stream positions, and
  * those of dedup keys.  Kept for the backend's life, unless kappa.view_state
- * is a new table (DROP and CREATE EXTENSION in the same session): then
- * they, and the row type they use, are prepared again.  Called in a
- * catalog section.
+ * is a new table (DROP and CREATE EXTENSION in the same session) or was
+ * invalidated (state_relcache_callback): then they, and the row type they
+ * use, are prepared again.  Called in a catalog section.
  */
 void
 kappa_flush_prepare(void)
@@ -189,9 +205,15 @@ kappa_flush_prepare(void)
 	MemoryContext old;
 
 	kappa_catalog_check();
+	if (!state_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(state_relcache_callback, (Datum) 0);
+		state_callback_registered = true;
+	}
 	relid = RangeVarGetRelid(makeRangeVar("kappa", "view_state", -1), NoLock, false);
-	if (state_upsert_plan != NULL && relid == state_relid)
+	if (state_upsert_plan != NULL && relid == state_relid && !state_invalid)
 		return;
+	state_invalid = false;
 	free_kept(&state_upsert_plan);
 	free_kept(&state_insert_plan);
 	free_kept(&view_position_plan);
