@@ -97,18 +97,18 @@
 
 
 /* One value of a distinct set (a simplehash entry). */
-typedef struct KdSetEntry
+typedef struct KappaSetEntry
 {
 	Datum		value;
 	uint32		hash;
 	char		status;
-} KdSetEntry;
+} KappaSetEntry;
 
 static inline uint32 kappa_value_hash_value(KappaValueType *t, Datum value);
 static inline bool kappa_value_equal_values(KappaValueType *t, Datum a, Datum b);
 
 #define SH_PREFIX kdset
-#define SH_ELEMENT_TYPE KdSetEntry
+#define SH_ELEMENT_TYPE KappaSetEntry
 #define SH_KEY_TYPE Datum
 #define SH_KEY value
 #define SH_HASH_KEY(tb, key) kappa_value_hash_value((KappaValueType *) (tb)->private_data, key)
@@ -124,16 +124,16 @@ static inline bool kappa_value_equal_values(KappaValueType *t, Datum a, Datum b)
  * State of kappa_count_distinct, kappa_collect_set, kappa_sum_distinct and
  * kappa_avg_distinct: a set of values.
  */
-typedef struct KdSet
+typedef struct KappaSet
 {
 	char		kind;			/* one of KD_SET_KINDS */
 	KappaValueType		t;
 	MemoryContext mcxt;			/* where the set and its values live */
 	kdset_hash *tab;			/* private_data is &t */
-} KdSet;
+} KappaSet;
 
 /* State of kappa_collect_list: the non-null values, and how many nulls. */
-typedef struct KdList
+typedef struct KappaList
 {
 	char		kind;			/* KD_COLLECT_LIST */
 	KappaValueType		t;
@@ -142,18 +142,18 @@ typedef struct KdList
 	int64		nvalues;
 	int64		maxvalues;
 	int64		nnulls;
-} KdList;
+} KappaList;
 
 
 
 
 
 /* What a sort of values compares with. */
-typedef struct KdSortArg
+typedef struct KappaSortArg
 {
 	SortSupport ssup;
 	KappaValueType	   *t;
-} KdSortArg;
+} KappaSortArg;
 
 PG_FUNCTION_INFO_V1(kappa_count_distinct_trans);
 PG_FUNCTION_INFO_V1(kappa_count_distinct_final);
@@ -514,7 +514,7 @@ kappa_value_free_value(KappaValueType *t, Datum value)
 static int
 kappa_value_sort_cmp(const void *a, const void *b, void *arg)
 {
-	KdSortArg  *sa = (KdSortArg *) arg;
+	KappaSortArg  *sa = (KappaSortArg *) arg;
 	Datum		da = *(const Datum *) a;
 	Datum		db = *(const Datum *) b;
 	int			c = ApplySortComparator(da, false, db, false, sa->ssup);
@@ -529,7 +529,7 @@ void
 kappa_value_sort_values(KappaValueType *t, Datum *values, int n)
 {
 	SortSupportData ssup;
-	KdSortArg	arg;
+	KappaSortArg	arg;
 
 	if (n < 2)
 		return;
@@ -701,14 +701,14 @@ kappa_value_recv_value(StringInfo buf, KappaValueIo *io)
  */
 
 /* An empty set of values of a type, in mcxt. */
-static KdSet *
+static KappaSet *
 kappa_value_set_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
 {
 	KappaValueType		t;
-	KdSet	   *set;
+	KappaSet	   *set;
 
 	kappa_value_type_init(&t, kind, type, collation);
-	set = MemoryContextAllocZero(mcxt, sizeof(KdSet));
+	set = MemoryContextAllocZero(mcxt, sizeof(KappaSet));
 	set->kind = kind;
 	set->t = t;
 	set->mcxt = mcxt;
@@ -723,9 +723,9 @@ kappa_value_set_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
  * 1.0 or 1.00 differs in scale.
  */
 static void
-kappa_value_set_add(KdSet *set, Datum value, uint32 hash)
+kappa_value_set_add(KappaSet *set, Datum value, uint32 hash)
 {
-	KdSetEntry *entry = kdset_lookup_hash(set->tab, value, hash);
+	KappaSetEntry *entry = kdset_lookup_hash(set->tab, value, hash);
 
 	if (entry == NULL)
 	{
@@ -750,7 +750,7 @@ static Datum
 kappa_value_set_trans(FunctionCallInfo fcinfo, char kind)
 {
 	MemoryContext aggcxt;
-	KdSet	   *set;
+	KappaSet	   *set;
 
 	kappa_value_check_context(fcinfo, &aggcxt, kind);
 	if (PG_ARGISNULL(0))
@@ -760,7 +760,7 @@ kappa_value_set_trans(FunctionCallInfo fcinfo, char kind)
 		set = kappa_value_set_create(kind, type, kappa_value_arg_collation(fcinfo, type), aggcxt);
 	}
 	else
-		set = (KdSet *) PG_GETARG_POINTER(0);
+		set = (KappaSet *) PG_GETARG_POINTER(0);
 	if (!PG_ARGISNULL(1))
 	{
 		Datum		value = PG_GETARG_DATUM(1);
@@ -799,10 +799,10 @@ Datum
 kappa_set_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdSet	   *state = PG_ARGISNULL(0) ? NULL : (KdSet *) PG_GETARG_POINTER(0);
-	KdSet	   *other = PG_ARGISNULL(1) ? NULL : (KdSet *) PG_GETARG_POINTER(1);
+	KappaSet	   *state = PG_ARGISNULL(0) ? NULL : (KappaSet *) PG_GETARG_POINTER(0);
+	KappaSet	   *other = PG_ARGISNULL(1) ? NULL : (KappaSet *) PG_GETARG_POINTER(1);
 	kdset_iterator it;
-	KdSetEntry *entry;
+	KappaSetEntry *entry;
 
 	kappa_value_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
 	if (other == NULL)
@@ -826,13 +826,13 @@ kappa_set_combine(PG_FUNCTION_ARGS)
 Datum
 kappa_set_serialize(PG_FUNCTION_ARGS)
 {
-	KdSet	   *set = (KdSet *) PG_GETARG_POINTER(0);
+	KappaSet	   *set = (KappaSet *) PG_GETARG_POINTER(0);
 	MemoryContext aggcxt;
 	MemoryContext tmp;
 	StringInfoData buf;
 	KappaValueIo  *io;
 	kdset_iterator it;
-	KdSetEntry *entry;
+	KappaSetEntry *entry;
 
 	kappa_value_check_context(fcinfo, &aggcxt, set->kind);
 	io = kappa_value_io_cache(fcinfo, set->t.type, true);
@@ -856,7 +856,7 @@ kappa_set_deserialize(PG_FUNCTION_ARGS)
 	MemoryContext old;
 	StringInfoData buf;
 	KappaValueIo  *io;
-	KdSet	   *set;
+	KappaSet	   *set;
 	Oid			type;
 	Oid			collation;
 	char		kind;
@@ -890,7 +890,7 @@ Datum
 kappa_count_distinct_final(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdSet	   *set = PG_ARGISNULL(0) ? NULL : (KdSet *) PG_GETARG_POINTER(0);
+	KappaSet	   *set = PG_ARGISNULL(0) ? NULL : (KappaSet *) PG_GETARG_POINTER(0);
 
 	kappa_value_check_context(fcinfo, &aggcxt, KD_COUNT_DISTINCT);
 	PG_RETURN_INT64(set ? (int64) set->tab->members : 0);
@@ -901,11 +901,11 @@ Datum
 kappa_collect_set_final(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdSet	   *set = PG_ARGISNULL(0) ? NULL : (KdSet *) PG_GETARG_POINTER(0);
+	KappaSet	   *set = PG_ARGISNULL(0) ? NULL : (KappaSet *) PG_GETARG_POINTER(0);
 	Datum	   *values;
 	int64		n = 0;
 	kdset_iterator it;
-	KdSetEntry *entry;
+	KappaSetEntry *entry;
 
 	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_SET);
 	if (set == NULL || set->tab->members == 0)
@@ -950,11 +950,11 @@ kappa_avg_distinct_trans(PG_FUNCTION_ARGS)
 
 /* A set's values in a new array, in ascending order; *n their number. */
 static Datum *
-kappa_value_set_sorted(KdSet *set, int64 *n)
+kappa_value_set_sorted(KappaSet *set, int64 *n)
 {
 	Datum	   *values = palloc(sizeof(Datum) * Max(set->tab->members, 1));
 	kdset_iterator it;
-	KdSetEntry *entry;
+	KappaSetEntry *entry;
 
 	*n = 0;
 	kdset_start_iterate(set->tab, &it);
@@ -1101,7 +1101,7 @@ static Datum
 kappa_value_distinct_final(FunctionCallInfo fcinfo, char kind)
 {
 	MemoryContext aggcxt;
-	KdSet	   *set = PG_ARGISNULL(0) ? NULL : (KdSet *) PG_GETARG_POINTER(0);
+	KappaSet	   *set = PG_ARGISNULL(0) ? NULL : (KappaSet *) PG_GETARG_POINTER(0);
 	Datum	   *values;
 	int64		n;
 
@@ -1137,14 +1137,14 @@ kappa_avg_distinct_final(PG_FUNCTION_ARGS)
  */
 
 /* An empty list of values of a type, in mcxt. */
-static KdList *
+static KappaList *
 kappa_value_list_create(Oid type, Oid collation, MemoryContext mcxt)
 {
 	KappaValueType		t;
-	KdList	   *list;
+	KappaList	   *list;
 
 	kappa_value_type_init(&t, KD_COLLECT_LIST, type, collation);
-	list = MemoryContextAllocZero(mcxt, sizeof(KdList));
+	list = MemoryContextAllocZero(mcxt, sizeof(KappaList));
 	list->kind = KD_COLLECT_LIST;
 	list->t = t;
 	list->mcxt = mcxt;
@@ -1153,7 +1153,7 @@ kappa_value_list_create(Oid type, Oid collation, MemoryContext mcxt)
 
 /* Fail if a list would have more elements than an array can. */
 static void
-kappa_value_list_check_size(KdList *list, int64 more)
+kappa_value_list_check_size(KappaList *list, int64 more)
 {
 	if (list->nvalues + list->nnulls + more > (int64) MaxArraySize)
 		ereport(ERROR,
@@ -1164,7 +1164,7 @@ kappa_value_list_check_size(KdList *list, int64 more)
 
 /* Append a value (copied) or a null to a list. */
 static void
-kappa_value_list_add(KdList *list, Datum value, bool isnull)
+kappa_value_list_add(KappaList *list, Datum value, bool isnull)
 {
 	kappa_value_list_check_size(list, 1);
 	if (isnull)
@@ -1192,7 +1192,7 @@ Datum
 kappa_collect_list_trans(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdList	   *list;
+	KappaList	   *list;
 
 	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
 	if (PG_ARGISNULL(0))
@@ -1202,7 +1202,7 @@ kappa_collect_list_trans(PG_FUNCTION_ARGS)
 		list = kappa_value_list_create(type, kappa_value_arg_collation(fcinfo, type), aggcxt);
 	}
 	else
-		list = (KdList *) PG_GETARG_POINTER(0);
+		list = (KappaList *) PG_GETARG_POINTER(0);
 	kappa_value_list_add(list, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
 	PG_RETURN_POINTER(list);
 }
@@ -1212,8 +1212,8 @@ Datum
 kappa_collect_list_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdList	   *state = PG_ARGISNULL(0) ? NULL : (KdList *) PG_GETARG_POINTER(0);
-	KdList	   *other = PG_ARGISNULL(1) ? NULL : (KdList *) PG_GETARG_POINTER(1);
+	KappaList	   *state = PG_ARGISNULL(0) ? NULL : (KappaList *) PG_GETARG_POINTER(0);
+	KappaList	   *other = PG_ARGISNULL(1) ? NULL : (KappaList *) PG_GETARG_POINTER(1);
 
 	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
 	if (other == NULL)
@@ -1237,7 +1237,7 @@ kappa_collect_list_combine(PG_FUNCTION_ARGS)
 Datum
 kappa_collect_list_serialize(PG_FUNCTION_ARGS)
 {
-	KdList	   *list = (KdList *) PG_GETARG_POINTER(0);
+	KappaList	   *list = (KappaList *) PG_GETARG_POINTER(0);
 	MemoryContext aggcxt;
 	MemoryContext tmp;
 	StringInfoData buf;
@@ -1265,7 +1265,7 @@ kappa_collect_list_deserialize(PG_FUNCTION_ARGS)
 	MemoryContext old;
 	StringInfoData buf;
 	KappaValueIo  *io;
-	KdList	   *list;
+	KappaList	   *list;
 	Oid			type;
 	Oid			collation;
 	int64		nvalues;
@@ -1303,7 +1303,7 @@ Datum
 kappa_collect_list_final(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdList	   *list = PG_ARGISNULL(0) ? NULL : (KdList *) PG_GETARG_POINTER(0);
+	KappaList	   *list = PG_ARGISNULL(0) ? NULL : (KappaList *) PG_GETARG_POINTER(0);
 	int64		n;
 	Datum	   *values;
 	bool	   *nulls = NULL;

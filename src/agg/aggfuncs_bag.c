@@ -65,7 +65,7 @@
 #define KD_BAG_FRACTIONS(kind)	((kind) == KD_PERCENTILE_CONT_MULTI || (kind) == KD_PERCENTILE_DISC_MULTI)
 
 /* The state: the non-null values of a group, and the parameter. */
-typedef struct KdBag
+typedef struct KappaBag
 {
 	char		kind;			/* one of KD_BAG_KINDS */
 	KappaValueType		t;
@@ -79,7 +79,7 @@ typedef struct KdBag
 	int64		maxvalues;
 	int64		ndistinct;		/* KD_STRING_AGG_DISTINCT: values[0..ndistinct)
 								 * are sorted and distinct */
-} KdBag;
+} KappaBag;
 
 PG_FUNCTION_INFO_V1(kappa_string_agg_trans);
 PG_FUNCTION_INFO_V1(kappa_string_agg_distinct_trans);
@@ -97,15 +97,15 @@ PG_FUNCTION_INFO_V1(kappa_percentile_cont_multi_final);
 PG_FUNCTION_INFO_V1(kappa_percentile_disc_multi_final);
 
 /* An empty bag of values of a type, in mcxt, with its parameter. */
-static KdBag *
+static KappaBag *
 kappa_value_bag_create(char kind, Oid type, Oid collation, MemoryContext mcxt,
 			  Datum param, bool param_null)
 {
 	KappaValueType		t;
-	KdBag	   *bag;
+	KappaBag	   *bag;
 
 	kappa_value_type_init(&t, kind, type, collation);
-	bag = MemoryContextAllocZero(mcxt, sizeof(KdBag));
+	bag = MemoryContextAllocZero(mcxt, sizeof(KappaBag));
 	bag->kind = kind;
 	bag->t = t;
 	bag->mcxt = mcxt;
@@ -128,7 +128,7 @@ kappa_value_bag_create(char kind, Oid type, Oid collation, MemoryContext mcxt,
 
 /* A bag's delimiter or fraction, as a Datum (undefined if null). */
 static Datum
-kappa_value_bag_param(KdBag *bag)
+kappa_value_bag_param(KappaBag *bag)
 {
 	if (KD_BAG_FRACTION(bag->kind))
 		return Float8GetDatum(bag->fraction);
@@ -162,7 +162,7 @@ kappa_value_check_fractions(Datum fractions)
 
 /* Whether a parameter is the bag's: the same null or the same image. */
 static bool
-kappa_value_bag_same_param(KdBag *bag, Datum param, bool param_null)
+kappa_value_bag_same_param(KappaBag *bag, Datum param, bool param_null)
 {
 	if (bag->param_null || param_null)
 		return bag->param_null == param_null;
@@ -175,7 +175,7 @@ kappa_value_bag_same_param(KdBag *bag, Datum param, bool param_null)
 
 /* Fail on a row or state whose parameter is not the bag's. */
 static void
-kappa_value_bag_check_param(KdBag *bag, Datum param, bool param_null)
+kappa_value_bag_check_param(KappaBag *bag, Datum param, bool param_null)
 {
 	if (!kappa_value_bag_same_param(bag, param, param_null))
 		ereport(ERROR,
@@ -192,7 +192,7 @@ kappa_value_bag_check_param(KdBag *bag, Datum param, bool param_null)
  * first of each run of equal values (the smallest image).
  */
 static void
-kappa_value_bag_compact(KdBag *bag)
+kappa_value_bag_compact(KappaBag *bag)
 {
 	int64		kept = 0;
 
@@ -214,7 +214,7 @@ kappa_value_bag_compact(KdBag *bag)
 
 /* Add a non-null value (copied) to a bag. */
 static void
-kappa_value_bag_add(KdBag *bag, Datum value)
+kappa_value_bag_add(KappaBag *bag, Datum value)
 {
 	if (bag->nvalues == bag->maxvalues)
 	{
@@ -249,7 +249,7 @@ static Datum
 kappa_value_bag_trans(FunctionCallInfo fcinfo, char kind)
 {
 	MemoryContext aggcxt;
-	KdBag	   *bag;
+	KappaBag	   *bag;
 	bool		param_null = PG_ARGISNULL(2);
 	Datum		param = param_null ? (Datum) 0 : PG_GETARG_DATUM(2);
 
@@ -268,7 +268,7 @@ kappa_value_bag_trans(FunctionCallInfo fcinfo, char kind)
 	}
 	else
 	{
-		bag = (KdBag *) PG_GETARG_POINTER(0);
+		bag = (KappaBag *) PG_GETARG_POINTER(0);
 		kappa_value_bag_check_param(bag, param, param_null);
 	}
 	/* null fractions make the result null: no need to keep values */
@@ -324,8 +324,8 @@ Datum
 kappa_bag_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdBag	   *state = PG_ARGISNULL(0) ? NULL : (KdBag *) PG_GETARG_POINTER(0);
-	KdBag	   *other = PG_ARGISNULL(1) ? NULL : (KdBag *) PG_GETARG_POINTER(1);
+	KappaBag	   *state = PG_ARGISNULL(0) ? NULL : (KappaBag *) PG_GETARG_POINTER(0);
+	KappaBag	   *other = PG_ARGISNULL(1) ? NULL : (KappaBag *) PG_GETARG_POINTER(1);
 
 	kappa_value_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
 	if (other == NULL)
@@ -415,7 +415,7 @@ kappa_value_recv_fractions(StringInfo buf)
 Datum
 kappa_bag_serialize(PG_FUNCTION_ARGS)
 {
-	KdBag	   *bag = (KdBag *) PG_GETARG_POINTER(0);
+	KappaBag	   *bag = (KappaBag *) PG_GETARG_POINTER(0);
 	MemoryContext aggcxt;
 	MemoryContext tmp;
 	StringInfoData buf;
@@ -452,7 +452,7 @@ kappa_bag_deserialize(PG_FUNCTION_ARGS)
 	MemoryContext old;
 	StringInfoData buf;
 	KappaValueIo  *io;
-	KdBag	   *bag;
+	KappaBag	   *bag;
 	Oid			type;
 	Oid			collation;
 	char		kind;
@@ -508,7 +508,7 @@ kappa_bag_deserialize(PG_FUNCTION_ARGS)
  * without duplicates); *n their number.  The bag is left as it was.
  */
 static Datum *
-kappa_value_bag_sorted(KdBag *bag, int64 *n)
+kappa_value_bag_sorted(KappaBag *bag, int64 *n)
 {
 	Datum	   *values;
 	int64		kept = 0;
@@ -534,11 +534,11 @@ kappa_value_bag_sorted(KdBag *bag, int64 *n)
 }
 
 /* Fetch a bag state in a final function, checking its kind. */
-static KdBag *
+static KappaBag *
 kappa_value_bag_final_state(FunctionCallInfo fcinfo, const char *kinds)
 {
 	MemoryContext aggcxt;
-	KdBag	   *bag = PG_ARGISNULL(0) ? NULL : (KdBag *) PG_GETARG_POINTER(0);
+	KappaBag	   *bag = PG_ARGISNULL(0) ? NULL : (KappaBag *) PG_GETARG_POINTER(0);
 
 	kappa_value_check_context(fcinfo, &aggcxt, kinds[0]);
 	if (bag != NULL && strchr(kinds, bag->kind) == NULL)
@@ -555,7 +555,7 @@ kappa_value_bag_final_state(FunctionCallInfo fcinfo, const char *kinds)
 Datum
 kappa_string_agg_final(PG_FUNCTION_ARGS)
 {
-	KdBag	   *bag = kappa_value_bag_final_state(fcinfo,
+	KappaBag	   *bag = kappa_value_bag_final_state(fcinfo,
 										 (char[]) {KD_STRING_AGG, KD_STRING_AGG_DISTINCT, 0});
 	StringInfoData buf;
 	Datum	   *values;
@@ -638,7 +638,7 @@ kappa_value_percentile_disc(KappaValueType *t, Datum *values, int64 n, float8 fr
 static Datum
 kappa_value_percentile_final(FunctionCallInfo fcinfo, char kind)
 {
-	KdBag	   *bag = kappa_value_bag_final_state(fcinfo, (char[]) {kind, 0});
+	KappaBag	   *bag = kappa_value_bag_final_state(fcinfo, (char[]) {kind, 0});
 	Datum	   *values;
 	int64		n;
 
@@ -674,7 +674,7 @@ kappa_percentile_disc_final(PG_FUNCTION_ARGS)
 static Datum
 kappa_value_percentiles_final(FunctionCallInfo fcinfo, char kind)
 {
-	KdBag	   *bag = kappa_value_bag_final_state(fcinfo, (char[]) {kind, 0});
+	KappaBag	   *bag = kappa_value_bag_final_state(fcinfo, (char[]) {kind, 0});
 	ArrayType  *fractions;
 	Datum	   *elems;
 	bool	   *nulls;

@@ -58,7 +58,7 @@
 #define HLL_SEED			0
 
 /* State of kappa_approx_count_distinct: sparse hashes, or registers. */
-typedef struct KdHll
+typedef struct KappaHll
 {
 	MemoryContext mcxt;
 	uint8	   *regs;			/* HLL_M registers, or NULL while sparse */
@@ -66,10 +66,10 @@ typedef struct KdHll
 	uint32		nsparse;		/* hashes in sparse */
 	uint32		capsparse;		/* slots in sparse, a power of 2 */
 	bool		has_zero;		/* hash 0 was seen (0 marks empty slots) */
-} KdHll;
+} KappaHll;
 
 /* The hash function, cached in a kappa_approx_count_distinct transition call. */
-typedef struct KdHashCache
+typedef struct KappaHashCache
 {
 	Oid			type;
 	Oid			collation;
@@ -77,7 +77,7 @@ typedef struct KdHashCache
 	KappaValueType		t;				/* t.image_hash: hash the image instead */
 	bool		numeric;		/* numeric: hash the sign too */
 	Datum		zero;			/* numeric: 0 */
-} KdHashCache;
+} KappaHashCache;
 
 PG_FUNCTION_INFO_V1(kappa_approx_trans);
 PG_FUNCTION_INFO_V1(kappa_approx_combine);
@@ -91,10 +91,10 @@ PG_FUNCTION_INFO_V1(kappa_approx_final);
  */
 
 /* An empty sparse state, in mcxt. */
-static KdHll *
+static KappaHll *
 kappa_value_hll_create(MemoryContext mcxt)
 {
-	KdHll	   *hll = MemoryContextAllocZero(mcxt, sizeof(KdHll));
+	KappaHll	   *hll = MemoryContextAllocZero(mcxt, sizeof(KappaHll));
 
 	hll->mcxt = mcxt;
 	hll->capsparse = 16;
@@ -129,7 +129,7 @@ kappa_value_hll_slot(uint64 *table, uint32 cap, uint64 hash)
 
 /* Turn a sparse state into registers. */
 static void
-kappa_value_hll_to_dense(KdHll *hll)
+kappa_value_hll_to_dense(KappaHll *hll)
 {
 	if (hll->regs != NULL)
 		return;
@@ -148,7 +148,7 @@ kappa_value_hll_to_dense(KdHll *hll)
 
 /* Double a sparse table. */
 static void
-kappa_value_hll_grow(KdHll *hll)
+kappa_value_hll_grow(KappaHll *hll)
 {
 	uint32		newcap = hll->capsparse * 2;
 	uint64	   *table = MemoryContextAllocZero(hll->mcxt, sizeof(uint64) * newcap);
@@ -166,7 +166,7 @@ kappa_value_hll_grow(KdHll *hll)
  * distinct hashes becomes dense.
  */
 static void
-kappa_value_hll_add(KdHll *hll, uint64 hash)
+kappa_value_hll_add(KappaHll *hll, uint64 hash)
 {
 	uint32		slot = 0;
 
@@ -219,8 +219,8 @@ Datum
 kappa_approx_trans(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdHashCache *cache = (KdHashCache *) fcinfo->flinfo->fn_extra;
-	KdHll	   *hll;
+	KappaHashCache *cache = (KappaHashCache *) fcinfo->flinfo->fn_extra;
+	KappaHll	   *hll;
 
 	kappa_value_check_context(fcinfo, &aggcxt, KD_APPROX);
 	if (cache == NULL)
@@ -231,7 +231,7 @@ kappa_approx_trans(PG_FUNCTION_ARGS)
 		Oid			collation = kappa_value_arg_collation(fcinfo, type);
 
 		kappa_value_type_init(&t, KD_APPROX, type, collation);
-		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(KdHashCache));
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(KappaHashCache));
 		cache->type = type;
 		cache->collation = collation;
 		cache->hash = &t.tce->hash_extended_proc_finfo;
@@ -246,7 +246,7 @@ kappa_approx_trans(PG_FUNCTION_ARGS)
 		}
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	hll = PG_ARGISNULL(0) ? kappa_value_hll_create(aggcxt) : (KdHll *) PG_GETARG_POINTER(0);
+	hll = PG_ARGISNULL(0) ? kappa_value_hll_create(aggcxt) : (KappaHll *) PG_GETARG_POINTER(0);
 	if (!PG_ARGISNULL(1))
 	{
 		Datum		value = PG_GETARG_DATUM(1);
@@ -283,8 +283,8 @@ Datum
 kappa_approx_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdHll	   *state = PG_ARGISNULL(0) ? NULL : (KdHll *) PG_GETARG_POINTER(0);
-	KdHll	   *other = PG_ARGISNULL(1) ? NULL : (KdHll *) PG_GETARG_POINTER(1);
+	KappaHll	   *state = PG_ARGISNULL(0) ? NULL : (KappaHll *) PG_GETARG_POINTER(0);
+	KappaHll	   *other = PG_ARGISNULL(1) ? NULL : (KappaHll *) PG_GETARG_POINTER(1);
 
 	kappa_value_check_context(fcinfo, &aggcxt, KD_APPROX);
 	if (other == NULL)
@@ -320,7 +320,7 @@ kappa_approx_combine(PG_FUNCTION_ARGS)
 Datum
 kappa_approx_serialize(PG_FUNCTION_ARGS)
 {
-	KdHll	   *hll = (KdHll *) PG_GETARG_POINTER(0);
+	KappaHll	   *hll = (KappaHll *) PG_GETARG_POINTER(0);
 	MemoryContext aggcxt;
 	StringInfoData buf;
 
@@ -351,7 +351,7 @@ kappa_approx_deserialize(PG_FUNCTION_ARGS)
 	bytea	   *data = PG_GETARG_BYTEA_PP(0);
 	MemoryContext aggcxt;
 	StringInfoData buf;
-	KdHll	   *hll;
+	KappaHll	   *hll;
 	Oid			type;
 	Oid			collation;
 	int			mode;
@@ -460,7 +460,7 @@ Datum
 kappa_approx_final(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdHll	   *hll = PG_ARGISNULL(0) ? NULL : (KdHll *) PG_GETARG_POINTER(0);
+	KappaHll	   *hll = PG_ARGISNULL(0) ? NULL : (KappaHll *) PG_GETARG_POINTER(0);
 
 	kappa_value_check_context(fcinfo, &aggcxt, KD_APPROX);
 	if (hll == NULL)

@@ -39,7 +39,7 @@
 #include "agg/aggfuncs_internal.h"
 
 /* State of kappa_first and kappa_last: the best candidate so far. */
-typedef struct KdPick
+typedef struct KappaPick
 {
 	char		kind;			/* KD_FIRST or KD_LAST */
 	KappaValueType		t;
@@ -48,7 +48,7 @@ typedef struct KdPick
 	TimestampTz ts;
 	bool		isnull;
 	Datum		value;
-} KdPick;
+} KappaPick;
 
 PG_FUNCTION_INFO_V1(kappa_first_trans);
 PG_FUNCTION_INFO_V1(kappa_last_trans);
@@ -63,14 +63,14 @@ PG_FUNCTION_INFO_V1(kappa_pick_final);
  */
 
 /* A state without a candidate, in mcxt. */
-static KdPick *
+static KappaPick *
 kappa_value_pick_create(char kind, Oid type, Oid collation, MemoryContext mcxt)
 {
 	KappaValueType		t;
-	KdPick	   *pick;
+	KappaPick	   *pick;
 
 	kappa_value_type_init(&t, kind, type, collation);
-	pick = MemoryContextAllocZero(mcxt, sizeof(KdPick));
+	pick = MemoryContextAllocZero(mcxt, sizeof(KappaPick));
 	pick->kind = kind;
 	pick->t = t;
 	pick->mcxt = mcxt;
@@ -102,7 +102,7 @@ kappa_value_value_before(KappaValueType *t, Datum a, bool anull, Datum b, bool b
  * before in the tie-break order.
  */
 static void
-kappa_value_pick_offer(KdPick *pick, TimestampTz ts, Datum value, bool isnull)
+kappa_value_pick_offer(KappaPick *pick, TimestampTz ts, Datum value, bool isnull)
 {
 	Datum		copy = (Datum) 0;
 
@@ -131,7 +131,7 @@ static Datum
 kappa_value_pick_trans(FunctionCallInfo fcinfo, char kind)
 {
 	MemoryContext aggcxt;
-	KdPick	   *pick;
+	KappaPick	   *pick;
 
 	kappa_value_check_context(fcinfo, &aggcxt, kind);
 	if (PG_ARGISNULL(0))
@@ -141,7 +141,7 @@ kappa_value_pick_trans(FunctionCallInfo fcinfo, char kind)
 		pick = kappa_value_pick_create(kind, type, kappa_value_arg_collation(fcinfo, type), aggcxt);
 	}
 	else
-		pick = (KdPick *) PG_GETARG_POINTER(0);
+		pick = (KappaPick *) PG_GETARG_POINTER(0);
 	if (!PG_ARGISNULL(2))
 		kappa_value_pick_offer(pick, PG_GETARG_TIMESTAMPTZ(2),
 					  PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
@@ -167,8 +167,8 @@ Datum
 kappa_pick_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdPick	   *state = PG_ARGISNULL(0) ? NULL : (KdPick *) PG_GETARG_POINTER(0);
-	KdPick	   *other = PG_ARGISNULL(1) ? NULL : (KdPick *) PG_GETARG_POINTER(1);
+	KappaPick	   *state = PG_ARGISNULL(0) ? NULL : (KappaPick *) PG_GETARG_POINTER(0);
+	KappaPick	   *other = PG_ARGISNULL(1) ? NULL : (KappaPick *) PG_GETARG_POINTER(1);
 
 	kappa_value_check_context(fcinfo, &aggcxt, state ? state->kind : other ? other->kind : 0);
 	if (other == NULL)
@@ -190,7 +190,7 @@ kappa_pick_combine(PG_FUNCTION_ARGS)
 Datum
 kappa_pick_serialize(PG_FUNCTION_ARGS)
 {
-	KdPick	   *pick = (KdPick *) PG_GETARG_POINTER(0);
+	KappaPick	   *pick = (KappaPick *) PG_GETARG_POINTER(0);
 	MemoryContext aggcxt;
 	StringInfoData buf;
 
@@ -220,7 +220,7 @@ kappa_pick_deserialize(PG_FUNCTION_ARGS)
 	bytea	   *data = PG_GETARG_BYTEA_PP(0);
 	MemoryContext aggcxt;
 	StringInfoData buf;
-	KdPick	   *pick;
+	KappaPick	   *pick;
 	Oid			type;
 	Oid			collation;
 	char		kind;
@@ -254,7 +254,7 @@ Datum
 kappa_pick_final(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
-	KdPick	   *pick = PG_ARGISNULL(0) ? NULL : (KdPick *) PG_GETARG_POINTER(0);
+	KappaPick	   *pick = PG_ARGISNULL(0) ? NULL : (KappaPick *) PG_GETARG_POINTER(0);
 
 	kappa_value_check_context(fcinfo, &aggcxt, pick ? pick->kind : KD_FIRST);
 	if (pick == NULL || !pick->has || pick->isnull)
