@@ -39,6 +39,8 @@ OBJS = \
 	src/agg/aggfuncs_bag.o \
 	src/engine/window.o \
 	src/engine/compile.o \
+	src/engine/compile_aggs.o \
+	src/engine/view_rules.o \
 	src/engine/lookup.o \
 	src/engine/history.o \
 	src/engine/gap.o \

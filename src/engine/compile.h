@@ -78,6 +78,9 @@ extern Query *kappa_analyze_definition(const char *definition, KappaStream *stre
 extern Query *kappa_stored_view(const char *plan, KappaStream **stream);
 extern KappaViewSpec *kappa_compile_view(Query *query);
 extern void kappa_view_check_rights(Query *query, Oid owner);
+extern void kappa_view_check_deterministic(Node *node, const char *clause);
+extern void kappa_view_rewrite_aggregates(Node *target_list);
+extern void kappa_view_check_aggregate(Aggref *aggref);
 extern void kappa_view_unsupported(const char *construct, const char *hint) pg_attribute_noreturn();
 
 #endif							/* KAPPA_COMPILE_H */
