@@ -43,8 +43,16 @@
  * function; (sub)transaction abort restores the user, the security context
  * and the settings, as for any error in Postgres.
  *
- * Lifetime: the only state is the copy of search_path's text that
- * kappa_owner_leave compares with, for the process's life.
+ * Versions: the library reads and writes the catalog of its own version
+ * (KAPPA_LIBRARY_VERSION).  Between the installation of a new version's
+ * files (and a restart) and ALTER EXTENSION kappa UPDATE, the catalog is
+ * older: kappa_require_current_catalog makes every SQL function refuse,
+ * with a hint to update, and the launcher starts no worker until the
+ * update has committed.  kappa_upgrade_views is the update script's.
+ *
+ * Lifetime: the copy of search_path's text that kappa_owner_leave
+ * compares with, and the OID of the extension last found current, for
+ * the process's life.
  *
  * src/catalog.c
  *
@@ -52,15 +60,37 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "pgtime.h"
+#include "utils/builtins.h"
 #include "utils/elog.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/rel.h"
 
 #include "catalog.h"
+#include "portable.h"
+#include "stream.h"
+
+/*
+ * The version of kappa's SQL objects (pg_extension.extversion) that this
+ * library reads and writes: kappa.control's default_version.
+ */
+#define KAPPA_LIBRARY_VERSION "0.2"
+
+PG_FUNCTION_INFO_V1(kappa_upgrade_views);
+
+static bool catalog_version_older(const char *version);
 
 /* The search_path of catalog statements, and of user code in kappa. */
 #define CATALOG_SEARCH_PATH "pg_catalog, pg_temp"
@@ -94,6 +124,9 @@ static char seen_search_path_text[1024];
 void
 kappa_catalog_enter(KappaCatalogAccess *access)
 {
+	/* a SQL function against a catalog of another version (workers run only on a current one) */
+	if (!IsBackgroundWorker)
+		kappa_require_current_catalog();
 	GetUserIdAndSecContext(&access->save_userid, &access->save_sec_context);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
 						   access->save_sec_context |
@@ -263,4 +296,168 @@ kappa_error_text(ErrorData *edata)
 	if (edata->detail)
 		return psprintf("%s (%s)", edata->message, edata->detail);
 	return pstrdup(edata->message ? edata->message : "unknown error");
+}
+
+/*
+ * The installed version of kappa's catalog (pg_extension.extversion), in
+ * the caller's memory context; NULL before CREATE EXTENSION kappa.
+ */
+char *
+kappa_catalog_version(void)
+{
+	Oid			extoid = get_extension_oid("kappa", true);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
+
+	if (!OidIsValid(extoid))
+		return NULL;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		datum = heap_getattr(tuple, Anum_pg_extension_extversion,
+										 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = text_to_cstring(DatumGetTextPP(datum));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/* The version of kappa's catalog this library reads and writes. */
+const char *
+kappa_library_version(void)
+{
+	return KAPPA_LIBRARY_VERSION;
+}
+
+/*
+ * Whether version (major.minor) is older than the library's: a catalog
+ * that ALTER EXTENSION kappa UPDATE brings up to date.
+ */
+static bool
+catalog_version_older(const char *version)
+{
+	int			major,
+				minor,
+				lib_major,
+				lib_minor;
+
+	if (sscanf(version, "%d.%d", &major, &minor) != 2 ||
+		sscanf(KAPPA_LIBRARY_VERSION, "%d.%d", &lib_major, &lib_minor) != 2)
+		return false;
+	return major < lib_major || (major == lib_major && minor < lib_minor);
+}
+
+/*
+ * Whether kappa's catalog is of the library's version (or not there
+ * yet); if not, *version says which it is.  In a transaction.
+ */
+bool
+kappa_catalog_is_current(char **version)
+{
+	char	   *installed = kappa_catalog_version();
+
+	*version = installed;
+	return installed == NULL || strcmp(installed, KAPPA_LIBRARY_VERSION) == 0;
+}
+
+/*
+ * Refuse to run a SQL function of kappa against a catalog of another
+ * version: after the files of a new version are installed and the server
+ * restarted, the SQL objects stay those of the old version until ALTER
+ * EXTENSION kappa UPDATE, and the library's functions would read and
+ * write tables, columns and arguments that are not there.  Called by
+ * kappa_require_preload and, in backends, kappa_catalog_enter, so by
+ * every SQL-callable function of kappa's that touches its catalog.  Install and update scripts pass: they run
+ * the old and the new objects by design.  A catalog found current is
+ * remembered by its extension's OID (no update script goes backwards; a
+ * DROP and CREATE EXTENSION gives a new OID).
+ */
+void
+kappa_require_current_catalog(void)
+{
+	static Oid	current_extension = InvalidOid;
+	Oid			extoid;
+	char	   *version;
+
+	if (creating_extension || !IsTransactionState())
+		return;
+	extoid = get_extension_oid("kappa", true);
+	if (!OidIsValid(extoid) || extoid == current_extension)
+		return;
+	if (kappa_catalog_is_current(&version))
+	{
+		current_extension = extoid;
+		return;
+	}
+	if (catalog_version_older(version))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kappa's catalog is at version %s and its library at %s",
+						version, KAPPA_LIBRARY_VERSION),
+				 errdetail("The library reads and writes only the catalog of its own version; streams do not run until the catalog is updated."),
+				 errhint("Run ALTER EXTENSION kappa UPDATE.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("kappa's catalog is at version %s and its library at %s",
+					version, KAPPA_LIBRARY_VERSION),
+			 errdetail("The library reads and writes only the catalog of its own version; streams do not run until the versions agree."),
+			 errhint("Install the files of kappa %s and restart the server.", version)));
+}
+
+/*
+ * kappa.upgrade_views(), called once by the update script from 0.1: give
+ * every view the portable definition 0.1 did not store, deparsed from its
+ * stored plan as kappa_create_view deparses a new one, and wake the
+ * launcher when the update commits, so that the streams' workers start at
+ * once.  The script marks the plans as of another origin, so that each
+ * worker analyses the definition again with this library's rules
+ * (kappa_view_localize) before it runs the view.
+ */
+Datum
+kappa_upgrade_views(PG_FUNCTION_ARGS)
+{
+	KappaCatalogAccess access;
+	SPITupleTable *views;
+	uint64		nviews;
+
+	if (!creating_extension)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kappa.upgrade_views() may only be called by ALTER EXTENSION kappa UPDATE")));
+	kappa_catalog_enter(&access);
+	if (SPI_execute("SELECT view_id, plan, owner::oid FROM kappa.views ORDER BY view_id",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	views = SPI_tuptable;
+	nviews = SPI_processed;
+	for (uint64 i = 0; i < nviews; i++)
+	{
+		HeapTuple	row = views->vals[i];
+		bool		isnull;
+		Datum		values[2];
+		Query	   *query;
+
+		values[0] = SPI_getbinval(row, views->tupdesc, 1, &isnull);
+		query = castNode(Query, stringToNode(SPI_getvalue(row, views->tupdesc, 2)));
+		values[1] = CStringGetTextDatum(kappa_view_definition(query,
+															  DatumGetObjectId(SPI_getbinval(row, views->tupdesc, 3, &isnull))));
+		if (SPI_execute_with_args("UPDATE kappa.views SET definition = $2 WHERE view_id = $1",
+								  2, (Oid[]) {INT4OID, TEXTOID}, values, NULL,
+								  false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update kappa.views");
+	}
+	kappa_catalog_leave(&access);
+	kappa_wake_launcher_on_commit();
+	PG_RETURN_VOID();
 }
