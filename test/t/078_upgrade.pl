@@ -1,0 +1,342 @@
+# Upgrade from 0.1, as contrib tests its old versions: a node with the new
+# library preloaded and CREATE EXTENSION kappa VERSION '0.1'.  At 0.1 the
+# launcher says once, with the hint, that the catalog is older than the
+# library and starts no worker, and kappa's functions (which are 0.2's C
+# code behind 0.1's SQL declarations) refuse with the same hint (55000).
+# A stream and a view in 0.1 form are written by SQL against the 0.1
+# catalog, as 0.1's kappa_create_stream and kappa_create_view wrote them
+# (the view's plan is the node string Postgres's analyser makes of its
+# query, taken from the same view in another database and bound to this
+# one's stream relation: SQL cannot analyse a query); events, duplicates
+# among them, are produced while the catalog is at 0.1, with a 0.1 dead
+# letter and 0.1 dedup keys in the catalog.  ALTER EXTENSION kappa UPDATE
+# then migrates the rows (checked in its transaction), the worker starts,
+# analyses the view's definition again, and the view equals its query as
+# batch SQL over every event, those of 0.1 included; kappa_check agrees.
+# Last, the upgraded catalog is compared with a fresh CREATE EXTENSION
+# kappa in another database of the node: every member object's definition
+# (tables, columns, defaults, constraints, indexes, policies, triggers,
+# views, functions and aggregates with their attributes, grants and
+# comments, the event trigger, the schema, the config_dump entries) must
+# be equal; the only difference allowed is the order of the columns that
+# ALTER TABLE appended, and it is checked to be exactly that.
+use strict;
+use warnings;
+
+use lib 'test/lib';
+use KappaTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $broker = start_broker('ev:2');
+my $b = $broker->{bootstrap};
+my $dir = PostgreSQL::Test::Utils::tempdir();
+my $node = kappa_node('up', extension => 0,
+	conf => "kappa.flush_interval = '100ms'\nkappa.launcher_naptime = '200ms'\n");
+
+my $hint = qr/kappa's catalog is at version 0\.1 and its library at 0\.2/;
+
+# alice, a kappa_admin member, in two databases: postgres (the launcher's,
+# at 0.1) and fresh (0.2, where the same stream and view are created, to
+# take the view's plan from, and to compare catalogs with).
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('fresh', 'CREATE EXTENSION kappa');
+$node->safe_psql('postgres', q{
+	CREATE ROLE alice LOGIN IN ROLE kappa_admin;
+	GRANT CREATE ON SCHEMA public TO alice;
+});
+$node->safe_psql('fresh', qq{
+	GRANT CREATE ON SCHEMA public TO alice;
+	SET ROLE alice;
+	SELECT kappa_create_stream('ev', topic => 'ev', brokers => '$b',
+		columns => 'id text NOT NULL, k text, ts timestamptz NOT NULL, v int',
+		event_time => 'ts', watermark => '1 hour', dedup_key => 'id');
+	SELECT kappa_create_view('by_k', 'SELECT k, count(*) AS n, sum(v) AS s FROM ev GROUP BY k');
+});
+
+my $log_offset = -s $node->logfile;
+$node->safe_psql('postgres', q{CREATE EXTENSION kappa VERSION '0.1'});
+is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'kappa'}),
+	'0.1', 'the catalog is at 0.1');
+ok(wait_until(sub { log_contains($node, qr/LOG:  $hint\n.*\n.*HINT:  Run ALTER EXTENSION kappa UPDATE\./, $log_offset) }, 60),
+	'the launcher logs that the catalog is older than the library, with the hint');
+
+# kappa's functions refuse, with the hint, as alice and as a superuser
+foreach my $sql (
+	qq{SET ROLE alice; SELECT kappa_create_stream('ev2', topic => 'ev', brokers => '$b', columns => 'id text')},
+	q{SET ROLE alice; SELECT kappa_create_view('v2', 'SELECT 1')},
+	q{SET ROLE alice; SELECT * FROM kappa_wait('ev')},
+	q{SELECT * FROM kappa_workers},
+	q{SET ROLE alice; SELECT * FROM kappa_produce('ev', '{}')},
+	q{SET ROLE alice; SELECT * FROM kappa.decode('ev', 'x')})
+{
+	my ($rc, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$sql");
+	like($err, qr/ERROR:  55000: $hint.*HINT:  Run ALTER EXTENSION kappa UPDATE\./s,
+		"refused at 0.1 with the hint: $sql");
+}
+
+# The stream and view in 0.1 form, as 0.1's functions wrote them: the rows
+# of kappa.streams and stream_columns, the stream's relation (kafka_key
+# text in 0.1), the view's row with its plan bound to this database's
+# stream relation, its rows table granted to its creator, its state
+# marker, and its user-facing view.
+my $stream_row = $node->safe_psql('fresh', q{
+	SELECT to_jsonb(s) || jsonb_build_object('owner', s.owner::oid) FROM kappa.streams s});
+my $columns = $node->safe_psql('fresh', q{
+	SELECT jsonb_agg(to_jsonb(c) || jsonb_build_object('type', c.type::text) ORDER BY attnum)
+	FROM kappa.stream_columns c});
+$node->safe_psql('postgres', qq{
+	INSERT INTO kappa.streams (stream_id, name, owner, topic, brokers, eventhubs, event_time, time_unit,
+		watermark, idle_timeout, dedup_key, archive, options, keep_late, partitions, created_at)
+	SELECT stream_id, name, owner, topic, brokers, eventhubs, event_time, time_unit,
+		watermark, idle_timeout, dedup_key, archive, options, keep_late, partitions, created_at
+	FROM jsonb_populate_record(NULL::kappa.streams, '$stream_row');
+	SELECT setval('kappa.streams_stream_id_seq', 1);
+	INSERT INTO kappa.stream_columns
+	SELECT * FROM jsonb_populate_recordset(NULL::kappa.stream_columns, '$columns');
+	CREATE TABLE kappa.stream_1 (id text, k text, ts timestamptz, v int4,
+		kafka_partition int4, kafka_offset int8, kafka_timestamp timestamptz, kafka_key text);
+});
+my $fresh_relid = $node->safe_psql('fresh', q{SELECT 'kappa.stream_1'::regclass::oid});
+my $relid = $node->safe_psql('postgres', q{SELECT 'kappa.stream_1'::regclass::oid});
+my $plan = $node->safe_psql('fresh', q{SELECT plan FROM kappa.views});
+is(scalar(() = $plan =~ /:relid $fresh_relid /g), 1, 'the plan reads the stream relation once');
+$plan =~ s/:relid $fresh_relid /:relid $relid /;
+my $view_row = $node->safe_psql('fresh', q{
+	SELECT to_jsonb(v) || jsonb_build_object('owner', v.owner::oid) FROM kappa.views v});
+$node->safe_psql('postgres', qq{
+	INSERT INTO kappa.views (view_id, stream_id, schema_name, view_name, owner, query, plan, options, created_at)
+	SELECT view_id, stream_id, schema_name, view_name, owner, query, \$p\$$plan\$p\$, options, created_at
+	FROM jsonb_populate_record(NULL::kappa.views, '$view_row');
+	SELECT setval('kappa.views_view_id_seq', 1);
+	CREATE TABLE kappa.view_1 (k text, n int8, s int8);
+	CREATE UNIQUE INDEX ON kappa.view_1 (k) NULLS NOT DISTINCT;
+	GRANT SELECT ON kappa.view_1 TO alice;
+	INSERT INTO kappa.view_state_marker VALUES (1);
+	SET ROLE alice;
+	CREATE VIEW public.by_k AS SELECT * FROM kappa.view_1;
+	RESET ROLE;
+	-- what a 0.1 worker would have left: a dead letter and dedup keys (of
+	-- an offset and keys the events below never reach)
+	INSERT INTO kappa.dead_letters (stream_id, partition, "offset", broker_time, key, payload, reason)
+	VALUES (1, 0, 1000000, '2026-01-01 00:00:00+00', NULL, 'not json', 'invalid input syntax for type json');
+	INSERT INTO kappa.view_dedup VALUES
+		(1, 0, 'old-b', '2020-01-01 00:00:02+00'), (1, 0, 'old-a', '2020-01-01 00:00:01+00'),
+		(1, 1, 'old-c', '2020-01-01 00:00:03+00');
+});
+
+# The oracle: every event once; every 40th is sent twice (the dedup key
+# drops the copy).  Chunk c: events (c-1)*n+1 .. c*n, partition i % 2.
+$node->safe_psql('postgres', q{CREATE TABLE public.batch_ev (i int, id text, k text, ts timestamptz, v int)});
+my $per_chunk = 800;
+sub produce
+{
+	my ($c) = @_;
+	my ($lo, $hi) = (($c - 1) * $per_chunk + 1, $c * $per_chunk);
+	$node->safe_psql('postgres', qq{
+		INSERT INTO public.batch_ev
+		SELECT i, 'e' || i, 'k' || (i * 7919 % 13), timestamptz '2026-01-01 00:00:00+00' + i * interval '100 ms',
+			i * 31 % 101
+		FROM generate_series($lo, $hi) i});
+	foreach my $p (0, 1)
+	{
+		my $lines = $node->safe_psql('postgres', qq{
+			SELECT json_build_object('id', id, 'k', k, 'ts', ts, 'v', v)
+			FROM public.batch_ev, generate_series(1, CASE WHEN i % 40 = 0 THEN 2 ELSE 1 END)
+			WHERE i BETWEEN $lo AND $hi AND i % 2 = $p ORDER BY i});
+		my $file = "$dir/c$c-p$p.txt";
+		open my $fh, '>', $file or die $!;
+		print $fh "$lines\n";
+		close $fh;
+		IPC::Run::run([ 'kcat', '-P', '-b', $b, '-t', 'ev', '-p', $p, '-l', $file ]) or die "kcat failed";
+	}
+	return;
+}
+produce(1);
+
+# Still no worker, and no position: nothing ran against the 0.1 catalog.
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kappa worker'}), '0', 'no worker at 0.1');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM kappa.partitions}), '0', 'no position at 0.1');
+
+# The launcher naps for an hour from now on: what starts the worker below
+# is the update's commit, which wakes it.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET kappa.launcher_naptime = '1h'; SELECT pg_reload_conf()});
+ok(wait_until(sub { $node->safe_psql('postgres', 'SHOW kappa.launcher_naptime') eq '1h' }, 30),
+	'the launcher naps for an hour');
+
+# The update, and what it made of the 0.1 rows, seen in its transaction.
+my $migrated = $node->safe_psql('postgres', q{
+	BEGIN;
+	ALTER EXTENSION kappa UPDATE;
+	SELECT extversion FROM pg_extension WHERE extname = 'kappa';
+	SELECT owner::text, origin = kappa.origin(), revision, on_gap, altered_at IS NULL FROM kappa.streams;
+	SELECT string_agg(name || '=' || attnum, ',' ORDER BY attnum) FROM kappa.stream_columns;
+	SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+		WHERE attrelid = 'kappa.stream_1'::regclass AND attname = 'kafka_key';
+	SELECT owner::text, plan_origin, definition <> '' AND definition LIKE '%kappa.stream_1 ev%', status,
+		status_sqlstate IS NULL FROM kappa.views;
+	SELECT relowner::regrole, relreplident FROM pg_class WHERE oid = 'kappa.view_1'::regclass;
+	SELECT view_id, sqlstate, reason FROM kappa.dead_letters;
+	SELECT view_id, partition, newest, keys, event_times FROM kappa.view_dedup ORDER BY partition;
+	SELECT count(*) FROM kappa.zz_dump_sentinel WHERE origin = kappa.origin();
+	COMMIT;
+});
+is($migrated, join("\n",
+	'0.2',
+	'alice|t|0|stop|t',
+	'id=1,k=2,ts=3,v=4',
+	'bytea',
+	'alice|kappa 0.1|t|live|t',
+	'alice|f',
+	'0|22000|invalid input syntax for type json',
+	'1|0|2020-01-01 00:00:02+00|{old-a,old-b}|{"2020-01-01 00:00:01+00","2020-01-01 00:00:02+00"}',
+	'1|1|2020-01-01 00:00:03+00|{old-c}|{"2020-01-01 00:00:03+00"}',
+	'1'), 'the update migrates the 0.1 rows');
+
+# The worker starts once the update commits, and the view takes in every
+# event, those produced at 0.1 first.
+ok(wait_until(sub { $node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kappa worker'}) eq '1' }, 60),
+	'the worker starts when the update commits');
+sub check_view
+{
+	my ($what) = @_;
+	is($node->safe_psql('postgres', q{SET ROLE alice; SELECT kappa_wait('ev', '60 s')}), 't', "kappa_wait: $what");
+	is($node->safe_psql('postgres', q{SET ROLE alice; SELECT string_agg(r::text, ',' ORDER BY r::text) FROM by_k r}),
+		$node->safe_psql('postgres', q{
+			SELECT string_agg(r::text, ',' ORDER BY r::text)
+			FROM (SELECT k, count(*) AS n, sum(v) AS s FROM public.batch_ev GROUP BY k) r}),
+		"by_k equals its query as batch SQL: $what");
+	return;
+}
+check_view('the events of 0.1');
+is($node->safe_psql('postgres', q{SELECT plan_origin = kappa.origin(), status FROM kappa.views}), 't|live',
+	'the worker analysed the view again: its plan is this database\'s');
+produce(2);
+check_view('the events of 0.1 and 0.2');
+is($node->safe_psql('postgres', q{SELECT sum(duplicate) FROM kappa.view_partitions}), 2 * $per_chunk / 40,
+	'each copy is a duplicate');
+is($node->safe_psql('postgres', q{SET ROLE alice; SELECT count(*) FROM kappa_check('by_k')}), '0',
+	'kappa_check finds no difference');
+
+# The upgraded catalog against a fresh one: every member object of the
+# extension, with its definition, one line each (internal triggers, which
+# carry OIDs in their names, are the foreign keys, compared as
+# constraints).  Columns are listed by name here; their order after.
+my $catalog_sql = <<'SQL';
+WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'kappa'),
+members AS (
+	SELECT d.classid, d.objid, d.objsubid
+	FROM pg_depend d, ext WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'),
+rels AS (SELECT c.* FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid),
+procs AS (SELECT p.* FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid)
+SELECT 'member ' || (pg_identify_object(classid, objid, objsubid)).identity || ' ' || (pg_identify_object(classid, objid, objsubid)).type FROM members
+UNION ALL
+SELECT format('rel %s kind=%s owner=%s persistence=%s acl=%s rls=%s/%s replident=%s options=%s comment=%s',
+	c.oid::regclass, c.relkind, c.relowner::regrole, c.relpersistence, c.relacl, c.relrowsecurity, c.relforcerowsecurity,
+	c.relreplident, c.reloptions, obj_description(c.oid, 'pg_class')) FROM rels c
+UNION ALL
+SELECT format('column %s.%s %s notnull=%s default=%s storage=%s identity=%s generated=%s collation=%s acl=%s',
+	c.oid::regclass, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+	pg_get_expr(ad.adbin, ad.adrelid), a.attstorage, a.attidentity, a.attgenerated, a.attcollation, a.attacl)
+FROM rels c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+UNION ALL
+SELECT format('constraint %s %s %s', c.oid::regclass, k.conname, pg_get_constraintdef(k.oid))
+FROM rels c JOIN pg_constraint k ON k.conrelid = c.oid
+UNION ALL
+SELECT format('index %s', pg_get_indexdef(i.indexrelid)) FROM rels c JOIN pg_index i ON i.indrelid = c.oid
+UNION ALL
+SELECT format('policy %s %s cmd=%s permissive=%s roles=%s using=%s check=%s', c.oid::regclass, p.polname, p.polcmd,
+	p.polpermissive, p.polroles::regrole[], pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
+FROM rels c JOIN pg_policy p ON p.polrelid = c.oid
+UNION ALL
+SELECT format('trigger %s %s', c.oid::regclass, pg_get_triggerdef(t.oid)) FROM rels c JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal
+UNION ALL
+SELECT format('view %s %s', c.oid::regclass, pg_get_viewdef(c.oid)) FROM rels c WHERE c.relkind = 'v'
+UNION ALL
+SELECT format('sequence %s owned by %s %s', c.oid::regclass,
+	(SELECT a.attrelid::regclass || '.' || a.attname FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+		WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'a'), row(s.seqtypid::regtype, s.seqstart, s.seqincrement, s.seqmax, s.seqmin, s.seqcache, s.seqcycle))
+FROM rels c JOIN pg_sequence s ON s.seqrelid = c.oid
+UNION ALL
+SELECT format('function %s acl=%s comment=%s def=%s', p.oid::regprocedure, p.proacl, obj_description(p.oid, 'pg_proc'),
+	CASE WHEN p.prokind = 'a' THEN (SELECT row(a.aggkind, a.aggnumdirectargs, a.aggtransfn::regprocedure, a.aggfinalfn::regprocedure,
+		a.aggcombinefn::regprocedure, a.aggserialfn::regprocedure, a.aggdeserialfn::regprocedure, a.aggfinalextra, a.aggfinalmodify,
+		a.aggtranstype::regtype, a.aggtransspace, a.agginitval, p.proparallel, pg_get_function_arguments(p.oid))::text
+		FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
+	ELSE pg_get_functiondef(p.oid) END)
+FROM procs p
+UNION ALL
+SELECT format('event trigger %s %s %s %s %s comment=%s', e.evtname, e.evtevent, e.evtfoid::regprocedure, e.evtenabled, e.evttags,
+	obj_description(e.oid, 'pg_event_trigger'))
+FROM pg_event_trigger e JOIN members m ON m.classid = 'pg_event_trigger'::regclass AND m.objid = e.oid
+UNION ALL
+SELECT format('schema %s acl=%s comment=%s', n.nspname, n.nspacl, obj_description(n.oid, 'pg_namespace'))
+FROM pg_namespace n JOIN members m ON m.classid = 'pg_namespace'::regclass AND m.objid = n.oid
+UNION ALL
+SELECT format('config_dump %s condition=%s', cfg.rel, cfg.cond)
+FROM pg_extension e, unnest(e.extconfig::regclass[], e.extcondition) AS cfg(rel, cond) WHERE e.extname = 'kappa'
+UNION ALL
+SELECT format('extension %s version=%s relocatable=%s schema=%s', e.extname, e.extversion, e.extrelocatable, e.extnamespace::regnamespace)
+FROM pg_extension e WHERE e.extname = 'kappa'
+UNION ALL
+SELECT format('sentinel rows=%s', count(*)) FROM kappa.zz_dump_sentinel
+ORDER BY 1;
+SQL
+my $upgraded = $node->safe_psql('postgres', $catalog_sql);
+my $fresh = $node->safe_psql('fresh', $catalog_sql);
+cmp_ok(scalar(split /\n/, $fresh), '>', 1000, 'the fresh catalog has its objects listed');
+my @only_upgraded = grep { my $l = $_; !grep { $_ eq $l } split /\n/, $fresh } split /\n/, $upgraded;
+my @only_fresh = grep { my $l = $_; !grep { $_ eq $l } split /\n/, $upgraded } split /\n/, $fresh;
+is(join("\n", @only_upgraded), '', 'nothing in the upgraded catalog that a fresh one lacks');
+is(join("\n", @only_fresh), '', 'nothing in a fresh catalog that the upgraded one lacks');
+is(scalar(split /\n/, $upgraded), scalar(split /\n/, $fresh), 'as many lines in both: no object twice');
+
+# Column order: ALTER TABLE appends, so the columns kappa--0.2.sql has in
+# the middle of three tables come last after the update; nowhere else.
+my $order_sql = q{
+	SELECT c.oid::regclass || ': ' || string_agg(a.attname, ',' ORDER BY a.attnum)
+	FROM pg_class c JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+	JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+	WHERE c.relkind IN ('r', 'v', 'u', 'p') OR c.relpersistence = 'u'
+	GROUP BY c.oid ORDER BY 1};
+my %fresh_order = map { split /: /, $_, 2 } split /\n/, $node->safe_psql('fresh', $order_sql);
+my %upgraded_order = map { split /: /, $_, 2 } split /\n/, $node->safe_psql('postgres', $order_sql);
+is(join(',', sort keys %upgraded_order), join(',', sort keys %fresh_order), 'the same tables and views');
+my %appended = (
+	'kappa.streams' => 'stream_id,name,owner,topic,brokers,eventhubs,event_time,time_unit,watermark,idle_timeout,'
+	  . 'dedup_key,archive,options,keep_late,partitions,created_at,on_gap,origin,revision,altered_at',
+	'kappa.views' => 'view_id,stream_id,schema_name,view_name,owner,query,plan,options,created_at,status,'
+	  . 'status_detail,base_name,version,plan_origin,definition,status_sqlstate',
+	'kappa.view_partitions' => 'view_id,partition,next_offset,max_event_time,filtered,duplicate,delivered,'
+	  . 'applied,late,first_offset,rejected,final_upto');
+foreach my $rel (sort keys %fresh_order)
+{
+	is($upgraded_order{$rel}, $appended{$rel} // $fresh_order{$rel},
+		$appended{$rel} ? "$rel: the new columns come last" : "$rel: the columns in the same order");
+}
+
+# A dump of the upgraded database restores into a new one (whose kappa
+# tables have the columns in kappa--0.2.sql's order) with every row.
+my $dump = "$dir/upgraded.sql";
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('postgres'), '-f', $dump ], 'pg_dump of the upgraded database');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('restored'), '-f', $dump ],
+	'the dump restores');
+foreach my $table (qw(streams stream_columns views view_partitions partitions dead_letters))
+{
+	my $rows = qq{SELECT string_agg(r::text, E'\n' ORDER BY r::text)
+		FROM (SELECT to_jsonb(t) - 'plan' - 'plan_origin' - 'origin' AS r FROM kappa.$table t) x};
+	is($node->safe_psql('restored', $rows), $node->safe_psql('postgres', $rows), "restored kappa.$table");
+}
+
+# The launcher said it once, however many times it looked.
+my @said = (slurp_file($node->logfile, $log_offset) =~ /LOG:  $hint/g);
+is(scalar(@said), 1, 'the launcher logged the version difference once');
+
+$node->stop;
+stop_broker($broker);
+done_testing();
