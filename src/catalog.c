@@ -50,9 +50,8 @@
  * with a hint to update, and the launcher starts no worker until the
  * update has committed.  kappa_upgrade_views is the update script's.
  *
- * Lifetime: the copy of search_path's text that kappa_owner_leave
- * compares with, and the OID of the extension last found current, for
- * the process's life.
+ * Lifetime: the only state is the copy of search_path's text that
+ * kappa_owner_leave compares with, for the process's life.
  *
  * src/catalog.c
  *
@@ -300,24 +299,22 @@ kappa_error_text(ErrorData *edata)
 
 /*
  * The installed version of kappa's catalog (pg_extension.extversion), in
- * the caller's memory context; NULL before CREATE EXTENSION kappa.
+ * the caller's memory context; NULL before CREATE EXTENSION kappa.  One
+ * index scan: SQL functions call this at each catalog section.
  */
 char *
 kappa_catalog_version(void)
 {
-	Oid			extoid = get_extension_oid("kappa", true);
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tuple;
 	char	   *version = NULL;
 
-	if (!OidIsValid(extoid))
-		return NULL;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(extoid));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("kappa"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
 	{
@@ -378,28 +375,17 @@ kappa_catalog_is_current(char **version)
  * EXTENSION kappa UPDATE, and the library's functions would read and
  * write tables, columns and arguments that are not there.  Called by
  * kappa_require_preload and, in backends, kappa_catalog_enter, so by
- * every SQL-callable function of kappa's that touches its catalog.  Install and update scripts pass: they run
- * the old and the new objects by design.  A catalog found current is
- * remembered by its extension's OID (no update script goes backwards; a
- * DROP and CREATE EXTENSION gives a new OID).
+ * every SQL-callable function of kappa's that touches its catalog.  Install
+ * and update scripts pass: they run the old and the new objects by design.
+ * Nothing is cached: an update may still roll back.
  */
 void
 kappa_require_current_catalog(void)
 {
-	static Oid	current_extension = InvalidOid;
-	Oid			extoid;
 	char	   *version;
 
-	if (creating_extension || !IsTransactionState())
+	if (creating_extension || !IsTransactionState() || kappa_catalog_is_current(&version))
 		return;
-	extoid = get_extension_oid("kappa", true);
-	if (!OidIsValid(extoid) || extoid == current_extension)
-		return;
-	if (kappa_catalog_is_current(&version))
-	{
-		current_extension = extoid;
-		return;
-	}
 	if (catalog_version_older(version))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -9,17 +9,21 @@
 # query, taken from the same view in another database and bound to this
 # one's stream relation: SQL cannot analyse a query); events, duplicates
 # among them, are produced while the catalog is at 0.1, with a 0.1 dead
-# letter and 0.1 dedup keys in the catalog.  ALTER EXTENSION kappa UPDATE
-# then migrates the rows (checked in its transaction), the worker starts,
-# analyses the view's definition again, and the view equals its query as
-# batch SQL over every event, those of 0.1 included; kappa_check agrees.
+# letter and 0.1 dedup keys in the catalog.  An update rolled back leaves
+# 0.1 (the functions refuse again in the same session).  With the
+# launcher's naptime an hour, ALTER EXTENSION kappa UPDATE then migrates
+# the rows (checked in its transaction), its commit wakes the launcher,
+# the worker starts, analyses the view's definition again, and the view
+# equals its query as batch SQL over every event, those of 0.1 included,
+# and after more events too; kappa_check agrees.
 # Last, the upgraded catalog is compared with a fresh CREATE EXTENSION
 # kappa in another database of the node: every member object's definition
 # (tables, columns, defaults, constraints, indexes, policies, triggers,
 # views, functions and aggregates with their attributes, grants and
 # comments, the event trigger, the schema, the config_dump entries) must
 # be equal; the only difference allowed is the order of the columns that
-# ALTER TABLE appended, and it is checked to be exactly that.
+# ALTER TABLE appended, and it is checked to be exactly that.  A dump of
+# the upgraded database restores into a new one with every row.
 use strict;
 use warnings;
 
@@ -159,6 +163,20 @@ produce(1);
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kappa worker'}), '0', 'no worker at 0.1');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM kappa.partitions}), '0', 'no position at 0.1');
+
+# An update rolled back leaves 0.1, in the same session too.
+{
+	my ($rc, $out, $err) = $node->psql('postgres', q{
+		BEGIN;
+		ALTER EXTENSION kappa UPDATE;
+		SELECT count(*) FROM kappa_workers;
+		ROLLBACK;
+		SELECT count(*) FROM kappa_workers;});
+	is($out, '0', 'at 0.2 in the update\'s transaction, kappa_workers runs');
+	like($err, qr/ERROR:  $hint/, 'after the rollback, it refuses again');
+	is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'kappa'}), '0.1',
+		'the catalog is at 0.1 again');
+}
 
 # The launcher naps for an hour from now on: what starts the worker below
 # is the update's commit, which wakes it.
