@@ -12,7 +12,8 @@
 -- where kappa--0.2.sql has some of them in the middle; kappa names every
 -- column it reads or writes, and pg_dump too.
 --
--- Data: every row is kept.  Owners become regrole; each stream's origin
+-- Data: every row is kept.  Owners become regrole, and a view's owner is
+-- the role that created it (0.1 recorded the superuser); each stream's origin
 -- is this database's; dead letters of 0.1 get SQLSTATE 22000 (data
 -- exception: 0.1 did not record one); each view gets the portable
 -- definition 0.1 did not store, and its plan is marked as of another
@@ -108,6 +109,13 @@ ALTER TABLE kappa.views
 	DROP CONSTRAINT views_status_check,
 	ADD CONSTRAINT views_status_check
 		CHECK (status IN ('live', 'incomplete', 'needs_replay', 'replaying', 'failed'));
+-- The owner of a view is the role that created it, which owns its
+-- user-facing view: 0.1 recorded the role its catalog statements ran as
+-- (the bootstrap superuser) instead.  0.2 runs the view's code as its
+-- owner, and makes the owner the owner of the rows table.
+UPDATE kappa.views v SET owner = c.relowner::pg_catalog.regrole
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = v.schema_name AND c.relname = v.view_name AND c.relkind = 'v';
 CREATE FUNCTION kappa.upgrade_views() RETURNS void
 	LANGUAGE C VOLATILE STRICT
 	AS 'MODULE_PATHNAME', 'kappa_upgrade_views';
@@ -127,7 +135,7 @@ DECLARE
 BEGIN
 	FOR v IN SELECT view_id, owner FROM kappa.views ORDER BY view_id LOOP
 		EXECUTE pg_catalog.format('ALTER TABLE kappa.%I REPLICA IDENTITY FULL', 'view_' || v.view_id);
-		EXECUTE pg_catalog.format('ALTER TABLE kappa.%I OWNER TO %I', 'view_' || v.view_id, v.owner);
+		EXECUTE pg_catalog.format('ALTER TABLE kappa.%I OWNER TO %s', 'view_' || v.view_id, v.owner);
 	END LOOP;
 END
 $$;

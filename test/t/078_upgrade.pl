@@ -83,8 +83,10 @@ foreach my $sql (
 # The stream and view in 0.1 form, as 0.1's functions wrote them: the rows
 # of kappa.streams and stream_columns, the stream's relation (kafka_key
 # text in 0.1), the view's row with its plan bound to this database's
-# stream relation, its rows table granted to its creator, its state
-# marker, and its user-facing view.
+# stream relation, its state marker, its rows table and its user-facing
+# view, alice's.  0.1 recorded as the view's owner, and granted its rows
+# table to, the role its catalog statements ran as, the bootstrap
+# superuser, not the view's creator (so alice could not read her view).
 my $stream_row = $node->safe_psql('fresh', q{
 	SELECT to_jsonb(s) || jsonb_build_object('owner', s.owner::oid) FROM kappa.streams s});
 my $columns = $node->safe_psql('fresh', q{
@@ -111,12 +113,12 @@ my $view_row = $node->safe_psql('fresh', q{
 	SELECT to_jsonb(v) || jsonb_build_object('owner', v.owner::oid) FROM kappa.views v});
 $node->safe_psql('postgres', qq{
 	INSERT INTO kappa.views (view_id, stream_id, schema_name, view_name, owner, query, plan, options, created_at)
-	SELECT view_id, stream_id, schema_name, view_name, owner, query, \$p\$$plan\$p\$, options, created_at
+	SELECT view_id, stream_id, schema_name, view_name, 10, query, \$p\$$plan\$p\$, options, created_at
 	FROM jsonb_populate_record(NULL::kappa.views, '$view_row');
 	SELECT setval('kappa.views_view_id_seq', 1);
 	CREATE TABLE kappa.view_1 (k text, n int8, s int8);
 	CREATE UNIQUE INDEX ON kappa.view_1 (k) NULLS NOT DISTINCT;
-	GRANT SELECT ON kappa.view_1 TO alice;
+	GRANT SELECT ON kappa.view_1 TO CURRENT_USER;
 	INSERT INTO kappa.view_state_marker VALUES (1);
 	SET ROLE alice;
 	CREATE VIEW public.by_k AS SELECT * FROM kappa.view_1;
@@ -129,6 +131,11 @@ $node->safe_psql('postgres', qq{
 		(1, 0, 'old-b', '2020-01-01 00:00:02+00'), (1, 0, 'old-a', '2020-01-01 00:00:01+00'),
 		(1, 1, 'old-c', '2020-01-01 00:00:03+00');
 });
+
+{
+	my ($rc, $out, $err) = $node->psql('postgres', 'SET ROLE alice; SELECT * FROM by_k');
+	like($err, qr/permission denied for table view_1/, 'at 0.1, alice cannot read her view');
+}
 
 # The oracle: every event once; every 40th is sent twice (the dedup key
 # drops the copy).  Chunk c: events (c-1)*n+1 .. c*n, partition i % 2.
@@ -195,7 +202,7 @@ my $migrated = $node->safe_psql('postgres', q{
 		WHERE attrelid = 'kappa.stream_1'::regclass AND attname = 'kafka_key';
 	SELECT owner::text, plan_origin, definition <> '' AND definition LIKE '%kappa.stream_1 ev%', status,
 		status_sqlstate IS NULL FROM kappa.views;
-	SELECT relowner::regrole, relreplident FROM pg_class WHERE oid = 'kappa.view_1'::regclass;
+	SELECT relowner::regrole, relreplident, relacl FROM pg_class WHERE oid = 'kappa.view_1'::regclass;
 	SELECT view_id, sqlstate, reason FROM kappa.dead_letters;
 	SELECT view_id, partition, newest, keys, event_times FROM kappa.view_dedup ORDER BY partition;
 	SELECT count(*) FROM kappa.zz_dump_sentinel WHERE origin = kappa.origin();
@@ -207,7 +214,7 @@ is($migrated, join("\n",
 	'id=1,k=2,ts=3,v=4',
 	'bytea',
 	'alice|kappa 0.1|t|live|t',
-	'alice|f',
+	'alice|f|{alice=arwdDxt/alice}',
 	'0|22000|invalid input syntax for type json',
 	'1|0|2020-01-01 00:00:02+00|{old-a,old-b}|{"2020-01-01 00:00:01+00","2020-01-01 00:00:02+00"}',
 	'1|1|2020-01-01 00:00:03+00|{old-c}|{"2020-01-01 00:00:03+00"}',
