@@ -54,7 +54,7 @@ ALTER TABLE kappa.streams
 -- same).  Through negative numbers: the primary key is checked row by row.
 UPDATE kappa.stream_columns c SET attnum = -a.attnum
 FROM pg_catalog.pg_attribute a
-WHERE a.attrelid = pg_catalog.format('kappa.%I', 'stream_' || c.stream_id)::pg_catalog.regclass
+WHERE a.attrelid = pg_catalog.to_regclass(pg_catalog.format('kappa.%I', 'stream_' || c.stream_id))
 	AND a.attname = c.name AND NOT a.attisdropped;
 UPDATE kappa.stream_columns SET attnum = -attnum WHERE attnum < 0;
 
@@ -63,7 +63,9 @@ DO $$
 DECLARE
 	s record;
 BEGIN
-	FOR s IN SELECT stream_id FROM kappa.streams ORDER BY stream_id LOOP
+	FOR s IN SELECT stream_id FROM kappa.streams
+		WHERE pg_catalog.to_regclass(pg_catalog.format('kappa.%I', 'stream_' || stream_id)) IS NOT NULL
+		ORDER BY stream_id LOOP
 		EXECUTE pg_catalog.format('ALTER TABLE kappa.%I ALTER kafka_key TYPE bytea USING pg_catalog.convert_to(kafka_key, ''UTF8'')',
 			'stream_' || s.stream_id);
 	END LOOP;
@@ -133,7 +135,11 @@ DO $$
 DECLARE
 	v record;
 BEGIN
-	FOR v IN SELECT view_id, owner FROM kappa.views ORDER BY view_id LOOP
+	-- (a rows table dropped by hand in 0.1, which had no event trigger,
+	-- is the view's worker's to report)
+	FOR v IN SELECT view_id, owner FROM kappa.views
+		WHERE pg_catalog.to_regclass(pg_catalog.format('kappa.%I', 'view_' || view_id)) IS NOT NULL
+		ORDER BY view_id LOOP
 		EXECUTE pg_catalog.format('ALTER TABLE kappa.%I REPLICA IDENTITY FULL', 'view_' || v.view_id);
 		EXECUTE pg_catalog.format('ALTER TABLE kappa.%I OWNER TO %s', 'view_' || v.view_id, v.owner);
 	END LOOP;

@@ -90,6 +90,7 @@
 PG_FUNCTION_INFO_V1(kappa_upgrade_views);
 
 static bool catalog_version_older(const char *version);
+static void upgrade_view_context(void *arg);
 
 /* The search_path of catalog statements, and of user code in kappa. */
 #define CATALOG_SEARCH_PATH "pg_catalog, pg_temp"
@@ -401,6 +402,16 @@ kappa_require_current_catalog(void)
 			 errhint("Install the files of kappa %s and restart the server.", version)));
 }
 
+/* Error context of kappa_upgrade_views: the view being deparsed. */
+static void
+upgrade_view_context(void *arg)
+{
+	char	  **view_name = arg;
+
+	if (*view_name)
+		errcontext("deparsing the plan of kappa view %s for the update from 0.1", *view_name);
+}
+
 /*
  * kappa.upgrade_views(), called once by the update script from 0.1: give
  * every view the portable definition 0.1 did not store, deparsed from its
@@ -416,17 +427,25 @@ kappa_upgrade_views(PG_FUNCTION_ARGS)
 	KappaCatalogAccess access;
 	SPITupleTable *views;
 	uint64		nviews;
+	ErrorContextCallback context;
+	char	   *view_name = NULL;
 
 	if (!creating_extension)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("kappa.upgrade_views() may only be called by ALTER EXTENSION kappa UPDATE")));
 	kappa_catalog_enter(&access);
-	if (SPI_execute("SELECT view_id, plan, owner::oid FROM kappa.views ORDER BY view_id",
+	if (SPI_execute("SELECT view_id, plan, owner::oid, format('%I.%I', schema_name, view_name) "
+					"FROM kappa.views ORDER BY view_id",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kappa.views");
 	views = SPI_tuptable;
 	nviews = SPI_processed;
+	/* a plan that no longer deparses (its stream's relation dropped by hand) names its view */
+	context.callback = upgrade_view_context;
+	context.arg = &view_name;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
 	for (uint64 i = 0; i < nviews; i++)
 	{
 		HeapTuple	row = views->vals[i];
@@ -434,6 +453,7 @@ kappa_upgrade_views(PG_FUNCTION_ARGS)
 		Datum		values[2];
 		Query	   *query;
 
+		view_name = SPI_getvalue(row, views->tupdesc, 4);
 		values[0] = SPI_getbinval(row, views->tupdesc, 1, &isnull);
 		query = castNode(Query, stringToNode(SPI_getvalue(row, views->tupdesc, 2)));
 		values[1] = CStringGetTextDatum(kappa_view_definition(query,
@@ -443,6 +463,7 @@ kappa_upgrade_views(PG_FUNCTION_ARGS)
 								  false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update kappa.views");
 	}
+	error_context_stack = context.previous;
 	kappa_catalog_leave(&access);
 	kappa_wake_launcher_on_commit();
 	PG_RETURN_VOID();
