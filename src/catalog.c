@@ -80,6 +80,7 @@
 #include "catalog.h"
 #include "portable.h"
 #include "stream.h"
+#include "subxact.h"
 
 /*
  * The version of kappa's SQL objects (pg_extension.extversion) that this
@@ -90,7 +91,6 @@
 PG_FUNCTION_INFO_V1(kappa_upgrade_views);
 
 static bool catalog_version_older(const char *version);
-static void upgrade_view_context(void *arg);
 
 /* The search_path of catalog statements, and of user code in kappa. */
 #define CATALOG_SEARCH_PATH "pg_catalog, pg_temp"
@@ -402,16 +402,6 @@ kappa_require_current_catalog(void)
 			 errhint("Install the files of kappa %s and restart the server.", version)));
 }
 
-/* Error context of kappa_upgrade_views: the view being deparsed. */
-static void
-upgrade_view_context(void *arg)
-{
-	char	  **view_name = arg;
-
-	if (*view_name)
-		errcontext("deparsing the plan of kappa view %s for the update from 0.1", *view_name);
-}
-
 /*
  * kappa.upgrade_views(), called once by the update script from 0.1: give
  * every view the portable definition 0.1 did not store, deparsed from its
@@ -427,8 +417,6 @@ kappa_upgrade_views(PG_FUNCTION_ARGS)
 	KappaCatalogAccess access;
 	SPITupleTable *views;
 	uint64		nviews;
-	ErrorContextCallback context;
-	char	   *view_name = NULL;
 
 	if (!creating_extension)
 		ereport(ERROR,
@@ -441,29 +429,48 @@ kappa_upgrade_views(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not read kappa.views");
 	views = SPI_tuptable;
 	nviews = SPI_processed;
-	/* a plan that no longer deparses (its stream's relation dropped by hand) names its view */
-	context.callback = upgrade_view_context;
-	context.arg = &view_name;
-	context.previous = error_context_stack;
-	error_context_stack = &context;
 	for (uint64 i = 0; i < nviews; i++)
 	{
 		HeapTuple	row = views->vals[i];
 		bool		isnull;
 		Datum		values[2];
-		Query	   *query;
+		char	   *plan = SPI_getvalue(row, views->tupdesc, 2);
+		Oid			owner = DatumGetObjectId(SPI_getbinval(row, views->tupdesc, 3, &isnull));
+		char	   *definition;
+		KappaSubxact sub;
 
-		view_name = SPI_getvalue(row, views->tupdesc, 4);
+		/*
+		 * A plan that no longer deparses (0.1 had no event trigger: its
+		 * stream's relation may have been dropped by hand) must not stop
+		 * the update: the view gets an empty definition, which its worker
+		 * cannot analyse, so it marks the view failed.
+		 */
+		kappa_subxact_begin(&sub);
+		PG_TRY();
+		{
+			definition = kappa_view_definition(castNode(Query, stringToNode(plan)), owner);
+			kappa_subxact_commit(&sub);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata = kappa_subxact_abort(&sub);
+
+			ereport(WARNING,
+					(errmsg("kappa view %s: its plan could not be deparsed: %s",
+							SPI_getvalue(row, views->tupdesc, 4), edata->message),
+					 errdetail("The view's worker will mark it failed."),
+					 errhint("Drop the view (kappa_drop_view) and create it again.")));
+			FreeErrorData(edata);
+			definition = "";
+		}
+		PG_END_TRY();
 		values[0] = SPI_getbinval(row, views->tupdesc, 1, &isnull);
-		query = castNode(Query, stringToNode(SPI_getvalue(row, views->tupdesc, 2)));
-		values[1] = CStringGetTextDatum(kappa_view_definition(query,
-															  DatumGetObjectId(SPI_getbinval(row, views->tupdesc, 3, &isnull))));
+		values[1] = CStringGetTextDatum(definition);
 		if (SPI_execute_with_args("UPDATE kappa.views SET definition = $2 WHERE view_id = $1",
 								  2, (Oid[]) {INT4OID, TEXTOID}, values, NULL,
 								  false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update kappa.views");
 	}
-	error_context_stack = context.previous;
 	kappa_catalog_leave(&access);
 	kappa_wake_launcher_on_commit();
 	PG_RETURN_VOID();

@@ -9,7 +9,10 @@
 # query, taken from the same view in another database and bound to this
 # one's stream relation: SQL cannot analyse a query); events, duplicates
 # among them, are produced while the catalog is at 0.1, with a 0.1 dead
-# letter and 0.1 dedup keys in the catalog.  An update rolled back leaves
+# letter and 0.1 dedup keys in the catalog, and a second view whose
+# stream relation is gone (dropped by hand: 0.1 had no event trigger),
+# which the update must pass over with a warning and its worker mark
+# failed, alone.  An update rolled back leaves
 # 0.1 (the functions refuse again in the same session).  With the
 # launcher's naptime an hour, ALTER EXTENSION kappa UPDATE then migrates
 # the rows (checked in its transaction), its commit wakes the launcher,
@@ -120,6 +123,13 @@ $node->safe_psql('postgres', qq{
 	CREATE UNIQUE INDEX ON kappa.view_1 (k) NULLS NOT DISTINCT;
 	GRANT SELECT ON kappa.view_1 TO CURRENT_USER;
 	INSERT INTO kappa.view_state_marker VALUES (1);
+	-- a view whose stream relation was dropped by hand (0.1 had no event
+	-- trigger): its plan names a relation that is not there
+	INSERT INTO kappa.views (view_id, stream_id, schema_name, view_name, owner, query, plan, options)
+	SELECT 2, stream_id, schema_name, 'gone', 10, query, replace(plan, ':relid $relid ', ':relid 4000000000 '), options
+	FROM kappa.views WHERE view_id = 1;
+	SELECT setval('kappa.views_view_id_seq', 2);
+	INSERT INTO kappa.view_state_marker VALUES (2);
 	SET ROLE alice;
 	CREATE VIEW public.by_k AS SELECT * FROM kappa.view_1;
 	RESET ROLE;
@@ -192,7 +202,7 @@ ok(wait_until(sub { $node->safe_psql('postgres', 'SHOW kappa.launcher_naptime') 
 	'the launcher naps for an hour');
 
 # The update, and what it made of the 0.1 rows, seen in its transaction.
-my $migrated = $node->safe_psql('postgres', q{
+my ($update_rc, $migrated, $update_err) = $node->psql('postgres', q{
 	BEGIN;
 	ALTER EXTENSION kappa UPDATE;
 	SELECT extversion FROM pg_extension WHERE extname = 'kappa';
@@ -200,8 +210,8 @@ my $migrated = $node->safe_psql('postgres', q{
 	SELECT string_agg(name || '=' || attnum, ',' ORDER BY attnum) FROM kappa.stream_columns;
 	SELECT format_type(atttypid, atttypmod) FROM pg_attribute
 		WHERE attrelid = 'kappa.stream_1'::regclass AND attname = 'kafka_key';
-	SELECT owner::text, plan_origin, definition <> '' AND definition LIKE '%kappa.stream_1 ev%', status,
-		status_sqlstate IS NULL FROM kappa.views;
+	SELECT view_name, CASE owner::oid WHEN 10 THEN 'superuser' ELSE owner::text END, plan_origin, definition <> '' AND definition LIKE '%kappa.stream_1 ev%', status,
+		status_sqlstate IS NULL FROM kappa.views ORDER BY view_id;
 	SELECT relowner::regrole, relreplident, relacl FROM pg_class WHERE oid = 'kappa.view_1'::regclass;
 	SELECT view_id, sqlstate, reason FROM kappa.dead_letters;
 	SELECT view_id, partition, newest, keys, event_times FROM kappa.view_dedup ORDER BY partition;
@@ -213,12 +223,16 @@ is($migrated, join("\n",
 	'alice|t|0|stop|t',
 	'id=1,k=2,ts=3,v=4',
 	'bytea',
-	'alice|kappa 0.1|t|live|t',
+	'by_k|alice|kappa 0.1|t|live|t',
+	'gone|superuser|kappa 0.1|f|live|t',
 	'alice|f|{alice=arwdDxt/alice}',
 	'0|22000|invalid input syntax for type json',
 	'1|0|2020-01-01 00:00:02+00|{old-a,old-b}|{"2020-01-01 00:00:01+00","2020-01-01 00:00:02+00"}',
 	'1|1|2020-01-01 00:00:03+00|{old-c}|{"2020-01-01 00:00:03+00"}',
 	'1'), 'the update migrates the 0.1 rows');
+is($update_rc, 0, 'the update commits');
+like($update_err, qr/WARNING:  kappa view public\.gone: its plan could not be deparsed: could not open relation/,
+	'a plan that no longer deparses does not stop the update');
 
 # The worker starts once the update commits, and the view takes in every
 # event, those produced at 0.1 first.
@@ -237,11 +251,13 @@ sub check_view
 	return;
 }
 check_view('the events of 0.1');
-is($node->safe_psql('postgres', q{SELECT plan_origin = kappa.origin(), status FROM kappa.views}), 't|live',
+is($node->safe_psql('postgres', q{SELECT plan_origin = kappa.origin(), status FROM kappa.views WHERE view_id = 1}), 't|live',
 	'the worker analysed the view again: its plan is this database\'s');
+ok(wait_until(sub { $node->safe_psql('postgres', q{SELECT status FROM kappa.views WHERE view_id = 2}) eq 'failed' }, 60),
+	'the view without a definition is failed, alone');
 produce(2);
 check_view('the events of 0.1 and 0.2');
-is($node->safe_psql('postgres', q{SELECT sum(duplicate) FROM kappa.view_partitions}), 2 * $per_chunk / 40,
+is($node->safe_psql('postgres', q{SELECT sum(duplicate) FROM kappa.view_partitions WHERE view_id = 1}), 2 * $per_chunk / 40,
 	'each copy is a duplicate');
 is($node->safe_psql('postgres', q{SET ROLE alice; SELECT count(*) FROM kappa_check('by_k')}), '0',
 	'kappa_check finds no difference');
