@@ -124,7 +124,10 @@ static char seen_search_path_text[1024];
 void
 kappa_catalog_enter(KappaCatalogAccess *access)
 {
-	/* a SQL function against a catalog of another version (workers run only on a current one) */
+	/*
+	 * A SQL function against a catalog of another version refuses here;
+	 * workers start only on a current one.
+	 */
 	if (!IsBackgroundWorker)
 		kappa_require_current_catalog();
 	GetUserIdAndSecContext(&access->save_userid, &access->save_sec_context);
@@ -387,19 +390,24 @@ kappa_require_current_catalog(void)
 
 	if (creating_extension || !IsTransactionState() || kappa_catalog_is_current(&version))
 		return;
-	if (catalog_version_older(version))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("kappa's catalog is at version %s and its library at %s",
-						version, KAPPA_LIBRARY_VERSION),
-				 errdetail("The library reads and writes only the catalog of its own version; streams do not run until the catalog is updated."),
-				 errhint("Run ALTER EXTENSION kappa UPDATE.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("kappa's catalog is at version %s and its library at %s",
 					version, KAPPA_LIBRARY_VERSION),
 			 errdetail("The library reads and writes only the catalog of its own version; streams do not run until the versions agree."),
-			 errhint("Install the files of kappa %s and restart the server.", version)));
+			 errhint("%s", kappa_catalog_version_hint(version))));
+}
+
+/*
+ * What to do about a catalog of another version: update an older one; for
+ * a newer one, install the library of its version.
+ */
+char *
+kappa_catalog_version_hint(const char *version)
+{
+	if (catalog_version_older(version))
+		return pstrdup("Run ALTER EXTENSION kappa UPDATE.");
+	return psprintf("Install the files of kappa %s and restart the server.", version);
 }
 
 /*

@@ -265,8 +265,7 @@ launcher_read_catalog(void)
 	/*
 	 * Before CREATE EXTENSION there is nothing to read, and nothing to
 	 * run; before ALTER EXTENSION kappa UPDATE, a catalog of an older
-	 * version that this library cannot run (its workers, if any, stay
-	 * stopped).  The launcher looks again at its next nap, or when the
+	 * version (or a newer one) that this library cannot run.  The launcher looks again at its next nap, or when the
 	 * update commits and wakes it.
 	 */
 	if (!kappa_catalog_is_current(&version))
@@ -276,7 +275,7 @@ launcher_read_catalog(void)
 					(errmsg("kappa's catalog is at version %s and its library at %s",
 							version, kappa_library_version()),
 					 errdetail("No stream worker starts until the versions agree."),
-					 errhint("Run ALTER EXTENSION kappa UPDATE.")));
+					 errhint("%s", kappa_catalog_version_hint(version))));
 		version_mismatch_reported = true;
 	}
 	else if (OidIsValid(get_extension_oid("kappa", true)))
