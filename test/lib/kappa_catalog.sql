@@ -3,7 +3,8 @@
 -- test/t/078_upgrade.pl and scripts/check-upgrade compare between an
 -- updated catalog and a fresh one.  Internal triggers (their names carry
 -- OIDs) are the foreign keys, compared as constraints; columns are listed
--- by name, their order is compared apart.
+-- by name, their order is compared apart; so are the initial privileges
+-- (pg_init_privs) pg_dump compares grants with.
 WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'kappa'),
 members AS (
 	SELECT d.classid, d.objid, d.objsubid
@@ -60,6 +61,10 @@ FROM pg_extension e, unnest(e.extconfig::regclass[], e.extcondition) AS cfg(rel,
 UNION ALL
 SELECT format('extension %s version=%s relocatable=%s schema=%s', e.extname, e.extversion, e.extrelocatable, e.extnamespace::regnamespace)
 FROM pg_extension e WHERE e.extname = 'kappa'
+UNION ALL
+-- the privileges the scripts set, which pg_dump leaves to CREATE EXTENSION
+SELECT format('init_privs %s %s %s', pg_describe_object(i.classoid, i.objoid, i.objsubid), i.privtype, i.initprivs)
+FROM pg_init_privs i JOIN members m ON m.classid = i.classoid AND m.objid = i.objoid
 UNION ALL
 SELECT format('sentinel rows=%s', count(*)) FROM kappa.zz_dump_sentinel
 ORDER BY 1;
