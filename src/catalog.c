@@ -48,7 +48,7 @@
  * files (and a restart) and ALTER EXTENSION kappa UPDATE, the catalog is
  * older: kappa_require_current_catalog makes every SQL function refuse,
  * with a hint to update, and the launcher starts no worker until the
- * update has committed.  kappa_upgrade_views is the update script's.
+ * update has committed.
  *
  * Lifetime: the only state is the copy of search_path's text that
  * kappa_owner_leave compares with, for the process's life.
@@ -65,10 +65,8 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_extension.h"
-#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
-#include "fmgr.h"
 #include "miscadmin.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
@@ -78,17 +76,12 @@
 #include "utils/rel.h"
 
 #include "catalog.h"
-#include "portable.h"
-#include "stream.h"
-#include "subxact.h"
 
 /*
  * The version of kappa's SQL objects (pg_extension.extversion) that this
  * library reads and writes: kappa.control's default_version.
  */
 #define KAPPA_LIBRARY_VERSION "0.2"
-
-PG_FUNCTION_INFO_V1(kappa_upgrade_views);
 
 static bool catalog_version_older(const char *version);
 
@@ -408,78 +401,4 @@ kappa_catalog_version_hint(const char *version)
 	if (catalog_version_older(version))
 		return pstrdup("Run ALTER EXTENSION kappa UPDATE.");
 	return psprintf("Install the files of kappa %s and restart the server.", version);
-}
-
-/*
- * kappa.upgrade_views(), called once by the update script from 0.1: give
- * every view the portable definition 0.1 did not store, deparsed from its
- * stored plan as kappa_create_view deparses a new one, and wake the
- * launcher when the update commits, so that the streams' workers start at
- * once.  The script marks the plans as of another origin, so that each
- * worker analyses the definition again with this library's rules
- * (kappa_view_localize) before it runs the view.
- */
-Datum
-kappa_upgrade_views(PG_FUNCTION_ARGS)
-{
-	KappaCatalogAccess access;
-	SPITupleTable *views;
-	uint64		nviews;
-
-	if (!creating_extension)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("kappa.upgrade_views() may only be called by ALTER EXTENSION kappa UPDATE")));
-	kappa_catalog_enter(&access);
-	if (SPI_execute("SELECT view_id, plan, owner::oid, format('%I.%I', schema_name, view_name) "
-					"FROM kappa.views ORDER BY view_id",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	views = SPI_tuptable;
-	nviews = SPI_processed;
-	for (uint64 i = 0; i < nviews; i++)
-	{
-		HeapTuple	row = views->vals[i];
-		bool		isnull;
-		Datum		values[2];
-		char	   *plan = SPI_getvalue(row, views->tupdesc, 2);
-		Oid			owner = DatumGetObjectId(SPI_getbinval(row, views->tupdesc, 3, &isnull));
-		char	   *definition;
-		KappaSubxact sub;
-
-		/*
-		 * A plan that no longer deparses (0.1 had no event trigger: its
-		 * stream's relation may have been dropped by hand) must not stop
-		 * the update: the view gets an empty definition, which its worker
-		 * cannot analyse, so it marks the view failed.
-		 */
-		kappa_subxact_begin(&sub);
-		PG_TRY();
-		{
-			definition = kappa_view_definition(castNode(Query, stringToNode(plan)), owner);
-			kappa_subxact_commit(&sub);
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata = kappa_subxact_abort(&sub);
-
-			ereport(WARNING,
-					(errmsg("kappa view %s: its plan could not be deparsed: %s",
-							SPI_getvalue(row, views->tupdesc, 4), edata->message),
-					 errdetail("The view's worker will mark it failed."),
-					 errhint("Drop the view (kappa_drop_view) and create it again.")));
-			FreeErrorData(edata);
-			definition = "";
-		}
-		PG_END_TRY();
-		values[0] = SPI_getbinval(row, views->tupdesc, 1, &isnull);
-		values[1] = CStringGetTextDatum(definition);
-		if (SPI_execute_with_args("UPDATE kappa.views SET definition = $2 WHERE view_id = $1",
-								  2, (Oid[]) {INT4OID, TEXTOID}, values, NULL,
-								  false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update kappa.views");
-	}
-	kappa_catalog_leave(&access);
-	kappa_wake_launcher_on_commit();
-	PG_RETURN_VOID();
 }

@@ -32,7 +32,6 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "catalog.h"
 #include "guc.h"
 #include "shmem.h"
 
@@ -102,7 +101,6 @@ kappa_shmem_startup(void)
 /*
  * Fail clearly when the library was not preloaded: without it there is no
  * shared state and no launcher, so nothing kappa does would take effect.
- * And when the catalog is not of the library's version (catalog.c).
  */
 void
 kappa_require_preload(void)
@@ -112,7 +110,6 @@ kappa_require_preload(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("kappa must be loaded via \"shared_preload_libraries\""),
 				 errhint("Add kappa to shared_preload_libraries in postgresql.conf and restart the server.")));
-	kappa_require_current_catalog();
 }
 
 /* Publish the calling process as the launcher, until it exits. */
