@@ -65,7 +65,7 @@ OBJS = \
 	src/api/check.o \
 	src/api/replay.o
 
-DATA = sql/kappa--0.1.sql
+DATA = sql/kappa--0.1.sql sql/kappa--0.2.sql sql/kappa--0.1--0.2.sql
 
 # Regression tests: an explicit list, because sql/ also holds install scripts.
 REGRESS = setup streams stream_errors eventhubs produce redaction decode aggfuncs views

@@ -20,6 +20,12 @@
  * launcher_adopt_restored), so no worker writes positions or dead letters
  * that the rest of the restore would collide with.
  *
+ * Versions: while kappa's catalog is older than the library (the files of
+ * a new version installed, ALTER EXTENSION kappa UPDATE not run yet), the
+ * launcher says so once, with a hint, and starts no worker; it starts
+ * them once the update has committed (which wakes it), so that no worker
+ * ever runs against a catalog it does not know.
+ *
  * Altered streams: kappa_alter_stream bumps kappa.streams.revision and
  * wakes the launcher at commit; a revision other than the one last read
  * makes the launcher stop the stream's workers and start them again at
@@ -101,6 +107,7 @@ static List *supervised = NIL;	/* SupervisedStream *, in TopMemoryContext */
 static bool retry_failed = false;	/* start failed workers again */
 static bool slots_exhausted_reported = false;
 static bool catalog_read_once = false;
+static bool version_mismatch_reported = false;	/* said once per launcher */
 static List *waiting_noted = NIL;	/* ids of restored streams said to wait */
 
 static void launcher_reset_slots(void);
@@ -244,6 +251,7 @@ launcher_read_catalog(void)
 {
 	KappaCatalogAccess catalog;
 	ListCell   *lc;
+	char	   *version;
 
 	foreach(lc, supervised)
 		((SupervisedStream *) lfirst(lc))->in_catalog = false;
@@ -254,8 +262,23 @@ launcher_read_catalog(void)
 	kappa_catalog_enter(&catalog);
 	pgstat_report_activity(STATE_RUNNING, "reading the kappa stream catalog");
 
-	/* before CREATE EXTENSION there is nothing to read, and nothing to run */
-	if (OidIsValid(get_extension_oid("kappa", true)))
+	/*
+	 * Before CREATE EXTENSION there is nothing to read, and nothing to
+	 * run; before ALTER EXTENSION kappa UPDATE, a catalog of an older
+	 * version (or a newer one) that this library cannot run.  The launcher looks again at its next nap, or when the
+	 * update commits and wakes it.
+	 */
+	if (!kappa_catalog_is_current(&version))
+	{
+		if (!version_mismatch_reported)
+			ereport(LOG,
+					(errmsg("kappa's catalog is at version %s and its library at %s",
+							version, kappa_library_version()),
+					 errdetail("No stream worker starts until the versions agree."),
+					 errhint("%s", kappa_catalog_version_hint(version))));
+		version_mismatch_reported = true;
+	}
+	else if (OidIsValid(get_extension_oid("kappa", true)))
 	{
 		Datum		origin = CStringGetTextDatum(kappa_origin_text());
 

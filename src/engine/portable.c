@@ -27,6 +27,10 @@
  *   kappa.stream_<id> aliased by the stream's name; stream ids are kept by
  *   a dump (kappa.streams is dumped with them).
  *
+ * Views of kappa 0.1 had a plan and no definition: kappa_upgrade_views,
+ * called by the update script, deparses one from the plan, and the script
+ * marks the plan as of another origin, so that it is analysed again.
+ *
  * kappa_view_localize, called wherever a stored plan is loaded (a worker
  * loading a view, kappa_replay), finds a plan of another origin, analyses
  * the definition again as the view's owner with kappa's fixed settings,
@@ -65,8 +69,10 @@
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
+#include "subxact.h"
 
 PG_FUNCTION_INFO_V1(kappa_origin);
+PG_FUNCTION_INFO_V1(kappa_upgrade_views);
 
 static void require_unique_index(int32 view_id, const char *name);
 
@@ -223,4 +229,78 @@ kappa_view_localize(int32 view_id)
 			(errmsg("kappa view %s: plan rebuilt from its definition", name),
 			 errdetail("The stored plan was written by another database (a restored dump or an upgrade).")));
 	return plan;
+}
+
+/*
+ * kappa.upgrade_views(), called once by the update script from 0.1: give
+ * every view the portable definition 0.1 did not store, deparsed from its
+ * stored plan as kappa_create_view deparses a new one, and wake the
+ * launcher when the update commits, so that the streams' workers start at
+ * once.  The script marks the plans as of another origin, so that each
+ * worker analyses the definition again with this library's rules
+ * (kappa_view_localize) before it runs the view.
+ */
+Datum
+kappa_upgrade_views(PG_FUNCTION_ARGS)
+{
+	KappaCatalogAccess access;
+	SPITupleTable *views;
+	uint64		nviews;
+
+	if (!creating_extension)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kappa.upgrade_views() may only be called by ALTER EXTENSION kappa UPDATE")));
+	kappa_catalog_enter(&access);
+	if (SPI_execute("SELECT view_id, plan, owner::oid, format('%I.%I', schema_name, view_name) "
+					"FROM kappa.views ORDER BY view_id",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kappa.views");
+	views = SPI_tuptable;
+	nviews = SPI_processed;
+	for (uint64 i = 0; i < nviews; i++)
+	{
+		HeapTuple	row = views->vals[i];
+		bool		isnull;
+		Datum		values[2];
+		char	   *plan = SPI_getvalue(row, views->tupdesc, 2);
+		Oid			owner = DatumGetObjectId(SPI_getbinval(row, views->tupdesc, 3, &isnull));
+		char	   *definition;
+		KappaSubxact sub;
+
+		/*
+		 * A plan that no longer deparses (0.1 had no event trigger: its
+		 * stream's relation may have been dropped by hand) must not stop
+		 * the update: the view gets an empty definition, which its worker
+		 * cannot analyse, so it marks the view failed.
+		 */
+		kappa_subxact_begin(&sub);
+		PG_TRY();
+		{
+			definition = kappa_view_definition(castNode(Query, stringToNode(plan)), owner);
+			kappa_subxact_commit(&sub);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata = kappa_subxact_abort(&sub);
+
+			ereport(WARNING,
+					(errmsg("kappa view %s: its plan could not be deparsed: %s",
+							SPI_getvalue(row, views->tupdesc, 4), edata->message),
+					 errdetail("The view's worker will mark it failed."),
+					 errhint("Drop the view (kappa_drop_view) and create it again.")));
+			FreeErrorData(edata);
+			definition = "";
+		}
+		PG_END_TRY();
+		values[0] = SPI_getbinval(row, views->tupdesc, 1, &isnull);
+		values[1] = CStringGetTextDatum(definition);
+		if (SPI_execute_with_args("UPDATE kappa.views SET definition = $2 WHERE view_id = $1",
+								  2, (Oid[]) {INT4OID, TEXTOID}, values, NULL,
+								  false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update kappa.views");
+	}
+	kappa_catalog_leave(&access);
+	kappa_wake_launcher_on_commit();
+	PG_RETURN_VOID();
 }

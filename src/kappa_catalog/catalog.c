@@ -43,6 +43,13 @@
  * function; (sub)transaction abort restores the user, the security context
  * and the settings, as for any error in Postgres.
  *
+ * Versions: the library reads and writes the catalog of its own version
+ * (KAPPA_LIBRARY_VERSION).  Between the installation of a new version's
+ * files (and a restart) and ALTER EXTENSION kappa UPDATE, the catalog is
+ * older: kappa_require_current_catalog makes every SQL function refuse,
+ * with a hint to update, and the launcher starts no worker until the
+ * update has committed.
+ *
  * Lifetime: the only state is the copy of search_path's text that
  * kappa_owner_leave compares with, for the process's life.
  *
@@ -52,15 +59,31 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgtime.h"
+#include "utils/builtins.h"
 #include "utils/elog.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/rel.h"
 
 #include "kappa_catalog/catalog.h"
+
+/*
+ * The version of kappa's SQL objects (pg_extension.extversion) that this
+ * library reads and writes: kappa.control's default_version.
+ */
+#define KAPPA_LIBRARY_VERSION "0.2"
+
+static bool catalog_version_older(const char *version);
 
 /* The search_path of catalog statements, and of user code in kappa. */
 #define CATALOG_SEARCH_PATH "pg_catalog, pg_temp"
@@ -94,6 +117,12 @@ static char seen_search_path_text[1024];
 void
 kappa_catalog_enter(KappaCatalogAccess *access)
 {
+	/*
+	 * A SQL function against a catalog of another version refuses here;
+	 * workers start only on a current one.
+	 */
+	if (!IsBackgroundWorker)
+		kappa_require_current_catalog();
 	GetUserIdAndSecContext(&access->save_userid, &access->save_sec_context);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
 						   access->save_sec_context |
@@ -263,4 +292,113 @@ kappa_error_text(ErrorData *edata)
 	if (edata->detail)
 		return psprintf("%s (%s)", edata->message, edata->detail);
 	return pstrdup(edata->message ? edata->message : "unknown error");
+}
+
+/*
+ * The installed version of kappa's catalog (pg_extension.extversion), in
+ * the caller's memory context; NULL before CREATE EXTENSION kappa.  One
+ * index scan: SQL functions call this at each catalog section.
+ */
+char *
+kappa_catalog_version(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("kappa"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		datum = heap_getattr(tuple, Anum_pg_extension_extversion,
+										 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = text_to_cstring(DatumGetTextPP(datum));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/* The version of kappa's catalog this library reads and writes. */
+const char *
+kappa_library_version(void)
+{
+	return KAPPA_LIBRARY_VERSION;
+}
+
+/*
+ * Whether version (major.minor) is older than the library's: a catalog
+ * that ALTER EXTENSION kappa UPDATE brings up to date.
+ */
+static bool
+catalog_version_older(const char *version)
+{
+	int			major,
+				minor,
+				lib_major,
+				lib_minor;
+
+	if (sscanf(version, "%d.%d", &major, &minor) != 2 ||
+		sscanf(KAPPA_LIBRARY_VERSION, "%d.%d", &lib_major, &lib_minor) != 2)
+		return false;
+	return major < lib_major || (major == lib_major && minor < lib_minor);
+}
+
+/*
+ * Whether kappa's catalog is of the library's version (or not there
+ * yet); if not, *version says which it is.  In a transaction.
+ */
+bool
+kappa_catalog_is_current(char **version)
+{
+	char	   *installed = kappa_catalog_version();
+
+	*version = installed;
+	return installed == NULL || strcmp(installed, KAPPA_LIBRARY_VERSION) == 0;
+}
+
+/*
+ * Refuse to run a SQL function of kappa against a catalog of another
+ * version: after the files of a new version are installed and the server
+ * restarted, the SQL objects stay those of the old version until ALTER
+ * EXTENSION kappa UPDATE, and the library's functions would read and
+ * write tables, columns and arguments that are not there.  Called by
+ * kappa_require_preload and, in backends, kappa_catalog_enter, so by
+ * every SQL-callable function of kappa's that touches its catalog.  Install
+ * and update scripts pass: they run the old and the new objects by design.
+ * Nothing is cached: an update may still roll back.
+ */
+void
+kappa_require_current_catalog(void)
+{
+	char	   *version;
+
+	if (creating_extension || !IsTransactionState() || kappa_catalog_is_current(&version))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("kappa's catalog is at version %s and its library at %s",
+					version, KAPPA_LIBRARY_VERSION),
+			 errdetail("The library reads and writes only the catalog of its own version; streams do not run until the versions agree."),
+			 errhint("%s", kappa_catalog_version_hint(version))));
+}
+
+/*
+ * What to do about a catalog of another version: update an older one; for
+ * a newer one, install the library of its version.
+ */
+char *
+kappa_catalog_version_hint(const char *version)
+{
+	if (catalog_version_older(version))
+		return pstrdup("Run ALTER EXTENSION kappa UPDATE.");
+	return psprintf("Install the files of kappa %s and restart the server.", version);
 }

@@ -49,6 +49,12 @@ extern int	kappa_settings_enter(void);
 extern void kappa_settings_leave(int nestlevel);
 extern void kappa_settings_fix(void);
 
+extern char *kappa_catalog_version(void);
+extern const char *kappa_library_version(void);
+extern bool kappa_catalog_is_current(char **version);
+extern void kappa_require_current_catalog(void);
+extern char *kappa_catalog_version_hint(const char *version);
+
 extern bool kappa_error_is_transient(int sqlerrcode);
 extern char *kappa_error_text(ErrorData *edata);
 
