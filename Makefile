@@ -18,6 +18,7 @@ OBJS = \
 	src/guc.o \
 	src/subxact.o \
 	src/kappa_catalog/catalog.o \
+	src/kappa_catalog/statement.o \
 	src/kappa_catalog/columns.o \
 	src/kappa_catalog/stream.o \
 	src/kappa_catalog/view.o \

@@ -63,6 +63,7 @@
 #include "utils/typcache.h"
 
 #include "kappa_catalog/catalog.h"
+#include "kappa_catalog/statement.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
 #include "shmem.h"
@@ -294,15 +295,14 @@ kappa_view_row_exists(const char *schema, const char *relname)
 void
 kappa_view_forget(int32 view_id)
 {
-	static const char *const forget[] = {
-		"DELETE FROM kappa.view_dedup WHERE view_id = $1",
-		"DELETE FROM kappa.view_state WHERE view_id = $1",
-		"DELETE FROM kappa.view_state_marker WHERE view_id = $1",
-		"DELETE FROM kappa.view_marks WHERE view_id = $1",
-		"DELETE FROM kappa.late_events WHERE view_id = $1",
+	static KappaStatement forget[] = {
+		KAPPA_STATEMENT("DELETE FROM kappa.view_dedup WHERE view_id = $1", "int4"),
+		KAPPA_STATEMENT("DELETE FROM kappa.view_state WHERE view_id = $1", "int4"),
+		KAPPA_STATEMENT("DELETE FROM kappa.view_state_marker WHERE view_id = $1", "int4"),
+		KAPPA_STATEMENT("DELETE FROM kappa.view_marks WHERE view_id = $1", "int4"),
+		KAPPA_STATEMENT("DELETE FROM kappa.late_events WHERE view_id = $1", "int4"),
 	};
 	KappaCatalogAccess access;
-	Oid			type = INT4OID;
 	Datum		value = Int32GetDatum(view_id);
 
 	kappa_catalog_enter(&access);
@@ -311,10 +311,7 @@ kappa_view_forget(int32 view_id)
 		kappa_catalog_exec(psprintf("DROP TABLE %s", kappa_view_rows_table(view_id)),
 						   SPI_OK_UTILITY);
 	for (int i = 0; i < (int) lengthof(forget); i++)
-	{
-		if (SPI_execute_with_args(forget[i], 1, &type, &value, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not forget kappa view %d: %s", view_id, forget[i]);
-	}
+		kappa_statement_run(&forget[i], &value, NULL, SPI_OK_DELETE, 0);
 	kappa_catalog_leave(&access);
 }
 

@@ -1,0 +1,44 @@
+/*-------------------------------------------------------------------------
+ *
+ * statement.h
+ *	  kappa's catalog statements: constant SQL, prepared once per backend,
+ *	  prepared again when kappa's catalog is replaced.
+ *
+ * src/kappa_catalog/statement.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KAPPA_STATEMENT_H
+#define KAPPA_STATEMENT_H
+
+#include "executor/spi.h"
+
+#define KAPPA_STATEMENT_MAX_ARGS 12
+
+/*
+ * One statement against kappa's catalog: its text, with $1..$n, and the
+ * names of its parameters' types (as SQL spells them: "int4", "bytea[]",
+ * "kappa.view_state[]"), resolved when it is prepared.  Declare each as a
+ * static variable beside the one function that runs it:
+ *
+ *	static KappaStatement forget_gaps =
+ *		KAPPA_STATEMENT("DELETE FROM kappa.view_gaps WHERE view_id = $1", "int4");
+ */
+typedef struct KappaStatement
+{
+	const char *sql;
+	const char *types[KAPPA_STATEMENT_MAX_ARGS];	/* NULL after the last */
+	/* private to statement.c */
+	SPIPlanPtr	plan;			/* kept, or NULL until first run */
+	uint64		generation;		/* of the catalog it was prepared for */
+} KappaStatement;
+
+#define KAPPA_STATEMENT(sql_text, ...) \
+	{ .sql = (sql_text), .types = { __VA_ARGS__ } }
+
+extern uint64 kappa_statement_run(KappaStatement *stmt, const Datum *values,
+								  const char *nulls, int expected, long count);
+extern SPIPlanPtr kappa_statement_plan(KappaStatement *stmt);
+extern uint64 kappa_catalog_generation(void);
+
+#endif							/* KAPPA_STATEMENT_H */
