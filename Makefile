@@ -47,6 +47,7 @@ OBJS = \
 	src/engine/gap.o \
 	src/engine/state.o \
 	src/engine/engine.o \
+	src/engine/apply.o \
 	src/engine/engine_views.o \
 	src/engine/poison.o \
 	src/engine/recovery.o \

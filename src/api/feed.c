@@ -4,7 +4,7 @@
  *	  kappa_feed: messages from a table, straight into a stream's engine.
  *
  * A stream's worker takes messages from the brokers and runs them through
- * the engine (engine.c): decode, route, aggregate, flush.  kappa_feed runs
+ * the engine (src/engine/): decode, route, aggregate, flush.  kappa_feed runs
  * the very same engine in the calling backend, on messages read from a
  * table of (partition, offset, payload[, key][, timestamp]) rows, as if the
  * worker had consumed them from the log: positions, watermarks, lateness,

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * engine_internal.h
- *	  The engine's own structures, shared by engine.c (routing events) and
- *	  flush.c (writing them), and by nothing else.
+ *	  The engine's own structures, shared by the files of src/engine/ that
+ *	  run it (engine.c, apply.c, engine_views.c, flush.c, recovery.c, ...),
+ *	  and by nothing outside that folder.
  *
  * src/engine/engine_internal.h
  *

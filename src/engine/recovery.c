@@ -3,7 +3,7 @@
  * recovery.c
  *	  A view's state when its engine loads it: restored, or rebuilt.
  *
- * A worker that loads a view (engine.c, load_view) reads back what the
+ * A worker that loads a view (engine_views.c, load_view) reads back what the
  * last flush stored: positions, watermarks, dedup keys and the states of
  * open groups.  Crash recovery and failover empty the unlogged state
  * tables, which the missing marker row shows; the view is then rebuilt
