@@ -20,6 +20,8 @@ OBJS = \
 	src/kappa_catalog/catalog.o \
 	src/kappa_catalog/statement.o \
 	src/kappa_catalog/columns.o \
+	src/kappa_catalog/dead_letters.o \
+	src/kappa_catalog/gaps.o \
 	src/kappa_catalog/stream.o \
 	src/kappa_catalog/view.o \
 	src/kappa_catalog/ddl.o \

@@ -82,6 +82,7 @@
 #include "kafka/kafka.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/ddl.h"
+#include "kappa_catalog/gaps.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
 #include "shmem.h"
@@ -413,27 +414,18 @@ replay_read(Replay *r, KappaStream *stream, int nparts, const int64 *first,
 static void
 record_gaps(int32 view_id, int nparts, List **gaps)
 {
-	Oid			types[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
-	Datum		values[4];
 	KappaCatalogAccess access;
 
 	kappa_catalog_enter(&access);
-	values[0] = Int32GetDatum(view_id);
 	for (int p = 0; p < nparts; p++)
 	{
 		ListCell   *lc;
 
-		values[1] = Int32GetDatum(p);
 		foreach(lc, gaps[p])
 		{
 			KappaSpan  *gap = lfirst(lc);
 
-			values[2] = Int64GetDatum(gap->from);
-			values[3] = Int64GetDatum(gap->to);
-			if (SPI_execute_with_args("INSERT INTO kappa.view_gaps (view_id, partition, from_offset, to_offset) "
-									  "VALUES ($1, $2, $3, $4)",
-									  4, types, values, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "could not record the gaps of a view");
+			kappa_view_gaps_insert(view_id, p, gap->from, gap->to);
 		}
 	}
 	kappa_catalog_leave(&access);

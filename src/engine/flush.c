@@ -69,6 +69,7 @@
 #include "engine/state.h"
 #include "guc.h"
 #include "kappa_catalog/catalog.h"
+#include "kappa_catalog/dead_letters.h"
 #include "kappa_catalog/view.h"
 #include "shmem.h"
 #include "subxact.h"
@@ -1186,28 +1187,10 @@ write_rejects(KappaEngine *engine, List *dead_letters)
 	foreach(lc, dead_letters)
 	{
 		DeadLetter *dl = lfirst(lc);
-		Oid			types[9] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, BYTEAOID, BYTEAOID, TEXTOID,
-		INT4OID, TEXTOID};
-		Datum		values[9];
-		char		nulls[9] = "         ";
 
-		values[0] = Int32GetDatum(engine->stream->id);
-		values[1] = Int32GetDatum(dl->partition);
-		values[2] = Int64GetDatum(dl->offset);
-		values[3] = TimestampTzGetDatum(dl->broker_time);
-		nulls[3] = dl->broker_time ? ' ' : 'n';
-		values[4] = PointerGetDatum(dl->key);
-		nulls[4] = dl->key ? ' ' : 'n';
-		values[5] = PointerGetDatum(dl->payload);
-		nulls[5] = dl->payload ? ' ' : 'n';
-		values[6] = CStringGetTextDatum(dl->reason);
-		values[7] = Int32GetDatum(dl->view_id);
-		values[8] = CStringGetTextDatum(dl->sqlstate);
-		if (SPI_execute_with_args("INSERT INTO kappa.dead_letters (stream_id, partition, \"offset\", broker_time, "
-								  "key, payload, reason, view_id, sqlstate) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-								  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write a dead letter of stream \"%s\"", engine->stream->name);
+		kappa_dead_letters_insert(engine->stream->id, dl->view_id, dl->partition, dl->offset,
+								  dl->broker_time, dl->key, dl->payload, dl->reason,
+								  dl->sqlstate);
 	}
 }
 
@@ -1221,34 +1204,18 @@ write_rejects(KappaEngine *engine, List *dead_letters)
 static void
 write_retried(KappaEngine *engine)
 {
-	Oid			types[6] = {INT4OID, INT4OID, INT8OID, INT4OID, TEXTOID, TEXTOID};
 	ListCell   *lc;
 
 	foreach(lc, engine->retried)
 	{
 		RetriedLetter *rl = lfirst(lc);
-		Datum		values[6];
-		char		nulls[6] = "      ";
 
-		values[0] = Int32GetDatum(engine->stream->id);
-		values[1] = Int32GetDatum(rl->partition);
-		values[2] = Int64GetDatum(rl->offset);
-		values[3] = Int32GetDatum(rl->view_id);
 		if (rl->dead)
-		{
-			values[4] = CStringGetTextDatum(rl->reason);
-			values[5] = CStringGetTextDatum(rl->sqlstate);
-			if (SPI_execute_with_args("UPDATE kappa.dead_letters SET reason = $5, sqlstate = $6 "
-									  "WHERE stream_id = $1 AND partition = $2 AND \"offset\" = $3 "
-									  "AND view_id = $4",
-									  6, types, values, nulls, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "could not update a dead letter of stream \"%s\"", engine->stream->name);
-		}
-		else if (SPI_execute_with_args("DELETE FROM kappa.dead_letters "
-									   "WHERE stream_id = $1 AND partition = $2 AND \"offset\" = $3 "
-									   "AND view_id = $4",
-									   4, types, values, nulls, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not delete a dead letter of stream \"%s\"", engine->stream->name);
+			kappa_dead_letters_set_reason(engine->stream->id, rl->partition, rl->offset,
+										  rl->view_id, rl->reason, rl->sqlstate);
+		else
+			kappa_dead_letters_delete(engine->stream->id, rl->partition, rl->offset,
+									  rl->view_id);
 	}
 	engine->retried = NIL;		/* in the flush context, which the flush resets */
 }
@@ -1269,20 +1236,9 @@ kappa_flush_dead_letters(KappaEngine *engine)
 	foreach(lc, engine->late_events)
 	{
 		LateEvent  *le = lfirst(lc);
-		Oid			types[5] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, BYTEAOID};
-		Datum		values[5];
-		char		nulls[5] = "     ";
 
-		values[0] = Int32GetDatum(le->view_id);
-		values[1] = Int32GetDatum(le->partition);
-		values[2] = Int64GetDatum(le->offset);
-		values[3] = TimestampTzGetDatum(le->event_time);
-		values[4] = PointerGetDatum(le->payload);
-		nulls[4] = le->payload ? ' ' : 'n';
-		if (SPI_execute_with_args("INSERT INTO kappa.late_events VALUES ($1, $2, $3, $4, $5) "
-								  "ON CONFLICT DO NOTHING",
-								  5, types, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not keep a late event of stream \"%s\"", engine->stream->name);
+		kappa_late_events_insert(le->view_id, le->partition, le->offset, le->event_time,
+								 le->payload);
 	}
 	engine->late_events = NIL;
 }

@@ -30,6 +30,7 @@
 #include "engine/engine.h"
 #include "engine/gap.h"
 #include "kappa_catalog/catalog.h"
+#include "kappa_catalog/gaps.h"
 #include "kappa_catalog/stream.h"
 #include "shmem.h"
 
@@ -43,9 +44,6 @@ PG_FUNCTION_INFO_V1(kappa_accept_gap);
 bool
 kappa_gap_accepted(KappaStream *stream, int32 partition, int64 from)
 {
-	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
-	Datum		values[3] = {Int32GetDatum(stream->id), Int32GetDatum(partition),
-	Int64GetDatum(from)};
 	bool		accepted;
 	KappaCatalogAccess catalog;
 
@@ -53,11 +51,7 @@ kappa_gap_accepted(KappaStream *stream, int32 partition, int64 from)
 		return true;
 	kappa_catalog_enter(&catalog);
 	/* not read-only: kappa_accept_gap may have committed just now */
-	if (SPI_execute_with_args("SELECT FROM kappa.gaps WHERE stream_id = $1 AND partition = $2 "
-							  "AND from_offset <= $3 AND to_offset > $3 AND accepted",
-							  3, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.gaps");
-	accepted = (SPI_processed > 0);
+	accepted = kappa_gaps_accepted(stream->id, partition, from);
 	kappa_catalog_leave(&catalog);
 	return accepted;
 }
@@ -69,16 +63,10 @@ kappa_gap_accepted(KappaStream *stream, int32 partition, int64 from)
 void
 kappa_gap_forget(KappaStream *stream, int32 partition, int64 from)
 {
-	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
-	Datum		values[3] = {Int32GetDatum(stream->id), Int32GetDatum(partition),
-	Int64GetDatum(from)};
 	KappaCatalogAccess catalog;
 
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("DELETE FROM kappa.gaps WHERE stream_id = $1 AND partition = $2 "
-							  "AND from_offset >= $3 AND NOT accepted",
-							  3, types, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not update kappa.gaps");
+	kappa_gaps_forget(stream->id, partition, from);
 	kappa_catalog_leave(&catalog);
 }
 
@@ -90,19 +78,10 @@ kappa_gap_forget(KappaStream *stream, int32 partition, int64 from)
 void
 kappa_gap_record(KappaStream *stream, int32 partition, int64 from, int64 to, bool accepted)
 {
-	Oid			types[5] = {INT4OID, INT4OID, INT8OID, INT8OID, BOOLOID};
-	Datum		values[5] = {Int32GetDatum(stream->id), Int32GetDatum(partition),
-		Int64GetDatum(from), Int64GetDatum(to), BoolGetDatum(accepted)};
 	KappaCatalogAccess catalog;
 
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("INSERT INTO kappa.gaps AS g (stream_id, partition, from_offset, to_offset, accepted) "
-							  "VALUES ($1, $2, $3, $4, $5) "
-							  "ON CONFLICT (stream_id, partition, from_offset) DO UPDATE SET "
-							  "to_offset = greatest(g.to_offset, EXCLUDED.to_offset), "
-							  "accepted = g.accepted OR EXCLUDED.accepted",
-							  5, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record a gap of stream \"%s\"", stream->name);
+	kappa_gaps_record(stream->id, partition, from, to, accepted);
 	kappa_catalog_leave(&catalog);
 }
 
@@ -137,15 +116,9 @@ kappa_gap_skip(KappaStream *stream, int32 partition, int64 to, int64 stream_lost
 	{
 		KappaViewGap *gap = lfirst(lc);
 
+		kappa_view_gaps_record(gap->view_id, partition, gap->from, gap->to);
 		values[0] = Int32GetDatum(gap->view_id);
-		values[2] = Int64GetDatum(gap->from);
-		values[3] = Int64GetDatum(gap->to);
-		if (SPI_execute_with_args("INSERT INTO kappa.view_gaps AS g (view_id, partition, from_offset, to_offset) "
-								  "VALUES ($1, $2, $3, $4) "
-								  "ON CONFLICT (view_id, partition, from_offset) DO UPDATE SET "
-								  "to_offset = greatest(g.to_offset, EXCLUDED.to_offset)",
-								  4, types, values, NULL, false, 0) != SPI_OK_INSERT ||
-			SPI_execute_with_args("UPDATE kappa.views SET status = 'incomplete' "
+		if (SPI_execute_with_args("UPDATE kappa.views SET status = 'incomplete' "
 								  "WHERE view_id = $1 AND status = 'live'",
 								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record a gap of stream \"%s\"", stream->name);
@@ -162,22 +135,13 @@ Datum
 kappa_accept_gap(PG_FUNCTION_ARGS)
 {
 	KappaStream *stream;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
 	int64		accepted = 0;
-	bool		isnull;
 	KappaCatalogAccess catalog;
 
 	kappa_require_preload();
 	stream = kappa_stream_load_owned(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	values[0] = Int32GetDatum(stream->id);
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("WITH a AS (UPDATE kappa.gaps SET accepted = true "
-							  "  WHERE stream_id = $1 AND NOT accepted RETURNING to_offset - from_offset AS n) "
-							  "SELECT coalesce(sum(n), 0)::int8 FROM a",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not accept the gaps of stream \"%s\"", stream->name);
-	accepted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	accepted = kappa_gaps_accept(stream->id);
 	kappa_catalog_leave(&catalog);
 	if (accepted == 0)
 		ereport(NOTICE,

@@ -30,6 +30,7 @@
 #include "archive/archive.h"
 #include "engine/history.h"
 #include "kappa_catalog/catalog.h"
+#include "kappa_catalog/gaps.h"
 
 /* An archive range, [from, to). */
 typedef struct Range
@@ -162,26 +163,20 @@ kappa_history_spans(KappaStream *stream, int32 partition, int64 from, int64 to,
 List *
 kappa_history_view_gaps(int32 view_id, int32 partition)
 {
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2] = {Int32GetDatum(view_id), Int32GetDatum(partition)};
 	MemoryContext caller = CurrentMemoryContext;
+	List	   *ranges;
 	List	   *gaps = NIL;
+	ListCell   *lc;
 	KappaCatalogAccess catalog;
 
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("SELECT from_offset, to_offset FROM kappa.view_gaps "
-							  "WHERE view_id = $1 AND partition = $2 ORDER BY from_offset",
-							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_gaps");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	ranges = kappa_view_gaps_of_partition(view_id, partition);
+	foreach(lc, ranges)
 	{
-		bool		isnull;
+		KappaOffsetRange *range = lfirst(lc);
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 
-		gaps = add_span(gaps,
-						DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)),
-						DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)),
-						KAPPA_FROM_NOWHERE);
+		gaps = add_span(gaps, range->from, range->to, KAPPA_FROM_NOWHERE);
 		MemoryContextSwitchTo(spi);
 	}
 	kappa_catalog_leave(&catalog);

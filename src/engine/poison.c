@@ -43,14 +43,13 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
 #include "engine/engine_internal.h"
 #include "kappa_catalog/catalog.h"
+#include "kappa_catalog/dead_letters.h"
 
 /* Where a poison event is in the log. */
 typedef struct PoisonKey
@@ -240,25 +239,18 @@ void
 kappa_poisons_load(KappaPoisons *poisons, int32 stream_id, int32 view_id)
 {
 	KappaCatalogAccess access;
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2] = {Int32GetDatum(stream_id), Int32GetDatum(view_id)};
+	List	   *letters;
+	ListCell   *lc;
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT partition, \"offset\", sqlstate, reason FROM kappa.dead_letters "
-							  "WHERE stream_id = $1 AND view_id = $2",
-							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.dead_letters");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	letters = kappa_dead_letters_of_view(stream_id, view_id);
+	foreach(lc, letters)
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int32		partition = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-		int64		offset = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
+		KappaDeadLetter *letter = lfirst(lc);
 
-		if (kappa_poison_find(poisons, partition, offset, view_id) == NULL)
-			poisons_add(poisons, partition, offset, view_id,
-						SPI_getvalue(row, desc, 3), SPI_getvalue(row, desc, 4));
+		if (kappa_poison_find(poisons, letter->partition, letter->offset, view_id) == NULL)
+			poisons_add(poisons, letter->partition, letter->offset, view_id,
+						letter->sqlstate, letter->reason);
 	}
 	kappa_catalog_leave(&access);
 }

@@ -60,6 +60,7 @@
 #include "engine/retry.h"
 #include "guc.h"
 #include "kappa_catalog/catalog.h"
+#include "kappa_catalog/dead_letters.h"
 #include "kappa_catalog/stream.h"
 #include "shmem.h"
 
@@ -307,11 +308,9 @@ kappa_retry_apply(int slot_index, KappaEngine *engine, KappaStream *stream,
 	TimestampTz since;
 	TimestampTz until;
 	KappaCatalogAccess catalog;
-	Oid			types[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[3];
-	char		nulls[3] = "   ";
 	MemoryContext cxt;
 	MemoryContext old;
+	List	   *rows;
 	List	   *letters = NIL;
 	ListCell   *lc;
 
@@ -335,54 +334,33 @@ kappa_retry_apply(int slot_index, KappaEngine *engine, KappaStream *stream,
 
 	/* the letters, in memory that an error takes with the transaction */
 	cxt = AllocSetContextCreate(TopTransactionContext, "kappa retry", ALLOCSET_DEFAULT_SIZES);
-	values[0] = Int32GetDatum(stream->id);
-	values[1] = TimestampTzGetDatum(since);
-	nulls[1] = (since == DT_NOBEGIN) ? 'n' : ' ';
-	values[2] = TimestampTzGetDatum(until);
-	nulls[2] = (until == DT_NOEND) ? 'n' : ' ';
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("SELECT partition, \"offset\", view_id, "
-							  "(extract(epoch FROM broker_time) * 1000)::bigint, key, payload "
-							  "FROM kappa.dead_letters WHERE stream_id = $1 "
-							  "AND ($2 IS NULL OR broker_time >= $2) AND ($3 IS NULL OR broker_time < $3) "
-							  "ORDER BY partition, \"offset\", view_id",
-							  3, types, values, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the dead letters of stream \"%s\"", stream->name);
+	rows = kappa_dead_letters_to_retry(stream->id, since, until, cxt);
+	kappa_catalog_leave(&catalog);
 	old = MemoryContextSwitchTo(cxt);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	foreach(lc, rows)
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		KappaDeadLetter *row = lfirst(lc);
 		KappaMessage *m = palloc0(sizeof(KappaMessage));
 		int32	   *view_id = palloc(sizeof(int32));
-		bool		isnull;
-		Datum		d;
 
-		m->partition = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-		m->offset = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
-		*view_id = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
-		d = SPI_getbinval(row, desc, 4, &isnull);
-		m->timestamp_ms = isnull ? -1 : DatumGetInt64(d);
-		d = SPI_getbinval(row, desc, 5, &isnull);
-		if (!isnull)
+		m->partition = row->partition;
+		m->offset = row->offset;
+		*view_id = row->view_id;
+		m->timestamp_ms = row->broker_time_ms;
+		if (row->key != NULL)
 		{
-			bytea	   *b = DatumGetByteaPCopy(d);
-
-			m->key = VARDATA(b);
-			m->key_len = VARSIZE(b) - VARHDRSZ;
+			m->key = VARDATA(row->key);
+			m->key_len = VARSIZE(row->key) - VARHDRSZ;
 		}
-		d = SPI_getbinval(row, desc, 6, &isnull);
-		if (!isnull)
+		if (row->payload != NULL)
 		{
-			bytea	   *b = DatumGetByteaPCopy(d);
-
-			m->payload = VARDATA(b);
-			m->len = VARSIZE(b) - VARHDRSZ;
+			m->payload = VARDATA(row->payload);
+			m->len = VARSIZE(row->payload) - VARHDRSZ;
 		}
 		letters = lappend(letters, list_make2(m, view_id));
 	}
 	MemoryContextSwitchTo(old);
-	kappa_catalog_leave(&catalog);
 
 	/*
 	 * The first attempt tries what is known to fail, too: all of it is
