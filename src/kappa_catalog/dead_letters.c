@@ -138,7 +138,7 @@ kappa_dead_letters_of_view(int32 stream_id, int32 view_id)
 	List	   *letters = NIL;
 	uint64		n;
 
-	n = kappa_statement_run(&of_view, values, NULL, SPI_OK_SELECT, 0);
+	n = kappa_statement_read(&of_view, values, NULL, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];

@@ -161,7 +161,7 @@ kappa_view_gaps_of_partition(int32 view_id, int32 partition)
 	List	   *ranges = NIL;
 	uint64		n;
 
-	n = kappa_statement_run(&of_partition, values, NULL, SPI_OK_SELECT, 0);
+	n = kappa_statement_read(&of_partition, values, NULL, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		KappaOffsetRange *range = palloc(sizeof(KappaOffsetRange));

@@ -150,3 +150,24 @@ kappa_statement_run(KappaStatement *stmt, const Datum *values, const char *nulls
 			 SPI_result_code_string(rc), stmt->sql);
 	return SPI_processed;
 }
+
+/*
+ * Run a catalog statement that only reads, as a read-only SPI execution
+ * (no new snapshot, no command counter increment: what a STABLE caller
+ * needs), expecting rows; at most count if count > 0.  Returns
+ * SPI_processed; the rows are in SPI_tuptable.
+ */
+uint64
+kappa_statement_read(KappaStatement *stmt, const Datum *values, const char *nulls, long count)
+{
+	SPIPlanPtr	plan;
+	int			rc;
+
+	kappa_catalog_check();
+	plan = kappa_statement_plan(stmt);
+	rc = SPI_execute_plan(plan, (Datum *) values, nulls, true, count);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "kappa catalog statement failed (%s): %s",
+			 SPI_result_code_string(rc), stmt->sql);
+	return SPI_processed;
+}

@@ -38,6 +38,8 @@ typedef struct KappaStatement
 
 extern uint64 kappa_statement_run(KappaStatement *stmt, const Datum *values,
 								  const char *nulls, int expected, long count);
+extern uint64 kappa_statement_read(KappaStatement *stmt, const Datum *values,
+								   const char *nulls, long count);
 extern SPIPlanPtr kappa_statement_plan(KappaStatement *stmt);
 extern uint64 kappa_catalog_generation(void);
 
