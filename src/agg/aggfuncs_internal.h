@@ -2,8 +2,8 @@
  *
  * aggfuncs_internal.h
  *	  What kappa's aggregates share: their kinds, the element type they were
- *	  called for, and the helpers for values and serialized states (defined
- *	  in aggfuncs.c).  Private to aggfuncs*.c.
+ *	  called for, and the helpers for values (defined in aggfuncs.c) and
+ *	  serialized states (aggfuncs_serial.c).  Private to aggfuncs*.c.
  *
  * src/agg/aggfuncs_internal.h
  *
