@@ -47,7 +47,9 @@
  *	- Serialized states are bytea: a kind byte, a format version, the
  *	  element type's OID and the collation's OID, then the contents, with
  *	  each value in its type's binary send format (length-prefixed), so a
- *	  deserializer needs nothing but the bytes.
+ *	  deserializer needs nothing but the bytes.  Every aggregate writes and
+ *	  reads them through aggfuncs_serial.c's KappaStateWriter and
+ *	  KappaStateReader.
  *	- Final functions never modify the state (FINALFUNC_MODIFY =
  *	  READ_ONLY): kappa calls them again at every flush.  They sort copies.
  *

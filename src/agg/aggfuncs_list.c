@@ -150,60 +150,43 @@ kappa_collect_list_combine(PG_FUNCTION_ARGS)
 Datum
 kappa_collect_list_serialize(PG_FUNCTION_ARGS)
 {
-	KappaList	   *list = (KappaList *) PG_GETARG_POINTER(0);
-	MemoryContext aggcxt;
-	MemoryContext tmp;
-	StringInfoData buf;
-	KappaValueIo  *io;
+	KappaList  *list = (KappaList *) PG_GETARG_POINTER(0);
+	KappaStateWriter w;
 
-	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
-	io = kappa_value_io_cache(fcinfo, list->t.type, true);
-	tmp = kappa_value_temp_context();
-	kappa_value_begin_state(&buf, list->kind, &list->t);
-	pq_sendint64(&buf, list->nvalues);
-	pq_sendint64(&buf, list->nnulls);
+	kappa_state_write_begin(&w, fcinfo, list->kind, &list->t);
+	kappa_state_write_count(&w, list->nvalues);
+	pq_sendint64(&w.buf, list->nnulls);
 	for (int64 i = 0; i < list->nvalues; i++)
-		kappa_value_send_value(&buf, io, list->values[i], tmp);
-	MemoryContextDelete(tmp);
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+		kappa_state_write_value(&w, list->values[i]);
+	PG_RETURN_BYTEA_P(kappa_state_write_end(&w));
+}
+
+/* Append a value just deserialized to a list (a KappaStateAddValue). */
+static void
+kappa_value_list_add_received(void *state, Datum value)
+{
+	kappa_value_list_add((KappaList *) state, value, false);
 }
 
 /* kappa_collect_list's deserialize function. */
 Datum
 kappa_collect_list_deserialize(PG_FUNCTION_ARGS)
 {
-	bytea	   *data = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt;
-	MemoryContext tmp;
-	MemoryContext old;
-	StringInfoData buf;
-	KappaValueIo  *io;
-	KappaList	   *list;
-	Oid			type;
-	Oid			collation;
+	KappaStateReader r;
+	KappaList  *list;
 	int64		nvalues;
 	int64		nnulls;
 
-	kappa_value_check_context(fcinfo, &aggcxt, KD_COLLECT_LIST);
-	(void) kappa_value_begin_read(&buf, data, (char[]) {KD_COLLECT_LIST, 0}, &type, &collation);
-	list = kappa_value_list_create(type, collation, CurrentMemoryContext);
-	io = kappa_value_io_cache(fcinfo, type, false);
-	nvalues = pq_getmsgint64(&buf);
-	nnulls = pq_getmsgint64(&buf);
+	kappa_state_read_begin(&r, fcinfo, (char[]) {KD_COLLECT_LIST, 0});
+	list = kappa_value_list_create(r.type, r.collation, CurrentMemoryContext);
+	nvalues = kappa_state_read_count(&r);
+	nnulls = pq_getmsgint64(&r.buf);
 	if (nvalues < 0 || nnulls < 0)
 		kappa_value_corrupt("bad count");
 	kappa_value_list_check_size(list, nvalues + nnulls);
-	tmp = kappa_value_temp_context();
-	for (int64 i = 0; i < nvalues; i++)
-	{
-		old = MemoryContextSwitchTo(tmp);
-		kappa_value_list_add(list, kappa_value_recv_value(&buf, io), false);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(tmp);
-	}
-	MemoryContextDelete(tmp);
+	kappa_state_read_values(&r, nvalues, kappa_value_list_add_received, list);
 	list->nnulls = nnulls;
-	kappa_value_end_read(&buf);
+	kappa_state_read_end(&r);
 	PG_RETURN_POINTER(list);
 }
 

@@ -2,8 +2,8 @@
  *
  * aggfuncs_serial.c
  *	  Serialized states of kappa's aggregates: the format every one of them
- *	  shares, and the helpers their serialize and deserialize functions
- *	  write and read it with.
+ *	  shares, and the writer and reader their serialize and deserialize
+ *	  functions use, so that each of those says only what its state holds.
  *
  * A kappa view stores its aggregates' states (kappa.view_state) and
  * restores them after a restart, and Postgres passes them between parallel
@@ -18,6 +18,18 @@
  * the element type is its length (4 bytes) and its type's binary send
  * format.  A stored state must still be read after an upgrade: never change
  * what an existing kind writes; a new layout needs a new format version.
+ *
+ * A serialize function opens a KappaStateWriter (which checks the calling
+ * context and writes the header), appends its contents with pq_send* into
+ * the writer's buf and kappa_state_write_count/_value, and returns
+ * kappa_state_write_end.  A deserialize function opens a KappaStateReader
+ * (context check, header, kind among the aggregate's own), makes its state
+ * from the reader's kind, type and collation, reads its contents with
+ * pq_getmsg* from the reader's buf and kappa_state_read_count/_values, and
+ * calls kappa_state_read_end, which fails on bytes left over.  The send or
+ * receive function is looked up when the first count or value is written
+ * or read (kappa_state_read_expect_values: at once), never for a state
+ * that holds no values of its type.
  *
  * Memory and lifetime.  The send and receive functions run in a short-lived
  * child of the current memory context, reset after each value, so their
@@ -40,8 +52,11 @@
 
 #include "agg/aggfuncs_internal.h"
 
+/* The serialized format's version; the second byte. */
+#define KD_FORMAT_VERSION	1
+
 /* ------------------------------------------------------------------------
- * Serialized states
+ * The format
  * ------------------------------------------------------------------------
  */
 
@@ -55,7 +70,7 @@ kappa_value_corrupt(const char *what)
 }
 
 /* Start a serialized state: kind, version, type and collation. */
-void
+static void
 kappa_value_begin_state(StringInfo buf, char kind, KappaValueType *t)
 {
 	pq_begintypsend(buf);
@@ -70,9 +85,9 @@ kappa_value_begin_state(StringInfo buf, char kind, KappaValueType *t)
  * receive functions may rely on a terminating zero byte), check its kind
  * is one of kinds, and return the kind, type and collation.
  */
-char
+static char
 kappa_value_begin_read(StringInfo buf, bytea *data, const char *kinds,
-			  Oid *type, Oid *collation)
+					   Oid *type, Oid *collation)
 {
 	char		kind;
 
@@ -91,7 +106,7 @@ kappa_value_begin_read(StringInfo buf, bytea *data, const char *kinds,
 }
 
 /* Finish reading a serialized state: every byte must have been used. */
-void
+static void
 kappa_value_end_read(StringInfo buf)
 {
 	if (buf->cursor != buf->len)
@@ -100,10 +115,10 @@ kappa_value_end_read(StringInfo buf)
 }
 
 /* The send (or receive) function of a type, cached in the call's fn_extra. */
-KappaValueIo *
+static KappaValueIo *
 kappa_value_io_cache(FunctionCallInfo fcinfo, Oid type, bool send)
 {
-	KappaValueIo  *cache = (KappaValueIo *) fcinfo->flinfo->fn_extra;
+	KappaValueIo *cache = (KappaValueIo *) fcinfo->flinfo->fn_extra;
 
 	if (cache == NULL)
 	{
@@ -126,7 +141,7 @@ kappa_value_io_cache(FunctionCallInfo fcinfo, Oid type, bool send)
 }
 
 /* A child context for the garbage of send and receive functions. */
-MemoryContext
+static MemoryContext
 kappa_value_temp_context(void)
 {
 	return AllocSetContextCreate(CurrentMemoryContext, "kappa aggregate state I/O",
@@ -134,7 +149,7 @@ kappa_value_temp_context(void)
 }
 
 /* Append a value in its type's binary format, with its length first. */
-void
+static void
 kappa_value_send_value(StringInfo buf, KappaValueIo *io, Datum value, MemoryContext tmp)
 {
 	MemoryContext old = MemoryContextSwitchTo(tmp);
@@ -147,11 +162,11 @@ kappa_value_send_value(StringInfo buf, KappaValueIo *io, Datum value, MemoryCont
 }
 
 /*
- * Read a value written by kappa_value_send_value, allocated in the current memory
- * context.  The byte after the value is zeroed during the call (buf is our
- * own copy) and restored.
+ * Read a value written by kappa_value_send_value, allocated in the current
+ * memory context.  The byte after the value is zeroed during the call (buf
+ * is our own copy) and restored.
  */
-Datum
+static Datum
 kappa_value_recv_value(StringInfo buf, KappaValueIo *io)
 {
 	int			len = pq_getmsgint(buf, 4);
@@ -173,4 +188,166 @@ kappa_value_recv_value(StringInfo buf, KappaValueIo *io)
 	elem.data[len] = saved;
 	buf->cursor += len;
 	return value;
+}
+
+/* ------------------------------------------------------------------------
+ * Writing a state: what a serialize function does
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Start serializing a state of a kind over t (NULL for a state that holds
+ * no values of a type), as the aggregate's serialize function called with
+ * fcinfo: fail unless called as an aggregate, then write the header.
+ */
+void
+kappa_state_write_begin(KappaStateWriter *w, FunctionCallInfo fcinfo, char kind,
+						KappaValueType *t)
+{
+	MemoryContext aggcxt;
+
+	kappa_value_check_context(fcinfo, &aggcxt, kind);
+	w->fcinfo = fcinfo;
+	w->type = t ? t->type : InvalidOid;
+	w->io = NULL;
+	w->scratch = NULL;
+	kappa_value_begin_state(&w->buf, kind, t);
+}
+
+/* The values' send function and scratch memory, made at the first need. */
+static void
+kappa_state_writer_prepare(KappaStateWriter *w)
+{
+	if (w->io != NULL)
+		return;
+	w->io = kappa_value_io_cache(w->fcinfo, w->type, true);
+	w->scratch = kappa_value_temp_context();
+}
+
+/*
+ * Append the number of values that follow.  The send function is looked
+ * up here, so that a type without one fails even when there are none.
+ */
+void
+kappa_state_write_count(KappaStateWriter *w, int64 n)
+{
+	kappa_state_writer_prepare(w);
+	pq_sendint64(&w->buf, n);
+}
+
+/* Append a value of the state's type: its length, its send format. */
+void
+kappa_state_write_value(KappaStateWriter *w, Datum value)
+{
+	kappa_state_writer_prepare(w);
+	kappa_value_send_value(&w->buf, w->io, value, w->scratch);
+}
+
+/* The finished state, allocated in the current memory context. */
+bytea *
+kappa_state_write_end(KappaStateWriter *w)
+{
+	if (w->scratch != NULL)
+		MemoryContextDelete(w->scratch);
+	return pq_endtypsend(&w->buf);
+}
+
+/* ------------------------------------------------------------------------
+ * Reading a state: what a deserialize function does
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Start deserializing the state in the first argument of fcinfo, the
+ * call of a deserialize function whose states are of the given kinds
+ * (zero-terminated): fail unless called as an aggregate, copy the bytes,
+ * read the header and check its kind.  The kind, type and collation are
+ * then in r.
+ */
+void
+kappa_state_read_begin(KappaStateReader *r, FunctionCallInfo fcinfo, const char *kinds)
+{
+	bytea	   *data = PG_GETARG_BYTEA_PP(0);
+	MemoryContext aggcxt;
+
+	kappa_value_check_context(fcinfo, &aggcxt, kinds[0]);
+	r->fcinfo = fcinfo;
+	r->io = NULL;
+	r->scratch = NULL;
+	r->kind = kappa_value_begin_read(&r->buf, data, kinds, &r->type, &r->collation);
+}
+
+/*
+ * Look up the values' receive function now, and make the scratch memory
+ * they are received in, if not done yet.  A deserialize function calls it
+ * before reading anything that may fail, so that a type without a receive
+ * function is the error reported.
+ */
+void
+kappa_state_read_expect_values(KappaStateReader *r)
+{
+	if (r->io != NULL)
+		return;
+	r->io = kappa_value_io_cache(r->fcinfo, r->type, false);
+	r->scratch = kappa_value_temp_context();
+}
+
+/*
+ * Read a count of values, as kappa_state_write_count wrote it (the
+ * caller checks it, or kappa_state_read_values does).
+ */
+int64
+kappa_state_read_count(KappaStateReader *r)
+{
+	kappa_state_read_expect_values(r);
+	return pq_getmsgint64(&r->buf);
+}
+
+/*
+ * Read one value of the state's type, in the reader's scratch memory: it
+ * lasts until the next value that kappa_state_read_values reads, or
+ * kappa_state_read_end.  For a value the state keeps a copy of.
+ */
+Datum
+kappa_state_read_value(KappaStateReader *r)
+{
+	MemoryContext old;
+	Datum		value;
+
+	kappa_state_read_expect_values(r);
+	old = MemoryContextSwitchTo(r->scratch);
+	value = kappa_value_recv_value(&r->buf, r->io);
+	MemoryContextSwitchTo(old);
+	return value;
+}
+
+/*
+ * Read n values (a count, from the state: negative is corrupt) and give
+ * each to add(state, value).  Each is received, and add runs, in the
+ * scratch memory, reset after every value: add copies what it keeps into
+ * the state's own memory, and its garbage goes.
+ */
+void
+kappa_state_read_values(KappaStateReader *r, int64 n, KappaStateAddValue add, void *state)
+{
+	if (n < 0)
+		kappa_value_corrupt("bad count");
+	kappa_state_read_expect_values(r);
+	for (int64 i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->scratch);
+
+		add(state, kappa_value_recv_value(&r->buf, r->io));
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(r->scratch);
+	}
+}
+
+/* Finish deserializing: free the scratch memory; fail on bytes left over. */
+void
+kappa_state_read_end(KappaStateReader *r)
+{
+	if (r->scratch != NULL)
+		MemoryContextDelete(r->scratch);
+	kappa_value_end_read(&r->buf);
 }

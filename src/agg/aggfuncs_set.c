@@ -232,62 +232,41 @@ kappa_set_combine(PG_FUNCTION_ARGS)
 Datum
 kappa_set_serialize(PG_FUNCTION_ARGS)
 {
-	KappaSet	   *set = (KappaSet *) PG_GETARG_POINTER(0);
-	MemoryContext aggcxt;
-	MemoryContext tmp;
-	StringInfoData buf;
-	KappaValueIo  *io;
+	KappaSet   *set = (KappaSet *) PG_GETARG_POINTER(0);
+	KappaStateWriter w;
 	kdset_iterator it;
 	KappaSetEntry *entry;
 
-	kappa_value_check_context(fcinfo, &aggcxt, set->kind);
-	io = kappa_value_io_cache(fcinfo, set->t.type, true);
-	tmp = kappa_value_temp_context();
-	kappa_value_begin_state(&buf, set->kind, &set->t);
-	pq_sendint64(&buf, (int64) set->tab->members);
+	kappa_state_write_begin(&w, fcinfo, set->kind, &set->t);
+	kappa_state_write_count(&w, (int64) set->tab->members);
 	kdset_start_iterate(set->tab, &it);
 	while ((entry = kdset_iterate(set->tab, &it)) != NULL)
-		kappa_value_send_value(&buf, io, entry->value, tmp);
-	MemoryContextDelete(tmp);
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+		kappa_state_write_value(&w, entry->value);
+	PG_RETURN_BYTEA_P(kappa_state_write_end(&w));
+}
+
+/* Add a value just deserialized to a set (a KappaStateAddValue). */
+static void
+kappa_value_set_add_received(void *state, Datum value)
+{
+	KappaSet   *set = (KappaSet *) state;
+
+	kappa_value_set_add(set, value, kappa_value_hash_value(&set->t, value));
 }
 
 /* Deserialize function of both set aggregates. */
 Datum
 kappa_set_deserialize(PG_FUNCTION_ARGS)
 {
-	bytea	   *data = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt;
-	MemoryContext tmp;
-	MemoryContext old;
-	StringInfoData buf;
-	KappaValueIo  *io;
-	KappaSet	   *set;
-	Oid			type;
-	Oid			collation;
-	char		kind;
+	KappaStateReader r;
+	KappaSet   *set;
 	int64		n;
 
-	kappa_value_check_context(fcinfo, &aggcxt, KD_COUNT_DISTINCT);
-	kind = kappa_value_begin_read(&buf, data, KD_SET_KINDS, &type, &collation);
-	set = kappa_value_set_create(kind, type, collation, CurrentMemoryContext);
-	io = kappa_value_io_cache(fcinfo, type, false);
-	n = pq_getmsgint64(&buf);
-	if (n < 0)
-		kappa_value_corrupt("bad count");
-	tmp = kappa_value_temp_context();
-	for (int64 i = 0; i < n; i++)
-	{
-		Datum		value;
-
-		old = MemoryContextSwitchTo(tmp);
-		value = kappa_value_recv_value(&buf, io);
-		kappa_value_set_add(set, value, kappa_value_hash_value(&set->t, value));
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(tmp);
-	}
-	MemoryContextDelete(tmp);
-	kappa_value_end_read(&buf);
+	kappa_state_read_begin(&r, fcinfo, KD_SET_KINDS);
+	set = kappa_value_set_create(r.kind, r.type, r.collation, CurrentMemoryContext);
+	n = kappa_state_read_count(&r);
+	kappa_state_read_values(&r, n, kappa_value_set_add_received, set);
+	kappa_state_read_end(&r);
 	PG_RETURN_POINTER(set);
 }
 
