@@ -37,6 +37,9 @@ OBJS = \
 	src/decode/json_scan.o \
 	src/agg/aggregate.o \
 	src/agg/aggfuncs.o \
+	src/agg/aggfuncs_serial.o \
+	src/agg/aggfuncs_set.o \
+	src/agg/aggfuncs_list.o \
 	src/agg/aggfuncs_pick.o \
 	src/agg/aggfuncs_hll.o \
 	src/agg/aggfuncs_bag.o \

@@ -415,91 +415,69 @@ kappa_value_recv_fractions(StringInfo buf)
 Datum
 kappa_bag_serialize(PG_FUNCTION_ARGS)
 {
-	KappaBag	   *bag = (KappaBag *) PG_GETARG_POINTER(0);
-	MemoryContext aggcxt;
-	MemoryContext tmp;
-	StringInfoData buf;
-	KappaValueIo  *io;
+	KappaBag   *bag = (KappaBag *) PG_GETARG_POINTER(0);
+	KappaStateWriter w;
 
-	kappa_value_check_context(fcinfo, &aggcxt, bag->kind);
-	io = kappa_value_io_cache(fcinfo, bag->t.type, true);
-	tmp = kappa_value_temp_context();
-	kappa_value_begin_state(&buf, bag->kind, &bag->t);
-	pq_sendbyte(&buf, bag->param_null ? 1 : 0);
+	kappa_state_write_begin(&w, fcinfo, bag->kind, &bag->t);
+	pq_sendbyte(&w.buf, bag->param_null ? 1 : 0);
 	if (!bag->param_null)
 	{
 		if (KD_BAG_FRACTION(bag->kind))
-			pq_sendfloat8(&buf, bag->fraction);
+			pq_sendfloat8(&w.buf, bag->fraction);
 		else if (KD_BAG_FRACTIONS(bag->kind))
-			kappa_value_send_fractions(&buf, bag->param);
+			kappa_value_send_fractions(&w.buf, bag->param);
 		else
-			kappa_value_send_value(&buf, io, bag->param, tmp);
+			kappa_state_write_value(&w, bag->param);
 	}
-	pq_sendint64(&buf, bag->nvalues);
+	kappa_state_write_count(&w, bag->nvalues);
 	for (int64 i = 0; i < bag->nvalues; i++)
-		kappa_value_send_value(&buf, io, bag->values[i], tmp);
-	MemoryContextDelete(tmp);
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+		kappa_state_write_value(&w, bag->values[i]);
+	PG_RETURN_BYTEA_P(kappa_state_write_end(&w));
+}
+
+/* Add a value just deserialized to a bag (a KappaStateAddValue). */
+static void
+kappa_value_bag_add_received(void *state, Datum value)
+{
+	kappa_value_bag_add((KappaBag *) state, value);
 }
 
 /* Deserialize function of every bag aggregate. */
 Datum
 kappa_bag_deserialize(PG_FUNCTION_ARGS)
 {
-	bytea	   *data = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt;
-	MemoryContext tmp;
-	MemoryContext old;
-	StringInfoData buf;
-	KappaValueIo  *io;
-	KappaBag	   *bag;
-	Oid			type;
-	Oid			collation;
-	char		kind;
+	KappaStateReader r;
+	KappaBag   *bag;
 	bool		param_null;
 	Datum		param = (Datum) 0;
 	int64		n;
 
-	kappa_value_check_context(fcinfo, &aggcxt, KD_STRING_AGG);
-	kind = kappa_value_begin_read(&buf, data, KD_BAG_KINDS, &type, &collation);
-	io = kappa_value_io_cache(fcinfo, type, false);
-	tmp = kappa_value_temp_context();
-	param_null = pq_getmsgbyte(&buf) != 0;
+	kappa_state_read_begin(&r, fcinfo, KD_BAG_KINDS);
+	kappa_state_read_expect_values(&r);
+	param_null = pq_getmsgbyte(&r.buf) != 0;
 	if (!param_null)
 	{
-		if (KD_BAG_FRACTION(kind))
+		if (KD_BAG_FRACTION(r.kind))
 		{
-			param = Float8GetDatum(pq_getmsgfloat8(&buf));
+			param = Float8GetDatum(pq_getmsgfloat8(&r.buf));
 			kappa_value_check_fraction(DatumGetFloat8(param));
 		}
-		else if (KD_BAG_FRACTIONS(kind))
+		else if (KD_BAG_FRACTIONS(r.kind))
 		{
-			old = MemoryContextSwitchTo(tmp);
-			param = kappa_value_recv_fractions(&buf);
+			MemoryContext old = MemoryContextSwitchTo(r.scratch);
+
+			param = kappa_value_recv_fractions(&r.buf);
 			MemoryContextSwitchTo(old);
 			kappa_value_check_fractions(param);
 		}
 		else
-		{
-			old = MemoryContextSwitchTo(tmp);
-			param = kappa_value_recv_value(&buf, io);
-			MemoryContextSwitchTo(old);
-		}
+			param = kappa_state_read_value(&r);
 	}
-	bag = kappa_value_bag_create(kind, type, collation, CurrentMemoryContext, param, param_null);
-	MemoryContextReset(tmp);
-	n = pq_getmsgint64(&buf);
-	if (n < 0)
-		kappa_value_corrupt("bad count");
-	for (int64 i = 0; i < n; i++)
-	{
-		old = MemoryContextSwitchTo(tmp);
-		kappa_value_bag_add(bag, kappa_value_recv_value(&buf, io));
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(tmp);
-	}
-	MemoryContextDelete(tmp);
-	kappa_value_end_read(&buf);
+	bag = kappa_value_bag_create(r.kind, r.type, r.collation, CurrentMemoryContext,
+								 param, param_null);
+	n = kappa_state_read_count(&r);
+	kappa_state_read_values(&r, n, kappa_value_bag_add_received, bag);
+	kappa_state_read_end(&r);
 	PG_RETURN_POINTER(bag);
 }
 

@@ -321,67 +321,60 @@ Datum
 kappa_approx_serialize(PG_FUNCTION_ARGS)
 {
 	KappaHll	   *hll = (KappaHll *) PG_GETARG_POINTER(0);
-	MemoryContext aggcxt;
-	StringInfoData buf;
+	KappaStateWriter w;
 
-	kappa_value_check_context(fcinfo, &aggcxt, KD_APPROX);
-	kappa_value_begin_state(&buf, KD_APPROX, NULL);
+	kappa_state_write_begin(&w, fcinfo, KD_APPROX, NULL);
 	if (hll->regs != NULL)
 	{
-		pq_sendbyte(&buf, 'd');
-		pq_sendbytes(&buf, (char *) hll->regs, HLL_M);
+		pq_sendbyte(&w.buf, 'd');
+		pq_sendbytes(&w.buf, (char *) hll->regs, HLL_M);
 	}
 	else
 	{
-		pq_sendbyte(&buf, 's');
-		pq_sendint32(&buf, hll->nsparse + (hll->has_zero ? 1 : 0));
+		pq_sendbyte(&w.buf, 's');
+		pq_sendint32(&w.buf, hll->nsparse + (hll->has_zero ? 1 : 0));
 		for (uint32 i = 0; i < hll->capsparse; i++)
 			if (hll->sparse[i] != 0)
-				pq_sendint64(&buf, hll->sparse[i]);
+				pq_sendint64(&w.buf, hll->sparse[i]);
 		if (hll->has_zero)
-			pq_sendint64(&buf, 0);
+			pq_sendint64(&w.buf, 0);
 	}
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+	PG_RETURN_BYTEA_P(kappa_state_write_end(&w));
 }
 
 /* kappa_approx_count_distinct's deserialize function. */
 Datum
 kappa_approx_deserialize(PG_FUNCTION_ARGS)
 {
-	bytea	   *data = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt;
-	StringInfoData buf;
+	KappaStateReader r;
 	KappaHll	   *hll;
-	Oid			type;
-	Oid			collation;
 	int			mode;
 
-	kappa_value_check_context(fcinfo, &aggcxt, KD_APPROX);
-	(void) kappa_value_begin_read(&buf, data, (char[]) {KD_APPROX, 0}, &type, &collation);
+	kappa_state_read_begin(&r, fcinfo, (char[]) {KD_APPROX, 0});
 	hll = kappa_value_hll_create(CurrentMemoryContext);
-	mode = pq_getmsgbyte(&buf);
+	mode = pq_getmsgbyte(&r.buf);
 	if (mode == 'd')
 	{
 		kappa_value_hll_to_dense(hll);
-		pq_copymsgbytes(&buf, (char *) hll->regs, HLL_M);
+		pq_copymsgbytes(&r.buf, (char *) hll->regs, HLL_M);
 		for (int i = 0; i < HLL_M; i++)
 			if (hll->regs[i] > HLL_MAX_RHO)
 				kappa_value_corrupt("bad register");
 	}
 	else if (mode == 's')
 	{
-		int			n = pq_getmsgint(&buf, 4);
+		int			n = pq_getmsgint(&r.buf, 4);
 
 		if (n < 0 || n > HLL_SPARSE_MAX)
 			kappa_value_corrupt("bad count");
 		for (int i = 0; i < n; i++)
-			kappa_value_hll_add(hll, (uint64) pq_getmsgint64(&buf));
+			kappa_value_hll_add(hll, (uint64) pq_getmsgint64(&r.buf));
 		if (hll->nsparse + (hll->has_zero ? 1 : 0) != (uint32) n)
 			kappa_value_corrupt("repeated hashes");
 	}
 	else
 		kappa_value_corrupt("bad mode");
-	kappa_value_end_read(&buf);
+	kappa_state_read_end(&r);
 	PG_RETURN_POINTER(hll);
 }
 

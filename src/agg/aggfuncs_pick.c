@@ -190,62 +190,60 @@ kappa_pick_combine(PG_FUNCTION_ARGS)
 Datum
 kappa_pick_serialize(PG_FUNCTION_ARGS)
 {
-	KappaPick	   *pick = (KappaPick *) PG_GETARG_POINTER(0);
-	MemoryContext aggcxt;
-	StringInfoData buf;
+	KappaPick  *pick = (KappaPick *) PG_GETARG_POINTER(0);
+	KappaStateWriter w;
 
-	kappa_value_check_context(fcinfo, &aggcxt, pick->kind);
-	kappa_value_begin_state(&buf, pick->kind, &pick->t);
-	pq_sendbyte(&buf, pick->has ? 1 : 0);
+	kappa_state_write_begin(&w, fcinfo, pick->kind, &pick->t);
+	pq_sendbyte(&w.buf, pick->has ? 1 : 0);
 	if (pick->has)
 	{
-		pq_sendint64(&buf, pick->ts);
-		pq_sendbyte(&buf, pick->isnull ? 1 : 0);
+		pq_sendint64(&w.buf, pick->ts);
+		pq_sendbyte(&w.buf, pick->isnull ? 1 : 0);
 		if (!pick->isnull)
-		{
-			KappaValueIo  *io = kappa_value_io_cache(fcinfo, pick->t.type, true);
-			MemoryContext tmp = kappa_value_temp_context();
-
-			kappa_value_send_value(&buf, io, pick->value, tmp);
-			MemoryContextDelete(tmp);
-		}
+			kappa_state_write_value(&w, pick->value);
 	}
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+	PG_RETURN_BYTEA_P(kappa_state_write_end(&w));
+}
+
+/* A deserialized candidate's time, with the state it is offered to. */
+typedef struct KappaPickReceived
+{
+	KappaPick  *pick;
+	TimestampTz ts;
+} KappaPickReceived;
+
+/* Offer a candidate value just deserialized (a KappaStateAddValue). */
+static void
+kappa_value_pick_offer_received(void *arg, Datum value)
+{
+	KappaPickReceived *received = (KappaPickReceived *) arg;
+
+	kappa_value_pick_offer(received->pick, received->ts, value, false);
 }
 
 /* Deserialize function of kappa_first and kappa_last. */
 Datum
 kappa_pick_deserialize(PG_FUNCTION_ARGS)
 {
-	bytea	   *data = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt;
-	StringInfoData buf;
-	KappaPick	   *pick;
-	Oid			type;
-	Oid			collation;
-	char		kind;
+	KappaStateReader r;
+	KappaPick  *pick;
 
-	kappa_value_check_context(fcinfo, &aggcxt, KD_FIRST);
-	kind = kappa_value_begin_read(&buf, data, (char[]) {KD_FIRST, KD_LAST, 0}, &type, &collation);
-	pick = kappa_value_pick_create(kind, type, collation, CurrentMemoryContext);
-	if (pq_getmsgbyte(&buf) != 0)
+	kappa_state_read_begin(&r, fcinfo, (char[]) {KD_FIRST, KD_LAST, 0});
+	pick = kappa_value_pick_create(r.kind, r.type, r.collation, CurrentMemoryContext);
+	if (pq_getmsgbyte(&r.buf) != 0)
 	{
-		TimestampTz ts = pq_getmsgint64(&buf);
+		TimestampTz ts = pq_getmsgint64(&r.buf);
 
-		if (pq_getmsgbyte(&buf) != 0)
+		if (pq_getmsgbyte(&r.buf) != 0)
 			kappa_value_pick_offer(pick, ts, (Datum) 0, true);
 		else
 		{
-			KappaValueIo  *io = kappa_value_io_cache(fcinfo, type, false);
-			MemoryContext tmp = kappa_value_temp_context();
-			MemoryContext old = MemoryContextSwitchTo(tmp);
+			KappaPickReceived received = {pick, ts};
 
-			kappa_value_pick_offer(pick, ts, kappa_value_recv_value(&buf, io), false);
-			MemoryContextSwitchTo(old);
-			MemoryContextDelete(tmp);
+			kappa_state_read_values(&r, 1, kappa_value_pick_offer_received, &received);
 		}
 	}
-	kappa_value_end_read(&buf);
+	kappa_state_read_end(&r);
 	PG_RETURN_POINTER(pick);
 }
 
