@@ -63,6 +63,8 @@ static void reject_event(KappaEngine *engine, ViewRuntime *view, ViewPartition *
 static char *dedup_key_text(KappaEngine *engine, Datum value);
 static Size key_bytes(ViewRuntime *view);
 static void process_error_context(void *arg);
+static MemoryContext begin_message(KappaEngine *engine, const KappaMessage *message,
+								   ErrorContextCallback *context, TimestampTz *broker_time);
 static void note_late(KappaEngine *engine, ViewRuntime *view, ViewPartition *vp,
 					  TimestampTz event_time);
 static bytea *bytes_to_bytea(const char *data, size_t len);
@@ -85,6 +87,32 @@ bytes_to_bytea(const char *data, size_t len)
 }
 
 /*
+ * Start on a message: per-message memory reset and current (the caller's
+ * context is returned, to switch back to), the engine's notion of the
+ * message being processed, and an error context naming it.  The caller
+ * pops the error context when done.
+ */
+static MemoryContext
+begin_message(KappaEngine *engine, const KappaMessage *message,
+			  ErrorContextCallback *context, TimestampTz *broker_time)
+{
+	MemoryContext old;
+
+	ResetExprContext(engine->econtext);
+	old = MemoryContextSwitchTo(engine->econtext->ecxt_per_tuple_memory);
+	ExecClearTuple(engine->event_slot);
+	*broker_time = message->timestamp_ms >= 0 ?
+		time_t_to_timestamptz(0) + message->timestamp_ms * INT64CONST(1000) : 0;
+	engine->message = message;
+	engine->dedup_text = NULL;
+	context->callback = process_error_context;
+	context->arg = engine;
+	context->previous = error_context_stack;
+	error_context_stack = context;
+	return old;
+}
+
+/*
  * Run one message through the stream and its views.  What cannot be
  * decoded becomes a dead letter; what a view cannot apply, that view
  * rejects.  kappa's own checks do that at once; an error raised by
@@ -97,7 +125,6 @@ void
 kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 {
 	StreamPartition *sp;
-	TupleTableSlot *slot = engine->event_slot;
 	const char *reason = NULL;
 	const char *sqlstate = NULL;
 	bool		first;
@@ -132,18 +159,8 @@ kappa_engine_process(KappaEngine *engine, const KappaMessage *message)
 
 	/* everything temporary lives in per-event memory */
 	kappa_phase_start(engine, &phase_start);
-	ResetExprContext(engine->econtext);
-	old = MemoryContextSwitchTo(engine->econtext->ecxt_per_tuple_memory);
-	ExecClearTuple(slot);
-	broker_time = message->timestamp_ms >= 0 ?
-		time_t_to_timestamptz(0) + message->timestamp_ms * INT64CONST(1000) : 0;
-	engine->message = message;
-	engine->dedup_text = NULL;
+	old = begin_message(engine, message, &context, &broker_time);
 	poisoned = kappa_poisons_any(engine->poisons, message->partition, message->offset);
-	context.callback = process_error_context;
-	context.arg = engine;
-	context.previous = error_context_stack;
-	error_context_stack = &context;
 
 	if (message->payload == NULL)
 	{
@@ -302,7 +319,6 @@ void
 kappa_engine_retry(KappaEngine *engine, const KappaMessage *message, int32 view_id,
 				   KappaRetryResult *result)
 {
-	TupleTableSlot *slot = engine->event_slot;
 	MemoryContext caller = CurrentMemoryContext;
 	const char *reason = NULL;
 	const char *sqlstate = NULL;
@@ -317,17 +333,7 @@ kappa_engine_retry(KappaEngine *engine, const KappaMessage *message, int32 view_
 	ListCell   *lc;
 
 	memset(result, 0, sizeof(*result));
-	ResetExprContext(engine->econtext);
-	old = MemoryContextSwitchTo(engine->econtext->ecxt_per_tuple_memory);
-	ExecClearTuple(slot);
-	broker_time = message->timestamp_ms >= 0 ?
-		time_t_to_timestamptz(0) + message->timestamp_ms * INT64CONST(1000) : 0;
-	engine->message = message;
-	engine->dedup_text = NULL;
-	context.callback = process_error_context;
-	context.arg = engine;
-	context.previous = error_context_stack;
-	error_context_stack = &context;
+	old = begin_message(engine, message, &context, &broker_time);
 
 	if (message->payload == NULL)
 	{
