@@ -53,17 +53,20 @@ merge_range(int64 f, int64 t, void *arg)
 {
 	MergedRanges *merged = arg;
 	Range	   *last = merged->last;
+	MemoryContext spi;
 
 	if (last != NULL && f <= last->to)
 	{
 		last->to = Max(last->to, t);
 		return;
 	}
-	/* in the caller's memory: SPI's goes with the catalog section */
-	last = MemoryContextAlloc(merged->cxt, sizeof(Range));
+	/* the range and the list in the caller's memory: SPI's goes with the catalog section */
+	spi = MemoryContextSwitchTo(merged->cxt);
+	last = palloc(sizeof(Range));
 	last->from = f;
 	last->to = t;
 	merged->ranges = lappend(merged->ranges, last);
+	MemoryContextSwitchTo(spi);
 	merged->last = last;
 }
 
