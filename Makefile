@@ -25,6 +25,8 @@ OBJS = \
 	src/kappa_catalog/stream.o \
 	src/kappa_catalog/view.o \
 	src/kappa_catalog/ddl.o \
+	src/kappa_catalog/sinks.o \
+	src/kappa_catalog/archive_files.o \
 	src/engine/portable.o \
 	src/engine/view_read.o \
 	src/shmem.o \

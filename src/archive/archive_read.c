@@ -46,6 +46,7 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive.h"
+#include "kappa_catalog/archive_files.h"
 #include "kappa_catalog/catalog.h"
 #include "shmem.h"
 
@@ -410,6 +411,32 @@ range_record(ArchiveRecord *rec, void *arg)
 	rr->emit(&m, rr->arg);
 }
 
+/* The files kappa_archive_read_range reads, as the manifest lists them. */
+typedef struct RangeFiles
+{
+	KappaStream *stream;
+	List	   *paths;			/* full paths */
+	List	   *lasts;			/* int64 *: each file's last recorded offset */
+	MemoryContext cxt;			/* where the lists live */
+} RangeFiles;
+
+/* A file the manifest lists, added to the files to read. */
+static void
+range_file(const char *path, int64 last_offset, void *arg)
+{
+	RangeFiles *files = arg;
+
+	/* in the caller's memory: SPI's goes with the catalog section */
+	MemoryContext spi = MemoryContextSwitchTo(files->cxt);
+
+	/* kappa's own files are under its archive; registered ones absolute */
+	files->paths = lappend(files->paths, path[0] == '/' ? pstrdup(path) :
+						   psprintf("%s/%s", files->stream->archive, path));
+	files->lasts = lappend(files->lasts, palloc(sizeof(int64)));
+	*(int64 *) llast(files->lasts) = last_offset;
+	MemoryContextSwitchTo(spi);
+}
+
 /*
  * Read offsets [from, to) of a partition back from the stream's archive, by
  * the ranges kappa.archive_files records, calling emit for each message in
@@ -422,46 +449,23 @@ void
 kappa_archive_read_range(KappaStream *stream, int32 partition, int64 from, int64 to,
 				   KappaMessageCallback emit, void *arg)
 {
-	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
-	Datum		values[3] = {Int32GetDatum(stream->id), Int32GetDatum(partition), Int64GetDatum(from)};
-	List	   *paths = NIL;
-	List	   *lasts = NIL;
+	RangeFiles	files = {.stream = stream, .paths = NIL, .lasts = NIL, .cxt = CurrentMemoryContext};
 	ListCell   *lc;
 	ListCell   *lc2;
-	MemoryContext caller = CurrentMemoryContext;
 	RangeRead	rr;
 	KappaCatalogAccess catalog;
 
 	if (from >= to)
 		return;
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("SELECT path, last_offset FROM kappa.archive_files "
-							  "WHERE stream_id = $1 AND partition = $2 AND last_offset >= $3 "
-							  "ORDER BY first_offset",
-							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.archive_files");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		char	   *path = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		int64		last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
-													   &isnull));
-		/* in the caller's memory: SPI's goes with the catalog section */
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-
-		/* kappa's own files are under its archive; registered ones absolute */
-		paths = lappend(paths, path[0] == '/' ? pstrdup(path) : psprintf("%s/%s", stream->archive, path));
-		lasts = lappend(lasts, palloc(sizeof(int64)));
-		*(int64 *) llast(lasts) = last;
-		MemoryContextSwitchTo(spi);
-	}
+	kappa_archive_files_scan(stream->id, partition, from, range_file, &files);
 	kappa_catalog_leave(&catalog);
 
 	rr.partition = partition;
 	rr.next = from;
 	rr.emit = emit;
 	rr.arg = arg;
-	forboth(lc, paths, lc2, lasts)
+	forboth(lc, files.paths, lc2, files.lasts)
 	{
 		if (rr.next >= to)
 			break;

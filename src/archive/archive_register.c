@@ -35,6 +35,7 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive.h"
+#include "kappa_catalog/archive_files.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
 #include "shmem.h"
@@ -105,9 +106,7 @@ register_dir(KappaStream *stream, int32 partition, const char *dir, ReturnSetInf
 		struct stat st;
 		FileRange	fr;
 		size_t		len = strlen(path);
-		Oid			types[9] = {INT4OID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, INT8OID, INT8OID};
-		Datum		values[9];
+		KappaArchiveFile record;
 		bool		overlap;
 
 		CHECK_FOR_INTERRUPTS();
@@ -125,26 +124,16 @@ register_dir(KappaStream *stream, int32 partition, const char *dir, ReturnSetInf
 		if (fr.records == 0)
 			continue;			/* Capture writes empty files too */
 
-		values[0] = Int32GetDatum(stream->id);
-		values[1] = Int32GetDatum(partition);
-		values[2] = CStringGetTextDatum(path);
-		values[3] = Int64GetDatum(fr.first);
-		values[4] = Int64GetDatum(fr.last);
-		values[5] = TimestampTzGetDatum(fr.first_time);
-		values[6] = TimestampTzGetDatum(fr.last_time);
-		values[7] = Int64GetDatum(fr.records);
+		record.partition = partition;
+		record.path = path;
+		record.first_offset = fr.first;
+		record.last_offset = fr.last;
+		record.first_time = fr.first_time;
+		record.last_time = fr.last_time;
+		record.records = fr.records;
+		record.closed = true;
 		SPI_connect();
-		if (SPI_execute_with_args("SELECT 1 FROM kappa.archive_files WHERE stream_id = $1 AND partition = $2 "
-								  "AND first_offset <= $5 AND last_offset >= $4",
-								  5, types, values, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.archive_files");
-		overlap = (SPI_processed > 0);
-		if (!overlap &&
-			SPI_execute_with_args("INSERT INTO kappa.archive_files (stream_id, partition, path, first_offset, "
-								  "last_offset, first_time, last_time, records, closed) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true)",
-								  8, types, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not record archive file \"%s\"", path);
+		overlap = !kappa_archive_files_register(stream->id, &record);
 		SPI_finish();
 		if (overlap)
 		{

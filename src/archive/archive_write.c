@@ -58,6 +58,7 @@
 
 #include "archive/archive.h"
 #include "guc.h"
+#include "kappa_catalog/archive_files.h"
 #include "kappa_catalog/catalog.h"
 
 /* Capture's record, as Azure's files carry it (null property values). */
@@ -186,22 +187,15 @@ kappa_archive_writer_reset(KappaArchiveWriter *w)
 static void
 read_archive_ends(KappaArchiveWriter *w, const bool *which)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(w->stream->id)};
+	int64	   *ends = palloc(sizeof(int64) * w->nparts);
 
-	/* not read_only: another worker may just have moved the end */
-	if (SPI_execute_with_args("SELECT partition, max(last_offset) + 1 FROM kappa.archive_files "
-							  "WHERE stream_id = $1 GROUP BY partition",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.archive_files");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	kappa_archive_files_ends(w->stream->id, w->nparts, ends);
+	for (int p = 0; p < w->nparts; p++)
 	{
-		bool		isnull;
-		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-
-		if (p >= 0 && p < w->nparts && (which == NULL || which[p]))
-			w->next[p] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		if (ends[p] >= 0 && (which == NULL || which[p]))
+			w->next[p] = ends[p];
 	}
+	pfree(ends);
 }
 
 /* Capture's time format: "12/9/2022 4:50:12 PM", UTC. */
@@ -306,17 +300,11 @@ open_file(KappaArchiveWriter *w, int32 partition, TimestampTz time, size_t need)
 	f->path = psprintf("%s.avro", base);
 	for (int n = 1;; n++)
 	{
-		Oid			types[2] = {INT4OID, TEXTOID};
-		Datum		values[2] = {Int32GetDatum(w->stream->id), CStringGetTextDatum(f->path)};
-
 		bool		taken;
 		KappaCatalogAccess catalog;
 
 		kappa_catalog_enter(&catalog);
-		if (SPI_execute_with_args("SELECT 1 FROM kappa.archive_files WHERE stream_id = $1 AND path = $2",
-								  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.archive_files");
-		taken = (SPI_processed > 0);
+		taken = kappa_archive_files_has_path(w->stream->id, f->path);
 		kappa_catalog_leave(&catalog);
 		if (!taken)
 			break;
@@ -408,22 +396,19 @@ kappa_archive_writer_append(KappaArchiveWriter *w, const KappaMessage *m)
 void
 kappa_archive_writer_adopt(KappaArchiveWriter *w, const bool *owned)
 {
-	Oid			types[2] = {INT4OID, TEXTOID};
-	Datum		values[2] = {Int32GetDatum(w->stream->id), (Datum) 0};
 	KappaCatalogAccess catalog;
 
 	kappa_catalog_enter(&catalog);
 	for (int p = 0; p < w->nparts; p++)
 	{
+		char	   *path;
+
 		if (owned[p] || w->files[p] == NULL)
 			continue;
 		Assert(!w->files[p]->dirty);
-		values[1] = CStringGetTextDatum(w->files[p]->path);
+		path = pstrdup(w->files[p]->path);
 		close_file(w, p);
-		if (SPI_execute_with_args("UPDATE kappa.archive_files SET closed = true "
-								  "WHERE stream_id = $1 AND path = $2",
-								  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not record the archive files of stream \"%s\"", w->stream->name);
+		kappa_archive_files_close(w->stream->id, path);
 	}
 	read_archive_ends(w, owned);
 	kappa_catalog_leave(&catalog);
@@ -438,20 +423,16 @@ kappa_archive_writer_adopt(KappaArchiveWriter *w, const bool *owned)
 void
 kappa_archive_writer_break(KappaArchiveWriter *w, int32 partition)
 {
-	Oid			types[2] = {INT4OID, TEXTOID};
-	Datum		values[2] = {Int32GetDatum(w->stream->id), (Datum) 0};
+	char	   *path;
 	KappaCatalogAccess catalog;
 
 	kappa_archive_writer_flush(w);
 	if (w->files[partition] == NULL)
 		return;
-	values[1] = CStringGetTextDatum(w->files[partition]->path);
+	path = pstrdup(w->files[partition]->path);
 	close_file(w, partition);
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("UPDATE kappa.archive_files SET closed = true "
-							  "WHERE stream_id = $1 AND path = $2",
-							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record the archive files of stream \"%s\"", w->stream->name);
+	kappa_archive_files_close(w->stream->id, path);
 	kappa_catalog_leave(&catalog);
 }
 
@@ -464,8 +445,6 @@ kappa_archive_writer_break(KappaArchiveWriter *w, int32 partition)
 void
 kappa_archive_writer_flush(KappaArchiveWriter *w)
 {
-	Oid			types[9] = {INT4OID, INT4OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID,
-	TIMESTAMPTZOID, INT8OID, BOOLOID};
 	TimestampTz now = GetCurrentTimestamp();
 	KappaCatalogAccess catalog;
 
@@ -473,7 +452,7 @@ kappa_archive_writer_flush(KappaArchiveWriter *w)
 	for (int p = 0; p < w->nparts; p++)
 	{
 		ArchiveFile *f = w->files[p];
-		Datum		values[9];
+		KappaArchiveFile record;
 		char	   *full;
 		bool		roll;
 		long		size;
@@ -496,23 +475,15 @@ kappa_archive_writer_flush(KappaArchiveWriter *w)
 		roll = size >= (long) kappa_archive_roll_size * 1024L ||
 			TimestampDifferenceExceeds(f->opened_at, now, kappa_archive_roll_interval * 1000);
 
-		values[0] = Int32GetDatum(w->stream->id);
-		values[1] = Int32GetDatum(p);
-		values[2] = CStringGetTextDatum(f->path);
-		values[3] = Int64GetDatum(f->first_offset);
-		values[4] = Int64GetDatum(f->last_offset);
-		values[5] = TimestampTzGetDatum(f->first_time);
-		values[6] = TimestampTzGetDatum(f->last_time);
-		values[7] = Int64GetDatum(f->records);
-		values[8] = BoolGetDatum(roll);
-		if (SPI_execute_with_args("INSERT INTO kappa.archive_files AS a (stream_id, partition, path, "
-								  "first_offset, last_offset, first_time, last_time, records, closed) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-								  "ON CONFLICT (stream_id, path) DO UPDATE SET "
-								  "last_offset = EXCLUDED.last_offset, last_time = EXCLUDED.last_time, "
-								  "records = EXCLUDED.records, closed = EXCLUDED.closed",
-								  9, types, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not record archive file \"%s\"", full);
+		record.partition = p;
+		record.path = f->path;
+		record.first_offset = f->first_offset;
+		record.last_offset = f->last_offset;
+		record.first_time = f->first_time;
+		record.last_time = f->last_time;
+		record.records = f->records;
+		record.closed = roll;
+		kappa_archive_files_store(w->stream->id, &record);
 		f->dirty = false;
 		if (roll)
 			close_file(w, p);

@@ -29,6 +29,7 @@
 
 #include "archive/archive.h"
 #include "engine/history.h"
+#include "kappa_catalog/archive_files.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/gaps.h"
 
@@ -39,6 +40,37 @@ typedef struct Range
 	int64		to;
 } Range;
 
+/* The archive ranges archive_ranges has merged so far. */
+typedef struct MergedRanges
+{
+	List	   *ranges;			/* Range, in offset order */
+	Range	   *last;			/* the last of them, or NULL */
+	MemoryContext cxt;			/* where they live */
+} MergedRanges;
+
+/* A file's range [f, t), from the manifest, merged into the ranges. */
+static void
+merge_range(int64 f, int64 t, void *arg)
+{
+	MergedRanges *merged = arg;
+	Range	   *last = merged->last;
+	MemoryContext spi;
+
+	if (last != NULL && f <= last->to)
+	{
+		last->to = Max(last->to, t);
+		return;
+	}
+	/* the range and the list in the caller's memory: SPI's goes with the catalog section */
+	spi = MemoryContextSwitchTo(merged->cxt);
+	last = palloc(sizeof(Range));
+	last->from = f;
+	last->to = t;
+	merged->ranges = lappend(merged->ranges, last);
+	MemoryContextSwitchTo(spi);
+	merged->last = last;
+}
+
 /*
  * The archive's ranges of a partition that meet [from, to), merged where
  * they touch or overlap, in offset order.  Not read-only: a worker's
@@ -47,40 +79,13 @@ typedef struct Range
 static List *
 archive_ranges(KappaStream *stream, int32 partition, int64 from, int64 to)
 {
-	Oid			types[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
-	Datum		values[4] = {Int32GetDatum(stream->id), Int32GetDatum(partition),
-	Int64GetDatum(from), Int64GetDatum(to)};
-	MemoryContext caller = CurrentMemoryContext;
-	List	   *ranges = NIL;
-	Range	   *last = NULL;
+	MergedRanges merged = {.ranges = NIL, .last = NULL, .cxt = CurrentMemoryContext};
 	KappaCatalogAccess catalog;
 
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("SELECT first_offset, last_offset + 1 FROM kappa.archive_files "
-							  "WHERE stream_id = $1 AND partition = $2 "
-							  "  AND last_offset >= $3 AND first_offset < $4 "
-							  "ORDER BY first_offset",
-							  4, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.archive_files");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int64		f = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		int64		t = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-
-		if (last != NULL && f <= last->to)
-		{
-			last->to = Max(last->to, t);
-			continue;
-		}
-		/* in the caller's memory: SPI's goes with the catalog section */
-		last = MemoryContextAlloc(caller, sizeof(Range));
-		last->from = f;
-		last->to = t;
-		ranges = lappend(ranges, last);
-	}
+	kappa_archive_files_ranges(stream->id, partition, from, to, merge_range, &merged);
 	kappa_catalog_leave(&catalog);
-	return ranges;
+	return merged.ranges;
 }
 
 /* Append a span, merging it into the last one if it continues it. */

@@ -62,15 +62,13 @@
 #include "kafka/kafka.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/connection.h"
+#include "kappa_catalog/sinks.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_create_sink);
 PG_FUNCTION_INFO_V1(kappa_drop_sink);
-
-/* The most outbox rows one Kafka transaction sends. */
-#define SINK_BATCH 10000
 
 /* A sink as a flush sees it. */
 typedef struct FlushSink
@@ -135,9 +133,8 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 	char	   *plan;
 	KappaViewSpec *spec;
 	bool		is_end;
-	Oid			types[8] = {TEXTOID, OIDOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID};
 	Datum		values[8];
-	char		nulls[8] = "        ";
+	Oid			owner = GetUserId();	/* the caller: the sink is theirs */
 	MemoryContext caller = CurrentMemoryContext;
 
 	/* any error below must not log the statement: its options may hold secrets */
@@ -214,29 +211,16 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 						 "Use emit => 'changes' to send each row as it changes." :
 						 "Add w.window_end (or, for tumbling and hopping windows, w.window_start) to the view's select list.")));
 
-	values[0] = CStringGetTextDatum(name);
-	values[1] = ObjectIdGetDatum(GetUserId());
-	values[2] = DirectFunctionCall1(namein, CStringGetDatum(view.schema));
-	values[3] = DirectFunctionCall1(namein, CStringGetDatum(view.relname));
-	values[4] = CStringGetTextDatum(topic);
-	values[5] = brokers ? CStringGetTextDatum(brokers) : (Datum) 0;
-	nulls[5] = brokers ? ' ' : 'n';
-	values[6] = options ? JsonbPGetDatum(options) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-	values[7] = CStringGetTextDatum(emit);
+	if (options == NULL)
+		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT FROM kappa.sinks WHERE name = $1", 1, types, values, NULL,
-							  true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.sinks");
-	if (SPI_processed > 0)
+	if (kappa_sinks_exists(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("sink \"%s\" already exists", name),
 				 errhint("Drop it first with kappa_drop_sink, or choose another name.")));
 	/* emit changes: from now on; emit final: every final window, from the first */
-	if (SPI_execute_with_args("INSERT INTO kappa.sinks (name, owner, schema_name, view_name, topic, brokers, options, emit) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-							  8, types, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert sink \"%s\"", name);
+	kappa_sinks_insert(name, owner, view.schema, view.relname, topic, brokers, options, emit);
 	kappa_catalog_leave(&access);
 	PG_RETURN_VOID();
 }
@@ -249,18 +233,12 @@ Datum
 kappa_drop_sink(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	Oid			owner = InvalidOid;
-	bool		isnull;
+	Oid			owner;
 	KappaCatalogAccess access;
 
 	kappa_require_preload();
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT owner FROM kappa.sinks WHERE name = $1 FOR UPDATE",
-							  1, (Oid[]) {TEXTOID}, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.sinks");
-	if (SPI_processed > 0)
-		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	owner = kappa_sinks_lock_owner(name);
 	kappa_catalog_leave(&access);
 	if (!OidIsValid(owner))
 		ereport(ERROR,
@@ -272,9 +250,7 @@ kappa_drop_sink(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of sink \"%s\"", name)));
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("DELETE FROM kappa.sinks WHERE name = $1",
-							  1, (Oid[]) {TEXTOID}, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete sink \"%s\"", name);
+	kappa_sinks_delete(name);
 	kappa_catalog_leave(&access);
 	PG_RETURN_VOID();
 }
@@ -288,38 +264,28 @@ List *
 kappa_sink_load(ViewRuntime *view)
 {
 	List	   *sinks = NIL;
+	List	   *found;
+	ListCell   *lc;
 	KappaCatalogAccess access;
 	MemoryContext caller = CurrentMemoryContext;
-	Datum		values[1] = {Int32GetDatum(view->view_id)};
 
 	kappa_catalog_enter(&access);
-	/* a view of that name may since belong to someone else: not theirs */
-	if (SPI_execute_with_args("SELECT k.sink_id, k.name, k.emit = 'final', k.final_upto "
-							  "FROM kappa.sinks k JOIN kappa.views v "
-							  "  ON v.schema_name = k.schema_name AND v.view_name = k.view_name "
-							  "WHERE v.view_id = $1 AND pg_catalog.pg_has_role(k.owner, v.owner, 'USAGE') "
-							  "ORDER BY k.sink_id",
-							  1, (Oid[]) {INT4OID}, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.sinks");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/* in the caller's memory: SPI's goes with the catalog section */
+	found = kappa_sinks_of_view(view->view_id, caller);
+	kappa_catalog_leave(&access);
+	foreach(lc, found)
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext spi = MemoryContextSwitchTo(caller);
+		KappaSinkOfView *found_sink = lfirst(lc);
 		FlushSink  *sink = palloc0(sizeof(FlushSink));
-		bool		isnull;
-		Datum		d;
 
-		sink->out.sink_id = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-		sink->name = SPI_getvalue(row, desc, 2);
-		sink->out.final = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull));
-		d = SPI_getbinval(row, desc, 4, &isnull);
-		sink->final_upto = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		sink->out.sink_id = found_sink->sink_id;
+		sink->name = found_sink->name;
+		sink->out.final = found_sink->final;
+		sink->final_upto = found_sink->final_upto;
 		sink->out.final_upto = DT_NOBEGIN;
 		sinks = lappend(sinks, sink);
-		MemoryContextSwitchTo(spi);
 	}
-	kappa_catalog_leave(&access);
+	list_free_deep(found);		/* the names stay: the sinks have them */
 	return sinks;
 }
 
@@ -436,55 +402,16 @@ kappa_sink_store(ViewRuntime *view, List *sinks)
 	{
 		FlushSink  *sink = lfirst(lc);
 		int			n = list_length(sink->out.rows);
-		Datum	   *keys;
-		Datum	   *rows;
-		Datum		values[6];
-		char		nulls[6] = "      ";
-		bool		isnull;
 		int64		first;
-		ListCell   *kc;
-		ListCell   *rc;
 
 		if (n == 0 && sink->out.final_upto == DT_NOBEGIN)
 			continue;
-		values[0] = Int32GetDatum(sink->out.sink_id);
-		values[1] = Int64GetDatum(n);
-		values[2] = TimestampTzGetDatum(sink->out.final_upto);
-		nulls[2] = sink->out.final_upto == DT_NOBEGIN ? 'n' : ' ';
-		if (SPI_execute_with_args("UPDATE kappa.sinks SET next_seq = next_seq + $2, "
-								  "final_upto = coalesce($3, final_upto) "
-								  "WHERE sink_id = $1 RETURNING next_seq - $2",
-								  3, (Oid[]) {INT4OID, INT8OID, TIMESTAMPTZOID}, values, nulls,
-								  false, 0) != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+		if (!kappa_sinks_give_seqs(sink->out.sink_id, n, sink->out.final_upto, &first))
 			elog(ERROR, "could not write the outbox of sink \"%s\"", sink->name);
-		first = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (n == 0)
 			continue;
-		keys = palloc(sizeof(Datum) * n);
-		rows = palloc(sizeof(Datum) * n);
-		forboth(kc, sink->out.keys, rc, sink->out.rows)
-		{
-			int			i = foreach_current_index(kc);
-
-			keys[i] = CStringGetTextDatum(lfirst(kc));
-			rows[i] = CStringGetTextDatum(lfirst(rc));
-		}
-		values[1] = Int64GetDatum(first);
-		values[2] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
-		values[3] = PointerGetDatum(construct_array(rows, n, TEXTOID, -1, false, TYPALIGN_INT));
-		values[4] = CStringGetTextDatum(sink->name);
-		values[5] = CStringGetTextDatum(view->name);
-		memset(nulls, ' ', sizeof(nulls));
-		if (SPI_execute_with_args("INSERT INTO kappa.sink_outbox (sink_id, seq, key, value) "
-								  "SELECT $1, $2 + u.o, u.k, "
-								  "  pg_catalog.format('{\"kappa\": {\"sink\": %s, \"sink_id\": %s, \"seq\": %s, \"view\": %s, \"final\": %s}, \"row\": %s}', "
-								  "    pg_catalog.to_json($5::text), $1, $2 + u.o, pg_catalog.to_json($6::text), pg_catalog.to_json($7), u.r) "
-								  "FROM ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) "
-								  "  WITH ORDINALITY AS u(k, r, o)",
-								  7, (Oid[]) {INT4OID, INT8OID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID, BOOLOID},
-								  (Datum[]) {values[0], values[1], values[2], values[3], values[4], values[5],
-			BoolGetDatum(sink->out.final)}, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write the outbox of sink \"%s\"", sink->name);
+		kappa_sink_outbox_insert(sink->out.sink_id, first, sink->out.keys, sink->out.rows,
+								 sink->name, view->name, sink->out.final);
 	}
 }
 
@@ -593,17 +520,6 @@ sender_failed(SinkSender *sender)
 	sender->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sender->backoff_ms);
 }
 
-/* Record a sink's error, where kappa_sinks shows it. */
-static void
-sink_error(int32 sink_id, const char *error)
-{
-	Datum		values[2] = {Int32GetDatum(sink_id), CStringGetTextDatum(error)};
-
-	if (SPI_execute_with_args("UPDATE kappa.sinks SET last_error = $2 WHERE sink_id = $1",
-							  2, (Oid[]) {INT4OID, TEXTOID}, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record the error of a sink");
-}
-
 /*
  * Send one batch of a sink's outbox: in one Kafka transaction, then, in
  * the caller's Postgres transaction, the new sent_seq.  The first time
@@ -614,23 +530,19 @@ sink_error(int32 sink_id, const char *error)
  * kappa.sinks, and the outbox waits.
  */
 static SinkSendResult
-send_sink(KappaStream *stream, SinkSender *sender, HeapTuple row, TupleDesc desc)
+send_sink(KappaStream *stream, SinkSender *sender, KappaSinkTarget *sink)
 {
-	bool		isnull;
-	int32		sink_id = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-	char	   *name = SPI_getvalue(row, desc, 2);
-	char	   *topic = SPI_getvalue(row, desc, 3);
-	char	   *brokers = SPI_getvalue(row, desc, 4);
-	Jsonb	   *options = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 5, &isnull));
-	int64		sent = DatumGetInt64(SPI_getbinval(row, desc, 6, &isnull));
-	int64		next_seq = DatumGetInt64(SPI_getbinval(row, desc, 7, &isnull));
-	KappaStream *conn = sink_connection(stream, topic, brokers, options);
+	int32		sink_id = sink->sink_id;
+	char	   *name = sink->name;
+	char	   *topic = sink->topic;
+	int64		sent = sink->sent_seq;
+	int64		next_seq = sink->next_seq;
+	KappaStream *conn = sink_connection(stream, topic, sink->brokers, sink->options);
 	char	   *error = NULL;
 	bool		fatal = false;
-	Datum		values[2];
 	List	   *keys = NIL;
 	List	   *messages = NIL;
-	int64		last = sent;
+	int64		last;
 
 	if (sender->producer == NULL)
 	{
@@ -642,7 +554,7 @@ send_sink(KappaStream *stream, SinkSender *sender, HeapTuple row, TupleDesc desc
 		MemoryContextSwitchTo(old);
 		if (producer == NULL)
 		{
-			sink_error(sink_id, error);
+			kappa_sinks_set_error(sink_id, error);
 			return SINK_FAILED;
 		}
 		sender->producer = producer;
@@ -650,7 +562,7 @@ send_sink(KappaStream *stream, SinkSender *sender, HeapTuple row, TupleDesc desc
 		committed = kappa_sink_last_seq(conn, name, sink_id, &error);
 		if (committed < 0)
 		{
-			sink_error(sink_id, error);
+			kappa_sinks_set_error(sink_id, error);
 			return SINK_FAILED;
 		}
 		if (committed > next_seq)
@@ -663,37 +575,20 @@ send_sink(KappaStream *stream, SinkSender *sender, HeapTuple row, TupleDesc desc
 			ereport(LOG,
 					(errmsg("kappa sink \"%s\": its topic holds rows up to seq " INT64_FORMAT ", " INT64_FORMAT " more than recorded as sent",
 							name, committed, committed - sent)));
-			sent = last = committed;
+			sent = committed;
 		}
 	}
 
-	values[0] = Int32GetDatum(sink_id);
-	values[1] = Int64GetDatum(sent);
-	if (SPI_execute_with_args("SELECT seq, key, value FROM kappa.sink_outbox "
-							  "WHERE sink_id = $1 AND seq > $2 ORDER BY seq LIMIT " CppAsString2(SINK_BATCH),
-							  2, (Oid[]) {INT4OID, INT8OID}, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the outbox of sink \"%s\"", name);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		keys = lappend(keys, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
-		messages = lappend(messages, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3));
-	}
+	last = kappa_sink_outbox_take(sink_id, sent, &keys, &messages);
 	if (messages != NIL && !kappa_sink_producer_send(sender->producer, topic, keys, messages, &error, &fatal))
 	{
-		sink_error(sink_id, error);
+		kappa_sinks_set_error(sink_id, error);
 		return SINK_FAILED;
 	}
-	values[1] = Int64GetDatum(last);
-	if (SPI_execute_with_args("UPDATE kappa.sinks SET sent_seq = greatest(sent_seq, $2), last_error = NULL, "
-							  "last_sent_at = CASE WHEN $2 > sent_seq THEN now() ELSE last_sent_at END "
-							  "WHERE sink_id = $1",
-							  2, (Oid[]) {INT4OID, INT8OID}, values, NULL, false, 0) != SPI_OK_UPDATE ||
-		SPI_execute_with_args("DELETE FROM kappa.sink_outbox WHERE sink_id = $1 AND seq <= $2",
-							  2, (Oid[]) {INT4OID, INT8OID}, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not record what sink \"%s\" sent", name);
+	kappa_sinks_record_sent(sink_id, last);
+	kappa_sink_outbox_delete_sent(sink_id, last);
 	sender->backoff_ms = 0;
-	return list_length(messages) == SINK_BATCH ? SINK_SENT_BATCH : SINK_SENT_ALL;
+	return list_length(messages) == KAPPA_SINK_OUTBOX_BATCH ? SINK_SENT_BATCH : SINK_SENT_ALL;
 }
 
 /*
@@ -708,7 +603,7 @@ send_one_batch(KappaStream *stream, SinkSender *sender)
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile SinkSendResult result = SINK_SENT_ALL;
 	KappaCatalogAccess access;
-	Datum		values[1] = {Int32GetDatum(sender->sink_id)};
+	KappaSinkTarget sink;
 
 	PG_TRY();
 	{
@@ -717,13 +612,8 @@ send_one_batch(KappaStream *stream, SinkSender *sender)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		kappa_catalog_enter(&access);
 		/* the row locked: a kappa_drop_sink waits for the send to end */
-		if (SPI_execute_with_args("SELECT sink_id, name, topic, brokers, options, sent_seq, next_seq "
-								  "FROM kappa.sinks WHERE sink_id = $1 FOR UPDATE",
-								  1, (Oid[]) {INT4OID}, values, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.sinks");
-		if (SPI_processed == 1)
-			result = send_sink(stream, sender, SPI_copytuple(SPI_tuptable->vals[0]),
-							   CreateTupleDescCopy(SPI_tuptable->tupdesc));
+		if (kappa_sinks_lock(sender->sink_id, &sink))
+			result = send_sink(stream, sender, &sink);
 		kappa_catalog_leave(&access);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -740,7 +630,7 @@ send_one_batch(KappaStream *stream, SinkSender *sender)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		kappa_catalog_enter(&access);
-		sink_error(sender->sink_id, edata->message);
+		kappa_sinks_set_error(sender->sink_id, edata->message);
 		kappa_catalog_leave(&access);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -771,7 +661,6 @@ send_one_batch(KappaStream *stream, SinkSender *sender)
 void
 kappa_sinks_send(KappaStream *stream, KappaSinkSenders **senders)
 {
-	Datum		values[1] = {Int32GetDatum(stream->id)};
 	List	   *sinks = NIL;
 	List	   *pending = NIL;
 	ListCell   *lc;
@@ -791,27 +680,8 @@ kappa_sinks_send(KappaStream *stream, KappaSinkSenders **senders)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT k.sink_id, k.next_seq > k.sent_seq OR k.last_error IS NOT NULL "
-							  "FROM kappa.sinks k "
-							  "JOIN kappa.views v ON v.schema_name = k.schema_name AND v.view_name = k.view_name "
-							  "JOIN kappa.streams s ON s.stream_id = v.stream_id "
-							  "WHERE v.stream_id = $1 AND pg_catalog.pg_has_role(k.owner, v.owner, 'USAGE') "
-							  "  AND (k.brokers IS NOT NULL OR pg_catalog.pg_has_role(k.owner, s.owner, 'USAGE')) "
-							  "ORDER BY k.sink_id",
-							  1, (Oid[]) {INT4OID}, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.sinks");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int32		sink_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		/* in the senders' memory: the transaction's goes at its commit */
-		MemoryContext spi = MemoryContextSwitchTo((*senders)->cxt);
-
-		sinks = lappend_int(sinks, sink_id);
-		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)))
-			pending = lappend_int(pending, sink_id);
-		MemoryContextSwitchTo(spi);
-	}
+	/* in the senders' memory: the transaction's goes at its commit */
+	kappa_sinks_of_stream(stream->id, (*senders)->cxt, &sinks, &pending);
 	kappa_catalog_leave(&access);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
