@@ -73,9 +73,7 @@ kappa_archive_files_ends(int32 stream_id, int nparts, int64 *ends)
 }
 
 /*
- * Whether the manifest records a file of the stream at that path.  Read
- * with the caller's snapshot (SPI read-only), as kappa_statement_run runs
- * statements otherwise.
+ * Whether the manifest records a file of the stream at that path.
  */
 bool
 kappa_archive_files_has_path(int32 stream_id, const char *path)
@@ -84,14 +82,8 @@ kappa_archive_files_has_path(int32 stream_id, const char *path)
 		KAPPA_STATEMENT("SELECT 1 FROM kappa.archive_files WHERE stream_id = $1 AND path = $2",
 						"int4", "text");
 	Datum		values[2] = {Int32GetDatum(stream_id), CStringGetTextDatum(path)};
-	int			rc;
 
-	kappa_catalog_check();
-	rc = SPI_execute_plan(kappa_statement_plan(&find_path), values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "kappa catalog statement failed (%s): %s",
-			 SPI_result_code_string(rc), find_path.sql);
-	return SPI_processed > 0;
+	return kappa_statement_read(&find_path, values, NULL, 1) > 0;
 }
 
 /*

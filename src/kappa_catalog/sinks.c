@@ -44,23 +44,6 @@
 #include "kappa_catalog/sinks.h"
 #include "kappa_catalog/statement.h"
 
-/*
- * Run a catalog statement read-only, with the caller's snapshot, as
- * kappa_statement_run runs it otherwise (without nulls).
- */
-static uint64
-run_read_only(KappaStatement *stmt, const Datum *values, int expected, long count)
-{
-	int			rc;
-
-	kappa_catalog_check();
-	rc = SPI_execute_plan(kappa_statement_plan(stmt), (Datum *) values, NULL, true, count);
-	if (rc != expected)
-		elog(ERROR, "kappa catalog statement failed (%s): %s",
-			 SPI_result_code_string(rc), stmt->sql);
-	return SPI_processed;
-}
-
 /* Whether a sink of that name exists. */
 bool
 kappa_sinks_exists(const char *name)
@@ -69,7 +52,7 @@ kappa_sinks_exists(const char *name)
 		KAPPA_STATEMENT("SELECT FROM kappa.sinks WHERE name = $1", "text");
 	Datum		values[1] = {CStringGetTextDatum(name)};
 
-	return run_read_only(&find_by_name, values, SPI_OK_SELECT, 1) > 0;
+	return kappa_statement_read(&find_by_name, values, NULL, 1) > 0;
 }
 
 /*
@@ -186,7 +169,7 @@ kappa_sinks_of_stream(int32 stream_id, MemoryContext cxt, List **sinks, List **p
 	Datum		values[1] = {Int32GetDatum(stream_id)};
 	uint64		n;
 
-	n = run_read_only(&read_stream_sinks, values, SPI_OK_SELECT, 0);
+	n = kappa_statement_read(&read_stream_sinks, values, NULL, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -344,7 +327,7 @@ kappa_sink_outbox_take(int32 sink_id, int64 after_seq, List **keys, List **messa
 	int64		last = after_seq;
 	uint64		n;
 
-	n = run_read_only(&take_batch, values, SPI_OK_SELECT, 0);
+	n = kappa_statement_read(&take_batch, values, NULL, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
