@@ -22,6 +22,8 @@ OBJS = \
 	src/kappa_catalog/columns.o \
 	src/kappa_catalog/stream.o \
 	src/kappa_catalog/view.o \
+	src/kappa_catalog/stream_rows.o \
+	src/kappa_catalog/stream_origin.o \
 	src/kappa_catalog/ddl.o \
 	src/engine/portable.o \
 	src/engine/view_read.o \
