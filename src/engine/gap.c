@@ -31,6 +31,7 @@
 #include "engine/gap.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
+#include "kappa_catalog/view_status.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_accept_gap);
@@ -144,11 +145,9 @@ kappa_gap_skip(KappaStream *stream, int32 partition, int64 to, int64 stream_lost
 								  "VALUES ($1, $2, $3, $4) "
 								  "ON CONFLICT (view_id, partition, from_offset) DO UPDATE SET "
 								  "to_offset = greatest(g.to_offset, EXCLUDED.to_offset)",
-								  4, types, values, NULL, false, 0) != SPI_OK_INSERT ||
-			SPI_execute_with_args("UPDATE kappa.views SET status = 'incomplete' "
-								  "WHERE view_id = $1 AND status = 'live'",
-								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+								  4, types, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record a gap of stream \"%s\"", stream->name);
+		kappa_views_mark_incomplete(gap->view_id);
 	}
 	kappa_catalog_leave(&catalog);
 }
