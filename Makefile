@@ -25,6 +25,8 @@ OBJS = \
 	src/kappa_catalog/stream_rows.o \
 	src/kappa_catalog/stream_origin.o \
 	src/kappa_catalog/view_status.o \
+	src/kappa_catalog/view_plan.o \
+	src/kappa_catalog/view_version.o \
 	src/kappa_catalog/ddl.o \
 	src/engine/portable.o \
 	src/engine/view_read.o \

@@ -76,6 +76,7 @@
 #include "kappa_catalog/connection.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/stream_rows.h"
+#include "kappa_catalog/view_plan.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_alter_stream);
@@ -398,34 +399,20 @@ write_changes(KappaStream *s, List *added, List *changed, Interval *watermark,
 static List *
 stream_views(int32 stream_id)
 {
-	Datum		value = Int32GetDatum(stream_id);
-	char	   *origin = kappa_origin_text();
-	MemoryContext caller_cxt = CurrentMemoryContext;
 	List	   *views = NIL;
-	List	   *plans = NIL;
-	KappaCatalogAccess access;
+	List	   *names;
+	List	   *plans;
 	ListCell   *lc;
 	ListCell   *pc;
 
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT format('%I.%I', schema_name, view_name), "
-							  "CASE WHEN plan_origin = $2 THEN plan END "
-							  "FROM kappa.views WHERE stream_id = $1 ORDER BY view_id",
-							  2, (Oid[]) {INT4OID, TEXTOID},
-							  (Datum[]) {value, CStringGetTextDatum(origin)}, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	kappa_views_plans_of_stream(stream_id, kappa_origin_text(), &names, &plans);
+	foreach(lc, names)
 	{
-		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
 		AlterView  *view = palloc0(sizeof(AlterView));
-		char	   *plan = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 
-		view->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		view->name = lfirst(lc);
 		views = lappend(views, view);
-		plans = lappend(plans, plan);
-		MemoryContextSwitchTo(spi_cxt);
 	}
-	kappa_catalog_leave(&access);
 
 	forboth(lc, views, pc, plans)
 	{
