@@ -16,7 +16,9 @@
  * names in a column list resolve on the caller's search_path, as in
  * CREATE TABLE, and the calling role becomes the stream's owner.
  *
- * All SQL here is constant text with $n parameters.  Creating or dropping
+ * All SQL here is constant text with $n parameters, prepared once per
+ * backend (statement.c); the statements other folders need on the same
+ * tables are in stream_rows.c and stream_origin.c.  Creating or dropping
  * a stream wakes the launcher when the transaction commits, so it starts
  * or stops the stream's worker at once.
  *

@@ -22,6 +22,10 @@
  * user-facing view is created and dropped as the caller, with the
  * caller's rights.
  *
+ * The other statements on kappa.views are beside: the row a view is
+ * defined with and what running it reads (view_plan.c), its status
+ * (view_status.c) and the versions kappa_replay builds (view_version.c).
+ *
  * The stream's worker notices new and dropped views at its next flush:
  * it locks its views' catalog rows (FOR KEY SHARE) before writing, and
  * kappa_drop_view deletes the row first, so a flush never writes into a
