@@ -24,6 +24,11 @@ OBJS = \
 	src/kappa_catalog/gaps.o \
 	src/kappa_catalog/stream.o \
 	src/kappa_catalog/view.o \
+	src/kappa_catalog/stream_rows.o \
+	src/kappa_catalog/stream_origin.o \
+	src/kappa_catalog/view_status.o \
+	src/kappa_catalog/view_plan.o \
+	src/kappa_catalog/view_version.o \
 	src/kappa_catalog/ddl.o \
 	src/kappa_catalog/sinks.o \
 	src/kappa_catalog/archive_files.o \

@@ -75,6 +75,8 @@
 #include "kappa_catalog/columns.h"
 #include "kappa_catalog/connection.h"
 #include "kappa_catalog/stream.h"
+#include "kappa_catalog/stream_rows.h"
+#include "kappa_catalog/view_plan.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_alter_stream);
@@ -185,20 +187,8 @@ static KappaStream *
 lock_stream(const char *name, char **watermark_text)
 {
 	KappaStream *s = kappa_stream_load_owned(name);
-	Datum		value = Int32GetDatum(s->id);
-	MemoryContext caller_cxt = CurrentMemoryContext;
-	KappaCatalogAccess access;
-	char	   *text = NULL;
+	char	   *text = kappa_streams_lock(s->id);
 
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT watermark::text FROM kappa.streams WHERE stream_id = $1 FOR UPDATE",
-							  1, (Oid[]) {INT4OID}, &value, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock stream \"%s\"", name);
-	if (SPI_processed > 0)
-		text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	if (text)
-		text = MemoryContextStrdup(caller_cxt, text);
-	kappa_catalog_leave(&access);
 	if (text)
 		s = kappa_stream_load_by_id(s->id);
 	if (text == NULL || s == NULL)
@@ -352,92 +342,37 @@ write_changes(KappaStream *s, List *added, List *changed, Interval *watermark,
 {
 	Jsonb	   *pub = NULL;
 	Jsonb	   *sec = NULL;
-	Oid			types[4] = {INT4OID, INTERVALOID, INTERVALOID, JSONBOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
 	char	   *relname = kappa_stream_relation_name(s->id);
 	KappaCatalogAccess access;
 	ListCell   *lc;
 
 	if (options_given)
 		kappa_settings_to_jsonb(s->settings, &pub, &sec);
-	values[0] = Int32GetDatum(s->id);
-	values[1] = PointerGetDatum(watermark);
-	nulls[1] = watermark ? ' ' : 'n';
-	values[2] = PointerGetDatum(idle_timeout);
-	nulls[2] = idle_timeout ? ' ' : 'n';
-	values[3] = PointerGetDatum(pub);
-	nulls[3] = pub ? ' ' : 'n';
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("UPDATE kappa.streams SET watermark = coalesce($2, watermark), "
-							  "idle_timeout = coalesce($3, idle_timeout), options = coalesce($4, options), "
-							  "revision = revision + 1, altered_at = now() WHERE stream_id = $1",
-							  4, types, values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update stream \"%s\"", s->name);
+	kappa_streams_update(s->id, watermark, idle_timeout, pub);
 
 	if (options_given)
 	{
-		Oid			sectypes[3] = {INT4OID, OIDOID, JSONBOID};
-		Datum		secvalues[3];
-
-		if (SPI_execute_with_args("DELETE FROM kappa.stream_secrets WHERE stream_id = $1",
-								  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not update the secrets of stream \"%s\"", s->name);
-		secvalues[0] = Int32GetDatum(s->id);
-		secvalues[1] = ObjectIdGetDatum(s->owner);
-		secvalues[2] = PointerGetDatum(sec);
-		if (sec != NULL &&
-			SPI_execute_with_args("INSERT INTO kappa.stream_secrets (stream_id, owner, settings) "
-								  "VALUES ($1, $2, $3)",
-								  3, sectypes, secvalues, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not update the secrets of stream \"%s\"", s->name);
+		kappa_stream_secrets_delete(s->id);
+		if (sec != NULL)
+			kappa_stream_secrets_insert(s->id, s->owner, sec);
 	}
 
 	foreach(lc, changed)
 	{
 		KappaColumn *col = lfirst(lc);
-		Oid			coltypes[3] = {INT4OID, INT2OID, TEXTARRAYOID};
-		Datum		colvalues[3];
-		Datum	   *paths = palloc(sizeof(Datum) * list_length(col->paths));
-		int			n = 0;
-		ListCell   *pc;
 
-		foreach(pc, col->paths)
-			paths[n++] = CStringGetTextDatum(lfirst(pc));
-		colvalues[0] = Int32GetDatum(s->id);
-		colvalues[1] = Int16GetDatum(col->attnum);
-		colvalues[2] = PointerGetDatum(construct_array(paths, n, TEXTOID, -1, false, TYPALIGN_INT));
-		if (SPI_execute_with_args("UPDATE kappa.stream_columns SET paths = $3 "
-								  "WHERE stream_id = $1 AND attnum = $2",
-								  3, coltypes, colvalues, NULL, false, 0) != SPI_OK_UPDATE ||
-			SPI_processed != 1)
+		if (kappa_stream_columns_set_paths(s->id, col->attnum, col->paths) != 1)
 			elog(ERROR, "could not update the paths of column \"%s\"", col->name);
 	}
 
 	foreach(lc, added)
 	{
 		KappaColumn *col = lfirst(lc);
-		Oid			coltypes[7] = {INT4OID, INT2OID, NAMEOID, OIDOID, INT4OID, BOOLOID, TEXTARRAYOID};
-		Datum		colvalues[7];
-		Datum	   *paths = palloc(sizeof(Datum) * list_length(col->paths));
-		int			n = 0;
-		ListCell   *pc;
 		AttrNumber	attnum;
 
-		foreach(pc, col->paths)
-			paths[n++] = CStringGetTextDatum(lfirst(pc));
-		colvalues[0] = Int32GetDatum(s->id);
-		colvalues[1] = Int16GetDatum(col->attnum);
-		colvalues[2] = DirectFunctionCall1(namein, CStringGetDatum(col->name));
-		colvalues[3] = ObjectIdGetDatum(col->typid);
-		colvalues[4] = Int32GetDatum(col->typmod);
-		colvalues[5] = BoolGetDatum(false);
-		colvalues[6] = PointerGetDatum(construct_array(paths, n, TEXTOID, -1, false, TYPALIGN_INT));
-		if (SPI_execute_with_args("INSERT INTO kappa.stream_columns (stream_id, attnum, name, type, typmod, not_null, paths) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-								  7, coltypes, colvalues, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert column \"%s\"", col->name);
+		kappa_stream_columns_insert(s->id, col, false);
 
 		kappa_catalog_exec(psprintf("ALTER TABLE kappa.%s ADD COLUMN %s %s",
 									quote_identifier(relname), quote_identifier(col->name),
@@ -464,34 +399,20 @@ write_changes(KappaStream *s, List *added, List *changed, Interval *watermark,
 static List *
 stream_views(int32 stream_id)
 {
-	Datum		value = Int32GetDatum(stream_id);
-	char	   *origin = kappa_origin_text();
-	MemoryContext caller_cxt = CurrentMemoryContext;
 	List	   *views = NIL;
-	List	   *plans = NIL;
-	KappaCatalogAccess access;
+	List	   *names;
+	List	   *plans;
 	ListCell   *lc;
 	ListCell   *pc;
 
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT format('%I.%I', schema_name, view_name), "
-							  "CASE WHEN plan_origin = $2 THEN plan END "
-							  "FROM kappa.views WHERE stream_id = $1 ORDER BY view_id",
-							  2, (Oid[]) {INT4OID, TEXTOID},
-							  (Datum[]) {value, CStringGetTextDatum(origin)}, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	kappa_views_plans_of_stream(stream_id, kappa_origin_text(), &names, &plans);
+	foreach(lc, names)
 	{
-		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
 		AlterView  *view = palloc0(sizeof(AlterView));
-		char	   *plan = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 
-		view->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		view->name = lfirst(lc);
 		views = lappend(views, view);
-		plans = lappend(plans, plan);
-		MemoryContextSwitchTo(spi_cxt);
 	}
-	kappa_catalog_leave(&access);
 
 	forboth(lc, views, pc, plans)
 	{

@@ -38,6 +38,7 @@
 #include "kappa_catalog/columns.h"
 #include "kappa_catalog/connection.h"
 #include "kappa_catalog/stream.h"
+#include "kappa_catalog/stream_rows.h"
 #include "kappa_catalog/view.h"
 #include "shmem.h"
 
@@ -209,19 +210,14 @@ kappa_drop_stream(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	KappaStream *s;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
 	KappaCatalogAccess access;
 
 	kappa_require_preload();
 	s = kappa_stream_load_owned(name);
 
 	drop_stream_views(s, PG_GETARG_BOOL(1));
-	values[0] = Int32GetDatum(s->id);
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("DELETE FROM kappa.streams WHERE stream_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete stream \"%s\"", name);
+	kappa_streams_delete(s->id);
 	kappa_catalog_exec(psprintf("DROP TABLE IF EXISTS kappa.%s",
 								quote_identifier(kappa_stream_relation_name(s->id))),
 					   SPI_OK_UTILITY);

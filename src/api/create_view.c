@@ -56,6 +56,7 @@
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
+#include "kappa_catalog/view_plan.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_create_view);
@@ -262,10 +263,6 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	int32		view_id;
 	StringInfoData sql;
 	ListCell   *lc;
-	bool		isnull;
-	Oid			types[10] = {INT4OID, NAMEOID, NAMEOID, OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-							 TEXTOID, TEXTOID};
-	Datum		values[10];
 	char	   *definition;
 
 	/* the query: analysed by Postgres, checked and taken apart by kappa */
@@ -316,22 +313,9 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 	definition = kappa_view_definition(query, owner);
 
 	kappa_catalog_enter(&access);
-	values[0] = Int32GetDatum(stream->id);
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(schema));
-	values[2] = DirectFunctionCall1(namein, CStringGetDatum(relname));
-	values[3] = ObjectIdGetDatum(owner);
-	values[4] = CStringGetTextDatum(query_text);
-	values[5] = CStringGetTextDatum(nodeToString(query));
-	values[6] = JsonbPGetDatum(options);
-	values[7] = CStringGetTextDatum(status);
-	values[8] = CStringGetTextDatum(kappa_origin_text());
-	values[9] = CStringGetTextDatum(definition);
-	if (SPI_execute_with_args("INSERT INTO kappa.views (stream_id, schema_name, view_name, owner, query, plan, "
-							  "options, status, plan_origin, definition) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING view_id",
-							  10, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not insert view \"%s\"", relname);
-	view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	view_id = kappa_views_insert(stream->id, schema, relname, owner, query_text,
+								 nodeToString(query), options, status, kappa_origin_text(),
+								 definition);
 
 	/* the rows table, its unique index, and the marker of its state */
 	initStringInfo(&sql);

@@ -35,6 +35,7 @@
 #include "kafka/kafka.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
+#include "kappa_catalog/stream_rows.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_log_ends);
@@ -144,26 +145,12 @@ kappa_log_ends(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TimestampTz now = GetCurrentTimestamp();
-	List	   *stream_ids = NIL;
+	List	   *stream_ids;
 	ListCell   *lc;
-	KappaCatalogAccess catalog;
-	MemoryContext caller = CurrentMemoryContext;
 
 	kappa_require_preload();
 	InitMaterializedSRF(fcinfo, 0);
-	kappa_catalog_enter(&catalog);
-	if (SPI_execute("SELECT stream_id FROM kappa.streams ORDER BY stream_id", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.streams");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-
-		stream_ids = lappend_int(stream_ids,
-								 DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
-		MemoryContextSwitchTo(spi);
-	}
-	kappa_catalog_leave(&catalog);
+	stream_ids = kappa_streams_ids();
 
 	foreach(lc, stream_ids)
 	{

@@ -85,6 +85,7 @@
 #include "kappa_catalog/gaps.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
+#include "kappa_catalog/view_version.h"
 #include "shmem.h"
 #include "subxact.h"
 
@@ -439,13 +440,9 @@ record_gaps(int32 view_id, int nparts, List **gaps)
 static void
 swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new_id)
 {
-	KappaCatalogAccess access;
 	char	   *user_view = quote_qualified_identifier(schema, relname);
 	int			nvisible;
 	char	   *read_query = kappa_view_read_definition(new_id, &nvisible);
-	Oid			types[3] = {INT4OID, INT4OID, NAMEOID};
-	Datum		values[3] = {Int32GetDatum(old_id), Int32GetDatum(new_id),
-	DirectFunctionCall1(namein, CStringGetDatum(relname))};
 
 	/*
 	 * Both catalog rows first, in view-id order, as a worker's flush locks
@@ -453,12 +450,7 @@ swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new
 	 * a version older than the current one, and deleting the higher id
 	 * before updating the lower could deadlock with the flush.
 	 */
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT FROM kappa.views WHERE view_id IN ($1, $2) "
-							  "ORDER BY view_id FOR UPDATE",
-							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock the versions of view %s", user_view);
-	kappa_catalog_leave(&access);
+	kappa_views_lock_versions(old_id, new_id);
 
 	/*
 	 * Replaced in place when the new columns extend the old ones (readers
@@ -481,15 +473,7 @@ swap(const char *schema, const char *relname, Oid owner, int32 old_id, int32 new
 		recreate_user_view(user_view, read_query, owner);
 
 	/* the old version goes, the new one takes its name and goes live */
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("DELETE FROM kappa.views WHERE view_id = $1", 1, types, values, NULL,
-							  false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("UPDATE kappa.views SET view_name = $3, status = "
-							  "CASE WHEN EXISTS (SELECT FROM kappa.view_gaps g WHERE g.view_id = $2) "
-							  "THEN 'incomplete' ELSE 'live' END WHERE view_id = $2",
-							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not swap the versions of view %s", user_view);
-	kappa_catalog_leave(&access);
+	kappa_views_swap(old_id, new_id, relname);
 	kappa_view_forget(old_id);
 	kappa_wake_launcher_on_commit();
 }
@@ -586,35 +570,14 @@ version_name(const char *relname, int32 version)
 static void
 keep_beside(const char *schema, const char *relname, Oid owner, int32 new_id)
 {
-	KappaCatalogAccess access;
 	KappaOwnerAccess as_owner;
-	Oid			types[4] = {NAMEOID, NAMEOID, INT4OID, INT4OID};
-	Datum		values[4];
-	bool		isnull;
 	int32		version;
 	char	   *name;
 	char	   *read_query;
-	MemoryContext caller = CurrentMemoryContext;
 
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT coalesce(max(version), 1) + 1 FROM kappa.views "
-							  "WHERE schema_name = $1 AND coalesce(base_name, view_name) = $2",
-							  2, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	/* in the caller's memory: SPI's goes with kappa_catalog_leave */
-	name = MemoryContextStrdup(caller, version_name(relname, version));
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(name));
-	values[2] = Int32GetDatum(version);
-	values[3] = Int32GetDatum(new_id);
-	if (SPI_execute_with_args("UPDATE kappa.views SET view_name = $1, base_name = $2, version = $3, "
-							  "status = CASE WHEN EXISTS (SELECT FROM kappa.view_gaps g WHERE g.view_id = $4) "
-							  "THEN 'incomplete' ELSE 'live' END WHERE view_id = $4",
-							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record version %d of view %s", version, relname);
-	kappa_catalog_leave(&access);
+	version = kappa_views_next_version(schema, relname);
+	name = version_name(relname, version);
+	kappa_views_record_version(new_id, name, relname, version);
 
 	read_query = kappa_view_read_definition(new_id, NULL);
 	kappa_owner_enter(&as_owner, owner);
@@ -639,31 +602,13 @@ keep_beside(const char *schema, const char *relname, Oid owner, int32 new_id)
 static int32
 version_id(const char *schema, const char *relname, int32 version, char **view_name)
 {
-	KappaCatalogAccess access;
-	Oid			types[3] = {NAMEOID, NAMEOID, INT4OID};
-	Datum		values[3];
-	bool		isnull;
 	int32		id;
-	MemoryContext caller = CurrentMemoryContext;
 
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
-	values[2] = Int32GetDatum(version);
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT view_id, view_name FROM kappa.views WHERE schema_name = $1 "
-							  "AND coalesce(base_name, view_name) = $2 AND status IN ('live', 'incomplete') "
-							  "AND CASE WHEN $3 < 0 THEN base_name IS NULL ELSE version = $3 END",
-							  3, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	if (SPI_processed == 0)
+	if (!kappa_views_find_version(schema, relname, version, &id, view_name))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("view %s has no version %d", relname, version),
 				 errhint("kappa_views lists the versions of each view.")));
-	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (view_name)
-		*view_name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	kappa_catalog_leave(&access);
 	return id;
 }
 
@@ -780,10 +725,7 @@ kappa_promote(PG_FUNCTION_ARGS)
 	Oid			owner;
 	int32		current;
 	int32		promoted;
-	KappaCatalogAccess access;
 	KappaOwnerAccess as_owner;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
 
 	kappa_require_preload();
 	kappa_view_resolve_owned(text_to_cstring(PG_GETARG_TEXT_PP(0)), true, &view);
@@ -804,12 +746,7 @@ kappa_promote(PG_FUNCTION_ARGS)
 	SPI_finish();
 	kappa_owner_leave(&as_owner);
 	swap(schema, relname, owner, current, promoted);
-	values[0] = Int32GetDatum(promoted);
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("UPDATE kappa.views SET base_name = NULL WHERE view_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not promote version of view %s", relname);
-	kappa_catalog_leave(&access);
+	kappa_views_promote(promoted);
 	PG_RETURN_VOID();
 }
 
@@ -887,7 +824,6 @@ kappa_replay(PG_FUNCTION_ARGS)
 	int32		new_stream_id;
 	KappaStream *stream;
 	KappaCatalogAccess access;
-	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 	bool		isnull;
 	int			nparts;
@@ -902,7 +838,6 @@ kappa_replay(PG_FUNCTION_ARGS)
 	bool		nulls[3] = {false, false, false};
 	MemoryContext cxt;
 	MemoryContext old;
-	MemoryContext caller = CurrentMemoryContext;
 	int32		total_partitions = 0;
 	int64		total_events = 0;
 	int			save_nestlevel;
@@ -924,25 +859,12 @@ kappa_replay(PG_FUNCTION_ARGS)
 	/*
 	 * Its query, plan and options; one begun at "latest" replays from its
 	 * start.  A plan another database wrote (a restored dump) is analysed
-	 * again first; the read below, read-only, would not see the new one.
+	 * again first, and that plan is the one used.
 	 */
 	local_plan = kappa_view_localize(old_id);
-	values[0] = Int32GetDatum(old_id);
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT query, plan, "
-							  "CASE WHEN options->>'start' = 'latest' THEN options - 'start' "
-							  "ELSE options END "
-							  "FROM kappa.views WHERE view_id = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "could not read kappa.views");
-	/* copied out of SPI's memory, which goes with kappa_catalog_leave */
-	old = MemoryContextSwitchTo(caller);
-	query_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	plan = local_plan ? local_plan : SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	MemoryContextSwitchTo(old);
-	kappa_catalog_leave(&access);
+	kappa_views_replay_source(old_id, &query_text, &plan, &options);
+	if (local_plan)
+		plan = local_plan;
 	/* a new query is analysed as at creation; the same one is as stored */
 	if (!PG_ARGISNULL(3))
 	{
@@ -957,15 +879,7 @@ kappa_replay(PG_FUNCTION_ARGS)
 	new_id = kappa_view_define(schema, replay_name(relname, old_id), query_text, plan, options,
 							   "replaying", owner);
 	save_nestlevel = kappa_settings_enter();
-	kappa_catalog_enter(&access);
-	values[0] = Int32GetDatum(new_id);
-	/* not read-only: the row was inserted since this statement began */
-	if (SPI_execute_with_args("SELECT stream_id FROM kappa.views WHERE view_id = $1",
-							  1, (Oid[]) {INT4OID}, values, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "could not read kappa.views");
-	new_stream_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	kappa_catalog_leave(&access);
+	new_stream_id = kappa_views_stream_id(new_id);
 	if (new_stream_id != stream->id)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

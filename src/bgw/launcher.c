@@ -82,6 +82,8 @@
 #include "engine/portable.h"
 #include "guc.h"
 #include "kappa_catalog/catalog.h"
+#include "kappa_catalog/stream_origin.h"
+#include "kappa_catalog/stream_rows.h"
 #include "shmem.h"
 
 /* A worker that ran this long before exiting starts its backoff afresh. */
@@ -112,7 +114,7 @@ static List *waiting_noted = NIL;	/* ids of restored streams said to wait */
 
 static void launcher_reset_slots(void);
 static void launcher_read_catalog(void);
-static void launcher_adopt_restored(Datum origin);
+static void launcher_adopt_restored(const char *origin);
 static void launcher_add_stream(int32 stream_id, const char *name, int32 revision);
 static void launcher_add_worker(int32 stream_id, const char *name, int32 worker,
 								int32 revision);
@@ -280,22 +282,17 @@ launcher_read_catalog(void)
 	}
 	else if (OidIsValid(get_extension_oid("kappa", true)))
 	{
-		Datum		origin = CStringGetTextDatum(kappa_origin_text());
+		char	   *origin = kappa_origin_text();
+		ListCell   *sc;
 
 		launcher_adopt_restored(origin);
 		/* a restored stream not adopted yet waits for the rest of its dump */
-		if (SPI_execute_with_args("SELECT stream_id, name, revision FROM kappa.streams WHERE origin = $1 "
-								  "ORDER BY stream_id",
-								  1, (Oid[]) {TEXTOID}, &origin, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.streams");
-		for (uint64 i = 0; i < SPI_processed; i++)
+		foreach(sc, kappa_streams_of_origin(origin))
 		{
-			bool		isnull;
-			int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-														 SPI_tuptable->tupdesc, 1, &isnull));
-			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-			int32		revision = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-															   SPI_tuptable->tupdesc, 3, &isnull));
+			KappaStreamRevision *stream = lfirst(sc);
+			int32		id = stream->stream_id;
+			char	   *name = stream->name;
+			int32		revision = stream->revision;
 			bool		known = false;
 
 			foreach(lc, supervised)
@@ -373,60 +370,40 @@ launcher_restart_altered(SupervisedStream *ss)
  * a restore or an upgrade changed something.
  */
 static void
-launcher_adopt_restored(Datum origin)
+launcher_adopt_restored(const char *origin)
 {
-	Oid			types[1] = {TEXTOID};
-	bool		isnull;
+	ListCell   *lc;
 
-	if (SPI_execute_with_args("SELECT (SELECT count(*) <> 1 OR bool_or(origin <> $1) FROM kappa.zz_dump_sentinel) "
-							  "OR EXISTS (SELECT FROM kappa.streams WHERE origin <> $1)",
-							  1, types, &origin, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.zz_dump_sentinel");
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	if (!kappa_dump_sentinel_pending(origin))
 		return;
 
-	if (SPI_execute_with_args("UPDATE kappa.streams SET origin = $1 "
-							  "WHERE origin <> $1 AND origin IN (SELECT origin FROM kappa.zz_dump_sentinel) "
-							  "RETURNING name",
-							  1, types, &origin, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not update kappa.streams");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	foreach(lc, kappa_streams_adopt(origin))
 		ereport(LOG,
 				(errmsg("kappa stream \"%s\" restored from a dump: its workers start",
-						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1))));
+						(char *) lfirst(lc))));
 
 	/* the others wait; say so once per stream and launcher */
-	if (SPI_execute_with_args("SELECT stream_id, name FROM kappa.streams WHERE origin <> $1",
-							  1, types, &origin, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.streams");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	foreach(lc, kappa_streams_waiting(origin))
 	{
-		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		KappaStreamWaiting *stream = lfirst(lc);
 		MemoryContext old;
 
-		if (list_member_int(waiting_noted, id))
+		if (list_member_int(waiting_noted, stream->stream_id))
 			continue;
 		ereport(LOG,
 				(errmsg("kappa stream \"%s\" comes from a dump whose restore is not complete: its workers wait",
-						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)),
+						stream->name),
 				 errdetail("A stream's workers start once the last data of its dump, in kappa.zz_dump_sentinel, is restored."),
 				 errhint("If the restore has finished without it, run INSERT INTO kappa.zz_dump_sentinel (origin) SELECT DISTINCT origin FROM kappa.streams as a superuser.")));
 		old = MemoryContextSwitchTo(TopMemoryContext);
-		waiting_noted = lappend_int(waiting_noted, id);
+		waiting_noted = lappend_int(waiting_noted, stream->stream_id);
 		MemoryContextSwitchTo(old);
 	}
 	/*
 	 * Each statement sees the restore's latest commits: keep a sentinel
 	 * that arrived after the adoption above until its streams are adopted.
 	 */
-	if (SPI_execute_with_args("DELETE FROM kappa.zz_dump_sentinel "
-							  "WHERE origin <> $1 AND origin NOT IN (SELECT origin FROM kappa.streams)",
-							  1, types, &origin, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not update kappa.zz_dump_sentinel");
-	if (SPI_execute_with_args("INSERT INTO kappa.zz_dump_sentinel (origin) SELECT $1 "
-							  "WHERE NOT EXISTS (SELECT FROM kappa.zz_dump_sentinel WHERE origin = $1)",
-							  1, types, &origin, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not update kappa.zz_dump_sentinel");
+	kappa_dump_sentinel_reset(origin);
 }
 
 /* Start supervising the workers of a stream that appeared in the catalog. */

@@ -52,25 +52,12 @@
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
+#include "kappa_catalog/view_plan.h"
 #include "subxact.h"
 
 /* A view found in kappa.views that the engine does not run yet. */
-typedef struct NewView
-{
-	int32		view_id;
-	Oid			owner;
-	char	   *name;			/* qualified, quoted */
-	char	   *plan;
-	char	   *start;
-	char	   *since;			/* or NULL */
-	char	   *until;			/* or NULL */
-	char	   *notify;			/* the notify option's channel, or NULL */
-	char	   *retention;		/* the retention option, or NULL */
-	char	   *emit;			/* the emit option, or NULL */
-} NewView;
+typedef KappaViewDefinition NewView;
 
-static void new_view_from_row(NewView *nv, int32 view_id, HeapTuple row, TupleDesc desc,
-							  int first, MemoryContext cxt);
 static void sync_failed_views(KappaEngine *engine);
 static ViewRuntime *load_view(KappaEngine *engine, NewView *nv);
 static ViewRuntime *load_view_isolated(KappaEngine *engine, NewView *nv);
@@ -106,30 +93,35 @@ kappa_engine_free_view_plans(void *arg)
 	}
 }
 
-/*
- * A view found in kappa.views, from a row whose columns, from first on,
- * are plan, start, qualified name, since, until, owner and the options
- * notify, retention and emit; copied into
- * cxt.
- */
-static void
-new_view_from_row(NewView *nv, int32 view_id, HeapTuple row, TupleDesc desc, int first,
-				  MemoryContext cxt)
+/* What kappa_engine_sync_views learns of the views it finds. */
+typedef struct SyncFound
 {
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	bool		isnull;
+	KappaEngine *engine;
+	List	   *live;			/* ids of the views found */
+} SyncFound;
 
-	nv->view_id = view_id;
-	nv->plan = SPI_getvalue(row, desc, first);
-	nv->start = SPI_getvalue(row, desc, first + 1);
-	nv->name = SPI_getvalue(row, desc, first + 2);
-	nv->since = SPI_getvalue(row, desc, first + 3);
-	nv->until = SPI_getvalue(row, desc, first + 4);
-	nv->owner = DatumGetObjectId(SPI_getbinval(row, desc, first + 5, &isnull));
-	nv->notify = SPI_getvalue(row, desc, first + 6);
-	nv->retention = SPI_getvalue(row, desc, first + 7);
-	nv->emit = SPI_getvalue(row, desc, first + 8);
-	MemoryContextSwitchTo(old);
+/*
+ * A view kappa_views_running found, its row locked: note it as live, and
+ * want its definition if the engine does not run it yet.  In engine->cxt.
+ */
+static bool
+sync_view_found(int32 view_id, void *arg)
+{
+	SyncFound  *found = arg;
+	bool		known = false;
+	ListCell   *lc;
+
+	/*
+	 * Shared state: every view's lock, in id order, before a new view is
+	 * loaded under its own (kappa_view_restore); taking a new view's lock
+	 * first, then the flush's, could deadlock with another worker.
+	 */
+	if (found->engine->shared)
+		kappa_view_lock_state(view_id);
+	found->live = lappend_int(found->live, view_id);
+	foreach(lc, found->engine->views)
+		known |= (((ViewRuntime *) lfirst(lc))->view_id == view_id);
+	return !known;
 }
 
 /*
@@ -142,52 +134,16 @@ bool
 kappa_engine_sync_views(KappaEngine *engine)
 {
 	MemoryContext old;
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2] = {Int32GetDatum(engine->stream->id), (Datum) 0};
-	KappaCatalogAccess access;
-	List	   *live = NIL;
-	List	   *added = NIL;
+	SyncFound	found = {engine, NIL};
+	List	   *live;
+	List	   *added;
 	bool		any_added = false;
 	ListCell   *lc;
 
 	sync_failed_views(engine);
-	kappa_catalog_enter(&access);
-	values[1] = Int32GetDatum(engine->only_view);
-	if (SPI_execute_with_args("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
-							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner, "
-							  "options->>'notify', options->>'retention', options->>'emit' "
-							  "FROM kappa.views WHERE stream_id = $1 AND "
-							  "CASE WHEN $2 = 0 THEN status IN ('live', 'incomplete') ELSE view_id = $2 END "
-							  "ORDER BY view_id FOR KEY SHARE",
-							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	old = MemoryContextSwitchTo(engine->cxt);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		bool		known = false;
-
-		/*
-		 * Shared state: every view's lock, in id order, before a new view
-		 * is loaded under its own (kappa_view_restore); taking a new view's
-		 * lock first, then the flush's, could deadlock with another worker.
-		 */
-		if (engine->shared)
-			kappa_view_lock_state(id);
-		live = lappend_int(live, id);
-		foreach(lc, engine->views)
-			known |= (((ViewRuntime *) lfirst(lc))->view_id == id);
-		if (!known)
-		{
-			NewView    *nv = palloc(sizeof(NewView));
-
-			new_view_from_row(nv, id, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, engine->cxt);
-			added = lappend(added, nv);
-		}
-	}
-	MemoryContextSwitchTo(old);
-	kappa_catalog_leave(&access);
+	added = kappa_views_running(engine->stream->id, engine->only_view, sync_view_found, &found,
+								engine->cxt);
+	live = found.live;
 
 	/*
 	 * A view created after kappa_alter_stream may read a column this
@@ -608,24 +564,9 @@ parse_time(const char *text)
 ViewRuntime *
 kappa_engine_load_view_by_id(KappaEngine *engine, int32 view_id)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(view_id)};
-	KappaCatalogAccess access;
 	NewView		nv;
 
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT plan, coalesce(options->>'start', 'earliest'), "
-							  "format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner, "
-							  "options->>'notify', options->>'retention', options->>'emit' "
-							  "FROM kappa.views WHERE view_id = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	if (SPI_processed == 0)
-	{
-		kappa_catalog_leave(&access);
+	if (!kappa_views_definition(view_id, &nv, engine->cxt))
 		return NULL;
-	}
-	new_view_from_row(&nv, view_id, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, engine->cxt);
-	kappa_catalog_leave(&access);
 	return load_view(engine, &nv);
 }

@@ -32,6 +32,7 @@
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/gaps.h"
 #include "kappa_catalog/stream.h"
+#include "kappa_catalog/view_status.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_accept_gap);
@@ -117,11 +118,7 @@ kappa_gap_skip(KappaStream *stream, int32 partition, int64 to, int64 stream_lost
 		KappaViewGap *gap = lfirst(lc);
 
 		kappa_view_gaps_record(gap->view_id, partition, gap->from, gap->to);
-		values[0] = Int32GetDatum(gap->view_id);
-		if (SPI_execute_with_args("UPDATE kappa.views SET status = 'incomplete' "
-								  "WHERE view_id = $1 AND status = 'live'",
-								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not record a gap of stream \"%s\"", stream->name);
+		kappa_views_mark_incomplete(gap->view_id);
 	}
 	kappa_catalog_leave(&catalog);
 }

@@ -69,6 +69,7 @@
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
+#include "kappa_catalog/view_plan.h"
 #include "subxact.h"
 
 PG_FUNCTION_INFO_V1(kappa_origin);
@@ -159,16 +160,11 @@ require_unique_index(int32 view_id, const char *name)
 char *
 kappa_view_localize(int32 view_id)
 {
-	MemoryContext caller = CurrentMemoryContext;
 	char	   *origin = kappa_origin_text();
-	KappaCatalogAccess access;
 	KappaOwnerAccess as_owner;
-	Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	bool		isnull;
+	KappaViewForeign view;
 	char	   *definition;
 	char	   *name;
-	int32		stream_id;
 	Oid			owner;
 	KappaStream *stream;
 	Query	   *query;
@@ -176,26 +172,13 @@ kappa_view_localize(int32 view_id)
 	char	   *plan;
 	int			nestlevel;
 
-	values[0] = Int32GetDatum(view_id);
-	values[1] = CStringGetTextDatum(origin);
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT definition, format('%I.%I', schema_name, view_name), "
-							  "stream_id, owner FROM kappa.views "
-							  "WHERE view_id = $1 AND plan_origin <> $2",
-							  2, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	if (SPI_processed == 0)
-	{
-		kappa_catalog_leave(&access);
+	if (!kappa_views_foreign(view_id, origin, &view))
 		return NULL;
-	}
-	definition = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	stream_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
-	kappa_catalog_leave(&access);
+	definition = view.definition;
+	name = view.name;
+	owner = view.owner;
 
-	stream = kappa_stream_load_by_id(stream_id);
+	stream = kappa_stream_load_by_id(view.stream_id);
 	if (stream == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -217,14 +200,7 @@ kappa_view_localize(int32 view_id)
 	if (spec->unique_columns != NIL)
 		require_unique_index(view_id, name);
 
-	values[1] = CStringGetTextDatum(plan);
-	values[2] = CStringGetTextDatum(origin);
-	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("UPDATE kappa.views SET plan = $2, plan_origin = $3 "
-							  "WHERE view_id = $1 AND plan_origin <> $3",
-							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update kappa.views");
-	kappa_catalog_leave(&access);
+	kappa_views_store_plan(view_id, plan, origin);
 	ereport(LOG,
 			(errmsg("kappa view %s: plan rebuilt from its definition", name),
 			 errdetail("The stored plan was written by another database (a restored dump or an upgrade).")));
@@ -244,27 +220,18 @@ Datum
 kappa_upgrade_views(PG_FUNCTION_ARGS)
 {
 	KappaCatalogAccess access;
-	SPITupleTable *views;
-	uint64		nviews;
+	ListCell   *lc;
 
 	if (!creating_extension)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("kappa.upgrade_views() may only be called by ALTER EXTENSION kappa UPDATE")));
 	kappa_catalog_enter(&access);
-	if (SPI_execute("SELECT view_id, plan, owner::oid, format('%I.%I', schema_name, view_name) "
-					"FROM kappa.views ORDER BY view_id",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	views = SPI_tuptable;
-	nviews = SPI_processed;
-	for (uint64 i = 0; i < nviews; i++)
+	foreach(lc, kappa_views_all_plans())
 	{
-		HeapTuple	row = views->vals[i];
-		bool		isnull;
-		Datum		values[2];
-		char	   *plan = SPI_getvalue(row, views->tupdesc, 2);
-		Oid			owner = DatumGetObjectId(SPI_getbinval(row, views->tupdesc, 3, &isnull));
+		KappaViewPlan *view = lfirst(lc);
+		char	   *plan = view->plan;
+		Oid			owner = view->owner;
 		char	   *definition;
 		KappaSubxact sub;
 
@@ -286,19 +253,14 @@ kappa_upgrade_views(PG_FUNCTION_ARGS)
 
 			ereport(WARNING,
 					(errmsg("kappa view %s: its plan could not be deparsed: %s",
-							SPI_getvalue(row, views->tupdesc, 4), edata->message),
+							view->name, edata->message),
 					 errdetail("The view's worker will mark it failed."),
 					 errhint("Drop the view (kappa_drop_view) and create it again.")));
 			FreeErrorData(edata);
 			definition = "";
 		}
 		PG_END_TRY();
-		values[0] = SPI_getbinval(row, views->tupdesc, 1, &isnull);
-		values[1] = CStringGetTextDatum(definition);
-		if (SPI_execute_with_args("UPDATE kappa.views SET definition = $2 WHERE view_id = $1",
-								  2, (Oid[]) {INT4OID, TEXTOID}, values, NULL,
-								  false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update kappa.views");
+		kappa_views_set_definition(view->view_id, definition);
 	}
 	kappa_catalog_leave(&access);
 	kappa_wake_launcher_on_commit();

@@ -38,6 +38,7 @@
 #include "engine/state.h"
 #include "guc.h"
 #include "kappa_catalog/catalog.h"
+#include "kappa_catalog/view_status.h"
 
 static bool rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name);
 static void archive_message(const KappaMessage *m, void *arg);
@@ -323,10 +324,7 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 
 	if (lost != NULL)
 	{
-		values[1] = CStringGetTextDatum(lost);
-		if (SPI_execute_with_args("UPDATE kappa.views SET status = 'needs_replay', status_detail = $2 "
-								  "WHERE view_id = $1", 2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not mark view %s", name);
+		kappa_views_mark_needs_replay(view->view_id, lost);
 		kappa_catalog_leave(&catalog);
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -435,22 +433,11 @@ kappa_view_rebuild_from_archive(KappaEngine *engine, ViewRuntime *view)
 void
 kappa_view_mark_failed(int32 view_id, const char *name, ErrorData *edata)
 {
-	KappaCatalogAccess catalog;
-	Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	MemoryContext caller = CurrentMemoryContext;
+	char	   *stored_name = kappa_views_mark_failed(view_id, kappa_error_text(edata),
+													  unpack_sql_state(edata->sqlerrcode));
 
-	values[0] = Int32GetDatum(view_id);
-	values[1] = CStringGetTextDatum(kappa_error_text(edata));
-	values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("UPDATE kappa.views SET status = 'failed', status_detail = $2, status_sqlstate = $3 "
-							  "WHERE view_id = $1 RETURNING format('%I.%I', schema_name, view_name)",
-							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not mark kappa view %d failed", view_id);
-	if (name == NULL && SPI_processed > 0)
-		name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	kappa_catalog_leave(&catalog);
+	if (name == NULL)
+		name = stored_name;
 	ereport(WARNING,
 			(errcode(edata->sqlerrcode),
 			 errmsg("kappa view %s failed and is not kept current", name ? name : "(dropped)"),

@@ -62,6 +62,7 @@
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/dead_letters.h"
 #include "kappa_catalog/stream.h"
+#include "kappa_catalog/view_status.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_retry_dead_letters);
@@ -140,18 +141,7 @@ kappa_retry_dead_letters(PG_FUNCTION_ARGS)
 
 	/* a view being rebuilt reads the letters as dead: it would miss them */
 	{
-		Oid			types[1] = {INT4OID};
-		Datum		args[1] = {Int32GetDatum(stream->id)};
-		KappaCatalogAccess catalog;
-		bool		replaying;
-
-		kappa_catalog_enter(&catalog);
-		if (SPI_execute_with_args("SELECT 1 FROM kappa.views WHERE stream_id = $1 AND status = 'replaying'",
-								  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.views");
-		replaying = (SPI_processed > 0);
-		kappa_catalog_leave(&catalog);
-		if (replaying)
+		if (kappa_views_any_replaying(stream->id))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_IN_USE),
 					 errmsg("a view of stream \"%s\" is being replayed", name),

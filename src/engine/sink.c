@@ -65,6 +65,7 @@
 #include "kappa_catalog/sinks.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
+#include "kappa_catalog/view_plan.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_create_sink);
@@ -133,9 +134,7 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 	char	   *plan;
 	KappaViewSpec *spec;
 	bool		is_end;
-	Datum		values[8];
 	Oid			owner = GetUserId();	/* the caller: the sink is theirs */
-	MemoryContext caller = CurrentMemoryContext;
 
 	/* any error below must not log the statement: its options may hold secrets */
 	kappa_statement_has_secrets(true);
@@ -185,18 +184,7 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 	/* emit final needs windows, and a column by which to find them */
 	plan = kappa_view_localize(view.view_id);
 	if (plan == NULL)
-	{
-		kappa_catalog_enter(&access);
-		values[0] = Int32GetDatum(view.view_id);
-		if (SPI_execute_with_args("SELECT plan FROM kappa.views WHERE view_id = $1",
-								  1, (Oid[]) {INT4OID}, values, NULL, true, 1) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "could not read kappa.views");
-		/* in the caller's memory: SPI's goes with the catalog section */
-		plan = MemoryContextStrdup(caller,
-								   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-		kappa_catalog_leave(&access);
-	}
+		plan = kappa_views_plan(view.view_id, NULL);
 	kappa_owner_enter(&as_owner, view.owner);
 	spec = kappa_compile_view(kappa_stored_view(plan, &stream));
 	kappa_owner_leave(&as_owner);

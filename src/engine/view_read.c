@@ -46,6 +46,7 @@
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
+#include "kappa_catalog/view_plan.h"
 
 /*
  * The output column that holds the end (*is_end) or the start of a view's
@@ -181,29 +182,18 @@ kappa_view_read_query(KappaViewSpec *spec, const char *rows_table)
 char *
 kappa_view_read_definition(int32 view_id, int *nvisible)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	KappaCatalogAccess access;
 	KappaOwnerAccess as_owner;
-	Datum		values[1] = {Int32GetDatum(view_id)};
 	KappaStream *stream;
 	KappaViewSpec *spec;
 	Query	   *query;
 	char	   *plan;
+	char	   *stored_plan;
 	Oid			owner;
-	bool		isnull;
 
 	plan = kappa_view_localize(view_id);
-	kappa_catalog_enter(&access);
-	/* not read-only: the row may be this command's own */
-	if (SPI_execute_with_args("SELECT plan, owner FROM kappa.views WHERE view_id = $1",
-							  1, (Oid[]) {INT4OID}, values, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "could not read kappa.views");
-	/* in the caller's memory: SPI's goes with the catalog section */
+	stored_plan = kappa_views_plan(view_id, &owner);
 	if (plan == NULL)
-		plan = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	kappa_catalog_leave(&access);
+		plan = stored_plan;
 
 	query = kappa_stored_view(plan, &stream);
 	kappa_owner_enter(&as_owner, owner);

@@ -72,6 +72,7 @@
 
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/ddl.h"
+#include "kappa_catalog/statement.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
 
@@ -186,23 +187,29 @@ kappa_ddl_sql_drop(PG_FUNCTION_ARGS)
 static void
 handle_stream_drops(void)
 {
+	static KappaStatement dropped_streams =
+		KAPPA_STATEMENT("SELECT s.name, d.object_type || ' ' || d.object_identity, "
+						"  d.objsubid = 0 AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = s.stream_id) "
+						"FROM pg_event_trigger_dropped_objects() d JOIN kappa.streams s "
+						"  ON d.classid = 'pg_class'::regclass AND d.schema_name = 'kappa' AND CASE "
+						"    WHEN d.objsubid <> 0 THEN d.objid = to_regclass(format('kappa.%I', 'stream_' || s.stream_id)) "
+						"    ELSE d.object_type = 'table' AND d.object_name = 'stream_' || s.stream_id END "
+						"ORDER BY 3, s.stream_id", NULL);
+	static KappaStatement delete_dropped_streams =
+		KAPPA_STATEMENT("DELETE FROM kappa.streams s USING pg_event_trigger_dropped_objects() d "
+						"WHERE d.classid = 'pg_class'::regclass AND d.schema_name = 'kappa' "
+						"  AND d.objsubid = 0 AND d.object_type = 'table' "
+						"  AND d.object_name = 'stream_' || s.stream_id", NULL);
 	KappaCatalogAccess access;
 	char	   *stream = NULL;
 	char	   *identity = NULL;
 	bool		dropped = false;
 	MemoryContext caller = CurrentMemoryContext;
+	uint64		n;
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute("SELECT s.name, d.object_type || ' ' || d.object_identity, "
-					"  d.objsubid = 0 AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = s.stream_id) "
-					"FROM pg_event_trigger_dropped_objects() d JOIN kappa.streams s "
-					"  ON d.classid = 'pg_class'::regclass AND d.schema_name = 'kappa' AND CASE "
-					"    WHEN d.objsubid <> 0 THEN d.objid = to_regclass(format('kappa.%I', 'stream_' || s.stream_id)) "
-					"    ELSE d.object_type = 'table' AND d.object_name = 'stream_' || s.stream_id END "
-					"ORDER BY 3, s.stream_id",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the dropped objects");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	n = kappa_statement_run(&dropped_streams, NULL, NULL, SPI_OK_SELECT, 0);
+	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
 
@@ -215,13 +222,8 @@ handle_stream_drops(void)
 		identity = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
 		break;
 	}
-	if (stream == NULL && dropped &&
-		SPI_execute("DELETE FROM kappa.streams s USING pg_event_trigger_dropped_objects() d "
-					"WHERE d.classid = 'pg_class'::regclass AND d.schema_name = 'kappa' "
-					"  AND d.objsubid = 0 AND d.object_type = 'table' "
-					"  AND d.object_name = 'stream_' || s.stream_id",
-					false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete the dropped streams");
+	if (stream == NULL && dropped)
+		kappa_statement_run(&delete_dropped_streams, NULL, NULL, SPI_OK_DELETE, 0);
 	kappa_catalog_leave(&access);
 	if (stream)
 		ereport(ERROR,
@@ -241,25 +243,26 @@ handle_stream_drops(void)
 static List *
 dropped_view_parts(void)
 {
+	static KappaStatement dropped_parts =
+		KAPPA_STATEMENT("SELECT v.view_id, format('%I.%I', v.schema_name, v.view_name), "
+						"  CASE WHEN d.objsubid <> 0 THEN 'column' WHEN d.object_type = 'table' THEN 'rows' "
+						"    ELSE 'view' END, d.object_type || ' ' || d.object_identity "
+						"FROM pg_event_trigger_dropped_objects() d JOIN kappa.views v "
+						"  ON d.classid = 'pg_class'::regclass AND CASE "
+						"    WHEN d.objsubid <> 0 THEN d.objid = to_regclass(format('kappa.%I', 'view_' || v.view_id)) "
+						"    WHEN d.object_type = 'table' THEN d.schema_name = 'kappa' "
+						"      AND d.object_name = 'view_' || v.view_id "
+						"    ELSE d.object_type = 'view' AND d.schema_name = v.schema_name "
+						"      AND d.object_name = v.view_name END "
+						"ORDER BY v.view_id", NULL);
 	KappaCatalogAccess access;
 	List	   *parts = NIL;
 	MemoryContext caller = CurrentMemoryContext;
+	uint64		n;
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute("SELECT v.view_id, format('%I.%I', v.schema_name, v.view_name), "
-					"  CASE WHEN d.objsubid <> 0 THEN 'column' WHEN d.object_type = 'table' THEN 'rows' "
-					"    ELSE 'view' END, d.object_type || ' ' || d.object_identity "
-					"FROM pg_event_trigger_dropped_objects() d JOIN kappa.views v "
-					"  ON d.classid = 'pg_class'::regclass AND CASE "
-					"    WHEN d.objsubid <> 0 THEN d.objid = to_regclass(format('kappa.%I', 'view_' || v.view_id)) "
-					"    WHEN d.object_type = 'table' THEN d.schema_name = 'kappa' "
-					"      AND d.object_name = 'view_' || v.view_id "
-					"    ELSE d.object_type = 'view' AND d.schema_name = v.schema_name "
-					"      AND d.object_name = v.view_name END "
-					"ORDER BY v.view_id",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the dropped objects");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	n = kappa_statement_run(&dropped_parts, NULL, NULL, SPI_OK_SELECT, 0);
+	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -287,11 +290,17 @@ dropped_view_parts(void)
 static void
 forget_views(List *view_ids)
 {
+	static KappaStatement delete_views =
+		KAPPA_STATEMENT("DELETE FROM kappa.views v WHERE v.view_id = ANY ($1) "
+						"OR EXISTS (SELECT FROM kappa.views c WHERE c.view_id = ANY ($1) "
+						"  AND c.base_name IS NULL AND v.schema_name = c.schema_name "
+						"  AND v.base_name = c.view_name) "
+						"RETURNING v.view_id, v.schema_name, v.view_name", "int4[]");
 	KappaCatalogAccess access;
 	MemoryContext caller = CurrentMemoryContext;
 	Datum	   *ids = palloc(sizeof(Datum) * list_length(view_ids));
-	Oid			types[1] = {INT4ARRAYOID};
 	Datum		values[1];
+	uint64		n;
 	List	   *forgotten = NIL;
 	List	   *relations = NIL;
 	ListCell   *lc;
@@ -303,14 +312,8 @@ forget_views(List *view_ids)
 												sizeof(int32), true, TYPALIGN_INT));
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("DELETE FROM kappa.views v WHERE v.view_id = ANY ($1) "
-							  "OR EXISTS (SELECT FROM kappa.views c WHERE c.view_id = ANY ($1) "
-							  "  AND c.base_name IS NULL AND v.schema_name = c.schema_name "
-							  "  AND v.base_name = c.view_name) "
-							  "RETURNING v.view_id, v.schema_name, v.view_name",
-							  1, types, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
-		elog(ERROR, "could not delete the dropped views");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	n = kappa_statement_run(&delete_views, values, NULL, SPI_OK_DELETE_RETURNING, 0);
+	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;

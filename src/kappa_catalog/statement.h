@@ -13,7 +13,7 @@
 
 #include "executor/spi.h"
 
-#define KAPPA_STATEMENT_MAX_ARGS 12
+#define KAPPA_STATEMENT_MAX_ARGS 16
 
 /*
  * One statement against kappa's catalog: its text, with $1..$n, and the

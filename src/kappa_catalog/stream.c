@@ -16,7 +16,9 @@
  * names in a column list resolve on the caller's search_path, as in
  * CREATE TABLE, and the calling role becomes the stream's owner.
  *
- * All SQL here is constant text with $n parameters.  Creating or dropping
+ * All SQL here is constant text with $n parameters, prepared once per
+ * backend (statement.c); the statements other folders need on the same
+ * tables are in stream_rows.c and stream_origin.c.  Creating or dropping
  * a stream wakes the launcher when the transaction commits, so it starts
  * or stops the stream's worker at once.
  *
@@ -50,7 +52,9 @@
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/columns.h"
 #include "kappa_catalog/connection.h"
+#include "kappa_catalog/statement.h"
 #include "kappa_catalog/stream.h"
+#include "kappa_catalog/stream_rows.h"
 #include "kappa_catalog/view.h"
 #include "shmem.h"
 
@@ -204,12 +208,20 @@ void
 kappa_stream_insert(KappaStream *s, const char *eventhubs_masked,
 			  Interval *watermark, Interval *idle_timeout)
 {
+	static KappaStatement name_taken =
+		KAPPA_STATEMENT("SELECT 1 FROM kappa.streams WHERE name = $1", "text");
+	static KappaStatement insert_stream =
+		KAPPA_STATEMENT("INSERT INTO kappa.streams (name, owner, topic, brokers, eventhubs, "
+						"event_time, time_unit, watermark, idle_timeout, dedup_key, archive, options, keep_late, "
+						"partitions, on_gap) "
+						"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+						"RETURNING stream_id",
+						"text", "oid", "text", "text", "text", "name", "text", "interval", "interval",
+						"name", "text", "jsonb", "bool", "int4[]", "text");
 	Jsonb	   *pub;
 	Jsonb	   *sec;
 	Datum		values[15];
 	char		nulls[15];
-	Oid			types[15] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
-	TEXTOID, INTERVALOID, INTERVALOID, NAMEOID, TEXTOID, JSONBOID, BOOLOID, INT4ARRAYOID, TEXTOID};
 	static const char *const unit_names[] = {"s", "ms", "us"};
 	bool		isnull;
 	KappaCatalogAccess access;
@@ -249,61 +261,23 @@ kappa_stream_insert(KappaStream *s, const char *eventhubs_masked,
 	values[14] = CStringGetTextDatum(s->skip_gaps ? "skip" : "stop");
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT 1 FROM kappa.streams WHERE name = $1",
-							  1, types, values, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up stream \"%s\"", s->name);
-	if (SPI_processed > 0)
+	if (kappa_statement_run(&name_taken, values, nulls, SPI_OK_SELECT, 1) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("stream \"%s\" already exists", s->name),
 				 errhint("Drop it first with kappa_drop_stream, or choose another name.")));
 
-	if (SPI_execute_with_args("INSERT INTO kappa.streams (name, owner, topic, brokers, eventhubs, "
-							  "event_time, time_unit, watermark, idle_timeout, dedup_key, archive, options, keep_late, "
-							  "partitions, on_gap) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
-							  "RETURNING stream_id",
-							  15, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not insert stream \"%s\"", s->name);
+	kappa_statement_run(&insert_stream, values, nulls, SPI_OK_INSERT_RETURNING, 1);
 	s->id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	foreach(lc, s->columns)
 	{
 		KappaColumn *col = lfirst(lc);
-		Oid			coltypes[7] = {INT4OID, INT2OID, NAMEOID, OIDOID, INT4OID, BOOLOID, TEXTARRAYOID};
-		Datum		colvalues[7];
-		Datum	   *paths = palloc(sizeof(Datum) * list_length(col->paths));
-		ListCell   *pc;
-		int			n = 0;
 
-		foreach(pc, col->paths)
-			paths[n++] = CStringGetTextDatum(lfirst(pc));
-		colvalues[0] = Int32GetDatum(s->id);
-		colvalues[1] = Int16GetDatum(col->attnum);
-		colvalues[2] = DirectFunctionCall1(namein, CStringGetDatum(col->name));
-		colvalues[3] = ObjectIdGetDatum(col->typid);
-		colvalues[4] = Int32GetDatum(col->typmod);
-		colvalues[5] = BoolGetDatum(col->not_null);
-		colvalues[6] = PointerGetDatum(construct_array(paths, n, TEXTOID, -1, false, TYPALIGN_INT));
-		if (SPI_execute_with_args("INSERT INTO kappa.stream_columns (stream_id, attnum, name, type, typmod, not_null, paths) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-								  7, coltypes, colvalues, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert column \"%s\"", col->name);
+		kappa_stream_columns_insert(s->id, col, col->not_null);
 	}
-
 	if (sec != NULL)
-	{
-		Oid			sectypes[3] = {INT4OID, OIDOID, JSONBOID};
-		Datum		secvalues[3];
-
-		secvalues[0] = Int32GetDatum(s->id);
-		secvalues[1] = ObjectIdGetDatum(s->owner);
-		secvalues[2] = JsonbPGetDatum(sec);
-		if (SPI_execute_with_args("INSERT INTO kappa.stream_secrets (stream_id, owner, settings) "
-								  "VALUES ($1, $2, $3)",
-								  3, sectypes, secvalues, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert secrets of stream \"%s\"", s->name);
-	}
+		kappa_stream_secrets_insert(s->id, s->owner, sec);
 	kappa_stream_create_relation(s);
 	kappa_catalog_leave(&access);
 }
@@ -384,16 +358,15 @@ kappa_stream_meta_attnum(const KappaStream *stream)
 int32
 kappa_stream_revision(int32 stream_id)
 {
+	static KappaStatement read_revision =
+		KAPPA_STATEMENT("SELECT revision FROM kappa.streams WHERE stream_id = $1", "int4");
 	Datum		value = Int32GetDatum(stream_id);
 	KappaCatalogAccess access;
 	int32		revision = -1;
 	bool		isnull;
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT revision FROM kappa.streams WHERE stream_id = $1",
-							  1, (Oid[]) {INT4OID}, &value, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.streams");
-	if (SPI_processed > 0)
+	if (kappa_statement_run(&read_revision, &value, NULL, SPI_OK_SELECT, 1) > 0)
 		revision = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	kappa_catalog_leave(&access);
 	return revision;
@@ -414,9 +387,24 @@ kappa_stream_load_by_id(int32 id)
 static KappaStream *
 load_stream(const char *where_name, int32 where_id)
 {
+	static KappaStatement read_stream =
+		KAPPA_STATEMENT("SELECT s.stream_id, s.name, s.owner, s.topic, s.brokers, "
+						"s.event_time::text, s.time_unit, "
+						"(extract(epoch FROM s.watermark) * 1000000)::int8, "
+						"(extract(epoch FROM s.idle_timeout) * 1000000)::int8, "
+						"s.dedup_key::text, s.archive, s.options, x.settings, s.keep_late, s.partitions, "
+						"s.on_gap = 'skip', s.revision "
+						"FROM kappa.streams s "
+						"LEFT JOIN kappa.stream_secrets x USING (stream_id) "
+						"WHERE s.name = $1 OR s.stream_id = $2",
+						"text", "int4");
+	static KappaStatement read_columns =
+		KAPPA_STATEMENT("SELECT name::text, type, typmod, paths, not_null, attnum FROM kappa.stream_columns "
+						"WHERE stream_id = $2 ORDER BY attnum",
+						"text", "int4");
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	KappaStream *s = NULL;
-	Oid			types[2] = {TEXTOID, INT4OID};
+	uint64		ncolumns;
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	TupleDesc	desc;
@@ -432,18 +420,7 @@ load_stream(const char *where_name, int32 where_id)
 	nulls[1] = where_name ? 'n' : ' ';
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT s.stream_id, s.name, s.owner, s.topic, s.brokers, "
-							  "s.event_time::text, s.time_unit, "
-							  "(extract(epoch FROM s.watermark) * 1000000)::int8, "
-							  "(extract(epoch FROM s.idle_timeout) * 1000000)::int8, "
-							  "s.dedup_key::text, s.archive, s.options, x.settings, s.keep_late, s.partitions, "
-							  "s.on_gap = 'skip', s.revision "
-							  "FROM kappa.streams s "
-							  "LEFT JOIN kappa.stream_secrets x USING (stream_id) "
-							  "WHERE s.name = $1 OR s.stream_id = $2",
-							  2, types, values, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the stream catalog");
-	if (SPI_processed == 0)
+	if (kappa_statement_run(&read_stream, values, nulls, SPI_OK_SELECT, 1) == 0)
 	{
 		kappa_catalog_leave(&access);
 		return NULL;
@@ -500,11 +477,8 @@ load_stream(const char *where_name, int32 where_id)
 	/* columns, in order: by the id just read, whichever way it was found */
 	values[1] = Int32GetDatum(s->id);
 	nulls[1] = ' ';
-	if (SPI_execute_with_args("SELECT name::text, type, typmod, paths, not_null, attnum FROM kappa.stream_columns "
-							  "WHERE stream_id = $2 ORDER BY attnum",
-							  2, types, values, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the columns of stream \"%s\"", s->name);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	ncolumns = kappa_statement_run(&read_columns, values, nulls, SPI_OK_SELECT, 0);
+	for (uint64 i = 0; i < ncolumns; i++)
 	{
 		MemoryContext spi_cxt;
 		HeapTuple	crow = SPI_tuptable->vals[i];

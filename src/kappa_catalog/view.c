@@ -22,6 +22,10 @@
  * user-facing view is created and dropped as the caller, with the
  * caller's rights.
  *
+ * The other statements on kappa.views are beside: the row a view is
+ * defined with and what running it reads (view_plan.c), its status
+ * (view_status.c) and the versions kappa_replay builds (view_version.c).
+ *
  * The stream's worker notices new and dropped views at its next flush:
  * it locks its views' catalog rows (FOR KEY SHARE) before writing, and
  * kappa_drop_view deletes the row first, so a flush never writes into a
@@ -133,9 +137,14 @@ kappa_view_relation(const char *name, LOCKMODE lockmode, char **schema, char **r
 void
 kappa_view_resolve_owned(const char *name, bool current_only, KappaViewRef *ref)
 {
+	static KappaStatement find_view =
+		KAPPA_STATEMENT("SELECT v.view_id, v.owner, s.name, v.base_name IS NULL "
+						"FROM kappa.views v JOIN kappa.streams s USING (stream_id) "
+						"WHERE v.schema_name = $1 AND v.view_name = $2 "
+						"AND (NOT $3 OR v.base_name IS NULL)",
+						"name", "name", "bool");
 	MemoryContext caller = CurrentMemoryContext;
 	KappaCatalogAccess access;
-	Oid			types[3] = {NAMEOID, NAMEOID, BOOLOID};
 	Datum		values[3];
 	HeapTuple	row;
 	TupleDesc	desc;
@@ -146,13 +155,7 @@ kappa_view_resolve_owned(const char *name, bool current_only, KappaViewRef *ref)
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(ref->relname));
 	values[2] = BoolGetDatum(current_only);
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT v.view_id, v.owner, s.name, v.base_name IS NULL "
-							  "FROM kappa.views v JOIN kappa.streams s USING (stream_id) "
-							  "WHERE v.schema_name = $1 AND v.view_name = $2 "
-							  "AND (NOT $3 OR v.base_name IS NULL)",
-							  3, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	if (SPI_processed == 0)
+	if (kappa_statement_run(&find_view, values, NULL, SPI_OK_SELECT, 1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 current_only ?
@@ -173,22 +176,20 @@ kappa_view_resolve_owned(const char *name, bool current_only, KappaViewRef *ref)
 }
 
 /*
- * The qualified names of the views a condition over kappa.views selects
- * (a constant of kappa's, with $n parameters), in the caller's memory.
+ * The qualified names of the views a catalog statement selects (its only
+ * column), in the caller's memory.
  */
 static List *
-view_names_where(const char *condition, int nargs, Oid *types, Datum *values)
+view_names(KappaStatement *stmt, const Datum *values)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	KappaCatalogAccess access;
 	List	   *names = NIL;
+	uint64		n;
 
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args(psprintf("SELECT format('%%I.%%I', schema_name, view_name) FROM kappa.views "
-									   "WHERE %s ORDER BY view_id", condition),
-							  nargs, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	n = kappa_statement_run(stmt, values, NULL, SPI_OK_SELECT, 0);
+	for (uint64 i = 0; i < n; i++)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 
@@ -206,10 +207,27 @@ view_names_where(const char *condition, int nargs, Oid *types, Datum *values)
 List *
 kappa_stream_view_names(int32 stream_id)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(stream_id)};
+	static KappaStatement current_views =
+		KAPPA_STATEMENT("SELECT format('%I.%I', schema_name, view_name) FROM kappa.views "
+						"WHERE stream_id = $1 AND base_name IS NULL ORDER BY view_id", "int4");
+	Datum		value = Int32GetDatum(stream_id);
 
-	return view_names_where("stream_id = $1 AND base_name IS NULL", 1, types, values);
+	return view_names(&current_views, &value);
+}
+
+/*
+ * The qualified names of the versions kept beside a current view
+ * (kappa_replay(..., swap => false)), by its schema and name.
+ */
+static List *
+view_versions_beside(Datum schema, Datum relname)
+{
+	static KappaStatement versions_beside =
+		KAPPA_STATEMENT("SELECT format('%I.%I', schema_name, view_name) FROM kappa.views "
+						"WHERE schema_name = $1 AND base_name = $2 ORDER BY view_id", "name", "name");
+	Datum		values[2] = {schema, relname};
+
+	return view_names(&versions_beside, values);
 }
 
 /*
@@ -269,18 +287,17 @@ kappa_view_is_user_facing(Oid relid, int32 view_id)
 bool
 kappa_view_row_exists(const char *schema, const char *relname)
 {
+	static KappaStatement row_exists =
+		KAPPA_STATEMENT("SELECT FROM kappa.views WHERE schema_name = $1 AND view_name = $2",
+						"name", "name");
 	KappaCatalogAccess access;
-	Oid			types[2] = {NAMEOID, NAMEOID};
 	Datum		values[2];
 	bool		exists;
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
 	kappa_catalog_enter(&access);
-	if (SPI_execute_with_args("SELECT FROM kappa.views WHERE schema_name = $1 AND view_name = $2",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.views");
-	exists = SPI_processed > 0;
+	exists = kappa_statement_run(&row_exists, values, NULL, SPI_OK_SELECT, 1) > 0;
 	kappa_catalog_leave(&access);
 	return exists;
 }
@@ -325,8 +342,10 @@ kappa_view_forget(int32 view_id)
 void
 kappa_drop_view_by_name(const char *name)
 {
+	static KappaStatement delete_view =
+		KAPPA_STATEMENT("DELETE FROM kappa.views WHERE schema_name = $1 AND view_name = $2 "
+						"RETURNING view_id, owner", "name", "name");
 	KappaCatalogAccess access;
-	Oid			types[2] = {NAMEOID, NAMEOID};
 	Datum		values[2];
 	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
 	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
@@ -353,11 +372,7 @@ kappa_drop_view_by_name(const char *name)
 
 	kappa_catalog_enter(&access);
 	/* deleting the row first keeps the worker's next flush away from it */
-	if (SPI_execute_with_args("DELETE FROM kappa.views WHERE schema_name = $1 AND view_name = $2 "
-							  "RETURNING view_id, owner",
-							  2, types, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
-		elog(ERROR, "could not delete view \"%s\"", name);
-	if (SPI_processed == 0)
+	if (kappa_statement_run(&delete_view, values, NULL, SPI_OK_DELETE_RETURNING, 0) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a kappa view", name),
@@ -383,7 +398,7 @@ kappa_drop_view_by_name(const char *name)
 	kappa_view_forget(view_id);
 
 	/* the versions kept beside it (kappa_replay(..., swap => false)) go too */
-	foreach(lc, view_names_where("schema_name = $1 AND base_name = $2", 2, types, values))
+	foreach(lc, view_versions_beside(values[0], values[1]))
 		kappa_drop_view_by_name(lfirst(lc));
 	/* a stream stopped for its views' memory may run again */
 	kappa_wake_launcher_on_commit();
