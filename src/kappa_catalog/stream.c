@@ -420,7 +420,7 @@ load_stream(const char *where_name, int32 where_id)
 	nulls[1] = where_name ? 'n' : ' ';
 
 	kappa_catalog_enter(&access);
-	if (kappa_statement_run(&read_stream, values, nulls, SPI_OK_SELECT, 1) == 0)
+	if (kappa_statement_read(&read_stream, values, nulls, 1) == 0)
 	{
 		kappa_catalog_leave(&access);
 		return NULL;
@@ -477,7 +477,7 @@ load_stream(const char *where_name, int32 where_id)
 	/* columns, in order: by the id just read, whichever way it was found */
 	values[1] = Int32GetDatum(s->id);
 	nulls[1] = ' ';
-	ncolumns = kappa_statement_run(&read_columns, values, nulls, SPI_OK_SELECT, 0);
+	ncolumns = kappa_statement_read(&read_columns, values, nulls, 0);
 	for (uint64 i = 0; i < ncolumns; i++)
 	{
 		MemoryContext spi_cxt;

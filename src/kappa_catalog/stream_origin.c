@@ -43,7 +43,7 @@ kappa_dump_sentinel_pending(const char *origin)
 	Datum		value = CStringGetTextDatum(origin);
 	bool		isnull;
 
-	kappa_statement_run(&pending, &value, NULL, SPI_OK_SELECT, 1);
+	kappa_statement_read(&pending, &value, NULL, 1);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 

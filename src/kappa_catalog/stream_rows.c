@@ -225,7 +225,7 @@ kappa_streams_of_origin(const char *origin)
 	List	   *streams = NIL;
 	uint64		n;
 
-	n = kappa_statement_run(&of_origin, &value, NULL, SPI_OK_SELECT, 0);
+	n = kappa_statement_read(&of_origin, &value, NULL, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];

@@ -155,7 +155,7 @@ kappa_view_resolve_owned(const char *name, bool current_only, KappaViewRef *ref)
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(ref->relname));
 	values[2] = BoolGetDatum(current_only);
 	kappa_catalog_enter(&access);
-	if (kappa_statement_run(&find_view, values, NULL, SPI_OK_SELECT, 1) == 0)
+	if (kappa_statement_read(&find_view, values, NULL, 1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 current_only ?
@@ -297,7 +297,7 @@ kappa_view_row_exists(const char *schema, const char *relname)
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(schema));
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(relname));
 	kappa_catalog_enter(&access);
-	exists = kappa_statement_run(&row_exists, values, NULL, SPI_OK_SELECT, 1) > 0;
+	exists = kappa_statement_read(&row_exists, values, NULL, 1) > 0;
 	kappa_catalog_leave(&access);
 	return exists;
 }

@@ -161,7 +161,7 @@ kappa_views_definition(int32 view_id, KappaViewDefinition *def, MemoryContext cx
 	bool		found;
 
 	kappa_catalog_enter(&access);
-	found = kappa_statement_run(&view_definition, &value, NULL, SPI_OK_SELECT, 1) > 0;
+	found = kappa_statement_read(&view_definition, &value, NULL, 1) > 0;
 	if (found)
 		definition_from_row(def, view_id, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, cxt);
 	kappa_catalog_leave(&access);
@@ -311,7 +311,7 @@ kappa_views_plans_of_stream(int32 stream_id, const char *origin, List **names, L
 	*names = NIL;
 	*plans = NIL;
 	kappa_catalog_enter(&access);
-	n = kappa_statement_run(&stream_plans, values, NULL, SPI_OK_SELECT, 0);
+	n = kappa_statement_read(&stream_plans, values, NULL, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(caller);

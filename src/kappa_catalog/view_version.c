@@ -55,7 +55,7 @@ kappa_views_replay_source(int32 view_id, char **query, char **plan, Jsonb **opti
 	bool		isnull;
 
 	kappa_catalog_enter(&access);
-	if (kappa_statement_run(&replay_source, &value, NULL, SPI_OK_SELECT, 1) != 1)
+	if (kappa_statement_read(&replay_source, &value, NULL, 1) != 1)
 		elog(ERROR, "could not read kappa.views");
 	/* copied out of SPI's memory, which goes with kappa_catalog_leave */
 	old = MemoryContextSwitchTo(caller);
