@@ -21,6 +21,8 @@ OBJS = \
 	src/kappa_catalog/statement.o \
 	src/kappa_catalog/columns.o \
 	src/kappa_catalog/stream.o \
+	src/kappa_catalog/positions.o \
+	src/kappa_catalog/view_state.o \
 	src/kappa_catalog/view.o \
 	src/kappa_catalog/ddl.o \
 	src/engine/portable.o \
