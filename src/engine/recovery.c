@@ -41,10 +41,6 @@
 #include "kappa_catalog/positions.h"
 #include "kappa_catalog/view_state.h"
 
-static bool rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name);
-static void archive_message(const KappaMessage *m, void *arg);
-static void load_dedup_key(void *arg, int32 partition, char *key, TimestampTz time);
-
 /* What load_dedup_key needs: the view and the partitions to load. */
 typedef struct DedupLoad
 {
@@ -52,6 +48,10 @@ typedef struct DedupLoad
 	ViewRuntime *view;
 	const bool *which;
 } DedupLoad;
+
+static bool rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name);
+static void archive_message(const KappaMessage *m, void *arg);
+static void load_dedup_key(void *arg, int32 partition, char *key, TimestampTz time);
 
 /*
  * Read a view's positions and stored states.  If its state marker is gone
