@@ -23,6 +23,8 @@ OBJS = \
 	src/kappa_catalog/dead_letters.o \
 	src/kappa_catalog/gaps.o \
 	src/kappa_catalog/stream.o \
+	src/kappa_catalog/positions.o \
+	src/kappa_catalog/view_state.o \
 	src/kappa_catalog/view.o \
 	src/kappa_catalog/stream_rows.o \
 	src/kappa_catalog/stream_origin.o \

@@ -60,6 +60,7 @@
 #include "guc.h"
 #include "kafka/kafka.h"
 #include "kappa_catalog/catalog.h"
+#include "kappa_catalog/positions.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
 #include "shmem.h"
@@ -88,24 +89,19 @@ static void recompute(KappaStream *stream, int32 view_id, const char *scratch,
 static void
 read_positions(int32 view_id, int nparts, int64 *first, int64 *stop)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(view_id)};
+	ListCell   *lc;
 
 	for (int p = 0; p < nparts; p++)
 		first[p] = stop[p] = KAPPA_OFFSET_NONE;
-	if (SPI_execute_with_args("SELECT partition, coalesce(first_offset, 0), next_offset "
-							  "FROM kappa.view_partitions WHERE view_id = $1",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_partitions");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	foreach(lc, kappa_positions_view_spans_in_snapshot(view_id))
 	{
-		bool		isnull;
-		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		KappaPosition *pos = lfirst(lc);
+		int32		p = pos->partition;
 
 		if (p < 0 || p >= nparts)
 			continue;
-		first[p] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		stop[p] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+		first[p] = pos->first_offset;
+		stop[p] = pos->next_offset;
 		if (stop[p] <= first[p])
 			first[p] = stop[p] = KAPPA_OFFSET_NONE;	/* nothing read there */
 	}

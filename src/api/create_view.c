@@ -57,6 +57,7 @@
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
 #include "kappa_catalog/view_plan.h"
+#include "kappa_catalog/view_state.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(kappa_create_view);
@@ -364,8 +365,7 @@ kappa_view_define(const char *schema, const char *relname, const char *query_tex
 								kappa_view_rows_table(view_id),
 								quote_identifier(GetUserNameFromId(owner, false))),
 					   SPI_OK_UTILITY);
-	kappa_catalog_exec(psprintf("INSERT INTO kappa.view_state_marker VALUES (%d)", view_id),
-					   SPI_OK_INSERT);
+	kappa_view_state_marker_insert(view_id);
 	kappa_catalog_leave(&access);
 
 	return view_id;

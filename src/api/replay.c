@@ -83,6 +83,7 @@
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/ddl.h"
 #include "kappa_catalog/gaps.h"
+#include "kappa_catalog/positions.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view.h"
 #include "kappa_catalog/view_version.h"
@@ -890,17 +891,17 @@ kappa_replay(PG_FUNCTION_ARGS)
 	first = palloc0(sizeof(int64) * Max(nparts, 1));
 	gaps = palloc0(sizeof(List *) * Max(nparts, 1));
 	kappa_catalog_enter(&access);
-	values[0] = Int32GetDatum(old_id);
-	if (SPI_execute_with_args("SELECT partition, first_offset FROM kappa.view_partitions WHERE view_id = $1",
-							  1, (Oid[]) {INT4OID}, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_partitions");
-	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		Datum		f = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+		ListCell   *lc;
 
-		if (p >= 0 && p < nparts && !isnull)
-			first[p] = DatumGetInt64(f);
+		foreach(lc, kappa_positions_view_first_offsets_in_snapshot(old_id))
+		{
+			KappaPosition *pos = lfirst(lc);
+			int32		p = pos->partition;
+
+			if (p >= 0 && p < nparts && pos->first_offset >= 0)	/* < 0: none */
+				first[p] = pos->first_offset;
+		}
 	}
 	kappa_catalog_leave(&access);
 

@@ -61,6 +61,7 @@
 #include "guc.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/columns.h"
+#include "kappa_catalog/positions.h"
 
 static KappaEngine *engine_init(KappaStream *stream, int nparts, KappaPoisons *poisons);
 static void load_stream_positions(KappaEngine *engine, const bool *which);
@@ -245,9 +246,8 @@ kappa_engine_destroy(KappaEngine *engine)
 static void
 load_stream_positions(KappaEngine *engine, const bool *which)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(engine->stream->id)};
 	KappaCatalogAccess access;
+	ListCell   *lc;
 
 	for (int p = 0; p < engine->nparts; p++)
 	{
@@ -257,18 +257,14 @@ load_stream_positions(KappaEngine *engine, const bool *which)
 		engine->parts[p].end = -1;
 	}
 	kappa_catalog_enter(&access);
-	/* not read_only: a fresh snapshot sees what another worker just flushed */
-	if (SPI_execute_with_args("SELECT partition, next_offset FROM kappa.partitions WHERE stream_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.partitions");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/* a fresh snapshot sees what another worker just flushed */
+	foreach(lc, kappa_positions_load_stream(engine->stream->id))
 	{
-		bool		isnull;
-		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		KappaPosition *pos = lfirst(lc);
+		int32		p = pos->partition;
 
 		if (p >= 0 && p < engine->nparts && (which == NULL || which[p]))
-			engine->parts[p].next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-																 SPI_tuptable->tupdesc, 2, &isnull));
+			engine->parts[p].next = pos->next_offset;
 	}
 	kappa_catalog_leave(&access);
 }

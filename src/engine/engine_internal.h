@@ -21,6 +21,7 @@
 #include "engine/engine.h"
 #include "engine/lookup.h"
 #include "engine/state.h"
+#include "kappa_catalog/view_state.h"
 
 /*
  * The widest group key a view takes, in bytes: a stored state's primary
@@ -271,10 +272,9 @@ extern TimestampTz kappa_engine_watermark(KappaEngine *engine, ViewRuntime *view
 extern bool kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name);
 extern void kappa_view_load_partitions(KappaEngine *engine, ViewRuntime *view,
 									   const bool *which);
-extern KappaGroup *kappa_view_restore_state(ViewRuntime *view, HeapTuple row, TupleDesc desc,
+extern KappaGroup *kappa_view_restore_state(ViewRuntime *view, const KappaStoredState *row,
 											bool merge);
 extern void kappa_view_rebuild_from_archive(KappaEngine *engine, ViewRuntime *view);
-extern void kappa_flush_prepare(void);
 extern void kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 extern void kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms);
 extern void kappa_flush_dead_letters(KappaEngine *engine);

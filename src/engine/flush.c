@@ -33,10 +33,9 @@
  * writes the results; it finalizes by every partition's watermark, the
  * other workers' as they last stored them, and forgets its groups.
  *
- * Lifetime: the catalog statements are prepared once per backend and kept
- * (the static plans below), and prepared again if kappa.view_state is no
- * longer the table they were prepared for (the extension was dropped and
- * created again).  Everything else lives in the engine's flush context,
+ * Lifetime: kappa's tables are written through kappa_catalog
+ * (positions.c, view_state.c), whose statements are prepared once per
+ * backend and kept.  Everything else lives in the engine's flush context,
  * reset after each flush.  All SQL here is prepared or built from
  * constants and quoted identifiers, with $n parameters.
  *
@@ -47,21 +46,16 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "funcapi.h"
-#include "nodes/makefuncs.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/typcache.h"
 
 #include "agg/aggregate.h"
 #include "engine/engine_internal.h"
@@ -70,29 +64,11 @@
 #include "guc.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/dead_letters.h"
+#include "kappa_catalog/positions.h"
 #include "kappa_catalog/view.h"
+#include "kappa_catalog/view_state.h"
 #include "shmem.h"
 #include "subxact.h"
-
-/*
- * kappa.view_state's statements, prepared once per backend, and its row
- * type: for the table whose relation is state_relid.
- */
-static Oid	state_relid = InvalidOid;
-static bool state_invalid = false;	/* its definition may have changed */
-static bool state_callback_registered = false;
-static SPIPlanPtr state_upsert_plan = NULL;
-static SPIPlanPtr state_insert_plan = NULL;
-static Oid	state_row_type = InvalidOid;
-static TupleDesc state_row_desc = NULL;
-
-/* The positions and counts of views and streams, prepared likewise. */
-static SPIPlanPtr view_position_plan = NULL;
-static SPIPlanPtr stream_position_plan = NULL;
-
-/* kappa.view_dedup's: new keys of a view's partition, and pruning. */
-static SPIPlanPtr dedup_insert_plan = NULL;
-static SPIPlanPtr dedup_prune_plan = NULL;
 
 /* What a view's flush writes, gathered as its owner, written after. */
 typedef struct FlushWrites
@@ -118,7 +94,6 @@ typedef struct RowKey
 	bool		any_null;
 } RowKey;
 
-static void free_kept(SPIPlanPtr *plan);
 static void project_group(ViewRuntime *view, KappaGroup *group, TimestampTz start,
 						  TimestampTz end, bool with_aggs, Datum *values, char *nulls);
 static Datum group_row(ViewRuntime *view, KappaGroup *group);
@@ -126,7 +101,9 @@ static Datum group_state(ViewRuntime *view, KappaGroup *group);
 static void write_rows(SPIPlanPtr plan, Oid row_type, List *rows, const char *what,
 					   const char *view);
 static void note_row(KappaEngine *engine, ViewRuntime *view, KappaGroup *group, FlushWrites *w);
-static void insert_new(ViewRuntime *view, SPIPlanPtr insert, SPIPlanPtr upsert, Oid row_type,
+static void write_view_rows(ViewRuntime *view, List *rows, bool upsert);
+static void write_states(ViewRuntime *view, List *states, bool upsert);
+static void insert_new(ViewRuntime *view, void (*write) (ViewRuntime *view, List *tuples, bool upsert),
 					   List *tuples, const char *what);
 static void forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
 static void forget_stored_state(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
@@ -147,125 +124,6 @@ static void notify_flush(ViewRuntime *view, TimestampTz final_until, int64 chang
 static void apply_retention(ViewRuntime *view, TimestampTz final_until, bool bounded);
 static void flush_view_isolated(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 static int	view_id_cmp(const ListCell *a, const ListCell *b);
-
-/*
- * A relcache invalidation of kappa.view_state (an ALTER EXTENSION ...
- * UPDATE may change it): its row type, which the statements take as an
- * array, is read again before the next flush.  Plans alone would not
- * need it; the plan cache revalidates them.
- */
-static void
-state_relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == state_relid)
-		state_invalid = true;
-}
-
-/* Prepare one statement for the rest of the backend's life. */
-static SPIPlanPtr
-prepare_kept(const char *sql, int nargs, Oid *types)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-	if (plan == NULL)
-		elog(ERROR, "could not prepare a kappa statement (%s): %s",
-			 SPI_result_code_string(SPI_result), sql);
-	SPI_keepplan(plan);
-	return plan;
-}
-
-/* Free a kept statement, if there is one. */
-static void
-free_kept(SPIPlanPtr *plan)
-{
-	if (*plan != NULL)
-		SPI_freeplan(*plan);
-	*plan = NULL;
-}
-
-/*
- * Prepare the flush's fixed statements: the upsert of an array of
- * kappa.view_state's rows, the upserts of view and stream positions, and
- * those of dedup keys.  Kept for the backend's life, unless kappa.view_state
- * is a new table (DROP and CREATE EXTENSION in the same session) or was
- * invalidated (state_relcache_callback): then they, and the row type they
- * use, are prepared again.  Called in a catalog section.
- */
-void
-kappa_flush_prepare(void)
-{
-	Oid			view_position_types[11] = {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID,
-	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
-	Oid			stream_position_types[10] = {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
-	TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID, TIMESTAMPTZOID};
-	Oid			state_array_type;
-	Oid			dedup_insert_types[5] = {INT4OID, INT4OID, TIMESTAMPTZOID, TEXTARRAYOID,
-		TIMESTAMPTZARRAYOID};
-	Oid			dedup_prune_types[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
-	Oid			relid;
-	MemoryContext old;
-
-	kappa_catalog_check();
-	if (!state_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(state_relcache_callback, (Datum) 0);
-		state_callback_registered = true;
-	}
-	relid = RangeVarGetRelid(makeRangeVar("kappa", "view_state", -1), NoLock, false);
-	if (state_upsert_plan != NULL && relid == state_relid && !state_invalid)
-		return;
-	state_invalid = false;
-	free_kept(&state_upsert_plan);
-	free_kept(&state_insert_plan);
-	free_kept(&view_position_plan);
-	free_kept(&stream_position_plan);
-	free_kept(&dedup_insert_plan);
-	free_kept(&dedup_prune_plan);
-	if (state_row_desc != NULL)
-		FreeTupleDesc(state_row_desc);
-	state_row_desc = NULL;
-
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	state_row_type = get_rel_type_id(relid);
-	state_row_desc = lookup_rowtype_tupdesc_copy(state_row_type, -1);
-	MemoryContextSwitchTo(old);
-	state_array_type = get_array_type(state_row_type);
-	state_upsert_plan = prepare_kept("INSERT INTO kappa.view_state SELECT * FROM unnest($1) "
-									 "ON CONFLICT (view_id, group_key, window_start) DO UPDATE "
-									 "SET window_end = EXCLUDED.window_end, states = EXCLUDED.states",
-									 1, &state_array_type);
-	state_insert_plan = prepare_kept("INSERT INTO kappa.view_state SELECT * FROM unnest($1)",
-									 1, &state_array_type);
-	view_position_plan = prepare_kept("INSERT INTO kappa.view_partitions AS v (view_id, partition, next_offset, "
-									  "max_event_time, filtered, duplicate, delivered, applied, late, first_offset, rejected) "
-									  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-									  "ON CONFLICT (view_id, partition) DO UPDATE SET "
-									  "next_offset = EXCLUDED.next_offset, max_event_time = EXCLUDED.max_event_time, "
-									  "filtered = v.filtered + EXCLUDED.filtered, duplicate = v.duplicate + EXCLUDED.duplicate, "
-									  "delivered = v.delivered + EXCLUDED.delivered, applied = v.applied + EXCLUDED.applied, "
-									  "late = v.late + EXCLUDED.late, rejected = v.rejected + EXCLUDED.rejected, "
-									  "first_offset = coalesce(v.first_offset, EXCLUDED.first_offset)",
-									  11, view_position_types);
-	stream_position_plan = prepare_kept("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, end_offset, "
-										"consumed, dead_lettered, last_event_at, events_per_s, flush_ms, last_message_at, flushed_at) "
-										"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) "
-										"ON CONFLICT (stream_id, partition) DO UPDATE SET "
-										"next_offset = EXCLUDED.next_offset, end_offset = EXCLUDED.end_offset, "
-										"consumed = k.consumed + EXCLUDED.consumed, "
-										"dead_lettered = k.dead_lettered + EXCLUDED.dead_lettered, "
-										"last_event_at = coalesce(EXCLUDED.last_event_at, k.last_event_at), "
-										"last_message_at = coalesce(EXCLUDED.last_message_at, k.last_message_at), "
-										"events_per_s = EXCLUDED.events_per_s, flushed_at = now(), "
-										"flush_ms = EXCLUDED.flush_ms",
-										10, stream_position_types);
-	/* a segment: the keys a flush saw first in a partition, in one row */
-	dedup_insert_plan = prepare_kept("INSERT INTO kappa.view_dedup VALUES ($1, $2, $3, $4, $5)",
-									 5, dedup_insert_types);
-	dedup_prune_plan = prepare_kept("DELETE FROM kappa.view_dedup "
-									"WHERE view_id = $1 AND partition = $2 AND newest < $3",
-									3, dedup_prune_types);
-	state_relid = relid;
-}
 
 /*
  * A group's output row, as values[] and nulls[] ('n'/' ') for SPI, with
@@ -402,27 +260,19 @@ static void
 delete_states(ViewRuntime *view, List *keys, List *starts)
 {
 	int			n = list_length(keys);
-	Datum	   *k;
-	Datum	   *s;
-	Datum		values[3];
-	Oid			types[3] = {INT4OID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
+	bytea	  **k;
+	TimestampTz *s;
 
 	if (n == 0 || view->scratch)
 		return;
-	k = palloc(sizeof(Datum) * n);
-	s = palloc(sizeof(Datum) * n);
+	k = palloc(sizeof(bytea *) * n);
+	s = palloc(sizeof(TimestampTz) * n);
 	for (int i = 0; i < n; i++)
 	{
-		k[i] = PointerGetDatum(list_nth(keys, i));
-		s[i] = TimestampTzGetDatum(*(TimestampTz *) list_nth(starts, i));
+		k[i] = list_nth(keys, i);
+		s[i] = *(TimestampTz *) list_nth(starts, i);
 	}
-	values[0] = Int32GetDatum(view->view_id);
-	values[1] = PointerGetDatum(construct_array(k, n, BYTEAOID, -1, false, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(s, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (SPI_execute_with_args("DELETE FROM kappa.view_state s USING unnest($2, $3) AS d(k, w) "
-							  "WHERE s.view_id = $1 AND s.group_key = d.k AND s.window_start = d.w",
-							  3, types, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete the states of kappa view %s", view->name);
+	kappa_view_state_delete(view->view_id, n, k, s);
 }
 
 /*
@@ -446,8 +296,9 @@ group_row(ViewRuntime *view, KappaGroup *group)
 }
 
 /*
- * A group's stored state, as a row of kappa.view_state.  Serializing runs
- * the aggregates' code: call as the view's owner.
+ * A group's stored state, as a row of kappa.view_state
+ * (kappa_view_state_form_row).  Serializing runs the aggregates' code:
+ * call as the view's owner.
  */
 static Datum
 group_state(ViewRuntime *view, KappaGroup *group)
@@ -457,8 +308,6 @@ group_state(ViewRuntime *view, KappaGroup *group)
 	bool	   *state_nulls = palloc(sizeof(bool) * Max(naggs, 1));
 	int			dims[1] = {naggs};
 	int			lbs[1] = {1};
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
 
 	for (int i = 0; i < naggs; i++)
 	{
@@ -468,13 +317,11 @@ group_state(ViewRuntime *view, KappaGroup *group)
 		states[i] = PointerGetDatum(b);
 		state_nulls[i] = (b == NULL);
 	}
-	values[0] = Int32GetDatum(view->view_id);
-	values[1] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
-	values[2] = TimestampTzGetDatum(group->start);
-	values[3] = TimestampTzGetDatum(group->end);
-	values[4] = PointerGetDatum(construct_md_array(states, state_nulls, naggs > 0 ? 1 : 0,
-												   dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
-	return HeapTupleGetDatum(heap_form_tuple(state_row_desc, values, nulls));
+	return kappa_view_state_form_row(view->view_id, kappa_groups_encode_key(view->groups, group),
+									 group->start, group->end,
+									 construct_md_array(states, state_nulls, naggs > 0 ? 1 : 0,
+														dims, lbs, BYTEAOID, -1, false,
+														TYPALIGN_INT));
 }
 
 /* Run a prepared statement whose one parameter is an array of rows. */
@@ -523,17 +370,33 @@ note_row(KappaEngine *engine, ViewRuntime *view, KappaGroup *group, FlushWrites 
 	MemoryContextSwitchTo(old);
 }
 
+/* Write rows of the view's rows table: inserted, or upserted. */
+static void
+write_view_rows(ViewRuntime *view, List *rows, bool upsert)
+{
+	write_rows(upsert ? view->upsert_plan : view->insert_plan, view->row_type, rows, "rows",
+			   view->name);
+}
+
+/* Write rows of kappa.view_state: inserted, or upserted. */
+static void
+write_states(ViewRuntime *view, List *states, bool upsert)
+{
+	kappa_view_state_write(states, upsert);
+}
+
 /*
  * Insert the rows (or states) of groups that have none, without ON
  * CONFLICT: a plain insert skips the speculative insertion an upsert pays
  * for (about a third of the cost of writing a new row).  Should one be
  * there after all (someone wrote into the rows table), the insert is
  * undone in its subtransaction and they are upserted, so the view stays
- * exact either way.  what is "rows" or "states".
+ * exact either way.  write writes them (write_view_rows, write_states);
+ * what is "rows" or "states".
  */
 static void
-insert_new(ViewRuntime *view, SPIPlanPtr insert, SPIPlanPtr upsert, Oid row_type, List *tuples,
-		   const char *what)
+insert_new(ViewRuntime *view, void (*write) (ViewRuntime *view, List *tuples, bool upsert),
+		   List *tuples, const char *what)
 {
 	KappaSubxact sub;
 
@@ -542,7 +405,7 @@ insert_new(ViewRuntime *view, SPIPlanPtr insert, SPIPlanPtr upsert, Oid row_type
 	kappa_subxact_begin(&sub);
 	PG_TRY();
 	{
-		write_rows(insert, row_type, tuples, what, view->name);
+		write(view, tuples, false);
 		kappa_subxact_commit(&sub);
 	}
 	PG_CATCH();
@@ -556,7 +419,7 @@ insert_new(ViewRuntime *view, SPIPlanPtr insert, SPIPlanPtr upsert, Oid row_type
 						view->name, what),
 				 errdetail("%s", edata->message)));
 		FreeErrorData(edata);
-		write_rows(upsert, row_type, tuples, what, view->name);
+		write(view, tuples, true);
 	}
 	PG_END_TRY();
 }
@@ -699,7 +562,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	if (view->nunique == 0 && w.rows != NIL &&
 		SPI_execute(psprintf("DELETE FROM %s", view->rows_table), false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not clear kappa view %s", view->name);
-	insert_new(view, view->insert_plan, view->upsert_plan, view->row_type, w.rows_new, "rows");
+	insert_new(view, write_view_rows, w.rows_new, "rows");
 	write_rows(view->upsert_plan, view->row_type, w.rows_known, "rows", view->name);
 	/* what the sinks get, before retention deletes any final row */
 	if (w.sinks != NIL)
@@ -738,10 +601,9 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 	instr_time	phase_start;
 
 	kappa_phase_start(engine, &phase_start);
-	kappa_flush_prepare();
 	delete_states(view, w->state_keys, w->state_starts);
-	insert_new(view, state_insert_plan, state_upsert_plan, state_row_type, w->states_new, "states");
-	write_rows(state_upsert_plan, state_row_type, w->states, "state", view->name);
+	insert_new(view, write_states, w->states_new, "states");
+	kappa_view_state_write(w->states, true);
 	if (engine->shared)
 		forget_shared_state(view, margin, state_upto);
 	kappa_phase_end(engine, KAPPA_PHASE_STATES, &phase_start);
@@ -754,8 +616,7 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 	for (int p = 0; p < engine->nparts; p++)
 	{
 		ViewPartition *vp = &view->parts[p];
-		Datum		values[11];
-		char		nulls[11] = "           ";
+		KappaViewProgress progress;
 
 		if (vp->dedup)
 			write_dedup_keys(view, p, vp,
@@ -765,21 +626,16 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 		kappa_phase_end(engine, KAPPA_PHASE_DEDUP, &phase_start);
 		if (!vp->changed || vp->next < 0)
 			continue;
-		values[0] = Int32GetDatum(view->view_id);
-		values[1] = Int32GetDatum(p);
-		values[2] = Int64GetDatum(vp->next);
-		values[3] = TimestampTzGetDatum(vp->max_time);
-		nulls[3] = (vp->max_time == DT_NOBEGIN) ? 'n' : ' ';
-		values[4] = Int64GetDatum(vp->filtered);
-		values[5] = Int64GetDatum(vp->duplicate);
-		values[6] = Int64GetDatum(vp->delivered);
-		values[7] = Int64GetDatum(vp->applied);
-		values[8] = Int64GetDatum(vp->late);
-		values[9] = Int64GetDatum(vp->first);
-		nulls[9] = (vp->first < 0) ? 'n' : ' ';
-		values[10] = Int64GetDatum(vp->rejected);
-		if (SPI_execute_plan(view_position_plan, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write the positions of kappa view %s", view->name);
+		progress.next_offset = vp->next;
+		progress.max_event_time = vp->max_time;
+		progress.first_offset = vp->first;
+		progress.filtered = vp->filtered;
+		progress.duplicate = vp->duplicate;
+		progress.delivered = vp->delivered;
+		progress.applied = vp->applied;
+		progress.late = vp->late;
+		progress.rejected = vp->rejected;
+		kappa_positions_store_view(view->view_id, p, &progress);
 		vp->filtered = vp->duplicate = vp->delivered = vp->applied = vp->late = 0;
 		vp->rejected = 0;
 		vp->changed = false;
@@ -796,14 +652,8 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 		DT_NOBEGIN : state_upto - margin;
 	if (final_until != DT_NOBEGIN && final_until > view->final_stored)
 	{
-		Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
-		Datum		values[2] = {Int32GetDatum(view->view_id), TimestampTzGetDatum(final_until)};
-
 		/* never back: another worker may have stored a later one */
-		if (SPI_execute_with_args("UPDATE kappa.view_partitions SET final_upto = $2 "
-								  "WHERE view_id = $1 AND (final_upto IS NULL OR final_upto < $2)",
-								  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not write the positions of kappa view %s", view->name);
+		kappa_positions_raise_final_upto(view->view_id, final_until);
 		view->final_stored = final_until;
 		moved = true;
 	}
@@ -893,16 +743,13 @@ static void
 write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, TimestampTz horizon,
 				 bool owned)
 {
-	Datum		values[5];
 	int			n = list_length(vp->dedup_new);
 	bool		pruned = false;
 
-	values[0] = Int32GetDatum(view->view_id);
-	values[1] = Int32GetDatum(partition);
 	if (n > 0)
 	{
-		Datum	   *keys = palloc(sizeof(Datum) * n);
-		Datum	   *times = palloc(sizeof(Datum) * n);
+		const char **keys = palloc(sizeof(char *) * n);
+		TimestampTz *times = palloc(sizeof(TimestampTz) * n);
 		TimestampTz newest = DT_NOBEGIN;
 		ListCell   *lc;
 
@@ -910,16 +757,11 @@ write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, Timestam
 		{
 			NewDedupKey *nk = lfirst(lc);
 
-			keys[foreach_current_index(lc)] = CStringGetTextDatum(nk->key);
-			times[foreach_current_index(lc)] = TimestampTzGetDatum(nk->time);
+			keys[foreach_current_index(lc)] = nk->key;
+			times[foreach_current_index(lc)] = nk->time;
 			newest = Max(newest, nk->time);
 		}
-		values[2] = TimestampTzGetDatum(newest);
-		values[3] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
-		values[4] = PointerGetDatum(construct_array(times, n, TIMESTAMPTZOID, sizeof(TimestampTz),
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		if (SPI_execute_plan(dedup_insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not store the dedup keys of kappa view %s", view->name);
+		kappa_view_dedup_store(view->view_id, partition, newest, n, keys, times);
 	}
 	/* the new keys point into the table's entries: free those only now */
 	vp->dedup_new = NIL;		/* in the flush context, which the flush resets */
@@ -943,11 +785,7 @@ write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp, Timestam
 		}
 	}
 	if (pruned)
-	{
-		values[2] = TimestampTzGetDatum(horizon);
-		if (SPI_execute_plan(dedup_prune_plan, values, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not prune the dedup keys of kappa view %s", view->name);
-	}
+		kappa_view_dedup_prune(view->view_id, partition, horizon);
 }
 
 /* Views in the order their state locks are taken. */
@@ -974,52 +812,39 @@ merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrites *w)
 	bool		sessions = (view->spec->window.kind == KAPPA_WINDOW_SESSION);
 	List	   *changed = kappa_groups_all(view->groups);
 	int			n = list_length(changed);
-	Datum	   *keys;
-	Datum	   *starts;
-	Datum		values[3];
-	Oid			types[3] = {INT4OID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID};
+	bytea	  **keys;
+	TimestampTz *starts;
+	KappaStoredState *stored;
+	int64		nstored;
 	KappaOwnerAccess owner;
 	ListCell   *lc;
 
 	if (n == 0)
 		return;
-	keys = palloc(sizeof(Datum) * n);
-	starts = palloc(sizeof(Datum) * n);
+	keys = palloc(sizeof(bytea *) * n);
+	starts = palloc(sizeof(TimestampTz) * n);
 	foreach(lc, changed)
 	{
 		KappaGroup *group = lfirst(lc);
 
-		keys[foreach_current_index(lc)] = PointerGetDatum(kappa_groups_encode_key(view->groups, group));
-		starts[foreach_current_index(lc)] = TimestampTzGetDatum(group->start);
+		keys[foreach_current_index(lc)] = kappa_groups_encode_key(view->groups, group);
+		starts[foreach_current_index(lc)] = group->start;
 	}
-	values[0] = Int32GetDatum(view->view_id);
-	values[1] = PointerGetDatum(construct_array(keys, n, BYTEAOID, -1, false, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(starts, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
-												TYPALIGN_DOUBLE));
-	if ((sessions ?
-		 SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
-							   "WHERE view_id = $1 AND group_key = ANY ($2)",
-							   2, types, values, NULL, false, 0) :
-		 SPI_execute_with_args("SELECT s.group_key, s.window_start, s.window_end, s.states "
-							   "FROM kappa.view_state s JOIN unnest($2, $3) AS d(k, w) "
-							   "ON s.group_key = d.k AND s.window_start = d.w WHERE s.view_id = $1",
-							   3, types, values, NULL, false, 0)) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the state of kappa view %s", view->name);
+	nstored = sessions ?
+		kappa_view_state_read_keys(view->view_id, n, keys, &stored) :
+		kappa_view_state_read_groups(view->view_id, n, keys, starts, &stored);
 
 	kappa_owner_enter(&owner, view->owner);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int64 i = 0; i < nstored; i++)
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		KappaGroup *group = kappa_view_restore_state(view, row, desc, true);
-		bool		isnull;
+		KappaGroup *group = kappa_view_restore_state(view, &stored[i], true);
 
 		if (sessions)
 		{
 			KappaGroup	was = *group;
 
-			was.stored_start = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
-			was.stored_end = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
+			was.stored_start = stored[i].window_start;
+			was.stored_end = stored[i].window_end;
 			forget_stored(view, &was, w);
 		}
 		else
@@ -1044,33 +869,24 @@ merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrites *w)
 static void
 read_peer_watermarks(KappaEngine *engine, ViewRuntime *view)
 {
-	Datum		values[2] = {Int32GetDatum(view->view_id), Int32GetDatum(engine->stream->id)};
-	Oid			types[2] = {INT4OID, INT4OID};
 	TimestampTz now = GetCurrentTimestamp();
+	ListCell   *lc;
 
-	if (SPI_execute_with_args("SELECT v.partition, v.max_event_time, k.last_message_at "
-							  "FROM kappa.view_partitions v LEFT JOIN kappa.partitions k "
-							  "ON k.stream_id = $2 AND k.partition = v.partition WHERE v.view_id = $1",
-							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the watermarks of kappa view %s", view->name);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	foreach(lc, kappa_positions_view_watermarks(view->view_id, engine->stream->id))
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		bool		isnull;
-		int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
+		KappaPosition *pos = lfirst(lc);
+		int32		p = pos->partition;
 		TimestampTz since;
-		Datum		d;
 
 		if (p < 0 || p >= engine->nparts || engine->owned[p])
 			continue;
-		d = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull);
-		view->parts[p].max_time = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		view->parts[p].max_time = pos->max_event_time;	/* DT_NOBEGIN if none */
 		since = kappa_partition_owned_since(engine->stream->id, p);
-		d = SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull);
 		if (since == 0)
 			engine->parts[p].last_seen = now;	/* nobody reads it: not idle */
 		else
-			engine->parts[p].last_seen = isnull ? since : Max(since, DatumGetTimestampTz(d));
+			engine->parts[p].last_seen = (pos->last_message_at == DT_NOBEGIN) ? since :
+				Max(since, pos->last_message_at);
 	}
 }
 
@@ -1087,30 +903,18 @@ read_peer_watermarks(KappaEngine *engine, ViewRuntime *view)
 static TimestampTz
 share_finalization(KappaEngine *engine, ViewRuntime *view)
 {
-	Datum		values[3] = {Int32GetDatum(view->view_id), Int32GetDatum(engine->worker),
-	TimestampTzGetDatum(view->finalized_upto)};
-	Oid			types[3] = {INT4OID, INT4OID, TIMESTAMPTZOID};
-	bool		isnull;
+	bool		all_workers;
+	TimestampTz lowest;
+	TimestampTz highest;
 	TimestampTz all_passed = DT_NOBEGIN;
-	Datum		d;
 
-	if (view->finalized_upto != DT_NOBEGIN &&
-		SPI_execute_with_args("INSERT INTO kappa.view_marks AS m VALUES ($1, $2, $3) "
-							  "ON CONFLICT (view_id, worker) DO UPDATE "
-							  "SET finalized_upto = greatest(m.finalized_upto, EXCLUDED.finalized_upto)",
-							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not store the finalization mark of kappa view %s", view->name);
-	values[1] = Int32GetDatum(engine->nworkers);
-	if (SPI_execute_with_args("SELECT count(*) = $2, min(finalized_upto), max(finalized_upto) "
-							  "FROM kappa.view_marks WHERE view_id = $1 AND worker < $2",
-							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the finalization marks of kappa view %s", view->name);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-	if (!isnull && DatumGetTimestampTz(d) > view->finalized_upto)
-		view->finalized_upto = DatumGetTimestampTz(d);
-	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-		all_passed = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-													   2, &isnull));
+	if (view->finalized_upto != DT_NOBEGIN)
+		kappa_view_marks_store(view->view_id, engine->worker, view->finalized_upto);
+	kappa_view_marks_read(view->view_id, engine->nworkers, &all_workers, &lowest, &highest);
+	if (highest != DT_NOBEGIN && highest > view->finalized_upto)
+		view->finalized_upto = highest;
+	if (all_workers)
+		all_passed = lowest;
 	return Min(all_passed, view->finalized_upto);
 }
 
@@ -1128,15 +932,7 @@ forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto)
 	foreach(lc, kappa_groups_all(view->groups))
 		kappa_groups_remove(view->groups, lfirst(lc));
 	if (view->spec->window.kind != KAPPA_WINDOW_NONE && state_upto != DT_NOBEGIN)
-	{
-		Datum		values[2] = {Int32GetDatum(view->view_id),
-		TimestampTzGetDatum(state_upto - margin)};
-		Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
-
-		if (SPI_execute_with_args("DELETE FROM kappa.view_state WHERE view_id = $1 AND window_end <= $2",
-								  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not prune the state of kappa view %s", view->name);
-	}
+		kappa_view_state_delete_finalized(view->view_id, state_upto - margin);
 }
 
 /* Write the stream's positions and counts.  In a catalog section. */
@@ -1145,30 +941,22 @@ kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms)
 {
 	double		seconds = (double) (now - engine->last_flush) / USECS_PER_SEC;
 
-	kappa_flush_prepare();
 	for (int p = 0; p < engine->nparts; p++)
 	{
 		StreamPartition *sp = &engine->parts[p];
-		Datum		values[10];
-		char		nulls[10] = "          ";
+		KappaStreamProgress progress;
 
 		if (!sp->changed || sp->next < 0)
 			continue;
-		values[0] = Int32GetDatum(engine->stream->id);
-		values[1] = Int32GetDatum(p);
-		values[2] = Int64GetDatum(sp->next);
-		values[3] = Int64GetDatum(sp->end);
-		nulls[3] = (sp->end < 0) ? 'n' : ' ';
-		values[4] = Int64GetDatum(sp->consumed);
-		values[5] = Int64GetDatum(sp->dead);
-		values[6] = TimestampTzGetDatum(sp->last_event_at);
-		nulls[6] = sp->last_event_at ? ' ' : 'n';
-		values[7] = Float8GetDatum(seconds > 0 ? sp->consumed / seconds : 0);
-		values[8] = Float8GetDatum(flush_ms);
-		values[9] = TimestampTzGetDatum(sp->last_seen);
-		nulls[9] = sp->last_seen ? ' ' : 'n';
-		if (SPI_execute_plan(stream_position_plan, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write the positions of stream \"%s\"", engine->stream->name);
+		progress.next_offset = sp->next;
+		progress.end_offset = sp->end;
+		progress.consumed = sp->consumed;
+		progress.dead_lettered = sp->dead;
+		progress.last_event_at = sp->last_event_at;
+		progress.events_per_s = seconds > 0 ? sp->consumed / seconds : 0;
+		progress.flush_ms = flush_ms;
+		progress.last_message_at = sp->last_seen;
+		kappa_positions_store_stream(engine->stream->id, p, &progress);
 		sp->consumed = sp->dead = 0;
 		sp->changed = false;
 	}
@@ -1294,9 +1082,9 @@ kappa_engine_flush(KappaEngine *engine)
 	KappaCatalogAccess catalog;
 	ListCell   *lc;
 
-	/* the statements and the state row type, before any view needs them */
+	/* the state row type, before any view builds states */
 	kappa_catalog_enter(&catalog);
-	kappa_flush_prepare();
+	kappa_view_state_prepare();
 	kappa_catalog_leave(&catalog);
 	if (engine->shared && engine->scratch_table == NULL)
 	{

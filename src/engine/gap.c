@@ -31,6 +31,7 @@
 #include "engine/gap.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/gaps.h"
+#include "kappa_catalog/positions.h"
 #include "kappa_catalog/stream.h"
 #include "kappa_catalog/view_status.h"
 #include "shmem.h"
@@ -95,24 +96,12 @@ kappa_gap_record(KappaStream *stream, int32 partition, int64 from, int64 to, boo
 void
 kappa_gap_skip(KappaStream *stream, int32 partition, int64 to, int64 stream_lost, List *gaps)
 {
-	Oid			types[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
-	Datum		values[4];
 	ListCell   *lc;
 	KappaCatalogAccess catalog;
 
 	kappa_catalog_enter(&catalog);
-	values[0] = Int32GetDatum(stream->id);
-	values[1] = Int32GetDatum(partition);
-	values[2] = Int64GetDatum(to);
-	values[3] = Int64GetDatum(stream_lost);
-	if (stream_lost > 0 &&
-		SPI_execute_with_args("INSERT INTO kappa.partitions AS k (stream_id, partition, next_offset, lost) "
-							  "VALUES ($1, $2, $3, $4) "
-							  "ON CONFLICT (stream_id, partition) DO UPDATE SET "
-							  "next_offset = greatest(k.next_offset, EXCLUDED.next_offset), "
-							  "lost = k.lost + EXCLUDED.lost",
-							  4, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not count the lost offsets of stream \"%s\"", stream->name);
+	if (stream_lost > 0)
+		kappa_positions_count_lost(stream->id, partition, to, stream_lost);
 	foreach(lc, gaps)
 	{
 		KappaViewGap *gap = lfirst(lc);

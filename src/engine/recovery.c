@@ -38,10 +38,21 @@
 #include "engine/state.h"
 #include "guc.h"
 #include "kappa_catalog/catalog.h"
+#include "kappa_catalog/positions.h"
+#include "kappa_catalog/view_state.h"
 #include "kappa_catalog/view_status.h"
+
+/* What load_dedup_key needs: the view and the partitions to load. */
+typedef struct DedupLoad
+{
+	KappaEngine *engine;
+	ViewRuntime *view;
+	const bool *which;
+} DedupLoad;
 
 static bool rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name);
 static void archive_message(const KappaMessage *m, void *arg);
+static void load_dedup_key(void *arg, int32 partition, char *key, TimestampTz time);
 
 /*
  * Read a view's positions and stored states.  If its state marker is gone
@@ -55,18 +66,13 @@ static void archive_message(const KappaMessage *m, void *arg);
 bool
 kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(view->view_id)};
 	KappaCatalogAccess catalog;
 	bool		marker;
 
 	if (engine->shared)
 		kappa_view_lock_state(view->view_id);
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("SELECT 1 FROM kappa.view_state_marker WHERE view_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_state_marker");
-	marker = (SPI_processed > 0);
+	marker = kappa_view_state_marker_exists(view->view_id);
 	kappa_catalog_leave(&catalog);
 	if (!marker)
 		return rebuild_view(engine, view, name);
@@ -75,14 +81,14 @@ kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 	if (!engine->shared)
 	{
 		KappaOwnerAccess owner;
+		KappaStoredState *stored;
+		int64		nstored;
 
 		kappa_catalog_enter(&catalog);
-		if (SPI_execute_with_args("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
-								  "WHERE view_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.view_state");
+		nstored = kappa_view_state_read(view->view_id, &stored);
 		kappa_owner_enter(&owner, view->owner);
-		for (uint64 i = 0; i < SPI_processed; i++)
-			(void) kappa_view_restore_state(view, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, false);
+		for (int64 i = 0; i < nstored; i++)
+			(void) kappa_view_restore_state(view, &stored[i], false);
 		kappa_owner_leave(&owner);
 		kappa_catalog_leave(&catalog);
 	}
@@ -94,16 +100,12 @@ kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 		 * (flush.c): never take as on time what a worker, this one before
 		 * a restart included, has already finalized.
 		 */
-		bool		isnull;
-		Datum		furthest;
+		TimestampTz furthest;
 
 		kappa_catalog_enter(&catalog);
-		if (SPI_execute_with_args("SELECT max(finalized_upto) FROM kappa.view_marks WHERE view_id = $1",
-								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.view_marks");
-		furthest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			view->finalized_upto = Max(view->finalized_upto, DatumGetTimestampTz(furthest));
+		furthest = kappa_view_marks_furthest(view->view_id);
+		if (furthest != DT_NOBEGIN)
+			view->finalized_upto = Max(view->finalized_upto, furthest);
 		kappa_catalog_leave(&catalog);
 	}
 	return true;
@@ -117,10 +119,8 @@ kappa_view_restore(KappaEngine *engine, ViewRuntime *view, const char *name)
 void
 kappa_view_load_partitions(KappaEngine *engine, ViewRuntime *view, const bool *which)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(view->view_id)};
 	KappaCatalogAccess catalog;
-	bool		isnull;
+	ListCell   *lc;
 
 	for (int p = 0; p < engine->nparts; p++)
 	{
@@ -136,94 +136,78 @@ kappa_view_load_partitions(KappaEngine *engine, ViewRuntime *view, const bool *w
 	}
 
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("SELECT partition, next_offset, max_event_time, first_offset "
-							  "FROM kappa.view_partitions WHERE view_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_partitions");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	foreach(lc, kappa_positions_load_view(view->view_id))
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
-		Datum		maxt;
-		Datum		first;
+		KappaPosition *pos = lfirst(lc);
+		int32		p = pos->partition;
 
 		if (p < 0 || p >= engine->nparts || (which && !which[p]))
 			continue;
-		view->parts[p].next = DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull));
-		maxt = SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull);
-		view->parts[p].max_time = isnull ? DT_NOBEGIN : DatumGetTimestampTz(maxt);
-		first = SPI_getbinval(row, SPI_tuptable->tupdesc, 4, &isnull);
-		view->parts[p].first = isnull ? -1 : DatumGetInt64(first);
+		view->parts[p].next = pos->next_offset;
+		view->parts[p].max_time = pos->max_event_time;	/* DT_NOBEGIN if none */
+		view->parts[p].first = pos->first_offset;	/* -1 if none */
 	}
 
 	if (engine->dedup_col >= 0)
 	{
-		/*
-		 * The segments' keys within each partition's horizon (a segment
-		 * whose newest key is still in it can hold older ones); a key in
-		 * two segments, seen again after it left the horizon, has the
-		 * later time.
-		 */
-		if (SPI_execute_with_args("SELECT d.partition, u.k, u.t FROM kappa.view_dedup d, "
-								  "unnest(d.keys, d.event_times) AS u(k, t) WHERE d.view_id = $1",
-								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read kappa.view_dedup");
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	row = SPI_tuptable->vals[i];
-			int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
-			TimestampTz time = DatumGetTimestampTz(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull));
-			ViewPartition *vp;
-			char	   *key;
-			DedupEntry *entry;
-			bool		found;
+		DedupLoad	load = {.engine = engine,.view = view,.which = which};
 
-			if (p < 0 || p >= engine->nparts || (which && !which[p]))
-				continue;
-			vp = &view->parts[p];
-			if (vp->max_time != DT_NOBEGIN && time < vp->max_time - engine->stream->watermark_us)
-				continue;
-			key = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
-			entry = deduptab_lookup(vp->dedup, key);
-			if (entry == NULL)
-			{
-				entry = deduptab_insert(vp->dedup, MemoryContextStrdup(view->cxt, key), &found);
-				entry->time = time;
-			}
-			else
-				entry->time = Max(entry->time, time);
-			pfree(key);
-		}
+		kappa_view_dedup_load(view->view_id, load_dedup_key, &load);
 	}
 	kappa_catalog_leave(&catalog);
 }
 
 /*
- * Bring back one stored group (a row of kappa.view_state): as it was, or,
+ * A stored dedup key, into its partition's table if it is within the
+ * partition's horizon (a segment whose newest key is still in it can hold
+ * older ones); a key in two segments, seen again after it left the
+ * horizon, has the later time.
+ */
+static void
+load_dedup_key(void *arg, int32 partition, char *key, TimestampTz time)
+{
+	DedupLoad  *load = arg;
+	KappaEngine *engine = load->engine;
+	ViewPartition *vp;
+	DedupEntry *entry;
+	bool		found;
+
+	if (partition < 0 || partition >= engine->nparts || (load->which && !load->which[partition]))
+		return;
+	vp = &load->view->parts[partition];
+	if (vp->max_time != DT_NOBEGIN && time < vp->max_time - engine->stream->watermark_us)
+		return;
+	entry = deduptab_lookup(vp->dedup, key);
+	if (entry == NULL)
+	{
+		entry = deduptab_insert(vp->dedup, MemoryContextStrdup(load->view->cxt, key), &found);
+		entry->time = time;
+	}
+	else
+		entry->time = Max(entry->time, time);
+}
+
+/*
+ * Bring back one stored group (kappa_view_state_read's): as it was, or,
  * with merge, combined into the group it merges into (kappa_groups_merge),
  * which is then dirty and not marked stored.  Returns the group.  Runs
  * the aggregates' and the keys' code: call as the view's owner.
  */
 KappaGroup *
-kappa_view_restore_state(ViewRuntime *view, HeapTuple row, TupleDesc desc, bool merge)
+kappa_view_restore_state(ViewRuntime *view, const KappaStoredState *row, bool merge)
 {
 	KappaStateSpec *sspec = &view->sspec;
-	bytea	   *key;
-	TimestampTz start;
-	TimestampTz end;
 	KappaGroup *group;
 	Datum	   *elems;
 	bool	   *elem_nulls;
-	bool		isnull;
 	int			n;
 
-	key = DatumGetByteaPP(SPI_getbinval(row, desc, 1, &isnull));
-	start = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
-	end = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
-	group = merge ? kappa_groups_merge(view->groups, key, start, end) :
-		kappa_groups_restore(view->groups, key, start, end);
-	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(row, desc, 4, &isnull)),
-					  BYTEAOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
+	group = merge ?
+		kappa_groups_merge(view->groups, row->group_key, row->window_start,
+						   row->window_end) :
+		kappa_groups_restore(view->groups, row->group_key, row->window_start,
+							 row->window_end);
+	deconstruct_array(row->states, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
 	for (int a = 0; a < n && a < sspec->naggs; a++)
 	{
 		bytea	   *stored = elem_nulls[a] ? NULL : DatumGetByteaPP(elems[a]);
@@ -259,23 +243,20 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 	Oid			types[2] = {INT4OID, TEXTOID};
 	Datum		values[2] = {Int32GetDatum(view->view_id), (Datum) 0};
 	char	   *lost = NULL;
-	uint64		npositions;
+	List	   *positions;
+	int			npositions;
 	KappaCatalogAccess catalog;
 	KappaOwnerAccess owner;
+	ListCell   *plc;
 
 	kappa_catalog_enter(&catalog);
-	if (SPI_execute_with_args("SELECT partition, first_offset FROM kappa.view_partitions "
-							  "WHERE view_id = $1 ORDER BY partition",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kappa.view_partitions");
-	npositions = SPI_processed;
-	for (uint64 i = 0; i < npositions; i++)
+	positions = kappa_positions_view_first_offsets(view->view_id);
+	npositions = list_length(positions);
+	foreach(plc, positions)
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		bool		isnull;
-		int32		p = DatumGetInt32(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
-		Datum		d = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull);
-		int64		first = isnull ? 0 : DatumGetInt64(d);
+		KappaPosition *pos = lfirst(plc);
+		int32		p = pos->partition;
+		int64		first = pos->first_offset < 0 ? 0 : pos->first_offset;	/* none: 0 */
 		int64		log_start;
 
 		if (p < 0 || p >= engine->nparts)
@@ -334,13 +315,9 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 		return false;
 	}
 
-	if (SPI_execute_with_args("DELETE FROM kappa.view_partitions WHERE view_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("DELETE FROM kappa.view_dedup WHERE view_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("INSERT INTO kappa.view_state_marker VALUES ($1)",
-							  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not reset view %s", name);
+	kappa_positions_forget_view(view->view_id);
+	kappa_view_dedup_forget(view->view_id);
+	kappa_view_state_marker_insert(view->view_id);
 
 	/*
 	 * The other workers of a shared view load its positions once this
@@ -349,15 +326,9 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 	 */
 	for (int p = 0; engine->shared && p < engine->nparts; p++)
 	{
-		Oid			ptypes[3] = {INT4OID, INT4OID, INT8OID};
-		Datum		pvalues[3] = {Int32GetDatum(view->view_id), Int32GetDatum(p),
-		Int64GetDatum(view->parts[p].first)};
-
 		if (view->parts[p].first < 0)
 			continue;
-		if (SPI_execute_with_args("INSERT INTO kappa.view_partitions (view_id, partition, next_offset, first_offset) "
-								  "VALUES ($1, $2, $3, $3)", 3, ptypes, pvalues, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not reset view %s", name);
+		kappa_positions_restart_view(view->view_id, p, view->parts[p].first);
 	}
 	kappa_catalog_leave(&catalog);
 
