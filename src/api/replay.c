@@ -825,8 +825,6 @@ kappa_replay(PG_FUNCTION_ARGS)
 	int32		new_stream_id;
 	KappaStream *stream;
 	KappaCatalogAccess access;
-	Datum		values[1];
-	bool		isnull;
 	int			nparts;
 	int64	   *low;
 	int64	   *high;

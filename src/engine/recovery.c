@@ -240,8 +240,6 @@ kappa_view_restore_state(ViewRuntime *view, const KappaStoredState *row, bool me
 static bool
 rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 {
-	Oid			types[2] = {INT4OID, TEXTOID};
-	Datum		values[2] = {Int32GetDatum(view->view_id), (Datum) 0};
 	char	   *lost = NULL;
 	List	   *positions;
 	int			npositions;
