@@ -300,15 +300,7 @@ read_positions(KappaStatement *stmt, const Datum *values, bool in_snapshot, int 
 	List	   *positions = NIL;
 
 	if (in_snapshot)
-	{
-		int			rc;
-
-		kappa_catalog_check();
-		rc = SPI_execute_plan(kappa_statement_plan(stmt), (Datum *) values, NULL, true, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "kappa catalog statement failed (%s): %s",
-				 SPI_result_code_string(rc), stmt->sql);
-	}
+		kappa_statement_read(stmt, values, NULL, 0);
 	else
 		kappa_statement_run(stmt, values, NULL, SPI_OK_SELECT, 0);
 

@@ -8,7 +8,12 @@
  * text with $n parameters, declared beside the one typed function of this
  * folder that runs it (positions.c, view_state.c, ...), so that the rest
  * of kappa calls functions, not SQL.  The first run in a backend prepares
- * it (SPI_prepare, then SPI_keepplan); later runs reuse the plan.
+ * it (SPI_prepare, then SPI_keepplan); later runs reuse the plan.  A
+ * statement whose best plan depends on its parameters' size (an array of
+ * a flush's groups) is declared KAPPA_STATEMENT_PLANNED_EACH_RUN: parsed
+ * once, planned at every run (CURSOR_OPT_CUSTOM_PLAN).  A statement that
+ * only reads may run read-only (kappa_statement_read), in the caller's
+ * snapshot, as a STABLE function's statements do.
  *
  * Invalidation has two levels:
  *
@@ -117,7 +122,7 @@ kappa_statement_plan(KappaStatement *stmt)
 
 		parseTypeString(stmt->types[nargs], &types[nargs], &typmod, false);
 	}
-	plan = SPI_prepare(stmt->sql, nargs, types);
+	plan = SPI_prepare_cursor(stmt->sql, nargs, types, stmt->cursor_options);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare a kappa catalog statement (%s): %s",
 			 SPI_result_code_string(SPI_result), stmt->sql);

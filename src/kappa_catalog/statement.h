@@ -12,6 +12,7 @@
 #define KAPPA_STATEMENT_H
 
 #include "executor/spi.h"
+#include "nodes/parsenodes.h"
 
 #define KAPPA_STATEMENT_MAX_ARGS 16
 
@@ -28,6 +29,7 @@ typedef struct KappaStatement
 {
 	const char *sql;
 	const char *types[KAPPA_STATEMENT_MAX_ARGS];	/* NULL after the last */
+	int			cursor_options; /* CURSOR_OPT_CUSTOM_PLAN, or 0 */
 	/* private to statement.c */
 	SPIPlanPtr	plan;			/* kept, or NULL until first run */
 	uint64		generation;		/* of the catalog it was prepared for */
@@ -35,6 +37,14 @@ typedef struct KappaStatement
 
 #define KAPPA_STATEMENT(sql_text, ...) \
 	{ .sql = (sql_text), .types = { __VA_ARGS__ } }
+
+/*
+ * A statement planned for its parameters' values at every run, never with
+ * a generic plan: for parameters whose size decides the plan (an array of
+ * one group or of ten thousand).  Parsed and analysed once all the same.
+ */
+#define KAPPA_STATEMENT_PLANNED_EACH_RUN(sql_text, ...) \
+	{ .sql = (sql_text), .types = { __VA_ARGS__ }, .cursor_options = CURSOR_OPT_CUSTOM_PLAN }
 
 extern uint64 kappa_statement_run(KappaStatement *stmt, const Datum *values,
 								  const char *nulls, int expected, long count);

@@ -48,7 +48,6 @@
 #include "parser/parse_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -67,7 +66,6 @@ static Oid	row_type = InvalidOid;
 static uint64 row_desc_identifier = 0;
 static TupleDesc row_desc = NULL;
 
-static uint64 run_planned_for_keys(KappaStatement *stmt, const Datum *values, int expected);
 static Datum key_array(int n, bytea *const *group_keys);
 static Datum start_array(int n, const TimestampTz *window_starts);
 static int64 stored_states(KappaStoredState **states);
@@ -178,8 +176,14 @@ void
 kappa_view_state_delete(int32 view_id, int n, bytea *const *group_keys,
 						const TimestampTz *window_starts)
 {
+	/*
+	 * Planned for the arrays of each run (so are the two reads below): a
+	 * generic plan assumes a short array and probes the primary key once
+	 * per group; for thousands of groups the plan that knows their number
+	 * (a hash join) takes half the time.
+	 */
 	static KappaStatement delete_states =
-		KAPPA_STATEMENT("DELETE FROM kappa.view_state s USING unnest($2, $3) AS d(k, w) "
+		KAPPA_STATEMENT_PLANNED_EACH_RUN("DELETE FROM kappa.view_state s USING unnest($2, $3) AS d(k, w) "
 						"WHERE s.view_id = $1 AND s.group_key = d.k AND s.window_start = d.w",
 						"int4", "bytea[]", "timestamptz[]");
 	Datum		values[3];
@@ -189,7 +193,7 @@ kappa_view_state_delete(int32 view_id, int n, bytea *const *group_keys,
 	values[0] = Int32GetDatum(view_id);
 	values[1] = key_array(n, group_keys);
 	values[2] = start_array(n, window_starts);
-	run_planned_for_keys(&delete_states, values, SPI_OK_DELETE);
+	kappa_statement_run(&delete_states, values, NULL, SPI_OK_DELETE, 0);
 }
 
 /*
@@ -233,7 +237,7 @@ kappa_view_state_read_groups(int32 view_id, int n, bytea *const *group_keys,
 							 const TimestampTz *window_starts, KappaStoredState **states)
 {
 	static KappaStatement read_groups =
-		KAPPA_STATEMENT("SELECT s.group_key, s.window_start, s.window_end, s.states "
+		KAPPA_STATEMENT_PLANNED_EACH_RUN("SELECT s.group_key, s.window_start, s.window_end, s.states "
 						"FROM kappa.view_state s JOIN unnest($2, $3) AS d(k, w) "
 						"ON s.group_key = d.k AND s.window_start = d.w WHERE s.view_id = $1",
 						"int4", "bytea[]", "timestamptz[]");
@@ -242,7 +246,7 @@ kappa_view_state_read_groups(int32 view_id, int n, bytea *const *group_keys,
 	values[0] = Int32GetDatum(view_id);
 	values[1] = key_array(n, group_keys);
 	values[2] = start_array(n, window_starts);
-	run_planned_for_keys(&read_groups, values, SPI_OK_SELECT);
+	kappa_statement_run(&read_groups, values, NULL, SPI_OK_SELECT, 0);
 	return stored_states(states);
 }
 
@@ -256,14 +260,14 @@ kappa_view_state_read_keys(int32 view_id, int n, bytea *const *group_keys,
 						   KappaStoredState **states)
 {
 	static KappaStatement read_keys =
-		KAPPA_STATEMENT("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
+		KAPPA_STATEMENT_PLANNED_EACH_RUN("SELECT group_key, window_start, window_end, states FROM kappa.view_state "
 						"WHERE view_id = $1 AND group_key = ANY ($2)",
 						"int4", "bytea[]");
 	Datum		values[2];
 
 	values[0] = Int32GetDatum(view_id);
 	values[1] = key_array(n, group_keys);
-	run_planned_for_keys(&read_keys, values, SPI_OK_SELECT);
+	kappa_statement_run(&read_keys, values, NULL, SPI_OK_SELECT, 0);
 	return stored_states(states);
 }
 
@@ -447,27 +451,6 @@ kappa_view_dedup_forget(int32 view_id)
 	Datum		value = Int32GetDatum(view_id);
 
 	kappa_statement_run(&forget, &value, NULL, SPI_OK_DELETE, 0);
-}
-
-/*
- * Run a statement whose parameters are arrays of the groups a flush
- * changed, planned for the arrays it is given, each time, as a one-shot
- * statement is.  A kept plan would soon be the generic one, which assumes
- * a short array and probes the primary key once per group; for thousands
- * of groups, the plan that knows their number (a hash join) takes half
- * the time.
- */
-static uint64
-run_planned_for_keys(KappaStatement *stmt, const Datum *values, int expected)
-{
-	int			nestlevel = NewGUCNestLevel();
-	uint64		processed;
-
-	(void) set_config_option("plan_cache_mode", "force_custom_plan", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	processed = kappa_statement_run(stmt, values, NULL, expected, 0);
-	AtEOXact_GUC(true, nestlevel);
-	return processed;
 }
 
 /* Group keys as a bytea[]. */
