@@ -7,8 +7,9 @@
  * kappa_produce appends an event to a stream's topic, for demos, tests and
  * producers that live in SQL; kappa_peek reads the newest messages back,
  * for a look at what a topic holds; kappa_wait waits until the stream's
- * worker has committed everything the topic held when it was called.  Both are thin: kafka.c does the
- * talking and bounds every wait by kappa.broker_timeout.  Reaching the
+ * worker has committed everything the topic held when it was called (the
+ * positions, read by kappa_catalog/positions.c).  They are thin: kafka.c
+ * does the talking and bounds every wait by kappa.broker_timeout.  Reaching the
  * brokers may need the stream's secret settings, which stream.c loads for
  * them and which they never show; so both are granted to kappa_admin only,
  * and act only on streams the caller owns.
@@ -23,17 +24,16 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 #include "api/produce.h"
 #include "kafka/kafka.h"
+#include "kappa_catalog/catalog.h"
+#include "kappa_catalog/positions.h"
 #include "kappa_catalog/stream.h"
 #include "shmem.h"
 
@@ -174,11 +174,9 @@ kappa_wait(PG_FUNCTION_ARGS)
 	int			nparts;
 	int64	   *low;
 	int64	   *high;
-	Datum	   *parts;
-	Datum	   *ends;
+	int32	   *parts;
+	int64	   *ends;
 	int			nwait = 0;
-	Oid			types[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
-	Datum		values[3];
 	bool		done = false;
 
 	kappa_require_preload();
@@ -188,38 +186,23 @@ kappa_wait(PG_FUNCTION_ARGS)
 	kappa_kafka_watermarks(stream, &nparts, &low, &high);
 
 	/* only partitions that hold something to consume here */
-	parts = palloc(sizeof(Datum) * Max(nparts, 1));
-	ends = palloc(sizeof(Datum) * Max(nparts, 1));
+	parts = palloc(sizeof(int32) * Max(nparts, 1));
+	ends = palloc(sizeof(int64) * Max(nparts, 1));
 	for (int p = 0; p < nparts; p++)
 	{
 		if (high[p] > low[p] && kappa_stream_owns(stream, p))
 		{
-			parts[nwait] = Int32GetDatum(p);
-			ends[nwait++] = Int64GetDatum(high[p]);
+			parts[nwait] = p;
+			ends[nwait++] = high[p];
 		}
 	}
-	values[0] = Int32GetDatum(stream->id);
-	values[1] = PointerGetDatum(construct_array(parts, nwait, INT4OID, 4, true, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(ends, nwait, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-
-	SPI_connect();
 	for (;;)
 	{
-		bool		isnull;
+		KappaCatalogAccess access;
 
-		/* a fresh snapshot each time: read committed sees the worker's commits */
-		if (SPI_execute_with_args("SELECT coalesce(bool_and("
-								  "  coalesce((SELECT next_offset FROM kappa.partitions k "
-								  "            WHERE k.stream_id = $1 AND k.partition = e.p), 0) >= e.e "
-								  "  AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 AND v.status IN ('live', 'incomplete') "
-								  "    AND coalesce((SELECT next_offset FROM kappa.view_partitions vp "
-								  "                  WHERE vp.view_id = v.view_id AND vp.partition = e.p), 0) < e.e)"
-								  ") AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 AND v.status IN ('live', 'incomplete') "
-								  "    AND NOT EXISTS (SELECT FROM kappa.view_state_marker m WHERE m.view_id = v.view_id)), "
-								  "true) FROM unnest($2, $3) AS e(p, e)",
-								  3, types, values, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the positions of stream \"%s\"", stream->name);
-		done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		kappa_catalog_enter(&access);
+		done = kappa_positions_caught_up(stream->id, nwait, parts, ends);
+		kappa_catalog_leave(&access);
 		if (done || GetCurrentTimestamp() >= deadline)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -227,6 +210,5 @@ kappa_wait(PG_FUNCTION_ARGS)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_finish();
 	PG_RETURN_BOOL(done);
 }

@@ -30,7 +30,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/timestamp.h"
 
 #include "kappa_catalog/catalog.h"
@@ -344,4 +346,48 @@ read_positions(KappaStatement *stmt, const Datum *values, bool in_snapshot, int 
 		positions = lappend(positions, pos);
 	}
 	return positions;
+}
+
+/*
+ * Whether the stream and each of its live (or incomplete) views have
+ * committed positions at or past ends[i] in partition partitions[i], for
+ * the n given, and each such view has its state marker (a view whose
+ * marker crash recovery removed still shows its positions from before the
+ * crash): what kappa_wait waits for.  Run with a fresh snapshot, so each
+ * call sees the worker's latest commit.  In a catalog section.
+ */
+bool
+kappa_positions_caught_up(int32 stream_id, int n, const int32 *partitions, const int64 *ends)
+{
+	static KappaStatement caught_up =
+		KAPPA_STATEMENT("SELECT coalesce(bool_and("
+						"  coalesce((SELECT next_offset FROM kappa.partitions k "
+						"            WHERE k.stream_id = $1 AND k.partition = e.p), 0) >= e.e "
+						"  AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 "
+						"    AND v.status IN ('live', 'incomplete') "
+						"    AND coalesce((SELECT next_offset FROM kappa.view_partitions vp "
+						"                  WHERE vp.view_id = v.view_id AND vp.partition = e.p), 0) < e.e)"
+						") AND NOT EXISTS (SELECT FROM kappa.views v WHERE v.stream_id = $1 "
+						"    AND v.status IN ('live', 'incomplete') "
+						"    AND NOT EXISTS (SELECT FROM kappa.view_state_marker m WHERE m.view_id = v.view_id)), "
+						"true) FROM unnest($2, $3) AS e(p, e)",
+						"int4", "int4[]", "int8[]");
+	Datum	   *part_values = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *end_values = palloc(sizeof(Datum) * Max(n, 1));
+	Datum		values[3];
+	bool		isnull;
+	bool		done;
+
+	for (int i = 0; i < n; i++)
+	{
+		part_values[i] = Int32GetDatum(partitions[i]);
+		end_values[i] = Int64GetDatum(ends[i]);
+	}
+	values[0] = Int32GetDatum(stream_id);
+	values[1] = PointerGetDatum(construct_array(part_values, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(end_values, n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	kappa_statement_run(&caught_up, values, NULL, SPI_OK_SELECT, 1);
+	done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return done && !isnull;
 }

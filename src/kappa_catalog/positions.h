@@ -78,5 +78,7 @@ extern List *kappa_positions_view_first_offsets_in_snapshot(int32 view_id);
 extern List *kappa_positions_view_spans_in_snapshot(int32 view_id);
 extern void kappa_positions_forget_view(int32 view_id);
 extern void kappa_positions_restart_view(int32 view_id, int32 partition, int64 first_offset);
+extern bool kappa_positions_caught_up(int32 stream_id, int n, const int32 *partitions,
+									  const int64 *ends);
 
 #endif							/* KAPPA_POSITIONS_H */
