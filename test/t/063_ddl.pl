@@ -15,7 +15,8 @@
 # views of their own, still work.  Leftovers made with the event trigger
 # suppressed (session_replication_role = replica, ALTER EVENT TRIGGER ...
 # DISABLE) are removed by kappa_drop_view and kappa_drop_stream(cascade),
-# which free the name.  No backend crashes; DROP EXTENSION still works.
+# which free the name.  No backend crashes; DROP EXTENSION still works,
+# and a session that used the dropped catalog works on the new one.
 use strict;
 use warnings;
 
@@ -397,8 +398,32 @@ ok(!log_contains($node, qr/terminated by signal|was terminated by exception/), '
 run_ok($alice, q{SELECT kappa_drop_stream('dd', cascade => true)}, 'alice drops stream dd with its views');
 run_ok($dora, q{SELECT kappa_drop_stream('de', cascade => true)}, 'dora drops stream de with her view');
 catalog_is('', 'all dropped');
+# In the superuser's one session, before and after the extension is
+# dropped and created again: a stream and a view, waited for, replayed (a
+# replay runs the engine and its flush in this backend, so the flush's
+# statements, whose parameter is an array of kappa.view_state rows, are
+# prepared here), each time equal to its batch query.  After the new
+# CREATE EXTENSION, this backend's statements prepared for the dropped
+# catalog are prepared again, for the new tables and types.
+sub same_session_round
+{
+	my ($label) = @_;
+	run_ok($su, "SELECT kappa_create_stream('dd', topic => 'dd', brokers => '$b', $cols)", "$label: a stream");
+	run_ok($su, "SELECT kappa_create_view('public.again', \$q\$$q{keep}\$q\$)", "$label: a view");
+	is((run($su, "SELECT kappa_wait('dd', '60 seconds')"))[0], 't', "$label: kappa_wait");
+	check_view('public.again', 'keep', $label);
+	is((run($su, "SELECT archive_events + log_events FROM kappa_replay('public.again')"))[0], $produced + 1,
+		"$label: kappa_replay read every event");
+	check_view('public.again', 'keep', "$label, replayed");
+	run_ok($su, "SELECT kappa_drop_view('public.again')", "$label: the view dropped");
+	run_ok($su, "SELECT kappa_drop_stream('dd')", "$label: the stream dropped");
+	catalog_is('', "$label: all dropped");
+	return;
+}
+same_session_round('the old catalog');
 run_ok($su, 'DROP EXTENSION kappa', 'DROP EXTENSION works');
 run_ok($su, 'CREATE EXTENSION kappa', 'CREATE EXTENSION works again');
+same_session_round('the new catalog, same session');
 $_->quit foreach ($alice, $dora, $su);
 
 stop_broker($broker);
