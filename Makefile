@@ -66,6 +66,7 @@ OBJS = \
 	src/engine/poison.o \
 	src/engine/recovery.o \
 	src/engine/flush.o \
+	src/engine/flush_shared.o \
 	src/archive/archive_read.o \
 	src/archive/archive_write.o \
 	src/archive/archive_register.o \

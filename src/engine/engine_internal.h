@@ -278,6 +278,13 @@ extern void kappa_view_rebuild_from_archive(KappaEngine *engine, ViewRuntime *vi
 extern void kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now);
 extern void kappa_flush_positions(KappaEngine *engine, TimestampTz now, double flush_ms);
 extern void kappa_flush_dead_letters(KappaEngine *engine);
+extern void kappa_flush_shared_merge(KappaEngine *engine, ViewRuntime *view,
+									 void (*forget) (ViewRuntime *view, KappaGroup *group,
+													 void *arg),
+									 void *arg);
+extern void kappa_flush_shared_peer_watermarks(KappaEngine *engine, ViewRuntime *view);
+extern TimestampTz kappa_flush_shared_finalization(KappaEngine *engine, ViewRuntime *view);
+extern void kappa_flush_shared_forget(ViewRuntime *view, int64 margin, TimestampTz state_upto);
 extern void kappa_engine_fail_view(KappaEngine *engine, ViewRuntime *view, ErrorData *edata);
 extern void kappa_view_mark_failed(int32 view_id, const char *name, ErrorData *edata);
 extern void kappa_engine_forget_view(KappaEngine *engine, ViewRuntime *view);

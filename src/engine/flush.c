@@ -22,16 +22,9 @@
  * subtransaction, and one that fails is marked failed and dropped from the
  * engine, while the others and the stream go on.
  *
- * With kappa.workers_per_stream > 1 (engine->shared), each worker applies
- * only the partitions its consumer group gave it, and a view's groups in
- * memory hold only what this worker applied since its last flush: the
- * stored state is the sum of every worker's flushes.  Each flush then
- * takes the view's state lock (views in id order, so two workers never
- * wait on each other crosswise), reads the stored groups it changes,
- * combines them into its own with each aggregate's combine function
- * (sessions that the new events bridge merge, as they do in memory), and
- * writes the results; it finalizes by every partition's watermark, the
- * other workers' as they last stored them, and forgets its groups.
+ * With kappa.workers_per_stream > 1 (engine->shared), a view's state is
+ * shared by the stream's workers: flush_shared.c merges the stored groups
+ * into this worker's before the flush, and forgets them after.
  *
  * Lifetime: kappa's tables are written through kappa_catalog
  * (positions.c, view_state.c), whose statements are prepared once per
@@ -55,19 +48,17 @@
 #include "utils/datum.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
-#include "utils/timestamp.h"
 
 #include "agg/aggregate.h"
 #include "engine/engine_internal.h"
-#include "engine/sink.h"
 #include "engine/state.h"
+#include "engine/sink.h"
 #include "guc.h"
 #include "kappa_catalog/catalog.h"
 #include "kappa_catalog/dead_letters.h"
 #include "kappa_catalog/positions.h"
 #include "kappa_catalog/view.h"
 #include "kappa_catalog/view_state.h"
-#include "shmem.h"
 #include "subxact.h"
 
 /* What a view's flush writes, gathered as its owner, written after. */
@@ -106,6 +97,7 @@ static void write_states(ViewRuntime *view, List *states, bool upsert);
 static void insert_new(ViewRuntime *view, void (*write) (ViewRuntime *view, List *tuples, bool upsert),
 					   List *tuples, const char *what);
 static void forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
+static void forget_merged(ViewRuntime *view, KappaGroup *group, void *writes);
 static void forget_stored_state(ViewRuntime *view, KappaGroup *group, FlushWrites *w);
 static void delete_rows(ViewRuntime *view, List *keys);
 static void delete_states(ViewRuntime *view, List *keys, List *starts);
@@ -115,10 +107,6 @@ static void write_rejects(KappaEngine *engine, List *dead_letters);
 static void write_retried(KappaEngine *engine);
 static void write_dedup_keys(ViewRuntime *view, int32 partition, ViewPartition *vp,
 							 TimestampTz horizon, bool owned);
-static void merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrites *w);
-static void read_peer_watermarks(KappaEngine *engine, ViewRuntime *view);
-static TimestampTz share_finalization(KappaEngine *engine, ViewRuntime *view);
-static void forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto);
 static void notify_flush(ViewRuntime *view, TimestampTz final_until, int64 changed,
 						 int64 finalized);
 static void apply_retention(ViewRuntime *view, TimestampTz final_until, bool bounded);
@@ -217,6 +205,13 @@ forget_stored(ViewRuntime *view, KappaGroup *group, FlushWrites *w)
 	w->row_deletes = lappend(w->row_deletes, key);
 	forget_stored_state(view, group, w);
 	MemoryContextSwitchTo(old);
+}
+
+/* forget_stored, for a stored session a shared flush merged away. */
+static void
+forget_merged(ViewRuntime *view, KappaGroup *group, void *writes)
+{
+	forget_stored(view, group, (FlushWrites *) writes);
 }
 
 /* Note the state a group was last stored with, to delete. */
@@ -448,9 +443,9 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	if (engine->shared && !view->scratch)
 	{
 		kappa_catalog_enter(&catalog);
-		merge_shared_state(engine, view, &w);
+		kappa_flush_shared_merge(engine, view, forget_merged, &w);
 		if (window->kind != KAPPA_WINDOW_NONE)
-			read_peer_watermarks(engine, view);
+			kappa_flush_shared_peer_watermarks(engine, view);
 		kappa_catalog_leave(&catalog);
 	}
 	retired = kappa_groups_take_retired(view->groups);
@@ -469,7 +464,7 @@ kappa_flush_view(KappaEngine *engine, ViewRuntime *view, TimestampTz now)
 	if (engine->shared && !view->scratch && window->kind != KAPPA_WINDOW_NONE)
 	{
 		kappa_catalog_enter(&catalog);
-		state_upto = share_finalization(engine, view);
+		state_upto = kappa_flush_shared_finalization(engine, view);
 		kappa_catalog_leave(&catalog);
 	}
 
@@ -605,7 +600,7 @@ write_view_catalog(KappaEngine *engine, ViewRuntime *view, FlushWrites *w,
 	insert_new(view, write_states, w->states_new, "states");
 	kappa_view_state_write(w->states, true);
 	if (engine->shared)
-		forget_shared_state(view, margin, state_upto);
+		kappa_flush_shared_forget(view, margin, state_upto);
 	kappa_phase_end(engine, KAPPA_PHASE_STATES, &phase_start);
 	write_rejects(engine, view->rejects);
 	view->rejects = NIL;		/* in the flush context, which the flush resets */
@@ -796,143 +791,6 @@ view_id_cmp(const ListCell *a, const ListCell *b)
 	int32		y = ((ViewRuntime *) lfirst(b))->view_id;
 
 	return (x > y) - (x < y);
-}
-
-/*
- * Shared state: bring the stored groups this flush changes into memory,
- * combined with this worker's.  Windowed and running groups are read by
- * (key, window start) and then rewritten under the same; the stored
- * sessions of the changed keys are all read, merged where they overlap,
- * and noted for deletion, so that the merged sessions are written afresh.
- * In a catalog section; the states are combined as the view's owner.
- */
-static void
-merge_shared_state(KappaEngine *engine, ViewRuntime *view, FlushWrites *w)
-{
-	bool		sessions = (view->spec->window.kind == KAPPA_WINDOW_SESSION);
-	List	   *changed = kappa_groups_all(view->groups);
-	int			n = list_length(changed);
-	bytea	  **keys;
-	TimestampTz *starts;
-	KappaStoredState *stored;
-	int64		nstored;
-	KappaOwnerAccess owner;
-	ListCell   *lc;
-
-	if (n == 0)
-		return;
-	keys = palloc(sizeof(bytea *) * n);
-	starts = palloc(sizeof(TimestampTz) * n);
-	foreach(lc, changed)
-	{
-		KappaGroup *group = lfirst(lc);
-
-		keys[foreach_current_index(lc)] = kappa_groups_encode_key(view->groups, group);
-		starts[foreach_current_index(lc)] = group->start;
-	}
-	nstored = sessions ?
-		kappa_view_state_read_keys(view->view_id, n, keys, &stored) :
-		kappa_view_state_read_groups(view->view_id, n, keys, starts, &stored);
-
-	kappa_owner_enter(&owner, view->owner);
-	for (int64 i = 0; i < nstored; i++)
-	{
-		KappaGroup *group = kappa_view_restore_state(view, &stored[i], true);
-
-		if (sessions)
-		{
-			KappaGroup	was = *group;
-
-			was.stored_start = stored[i].window_start;
-			was.stored_end = stored[i].window_end;
-			forget_stored(view, &was, w);
-		}
-		else
-		{
-			group->stored = true;
-			group->stored_start = group->start;
-			group->stored_end = group->end;
-		}
-	}
-	kappa_owner_leave(&owner);
-}
-
-/*
- * Shared state: the watermarks of the partitions other workers consume,
- * as their last flushes stored them.  Such a partition may count as idle
- * only while a running worker consumes it (shared memory says which): idle
- * when that worker last consumed a message there, or was given it, more
- * than idle_timeout ago.  A partition whose worker is gone, or that the
- * consumer group is moving, holds finalization back, since messages may be
- * waiting there.
- */
-static void
-read_peer_watermarks(KappaEngine *engine, ViewRuntime *view)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	ListCell   *lc;
-
-	foreach(lc, kappa_positions_view_watermarks(view->view_id, engine->stream->id))
-	{
-		KappaPosition *pos = lfirst(lc);
-		int32		p = pos->partition;
-		TimestampTz since;
-
-		if (p < 0 || p >= engine->nparts || engine->owned[p])
-			continue;
-		view->parts[p].max_time = pos->max_event_time;	/* DT_NOBEGIN if none */
-		since = kappa_partition_owned_since(engine->stream->id, p);
-		if (since == 0)
-			engine->parts[p].last_seen = now;	/* nobody reads it: not idle */
-		else
-			engine->parts[p].last_seen = (pos->last_message_at == DT_NOBEGIN) ? since :
-				Max(since, pos->last_message_at);
-	}
-}
-
-/*
- * Shared state: how far a window's stored state may be deleted.  Each
- * worker decides lateness by its own finalization mark, and the marks of
- * two workers differ for a while (idle partitions, flush times); a state
- * deleted by one worker's mark could then be recreated, partial, by an
- * event another worker still takes as on time.  So each worker stores its
- * mark in kappa.view_marks, moves it up to the furthest any worker has
- * reached (that only makes it treat more as late), and states go only up
- * to the mark every worker of the stream has passed.  In a catalog section.
- */
-static TimestampTz
-share_finalization(KappaEngine *engine, ViewRuntime *view)
-{
-	bool		all_workers;
-	TimestampTz lowest;
-	TimestampTz highest;
-	TimestampTz all_passed = DT_NOBEGIN;
-
-	if (view->finalized_upto != DT_NOBEGIN)
-		kappa_view_marks_store(view->view_id, engine->worker, view->finalized_upto);
-	kappa_view_marks_read(view->view_id, engine->nworkers, &all_workers, &lowest, &highest);
-	if (highest != DT_NOBEGIN && highest > view->finalized_upto)
-		view->finalized_upto = highest;
-	if (all_workers)
-		all_passed = lowest;
-	return Min(all_passed, view->finalized_upto);
-}
-
-/*
- * Shared state: everything this flush merged is stored now, so memory
- * keeps nothing until the next event; and the stored states of every
- * window all workers have passed (state_upto) go, whichever worker wrote
- * them.  In a catalog section.
- */
-static void
-forget_shared_state(ViewRuntime *view, int64 margin, TimestampTz state_upto)
-{
-	ListCell   *lc;
-
-	foreach(lc, kappa_groups_all(view->groups))
-		kappa_groups_remove(view->groups, lfirst(lc));
-	if (view->spec->window.kind != KAPPA_WINDOW_NONE && state_upto != DT_NOBEGIN)
-		kappa_view_state_delete_finalized(view->view_id, state_upto - margin);
 }
 
 /* Write the stream's positions and counts.  In a catalog section. */
