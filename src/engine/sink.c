@@ -184,7 +184,7 @@ kappa_create_sink(PG_FUNCTION_ARGS)
 	/* emit final needs windows, and a column by which to find them */
 	plan = kappa_view_localize(view.view_id);
 	if (plan == NULL)
-		plan = kappa_views_plan(view.view_id, NULL);
+		plan = kappa_views_plan(view.view_id, NULL, true);
 	kappa_owner_enter(&as_owner, view.owner);
 	spec = kappa_compile_view(kappa_stored_view(plan, &stream));
 	kappa_owner_leave(&as_owner);

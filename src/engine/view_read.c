@@ -191,7 +191,7 @@ kappa_view_read_definition(int32 view_id, int *nvisible)
 	Oid			owner;
 
 	plan = kappa_view_localize(view_id);
-	stored_plan = kappa_views_plan(view_id, &owner);
+	stored_plan = kappa_views_plan(view_id, &owner, false);
 	if (plan == NULL)
 		plan = stored_plan;
 

@@ -208,7 +208,7 @@ handle_stream_drops(void)
 	uint64		n;
 
 	kappa_catalog_enter(&access);
-	n = kappa_statement_run(&dropped_streams, NULL, NULL, SPI_OK_SELECT, 0);
+	n = kappa_statement_read(&dropped_streams, NULL, NULL, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -261,7 +261,7 @@ dropped_view_parts(void)
 	uint64		n;
 
 	kappa_catalog_enter(&access);
-	n = kappa_statement_run(&dropped_parts, NULL, NULL, SPI_OK_SELECT, 0);
+	n = kappa_statement_read(&dropped_parts, NULL, NULL, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];

@@ -261,7 +261,7 @@ kappa_stream_insert(KappaStream *s, const char *eventhubs_masked,
 	values[14] = CStringGetTextDatum(s->skip_gaps ? "skip" : "stop");
 
 	kappa_catalog_enter(&access);
-	if (kappa_statement_run(&name_taken, values, nulls, SPI_OK_SELECT, 1) > 0)
+	if (kappa_statement_read(&name_taken, values, nulls, 1) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("stream \"%s\" already exists", s->name),

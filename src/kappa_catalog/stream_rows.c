@@ -197,7 +197,7 @@ kappa_streams_ids(void)
 	uint64		n;
 
 	kappa_catalog_enter(&access);
-	n = kappa_statement_run(&stream_ids, NULL, NULL, SPI_OK_SELECT, 0);
+	n = kappa_statement_read(&stream_ids, NULL, NULL, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;

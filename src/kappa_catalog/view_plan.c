@@ -170,11 +170,13 @@ kappa_views_definition(int32 view_id, KappaViewDefinition *def, MemoryContext cx
 
 /*
  * A view's stored plan, in the caller's memory, and its owner if owner is
- * not NULL; an error if the view is gone.  The row may be the current
- * command's own (a replay's new version).  Opens its own catalog section.
+ * not NULL; an error if the view is gone.  in_snapshot: read in the
+ * caller's snapshot (read-only); otherwise with a new one, which sees a
+ * row the current command wrote (a replay's new version).  Opens its own
+ * catalog section.
  */
 char *
-kappa_views_plan(int32 view_id, Oid *owner)
+kappa_views_plan(int32 view_id, Oid *owner, bool in_snapshot)
 {
 	static KappaStatement view_plan =
 		KAPPA_STATEMENT("SELECT plan, owner FROM kappa.views WHERE view_id = $1", "int4");
@@ -185,7 +187,9 @@ kappa_views_plan(int32 view_id, Oid *owner)
 	bool		isnull;
 
 	kappa_catalog_enter(&access);
-	if (kappa_statement_run(&view_plan, &value, NULL, SPI_OK_SELECT, 1) != 1)
+	if ((in_snapshot ?
+		 kappa_statement_read(&view_plan, &value, NULL, 1) :
+		 kappa_statement_run(&view_plan, &value, NULL, SPI_OK_SELECT, 1)) != 1)
 		elog(ERROR, "could not read kappa.views");
 	/* in the caller's memory: SPI's goes with the catalog section */
 	plan = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
@@ -260,7 +264,7 @@ kappa_views_all_plans(void)
 	List	   *views = NIL;
 	uint64		n;
 
-	n = kappa_statement_run(&all_plans, NULL, NULL, SPI_OK_SELECT, 0);
+	n = kappa_statement_read(&all_plans, NULL, NULL, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];

@@ -62,7 +62,7 @@ extern int32 kappa_views_insert(int32 stream_id, const char *schema, const char 
 extern List *kappa_views_running(int32 stream_id, int32 only_view,
 								 KappaViewWanted wanted, void *arg, MemoryContext cxt);
 extern bool kappa_views_definition(int32 view_id, KappaViewDefinition *def, MemoryContext cxt);
-extern char *kappa_views_plan(int32 view_id, Oid *owner);
+extern char *kappa_views_plan(int32 view_id, Oid *owner, bool in_snapshot);
 extern bool kappa_views_foreign(int32 view_id, const char *origin, KappaViewForeign *view);
 extern void kappa_views_store_plan(int32 view_id, const char *plan, const char *origin);
 extern List *kappa_views_all_plans(void);
