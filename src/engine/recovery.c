@@ -240,6 +240,7 @@ kappa_view_restore_state(ViewRuntime *view, const KappaStoredState *row, bool me
 static bool
 rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	char	   *lost = NULL;
 	List	   *positions;
 	int			npositions;
@@ -284,10 +285,11 @@ rebuild_view(KappaEngine *engine, ViewRuntime *view, const char *name)
 			initStringInfo(&missing);
 			if (kappa_history_count(kappa_history_gaps(spans, known), p, &missing) > 0)
 			{
+				/* in the caller's memory: it outlives the catalog section */
 				if (lost == NULL)
-					lost = psprintf("its state was lost to crash recovery or a failover, and partition %d of the log now begins at offset "
+					lost = MemoryContextStrdup(caller, psprintf("its state was lost to crash recovery or a failover, and partition %d of the log now begins at offset "
 									INT64_FORMAT ", after offset " INT64_FORMAT " where the view began; no archive holds %s",
-									p, log_start, first, missing.data);
+									p, log_start, first, missing.data));
 				continue;
 			}
 			foreach(lc, spans)

@@ -27,7 +27,9 @@
  *   kappa is dropped or created (DROP and CREATE EXTENSION, in this
  *   session or another), a syscache callback on pg_namespace moves the
  *   catalog generation on, and each statement is prepared afresh, its
- *   types resolved again, on its next run.
+ *   types resolved again, on its next run.  A caller that finds one of
+ *   kappa's tables replaced within the schema says so
+ *   (kappa_catalog_replaced), with the same effect.
  *
  * An ALTER EXTENSION kappa UPDATE does not replace the schema; no plan
  * of the new library exists before it commits, because the library runs
@@ -99,6 +101,18 @@ kappa_catalog_generation(void)
 													 ObjectIdGetDatum(namespace));
 	}
 	return catalog_generation;
+}
+
+/*
+ * Say that kappa's catalog was replaced, as the syscache callback would:
+ * for a caller that found one of kappa's tables replaced within the
+ * schema.  Every statement is prepared again on its next run.
+ */
+void
+kappa_catalog_replaced(void)
+{
+	catalog_generation++;
+	kappa_namespace_hash = 0;
 }
 
 /*

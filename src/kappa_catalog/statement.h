@@ -52,5 +52,6 @@ extern uint64 kappa_statement_read(KappaStatement *stmt, const Datum *values,
 								   const char *nulls, long count);
 extern SPIPlanPtr kappa_statement_plan(KappaStatement *stmt);
 extern uint64 kappa_catalog_generation(void);
+extern void kappa_catalog_replaced(void);
 
 #endif							/* KAPPA_STATEMENT_H */

@@ -107,8 +107,9 @@ List *
 kappa_views_running(int32 stream_id, int32 only_view, KappaViewWanted wanted, void *arg,
 					MemoryContext cxt)
 {
+	/* planned per run: with only_view, the key lookup a generic plan loses */
 	static KappaStatement running_views =
-		KAPPA_STATEMENT("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
+		KAPPA_STATEMENT_PLANNED_EACH_RUN("SELECT view_id, plan, coalesce(options->>'start', 'earliest'), "
 						"format('%I.%I', schema_name, view_name), options->>'since', options->>'until', owner, "
 						"options->>'notify', options->>'retention', options->>'emit' "
 						"FROM kappa.views WHERE stream_id = $1 AND "

@@ -51,7 +51,8 @@ typedef struct KappaViewPlan
 /*
  * Called for each view kappa_views_running finds, in view-id order, in the
  * catalog section and in the memory context given: whether the caller
- * wants its definition.
+ * wants its definition.  It must run no SPI statement: the rows it is
+ * called for are in SPI_tuptable.
  */
 typedef bool (*KappaViewWanted) (int32 view_id, void *arg);
 

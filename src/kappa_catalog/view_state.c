@@ -23,8 +23,10 @@
  * who serializes the states, outside a catalog section, with the row
  * type's descriptor kept here: kappa_view_state_prepare, in a catalog
  * section before the flush builds any, reads it again when kappa's
- * catalog was replaced (kappa_catalog_generation) or the row type changed
- * (its type cache identifier, as after an ALTER EXTENSION ... UPDATE).
+ * catalog was replaced (kappa_catalog_generation), the table was (a new
+ * relation: every statement is then prepared again) or its row type
+ * changed (its type cache identifier, as after an ALTER EXTENSION ...
+ * UPDATE that adds a column).
  *
  * Each function runs its constant statements (statement.c) in its
  * caller's catalog section and transaction; none opens one.  Those that
@@ -42,9 +44,11 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "nodes/makefuncs.h"
 #include "parser/parse_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -57,12 +61,13 @@
 #include "kappa_catalog/view_state.h"
 
 /*
- * kappa.view_state's row type, for the catalog generation row_generation,
- * and a copy of its descriptor, as the type cache knew it under
- * row_desc_identifier (0: none yet).
+ * kappa.view_state's row type and relation, for the catalog generation
+ * row_generation, and a copy of its descriptor, as the type cache knew it
+ * under row_desc_identifier (0: none yet).
  */
 static uint64 row_generation = 0;
 static Oid	row_type = InvalidOid;
+static Oid	row_relid = InvalidOid;
 static uint64 row_desc_identifier = 0;
 static TupleDesc row_desc = NULL;
 
@@ -80,11 +85,21 @@ void
 kappa_view_state_prepare(void)
 {
 	uint64		generation;
+	Oid			relid;
 	TypeCacheEntry *entry;
 	TupleDesc	copy;
 	MemoryContext old;
 
 	kappa_catalog_check();
+
+	/*
+	 * A kappa.view_state dropped and created again in the same schema (an
+	 * update script could) has a new row type, which the statements that
+	 * take an array of it were prepared without: all are prepared again.
+	 */
+	relid = RangeVarGetRelid(makeRangeVar("kappa", "view_state", -1), NoLock, false);
+	if (OidIsValid(row_relid) && relid != row_relid)
+		kappa_catalog_replaced();
 	generation = kappa_catalog_generation();
 	if (generation != row_generation || !OidIsValid(row_type))
 	{
@@ -92,6 +107,7 @@ kappa_view_state_prepare(void)
 
 		parseTypeString("kappa.view_state", &row_type, &typmod, false);
 		row_generation = generation;
+		row_relid = relid;
 		row_desc_identifier = 0;
 	}
 	entry = lookup_type_cache(row_type, TYPECACHE_TUPDESC);
@@ -486,7 +502,9 @@ static int64
 stored_states(KappaStoredState **states)
 {
 	uint64		n = SPI_processed;
-	KappaStoredState *out = palloc(sizeof(KappaStoredState) * Max(n, 1));
+	/* as many as SPI read, which may be more than palloc's 1 GB allows */
+	KappaStoredState *out = palloc_extended(sizeof(KappaStoredState) * Max(n, 1),
+											MCXT_ALLOC_HUGE);
 
 	for (uint64 i = 0; i < n; i++)
 	{

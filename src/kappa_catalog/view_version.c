@@ -193,8 +193,9 @@ bool
 kappa_views_find_version(const char *schema, const char *base_name, int32 version,
 						 int32 *view_id, char **view_name)
 {
+	/* planned per run: a version number, or the current one, by its key */
 	static KappaStatement find_version =
-		KAPPA_STATEMENT("SELECT view_id, view_name FROM kappa.views WHERE schema_name = $1 "
+		KAPPA_STATEMENT_PLANNED_EACH_RUN("SELECT view_id, view_name FROM kappa.views WHERE schema_name = $1 "
 						"AND coalesce(base_name, view_name) = $2 AND status IN ('live', 'incomplete') "
 						"AND CASE WHEN $3 < 0 THEN base_name IS NULL ELSE version = $3 END",
 						"name", "name", "int4");
