@@ -211,6 +211,12 @@ kappa_positions_view_watermarks(int32 view_id, int32 stream_id)
 	return read_positions(&watermarks, values, false, 0, 0, 2, 3);
 }
 
+/* Where a view began in each partition: for a rebuild, and for a replay. */
+static KappaStatement first_offsets =
+	KAPPA_STATEMENT("SELECT partition, first_offset FROM kappa.view_partitions "
+					"WHERE view_id = $1 ORDER BY partition",
+					"int4");
+
 /*
  * Where a view began in each partition, by partition: KappaPosition with
  * partition and first_offset, with a fresh snapshot.  In a catalog
@@ -219,25 +225,15 @@ kappa_positions_view_watermarks(int32 view_id, int32 stream_id)
 List *
 kappa_positions_view_first_offsets(int32 view_id)
 {
-	static KappaStatement first_offsets =
-		KAPPA_STATEMENT("SELECT partition, first_offset FROM kappa.view_partitions "
-						"WHERE view_id = $1 ORDER BY partition",
-						"int4");
 	Datum		value = Int32GetDatum(view_id);
 
 	return read_positions(&first_offsets, &value, false, 0, 2, 0, 0);
 }
 
-/*
- * The same, unordered, under the caller's active snapshot.  In a catalog
- * section.
- */
+/* The same, under the caller's active snapshot.  In a catalog section. */
 List *
 kappa_positions_view_first_offsets_in_snapshot(int32 view_id)
 {
-	static KappaStatement first_offsets =
-		KAPPA_STATEMENT("SELECT partition, first_offset FROM kappa.view_partitions WHERE view_id = $1",
-						"int4");
 	Datum		value = Int32GetDatum(view_id);
 
 	return read_positions(&first_offsets, &value, true, 0, 2, 0, 0);

@@ -148,6 +148,21 @@ kappa_statement_plan(KappaStatement *stmt)
 	return plan;
 }
 
+/* Run a statement in a catalog section, expecting the result code given. */
+static uint64
+execute(KappaStatement *stmt, const Datum *values, const char *nulls, bool read_only,
+		int expected, long count)
+{
+	int			rc;
+
+	kappa_catalog_check();
+	rc = SPI_execute_plan(kappa_statement_plan(stmt), (Datum *) values, nulls, read_only, count);
+	if (rc != expected)
+		elog(ERROR, "kappa catalog statement failed (%s): %s",
+			 SPI_result_code_string(rc), stmt->sql);
+	return SPI_processed;
+}
+
 /*
  * Run a catalog statement with its parameters' values (nulls as SPI
  * takes them: 'n' for null, ' ' otherwise, or NULL for none), expecting
@@ -158,16 +173,7 @@ uint64
 kappa_statement_run(KappaStatement *stmt, const Datum *values, const char *nulls,
 					int expected, long count)
 {
-	SPIPlanPtr	plan;
-	int			rc;
-
-	kappa_catalog_check();
-	plan = kappa_statement_plan(stmt);
-	rc = SPI_execute_plan(plan, (Datum *) values, nulls, false, count);
-	if (rc != expected)
-		elog(ERROR, "kappa catalog statement failed (%s): %s",
-			 SPI_result_code_string(rc), stmt->sql);
-	return SPI_processed;
+	return execute(stmt, values, nulls, false, expected, count);
 }
 
 /*
@@ -179,14 +185,5 @@ kappa_statement_run(KappaStatement *stmt, const Datum *values, const char *nulls
 uint64
 kappa_statement_read(KappaStatement *stmt, const Datum *values, const char *nulls, long count)
 {
-	SPIPlanPtr	plan;
-	int			rc;
-
-	kappa_catalog_check();
-	plan = kappa_statement_plan(stmt);
-	rc = SPI_execute_plan(plan, (Datum *) values, nulls, true, count);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "kappa catalog statement failed (%s): %s",
-			 SPI_result_code_string(rc), stmt->sql);
-	return SPI_processed;
+	return execute(stmt, values, nulls, true, SPI_OK_SELECT, count);
 }
