@@ -41,6 +41,9 @@ sub kappa_node
 	return $node;
 }
 
+# Every broker start_broker started, for the END block below.
+my @started_brokers;
+
 # Start a private kappa-broker with the given topics ("name:partitions");
 # returns a handle whose {bootstrap} is the broker list.  An optional hash
 # reference first gives options: brokers => N, and control => 1 for the
@@ -71,7 +74,9 @@ sub start_broker
 		$control = slurp_file($control_file);
 		chomp $control;
 	}
-	return { handle => $h, bootstrap => $bootstrap, dir => $dir, control => $control };
+	my $broker = { handle => $h, bootstrap => $bootstrap, dir => $dir, control => $control };
+	push @started_brokers, $broker;
+	return $broker;
 }
 
 # Send one fault command to a broker started with control => 1 (see
@@ -94,9 +99,22 @@ sub broker_control
 sub stop_broker
 {
 	my ($broker) = @_;
+	return unless $broker->{handle}->pumpable;
 	$broker->{handle}->signal('TERM');
 	$broker->{handle}->finish;
 	return;
+}
+
+# Brokers a test started and did not stop (it forgot, or died first) are
+# stopped when it exits, so that none outlives its test.
+END
+{
+	my $status = $?;
+	foreach my $broker (@started_brokers)
+	{
+		eval { stop_broker($broker); };
+	}
+	$? = $status;
 }
 
 # Poll a condition every 50 ms until it holds or timeout seconds pass;

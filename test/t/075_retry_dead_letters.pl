@@ -417,4 +417,5 @@ ok(wait_until(sub { $worker_pid->() =~ /^\d+$/ }, 30), 'the worker runs again');
 is(alice(q{SELECT applied, late, still_dead FROM kappa_retry_dead_letters('rs')}), '0|0|14',
 	'and a retry then finds what is left');
 
+stop_broker($broker);
 done_testing();
